@@ -1,0 +1,181 @@
+"""Edge Stack (or Emissary): CRDs first, then the deployment, the `ambassador` Module, and the mesh.
+
+Edge Stack is meshed the page's way: the pinned `linkerd inject --skip-inbound-ports 80,443
+--require-identity-on-inbound-ports <gateway port>` decides the pod-template annotations, and a
+server-side DeploymentPatch applies exactly those. A second `up` re-applies the same fields, other
+owners of the Deployment keep theirs, and `destroy` takes back only what the patch added.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+import yaml
+
+from components import ambassador, manifests, upstream
+from components.config import Tls
+from components.linkerd_cli import LinkerdCli
+
+
+@dataclass(frozen=True, kw_only=True)
+class EdgeStackArgs:
+    line: upstream.VersionLine
+    product: upstream.EdgeStackProduct
+    crds_yaml: str
+    manifest_yaml: str
+    license_key: pulumi.Input[str] | None
+    add_linkerd_headers: bool
+    cli: LinkerdCli
+    gateway_port: int
+    control_plane: Sequence[pulumi.Resource]
+    tls: Tls | None = None
+
+
+def inject_flags(gateway_port: int) -> list[str]:
+    """The page's flags: Edge Stack keeps its own public ports; identity is required on the gateway port."""
+    return [
+        "--skip-inbound-ports",
+        ",".join(str(port) for port in upstream.EDGE_STACK_PUBLIC_PORTS),
+        "--require-identity-on-inbound-ports",
+        str(gateway_port),
+    ]
+
+
+def _pod_annotations(deployment: dict[str, Any]) -> dict[str, str]:
+    return dict(deployment["spec"]["template"].get("metadata", {}).get("annotations") or {})
+
+
+class EdgeStack(pulumi.ComponentResource):
+    namespace: pulumi.Output[str]
+    deployment_name: pulumi.Output[str]
+    service_name: pulumi.Output[str]
+    service_account: pulumi.Output[str]
+    crds: list[pulumi.Resource]
+    resources: dict[str, pulumi.CustomResource]
+    deployment: pulumi.CustomResource
+    service: pulumi.CustomResource
+    mesh: k8s.apps.v1.DeploymentPatch
+
+    def __init__(self, name: str, args: EdgeStackArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("aes-linkerd2:index:EdgeStack", name, None, opts)
+        product, line = args.product, args.line
+        namespace = product.namespace
+
+        self.crds = list(
+            manifests.register(
+                manifests.parse(args.crds_yaml), prefix=f"{name}-crds", opts=pulumi.ResourceOptions(parent=self)
+            ).values()
+        )
+
+        objects = [self._prepare(obj.body, product) for obj in manifests.parse(args.manifest_yaml)]
+        kinds = {(o["kind"], o["metadata"]["name"]) for o in objects}
+        if ("Namespace", namespace) not in kinds:
+            objects.insert(0, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
+        modules = [o for o in objects if o["kind"] == "Module" and o["metadata"]["name"] == upstream.MODULE_NAME]
+        if modules:
+            # The manifest brings its own Module: set the option there rather than own a second one.
+            modules[0]["spec"].setdefault("config", {})["add_linkerd_headers"] = args.add_linkerd_headers
+        else:
+            objects.append(ambassador.module_object(line, namespace, args.add_linkerd_headers))
+        if line.needs_listeners:
+            objects.extend(ambassador.listener_objects(line, namespace, product.deployment))
+        if args.license_key is not None:
+            objects.append(self._license_secret(product, args.license_key))
+        if args.tls is not None:
+            objects.extend(self._tls_objects(line, namespace, args.tls))
+
+        self.resources = manifests.register(
+            [manifests.ManifestObject(o) for o in objects],
+            prefix=name,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=self.crds),
+        )
+        self.deployment = self.resources[f"Deployment/{namespace}/{product.deployment}"]
+        self.service = self.resources[f"Service/{namespace}/{product.service}"]
+
+        deployment_body = next(o for o in objects if o["kind"] == "Deployment" and o["metadata"]["name"] == product.deployment)
+        injected = manifests.parse(
+            args.cli.render("inject", *line.inject_args, *inject_flags(args.gateway_port), "-", stdin=yaml.safe_dump(deployment_body))
+        )
+        before, after = _pod_annotations(deployment_body), _pod_annotations(injected[0].body)
+        added = {
+            key: value
+            for key, value in sorted(after.items())
+            if before.get(key) != value and key not in line.inject_dropped_annotations
+        }
+        self.mesh = k8s.apps.v1.DeploymentPatch(
+            f"{name}-linkerd-inject",
+            metadata=k8s.meta.v1.ObjectMetaPatchArgs(name=product.deployment, namespace=namespace),
+            spec=k8s.apps.v1.DeploymentSpecPatchArgs(
+                template=k8s.core.v1.PodTemplateSpecPatchArgs(metadata=k8s.meta.v1.ObjectMetaPatchArgs(annotations=added))
+            ),
+            # Injection needs the proxy injector and identity running.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.deployment, *args.control_plane]),
+        )
+
+        self.namespace = pulumi.Output.from_input(namespace)
+        self.deployment_name = pulumi.Output.from_input(product.deployment)
+        self.service_name = pulumi.Output.from_input(product.service)
+        self.service_account = pulumi.Output.from_input(product.service_account)
+        self.register_outputs(
+            {
+                "namespace": self.namespace,
+                "deploymentName": self.deployment_name,
+                "serviceName": self.service_name,
+                "serviceAccount": self.service_account,
+            }
+        )
+
+    @staticmethod
+    def _prepare(body: dict[str, Any], product: upstream.EdgeStackProduct) -> dict[str, Any]:
+        body = copy.deepcopy(body)
+        if body["kind"] == "Service" and body.get("spec", {}).get("type") == "LoadBalancer":
+            # The Deployment's readiness tells whether Edge Stack runs; a cluster without a
+            # load balancer would otherwise hold every `up` until the timeout.
+            annotations = body["metadata"].setdefault("annotations", {})
+            annotations[upstream.SKIP_AWAIT_ANNOTATION] = "true"
+        return body
+
+    @staticmethod
+    def _license_secret(product: upstream.EdgeStackProduct, license_key: pulumi.Input[str]) -> dict[str, Any]:
+        if product.license_secret is None or product.license_secret_key is None:
+            raise ValueError(f"{product.name} takes no licence key")
+        return {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": product.license_secret, "namespace": product.namespace},
+            "type": "Opaque",
+            "stringData": {product.license_secret_key: license_key},
+        }
+
+    @staticmethod
+    def _tls_objects(line: upstream.VersionLine, namespace: str, tls: Tls) -> list[dict[str, Any]]:
+        """A Host that terminates TLS for `tls.hostname`, from a given certificate or from ACME."""
+        secret_name = f"{tls.hostname.replace('.', '-')}-tls"
+        spec: dict[str, Any] = {
+            "hostname": tls.hostname,
+            "tlsSecret": {"name": secret_name},
+            "requestPolicy": {"insecure": {"action": "Redirect"}},
+        }
+        objects: list[dict[str, Any]] = []
+        if tls.acme_email is not None:
+            spec["acmeProvider"] = {"email": tls.acme_email}
+        else:
+            spec["acmeProvider"] = {"authority": "none"}
+            objects.append(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Secret",
+                    "metadata": {"name": secret_name, "namespace": namespace},
+                    "type": "kubernetes.io/tls",
+                    "stringData": {"tls.crt": tls.certificate, "tls.key": tls.private_key},
+                }
+            )
+        objects.append(
+            {"apiVersion": line.ambassador_api, "kind": "Host", "metadata": {"name": "tls-host", "namespace": namespace}, "spec": spec}
+        )
+        return objects

@@ -1,0 +1,73 @@
+"""The linkerd CLI as every step runs it: one binary, one kubeconfig, one context per cluster."""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_command as command
+
+
+class ToolError(pulumi.RunError):
+    """A command-line tool the program needs is missing or failed."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClusterAccess:
+    """How commands reach one cluster; the kubeconfig is a path, never its contents."""
+
+    context: str
+    kubeconfig: str | None = None
+
+    def flags(self) -> list[str]:
+        return [*(["--kubeconfig", self.kubeconfig] if self.kubeconfig else []), "--context", self.context]
+
+    def kubectl_line(self, kubectl: str, *args: str) -> str:
+        return shlex.join([kubectl, *self.flags(), *args])
+
+
+@dataclass(frozen=True, kw_only=True)
+class LinkerdCli:
+    binary: str
+    cluster: ClusterAccess
+
+    def argv(self, *args: str) -> list[str]:
+        return [self.binary, *self.cluster.flags(), *args]
+
+    def line(self, *args: str) -> str:
+        return shlex.join(self.argv(*args))
+
+    def render(self, *args: str, stdin: str | None = None) -> str:
+        """Run an offline rendering command at program time (preview too) and return its stdout.
+
+        Goes through pulumi-command's `local.run` invoke, whose output is not kept in state; whatever
+        of it becomes a resource is marked secret there where it must be (Secrets are).
+        """
+        try:
+            result = command.local.run(command=self.line(*args), stdin=stdin, logging=command.local.Logging.NONE)
+        except Exception as error:  # the invoke reports a failed command as a generic error
+            raise ToolError(
+                f"`{self.line(*args)}` failed: {error}. Is the linkerd CLI ({self.binary}) installed, "
+                "on PATH and of the version this stack pins?"
+            ) from None
+        return result.stdout
+
+    def client_version(self) -> str:
+        """`linkerd version --client --short`; needs no cluster."""
+        try:
+            result = command.local.run(command=shlex.join([self.binary, "version", "--client", "--short"]))
+        except Exception as error:
+            raise ToolError(
+                f"the linkerd CLI `{self.binary}` cannot run ({error}); install it "
+                "(https://linkerd.io/2/getting-started/) or set config aes-linkerd2:linkerdCli to its path"
+            ) from None
+        return result.stdout.strip()
+
+    def require_version(self, pinned: str) -> None:
+        found = self.client_version()
+        if found != pinned:
+            raise ToolError(
+                f"the linkerd CLI `{self.binary}` is {found!r}, but this stack pins linkerdVersion {pinned!r}: "
+                "install that release (its charts are what gets applied) or change linkerdVersion"
+            )

@@ -1,0 +1,158 @@
+"""Linkerd's CRDs, its control plane (HA by default) and, where the stack needs it, the multicluster extension.
+
+The objects are rendered by the pinned linkerd CLI at program time (`install --ignore-cluster`, so a
+preview needs no cluster) and registered one by one, so a preview lists every object and field.
+The CLI never sees a real key: it renders with a fixed stand-in anchor and issuer (see
+`certificates.placeholder_identity`), and every occurrence is replaced by the shared anchor and
+this cluster's issuer, which stay secret in state.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import pulumi
+import pulumi_command as command
+
+from components import manifests, upstream
+from components.certificates import placeholder_identity
+from components.linkerd_cli import LinkerdCli
+
+
+@dataclass(frozen=True, kw_only=True)
+class LinkerdControlPlaneArgs:
+    cli: LinkerdCli
+    kubectl: str
+    line: upstream.VersionLine
+    version: str
+    ha: bool
+    trust_domain: str
+    trust_anchor_pem: pulumi.Input[str]
+    issuer_cert_pem: pulumi.Input[str]
+    issuer_key_pem: pulumi.Input[str]
+    multicluster: bool
+    # Links whose service mirror the multicluster install declares (lines that need it).
+    links: tuple[str, ...] = ()
+
+
+def _write_placeholders(files: dict[str, str]) -> dict[str, str]:
+    """Write the stand-in PEM files for the CLI; they hold nothing secret and are the same every run."""
+    digest = hashlib.sha256("".join(files.values()).encode()).hexdigest()[:16]
+    folder = Path(tempfile.gettempdir()) / f"aes-linkerd2-placeholders-{digest}"
+    folder.mkdir(exist_ok=True)
+    paths = {}
+    for name, text in files.items():
+        path = folder / name
+        path.write_text(text, encoding="utf-8")
+        paths[name] = str(path)
+    return paths
+
+
+class LinkerdControlPlane(pulumi.ComponentResource):
+    namespace: pulumi.Output[str]
+    crds: list[pulumi.Resource]
+    control_plane: list[pulumi.Resource]
+    multicluster: list[pulumi.Resource]
+
+    def __init__(self, name: str, args: LinkerdControlPlaneArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("aes-linkerd2:index:LinkerdControlPlane", name, None, opts)
+        args.cli.require_version(args.version)
+        line = args.line
+        anchor, issuer = placeholder_identity(args.trust_domain)
+        replacements: dict[str, pulumi.Input[str]] = {
+            anchor.cert_pem: args.trust_anchor_pem,
+            issuer.cert_pem: args.issuer_cert_pem,
+            issuer.key_pem: args.issuer_key_pem,
+        }
+        files = _write_placeholders({"ca.crt": anchor.cert_pem, "issuer.crt": issuer.cert_pem, "issuer.key": issuer.key_pem})
+
+        self.crds = []
+        if line.separate_crds:
+            crds = self._render(args, name, "install", "--crds", "--ignore-cluster", *line.crds_args)
+            self.crds = list(manifests.register(crds, prefix=f"{name}-crds", opts=pulumi.ResourceOptions(parent=self)).values())
+
+        install = self._render(
+            args,
+            name,
+            "install",
+            "--ignore-cluster",
+            *(["--ha"] if args.ha else []),
+            "--identity-trust-domain",
+            args.trust_domain,
+            "--identity-trust-anchors-file",
+            files["ca.crt"],
+            "--identity-issuer-certificate-file",
+            files["issuer.crt"],
+            "--identity-issuer-key-file",
+            files["issuer.key"],
+            *line.install_args,
+        )
+        self.control_plane = list(
+            manifests.register(
+                install,
+                prefix=name,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=self.crds),
+                replacements=replacements,
+                ignore_changes=line.generated_fields,
+            ).values()
+        )
+
+        self.multicluster = []
+        if args.multicluster:
+            self.multicluster = self._multicluster(name, args, replacements)
+
+        self.namespace = pulumi.Output.from_input(upstream.CONTROL_PLANE_NAMESPACE)
+        self.register_outputs({"namespace": self.namespace})
+
+    def _render(self, args: LinkerdControlPlaneArgs, name: str, *cli_args: str) -> list[manifests.ManifestObject]:
+        objects = [
+            obj for obj in manifests.parse(args.cli.render(*cli_args)) if obj.key not in args.line.dropped_objects
+        ]
+        anchor, issuer = placeholder_identity(args.trust_domain)
+        stuck = manifests.unreplaceable(objects, [anchor.cert_pem, issuer.cert_pem, issuer.key_pem])
+        if stuck:
+            raise manifests.ManifestError(
+                f"{name}: `linkerd {' '.join(cli_args[:2])}` put the identity certificates into {', '.join(stuck)} "
+                "in a form this program cannot replace; refusing to apply stand-in certificates"
+            )
+        return objects
+
+    def _multicluster(
+        self, name: str, args: LinkerdControlPlaneArgs, replacements: dict[str, pulumi.Input[str]]
+    ) -> list[pulumi.Resource]:
+        line = args.line
+        controllers = [
+            arg for index, link in enumerate(args.links) for arg in ("--set", f"controllers[{index}].link.ref.name={link}")
+        ]
+        install_args = ("multicluster", "install", *line.multicluster_install_args, *controllers)
+        after = pulumi.ResourceOptions(parent=self, depends_on=[*self.crds, *self.control_plane])
+        if line.multicluster_offline:
+            extension = self._render(args, name, *install_args[:2], "--ignore-cluster", *install_args[2:])
+            return list(
+                manifests.register(
+                    extension,
+                    prefix=f"{name}-multicluster",
+                    opts=after,
+                    replacements=replacements,
+                    ignore_changes=line.generated_fields,
+                ).values()
+            )
+        # This release renders the extension only from a live control plane: apply it at `up` time.
+        kubectl = args.cli.cluster.kubectl_line(args.kubectl)
+        return [
+            command.local.Command(
+                f"{name}-multicluster",
+                create=f"{args.cli.line(*install_args)} | {kubectl} apply -f -",
+                delete=f"{args.cli.line(*install_args)} | {kubectl} delete --ignore-not-found -f -",
+                logging=command.local.Logging.STDERR,
+                opts=after,
+            )
+        ]
+
+    @property
+    def everything(self) -> list[pulumi.Resource]:
+        """What a meshed workload waits for: CRDs, control plane and extension."""
+        return [*self.crds, *self.control_plane, *self.multicluster]

@@ -1,0 +1,243 @@
+"""Rendered Kubernetes manifests as typed Pulumi resources, in an order the API server accepts.
+
+The Linkerd CLI and Edge Stack publish their installs as YAML. Registering each object as its own
+typed resource (instead of one opaque blob) lets `pulumi preview` list every object and field, and
+lets the rest of the program depend on exactly the objects it needs.
+"""
+
+from __future__ import annotations
+
+import base64
+import importlib
+import json
+import re
+import urllib.request
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+import yaml
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+_BUILTIN_GROUPS = {"", "apps", "batch", "policy", "autoscaling"}
+# Objects that others in the same manifest lean on while they are created.
+_FOUNDATION_KINDS = {"Namespace", "CustomResourceDefinition"}
+# Admission webhooks and aggregated APIs answer through Deployments of the same manifest:
+# registering them before those are Ready would block every later pod (failurePolicy: Fail in HA).
+_SERVED_BY_DEPLOYMENTS = {"MutatingWebhookConfiguration", "ValidatingWebhookConfiguration", "APIService"}
+
+
+class ManifestError(pulumi.RunError):
+    """A manifest this program cannot apply as it is."""
+
+
+@dataclass(frozen=True)
+class ManifestObject:
+    body: dict[str, Any]
+
+    @property
+    def api_version(self) -> str:
+        return str(self.body["apiVersion"])
+
+    @property
+    def kind(self) -> str:
+        return str(self.body["kind"])
+
+    @property
+    def name(self) -> str:
+        return str(self.body["metadata"]["name"])
+
+    @property
+    def namespace(self) -> str | None:
+        namespace = self.body["metadata"].get("namespace")
+        return str(namespace) if namespace else None
+
+    @property
+    def group(self) -> str:
+        return self.api_version.rpartition("/")[0]
+
+    @property
+    def key(self) -> str:
+        """`Kind/namespace/name`, or `Kind/name` for cluster-scoped objects."""
+        return "/".join(part for part in (self.kind, self.namespace, self.name) if part)
+
+    @property
+    def is_builtin(self) -> bool:
+        return self.group in _BUILTIN_GROUPS or self.group.endswith(".k8s.io") and not self.group.startswith("gateway.")
+
+
+def parse(text: str) -> list[ManifestObject]:
+    """Every object of a multi-document YAML stream; `List` kinds are flattened, empty documents skipped."""
+    objects: list[ManifestObject] = []
+    for document in yaml.safe_load_all(text):
+        if not document:
+            continue
+        if not isinstance(document, dict) or "kind" not in document or "apiVersion" not in document:
+            raise ManifestError(f"not a Kubernetes object: {str(document)[:120]}")
+        if document["kind"].endswith("List") and "items" in document:
+            objects.extend(ManifestObject(item) for item in document["items"] or [])
+        else:
+            objects.append(ManifestObject(document))
+    return objects
+
+
+def read_location(location: str) -> str:
+    """The text at an https URL or at a path (relative paths start at the project root)."""
+    if re.match(r"^https?://", location):
+        with urllib.request.urlopen(location, timeout=60) as response:  # noqa: S310 (scheme checked)
+            return str(response.read().decode("utf-8"))
+    path = Path(location).expanduser()
+    return (path if path.is_absolute() else PROJECT_ROOT / path).read_text(encoding="utf-8")
+
+
+def substitute(value: Any, replacements: Mapping[str, pulumi.Input[str]]) -> Any:
+    """Replace each placeholder (as written, JSON-escaped or base64-encoded) by its real value.
+
+    The Linkerd CLI renders offline with a throwaway trust anchor; its objects then carry the real
+    anchor, which is only known once the anchor resource exists.
+    """
+    if isinstance(value, dict):
+        return {key: substitute(item, replacements) for key, item in value.items()}
+    if isinstance(value, list):
+        return [substitute(item, replacements) for item in value]
+    if not isinstance(value, str):
+        return value
+    found = [(placeholder, real) for placeholder, real in replacements.items() if _forms(placeholder, value)]
+    if not found:
+        return value
+    return pulumi.Output.all(*(real for _, real in found)).apply(
+        lambda reals: _replace_all(value, [placeholder for placeholder, _ in found], reals)
+    )
+
+
+def _encodings(text: str) -> list[tuple[str, str]]:
+    raw = text.strip()
+    return [
+        ("raw", raw),
+        ("json", json.dumps(raw)[1:-1]),
+        ("base64", base64.b64encode(raw.encode()).decode()),
+        ("base64-newline", base64.b64encode((raw + "\n").encode()).decode()),
+    ]
+
+
+def _forms(placeholder: str, value: str) -> bool:
+    return any(form in value for _, form in _encodings(placeholder))
+
+
+def _replace_all(value: str, placeholders: Sequence[str], reals: Sequence[str]) -> str:
+    for placeholder, real in zip(placeholders, reals, strict=True):
+        for (_, form), (_, real_form) in zip(_encodings(placeholder), _encodings(real), strict=True):
+            value = value.replace(form, real_form)
+    return value
+
+
+def _strings(value: Any) -> Iterable[str]:
+    if isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+    elif isinstance(value, str):
+        yield value
+
+
+def unreplaceable(objects: Iterable[ManifestObject], placeholders: Iterable[str]) -> list[str]:
+    """Keys of objects that carry a placeholder in a form `substitute` cannot replace.
+
+    A placeholder left in place would put a stand-in certificate or key on the cluster; finding one
+    stops the program before anything is applied.
+    """
+    fingerprints = {placeholder: placeholder.strip().splitlines()[1] for placeholder in placeholders}
+    found = []
+    for obj in objects:
+        for value in _strings(obj.body):
+            candidates = [value]
+            if obj.kind == "Secret":
+                try:
+                    candidates.append(base64.b64decode(value, validate=True).decode())
+                except (ValueError, UnicodeDecodeError):
+                    pass
+            hidden = any(fp in text for text in candidates for fp in fingerprints.values())
+            if hidden and not any(_forms(placeholder, value) for placeholder in fingerprints):
+                found.append(obj.key)
+                break
+    return found
+
+
+def _resource_class(obj: ManifestObject) -> type[pulumi.CustomResource] | None:
+    """The typed pulumi-kubernetes class of a built-in kind, or None for a custom resource."""
+    if not obj.is_builtin:
+        return None
+    module_name = obj.group.split(".")[0] or "core"
+    version = obj.api_version.rpartition("/")[2]
+    try:
+        module = importlib.import_module(f"pulumi_kubernetes.{module_name}.{version}")
+    except ModuleNotFoundError:
+        return None
+    found = getattr(module, obj.kind, None)
+    return found if isinstance(found, type) and issubclass(found, pulumi.CustomResource) else None
+
+
+def _snake(key: str) -> str:
+    return re.sub(r"(?<!^)([A-Z])", r"_\1", key).lower()
+
+
+def _register_one(
+    obj: ManifestObject, resource_name: str, body: dict[str, Any], opts: pulumi.ResourceOptions
+) -> pulumi.CustomResource:
+    fields = {key: value for key, value in body.items() if key not in ("apiVersion", "kind", "status")}
+    resource_class = _resource_class(obj)
+    if resource_class is not None:
+        return resource_class(resource_name, opts=opts, **{_snake(key): value for key, value in fields.items()})
+    unexpected = set(fields) - {"metadata", "spec"}
+    if unexpected:
+        raise ManifestError(f"{obj.key}: custom resource with top-level fields {sorted(unexpected)} is not supported")
+    return k8s.apiextensions.CustomResource(
+        resource_name,
+        api_version=obj.api_version,
+        kind=obj.kind,
+        metadata=fields.get("metadata"),
+        spec=fields.get("spec"),
+        opts=opts,
+    )
+
+
+def register(
+    objects: Iterable[ManifestObject],
+    *,
+    prefix: str,
+    opts: pulumi.ResourceOptions,
+    replacements: Mapping[str, pulumi.Input[str]] | None = None,
+    ignore_changes: Mapping[str, Sequence[str]] | None = None,
+    registered_before: Mapping[str, pulumi.CustomResource] | None = None,
+) -> dict[str, pulumi.CustomResource]:
+    """Register every object, keyed by `ManifestObject.key`.
+
+    Namespaces and CRDs come first; namespaced objects wait for their namespace, custom resources
+    for the CRDs, webhooks and API services for the Deployments that serve them. Objects of an
+    earlier call, passed as `registered_before`, count for these rules too.
+    """
+    ordered = sorted(objects, key=lambda o: (o.kind not in _FOUNDATION_KINDS, o.kind in _SERVED_BY_DEPLOYMENTS))
+    registered: dict[str, pulumi.CustomResource] = dict(registered_before or {})
+    for obj in ordered:
+        if obj.key in registered:
+            raise ManifestError(f"{prefix}: {obj.key} appears twice in the manifest")
+        after: list[pulumi.Resource] = []
+        if obj.namespace and f"Namespace/{obj.namespace}" in registered:
+            after.append(registered[f"Namespace/{obj.namespace}"])
+        if not obj.is_builtin:
+            after.extend(r for key, r in registered.items() if key.startswith("CustomResourceDefinition/"))
+        if obj.kind in _SERVED_BY_DEPLOYMENTS:
+            after.extend(r for key, r in registered.items() if key.startswith("Deployment/"))
+        body = substitute(obj.body, replacements or {})
+        resource_opts = pulumi.ResourceOptions.merge(
+            opts,
+            pulumi.ResourceOptions(depends_on=after, ignore_changes=list((ignore_changes or {}).get(obj.key, []))),
+        )
+        name = f"{prefix}:{obj.namespace}/{obj.name}" if obj.namespace else f"{prefix}:{obj.name}"
+        registered[obj.key] = _register_one(obj, name, body, resource_opts)
+    return {key: resource for key, resource in registered.items() if key not in (registered_before or {})}

@@ -1,0 +1,43 @@
+"""A namespace whose pods Linkerd's proxy injector meshes: `linkerd.io/inject: enabled`.
+
+A namespace that already exists (the page's `default`) is patched server-side instead of created:
+the patch owns only the annotation, and `destroy` removes only that.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components import upstream
+
+
+@dataclass(frozen=True, kw_only=True)
+class MeshedNamespaceArgs:
+    name: str
+    exists: bool
+    # The proxy injector must be running before a pod lands here, or it runs unmeshed.
+    control_plane: Sequence[pulumi.Resource]
+
+
+class MeshedNamespace(pulumi.ComponentResource):
+    name: pulumi.Output[str]
+    namespace: k8s.core.v1.Namespace | k8s.core.v1.NamespacePatch
+
+    def __init__(self, name: str, args: MeshedNamespaceArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("aes-linkerd2:index:MeshedNamespace", name, None, opts)
+        annotations = {upstream.INJECT_ANNOTATION: upstream.INJECT_ENABLED}
+        child = pulumi.ResourceOptions(parent=self, depends_on=list(args.control_plane))
+        if args.exists:
+            self.namespace = k8s.core.v1.NamespacePatch(
+                name, metadata=k8s.meta.v1.ObjectMetaPatchArgs(name=args.name, annotations=annotations), opts=child
+            )
+        else:
+            self.namespace = k8s.core.v1.Namespace(
+                name, metadata=k8s.meta.v1.ObjectMetaArgs(name=args.name, annotations=annotations), opts=child
+            )
+        self.name = self.namespace.metadata.apply(lambda metadata: metadata.name)
+        self.register_outputs({"name": self.name})

@@ -1,0 +1,160 @@
+"""The target cluster's Edge Stack as Linkerd's multicluster gateway, and the services it exports.
+
+Everything the page patches by hand with kubectl is a server-side patch here: it owns only the
+fields it sets, a second `up` sets them again, and `destroy` takes back only those fields.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components import ambassador, upstream
+
+
+@dataclass(frozen=True, kw_only=True)
+class GatewayRef:
+    """The Edge Stack deployment that serves as gateway."""
+
+    namespace: str
+    deployment: str
+    service: str
+    service_account: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class MulticlusterTargetArgs:
+    line: upstream.VersionLine
+    gateway: GatewayRef
+    hostname: str
+    gateway_port: int
+    probe_port: int
+    probe_target_port: int
+    probe_path: str
+    probe_period_seconds: int
+    trust_domain: str
+    exported_services: Sequence[tuple[str, str]]
+    # Edge Stack's objects and mesh patch, Linkerd's control plane, and the services to export.
+    depends_on: Sequence[pulumi.Resource] = ()
+    # The Edge Stack Service: when it goes, the patch on it needs no undoing.
+    service_resource: pulumi.Resource | None = None
+
+
+def gateway_service_annotations(args: MulticlusterTargetArgs) -> dict[str, str]:
+    """What Linkerd's service mirror reads from the gateway Service."""
+    gateway = args.gateway
+    return {
+        upstream.GATEWAY_IDENTITY_ANNOTATION: upstream.gateway_identity(
+            gateway.service_account, gateway.namespace, args.trust_domain
+        ),
+        upstream.MULTICLUSTER_GATEWAY_ANNOTATION: "true",
+        # Must be the health Mapping's prefix, which this same value defines.
+        upstream.PROBE_PATH_ANNOTATION: args.probe_path,
+        upstream.PROBE_PERIOD_ANNOTATION: str(args.probe_period_seconds),
+    }
+
+
+def export_metadata(line: upstream.VersionLine, gateway: GatewayRef) -> dict[str, dict[str, str]]:
+    """Labels or annotations that export a service through this gateway, as the line expects."""
+    if line.export_by_label:
+        return {"labels": {upstream.EXPORTED_LABEL: "true"}}
+    return {
+        "annotations": {
+            upstream.EXPORT_GATEWAY_NAME_ANNOTATION: gateway.deployment,
+            upstream.EXPORT_GATEWAY_NAMESPACE_ANNOTATION: gateway.namespace,
+        }
+    }
+
+
+class MulticlusterTarget(pulumi.ComponentResource):
+    gateway_identity: pulumi.Output[str]
+    host: k8s.apiextensions.CustomResource
+    health_mapping: k8s.apiextensions.CustomResource
+    deployment_patch: k8s.apps.v1.DeploymentPatch
+    service_patch: k8s.core.v1.ServicePatch
+    exports: list[k8s.core.v1.ServicePatch]
+
+    def __init__(self, name: str, args: MulticlusterTargetArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("aes-linkerd2:index:MulticlusterTarget", name, None, opts)
+        line, gateway = args.line, args.gateway
+        after = pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on))
+
+        # Linkerd secures the hop between clusters, so requests reach Edge Stack as plain HTTP.
+        self.host = ambassador.custom_resource(
+            f"{name}-host",
+            line,
+            "Host",
+            name=upstream.GATEWAY_HOST_NAME,
+            namespace=gateway.namespace,
+            spec={
+                "hostname": args.hostname,
+                "acmeProvider": {"authority": "none"},
+                "requestPolicy": {"insecure": {"action": "Route"}},
+            },
+            opts=after,
+        )
+        # Linkerd probes the gateway itself; the admin port stays inside the cluster.
+        self.health_mapping = ambassador.custom_resource(
+            f"{name}-health-mapping",
+            line,
+            "Mapping",
+            name=upstream.HEALTH_MAPPING_NAME,
+            namespace=gateway.namespace,
+            spec=ambassador.mapping_spec(
+                line,
+                prefix=args.probe_path,
+                rewrite=upstream.READY_CHECK_PATH,
+                service=f"localhost:{upstream.ADMIN_PORT}",
+                bypass_auth=True,
+            ),
+            opts=after,
+        )
+        self.deployment_patch = k8s.apps.v1.DeploymentPatch(
+            f"{name}-enable-gateway",
+            metadata=k8s.meta.v1.ObjectMetaPatchArgs(name=gateway.deployment, namespace=gateway.namespace),
+            spec=k8s.apps.v1.DeploymentSpecPatchArgs(
+                template=k8s.core.v1.PodTemplateSpecPatchArgs(
+                    metadata=k8s.meta.v1.ObjectMetaPatchArgs(annotations={upstream.ENABLE_GATEWAY_ANNOTATION: "true"})
+                )
+            ),
+            opts=after,
+        )
+        self.service_patch = k8s.core.v1.ServicePatch(
+            f"{name}-gateway-service",
+            metadata=k8s.meta.v1.ObjectMetaPatchArgs(
+                name=gateway.service,
+                namespace=gateway.namespace,
+                # The probe port renames Edge Stack's own port 80, a field the Service's owner holds.
+                annotations={**gateway_service_annotations(args), upstream.PATCH_FORCE_ANNOTATION: "true"},
+            ),
+            spec=k8s.core.v1.ServiceSpecPatchArgs(
+                ports=[
+                    k8s.core.v1.ServicePortPatchArgs(
+                        name=upstream.PROBE_PORT_NAME,
+                        port=args.probe_port,
+                        target_port=args.probe_target_port,
+                        protocol="TCP",
+                    ),
+                    k8s.core.v1.ServicePortPatchArgs(
+                        name=upstream.GATEWAY_PORT_NAME, port=args.gateway_port, protocol="TCP"
+                    ),
+                ]
+            ),
+            opts=pulumi.ResourceOptions.merge(after, pulumi.ResourceOptions(deleted_with=args.service_resource)),
+        )
+        metadata = export_metadata(line, gateway)
+        self.exports = [
+            k8s.core.v1.ServicePatch(
+                f"{name}-export-{namespace}-{service}",
+                metadata=k8s.meta.v1.ObjectMetaPatchArgs(name=service, namespace=namespace, **metadata),
+                opts=pulumi.ResourceOptions.merge(after, pulumi.ResourceOptions(depends_on=[self.service_patch])),
+            )
+            for namespace, service in args.exported_services
+        ]
+        self.gateway_identity = pulumi.Output.from_input(
+            gateway_service_annotations(args)[upstream.GATEWAY_IDENTITY_ANNOTATION]
+        )
+        self.register_outputs({"gatewayIdentity": self.gateway_identity})

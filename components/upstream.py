@@ -1,0 +1,270 @@
+"""Names and numbers that Linkerd and Edge Stack define, in one place.
+
+Everything that differs between releases is keyed by version line in VERSION_LINES, so another
+line is a table entry. Values that must agree with each other (gateway port and identity port,
+probe path and health Mapping prefix) are derived where they are used, never written twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+# --- Linkerd (linkerd2 pkg/k8s/labels.go, multicluster/cmd) -------------------------------------
+INJECT_ANNOTATION = "linkerd.io/inject"
+INJECT_ENABLED = "enabled"
+ENABLE_GATEWAY_ANNOTATION = "config.linkerd.io/enable-gateway"
+GATEWAY_IDENTITY_ANNOTATION = "mirror.linkerd.io/gateway-identity"
+MULTICLUSTER_GATEWAY_ANNOTATION = "mirror.linkerd.io/multicluster-gateway"
+PROBE_PATH_ANNOTATION = "mirror.linkerd.io/probe-path"
+PROBE_PERIOD_ANNOTATION = "mirror.linkerd.io/probe-period"
+EXPORT_GATEWAY_NAME_ANNOTATION = "mirror.linkerd.io/gateway-name"  # 2.8 only
+EXPORT_GATEWAY_NAMESPACE_ANNOTATION = "mirror.linkerd.io/gateway-ns"  # 2.8 only
+EXPORTED_LABEL = "mirror.linkerd.io/exported"  # 2.9 and later
+GATEWAY_PORT_NAME = "mc-gateway"
+PROBE_PORT_NAME = "mc-probe"
+# The multicluster gateway port is the proxy's inbound port; identity is required on it.
+PROXY_INBOUND_PORT = 4143
+DEFAULT_TRUST_DOMAIN = "cluster.local"
+CONTROL_PLANE_NAMESPACE = "linkerd"
+MULTICLUSTER_NAMESPACE = "linkerd-multicluster"
+IDENTITY_ISSUER_SECRET = "linkerd-identity-issuer"
+# Linkerd's docs: the anchor outlives the issuer; `linkerd check` warns under 60 days left.
+TRUST_ANCHOR_VALIDITY_HOURS = 87600
+ISSUER_VALIDITY_HOURS = 8760
+
+
+def gateway_identity(service_account: str, namespace: str, trust_domain: str) -> str:
+    """The TLS identity Linkerd gives a meshed workload's service account."""
+    return f"{service_account}.{namespace}.serviceaccount.identity.linkerd.{trust_domain}"
+
+
+def trust_anchor_common_name(trust_domain: str) -> str:
+    return f"root.linkerd.{trust_domain}"
+
+
+def issuer_common_name(trust_domain: str) -> str:
+    # The identity controller only accepts an issuer with exactly this name.
+    return f"identity.linkerd.{trust_domain}"
+
+
+# --- Edge Stack / Emissary (aes.yaml, emissary charts) --------------------------------------------
+ADMIN_PORT = 8877
+READY_CHECK_PATH = "/ambassador/v0/check_ready"
+HTTP_LISTENER_PORT = 8080
+HTTPS_LISTENER_PORT = 8443
+# Ports Edge Stack terminates itself; its proxy must leave them alone (the page's --skip-inbound-ports).
+EDGE_STACK_PUBLIC_PORTS = (80, 443)
+PROBE_SERVICE_PORT = 80
+DEFAULT_PROBE_PATH = "/-/ambassador/ready"
+DEFAULT_PROBE_PERIOD_SECONDS = 3
+MODULE_NAME = "ambassador"
+HEALTH_MAPPING_NAME = "public-health-check"
+GATEWAY_HOST_NAME = "linkerd-host"
+
+# --- The page's demo application --------------------------------------------------------------
+QOTM_NAME = "qotm"
+QOTM_IMAGE = "docker.io/datawire/qotm:1.7"
+QOTM_PORT_NAME = "http-api"
+QOTM_CONTAINER_PORT = 5000
+QOTM_SERVICE = "qotm-linkerd2"
+QOTM_SERVICE_PORT = 80
+QOTM_MAPPING = "linkerd2-qotm"
+QOTM_PREFIX = "/qotm-linkerd2/"
+
+# --- Pulumi (pulumi-kubernetes annotations) ----------------------------------------------------
+PATCH_FORCE_ANNOTATION = "pulumi.com/patchForce"
+SKIP_AWAIT_ANNOTATION = "pulumi.com/skipAwait"
+
+
+@dataclass(frozen=True, kw_only=True)
+class EdgeStackProduct:
+    """One installable product of a line: where its manifests are and what they name."""
+
+    name: str
+    versions: tuple[str, ...]  # the first is the default
+    crds_url: str  # "{version}" is replaced
+    manifest_url: str
+    namespace: str
+    deployment: str
+    service: str
+    service_account: str
+    needs_license: bool = False
+    license_secret: str | None = None
+    license_secret_key: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class VersionLine:
+    name: str
+    summary: str
+    linkerd_versions: tuple[str, ...]  # the first is the default
+    # 2.12+ installs CRDs with `install --crds`; before that one `install` did both.
+    separate_crds: bool
+    crds_args: tuple[str, ...]
+    install_args: tuple[str, ...]
+    # Objects of the render this program does not apply, keyed by `Kind/namespace/name`.
+    dropped_objects: tuple[str, ...]
+    # Fields the CLI fills with fresh random material at every render (webhook certificates and
+    # what hashes them), keyed by `Kind/namespace/name`: kept as first applied, or every preview
+    # would show a change and every `up` would restart the control plane.
+    generated_fields: Mapping[str, tuple[str, ...]]
+    # Whether `multicluster install` renders without a cluster (2.8's reads linkerd-config from it).
+    multicluster_offline: bool
+    multicluster_install_args: tuple[str, ...]
+    # Per-link service mirrors declared by the source's multicluster install (the link-gen era).
+    link_controllers_in_install: bool
+    link_command: tuple[str, ...]
+    link_names_gateway: bool
+    multicluster_check: tuple[str, ...]
+    export_by_label: bool
+    inject_args: tuple[str, ...]
+    # Annotations an offline inject adds only because it ran offline.
+    inject_dropped_annotations: tuple[str, ...]
+    ambassador_api: str
+    needs_listeners: bool
+    mapping_hostname: str | None
+    default_product: str
+    edge_stack: Mapping[str, EdgeStackProduct]
+    max_kubernetes: tuple[int, int] | None = None
+    min_kubernetes: tuple[int, int] | None = None
+
+    def supports_kubernetes(self, version: tuple[int, int]) -> bool:
+        too_new = self.max_kubernetes is not None and version > self.max_kubernetes
+        too_old = self.min_kubernetes is not None and version < self.min_kubernetes
+        return not (too_new or too_old)
+
+    @property
+    def kubernetes_limit(self) -> str:
+        parts = []
+        if self.max_kubernetes:
+            parts.append(f"needs Kubernetes {self.max_kubernetes[0]}.{self.max_kubernetes[1]} or older")
+        if self.min_kubernetes:
+            parts.append(f"needs Kubernetes {self.min_kubernetes[0]}.{self.min_kubernetes[1]} or newer")
+        return " and ".join(parts)
+
+
+def _webhook_material(secrets: tuple[str, ...], webhooks: tuple[str, ...], api_services: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
+    fields: dict[str, tuple[str, ...]] = {f"Secret/{CONTROL_PLANE_NAMESPACE}/{name}": ("data",) for name in secrets}
+    fields.update({key: ("webhooks[*].clientConfig.caBundle",) for key in webhooks})
+    fields.update({f"APIService/{name}": ("spec.caBundle",) for name in api_services})
+    return fields
+
+
+PAGE = VersionLine(
+    name="page",
+    summary="The page's own releases: Linkerd stable-2.8.1, Edge Stack 1.14.4, getambassador.io/v2",
+    linkerd_versions=("stable-2.8.1",),
+    separate_crds=False,
+    crds_args=(),
+    # The heartbeat CronJob's schedule is "now + 10 minutes": new at every render.
+    install_args=("--disable-heartbeat",),
+    dropped_objects=(),
+    generated_fields=_webhook_material(
+        ("linkerd-proxy-injector-tls", "linkerd-sp-validator-tls", "linkerd-tap-tls"),
+        (
+            "MutatingWebhookConfiguration/linkerd-proxy-injector-webhook-config",
+            "ValidatingWebhookConfiguration/linkerd-sp-validator-webhook-config",
+        ),
+        ("v1alpha1.tap.linkerd.io",),
+    ),
+    multicluster_offline=False,
+    multicluster_install_args=("--gateway=false",),
+    link_controllers_in_install=False,
+    link_command=("multicluster", "link"),
+    link_names_gateway=False,
+    multicluster_check=("check", "--multicluster"),
+    export_by_label=False,
+    # 2.8 refuses an offline inject unless identity is off; the annotation that adds is dropped.
+    inject_args=("--ignore-cluster", "--disable-identity"),
+    inject_dropped_annotations=("config.linkerd.io/disable-identity",),
+    ambassador_api="getambassador.io/v2",
+    needs_listeners=False,
+    mapping_hostname=None,
+    default_product="edge-stack",
+    edge_stack={
+        "edge-stack": EdgeStackProduct(
+            name="edge-stack",
+            versions=("1.14.4",),
+            crds_url="https://app.getambassador.io/yaml/ambassador-docs/{version}/aes-crds.yaml",
+            manifest_url="https://app.getambassador.io/yaml/ambassador-docs/{version}/aes.yaml",
+            namespace="ambassador",
+            deployment="ambassador",
+            service="ambassador",
+            service_account="ambassador",
+        ),
+    },
+    # aes-crds.yaml 1.x and Linkerd 2.8 use apiextensions.k8s.io/v1beta1, gone in Kubernetes 1.22.
+    max_kubernetes=(1, 21),
+)
+
+CURRENT = VersionLine(
+    name="current",
+    summary="Today's releases: Linkerd edge-26.8.3 (2.20+), Edge Stack 3.12 / Emissary 3.9, getambassador.io/v3alpha1",
+    linkerd_versions=("edge-26.8.3",),
+    separate_crds=True,
+    # `linkerd check` fails without the Gateway API CRDs; offline, the CLI adds them only when told.
+    crds_args=("--set", "installGatewayAPI=true"),
+    install_args=("--disable-heartbeat",),
+    # Only `linkerd upgrade` reads it, and it would carry the issuer key inside an opaque blob.
+    dropped_objects=(f"Secret/{CONTROL_PLANE_NAMESPACE}/linkerd-config-overrides",),
+    generated_fields={
+        **_webhook_material(
+            ("linkerd-proxy-injector-k8s-tls", "linkerd-sp-validator-k8s-tls", "linkerd-policy-validator-k8s-tls"),
+            (
+                "MutatingWebhookConfiguration/linkerd-proxy-injector-webhook-config",
+                "ValidatingWebhookConfiguration/linkerd-sp-validator-webhook-config",
+                "ValidatingWebhookConfiguration/linkerd-policy-validator-webhook-config",
+            ),
+            (),
+        ),
+        **{
+            f"Deployment/{CONTROL_PLANE_NAMESPACE}/{name}": ('spec.template.metadata.annotations["checksum/config"]',)
+            for name in ("linkerd-proxy-injector", "linkerd-destination")
+        },
+    },
+    multicluster_offline=True,
+    multicluster_install_args=("--gateway=false",),
+    link_controllers_in_install=True,
+    link_command=("multicluster", "link-gen"),
+    link_names_gateway=True,
+    multicluster_check=("multicluster", "check"),
+    export_by_label=True,
+    inject_args=("--ignore-cluster",),
+    inject_dropped_annotations=(),
+    ambassador_api="getambassador.io/v3alpha1",
+    needs_listeners=True,
+    mapping_hostname="*",
+    default_product="edge-stack",
+    edge_stack={
+        "edge-stack": EdgeStackProduct(
+            name="edge-stack",
+            versions=("3.12.12",),
+            crds_url="https://app.getambassador.io/yaml/edge-stack/{version}/aes-crds.yaml",
+            manifest_url="https://app.getambassador.io/yaml/edge-stack/{version}/aes.yaml",
+            namespace="ambassador",
+            deployment="edge-stack",
+            service="edge-stack",
+            service_account="edge-stack",
+            needs_license=True,
+            # The name Edge Stack reads by default (AMBASSADOR_AES_SECRET_NAME), in its own namespace.
+            license_secret="ambassador-edge-stack",
+            license_secret_key="license-key",
+        ),
+        "emissary": EdgeStackProduct(
+            name="emissary",
+            versions=("3.9.1",),
+            crds_url="https://app.getambassador.io/yaml/emissary/{version}/emissary-crds.yaml",
+            manifest_url="https://app.getambassador.io/yaml/emissary/{version}/emissary-emissaryns.yaml",
+            namespace="emissary",
+            deployment="emissary-ingress",
+            service="emissary-ingress",
+            service_account="emissary-ingress",
+        ),
+    },
+    # Linkerd edge-26.x's own minimum (its CRD chart says kubeVersion >=1.31).
+    min_kubernetes=(1, 31),
+)
+
+VERSION_LINES: Mapping[str, VersionLine] = {line.name: line for line in (PAGE, CURRENT)}
+DEFAULT_LINE = CURRENT.name
