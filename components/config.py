@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import re
+import socket
+import urllib.parse
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
@@ -179,28 +181,46 @@ def _service_ref(key: str, value: str) -> tuple[str, str]:
     return _label(key, namespace), _label(key, name)
 
 
-def _kube_contexts(kubeconfig: str | None) -> list[str] | None:
-    """Context names in the kubeconfig, or None where no kubeconfig file can be read here."""
+# Set by offline tools (the driver's `render`) that evaluate the program without any cluster.
+OFFLINE_ENV = "AES_LINKERD2_OFFLINE"
+
+
+def _kubeconfig_documents(kubeconfig: str | None) -> list[dict[str, Any]] | None:
+    """The kubeconfig files kubectl would read, or None where there is none here."""
     paths = [kubeconfig] if kubeconfig else os.environ.get("KUBECONFIG", "").split(os.pathsep)
     paths = [p for p in paths if p] or [os.path.expanduser("~/.kube/config")]
-    names: list[str] = []
-    found = False
+    documents = []
     for path in paths:
-        if not os.path.isfile(path):
-            continue
-        found = True
-        with open(path, encoding="utf-8") as handle:
-            document = yaml.safe_load(handle) or {}
-        names.extend(entry.get("name", "") for entry in document.get("contexts") or [])
-    return names if found else None
+        if os.path.isfile(path):
+            with open(path, encoding="utf-8") as handle:
+                documents.append(yaml.safe_load(handle) or {})
+    return documents or None
+
+
+def _server(documents: list[dict[str, Any]], context: str) -> str | None:
+    entries = {e.get("name"): e.get("context") or {} for d in documents for e in d.get("contexts") or []}
+    clusters = {e.get("name"): e.get("cluster") or {} for d in documents for e in d.get("clusters") or []}
+    return clusters.get(entries.get(context, {}).get("cluster"), {}).get("server")
 
 
 def _check_context(key: str, context: str, kubeconfig_key: str, kubeconfig: str | None) -> None:
+    """The context exists in the kubeconfig and its API server answers on TCP, before anything is planned."""
     if kubeconfig and not os.path.isfile(kubeconfig):
         raise ConfigError(kubeconfig_key, kubeconfig, "no such kubeconfig file")
-    contexts = _kube_contexts(kubeconfig)
-    if contexts is not None and context not in contexts:
+    documents = _kubeconfig_documents(kubeconfig)
+    if documents is None:
+        return  # the provider reports a missing kubeconfig itself
+    contexts = [e.get("name", "") for d in documents for e in d.get("contexts") or []]
+    if context not in contexts:
         raise ConfigError(key, context, f"is not a context of the kubeconfig (it has: {', '.join(contexts) or 'none'})")
+    server = _server(documents, context)
+    if server and not os.environ.get(OFFLINE_ENV):
+        url = urllib.parse.urlparse(server)
+        port = url.port or (443 if url.scheme == "https" else 80)
+        try:
+            socket.create_connection((url.hostname or "", port), timeout=5).close()
+        except OSError as error:
+            raise ConfigError(key, context, f"its API server {server} is unreachable ({error})") from None
 
 
 def load(config: pulumi.Config | None = None) -> StackConfig:
@@ -325,7 +345,10 @@ def _target(read: _Reader, qotm: bool, qotm_namespace: str) -> dict[str, Any]:
     if not _DNS1123_SUBDOMAIN.match(hostname):
         raise ConfigError("gatewayHostname", hostname, "must be a DNS name")
     default_exports = [f"{qotm_namespace}/{upstream.QOTM_SERVICE}"] if qotm else []
-    exported = tuple(_service_ref("exportedServices", ref) for ref in read.string_list("exportedServices", default_exports))
+    # An empty list (Pulumi.yaml's default) means the default: the QOTM service when QOTM is on.
+    exported = tuple(
+        _service_ref("exportedServices", ref) for ref in read.string_list("exportedServices", []) or default_exports
+    )
     return dict(gateway_hostname=hostname, exported_services=exported)
 
 

@@ -45,24 +45,22 @@ class LinkerdCli:
         of it becomes a resource is marked secret there where it must be (Secrets are).
         """
         try:
-            result = command.local.run(command=self.line(*args), stdin=stdin, logging=command.local.Logging.NONE)
+            return command.local.run(command=self.line(*args), stdin=stdin, logging=command.local.Logging.NONE).stdout
         except Exception as error:  # the invoke reports a failed command as a generic error
             raise ToolError(
                 f"`{self.line(*args)}` failed: {error}. Is the linkerd CLI ({self.binary}) installed, "
                 "on PATH and of the version this stack pins?"
             ) from None
-        return result.stdout
 
     def client_version(self) -> str:
         """`linkerd version --client --short`; needs no cluster."""
         try:
-            result = command.local.run(command=shlex.join([self.binary, "version", "--client", "--short"]))
+            return command.local.run(command=shlex.join([self.binary, "version", "--client", "--short"])).stdout.strip()
         except Exception as error:
             raise ToolError(
                 f"the linkerd CLI `{self.binary}` cannot run ({error}); install it "
                 "(https://linkerd.io/2/getting-started/) or set config aes-linkerd2:linkerdCli to its path"
             ) from None
-        return result.stdout.strip()
 
     def require_version(self, pinned: str) -> None:
         found = self.client_version()

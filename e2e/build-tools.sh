@@ -514,4 +514,5 @@ main() {
   fi
 }
 
-main "$@"
+# Braces + exit: bash reads scripts as it goes, so never run past main (safe to edit while running).
+{ main "$@"; exit $?; }

@@ -95,7 +95,7 @@ def run_stack(
     line = config.get("versionLine", "current")
     linkerd = linkerd or FakeLinkerd(PAGE_VERSION if line == "page" else CURRENT_VERSION)
     if stack_references is None and config.get("role") == "source":
-        stack_references = {config["targetStack"]: target_outputs(line, config.get("edgeStackProduct", "edge-stack"))}
+        stack_references = {config.get("targetStack", ""): target_outputs(line, config.get("edgeStackProduct", "edge-stack"))}
     return run_program(
         lambda: runpy.run_path(str(ROOT / "__main__.py")),
         stack=stack,
@@ -124,5 +124,5 @@ def kubeconfig(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         )
     )
     monkeypatch.setenv("KUBECONFIG", str(path))
-    monkeypatch.setenv("AES_LINKERD2_SKIP_REACHABILITY", "1")
+    monkeypatch.setenv("AES_LINKERD2_OFFLINE", "1")
     return path

@@ -157,10 +157,14 @@ class ClusterMocks(Mocks):
         )
         return certificates.new_issuer(anchor, common_name, 12).to_json()
 
-    def call(self, args: MockCallArgs) -> dict[str, Any]:  # type: ignore[override]
+    def call(self, args: MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:
         if args.token == "command:local:run":
-            stdout = self.linkerd.run(args.args["command"], args.args.get("stdin"))
-            return {"stdout": stdout, "stderr": "", "command": args.args["command"]}
+            # A failed command comes back as the engine reports it: a failed invoke.
+            try:
+                stdout = self.linkerd.run(args.args["command"], args.args.get("stdin"))
+            except RuntimeError as error:
+                return {}, [("command", str(error))]
+            return {"stdout": stdout, "stderr": "", "command": args.args["command"]}, []
         raise NotImplementedError(args.token)
 
 

@@ -1,0 +1,209 @@
+"""Config: read once into a typed model; every bad value stops the program before any resource."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from components import config, upstream
+from tests.conftest import ROOT, TARGET_CONTEXT, run_stack, source_config, target_config
+from tests.fake_linkerd import CURRENT_VERSION, FakeLinkerd
+
+
+def load(values: dict[str, Any], stack: str = "target", secrets: dict[str, str] | None = None) -> config.StackConfig:
+    """config.load() inside a mocked program, returning the model or raising its error."""
+    holder: dict[str, Any] = {}
+
+    def program() -> None:
+        holder["config"] = config.load()
+
+    from tests.harness import run_program
+
+    run = run_program(program, stack=stack, config=values, secret_config=secrets)
+    if run.error is not None:
+        raise run.error
+    return holder["config"]
+
+
+def test_target_defaults_come_from_the_version_line() -> None:
+    cfg = load(target_config(), secrets={"edgeStackLicenseKey": "token"})
+    assert cfg.role is config.Role.TARGET
+    assert cfg.line is upstream.CURRENT
+    assert cfg.linkerd_version == "edge-26.8.3"
+    assert cfg.edge_stack.name == "edge-stack" and cfg.edge_stack_version == "3.12.12"
+    assert cfg.cluster_name == "target"
+    assert cfg.gateway_port == 4143 and cfg.probe_port == 80 and cfg.probe_target_port == 8080
+    assert cfg.probe_path == "/-/ambassador/ready" and cfg.probe_period_seconds == 3
+    assert cfg.meshed_namespaces == ("default",) and cfg.existing_namespaces == frozenset({"default"})
+    assert cfg.qotm is True and cfg.qotm_namespace == "default"
+    assert cfg.exported_services == (("default", "qotm-linkerd2"),)
+    assert cfg.linkerd_ha is True and cfg.add_linkerd_headers is True
+
+
+def test_source_defaults() -> None:
+    cfg = load(source_config(), stack="source", secrets={"edgeStackLicenseKey": "token"})
+    assert cfg.role is config.Role.SOURCE
+    assert cfg.qotm is False
+    assert cfg.target_cluster_name == "target"
+    assert cfg.target_context == TARGET_CONTEXT
+    assert cfg.verify is True
+
+
+def test_official_manifest_urls_are_pinned_to_the_version() -> None:
+    cfg = load({"role": "target", "context": TARGET_CONTEXT, "gatewayHostname": "gw.example.com", "edgeStackProduct": "emissary"})
+    assert cfg.edge_stack_crds == "https://app.getambassador.io/yaml/emissary/3.9.1/emissary-crds.yaml"
+    assert cfg.edge_stack_manifest == "https://app.getambassador.io/yaml/emissary/3.9.1/emissary-emissaryns.yaml"
+    page = load({"role": "target", "context": TARGET_CONTEXT, "gatewayHostname": "gw.example.com", "versionLine": "page"})
+    assert page.edge_stack_manifest == "https://app.getambassador.io/yaml/ambassador-docs/1.14.4/aes.yaml"
+
+
+# (change to a valid target config, the key named, the value shown, the reason given)
+BAD_INPUT = [
+    ({"role": None}, "role", None, "is required"),
+    ({"role": "gateway"}, "role", "gateway", "is not known; use one of: source, target"),
+    ({"context": None}, "context", None, "is required"),
+    ({"context": "nowhere"}, "context", "nowhere", "is not a context of the kubeconfig (it has: target-ctx, source-ctx)"),
+    ({"versionLine": "2019"}, "versionLine", "2019", "is not known; use one of: page, current"),
+    ({"linkerdVersion": "edge-20.1.1"}, "linkerdVersion", "edge-20.1.1", "is not known; use one of: edge-26.8.3"),
+    ({"edgeStackVersion": "2.0.0"}, "edgeStackVersion", "2.0.0", "is not known; use one of: 3.12.12"),
+    ({"edgeStackProduct": "nginx"}, "edgeStackProduct", "nginx", "is not known; use one of: edge-stack, emissary"),
+    ({"gatewayPort": "0"}, "gatewayPort", 0, "must be a port between 1 and 65535"),
+    ({"probePort": "70000"}, "probePort", 70000, "must be a port between 1 and 65535"),
+    ({"probeTargetPort": "http"}, "probeTargetPort", "http", "must be an integer"),
+    ({"clusterName": "Target_1"}, "clusterName", "Target_1", "must be a DNS-1123 label"),
+    ({"meshedNamespaces": ["Default"]}, "meshedNamespaces", "Default", "must be a DNS-1123 label"),
+    ({"meshedNamespaces": "default"}, "meshedNamespaces", "default", "must be a list of strings"),
+    ({"meshedNamespaces": ["a", "a"]}, "meshedNamespaces", ["a", "a"], "lists a namespace twice"),
+    ({"probePath": "-/ambassador/ready"}, "probePath", "-/ambassador/ready", "must start with '/'"),
+    ({"probePeriodSeconds": "0"}, "probePeriodSeconds", 0, "must be at least 1"),
+    ({"exportedServices": ["qotm-linkerd2"]}, "exportedServices", "qotm-linkerd2", "each entry must be <namespace>/<service>"),
+    ({"exportedServices": ["default/Qotm"]}, "exportedServices", "Qotm", "must be a DNS-1123 label"),
+    ({"gatewayHostname": None}, "gatewayHostname", None, "is required"),
+    ({"gatewayHostname": "gw example"}, "gatewayHostname", "gw example", "must be a DNS name"),
+    ({"kubernetesVersion": "1.29"}, "kubernetesVersion", "1.29", "version line 'current' cannot install on it: needs Kubernetes 1.31 or newer"),
+    ({"kubernetesVersion": "latest"}, "kubernetesVersion", "latest", "must look like 1.34 or v1.34.2"),
+    ({"linkerdHa": "yes"}, "linkerdHa", "yes", "must be true or false"),
+    ({"qotmNamespace": "demo"}, "qotmNamespace", "demo", "must be one of meshedNamespaces (default) so QOTM is meshed"),
+    ({"smokeTestUrl": "edge.example.com"}, "smokeTestUrl", "edge.example.com", "must be http(s)://<host>[:port] of Edge Stack"),
+    ({"trustDomain": "Cluster Local"}, "trustDomain", "Cluster Local", "must be a DNS name"),
+    ({"tlsAcmeEmail": "ops@example.com"}, "tlsHostname", None, "is required when tlsAcmeEmail is set"),
+    ({"tlsHostname": "www.example.com"}, "tlsAcmeEmail", None, "is required when tlsHostname is set without tlsCertificate/tlsPrivateKey"),
+    ({"tlsHostname": "www.example.com", "tlsAcmeEmail": "ops"}, "tlsAcmeEmail", "ops", "must be an email address"),
+]
+
+
+@pytest.mark.parametrize(("change", "key", "shown", "reason"), BAD_INPUT, ids=[f"{c[1]}-{i}" for i, c in enumerate(BAD_INPUT)])
+def test_bad_input_names_key_and_value_and_registers_nothing(change: dict[str, Any], key: str, shown: Any, reason: str) -> None:
+    values = target_config(**{k: v for k, v in change.items() if v is not None})
+    for k, v in change.items():
+        if v is None:
+            values.pop(k, None)
+    run = run_stack("target", values)
+    assert isinstance(run.error, config.ConfigError), run.error
+    assert run.error.key == key
+    assert str(run.error).startswith(f"config aes-linkerd2:{key} = {shown!r}: {reason}"), str(run.error)
+    assert run.registrations == []
+    assert run.mocks.linkerd.calls == [], "no CLI step may run either"
+
+
+def test_page_line_refuses_a_cluster_that_no_longer_serves_its_crds() -> None:
+    run = run_stack("target", target_config("page", kubernetesVersion="v1.22.0"))
+    assert isinstance(run.error, config.ConfigError)
+    assert str(run.error) == (
+        "config aes-linkerd2:kubernetesVersion = 'v1.22.0': version line 'page' cannot install on it: "
+        "needs Kubernetes 1.21 or older"
+    )
+    assert run.registrations == []
+    assert run_stack("target", target_config("page", kubernetesVersion="1.21")).error is None
+
+
+def test_edge_stack_needs_its_licence_and_emissary_refuses_one() -> None:
+    run = run_stack("target", target_config(), secret_config={})
+    assert isinstance(run.error, config.ConfigError) and run.error.key == "edgeStackLicenseKey"
+    assert "needs a licence token" in str(run.error) and run.registrations == []
+    run = run_stack("target", target_config(edgeStackProduct="emissary"), secret_config={"edgeStackLicenseKey": "x"})
+    assert isinstance(run.error, config.ConfigError) and run.error.key == "edgeStackLicenseKey"
+    assert "takes no licence key" in str(run.error) and "'x'" not in str(run.error)
+
+
+def test_source_needs_a_second_cluster() -> None:
+    run = run_stack("source", source_config(targetContext="source-ctx"))
+    assert isinstance(run.error, config.ConfigError) and run.error.key == "targetContext"
+    assert "is the same context as `context`" in str(run.error)
+    assert run.registrations == []
+    missing = source_config()
+    del missing["targetStack"]
+    run = run_stack("source", missing)
+    assert isinstance(run.error, config.ConfigError) and run.error.key == "targetStack" and run.registrations == []
+
+
+def test_tls_certificate_and_key_come_together() -> None:
+    run = run_stack("target", target_config(tlsHostname="www.example.com"), secret_config={"edgeStackLicenseKey": "x", "tlsCertificate": "CERT"})
+    assert isinstance(run.error, config.ConfigError) and run.error.key == "tlsPrivateKey" and run.registrations == []
+
+
+def test_unreachable_cluster_is_named(kubeconfig: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    closed_port = listener.getsockname()[1]
+    listener.close()
+    document = yaml.safe_load(kubeconfig.read_text())
+    document["clusters"][0]["cluster"]["server"] = f"https://127.0.0.1:{closed_port}"
+    kubeconfig.write_text(yaml.safe_dump(document))
+    monkeypatch.delenv(config.OFFLINE_ENV)
+    run = run_stack("target", target_config())
+    assert isinstance(run.error, config.ConfigError) and run.error.key == "context"
+    assert f"its API server https://127.0.0.1:{closed_port} is unreachable" in str(run.error)
+    assert run.registrations == []
+
+
+def test_missing_or_wrong_linkerd_cli_stops_before_any_resource() -> None:
+    run = run_stack("target", target_config(linkerdCli="/opt/no/linkerd"))
+    assert "the linkerd CLI `/opt/no/linkerd` cannot run" in str(run.error)
+    assert run.registrations == []
+    run = run_stack("target", target_config(), linkerd=FakeLinkerd("edge-25.1.1"))
+    assert str(run.error).startswith("the linkerd CLI `linkerd` is 'edge-25.1.1', but this stack pins linkerdVersion 'edge-26.8.3'")
+    assert run.registrations == []
+    assert CURRENT_VERSION == upstream.CURRENT.linkerd_versions[0]
+
+
+def test_pulumi_yaml_declares_the_programs_defaults() -> None:
+    """Pulumi.yaml's defaults are what the CLI passes; they must say what the program would assume."""
+    project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"]
+    cfg = load(target_config(), secrets={"edgeStackLicenseKey": "token"})
+    expected = {
+        "versionLine": upstream.DEFAULT_LINE,
+        "linkerdHa": cfg.linkerd_ha,
+        "trustDomain": cfg.trust_domain,
+        "addLinkerdHeaders": cfg.add_linkerd_headers,
+        "gatewayPort": cfg.gateway_port,
+        "probePort": cfg.probe_port,
+        "probeTargetPort": cfg.probe_target_port,
+        "probePath": cfg.probe_path,
+        "probePeriodSeconds": cfg.probe_period_seconds,
+        "meshedNamespaces": list(cfg.meshed_namespaces),
+        "existingNamespaces": sorted(cfg.existing_namespaces),
+        "linkerdCli": cfg.linkerd_cli,
+        "kubectl": cfg.kubectl,
+        "verify": True,
+    }
+    assert {key: project[key]["default"] for key in expected} == expected
+    assert "default" not in project["role"] and "default" not in project["context"]
+    # Every key the program reads is declared or documented as a secret / role-dependent one.
+    source = (ROOT / "components" / "config.py").read_text()
+    undeclared = {"edgeStackLicenseKey", "tlsCertificate", "tlsPrivateKey", "qotm"}
+    for key in project:
+        assert f'"{key}"' in source, f"Pulumi.yaml declares {key}, which the program never reads"
+    for key in undeclared:
+        assert key not in project
+
+
+def test_committed_stacks_use_the_current_line() -> None:
+    for stack in ("target", "source"):
+        values = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]
+        assert values["aes-linkerd2:role"] == stack
+        assert values["aes-linkerd2:versionLine"] == "current"
