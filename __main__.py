@@ -48,7 +48,6 @@ linkerd = LinkerdControlPlane(
         cli=cli,
         kubectl=cfg.kubectl,
         line=cfg.line,
-        version=cfg.linkerd_version,
         ha=cfg.linkerd_ha,
         trust_domain=cfg.trust_domain,
         trust_anchor_pem=trust_anchor_pem,

@@ -27,7 +27,6 @@ class LinkerdControlPlaneArgs:
     cli: LinkerdCli
     kubectl: str
     line: upstream.VersionLine
-    version: str
     ha: bool
     trust_domain: str
     trust_anchor_pem: pulumi.Input[str]
@@ -59,7 +58,6 @@ class LinkerdControlPlane(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: LinkerdControlPlaneArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("aes-linkerd2:index:LinkerdControlPlane", name, None, opts)
-        args.cli.require_version(args.version)
         line = args.line
         anchor, issuer = placeholder_identity(args.trust_domain)
         replacements: dict[str, pulumi.Input[str]] = {

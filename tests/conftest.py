@@ -126,3 +126,12 @@ def kubeconfig(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("KUBECONFIG", str(path))
     monkeypatch.setenv("AES_LINKERD2_OFFLINE", "1")
     return path
+
+
+def provider_urn(run: Run, name: str) -> str:
+    provider = next(r for r in run.registrations if r.type == "pulumi:providers:kubernetes" and r.name == name)
+    return f"{provider.urn}::{name}-id"
+
+
+def kubernetes_resources(run: Run) -> list:
+    return [r for r in run.registrations if r.type.startswith("kubernetes:")]

@@ -41,6 +41,7 @@ class FakeLinkerd:
         self.binary = binary
         self.fail = fail or {}
         self.calls: list[list[str]] = []
+        self.commands: list[str] = []
         self.stdins: list[str | None] = []
 
     @property
@@ -48,6 +49,7 @@ class FakeLinkerd:
         return self.version == PAGE_VERSION
 
     def run(self, command: str, stdin: str | None) -> str:
+        self.commands.append(command)
         argv = shlex.split(command)
         if argv[0] != self.binary:
             raise RuntimeError(f"exec: {argv[0]!r}: executable file not found in $PATH")

@@ -1,0 +1,227 @@
+"""LinkerdControlPlane: CRDs, then the HA control plane with the shared identity, then multicluster."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pytest
+
+from components import certificates, upstream
+from components.linkerd_cli import ClusterAccess, LinkerdCli
+from components.linkerd_control_plane import LinkerdControlPlane, LinkerdControlPlaneArgs
+from tests.conftest import kubernetes_resources, provider_urn
+from tests.fake_linkerd import CURRENT_VERSION, PAGE_VERSION, FakeLinkerd
+from tests.harness import Run, run_program
+
+ANCHOR = certificates.new_trust_anchor("root.linkerd.cluster.local", 10)
+ISSUER = certificates.new_issuer(ANCHOR, "identity.linkerd.cluster.local", 5)
+
+
+def build(line: upstream.VersionLine = upstream.CURRENT, *, ha: bool = True, links: tuple[str, ...] = ("target",)) -> Run:
+    linkerd = FakeLinkerd(PAGE_VERSION if line is upstream.PAGE else CURRENT_VERSION)
+
+    def program() -> None:
+        provider = k8s.Provider("target-cluster", context="target-ctx")
+        LinkerdControlPlane(
+            "linkerd",
+            LinkerdControlPlaneArgs(
+                cli=LinkerdCli(binary="linkerd", cluster=ClusterAccess(context="target-ctx", kubeconfig="/k/config")),
+                kubectl="kubectl",
+                line=line,
+                ha=ha,
+                trust_domain="cluster.local",
+                trust_anchor_pem=ANCHOR.cert_pem,
+                issuer_cert_pem=ISSUER.cert_pem,
+                issuer_key_pem=pulumi.Output.secret(ISSUER.key_pem),
+                multicluster=True,
+                links=links,
+            ),
+            opts=pulumi.ResourceOptions(providers={"kubernetes": provider}),
+        )
+
+    run = run_program(program, linkerd=linkerd)
+    assert run.error is None, run.error
+    return run
+
+
+def test_renders_offline_with_the_pinned_cli_and_exact_flags() -> None:
+    run = build()
+    calls = run.mocks.linkerd.calls
+    assert calls[0] == ["install", "--crds", "--ignore-cluster", "--set", "installGatewayAPI=true"]
+    install = calls[1]
+    files = {flag: install[install.index(flag) + 1] for flag in ("--identity-trust-anchors-file", "--identity-issuer-certificate-file", "--identity-issuer-key-file")}
+    assert install == [
+        "install", "--ignore-cluster", "--ha", "--identity-trust-domain", "cluster.local",
+        "--identity-trust-anchors-file", files["--identity-trust-anchors-file"],
+        "--identity-issuer-certificate-file", files["--identity-issuer-certificate-file"],
+        "--identity-issuer-key-file", files["--identity-issuer-key-file"],
+        "--disable-heartbeat",
+    ]
+    assert calls[2] == ["multicluster", "install", "--ignore-cluster", "--gateway=false", "--set", "controllers[0].link.ref.name=target"]
+    # Every step runs against this stack's kubeconfig and context.
+    assert all(c.startswith("linkerd --kubeconfig /k/config --context target-ctx ") for c in run.mocks.linkerd.commands)
+    # The CLI only ever sees stand-ins, never the real issuer key.
+    anchor, issuer = certificates.placeholder_identity("cluster.local")
+    with open(files["--identity-issuer-key-file"]) as handle:
+        assert handle.read() == issuer.key_pem
+    assert ISSUER.key_pem not in " ".join(run.mocks.linkerd.commands)
+
+
+def test_every_object_is_its_own_typed_resource_on_the_stack_provider() -> None:
+    run = build()
+    provider = provider_urn(run, "target-cluster")
+    component = run.one("LinkerdControlPlane")
+    resources = kubernetes_resources(run)
+    assert {(r.kind, r.namespace, r.object_name) for r in resources} == {
+        ("CustomResourceDefinition", None, "serviceprofiles.linkerd.io"),
+        ("CustomResourceDefinition", None, "httproutes.gateway.networking.k8s.io"),
+        ("Namespace", None, "linkerd"),
+        ("ConfigMap", "linkerd", "linkerd-identity-trust-roots"),
+        ("Secret", "linkerd", "linkerd-identity-issuer"),
+        ("ServiceAccount", "linkerd", "linkerd-identity"),
+        ("Deployment", "linkerd", "linkerd-identity"),
+        ("Deployment", "linkerd", "linkerd-destination"),
+        ("Deployment", "linkerd", "linkerd-proxy-injector"),
+        ("Secret", "linkerd", "linkerd-proxy-injector-k8s-tls"),
+        ("MutatingWebhookConfiguration", None, "linkerd-proxy-injector-webhook-config"),
+        ("PodDisruptionBudget", "linkerd", "linkerd-identity"),
+        ("Namespace", None, "linkerd-multicluster"),
+        ("CustomResourceDefinition", None, "links.multicluster.linkerd.io"),
+        ("ServiceAccount", "linkerd-multicluster", "linkerd-service-mirror-remote-access-default"),
+        ("Deployment", "linkerd-multicluster", "controller-target"),
+    }
+    for resource in resources:
+        assert resource.provider == provider, resource.name
+        assert resource.parent == component.urn, resource.name
+
+
+def test_upgrade_blob_holding_the_issuer_key_is_not_applied() -> None:
+    run = build()
+    assert run.find("Secret", "linkerd-config-overrides") == []
+
+
+def test_real_anchor_and_issuer_replace_the_stand_ins_and_the_key_stays_secret() -> None:
+    run = build()
+    assert run.one("ConfigMap", "linkerd-identity-trust-roots").inputs["data"] == {"ca-bundle.crt": ANCHOR.cert_pem}
+    proxy = run.one("Deployment", "linkerd-identity").inputs["spec"]["template"]["spec"]["containers"][0]
+    assert proxy["env"] == [{"name": "LINKERD2_PROXY_IDENTITY_TRUST_ANCHORS", "value": ANCHOR.cert_pem}]
+    issuer = run.one("Secret", "linkerd-identity-issuer")
+    assert base64.b64decode(issuer.inputs["data"]["key.pem"]).decode() == ISSUER.key_pem
+    assert base64.b64decode(issuer.inputs["data"]["crt.pem"]).decode() == ISSUER.cert_pem
+    assert issuer.is_secret("data", "key.pem")
+    anchor, stand_in_issuer = certificates.placeholder_identity("cluster.local")
+    fingerprints = [pem.splitlines()[1] for pem in (anchor.cert_pem, stand_in_issuer.cert_pem, stand_in_issuer.key_pem)]
+    for resource in kubernetes_resources(run):
+        text = json.dumps(resource.inputs)
+        decoded = " ".join(
+            base64.b64decode(v).decode(errors="replace") for v in (resource.inputs.get("data") or {}).values() if resource.kind == "Secret"
+        )
+        assert not any(fp in text or fp in decoded for fp in fingerprints), resource.name
+
+
+def test_crds_come_first_and_webhooks_wait_for_their_deployments() -> None:
+    run = build()
+    crds = [r for r in run.find("CustomResourceDefinition") if "linkerd-crds" in r.name]
+    injector, webhook = run.one("Deployment", "linkerd-proxy-injector"), run.one("MutatingWebhookConfiguration")
+    for resource in (injector, webhook, run.one("Namespace", "linkerd")):
+        assert all(run.depends(resource, on=crd) for crd in crds), resource.name
+    assert run.depends(webhook, on=injector)
+    assert run.depends(injector, on=run.one("Namespace", "linkerd"))
+    controller = run.one("Deployment", "controller-target")
+    assert run.depends(controller, on=webhook) and run.depends(controller, on=run.one("Deployment", "linkerd-identity"))
+
+
+def test_randomly_generated_webhook_material_is_kept_as_first_applied() -> None:
+    run = build()
+    assert run.one("Secret", "linkerd-proxy-injector-k8s-tls").ignore_changes == ["data"]
+    assert run.one("MutatingWebhookConfiguration").ignore_changes == ["webhooks[*].clientConfig.caBundle"]
+    assert run.one("Deployment", "linkerd-proxy-injector").ignore_changes == ['spec.template.metadata.annotations["checksum/config"]']
+    assert run.one("Deployment", "linkerd-identity").ignore_changes == []
+
+
+def _without(value: Any, path: list[str]) -> Any:
+    """`value` with the field an ignore_changes path names blanked out."""
+    if not path:
+        return "<ignored>"
+    head, rest = path[0], path[1:]
+    if head.endswith("[*]"):
+        key = head[:-3]
+        return {**value, key: [_without(item, rest) for item in value[key]]}
+    if head.startswith("annotations["):
+        annotation = head[len('annotations["') : -2]
+        return {**value, "annotations": {**value["annotations"], annotation: "<ignored>"}}
+    return {**value, head: _without(value[head], rest)} if head in value else value
+
+
+def _split(path: str) -> list[str]:
+    head, _, annotation = path.partition('annotations["')
+    parts = [p for p in head.split(".") if p]
+    return parts + ([f'annotations["{annotation}'] if annotation else [])
+
+
+def test_a_second_render_changes_nothing_that_is_not_ignored() -> None:
+    first, second = build(), build()
+
+    def state(run: Run) -> dict[str, Any]:
+        out = {}
+        for resource in kubernetes_resources(run):
+            value = resource.inputs
+            for path in resource.ignore_changes:
+                value = _without(value, _split(path))
+            out[resource.name] = value
+        return out
+
+    assert state(first) == state(second)
+
+
+def test_without_ha_there_is_one_replica_and_no_disruption_budget() -> None:
+    run = build(ha=False)
+    assert "--ha" not in run.mocks.linkerd.calls[1]
+    assert run.one("Deployment", "linkerd-identity").inputs["spec"]["replicas"] == 1
+    assert run.find("PodDisruptionBudget") == []
+    ha = build(ha=True).one("Deployment", "linkerd-identity").inputs["spec"]
+    assert ha["replicas"] == 3
+    assert ha["template"]["spec"]["affinity"]["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+
+
+def test_page_line_installs_crds_with_the_control_plane_and_multicluster_with_kubectl() -> None:
+    run = build(upstream.PAGE, links=())
+    calls = run.mocks.linkerd.calls
+    assert [c[:2] for c in calls] == [["install", "--ignore-cluster"]]
+    config_map = run.one("ConfigMap", "linkerd-config")
+    assert json.loads(config_map.inputs["data"]["global"])["identityContext"]["trustAnchorsPem"] == ANCHOR.cert_pem
+    assert run.one("Secret", "linkerd-proxy-injector-tls").ignore_changes == ["data"]
+    extension = run.one("Command", "linkerd-multicluster")
+    mc = "linkerd --kubeconfig /k/config --context target-ctx multicluster install --gateway=false"
+    kubectl = "kubectl --kubeconfig /k/config --context target-ctx"
+    assert extension.inputs["create"] == f"{mc} | {kubectl} apply -f -"
+    assert extension.inputs["delete"] == f"{mc} | {kubectl} delete --ignore-not-found -f -"
+    assert run.depends(extension, on=run.one("Deployment", "linkerd-proxy-injector"))
+
+
+@pytest.mark.parametrize("preview", [False, True])
+def test_placeholder_in_a_form_that_cannot_be_replaced_stops_the_program(preview: bool) -> None:
+    class LeakyLinkerd(FakeLinkerd):
+        def _install(self, args: list[str]) -> str:
+            with open(args[args.index("--identity-issuer-key-file") + 1]) as handle:
+                key = handle.read()
+            blob = base64.b64encode(("keyPEM: |\n  " + key.replace("\n", "\n  ")).encode()).decode()
+            return super()._install(args) + f"---\napiVersion: v1\nkind: Secret\nmetadata: {{name: leak, namespace: linkerd}}\ndata: {{x: {blob}}}\n"
+
+    def program() -> None:
+        LinkerdControlPlane(
+            "linkerd",
+            LinkerdControlPlaneArgs(
+                cli=LinkerdCli(binary="linkerd", cluster=ClusterAccess(context="c")),
+                kubectl="kubectl", line=upstream.CURRENT, ha=True, trust_domain="cluster.local",
+                trust_anchor_pem=ANCHOR.cert_pem, issuer_cert_pem=ISSUER.cert_pem, issuer_key_pem=ISSUER.key_pem, multicluster=False,
+            ),
+        )
+
+    run = run_program(program, linkerd=LeakyLinkerd(), preview=preview)
+    assert "put the identity certificates into Secret/linkerd/leak" in str(run.error)
+    assert kubernetes_resources(run) == [r for r in kubernetes_resources(run) if "crds" in r.name]

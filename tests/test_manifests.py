@@ -1,0 +1,134 @@
+"""Rendered manifests become typed resources, in an order the API server accepts."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+import pulumi
+import pytest
+
+from components import manifests
+from tests.harness import run_program
+
+MANIFEST = """
+apiVersion: v1
+kind: List
+items:
+- apiVersion: apps/v1
+  kind: Deployment
+  metadata: {name: injector, namespace: mesh}
+  spec: {selector: {matchLabels: {a: b}}, template: {metadata: {labels: {a: b}}, spec: {containers: [{name: c, image: i}]}}}
+---
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: MutatingWebhookConfiguration
+metadata: {name: injector-webhook}
+webhooks: []
+---
+apiVersion: example.io/v1
+kind: Widget
+metadata: {name: w, namespace: mesh}
+spec: {size: 3}
+---
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: widgets.example.io}
+spec: {group: example.io}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: mesh}
+"""
+
+
+def test_parse_flattens_lists_and_skips_empty_documents() -> None:
+    keys = [o.key for o in manifests.parse(MANIFEST)]
+    assert keys == [
+        "Deployment/mesh/injector",
+        "MutatingWebhookConfiguration/injector-webhook",
+        "Widget/mesh/w",
+        "CustomResourceDefinition/widgets.example.io",
+        "Namespace/mesh",
+    ]
+
+
+def test_parse_rejects_what_is_not_an_object() -> None:
+    with pytest.raises(manifests.ManifestError, match="not a Kubernetes object"):
+        manifests.parse("just: text\n")
+
+
+def test_register_orders_namespaces_and_crds_first_and_webhooks_after_deployments() -> None:
+    def program() -> None:
+        manifests.register(manifests.parse(MANIFEST), prefix="t", opts=pulumi.ResourceOptions())
+
+    run = run_program(program)
+    assert run.error is None, run.error
+    by_kind = {r.kind: r for r in run.registrations}
+    assert [r.kind for r in run.registrations][:2] == ["CustomResourceDefinition", "Namespace"]
+    assert run.depends(by_kind["Deployment"], on=by_kind["Namespace"])
+    assert run.depends(by_kind["Widget"], on=by_kind["CustomResourceDefinition"])
+    assert run.depends(by_kind["Widget"], on=by_kind["Namespace"])
+    assert run.depends(by_kind["MutatingWebhookConfiguration"], on=by_kind["Deployment"])
+    assert not run.depends(by_kind["Deployment"], on=by_kind["CustomResourceDefinition"])
+    # Built-in kinds get their typed classes; others are custom resources of their own type.
+    assert by_kind["Deployment"].type == "kubernetes:apps/v1:Deployment"
+    assert by_kind["Widget"].type == "kubernetes:example.io/v1:Widget"
+    assert by_kind["Widget"].inputs["spec"] == {"size": 3}
+    assert by_kind["Deployment"].name == "t:mesh/injector" and by_kind["Namespace"].name == "t:mesh"
+
+
+def test_register_applies_ignore_changes_by_key_and_refuses_duplicates() -> None:
+    text = "apiVersion: v1\nkind: Secret\nmetadata: {name: s, namespace: n}\ndata: {a: YQ==}\n"
+
+    def program() -> None:
+        manifests.register(manifests.parse(text), prefix="t", opts=pulumi.ResourceOptions(), ignore_changes={"Secret/n/s": ("data",)})
+
+    run = run_program(program)
+    assert run.one("Secret").ignore_changes == ["data"]
+    assert run.one("Secret").is_secret("data"), "Secret data is secret in state"
+
+    run = run_program(lambda: manifests.register(manifests.parse(text + "---\n" + text), prefix="t", opts=pulumi.ResourceOptions()))
+    assert isinstance(run.error, manifests.ManifestError) and "Secret/n/s appears twice" in str(run.error)
+
+
+PEM = "-----BEGIN CERTIFICATE-----\nAAAAplaceholder\nBBBB\n-----END CERTIFICATE-----\n"
+REAL = "-----BEGIN CERTIFICATE-----\nZZZZreal\nYYYY\n-----END CERTIFICATE-----\n"
+
+
+@pytest.mark.parametrize(
+    ("written", "expected"),
+    [
+        (PEM, REAL.strip() + "\n"),
+        (f"anchors: {json.dumps(PEM.strip())}", f"anchors: {json.dumps(REAL.strip())}"),
+        (base64.b64encode(PEM.strip().encode()).decode(), base64.b64encode(REAL.strip().encode()).decode()),
+        (base64.b64encode(PEM.encode()).decode(), base64.b64encode(REAL.encode()).decode()),
+        ("nothing here", "nothing here"),
+    ],
+    ids=["raw", "json-escaped", "base64", "base64-with-newline", "untouched"],
+)
+def test_substitute_replaces_each_form_of_a_placeholder(written: str, expected: str) -> None:
+    seen: dict[str, Any] = {}
+
+    def program() -> None:
+        value = manifests.substitute({"a": [written]}, {PEM: pulumi.Output.from_input(REAL)})
+        pulumi.Output.from_input(value).apply(lambda v: seen.update(v))
+
+    assert run_program(program).error is None
+    assert seen == {"a": [expected]}
+
+
+def test_unreplaceable_finds_a_placeholder_inside_encoded_blobs() -> None:
+    overrides = base64.b64encode(f"identity:\n  pem: |\n    {PEM.replace(chr(10), chr(10) + '    ')}".encode()).decode()
+    objects = manifests.parse(
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: overrides, namespace: n}\n"
+        f"data: {{blob: {overrides}}}\n---\n"
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: fine, namespace: n}\n"
+        f"data: {{pem: {json.dumps(PEM)}}}\n"
+    )
+    assert manifests.unreplaceable(objects, [PEM]) == ["Secret/n/overrides"]
+
+
+def test_read_location_reads_project_relative_paths() -> None:
+    assert "name: aes-linkerd2" in manifests.read_location("Pulumi.yaml")
