@@ -72,7 +72,8 @@ class ManifestObject:
 def parse(text: str) -> list[ManifestObject]:
     """Every object of a multi-document YAML stream; `List` kinds are flattened, empty documents skipped."""
     objects: list[ManifestObject] = []
-    for document in yaml.safe_load_all(text):
+    # libyaml when PyYAML has it: Edge Stack's CRD manifests run to thousands of lines.
+    for document in yaml.load_all(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
         if not document:
             continue
         if not isinstance(document, dict) or "kind" not in document or "apiVersion" not in document:

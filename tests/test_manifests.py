@@ -66,7 +66,7 @@ def test_register_orders_namespaces_and_crds_first_and_webhooks_after_deployment
     run = run_program(program)
     assert run.error is None, run.error
     by_kind = {r.kind: r for r in run.registrations}
-    assert [r.kind for r in run.registrations][:2] == ["CustomResourceDefinition", "Namespace"]
+    assert by_kind["Namespace"].dependencies == [] and by_kind["CustomResourceDefinition"].dependencies == []
     assert run.depends(by_kind["Deployment"], on=by_kind["Namespace"])
     assert run.depends(by_kind["Widget"], on=by_kind["CustomResourceDefinition"])
     assert run.depends(by_kind["Widget"], on=by_kind["Namespace"])

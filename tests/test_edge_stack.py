@@ -1,0 +1,192 @@
+"""EdgeStack: CRDs first, then the deployment, the Module with add_linkerd_headers, and the mesh patch."""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pytest
+
+from components import upstream
+from components.config import Tls
+from components.edge_stack import EdgeStack, EdgeStackArgs
+from components.linkerd_cli import ClusterAccess, LinkerdCli
+from tests.conftest import EMISSARY, FIXTURES, provider_urn
+from tests.fake_linkerd import CURRENT_VERSION, PAGE_VERSION, FakeLinkerd
+from tests.harness import Run, run_program
+from tests.schemas import validate_builtin, validate_custom_resource
+
+PAGE_FILES = (EMISSARY / "aes-crds.v1.14.4.yaml", EMISSARY / "aes.v1.14.4.yaml")
+CURRENT_FILES = (EMISSARY / "crds.v4-head.yaml", FIXTURES / "edge-stack-3.yaml")
+EMISSARY_FILES = (EMISSARY / "crds.v4-head.yaml", FIXTURES / "emissary-3.yaml")
+
+
+def build(
+    line: upstream.VersionLine = upstream.CURRENT,
+    product: str = "edge-stack",
+    *,
+    add_linkerd_headers: bool = True,
+    tls: Tls | None = None,
+    license_key: str | None = "licence-token",
+    gateway_port: int = 4143,
+) -> Run:
+    files = PAGE_FILES if line is upstream.PAGE else CURRENT_FILES if product == "edge-stack" else EMISSARY_FILES
+
+    def program() -> None:
+        provider = k8s.Provider("cluster", context="ctx")
+        control_plane = k8s.core.v1.Namespace("linkerd-ns", metadata={"name": "linkerd"}, opts=pulumi.ResourceOptions(provider=provider))
+        EdgeStack(
+            "edge-stack",
+            EdgeStackArgs(
+                line=line,
+                product=line.edge_stack[product],
+                crds_yaml=files[0].read_text(),
+                manifest_yaml=files[1].read_text(),
+                license_key=pulumi.Output.secret(license_key) if license_key else None,
+                add_linkerd_headers=add_linkerd_headers,
+                cli=LinkerdCli(binary="linkerd", cluster=ClusterAccess(context="ctx")),
+                gateway_port=gateway_port,
+                control_plane=[control_plane],
+                tls=tls,
+            ),
+            opts=pulumi.ResourceOptions(providers={"kubernetes": provider}),
+        )
+
+    run = run_program(program, linkerd=FakeLinkerd(PAGE_VERSION if line is upstream.PAGE else CURRENT_VERSION))
+    assert run.error is None, run.error
+    return run
+
+
+def test_current_line_sets_the_option_on_the_manifests_own_module() -> None:
+    run = build()
+    [module] = run.find("Module")
+    assert module.namespace == "ambassador" and module.object_name == "ambassador"
+    assert module.inputs["spec"]["config"] == {
+        "diagnostics": {"enabled": False, "allow_non_local": True},
+        "add_linkerd_headers": True,
+    }
+    assert build(add_linkerd_headers=False).one("Module").inputs["spec"]["config"]["add_linkerd_headers"] is False
+
+
+def test_page_line_adds_the_pages_module() -> None:
+    run = build(upstream.PAGE, license_key=None)
+    module = run.one("Module")
+    assert module.type == "kubernetes:getambassador.io/v2:Module"
+    assert module.inputs["metadata"] == {"name": "ambassador", "namespace": "ambassador"}
+    assert module.inputs["spec"] == {"config": {"add_linkerd_headers": True}}
+
+
+def test_crds_first_then_everything_else() -> None:
+    run = build()
+    crds = run.find("CustomResourceDefinition")
+    in_file = CURRENT_FILES[0].read_text().count("kind: CustomResourceDefinition")
+    assert len(crds) == in_file == 14 and all(r.name.startswith("edge-stack-crds:") for r in crds)
+    installed = [r for r in run.registrations if r.name.startswith("edge-stack:")]
+    assert {r.kind for r in installed} == {"Namespace", "ServiceAccount", "Service", "Deployment", "Module", "Listener", "Secret"}
+    for resource in installed:
+        assert all(run.depends(resource, on=crd) for crd in crds), resource.name
+
+
+def test_every_object_uses_the_provider_and_the_component_as_parent() -> None:
+    run = build()
+    component, provider = run.one("EdgeStack"), provider_urn(run, "cluster")
+    for resource in run.children_of(component):
+        assert resource.provider == provider
+
+
+def test_listeners_for_http_and_https_are_valid_v3alpha1() -> None:
+    run = build()
+    listeners = {r.object_name: r.inputs["spec"] for r in run.find("Listener")}
+    assert listeners == {
+        "edge-stack-http-listener": {"port": 8080, "protocol": "HTTP", "securityModel": "XFP", "hostBinding": {"namespace": {"from": "ALL"}}},
+        "edge-stack-https-listener": {"port": 8443, "protocol": "HTTPS", "securityModel": "XFP", "hostBinding": {"namespace": {"from": "ALL"}}},
+    }
+    assert build(upstream.PAGE, license_key=None).find("Listener") == []
+
+
+@pytest.mark.parametrize(("line", "product"), [(upstream.CURRENT, "edge-stack"), (upstream.CURRENT, "emissary"), (upstream.PAGE, "edge-stack")])
+def test_getambassador_objects_match_the_crd_schema(line: upstream.VersionLine, product: str) -> None:
+    run = build(line, product, license_key="x" if product == "edge-stack" and line is upstream.CURRENT else None,
+                tls=Tls(hostname="www.example.com", acme_email="ops@example.com"))
+    custom = [r for r in run.registrations if r.type.startswith("kubernetes:getambassador.io/")]
+    assert {r.kind for r in custom} >= {"Module", "Host"}
+    for resource in custom:
+        validate_custom_resource(resource.inputs["apiVersion"], resource.kind, {k: v for k, v in resource.inputs.items() if k != "apiVersion"})
+
+
+def test_licence_goes_into_the_secret_edge_stack_reads_and_stays_secret() -> None:
+    run = build()
+    secret = run.one("Secret", "ambassador-edge-stack", "ambassador")
+    assert secret.inputs["stringData"] == {"license-key": "licence-token"}
+    assert secret.is_secret("stringData", "license-key")
+    validate_builtin("v1", "Secret", {k: v for k, v in secret.inputs.items() if k not in ("apiVersion", "kind")}, "1.34")
+
+
+def test_emissary_namespace_is_created_when_its_manifest_lacks_it() -> None:
+    run = build(upstream.CURRENT, "emissary", license_key=None)
+    assert run.one("Namespace", "emissary").inputs["metadata"] == {"name": "emissary"}
+    assert run.one("Deployment", "emissary-ingress", "emissary")
+    assert run.find("Secret") == []
+
+
+def test_load_balancer_service_is_not_awaited() -> None:
+    service = build().one("Service", "edge-stack", "ambassador")
+    assert service.inputs["metadata"]["annotations"] == {"pulumi.com/skipAwait": "true"}
+    assert service.inputs["spec"]["ports"][0] == {"name": "http", "port": 80, "targetPort": 8080}
+
+
+def test_mesh_is_the_real_inject_with_the_pages_flags_applied_as_a_patch() -> None:
+    run = build(gateway_port=4143)
+    [call] = [c for c in run.mocks.linkerd.calls if c[0] == "inject"]
+    assert call == ["inject", "--ignore-cluster", "--skip-inbound-ports", "80,443", "--require-identity-on-inbound-ports", "4143", "-"]
+    patch = run.one("DeploymentPatch")
+    assert patch.inputs["metadata"] == {"name": "edge-stack", "namespace": "ambassador"}
+    # Only what inject added: the manifest's own annotations stay with their owner.
+    assert patch.inputs["spec"] == {
+        "template": {
+            "metadata": {
+                "annotations": {
+                    "config.linkerd.io/proxy-require-identity-inbound-ports": "4143",
+                    "config.linkerd.io/skip-inbound-ports": "80,443",
+                    "linkerd.io/inject": "enabled",
+                }
+            }
+        }
+    }
+    assert run.depends(patch, on=run.one("Deployment", "edge-stack"))
+    assert run.depends(patch, on=run.one("Namespace", "linkerd"))
+
+
+def test_identity_port_follows_the_gateway_port() -> None:
+    patch = build(gateway_port=4999).one("DeploymentPatch")
+    assert patch.inputs["spec"]["template"]["metadata"]["annotations"]["config.linkerd.io/proxy-require-identity-inbound-ports"] == "4999"
+
+
+def test_page_line_drops_what_2_8s_offline_inject_adds_only_for_being_offline() -> None:
+    run = build(upstream.PAGE, license_key=None)
+    [call] = [c for c in run.mocks.linkerd.calls if c[0] == "inject"]
+    assert call[:3] == ["inject", "--ignore-cluster", "--disable-identity"]
+    annotations = run.one("DeploymentPatch").inputs["spec"]["template"]["metadata"]["annotations"]
+    assert "config.linkerd.io/disable-identity" not in annotations
+    assert annotations["config.linkerd.io/proxy-require-identity-inbound-ports"] == "4143"
+    assert run.one("DeploymentPatch").inputs["metadata"] == {"name": "ambassador", "namespace": "ambassador"}
+
+
+def test_tls_with_a_certificate_from_config() -> None:
+    tls = Tls(hostname="www.example.com", certificate=pulumi.Output.secret("CERT"), private_key=pulumi.Output.secret("KEY"))
+    run = build(tls=tls)
+    secret = run.one("Secret", "www-example-com-tls")
+    assert secret.inputs["type"] == "kubernetes.io/tls"
+    assert secret.inputs["stringData"] == {"tls.crt": "CERT", "tls.key": "KEY"}
+    assert secret.is_secret("stringData", "tls.key")
+    host = run.one("Host", "tls-host")
+    assert host.inputs["spec"] == {
+        "hostname": "www.example.com",
+        "tlsSecret": {"name": "www-example-com-tls"},
+        "requestPolicy": {"insecure": {"action": "Redirect"}},
+        "acmeProvider": {"authority": "none"},
+    }
+
+
+def test_tls_with_acme() -> None:
+    host = build(tls=Tls(hostname="www.example.com", acme_email="ops@example.com")).one("Host", "tls-host")
+    assert host.inputs["spec"]["acmeProvider"] == {"email": "ops@example.com"}
