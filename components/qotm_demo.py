@@ -6,6 +6,7 @@ update unless a quote comes back.
 
 from __future__ import annotations
 
+import json
 import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -104,18 +105,19 @@ class QotmDemo(pulumi.ComponentResource):
             ),
             opts=after,
         )
+        mapping_spec = ambassador.mapping_spec(
+            args.line,
+            prefix=upstream.QOTM_PREFIX,
+            service=upstream.QOTM_SERVICE,
+            add_linkerd_headers=args.add_linkerd_headers,
+        )
         self.mapping = ambassador.custom_resource(
             f"{name}-mapping",
             args.line,
             "Mapping",
             name=upstream.QOTM_MAPPING,
             namespace=args.namespace,
-            spec=ambassador.mapping_spec(
-                args.line,
-                prefix=upstream.QOTM_PREFIX,
-                service=upstream.QOTM_SERVICE,
-                add_linkerd_headers=args.add_linkerd_headers,
-            ),
+            spec=mapping_spec,
             opts=after,
         )
         self.smoke_test = None
@@ -124,7 +126,7 @@ class QotmDemo(pulumi.ComponentResource):
                 f"{name}-smoke-test",
                 create=smoke_command(args.smoke_test_url),
                 # Asked again whenever what it tests changes.
-                triggers=[self.deployment.metadata.generation, self.mapping.metadata.generation],
+                triggers=[self.deployment.metadata.generation, json.dumps(mapping_spec, sort_keys=True)],
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[self.deployment, self.service, self.mapping]),
             )
         self.service_name = self.service.metadata.apply(lambda metadata: metadata.name)

@@ -15,6 +15,7 @@ from typing import Any
 import pulumi
 from google.protobuf import json_format
 from pulumi.runtime import rpc, settings
+from pulumi.runtime.proto import resource_pb2
 from pulumi.runtime.mocks import MockCallArgs, MockMonitor, MockResourceArgs, Mocks
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
@@ -90,7 +91,6 @@ class RecordingMonitor(MockMonitor):
     def __init__(self, mocks: Mocks) -> None:
         super().__init__(mocks)
         self.registrations: list[Registration] = []
-        self.stack_outputs: dict[str, Any] = {}
 
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (the gRPC method's name)
         response = super().RegisterResource(request)
@@ -112,12 +112,14 @@ class RecordingMonitor(MockMonitor):
             )
         return response
 
-    def RegisterResourceOutputs(self, request: Any) -> Any:  # noqa: N802
-        if "::pulumi:pulumi:Stack::" in request.urn:
-            outputs = rpc.deserialize_properties(request.outputs, keep_unknowns=True)
-            self.stack_outputs.update(outputs)
-            self.stack_outputs_raw = json_format.MessageToDict(request.outputs)
-        return super().RegisterResourceOutputs(request)
+    def GetDeploymentInfo(self, request: Any) -> Any:  # noqa: N802
+        # The engine holds back an invoke only while a resource it depends on awaits creation.
+        # The program's invokes depend at most on stack references, which are read, not created:
+        # answering them in preview too is what the engine does (the SDK's own fallback gate,
+        # used without this feature, would leave them unknown).
+        info = super().GetDeploymentInfo(request)
+        info.supportedFeatures.append(resource_pb2.RESOURCE_MONITOR_FEATURE_INVOKE_DEPENDS_ON)
+        return info
 
 
 class ClusterMocks(Mocks):
@@ -220,11 +222,24 @@ def run_program(
     values.update({f"{PROJECT}:{k}": v for k, v in (secret_config or {}).items()})
     pulumi.runtime.set_all_config(values, [f"{PROJECT}:{k}" for k in secret_config or {}])
     error: BaseException | None = None
+    exported: dict[str, Any] = {}
+    secret: set[str] = set()
+
+    async def program_and_exports() -> None:
+        program()
+        # pulumi.export() collects on the root stack; under mocks nothing registers them.
+        stack = settings.get_root_resource()
+        for key, value in (getattr(stack, "outputs", None) or {}).items():
+            output = pulumi.Output.from_input(value)
+            if await output.is_known():
+                exported[key] = await output.future()
+            if await output.is_secret():
+                secret.add(key)
+
     try:
-        _sync_await(run_pulumi_func(program))
+        _sync_await(run_pulumi_func(program_and_exports))
     except BaseException as caught:  # noqa: BLE001 (the tests assert on it)
         error = caught
-    run = Run(registrations=monitor.registrations, outputs=monitor.stack_outputs, mocks=mocks, monitor=monitor, error=error)
-    raw = getattr(monitor, "stack_outputs_raw", {})
-    run.secret_outputs = {key for key, value in raw.items() if _contains_secret(value)}
+    run = Run(registrations=monitor.registrations, outputs=exported, mocks=mocks, monitor=monitor, error=error)
+    run.secret_outputs = secret
     return run

@@ -1,0 +1,44 @@
+"""MeshedNamespace: `linkerd.io/inject: enabled`, on a new namespace or patched onto an existing one."""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pytest
+
+from components.meshed_namespace import MeshedNamespace, MeshedNamespaceArgs
+from tests.harness import Run, run_program
+from tests.schemas import validate_builtin
+
+
+def build(name: str, exists: bool, preview: bool = False) -> Run:
+    def program() -> None:
+        provider = k8s.Provider("cluster", context="ctx")
+        injector = k8s.apps.v1.Deployment("injector", metadata={"name": "linkerd-proxy-injector"}, opts=pulumi.ResourceOptions(provider=provider))
+        MeshedNamespace(f"ns-{name}", MeshedNamespaceArgs(name=name, exists=exists, control_plane=[injector]), opts=pulumi.ResourceOptions(providers={"kubernetes": provider}))
+
+    run = run_program(program, preview=preview)
+    assert run.error is None, run.error
+    return run
+
+
+@pytest.mark.parametrize("preview", [False, True])
+def test_existing_namespace_is_patched_with_the_annotation_only(preview: bool) -> None:
+    run = build("default", exists=True, preview=preview)
+    patch = run.one("NamespacePatch")
+    assert patch.inputs == {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {"name": "default", "annotations": {"linkerd.io/inject": "enabled"}},
+    }
+    assert run.find("Namespace") == []
+    assert patch.parent == run.one("MeshedNamespace").urn
+    assert run.depends(patch, on=run.one("Deployment", "linkerd-proxy-injector"))
+
+
+def test_new_namespace_is_created_annotated_and_valid() -> None:
+    run = build("demo", exists=False)
+    namespace = run.one("Namespace", "demo")
+    assert namespace.inputs["metadata"] == {"name": "demo", "annotations": {"linkerd.io/inject": "enabled"}}
+    assert run.find("NamespacePatch") == []
+    validate_builtin("v1", "Namespace", {"metadata": namespace.inputs["metadata"]}, "1.34")

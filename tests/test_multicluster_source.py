@@ -1,0 +1,88 @@
+"""MulticlusterSource: the Link generated against the target, applied to the source; then the checks."""
+
+from __future__ import annotations
+
+import base64
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pytest
+
+from components import upstream
+from components.linkerd_cli import ClusterAccess, LinkerdCli
+from components.multicluster_source import MulticlusterSource, MulticlusterSourceArgs
+from tests.conftest import provider_urn
+from tests.fake_linkerd import CURRENT_VERSION, PAGE_VERSION, FakeLinkerd
+from tests.harness import Run, run_program
+
+
+def build(line: upstream.VersionLine = upstream.CURRENT, *, verify: bool = True, addresses: tuple[str, ...] = (), preview: bool = False) -> Run:
+    def program() -> None:
+        provider = k8s.Provider("source-cluster", context="source-ctx")
+        extension = k8s.core.v1.Namespace("mc", metadata={"name": "linkerd-multicluster"}, opts=pulumi.ResourceOptions(provider=provider))
+        mesh = k8s.apps.v1.DeploymentPatch("mesh", metadata={"name": "edge"}, opts=pulumi.ResourceOptions(provider=provider))
+        MulticlusterSource(
+            "multicluster-source",
+            MulticlusterSourceArgs(
+                line=line,
+                cli=LinkerdCli(binary="linkerd", cluster=ClusterAccess(context="source-ctx")),
+                target_cli=LinkerdCli(binary="linkerd", cluster=ClusterAccess(context="target-ctx", kubeconfig="/t/config")),
+                target_cluster_name="target",
+                gateway_name=pulumi.Output.from_input("edge-stack"),
+                gateway_namespace=pulumi.Output.from_input("ambassador"),
+                gateway_addresses=addresses,
+                control_plane=[extension],
+                verify=verify,
+                verify_after=[mesh],
+            ),
+            opts=pulumi.ResourceOptions(providers={"kubernetes": provider}),
+        )
+
+    run = run_program(program, linkerd=FakeLinkerd(PAGE_VERSION if line is upstream.PAGE else CURRENT_VERSION), preview=preview)
+    assert run.error is None, run.error
+    return run
+
+
+@pytest.mark.parametrize("preview", [False, True])
+def test_link_is_generated_against_the_target_with_the_edge_stack_gateway(preview: bool) -> None:
+    run = build(addresses=("203.0.113.10",), preview=preview)
+    assert run.mocks.linkerd.commands == [
+        "linkerd --kubeconfig /t/config --context target-ctx multicluster link-gen --cluster-name target "
+        "--gateway-name edge-stack --gateway-namespace ambassador --gateway-addresses 203.0.113.10"
+    ]
+    component, provider = run.one("MulticlusterSource"), provider_urn(run, "source-cluster")
+    secret = run.one("Secret", "cluster-credentials-target", "linkerd-multicluster")
+    link = run.one("Link", "target", "linkerd-multicluster")
+    for resource in (secret, link):
+        assert resource.parent == component.urn and resource.provider == provider
+        assert run.depends(resource, on=run.one("Namespace", "linkerd-multicluster"))
+    assert secret.is_secret("data", "kubeconfig")
+    assert "target-service-account-token" in base64.b64decode(secret.inputs["data"]["kubeconfig"]).decode()
+    assert link.inputs["spec"]["gatewayIdentity"] == "edge-stack.ambassador.serviceaccount.identity.linkerd.cluster.local"
+
+
+def test_page_line_links_without_naming_the_gateway() -> None:
+    run = build(upstream.PAGE)
+    assert run.mocks.linkerd.calls == [["multicluster", "link", "--cluster-name", "target"]]
+    assert run.one("Secret", "cluster-credentials-target").inputs["type"] == "mirror.linkerd.io/remote-kubeconfig"
+    assert run.find("Link") == []
+    check = run.one("Command", "multicluster-source-multicluster-check")
+    assert check.inputs["create"] == "linkerd --context source-ctx check --multicluster"
+
+
+def test_checks_run_last_in_order_on_the_source_and_fail_the_update_when_they_fail() -> None:
+    run = build()
+    check = run.one("Command", "multicluster-source-multicluster-check")
+    gateways = run.one("Command", "multicluster-source-gateways")
+    assert check.inputs["create"] == "linkerd --context source-ctx multicluster check"
+    assert gateways.inputs["create"] == "linkerd --context source-ctx multicluster gateways"
+    for command in (check, gateways):
+        assert "delete" not in command.inputs
+        for after in (run.one("Secret"), run.one("Link"), run.one("Namespace"), run.one("DeploymentPatch")):
+            assert run.depends(command, on=after), (command.name, after.name)
+    assert run.depends(gateways, on=check)
+    assert check.inputs["triggers"] == ["target", "edge-stack", "ambassador", ""]
+
+
+def test_verification_can_be_turned_off() -> None:
+    assert build(verify=False).find("Command") == []

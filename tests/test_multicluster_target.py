@@ -1,0 +1,151 @@
+"""MulticlusterTarget: Edge Stack as the Linkerd gateway, every kubectl patch of the page as a server-side patch."""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pytest
+import yaml
+
+from components import upstream
+from components.multicluster_target import GatewayRef, MulticlusterTarget, MulticlusterTargetArgs
+from tests.conftest import EMISSARY, provider_urn
+from tests.harness import Run, run_program
+from tests.schemas import validate_builtin, validate_custom_resource
+
+GATEWAYS = {
+    "page": GatewayRef(namespace="ambassador", deployment="ambassador", service="ambassador", service_account="ambassador"),
+    "current": GatewayRef(namespace="ambassador", deployment="edge-stack", service="edge-stack", service_account="edge-stack"),
+}
+
+
+def build(line: upstream.VersionLine = upstream.CURRENT, *, probe_path: str = "/-/ambassador/ready", preview: bool = False) -> Run:
+    def program() -> None:
+        provider = k8s.Provider("cluster", context="target-ctx")
+        on = pulumi.ResourceOptions(provider=provider)
+        service = k8s.core.v1.Service("edge-stack-service", metadata={"name": "svc"}, opts=on)
+        mesh = k8s.apps.v1.DeploymentPatch("mesh", metadata={"name": "edge"}, opts=on)
+        MulticlusterTarget(
+            "multicluster-target",
+            MulticlusterTargetArgs(
+                line=line,
+                gateway=GATEWAYS[line.name],
+                hostname="gateway.example.com",
+                gateway_port=4143,
+                probe_port=80,
+                probe_target_port=8080,
+                probe_path=probe_path,
+                probe_period_seconds=3,
+                trust_domain="cluster.local",
+                exported_services=[("default", "qotm-linkerd2"), ("shop", "cart")],
+                depends_on=[mesh],
+                service_resource=service,
+            ),
+            opts=pulumi.ResourceOptions(providers={"kubernetes": provider}),
+        )
+
+    run = run_program(program, preview=preview)
+    assert run.error is None, run.error
+    return run
+
+
+@pytest.mark.parametrize("line", [upstream.PAGE, upstream.CURRENT])
+def test_host_routes_insecure_requests(line: upstream.VersionLine) -> None:
+    host = build(line).one("Host", "linkerd-host")
+    assert host.inputs["metadata"] == {"name": "linkerd-host", "namespace": "ambassador"}
+    assert host.inputs["spec"] == {
+        "hostname": "gateway.example.com",
+        "acmeProvider": {"authority": "none"},
+        "requestPolicy": {"insecure": {"action": "Route"}},
+    }
+    validate_custom_resource(line.ambassador_api, "Host", {"metadata": host.inputs["metadata"], "spec": host.inputs["spec"]})
+
+
+@pytest.mark.parametrize("line", [upstream.PAGE, upstream.CURRENT])
+def test_health_check_mapping_is_the_pages(line: upstream.VersionLine) -> None:
+    mapping = build(line).one("Mapping", "public-health-check")
+    expected = {
+        "prefix": "/-/ambassador/ready",
+        "rewrite": "/ambassador/v0/check_ready",
+        "service": "localhost:8877",
+        "bypass_auth": True,
+    }
+    if line.mapping_hostname:
+        expected["hostname"] = "*"
+    assert mapping.inputs["spec"] == expected
+    assert mapping.inputs["metadata"] == {"name": "public-health-check", "namespace": "ambassador"}
+    validate_custom_resource(line.ambassador_api, "Mapping", {"metadata": mapping.inputs["metadata"], "spec": mapping.inputs["spec"]})
+
+
+def test_deployment_patch_enables_the_gateway() -> None:
+    run = build()
+    patch = run.one("DeploymentPatch", "multicluster-target-enable-gateway")
+    assert patch.inputs == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "edge-stack", "namespace": "ambassador"},
+        "spec": {"template": {"metadata": {"annotations": {"config.linkerd.io/enable-gateway": "true"}}}},
+    }
+    assert run.depends(patch, on=run.one("DeploymentPatch", "mesh"))
+
+
+@pytest.mark.parametrize("preview", [False, True])
+def test_gateway_service_patch_has_the_ports_and_derived_annotations(preview: bool) -> None:
+    run = build(probe_path="/-/gateway/health", preview=preview)
+    patch = run.one("ServicePatch", "multicluster-target-gateway-service")
+    assert patch.inputs["metadata"] == {
+        "name": "edge-stack",
+        "namespace": "ambassador",
+        "annotations": {
+            "mirror.linkerd.io/gateway-identity": "edge-stack.ambassador.serviceaccount.identity.linkerd.cluster.local",
+            "mirror.linkerd.io/multicluster-gateway": "true",
+            "mirror.linkerd.io/probe-path": "/-/gateway/health",
+            "mirror.linkerd.io/probe-period": "3",
+            "pulumi.com/patchForce": "true",
+        },
+    }
+    assert patch.inputs["spec"] == {
+        "ports": [
+            {"name": "mc-probe", "port": 80, "targetPort": 8080, "protocol": "TCP"},
+            {"name": "mc-gateway", "port": 4143, "protocol": "TCP"},
+        ]
+    }
+    # The probe path annotation and the health Mapping come from one value.
+    assert run.one("Mapping", "public-health-check").inputs["spec"]["prefix"] == "/-/gateway/health"
+    # When the Service itself goes, there is nothing to undo.
+    assert patch.deleted_with == run.one("Service", "svc").urn
+    assert patch.provider == provider_urn(run, "cluster")
+
+
+def test_patched_page_service_is_a_valid_service() -> None:
+    """The page's Service with the patch merged as server-side apply would (ports keyed by port/protocol)."""
+    service = next(
+        d for d in yaml.safe_load_all((EMISSARY / "aes.v1.14.4.yaml").read_text()) if d and d["kind"] == "Service" and d["metadata"]["name"] == "ambassador"
+    )
+    patch = build(upstream.PAGE).one("ServicePatch", "multicluster-target-gateway-service").inputs
+    ports = {(p["port"], p.get("protocol", "TCP")): dict(p) for p in service["spec"]["ports"]}
+    for port in patch["spec"]["ports"]:
+        ports.setdefault((port["port"], port["protocol"]), {}).update(port)
+    service["spec"]["ports"] = list(ports.values())
+    service["metadata"]["annotations"].update(patch["metadata"]["annotations"])
+    assert [p["name"] for p in service["spec"]["ports"]] == ["mc-probe", "https", "mc-gateway"]
+    validate_builtin("v1", "Service", {k: service[k] for k in ("metadata", "spec")}, "1.34")
+
+
+def test_exported_services_by_line() -> None:
+    page = build(upstream.PAGE).find("ServicePatch")
+    exports = {(p.namespace, p.object_name): p.inputs["metadata"] for p in page if "export" in p.name}
+    assert exports[("shop", "cart")] == {
+        "name": "cart",
+        "namespace": "shop",
+        "annotations": {"mirror.linkerd.io/gateway-name": "ambassador", "mirror.linkerd.io/gateway-ns": "ambassador"},
+    }
+    run = build(upstream.CURRENT)
+    current = {(p.namespace, p.object_name): p for p in run.find("ServicePatch") if "export" in p.name}
+    assert set(current) == {("default", "qotm-linkerd2"), ("shop", "cart")}
+    assert current[("default", "qotm-linkerd2")].inputs["metadata"] == {
+        "name": "qotm-linkerd2",
+        "namespace": "default",
+        "labels": {"mirror.linkerd.io/exported": "true"},
+    }
+    assert run.depends(current[("shop", "cart")], on=run.one("ServicePatch", "multicluster-target-gateway-service"))

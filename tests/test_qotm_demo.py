@@ -1,0 +1,119 @@
+"""QotmDemo: the page's Deployment, Service and Mapping field for field, and the optional smoke step."""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pytest
+
+from components import upstream
+from components.qotm_demo import QotmDemo, QotmDemoArgs, smoke_command
+from tests.harness import Run, run_program
+from tests.schemas import validate_builtin, validate_custom_resource
+
+
+def build(line: upstream.VersionLine = upstream.CURRENT, *, preview: bool = False, **kwargs: object) -> Run:
+    def program() -> None:
+        provider = k8s.Provider("cluster", context="ctx")
+        namespace = k8s.core.v1.NamespacePatch("ns", metadata={"name": "default"}, opts=pulumi.ResourceOptions(provider=provider))
+        QotmDemo(
+            "qotm",
+            QotmDemoArgs(line=line, namespace="default", depends_on=[namespace], **kwargs),  # type: ignore[arg-type]
+            opts=pulumi.ResourceOptions(providers={"kubernetes": provider}),
+        )
+
+    run = run_program(program, preview=preview)
+    assert run.error is None, run.error
+    return run
+
+
+@pytest.mark.parametrize("preview", [False, True])
+def test_deployment_is_exactly_the_pages(preview: bool) -> None:
+    run = build(preview=preview)
+    deployment = run.one("Deployment", "qotm")
+    assert deployment.inputs["metadata"] == {"name": "qotm", "namespace": "default"}
+    assert deployment.inputs["spec"] == {
+        "replicas": 1,
+        "selector": {"matchLabels": {"app": "qotm"}},
+        "template": {
+            "metadata": {"labels": {"app": "qotm"}},
+            "spec": {
+                "containers": [
+                    {
+                        "name": "qotm",
+                        "image": "docker.io/datawire/qotm:1.7",
+                        "ports": [{"name": "http-api", "containerPort": 5000}],
+                        "env": [{"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}],
+                        "readinessProbe": {"httpGet": {"path": "/health", "port": 5000}, "initialDelaySeconds": 60, "periodSeconds": 3},
+                        "resources": {"limits": {"cpu": "0.1", "memory": "100Mi"}},
+                    }
+                ]
+            },
+        },
+    }
+    validate_builtin("apps/v1", "Deployment", {k: deployment.inputs[k] for k in ("metadata", "spec")}, "1.34")
+    assert run.depends(deployment, on=run.one("NamespacePatch"))
+
+
+def test_service_is_exactly_the_pages() -> None:
+    service = build().one("Service", "qotm-linkerd2")
+    assert service.inputs["metadata"] == {"name": "qotm-linkerd2", "namespace": "default"}
+    assert service.inputs["spec"] == {"ports": [{"name": "http", "port": 80, "targetPort": 5000}], "selector": {"app": "qotm"}}
+    validate_builtin("v1", "Service", {k: service.inputs[k] for k in ("metadata", "spec")}, "1.34")
+
+
+@pytest.mark.parametrize(
+    ("line", "spec"),
+    [
+        (upstream.PAGE, {"prefix": "/qotm-linkerd2/", "service": "qotm-linkerd2"}),
+        (upstream.CURRENT, {"prefix": "/qotm-linkerd2/", "service": "qotm-linkerd2", "hostname": "*"}),
+    ],
+)
+def test_mapping_per_line_is_valid_against_its_crd(line: upstream.VersionLine, spec: dict[str, str]) -> None:
+    mapping = build(line).one("Mapping", "linkerd2-qotm")
+    assert mapping.type == f"kubernetes:{line.ambassador_api}:Mapping"
+    assert mapping.inputs["spec"] == spec
+    validate_custom_resource(line.ambassador_api, "Mapping", {"metadata": mapping.inputs["metadata"], "spec": mapping.inputs["spec"]})
+
+
+def test_mapping_can_set_add_linkerd_headers_itself() -> None:
+    mapping = build(add_linkerd_headers=False).one("Mapping", "linkerd2-qotm")
+    assert mapping.inputs["spec"]["add_linkerd_headers"] is False
+
+
+def test_smoke_step_asks_edge_stack_for_a_quote_after_the_demo_is_up() -> None:
+    run = build(smoke_test_url="http://203.0.113.7")
+    smoke = run.one("Command", "qotm-smoke-test")
+    assert smoke.inputs["create"] == smoke_command("http://203.0.113.7")
+    assert "curl -fsSL --max-time 10 http://203.0.113.7/qotm-linkerd2/ | grep -q '\"quote\"'" in smoke.inputs["create"]
+    assert smoke.inputs["create"].endswith("exit 1")
+    for dependency in ("Deployment", "Service", "Mapping"):
+        assert run.depends(smoke, on=run.one(dependency))
+    assert build().find("Command") == []
+
+
+def test_smoke_command_fails_unless_a_quote_comes_back(tmp_path: pytest.TempPathFactory) -> None:
+    import http.server
+    import subprocess
+    import threading
+
+    class Quote(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            body = b'{"ok":true,"quote":"The last sentence you read is often sensible nonsense."}' if self.path == "/qotm-linkerd2/" else b"{}"
+            self.send_response(200 if self.path == "/qotm-linkerd2/" else 404)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            return
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Quote)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}"
+        assert subprocess.run(["bash", "-c", smoke_command(url)], timeout=30).returncode == 0
+        failing = smoke_command(url).replace("/qotm-linkerd2/", "/nothing/").replace("seq 40", "seq 2").replace("sleep 5", "sleep 0")
+        result = subprocess.run(["bash", "-c", failing], capture_output=True, text=True, timeout=30)
+        assert result.returncode == 1 and "no quote from" in result.stderr
+    finally:
+        server.shutdown()

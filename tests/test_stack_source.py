@@ -1,0 +1,66 @@
+"""The source stack: the shared anchor from the target, the Link, and the verification steps."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import TARGET_CONTEXT, kubernetes_resources, provider_urn, run_stack, source_config, target_outputs
+from tests.harness import Run
+
+LINES = ["current", "page"]
+
+
+def up(line: str = "current", preview: bool = False, **overrides: object) -> Run:
+    run = run_stack("source", source_config(line, **overrides), preview=preview)
+    assert run.error is None, run.error
+    return run
+
+
+@pytest.mark.parametrize("line", LINES)
+@pytest.mark.parametrize("preview", [False, True])
+def test_source_registers_link_and_checks_on_its_own_provider(line: str, preview: bool) -> None:
+    run = up(line, preview)
+    provider = provider_urn(run, "source-cluster")
+    for resource in kubernetes_resources(run):
+        assert resource.provider == provider, resource.name
+    assert run.one("Secret", "cluster-credentials-target", "linkerd-multicluster").is_secret("data")
+    checks = {c.name for c in run.find("Command") if c.name.startswith("multicluster-source-")}
+    assert checks == {"multicluster-source-multicluster-check", "multicluster-source-gateways"}
+
+
+def test_source_trusts_the_targets_anchor_and_uses_the_issuer_it_signed() -> None:
+    run = up()
+    refs = run.mocks.stack_references["organization/aes-linkerd2/target"]
+    assert run.one("ConfigMap", "linkerd-identity-trust-roots").inputs["data"]["ca-bundle.crt"] == refs["trustAnchorPem"]
+    issuer = run.one("Secret", "linkerd-identity-issuer")
+    assert issuer.is_secret("data", "key.pem")
+    assert run.find("Command", "identity-trust-anchor") == [], "only the target makes an anchor"
+    assert run.outputs["trustAnchorPem"] == refs["trustAnchorPem"]
+
+
+def test_source_declares_the_service_mirror_for_the_target_link() -> None:
+    run = up()
+    assert run.one("Deployment", "controller-target", "linkerd-multicluster")
+    [link] = [c for c in run.mocks.linkerd.commands if "link-gen" in c]
+    assert f"--context {TARGET_CONTEXT} multicluster link-gen --cluster-name target --gateway-name edge-stack --gateway-namespace ambassador" in link
+
+
+def test_checks_depend_on_everything_they_verify() -> None:
+    run = up()
+    check = run.one("Command", "multicluster-source-multicluster-check")
+    for resource in (run.one("Link"), run.one("DeploymentPatch", "edge-stack-linkerd-inject"), run.one("NamespacePatch"), run.one("Deployment", "linkerd-identity")):
+        assert run.depends(check, on=resource), resource.name
+
+
+def test_a_target_built_for_another_line_fails_the_update() -> None:
+    config = source_config()
+    outputs = target_outputs("page")
+    run = run_stack("source", config, stack_references={config["targetStack"]: outputs})
+    assert "the target stack organization/aes-linkerd2/target uses version line 'page'" in str(run.error)
+
+
+def test_a_target_with_the_same_context_fails_the_update() -> None:
+    config = source_config()
+    outputs = {**target_outputs(), "context": "source-ctx"}
+    run = run_stack("source", config, stack_references={config["targetStack"]: outputs})
+    assert "uses the same context" in str(run.error)

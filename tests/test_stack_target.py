@@ -1,0 +1,134 @@
+"""The target stack as `pulumi up` / `pulumi preview` would run __main__.py, on both version lines."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import kubernetes_resources, provider_urn, run_stack, target_config
+from tests.harness import Run
+from tests.schemas import validate_custom_resource
+
+LINES = ["current", "page"]
+
+
+def up(line: str = "current", preview: bool = False, **overrides: object) -> Run:
+    run = run_stack("target", target_config(line, **overrides), preview=preview)
+    assert run.error is None, run.error
+    return run
+
+
+@pytest.mark.parametrize("line", LINES)
+def test_preview_lists_the_same_objects_as_an_update(line: str) -> None:
+    """Unknown certificates at a first preview must not hide any object."""
+    names = lambda run: sorted((r.type, r.name) for r in run.registrations)  # noqa: E731
+    assert names(up(line, preview=True)) == names(up(line))
+
+
+@pytest.mark.parametrize("line", LINES)
+@pytest.mark.parametrize("preview", [False, True])
+def test_every_kubernetes_resource_uses_the_stacks_provider(line: str, preview: bool) -> None:
+    run = up(line, preview)
+    provider = provider_urn(run, "target-cluster")
+    provider_inputs = run.one("kubernetes", "target-cluster").inputs
+    # A path (here $KUBECONFIG's), never a kubeconfig's contents.
+    assert provider_inputs["context"] == "target-ctx" and provider_inputs["kubeconfig"].endswith("/kubeconfig")
+    for resource in kubernetes_resources(run):
+        assert resource.provider == provider, resource.name
+
+
+def test_kubeconfig_path_not_contents_goes_to_the_provider(kubeconfig: object) -> None:
+    run = up(kubeconfig=str(kubeconfig))
+    assert run.one("kubernetes", "target-cluster").inputs["kubeconfig"] == str(kubeconfig)
+
+
+@pytest.mark.parametrize("line", LINES)
+def test_every_step_of_the_page_is_registered(line: str) -> None:
+    run = up(line)
+    edge = {"current": ("edge-stack", "ambassador"), "page": ("ambassador", "ambassador")}[line]
+    # Linkerd control plane with its identity from the shared anchor, and multicluster.
+    assert run.one("Deployment", "linkerd-identity", "linkerd").inputs["spec"]["replicas"] == 3
+    assert run.one("MutatingWebhookConfiguration", "linkerd-proxy-injector-webhook-config")
+    assert run.one("Secret", "linkerd-identity-issuer", "linkerd")
+    # Edge Stack, its Module with add_linkerd_headers, meshed by inject.
+    assert run.one("Deployment", edge[0], edge[1])
+    assert run.one("Module", "ambassador", edge[1]).inputs["spec"]["config"]["add_linkerd_headers"] is True
+    mesh = run.one("DeploymentPatch", "edge-stack-linkerd-inject").inputs["spec"]["template"]["metadata"]["annotations"]
+    assert mesh["config.linkerd.io/skip-inbound-ports"] == "80,443"
+    assert mesh["config.linkerd.io/proxy-require-identity-inbound-ports"] == "4143"
+    # The meshed namespace and QOTM.
+    assert run.one("NamespacePatch", "ns-default").inputs["metadata"]["annotations"] == {"linkerd.io/inject": "enabled"}
+    assert run.one("Deployment", "qotm", "default") and run.one("Service", "qotm-linkerd2", "default")
+    assert run.one("Mapping", "linkerd2-qotm", "default").inputs["spec"]["prefix"] == "/qotm-linkerd2/"
+    # The gateway.
+    assert run.one("Host", "linkerd-host") and run.one("Mapping", "public-health-check")
+    assert run.one("DeploymentPatch", "multicluster-target-enable-gateway")
+    gateway = run.one("ServicePatch", "multicluster-target-gateway-service").inputs
+    assert {p["name"]: p["port"] for p in gateway["spec"]["ports"]} == {"mc-probe": 80, "mc-gateway": 4143}
+    assert gateway["metadata"]["annotations"]["mirror.linkerd.io/gateway-identity"] == f"{edge[0]}.{edge[1]}.serviceaccount.identity.linkerd.cluster.local"
+    assert run.one("ServicePatch", "multicluster-target-export-default-qotm-linkerd2")
+
+
+@pytest.mark.parametrize("line", LINES)
+def test_every_getambassador_object_is_valid_for_its_line(line: str) -> None:
+    run = up(line, tlsHostname="www.example.com", tlsAcmeEmail="ops@example.com")
+    objects = [r for r in run.registrations if r.type.startswith("kubernetes:getambassador.io/")]
+    assert {r.kind for r in objects} >= {"Module", "Mapping", "Host"}
+    for resource in objects:
+        api_version = resource.type.split(":")[1]
+        assert api_version == ("getambassador.io/v2" if line == "page" else "getambassador.io/v3alpha1")
+        validate_custom_resource(api_version, resource.kind, {k: v for k, v in resource.inputs.items() if k in ("metadata", "spec")})
+
+
+def test_order_of_the_page_and_a_removal_linkerd_accepts() -> None:
+    """Pulumi deletes in reverse dependency order: patches and the demo go before the control plane."""
+    run = up()
+    control_plane = run.one("Deployment", "linkerd-proxy-injector", "linkerd")
+    webhook = run.one("MutatingWebhookConfiguration")
+    inject = run.one("DeploymentPatch", "edge-stack-linkerd-inject")
+    namespace = run.one("NamespacePatch", "ns-default")
+    for dependent in (inject, namespace):
+        assert run.depends(dependent, on=control_plane) and run.depends(dependent, on=webhook)
+    assert run.depends(run.one("Deployment", "qotm"), on=namespace)
+    assert run.depends(run.one("Mapping", "linkerd2-qotm"), on=run.one("CustomResourceDefinition", "mappings.getambassador.io"))
+    module = run.one("Module")
+    assert run.depends(module, on=run.one("CustomResourceDefinition", "modules.getambassador.io"))
+    gateway_patch = run.one("ServicePatch", "multicluster-target-gateway-service")
+    assert run.depends(gateway_patch, on=inject) and run.depends(gateway_patch, on=control_plane)
+
+
+def test_outputs_for_the_source_and_secrets_kept_secret() -> None:
+    run = up()
+    outputs = run.outputs
+    assert outputs["clusterName"] == "target" and outputs["context"] == "target-ctx"
+    assert outputs["versionLine"] == "current" and outputs["linkerdVersion"] == "edge-26.8.3"
+    assert outputs["gatewayName"] == "edge-stack" and outputs["gatewayNamespace"] == "ambassador"
+    assert outputs["exportedServices"] == ["default/qotm-linkerd2"]
+    assert outputs["trustAnchorPem"].startswith("-----BEGIN CERTIFICATE-----")
+    assert outputs["peerIssuerKeyPem"].startswith("-----BEGIN EC PRIVATE KEY-----")
+    assert "peerIssuerKeyPem" in run.secret_outputs
+    assert "trustAnchorPem" not in run.secret_outputs and "peerIssuerCertPem" not in run.secret_outputs
+
+
+def test_certificates_are_made_once_and_kept() -> None:
+    run = up()
+    anchor = run.one("Command", "identity-trust-anchor")
+    assert anchor.additional_secret_outputs == ["stdout"]
+    assert anchor.ignore_changes == ["create", "dir", "environment"]
+    assert anchor.inputs["logging"] == "none"
+    assert anchor.inputs["triggers"] == ["cluster.local"]
+    assert " -m components.certificates anchor --common-name root.linkerd.cluster.local --valid-hours 87600" in anchor.inputs["create"]
+    for cluster in ("target", "peer"):
+        issuer = run.one("Command", f"identity-{cluster}-issuer")
+        assert issuer.is_secret("environment") and issuer.additional_secret_outputs == ["stdout"]
+        assert "issuer --common-name identity.linkerd.cluster.local --valid-hours 8760" in issuer.inputs["create"]
+        assert run.depends(issuer, on=anchor)
+    # The control plane's issuer Secret is this cluster's issuer, and secret.
+    assert run.one("Secret", "linkerd-identity-issuer").is_secret("data")
+
+
+def test_emissary_and_no_qotm() -> None:
+    run = up(edgeStackProduct="emissary", qotm="false")
+    assert run.one("Deployment", "emissary-ingress", "emissary")
+    assert run.find("Deployment", "qotm") == []
+    assert [p for p in run.find("ServicePatch") if "export" in p.name] == []
+    assert run.outputs["gatewayName"] == "emissary-ingress"
