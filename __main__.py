@@ -139,7 +139,7 @@ if cfg.is_target:
     pulumi.export("exportedServices", [f"{ns}/{name}" for ns, name in cfg.exported_services])
 else:
     target_cli = LinkerdCli(
-        binary=cfg.linkerd_cli, cluster=ClusterAccess(context=cfg.target_context or "", kubeconfig=cfg.target_kubeconfig)
+        binary=cfg.linkerd_cli, cluster=ClusterAccess(context=cfg.target_context, kubeconfig=cfg.target_kubeconfig)
     )
     config.check_target_outputs(cfg, target)
     source = MulticlusterSource(

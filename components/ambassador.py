@@ -16,7 +16,7 @@ def custom_resource(
     kind: str,
     *,
     name: str,
-    namespace: str,
+    namespace: pulumi.Input[str],
     spec: dict[str, Any],
     opts: pulumi.ResourceOptions,
 ) -> k8s.apiextensions.CustomResource:

@@ -41,8 +41,8 @@ class KeyPair:
 
 
 # A fixed window for placeholders, so that their PEM is the same at every render.
-_PLACEHOLDER_NOT_BEFORE = datetime.datetime(2025, 1, 1, tzinfo=datetime.timezone.utc)
-_PLACEHOLDER_NOT_AFTER = datetime.datetime(2125, 1, 1, tzinfo=datetime.timezone.utc)
+_PLACEHOLDER_NOT_BEFORE = datetime.datetime(2025, 1, 1, tzinfo=datetime.UTC)
+_PLACEHOLDER_NOT_AFTER = datetime.datetime(2125, 1, 1, tzinfo=datetime.UTC)
 _P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 
 
@@ -107,7 +107,7 @@ def _load(pair: KeyPair) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
 
 
 def _fresh_window(valid_hours: int) -> tuple[datetime.datetime, datetime.datetime]:
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     # A few minutes back, for clocks that run a little behind.
     return now - datetime.timedelta(minutes=5), now + datetime.timedelta(hours=valid_hours)
 
@@ -152,12 +152,25 @@ def placeholder_identity(trust_domain: str) -> tuple[KeyPair, KeyPair]:
         scalar = int.from_bytes(hashlib.sha256(f"aes-linkerd2 placeholder {seed} {trust_domain}".encode()).digest())
         return ec.derive_private_key(scalar % (_P256_ORDER - 1) + 1, ec.SECP256R1())
 
-    window = {"not_before": _PLACEHOLDER_NOT_BEFORE, "not_after": _PLACEHOLDER_NOT_AFTER, "deterministic": True}
     anchor = _ca_certificate(
-        upstream.trust_anchor_common_name(trust_domain), key=key("anchor"), path_length=1, signer=None, serial=1, **window
+        upstream.trust_anchor_common_name(trust_domain),
+        key=key("anchor"),
+        path_length=1,
+        signer=None,
+        not_before=_PLACEHOLDER_NOT_BEFORE,
+        not_after=_PLACEHOLDER_NOT_AFTER,
+        serial=1,
+        deterministic=True,
     )
     issuer = _ca_certificate(
-        upstream.issuer_common_name(trust_domain), key=key("issuer"), path_length=0, signer=_load(anchor), serial=2, **window
+        upstream.issuer_common_name(trust_domain),
+        key=key("issuer"),
+        path_length=0,
+        signer=_load(anchor),
+        not_before=_PLACEHOLDER_NOT_BEFORE,
+        not_after=_PLACEHOLDER_NOT_AFTER,
+        serial=2,
+        deterministic=True,
     )
     return anchor, issuer
 

@@ -7,7 +7,7 @@ import re
 import socket
 import urllib.parse
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 import pulumi
@@ -33,7 +33,7 @@ class ConfigError(pulumi.RunError):
         self.value = value
 
 
-class Role(str, Enum):
+class Role(StrEnum):
     SOURCE = "source"
     TARGET = "target"
 
@@ -82,8 +82,8 @@ class StackConfig:
     gateway_hostname: str | None = None
     exported_services: tuple[tuple[str, str], ...] = ()
     # source only
-    target_stack: str | None = None
-    target_context: str | None = None
+    target_stack: str = ""
+    target_context: str = ""
     target_cluster_name: str = ""
     target_kubeconfig: str | None = None
     gateway_addresses: tuple[str, ...] = ()
@@ -243,16 +243,24 @@ def load(config: pulumi.Config | None = None) -> StackConfig:
             f"version line '{line.name}' cannot install on it: {line.kubernetes_limit}",
         )
 
-    linkerd_version = _one_of("linkerdVersion", read.text("linkerdVersion", line.linkerd_versions[0]) or "", line.linkerd_versions)
+    linkerd_version = _one_of(
+        "linkerdVersion", read.text("linkerdVersion", line.linkerd_versions[0]) or "", line.linkerd_versions
+    )
     product_name = _one_of("edgeStackProduct", read.text("edgeStackProduct", line.default_product) or "", list(line.edge_stack))
     product = line.edge_stack[product_name]
     edge_stack_version = _one_of("edgeStackVersion", read.text("edgeStackVersion", product.versions[0]) or "", product.versions)
     license_key = read.secret("edgeStackLicenseKey")
     if license_key is not None and product.license_secret is None:
-        raise ConfigError("edgeStackLicenseKey", "[secret]", f"{product.name} {edge_stack_version} takes no licence key; remove it")
+        raise ConfigError(
+            "edgeStackLicenseKey", "[secret]", f"{product.name} {edge_stack_version} takes no licence key; remove it"
+        )
     if product.needs_license and license_key is None:
-        raise ConfigError("edgeStackLicenseKey", None, f"{product.name} {edge_stack_version} needs a licence token: "
-                          "`pulumi config set --secret edgeStackLicenseKey <token>`, or use edgeStackProduct: emissary")
+        raise ConfigError(
+            "edgeStackLicenseKey",
+            None,
+            f"{product.name} {edge_stack_version} needs a licence token: "
+            "`pulumi config set --secret edgeStackLicenseKey <token>`, or use edgeStackProduct: emissary",
+        )
 
     gateway_port = _port("gatewayPort", read.integer("gatewayPort", upstream.PROXY_INBOUND_PORT))
     probe_port = _port("probePort", read.integer("probePort", upstream.PROBE_SERVICE_PORT))
@@ -271,7 +279,9 @@ def load(config: pulumi.Config | None = None) -> StackConfig:
     qotm = read.boolean("qotm", role is Role.TARGET)
     qotm_namespace = _label("qotmNamespace", read.text("qotmNamespace", meshed[0] if meshed else "default") or "")
     if qotm and qotm_namespace not in meshed:
-        raise ConfigError("qotmNamespace", qotm_namespace, f"must be one of meshedNamespaces ({', '.join(meshed)}) so QOTM is meshed")
+        raise ConfigError(
+            "qotmNamespace", qotm_namespace, f"must be one of meshedNamespaces ({', '.join(meshed)}) so QOTM is meshed"
+        )
 
     smoke_test_url = read.text("smokeTestUrl")
     if smoke_test_url is not None and not re.match(r"^https?://[^/\s]+/?$", smoke_test_url):
@@ -282,36 +292,36 @@ def load(config: pulumi.Config | None = None) -> StackConfig:
     if not _DNS1123_SUBDOMAIN.match(trust_domain):
         raise ConfigError("trustDomain", trust_domain, "must be a DNS name")
 
-    common: dict[str, Any] = dict(
-        role=role,
-        line=line,
-        kubeconfig=kubeconfig,
-        context=context,
-        cluster_name=_label("clusterName", read.text("clusterName", pulumi.get_stack()) or ""),
-        kubernetes_version=kubernetes_version,
-        linkerd_cli=read.text("linkerdCli", "linkerd") or "",
-        kubectl=read.text("kubectl", "kubectl") or "",
-        linkerd_version=linkerd_version,
-        linkerd_ha=read.boolean("linkerdHa", True),
-        trust_domain=trust_domain,
-        edge_stack=product,
-        edge_stack_version=edge_stack_version,
-        edge_stack_crds=read.text("edgeStackCrds", product.crds_url.format(version=edge_stack_version)) or "",
-        edge_stack_manifest=read.text("edgeStackManifest", product.manifest_url.format(version=edge_stack_version)) or "",
-        edge_stack_license_key=license_key,
-        add_linkerd_headers=read.boolean("addLinkerdHeaders", True),
-        gateway_port=gateway_port,
-        probe_port=probe_port,
-        probe_target_port=probe_target_port,
-        probe_path=probe_path,
-        probe_period_seconds=probe_period,
-        meshed_namespaces=tuple(meshed),
-        existing_namespaces=existing,
-        qotm=qotm,
-        qotm_namespace=qotm_namespace,
-        smoke_test_url=smoke_test_url,
-        tls=tls,
-    )
+    common: dict[str, Any] = {
+        "role": role,
+        "line": line,
+        "kubeconfig": kubeconfig,
+        "context": context,
+        "cluster_name": _label("clusterName", read.text("clusterName", pulumi.get_stack()) or ""),
+        "kubernetes_version": kubernetes_version,
+        "linkerd_cli": read.text("linkerdCli", "linkerd") or "",
+        "kubectl": read.text("kubectl", "kubectl") or "",
+        "linkerd_version": linkerd_version,
+        "linkerd_ha": read.boolean("linkerdHa", True),
+        "trust_domain": trust_domain,
+        "edge_stack": product,
+        "edge_stack_version": edge_stack_version,
+        "edge_stack_crds": read.text("edgeStackCrds", product.crds_url.format(version=edge_stack_version)) or "",
+        "edge_stack_manifest": read.text("edgeStackManifest", product.manifest_url.format(version=edge_stack_version)) or "",
+        "edge_stack_license_key": license_key,
+        "add_linkerd_headers": read.boolean("addLinkerdHeaders", True),
+        "gateway_port": gateway_port,
+        "probe_port": probe_port,
+        "probe_target_port": probe_target_port,
+        "probe_path": probe_path,
+        "probe_period_seconds": probe_period,
+        "meshed_namespaces": tuple(meshed),
+        "existing_namespaces": existing,
+        "qotm": qotm,
+        "qotm_namespace": qotm_namespace,
+        "smoke_test_url": smoke_test_url,
+        "tls": tls,
+    }
     if role is Role.TARGET:
         return StackConfig(**common, **_target(read, qotm, qotm_namespace))
     return StackConfig(**common, **_source(read, context, kubeconfig))
@@ -346,10 +356,8 @@ def _target(read: _Reader, qotm: bool, qotm_namespace: str) -> dict[str, Any]:
         raise ConfigError("gatewayHostname", hostname, "must be a DNS name")
     default_exports = [f"{qotm_namespace}/{upstream.QOTM_SERVICE}"] if qotm else []
     # An empty list (Pulumi.yaml's default) means the default: the QOTM service when QOTM is on.
-    exported = tuple(
-        _service_ref("exportedServices", ref) for ref in read.string_list("exportedServices", []) or default_exports
-    )
-    return dict(gateway_hostname=hostname, exported_services=exported)
+    exported = tuple(_service_ref("exportedServices", ref) for ref in read.string_list("exportedServices", []) or default_exports)
+    return {"gateway_hostname": hostname, "exported_services": exported}
 
 
 def _source(read: _Reader, context: str, kubeconfig: str | None) -> dict[str, Any]:
@@ -362,14 +370,14 @@ def _source(read: _Reader, context: str, kubeconfig: str | None) -> dict[str, An
     addresses = tuple(read.string_list("gatewayAddresses", []))
     # The target's clusterName defaults to its stack name, so this one does too.
     target_cluster_name = _label("targetClusterName", read.text("targetClusterName", target_stack.split("/")[-1]) or "")
-    return dict(
-        target_stack=target_stack,
-        target_context=target_context,
-        target_cluster_name=target_cluster_name,
-        target_kubeconfig=target_kubeconfig,
-        gateway_addresses=addresses,
-        verify=read.boolean("verify", True),
-    )
+    return {
+        "target_stack": target_stack,
+        "target_context": target_context,
+        "target_cluster_name": target_cluster_name,
+        "target_kubeconfig": target_kubeconfig,
+        "gateway_addresses": addresses,
+        "verify": read.boolean("verify", True),
+    }
 
 
 def check_target_outputs(cfg: StackConfig, target: pulumi.StackReference) -> None:

@@ -99,7 +99,9 @@ class EdgeStack(pulumi.ComponentResource):
 
         deployment_body = next(o for o in objects if o["kind"] == "Deployment" and o["metadata"]["name"] == product.deployment)
         injected = manifests.parse(
-            args.cli.render("inject", *line.inject_args, *inject_flags(args.gateway_port), "-", stdin=yaml.safe_dump(deployment_body))
+            args.cli.render(
+                "inject", *line.inject_args, *inject_flags(args.gateway_port), "-", stdin=yaml.safe_dump(deployment_body)
+            )
         )
         before, after = _pod_annotations(deployment_body), _pod_annotations(injected[0].body)
         added = {
@@ -176,6 +178,11 @@ class EdgeStack(pulumi.ComponentResource):
                 }
             )
         objects.append(
-            {"apiVersion": line.ambassador_api, "kind": "Host", "metadata": {"name": "tls-host", "namespace": namespace}, "spec": spec}
+            {
+                "apiVersion": line.ambassador_api,
+                "kind": "Host",
+                "metadata": {"name": "tls-host", "namespace": namespace},
+                "spec": spec,
+            }
         )
         return objects

@@ -106,9 +106,7 @@ class LinkerdControlPlane(pulumi.ComponentResource):
         self.register_outputs({"namespace": self.namespace})
 
     def _render(self, args: LinkerdControlPlaneArgs, name: str, *cli_args: str) -> list[manifests.ManifestObject]:
-        objects = [
-            obj for obj in manifests.parse(args.cli.render(*cli_args)) if obj.key not in args.line.dropped_objects
-        ]
+        objects = [obj for obj in manifests.parse(args.cli.render(*cli_args)) if obj.key not in args.line.dropped_objects]
         anchor, issuer = placeholder_identity(args.trust_domain)
         stuck = manifests.unreplaceable(objects, [anchor.cert_pem, issuer.cert_pem, issuer.key_pem])
         if stuck:

@@ -8,6 +8,7 @@ lets the rest of the program depend on exactly the objects it needs.
 from __future__ import annotations
 
 import base64
+import contextlib
 import importlib
 import json
 import re
@@ -66,7 +67,7 @@ class ManifestObject:
 
     @property
     def is_builtin(self) -> bool:
-        return self.group in _BUILTIN_GROUPS or self.group.endswith(".k8s.io") and not self.group.startswith("gateway.")
+        return self.group in _BUILTIN_GROUPS or (self.group.endswith(".k8s.io") and not self.group.startswith("gateway."))
 
 
 def parse(text: str) -> list[ManifestObject]:
@@ -158,10 +159,8 @@ def unreplaceable(objects: Iterable[ManifestObject], placeholders: Iterable[str]
         for value in _strings(obj.body):
             candidates = [value]
             if obj.kind == "Secret":
-                try:
+                with contextlib.suppress(ValueError, UnicodeDecodeError):
                     candidates.append(base64.b64decode(value, validate=True).decode())
-                except (ValueError, UnicodeDecodeError):
-                    pass
             hidden = any(fp in text for text in candidates for fp in fingerprints.values())
             if hidden and not any(_forms(placeholder, value) for placeholder in fingerprints):
                 found.append(obj.key)

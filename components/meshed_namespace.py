@@ -39,5 +39,6 @@ class MeshedNamespace(pulumi.ComponentResource):
             self.namespace = k8s.core.v1.Namespace(
                 name, metadata=k8s.meta.v1.ObjectMetaArgs(name=args.name, annotations=annotations), opts=child
             )
-        self.name = self.namespace.metadata.apply(lambda metadata: metadata.name)
+        # The name, once the namespace (or its annotation) is in place.
+        self.name = self.namespace.id.apply(lambda _: args.name)
         self.register_outputs({"name": self.name})

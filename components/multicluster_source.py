@@ -9,7 +9,7 @@ update when they fail.
 from __future__ import annotations
 
 import shlex
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -35,13 +35,21 @@ class MulticlusterSourceArgs:
     verify_after: Sequence[pulumi.Resource] = ()
 
 
-def link_args(line: upstream.VersionLine, cluster_name: str, gateway_name: str, gateway_namespace: str, addresses: Sequence[str]) -> list[str]:
+def link_args(
+    line: upstream.VersionLine, cluster_name: str, gateway_name: str, gateway_namespace: str, addresses: Sequence[str]
+) -> list[str]:
     args = [*line.link_command, "--cluster-name", cluster_name]
     if line.link_names_gateway:
         args += ["--gateway-name", gateway_name, "--gateway-namespace", gateway_namespace]
     if addresses:
         args += ["--gateway-addresses", ",".join(addresses)]
     return args
+
+
+def _after(
+    resources: list[pulumi.Input[pulumi.Resource]],
+) -> Callable[[list[pulumi.CustomResource]], list[pulumi.Input[pulumi.Resource]]]:
+    return lambda link: [*resources, *link]
 
 
 class MulticlusterSource(pulumi.ComponentResource):
@@ -52,13 +60,11 @@ class MulticlusterSource(pulumi.ComponentResource):
         super().__init__("aes-linkerd2:index:MulticlusterSource", name, None, opts)
         line = args.line
         link_command = pulumi.Output.all(args.gateway_name, args.gateway_namespace).apply(
-            lambda gw: args.target_cli.line(
-                *link_args(line, args.target_cluster_name, gw[0], gw[1], args.gateway_addresses)
-            )
+            lambda gw: args.target_cli.line(*link_args(line, args.target_cluster_name, gw[0], gw[1], args.gateway_addresses))
         )
         # The output holds the target's service-account token: never logged, and only kept as the Secret.
         generated = command.local.run_output(command=link_command, logging=command.local.Logging.NONE)
-        self.link = pulumi.Output.secret(generated.stdout).apply(lambda text: self._apply_link(name, text, args))
+        self.link = pulumi.Output.secret(generated.stdout).apply(lambda text: self._apply_link(name, str(text), args))
 
         self.checks = []
         if args.verify:
@@ -69,15 +75,11 @@ class MulticlusterSource(pulumi.ComponentResource):
                 ("gateways", ("multicluster", "gateways")),
             ):
                 # One after the other: the gateways listing means little when the check failed.
-                earlier = list(self.checks)
                 check = command.local.Command(
                     f"{name}-{step}",
                     create=args.cli.line(*cli_args),
                     triggers=triggers,
-                    opts=pulumi.ResourceOptions(
-                        parent=self,
-                        depends_on=self.link.apply(lambda link, earlier=earlier: [*after, *link, *earlier]),
-                    ),
+                    opts=pulumi.ResourceOptions(parent=self, depends_on=self.link.apply(_after([*after, *self.checks]))),
                 )
                 self.checks.append(check)
         self.register_outputs({"linkedCluster": args.target_cluster_name})

@@ -57,16 +57,17 @@ def gateway_service_annotations(args: MulticlusterTargetArgs) -> dict[str, str]:
     }
 
 
-def export_metadata(line: upstream.VersionLine, gateway: GatewayRef) -> dict[str, dict[str, str]]:
-    """Labels or annotations that export a service through this gateway, as the line expects."""
+def export_metadata(
+    line: upstream.VersionLine, gateway: GatewayRef, name: str, namespace: str
+) -> k8s.meta.v1.ObjectMetaPatchArgs:
+    """A service's metadata that exports it through this gateway: a label, or 2.8's annotations."""
     if line.export_by_label:
-        return {"labels": {upstream.EXPORTED_LABEL: "true"}}
-    return {
-        "annotations": {
-            upstream.EXPORT_GATEWAY_NAME_ANNOTATION: gateway.deployment,
-            upstream.EXPORT_GATEWAY_NAMESPACE_ANNOTATION: gateway.namespace,
-        }
+        return k8s.meta.v1.ObjectMetaPatchArgs(name=name, namespace=namespace, labels={upstream.EXPORTED_LABEL: "true"})
+    annotations = {
+        upstream.EXPORT_GATEWAY_NAME_ANNOTATION: gateway.deployment,
+        upstream.EXPORT_GATEWAY_NAMESPACE_ANNOTATION: gateway.namespace,
     }
+    return k8s.meta.v1.ObjectMetaPatchArgs(name=name, namespace=namespace, annotations=annotations)
 
 
 class MulticlusterTarget(pulumi.ComponentResource):
@@ -138,23 +139,18 @@ class MulticlusterTarget(pulumi.ComponentResource):
                         target_port=args.probe_target_port,
                         protocol="TCP",
                     ),
-                    k8s.core.v1.ServicePortPatchArgs(
-                        name=upstream.GATEWAY_PORT_NAME, port=args.gateway_port, protocol="TCP"
-                    ),
+                    k8s.core.v1.ServicePortPatchArgs(name=upstream.GATEWAY_PORT_NAME, port=args.gateway_port, protocol="TCP"),
                 ]
             ),
             opts=pulumi.ResourceOptions.merge(after, pulumi.ResourceOptions(deleted_with=args.service_resource)),
         )
-        metadata = export_metadata(line, gateway)
         self.exports = [
             k8s.core.v1.ServicePatch(
                 f"{name}-export-{namespace}-{service}",
-                metadata=k8s.meta.v1.ObjectMetaPatchArgs(name=service, namespace=namespace, **metadata),
+                metadata=export_metadata(line, gateway, service, namespace),
                 opts=pulumi.ResourceOptions.merge(after, pulumi.ResourceOptions(depends_on=[self.service_patch])),
             )
             for namespace, service in args.exported_services
         ]
-        self.gateway_identity = pulumi.Output.from_input(
-            gateway_service_annotations(args)[upstream.GATEWAY_IDENTITY_ANNOTATION]
-        )
+        self.gateway_identity = pulumi.Output.from_input(gateway_service_annotations(args)[upstream.GATEWAY_IDENTITY_ANNOTATION])
         self.register_outputs({"gatewayIdentity": self.gateway_identity})

@@ -129,5 +129,5 @@ class QotmDemo(pulumi.ComponentResource):
                 triggers=[self.deployment.metadata.generation, json.dumps(mapping_spec, sort_keys=True)],
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[self.deployment, self.service, self.mapping]),
             )
-        self.service_name = self.service.metadata.apply(lambda metadata: metadata.name)
+        self.service_name = self.service.id.apply(lambda _: upstream.QOTM_SERVICE)
         self.register_outputs({"serviceName": self.service_name})

@@ -144,9 +144,11 @@ class VersionLine:
         return " and ".join(parts)
 
 
-def _webhook_material(secrets: tuple[str, ...], webhooks: tuple[str, ...], api_services: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
+def _webhook_material(
+    secrets: tuple[str, ...], webhooks: tuple[str, ...], api_services: tuple[str, ...]
+) -> dict[str, tuple[str, ...]]:
     fields: dict[str, tuple[str, ...]] = {f"Secret/{CONTROL_PLANE_NAMESPACE}/{name}": ("data",) for name in secrets}
-    fields.update({key: ("webhooks[*].clientConfig.caBundle",) for key in webhooks})
+    fields.update(dict.fromkeys(webhooks, ("webhooks[*].clientConfig.caBundle",)))
     fields.update({f"APIService/{name}": ("spec.caBundle",) for name in api_services})
     return fields
 

@@ -84,7 +84,7 @@ class FakeLinkerd:
             "apiVersion": "apiextensions.k8s.io/v1beta1" if self.page else "apiextensions.k8s.io/v1",
             "kind": "CustomResourceDefinition",
             "metadata": {"name": name, "annotations": {"linkerd.io/created-by": f"linkerd/cli {self.version}"}},
-            "spec": {"group": group, "names": {"kind": kind, "plural": name.split(".")[0]}, "scope": "Namespaced"},
+            "spec": {"group": group, "names": {"kind": kind, "plural": name.split(".", maxsplit=1)[0]}, "scope": "Namespaced"},
         }
 
     def _crds(self, args: list[str]) -> str:
@@ -101,7 +101,11 @@ class FakeLinkerd:
         webhook_ca = f"-----BEGIN CERTIFICATE-----\n{secrets.token_hex(24)}\n-----END CERTIFICATE-----\n"
         ns = "linkerd"
         objects: list[dict[str, Any]] = [
-            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns, "labels": {"config.linkerd.io/admission-webhooks": "disabled"}}},
+            {
+                "apiVersion": "v1",
+                "kind": "Namespace",
+                "metadata": {"name": ns, "labels": {"config.linkerd.io/admission-webhooks": "disabled"}},
+            },
         ]
         if self.page:
             objects.append(self._crd("serviceprofiles.linkerd.io", "linkerd.io", "ServiceProfile"))
@@ -113,7 +117,10 @@ class FakeLinkerd:
                     "data": {"global": json.dumps({"identityContext": {"trustAnchorsPem": anchor}})},
                 }
             )
-            tls_secret, webhook_keys = "linkerd-proxy-injector-tls", {"crt.pem": _b64(webhook_ca), "key.pem": _b64(secrets.token_hex(16))}
+            tls_secret, webhook_keys = (
+                "linkerd-proxy-injector-tls",
+                {"crt.pem": _b64(webhook_ca), "key.pem": _b64(secrets.token_hex(16))},
+            )
         else:
             objects.append(
                 {
@@ -123,7 +130,9 @@ class FakeLinkerd:
                     "data": {"ca-bundle.crt": anchor},
                 }
             )
-            overrides = yaml.safe_dump({"identity": {"issuer": {"tls": {"crtPEM": issuer_crt, "keyPEM": issuer_key}}}}, default_style="|")
+            overrides = yaml.safe_dump(
+                {"identity": {"issuer": {"tls": {"crtPEM": issuer_crt, "keyPEM": issuer_key}}}}, default_style="|"
+            )
             objects.append(
                 {
                     "apiVersion": "v1",
@@ -132,7 +141,10 @@ class FakeLinkerd:
                     "data": {"linkerd-config-overrides": _b64(overrides)},
                 }
             )
-            tls_secret, webhook_keys = "linkerd-proxy-injector-k8s-tls", {"tls.crt": _b64(webhook_ca), "tls.key": _b64(secrets.token_hex(16))}
+            tls_secret, webhook_keys = (
+                "linkerd-proxy-injector-k8s-tls",
+                {"tls.crt": _b64(webhook_ca), "tls.key": _b64(secrets.token_hex(16))},
+            )
         objects += [
             {
                 "apiVersion": "v1",
@@ -142,9 +154,23 @@ class FakeLinkerd:
             },
             {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "linkerd-identity", "namespace": ns}},
             self._deployment("linkerd-identity", ns, 3 if ha else 1, anchor, {}),
-            self._deployment("linkerd-destination", ns, 3 if ha else 1, anchor, {} if self.page else {"checksum/config": secrets.token_hex(8)}),
-            self._deployment("linkerd-proxy-injector", ns, 3 if ha else 1, anchor, {} if self.page else {"checksum/config": secrets.token_hex(8)}),
-            {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": tls_secret, "namespace": ns}, "type": "kubernetes.io/tls", "data": webhook_keys},
+            self._deployment(
+                "linkerd-destination", ns, 3 if ha else 1, anchor, {} if self.page else {"checksum/config": secrets.token_hex(8)}
+            ),
+            self._deployment(
+                "linkerd-proxy-injector",
+                ns,
+                3 if ha else 1,
+                anchor,
+                {} if self.page else {"checksum/config": secrets.token_hex(8)},
+            ),
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": tls_secret, "namespace": ns},
+                "type": "kubernetes.io/tls",
+                "data": webhook_keys,
+            },
             {
                 "apiVersion": "admissionregistration.k8s.io/v1beta1" if self.page else "admissionregistration.k8s.io/v1",
                 "kind": "MutatingWebhookConfiguration",
@@ -153,7 +179,10 @@ class FakeLinkerd:
                     {
                         "name": "linkerd-proxy-injector.linkerd.io",
                         "failurePolicy": "Fail" if ha else "Ignore",
-                        "clientConfig": {"service": {"name": "linkerd-proxy-injector", "namespace": ns, "path": "/"}, "caBundle": _b64(webhook_ca)},
+                        "clientConfig": {
+                            "service": {"name": "linkerd-proxy-injector", "namespace": ns, "path": "/"},
+                            "caBundle": _b64(webhook_ca),
+                        },
                         "sideEffects": "None",
                         "admissionReviewVersions": ["v1", "v1beta1"],
                     }
@@ -166,7 +195,10 @@ class FakeLinkerd:
                     "apiVersion": "policy/v1",
                     "kind": "PodDisruptionBudget",
                     "metadata": {"name": "linkerd-identity", "namespace": ns},
-                    "spec": {"maxUnavailable": 1, "selector": {"matchLabels": {"linkerd.io/control-plane-component": "identity"}}},
+                    "spec": {
+                        "maxUnavailable": 1,
+                        "selector": {"matchLabels": {"linkerd.io/control-plane-component": "identity"}},
+                    },
                 }
             )
         if "--disable-heartbeat" not in args:
@@ -175,7 +207,19 @@ class FakeLinkerd:
                     "apiVersion": "batch/v1",
                     "kind": "CronJob",
                     "metadata": {"name": "linkerd-heartbeat", "namespace": ns},
-                    "spec": {"schedule": f"{secrets.randbelow(60)} {secrets.randbelow(24)} * * *", "jobTemplate": {"spec": {"template": {"spec": {"containers": [{"name": "heartbeat", "image": "heartbeat"}], "restartPolicy": "Never"}}}}},
+                    "spec": {
+                        "schedule": f"{secrets.randbelow(60)} {secrets.randbelow(24)} * * *",
+                        "jobTemplate": {
+                            "spec": {
+                                "template": {
+                                    "spec": {
+                                        "containers": [{"name": "heartbeat", "image": "heartbeat"}],
+                                        "restartPolicy": "Never",
+                                    }
+                                }
+                            }
+                        },
+                    },
                 }
             )
         return _dump(objects)
@@ -184,13 +228,23 @@ class FakeLinkerd:
     def _deployment(name: str, ns: str, replicas: int, anchor: str, annotations: dict[str, str]) -> dict[str, Any]:
         labels = {"linkerd.io/control-plane-component": name.removeprefix("linkerd-")}
         affinity = (
-            {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [{"labelSelector": {"matchLabels": labels}, "topologyKey": "kubernetes.io/hostname"}]}}
+            {
+                "podAntiAffinity": {
+                    "requiredDuringSchedulingIgnoredDuringExecution": [
+                        {"labelSelector": {"matchLabels": labels}, "topologyKey": "kubernetes.io/hostname"}
+                    ]
+                }
+            }
             if replicas > 1
             else None
         )
         spec: dict[str, Any] = {
             "containers": [
-                {"name": "linkerd-proxy", "image": "cr.l5d.io/linkerd/proxy", "env": [{"name": "LINKERD2_PROXY_IDENTITY_TRUST_ANCHORS", "value": anchor}]}
+                {
+                    "name": "linkerd-proxy",
+                    "image": "cr.l5d.io/linkerd/proxy",
+                    "env": [{"name": "LINKERD2_PROXY_IDENTITY_TRUST_ANCHORS", "value": anchor}],
+                }
             ]
         }
         if affinity:
@@ -209,8 +263,16 @@ class FakeLinkerd:
     def _multicluster(self, args: list[str]) -> str:
         ns = "linkerd-multicluster"
         objects: list[dict[str, Any]] = [
-            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns, "labels": {"linkerd.io/extension": "multicluster"}}},
-            {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "linkerd-service-mirror-remote-access-default", "namespace": ns}},
+            {
+                "apiVersion": "v1",
+                "kind": "Namespace",
+                "metadata": {"name": ns, "labels": {"linkerd.io/extension": "multicluster"}},
+            },
+            {
+                "apiVersion": "v1",
+                "kind": "ServiceAccount",
+                "metadata": {"name": "linkerd-service-mirror-remote-access-default", "namespace": ns},
+            },
         ]
         if not self.page:
             objects.insert(1, self._crd("links.multicluster.linkerd.io", "multicluster.linkerd.io", "Link"))
@@ -244,7 +306,8 @@ class FakeLinkerd:
                     "spec": {
                         "targetClusterName": name,
                         "gatewayAddress": _option(args, "--gateway-addresses") or "203.0.113.10",
-                        "gatewayIdentity": f"{_option(args, '--gateway-name')}.{_option(args, '--gateway-namespace')}.serviceaccount.identity.linkerd.cluster.local",
+                        "gatewayIdentity": f"{_option(args, '--gateway-name')}.{_option(args, '--gateway-namespace')}"
+                        ".serviceaccount.identity.linkerd.cluster.local",
                         "gatewayPort": "4143",
                         "probeSpec": {"path": "/-/ambassador/ready", "port": "80", "period": "3s"},
                     },

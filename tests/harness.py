@@ -15,8 +15,8 @@ from typing import Any
 import pulumi
 from google.protobuf import json_format
 from pulumi.runtime import rpc, settings
-from pulumi.runtime.proto import resource_pb2
 from pulumi.runtime.mocks import MockCallArgs, MockMonitor, MockResourceArgs, Mocks
+from pulumi.runtime.proto import resource_pb2
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
@@ -92,7 +92,7 @@ class RecordingMonitor(MockMonitor):
         super().__init__(mocks)
         self.registrations: list[Registration] = []
 
-    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (the gRPC method's name)
+    def RegisterResource(self, request: Any) -> Any:
         response = super().RegisterResource(request)
         if request.type != "pulumi:pulumi:Stack":
             self.registrations.append(
@@ -112,7 +112,7 @@ class RecordingMonitor(MockMonitor):
             )
         return response
 
-    def GetDeploymentInfo(self, request: Any) -> Any:  # noqa: N802
+    def GetDeploymentInfo(self, request: Any) -> Any:
         # The engine holds back an invoke only while a resource it depends on awaits creation.
         # The program's invokes depend at most on stack references, which are read, not created:
         # answering them in preview too is what the engine does (the SDK's own fallback gate,
@@ -184,7 +184,7 @@ class Run:
             r
             for r in self.registrations
             if r.kind == kind
-            and (name is None or r.object_name == name or r.name == name)
+            and (name is None or name in (r.object_name, r.name))
             and (namespace is None or r.namespace == namespace)
         ]
 
@@ -238,7 +238,7 @@ def run_program(
 
     try:
         _sync_await(run_pulumi_func(program_and_exports))
-    except BaseException as caught:  # noqa: BLE001 (the tests assert on it)
+    except BaseException as caught:
         error = caught
     run = Run(registrations=monitor.registrations, outputs=exported, mocks=mocks, monitor=monitor, error=error)
     run.secret_outputs = secret

@@ -28,7 +28,7 @@ def test_trust_anchor_is_a_p256_root_ca() -> None:
     assert isinstance(cert.public_key(), ec.EllipticCurvePublicKey) and cert.public_key().curve.name == "secp256r1"
     constraints = cert.extensions.get_extension_for_oid(ExtensionOID.BASIC_CONSTRAINTS).value
     assert constraints.ca is True and constraints.path_length == 1
-    lifetime = cert.not_valid_after_utc - datetime.datetime.now(datetime.timezone.utc)
+    lifetime = cert.not_valid_after_utc - datetime.datetime.now(datetime.UTC)
     assert datetime.timedelta(hours=87599) < lifetime <= datetime.timedelta(hours=87600)
     assert anchor.key_pem.startswith("-----BEGIN EC PRIVATE KEY-----")
 
@@ -58,7 +58,7 @@ def test_placeholders_are_identical_at_every_render_and_form_a_valid_chain() -> 
     assert anchor != certificates.placeholder_identity("example.org")[0]
     _cert(issuer.cert_pem).verify_directly_issued_by(_cert(anchor.cert_pem))
     # The CLI checks that the issuer is valid now.
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     assert _cert(issuer.cert_pem).not_valid_before_utc < now < _cert(issuer.cert_pem).not_valid_after_utc
 
 
@@ -66,13 +66,20 @@ def test_command_line_prints_a_key_pair_and_reads_the_anchor_from_the_environmen
     run = [sys.executable, "-m", "components.certificates"]
     anchor = subprocess.run(
         [*run, "anchor", "--common-name", "root.linkerd.cluster.local", "--valid-hours", "5"],
-        cwd=ROOT, check=True, capture_output=True, text=True,
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
     )
     pair = certificates.KeyPair.from_json(anchor.stdout)
     env = {certificates.ANCHOR_CERT_ENV: pair.cert_pem, certificates.ANCHOR_KEY_ENV: pair.key_pem}
     issuer = subprocess.run(
         [*run, "issuer", "--common-name", "identity.linkerd.cluster.local", "--valid-hours", "2"],
-        cwd=ROOT, check=True, capture_output=True, text=True, env=env,
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+        env=env,
     )
     _cert(json.loads(issuer.stdout)["certPem"]).verify_directly_issued_by(_cert(pair.cert_pem))
     assert pair.key_pem not in issuer.stdout and pair.key_pem not in " ".join(run)

@@ -84,14 +84,24 @@ BAD_INPUT = [
     ({"exportedServices": ["default/Qotm"]}, "exportedServices", "Qotm", "must be a DNS-1123 label"),
     ({"gatewayHostname": None}, "gatewayHostname", None, "is required"),
     ({"gatewayHostname": "gw example"}, "gatewayHostname", "gw example", "must be a DNS name"),
-    ({"kubernetesVersion": "1.29"}, "kubernetesVersion", "1.29", "version line 'current' cannot install on it: needs Kubernetes 1.31 or newer"),
+    (
+        {"kubernetesVersion": "1.29"},
+        "kubernetesVersion",
+        "1.29",
+        "version line 'current' cannot install on it: needs Kubernetes 1.31 or newer",
+    ),
     ({"kubernetesVersion": "latest"}, "kubernetesVersion", "latest", "must look like 1.34 or v1.34.2"),
     ({"linkerdHa": "yes"}, "linkerdHa", "yes", "must be true or false"),
     ({"qotmNamespace": "demo"}, "qotmNamespace", "demo", "must be one of meshedNamespaces (default) so QOTM is meshed"),
     ({"smokeTestUrl": "edge.example.com"}, "smokeTestUrl", "edge.example.com", "must be http(s)://<host>[:port] of Edge Stack"),
     ({"trustDomain": "Cluster Local"}, "trustDomain", "Cluster Local", "must be a DNS name"),
     ({"tlsAcmeEmail": "ops@example.com"}, "tlsHostname", None, "is required when tlsAcmeEmail is set"),
-    ({"tlsHostname": "www.example.com"}, "tlsAcmeEmail", None, "is required when tlsHostname is set without tlsCertificate/tlsPrivateKey"),
+    (
+        {"tlsHostname": "www.example.com"},
+        "tlsAcmeEmail",
+        None,
+        "is required when tlsHostname is set without tlsCertificate/tlsPrivateKey",
+    ),
     ({"tlsHostname": "www.example.com", "tlsAcmeEmail": "ops"}, "tlsAcmeEmail", "ops", "must be an email address"),
 ]
 
@@ -142,7 +152,11 @@ def test_source_needs_a_second_cluster() -> None:
 
 
 def test_tls_certificate_and_key_come_together() -> None:
-    run = run_stack("target", target_config(tlsHostname="www.example.com"), secret_config={"edgeStackLicenseKey": "x", "tlsCertificate": "CERT"})
+    run = run_stack(
+        "target",
+        target_config(tlsHostname="www.example.com"),
+        secret_config={"edgeStackLicenseKey": "x", "tlsCertificate": "CERT"},
+    )
     assert isinstance(run.error, config.ConfigError) and run.error.key == "tlsPrivateKey" and run.registrations == []
 
 
@@ -166,9 +180,11 @@ def test_missing_or_wrong_linkerd_cli_stops_before_any_resource() -> None:
     assert "the linkerd CLI `/opt/no/linkerd` cannot run" in str(run.error)
     assert run.registrations == []
     run = run_stack("target", target_config(), linkerd=FakeLinkerd("edge-25.1.1"))
-    assert str(run.error).startswith("the linkerd CLI `linkerd` is 'edge-25.1.1', but this stack pins linkerdVersion 'edge-26.8.3'")
+    assert str(run.error).startswith(
+        "the linkerd CLI `linkerd` is 'edge-25.1.1', but this stack pins linkerdVersion 'edge-26.8.3'"
+    )
     assert run.registrations == []
-    assert CURRENT_VERSION == upstream.CURRENT.linkerd_versions[0]
+    assert upstream.CURRENT.linkerd_versions[0] == CURRENT_VERSION
 
 
 def test_pulumi_yaml_declares_the_programs_defaults() -> None:

@@ -33,7 +33,9 @@ def build(
 
     def program() -> None:
         provider = k8s.Provider("cluster", context="ctx")
-        control_plane = k8s.core.v1.Namespace("linkerd-ns", metadata={"name": "linkerd"}, opts=pulumi.ResourceOptions(provider=provider))
+        control_plane = k8s.core.v1.Namespace(
+            "linkerd-ns", metadata={"name": "linkerd"}, opts=pulumi.ResourceOptions(provider=provider)
+        )
         EdgeStack(
             "edge-stack",
             EdgeStackArgs(
@@ -97,20 +99,38 @@ def test_listeners_for_http_and_https_are_valid_v3alpha1() -> None:
     run = build()
     listeners = {r.object_name: r.inputs["spec"] for r in run.find("Listener")}
     assert listeners == {
-        "edge-stack-http-listener": {"port": 8080, "protocol": "HTTP", "securityModel": "XFP", "hostBinding": {"namespace": {"from": "ALL"}}},
-        "edge-stack-https-listener": {"port": 8443, "protocol": "HTTPS", "securityModel": "XFP", "hostBinding": {"namespace": {"from": "ALL"}}},
+        "edge-stack-http-listener": {
+            "port": 8080,
+            "protocol": "HTTP",
+            "securityModel": "XFP",
+            "hostBinding": {"namespace": {"from": "ALL"}},
+        },
+        "edge-stack-https-listener": {
+            "port": 8443,
+            "protocol": "HTTPS",
+            "securityModel": "XFP",
+            "hostBinding": {"namespace": {"from": "ALL"}},
+        },
     }
     assert build(upstream.PAGE, license_key=None).find("Listener") == []
 
 
-@pytest.mark.parametrize(("line", "product"), [(upstream.CURRENT, "edge-stack"), (upstream.CURRENT, "emissary"), (upstream.PAGE, "edge-stack")])
+@pytest.mark.parametrize(
+    ("line", "product"), [(upstream.CURRENT, "edge-stack"), (upstream.CURRENT, "emissary"), (upstream.PAGE, "edge-stack")]
+)
 def test_getambassador_objects_match_the_crd_schema(line: upstream.VersionLine, product: str) -> None:
-    run = build(line, product, license_key="x" if product == "edge-stack" and line is upstream.CURRENT else None,
-                tls=Tls(hostname="www.example.com", acme_email="ops@example.com"))
+    run = build(
+        line,
+        product,
+        license_key="x" if product == "edge-stack" and line is upstream.CURRENT else None,
+        tls=Tls(hostname="www.example.com", acme_email="ops@example.com"),
+    )
     custom = [r for r in run.registrations if r.type.startswith("kubernetes:getambassador.io/")]
     assert {r.kind for r in custom} >= {"Module", "Host"}
     for resource in custom:
-        validate_custom_resource(resource.inputs["apiVersion"], resource.kind, {k: v for k, v in resource.inputs.items() if k != "apiVersion"})
+        validate_custom_resource(
+            resource.inputs["apiVersion"], resource.kind, {k: v for k, v in resource.inputs.items() if k != "apiVersion"}
+        )
 
 
 def test_licence_goes_into_the_secret_edge_stack_reads_and_stays_secret() -> None:
@@ -137,7 +157,15 @@ def test_load_balancer_service_is_not_awaited() -> None:
 def test_mesh_is_the_real_inject_with_the_pages_flags_applied_as_a_patch() -> None:
     run = build(gateway_port=4143)
     [call] = [c for c in run.mocks.linkerd.calls if c[0] == "inject"]
-    assert call == ["inject", "--ignore-cluster", "--skip-inbound-ports", "80,443", "--require-identity-on-inbound-ports", "4143", "-"]
+    assert call == [
+        "inject",
+        "--ignore-cluster",
+        "--skip-inbound-ports",
+        "80,443",
+        "--require-identity-on-inbound-ports",
+        "4143",
+        "-",
+    ]
     patch = run.one("DeploymentPatch")
     assert patch.inputs["metadata"] == {"name": "edge-stack", "namespace": "ambassador"}
     # Only what inject added: the manifest's own annotations stay with their owner.
@@ -158,7 +186,10 @@ def test_mesh_is_the_real_inject_with_the_pages_flags_applied_as_a_patch() -> No
 
 def test_identity_port_follows_the_gateway_port() -> None:
     patch = build(gateway_port=4999).one("DeploymentPatch")
-    assert patch.inputs["spec"]["template"]["metadata"]["annotations"]["config.linkerd.io/proxy-require-identity-inbound-ports"] == "4999"
+    assert (
+        patch.inputs["spec"]["template"]["metadata"]["annotations"]["config.linkerd.io/proxy-require-identity-inbound-ports"]
+        == "4999"
+    )
 
 
 def test_page_line_drops_what_2_8s_offline_inject_adds_only_for_being_offline() -> None:

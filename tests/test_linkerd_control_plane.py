@@ -53,19 +53,36 @@ def test_renders_offline_with_the_pinned_cli_and_exact_flags() -> None:
     calls = run.mocks.linkerd.calls
     assert calls[0] == ["install", "--crds", "--ignore-cluster", "--set", "installGatewayAPI=true"]
     install = calls[1]
-    files = {flag: install[install.index(flag) + 1] for flag in ("--identity-trust-anchors-file", "--identity-issuer-certificate-file", "--identity-issuer-key-file")}
+    files = {
+        flag: install[install.index(flag) + 1]
+        for flag in ("--identity-trust-anchors-file", "--identity-issuer-certificate-file", "--identity-issuer-key-file")
+    }
     assert install == [
-        "install", "--ignore-cluster", "--ha", "--identity-trust-domain", "cluster.local",
-        "--identity-trust-anchors-file", files["--identity-trust-anchors-file"],
-        "--identity-issuer-certificate-file", files["--identity-issuer-certificate-file"],
-        "--identity-issuer-key-file", files["--identity-issuer-key-file"],
+        "install",
+        "--ignore-cluster",
+        "--ha",
+        "--identity-trust-domain",
+        "cluster.local",
+        "--identity-trust-anchors-file",
+        files["--identity-trust-anchors-file"],
+        "--identity-issuer-certificate-file",
+        files["--identity-issuer-certificate-file"],
+        "--identity-issuer-key-file",
+        files["--identity-issuer-key-file"],
         "--disable-heartbeat",
     ]
-    assert calls[2] == ["multicluster", "install", "--ignore-cluster", "--gateway=false", "--set", "controllers[0].link.ref.name=target"]
+    assert calls[2] == [
+        "multicluster",
+        "install",
+        "--ignore-cluster",
+        "--gateway=false",
+        "--set",
+        "controllers[0].link.ref.name=target",
+    ]
     # Every step runs against this stack's kubeconfig and context.
     assert all(c.startswith("linkerd --kubeconfig /k/config --context target-ctx ") for c in run.mocks.linkerd.commands)
     # The CLI only ever sees stand-ins, never the real issuer key.
-    anchor, issuer = certificates.placeholder_identity("cluster.local")
+    _anchor, issuer = certificates.placeholder_identity("cluster.local")
     with open(files["--identity-issuer-key-file"]) as handle:
         assert handle.read() == issuer.key_pem
     assert ISSUER.key_pem not in " ".join(run.mocks.linkerd.commands)
@@ -118,7 +135,9 @@ def test_real_anchor_and_issuer_replace_the_stand_ins_and_the_key_stays_secret()
     for resource in kubernetes_resources(run):
         text = json.dumps(resource.inputs)
         decoded = " ".join(
-            base64.b64decode(v).decode(errors="replace") for v in (resource.inputs.get("data") or {}).values() if resource.kind == "Secret"
+            base64.b64decode(v).decode(errors="replace")
+            for v in (resource.inputs.get("data") or {}).values()
+            if resource.kind == "Secret"
         )
         assert not any(fp in text or fp in decoded for fp in fingerprints), resource.name
 
@@ -139,7 +158,9 @@ def test_randomly_generated_webhook_material_is_kept_as_first_applied() -> None:
     run = build()
     assert run.one("Secret", "linkerd-proxy-injector-k8s-tls").ignore_changes == ["data"]
     assert run.one("MutatingWebhookConfiguration").ignore_changes == ["webhooks[*].clientConfig.caBundle"]
-    assert run.one("Deployment", "linkerd-proxy-injector").ignore_changes == ['spec.template.metadata.annotations["checksum/config"]']
+    assert run.one("Deployment", "linkerd-proxy-injector").ignore_changes == [
+        'spec.template.metadata.annotations["checksum/config"]'
+    ]
     assert run.one("Deployment", "linkerd-identity").ignore_changes == []
 
 
@@ -166,13 +187,13 @@ def _split(path: str) -> list[str]:
 def test_a_second_render_changes_nothing_that_is_not_ignored() -> None:
     first, second = build(), build()
 
-    def state(run: Run) -> dict[str, Any]:
+    def state(run: Run) -> dict[tuple[str, str], Any]:
         out = {}
         for resource in kubernetes_resources(run):
             value = resource.inputs
             for path in resource.ignore_changes:
                 value = _without(value, _split(path))
-            out[resource.name] = value
+            out[(resource.type, resource.name)] = value
         return out
 
     assert state(first) == state(second)
@@ -210,15 +231,24 @@ def test_placeholder_in_a_form_that_cannot_be_replaced_stops_the_program(preview
             with open(args[args.index("--identity-issuer-key-file") + 1]) as handle:
                 key = handle.read()
             blob = base64.b64encode(("keyPEM: |\n  " + key.replace("\n", "\n  ")).encode()).decode()
-            return super()._install(args) + f"---\napiVersion: v1\nkind: Secret\nmetadata: {{name: leak, namespace: linkerd}}\ndata: {{x: {blob}}}\n"
+            return (
+                super()._install(args)
+                + f"---\napiVersion: v1\nkind: Secret\nmetadata: {{name: leak, namespace: linkerd}}\ndata: {{x: {blob}}}\n"
+            )
 
     def program() -> None:
         LinkerdControlPlane(
             "linkerd",
             LinkerdControlPlaneArgs(
                 cli=LinkerdCli(binary="linkerd", cluster=ClusterAccess(context="c")),
-                kubectl="kubectl", line=upstream.CURRENT, ha=True, trust_domain="cluster.local",
-                trust_anchor_pem=ANCHOR.cert_pem, issuer_cert_pem=ISSUER.cert_pem, issuer_key_pem=ISSUER.key_pem, multicluster=False,
+                kubectl="kubectl",
+                line=upstream.CURRENT,
+                ha=True,
+                trust_domain="cluster.local",
+                trust_anchor_pem=ANCHOR.cert_pem,
+                issuer_cert_pem=ISSUER.cert_pem,
+                issuer_key_pem=ISSUER.key_pem,
+                multicluster=False,
             ),
         )
 

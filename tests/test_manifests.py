@@ -83,13 +83,17 @@ def test_register_applies_ignore_changes_by_key_and_refuses_duplicates() -> None
     text = "apiVersion: v1\nkind: Secret\nmetadata: {name: s, namespace: n}\ndata: {a: YQ==}\n"
 
     def program() -> None:
-        manifests.register(manifests.parse(text), prefix="t", opts=pulumi.ResourceOptions(), ignore_changes={"Secret/n/s": ("data",)})
+        manifests.register(
+            manifests.parse(text), prefix="t", opts=pulumi.ResourceOptions(), ignore_changes={"Secret/n/s": ("data",)}
+        )
 
     run = run_program(program)
     assert run.one("Secret").ignore_changes == ["data"]
     assert run.one("Secret").is_secret("data"), "Secret data is secret in state"
 
-    run = run_program(lambda: manifests.register(manifests.parse(text + "---\n" + text), prefix="t", opts=pulumi.ResourceOptions()))
+    run = run_program(
+        lambda: manifests.register(manifests.parse(text + "---\n" + text), prefix="t", opts=pulumi.ResourceOptions())
+    )
     assert isinstance(run.error, manifests.ManifestError) and "Secret/n/s appears twice" in str(run.error)
 
 
@@ -113,7 +117,7 @@ def test_substitute_replaces_each_form_of_a_placeholder(written: str, expected: 
 
     def program() -> None:
         value = manifests.substitute({"a": [written]}, {PEM: pulumi.Output.from_input(REAL)})
-        pulumi.Output.from_input(value).apply(lambda v: seen.update(v))
+        pulumi.Output.from_input(value).apply(seen.update)
 
     assert run_program(program).error is None
     assert seen == {"a": [expected]}

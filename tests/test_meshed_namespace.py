@@ -14,8 +14,14 @@ from tests.schemas import validate_builtin
 def build(name: str, exists: bool, preview: bool = False) -> Run:
     def program() -> None:
         provider = k8s.Provider("cluster", context="ctx")
-        injector = k8s.apps.v1.Deployment("injector", metadata={"name": "linkerd-proxy-injector"}, opts=pulumi.ResourceOptions(provider=provider))
-        MeshedNamespace(f"ns-{name}", MeshedNamespaceArgs(name=name, exists=exists, control_plane=[injector]), opts=pulumi.ResourceOptions(providers={"kubernetes": provider}))
+        injector = k8s.apps.v1.Deployment(
+            "injector", metadata={"name": "linkerd-proxy-injector"}, opts=pulumi.ResourceOptions(provider=provider)
+        )
+        MeshedNamespace(
+            f"ns-{name}",
+            MeshedNamespaceArgs(name=name, exists=exists, control_plane=[injector]),
+            opts=pulumi.ResourceOptions(providers={"kubernetes": provider}),
+        )
 
     run = run_program(program, preview=preview)
     assert run.error is None, run.error

@@ -16,10 +16,14 @@ from tests.fake_linkerd import CURRENT_VERSION, PAGE_VERSION, FakeLinkerd
 from tests.harness import Run, run_program
 
 
-def build(line: upstream.VersionLine = upstream.CURRENT, *, verify: bool = True, addresses: tuple[str, ...] = (), preview: bool = False) -> Run:
+def build(
+    line: upstream.VersionLine = upstream.CURRENT, *, verify: bool = True, addresses: tuple[str, ...] = (), preview: bool = False
+) -> Run:
     def program() -> None:
         provider = k8s.Provider("source-cluster", context="source-ctx")
-        extension = k8s.core.v1.Namespace("mc", metadata={"name": "linkerd-multicluster"}, opts=pulumi.ResourceOptions(provider=provider))
+        extension = k8s.core.v1.Namespace(
+            "mc", metadata={"name": "linkerd-multicluster"}, opts=pulumi.ResourceOptions(provider=provider)
+        )
         mesh = k8s.apps.v1.DeploymentPatch("mesh", metadata={"name": "edge"}, opts=pulumi.ResourceOptions(provider=provider))
         MulticlusterSource(
             "multicluster-source",

@@ -19,7 +19,9 @@ GATEWAYS = {
 }
 
 
-def build(line: upstream.VersionLine = upstream.CURRENT, *, probe_path: str = "/-/ambassador/ready", preview: bool = False) -> Run:
+def build(
+    line: upstream.VersionLine = upstream.CURRENT, *, probe_path: str = "/-/ambassador/ready", preview: bool = False
+) -> Run:
     def program() -> None:
         provider = k8s.Provider("cluster", context="target-ctx")
         on = pulumi.ResourceOptions(provider=provider)
@@ -74,7 +76,9 @@ def test_health_check_mapping_is_the_pages(line: upstream.VersionLine) -> None:
         expected["hostname"] = "*"
     assert mapping.inputs["spec"] == expected
     assert mapping.inputs["metadata"] == {"name": "public-health-check", "namespace": "ambassador"}
-    validate_custom_resource(line.ambassador_api, "Mapping", {"metadata": mapping.inputs["metadata"], "spec": mapping.inputs["spec"]})
+    validate_custom_resource(
+        line.ambassador_api, "Mapping", {"metadata": mapping.inputs["metadata"], "spec": mapping.inputs["spec"]}
+    )
 
 
 def test_deployment_patch_enables_the_gateway() -> None:
@@ -120,7 +124,9 @@ def test_gateway_service_patch_has_the_ports_and_derived_annotations(preview: bo
 def test_patched_page_service_is_a_valid_service() -> None:
     """The page's Service with the patch merged as server-side apply would (ports keyed by port/protocol)."""
     service = next(
-        d for d in yaml.safe_load_all((EMISSARY / "aes.v1.14.4.yaml").read_text()) if d and d["kind"] == "Service" and d["metadata"]["name"] == "ambassador"
+        d
+        for d in yaml.safe_load_all((EMISSARY / "aes.v1.14.4.yaml").read_text())
+        if d and d["kind"] == "Service" and d["metadata"]["name"] == "ambassador"
     )
     patch = build(upstream.PAGE).one("ServicePatch", "multicluster-target-gateway-service").inputs
     ports = {(p["port"], p.get("protocol", "TCP")): dict(p) for p in service["spec"]["ports"]}

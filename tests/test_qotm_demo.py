@@ -44,7 +44,11 @@ def test_deployment_is_exactly_the_pages(preview: bool) -> None:
                         "image": "docker.io/datawire/qotm:1.7",
                         "ports": [{"name": "http-api", "containerPort": 5000}],
                         "env": [{"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}],
-                        "readinessProbe": {"httpGet": {"path": "/health", "port": 5000}, "initialDelaySeconds": 60, "periodSeconds": 3},
+                        "readinessProbe": {
+                            "httpGet": {"path": "/health", "port": 5000},
+                            "initialDelaySeconds": 60,
+                            "periodSeconds": 3,
+                        },
                         "resources": {"limits": {"cpu": "0.1", "memory": "100Mi"}},
                     }
                 ]
@@ -73,7 +77,9 @@ def test_mapping_per_line_is_valid_against_its_crd(line: upstream.VersionLine, s
     mapping = build(line).one("Mapping", "linkerd2-qotm")
     assert mapping.type == f"kubernetes:{line.ambassador_api}:Mapping"
     assert mapping.inputs["spec"] == spec
-    validate_custom_resource(line.ambassador_api, "Mapping", {"metadata": mapping.inputs["metadata"], "spec": mapping.inputs["spec"]})
+    validate_custom_resource(
+        line.ambassador_api, "Mapping", {"metadata": mapping.inputs["metadata"], "spec": mapping.inputs["spec"]}
+    )
 
 
 def test_mapping_can_set_add_linkerd_headers_itself() -> None:
@@ -98,8 +104,12 @@ def test_smoke_command_fails_unless_a_quote_comes_back(tmp_path: pytest.TempPath
     import threading
 
     class Quote(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802
-            body = b'{"ok":true,"quote":"The last sentence you read is often sensible nonsense."}' if self.path == "/qotm-linkerd2/" else b"{}"
+        def do_GET(self) -> None:
+            body = (
+                b'{"ok":true,"quote":"The last sentence you read is often sensible nonsense."}'
+                if self.path == "/qotm-linkerd2/"
+                else b"{}"
+            )
             self.send_response(200 if self.path == "/qotm-linkerd2/" else 404)
             self.end_headers()
             self.wfile.write(body)
@@ -111,9 +121,11 @@ def test_smoke_command_fails_unless_a_quote_comes_back(tmp_path: pytest.TempPath
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         url = f"http://127.0.0.1:{server.server_port}"
-        assert subprocess.run(["bash", "-c", smoke_command(url)], timeout=30).returncode == 0
-        failing = smoke_command(url).replace("/qotm-linkerd2/", "/nothing/").replace("seq 40", "seq 2").replace("sleep 5", "sleep 0")
-        result = subprocess.run(["bash", "-c", failing], capture_output=True, text=True, timeout=30)
+        assert subprocess.run(["bash", "-c", smoke_command(url)], check=False, timeout=30).returncode == 0
+        failing = (
+            smoke_command(url).replace("/qotm-linkerd2/", "/nothing/").replace("seq 40", "seq 2").replace("sleep 5", "sleep 0")
+        )
+        result = subprocess.run(["bash", "-c", failing], check=False, capture_output=True, text=True, timeout=30)
         assert result.returncode == 1 and "no quote from" in result.stderr
     finally:
         server.shutdown()

@@ -42,13 +42,19 @@ def test_source_declares_the_service_mirror_for_the_target_link() -> None:
     run = up()
     assert run.one("Deployment", "controller-target", "linkerd-multicluster")
     [link] = [c for c in run.mocks.linkerd.commands if "link-gen" in c]
-    assert f"--context {TARGET_CONTEXT} multicluster link-gen --cluster-name target --gateway-name edge-stack --gateway-namespace ambassador" in link
+    expected = "multicluster link-gen --cluster-name target --gateway-name edge-stack --gateway-namespace ambassador"
+    assert f"--context {TARGET_CONTEXT} {expected}" in link
 
 
 def test_checks_depend_on_everything_they_verify() -> None:
     run = up()
     check = run.one("Command", "multicluster-source-multicluster-check")
-    for resource in (run.one("Link"), run.one("DeploymentPatch", "edge-stack-linkerd-inject"), run.one("NamespacePatch"), run.one("Deployment", "linkerd-identity")):
+    for resource in (
+        run.one("Link"),
+        run.one("DeploymentPatch", "edge-stack-linkerd-inject"),
+        run.one("NamespacePatch"),
+        run.one("Deployment", "linkerd-identity"),
+    ):
         assert run.depends(check, on=resource), resource.name
 
 

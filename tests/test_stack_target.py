@@ -64,7 +64,10 @@ def test_every_step_of_the_page_is_registered(line: str) -> None:
     assert run.one("DeploymentPatch", "multicluster-target-enable-gateway")
     gateway = run.one("ServicePatch", "multicluster-target-gateway-service").inputs
     assert {p["name"]: p["port"] for p in gateway["spec"]["ports"]} == {"mc-probe": 80, "mc-gateway": 4143}
-    assert gateway["metadata"]["annotations"]["mirror.linkerd.io/gateway-identity"] == f"{edge[0]}.{edge[1]}.serviceaccount.identity.linkerd.cluster.local"
+    assert (
+        gateway["metadata"]["annotations"]["mirror.linkerd.io/gateway-identity"]
+        == f"{edge[0]}.{edge[1]}.serviceaccount.identity.linkerd.cluster.local"
+    )
     assert run.one("ServicePatch", "multicluster-target-export-default-qotm-linkerd2")
 
 
@@ -76,7 +79,9 @@ def test_every_getambassador_object_is_valid_for_its_line(line: str) -> None:
     for resource in objects:
         api_version = resource.type.split(":")[1]
         assert api_version == ("getambassador.io/v2" if line == "page" else "getambassador.io/v3alpha1")
-        validate_custom_resource(api_version, resource.kind, {k: v for k, v in resource.inputs.items() if k in ("metadata", "spec")})
+        validate_custom_resource(
+            api_version, resource.kind, {k: v for k, v in resource.inputs.items() if k in ("metadata", "spec")}
+        )
 
 
 def test_order_of_the_page_and_a_removal_linkerd_accepts() -> None:
@@ -116,7 +121,10 @@ def test_certificates_are_made_once_and_kept() -> None:
     assert anchor.ignore_changes == ["create", "dir", "environment"]
     assert anchor.inputs["logging"] == "none"
     assert anchor.inputs["triggers"] == ["cluster.local"]
-    assert " -m components.certificates anchor --common-name root.linkerd.cluster.local --valid-hours 87600" in anchor.inputs["create"]
+    assert (
+        " -m components.certificates anchor --common-name root.linkerd.cluster.local --valid-hours 87600"
+        in anchor.inputs["create"]
+    )
     for cluster in ("target", "peer"):
         issuer = run.one("Command", f"identity-{cluster}-issuer")
         assert issuer.is_secret("environment") and issuer.additional_secret_outputs == ["stdout"]
