@@ -203,18 +203,27 @@ def _server(documents: list[dict[str, Any]], context: str) -> str | None:
     return clusters.get(entries.get(context, {}).get("cluster"), {}).get("server")
 
 
-def _check_context(key: str, context: str, kubeconfig_key: str, kubeconfig: str | None) -> None:
-    """The context exists in the kubeconfig and its API server answers on TCP, before anything is planned."""
+def check_cluster(
+    key: str, context: str, kubeconfig_key: str, kubeconfig: str | None, *, require_kubeconfig: bool = False
+) -> None:
+    """The context exists in the kubeconfig and its API server answers on TCP, before anything is planned.
+
+    Skipped where OFFLINE_ENV is set (rendering without clusters).
+    """
+    if os.environ.get(OFFLINE_ENV):
+        return
     if kubeconfig and not os.path.isfile(kubeconfig):
         raise ConfigError(kubeconfig_key, kubeconfig, "no such kubeconfig file")
     documents = _kubeconfig_documents(kubeconfig)
     if documents is None:
+        if require_kubeconfig:
+            raise ConfigError(key, context, "no kubeconfig found ($KUBECONFIG, ~/.kube/config) to look the context up in")
         return  # the provider reports a missing kubeconfig itself
     contexts = [e.get("name", "") for d in documents for e in d.get("contexts") or []]
     if context not in contexts:
         raise ConfigError(key, context, f"is not a context of the kubeconfig (it has: {', '.join(contexts) or 'none'})")
     server = _server(documents, context)
-    if server and not os.environ.get(OFFLINE_ENV):
+    if server:
         url = urllib.parse.urlparse(server)
         port = url.port or (443 if url.scheme == "https" else 80)
         try:
@@ -233,7 +242,7 @@ def load(config: pulumi.Config | None = None) -> StackConfig:
 
     kubeconfig = read.text("kubeconfig")
     context = read.required("context")
-    _check_context("context", context, "kubeconfig", kubeconfig)
+    check_cluster("context", context, "kubeconfig", kubeconfig)
 
     kubernetes_version = _kubernetes_version("kubernetesVersion", read.text("kubernetesVersion"))
     if kubernetes_version is not None and not line.supports_kubernetes(kubernetes_version):
@@ -366,7 +375,7 @@ def _source(read: _Reader, context: str, kubeconfig: str | None) -> dict[str, An
     if target_context == context:
         raise ConfigError("targetContext", target_context, "is the same context as `context`: the two stacks need two clusters")
     target_kubeconfig = read.text("targetKubeconfig", kubeconfig)
-    _check_context("targetContext", target_context, "targetKubeconfig", target_kubeconfig)
+    check_cluster("targetContext", target_context, "targetKubeconfig", target_kubeconfig)
     addresses = tuple(read.string_list("gatewayAddresses", []))
     # The target's clusterName defaults to its stack name, so this one does too.
     target_cluster_name = _label("targetClusterName", read.text("targetClusterName", target_stack.split("/")[-1]) or "")

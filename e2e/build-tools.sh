@@ -374,8 +374,11 @@ build_kube() {
   copy_remote_replaces "$gomod"
   map_local_replaces "$gomod" "$staging"
   (cd "$WRAP" && run gocmd get "$mod@$KUBE_VERSION" &&
-    run gocmd get -tool "$mod/cmd/kube-apiserver" "$mod/cmd/kube-controller-manager" "$mod/cmd/kubectl" &&
+    run gocmd mod edit -tool="$mod/cmd/kube-apiserver" -tool="$mod/cmd/kube-controller-manager" \
+      -tool="$mod/cmd/kubectl" &&
     run gocmd mod tidy) || return 1
+  # (`go mod edit -tool`, not `go get -tool PKG`: without @version go get upgrades
+  # k8s.io/kubernetes to the newest release, whose code needs newer staging modules.)
   # The same -X flags as hack/lib/version.sh, so `--version` reports e.g. v1.34.3.
   now=$(date -u +%Y-%m-%dT%H:%M:%SZ)
   local ld="-s -w" p kv

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import runpy
+import socket
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -107,8 +110,28 @@ def run_stack(
     )
 
 
+@pytest.fixture(scope="session")
+def api_server_port() -> Iterator[int]:
+    """A listening loopback port standing in for both API servers (the program checks they answer)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+
+    def accept() -> None:
+        while True:
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                return
+            connection.close()
+
+    threading.Thread(target=accept, daemon=True).start()
+    yield listener.getsockname()[1]
+    listener.close()
+
+
 @pytest.fixture(autouse=True)
-def kubeconfig(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def kubeconfig(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, api_server_port: int) -> Path:
     """A kubeconfig with both contexts, so no test reads the developer's own."""
     path = tmp_path / "kubeconfig"
     contexts = [TARGET_CONTEXT, SOURCE_CONTEXT]
@@ -117,14 +140,14 @@ def kubeconfig(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
             {
                 "apiVersion": "v1",
                 "kind": "Config",
-                "clusters": [{"name": c, "cluster": {"server": f"https://{c}.invalid:6443"}} for c in contexts],
+                "clusters": [{"name": c, "cluster": {"server": f"https://127.0.0.1:{api_server_port}"}} for c in contexts],
                 "users": [{"name": c, "user": {}} for c in contexts],
                 "contexts": [{"name": c, "context": {"cluster": c, "user": c}} for c in contexts],
             }
         )
     )
     monkeypatch.setenv("KUBECONFIG", str(path))
-    monkeypatch.setenv("AES_LINKERD2_OFFLINE", "1")
+    monkeypatch.delenv("AES_LINKERD2_OFFLINE", raising=False)
     return path
 
 

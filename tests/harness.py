@@ -1,125 +1,18 @@
-"""Runs a Pulumi program under mocks and records every registration the engine would see.
-
-Pulumi's MockMonitor keeps only a resource's state; the tests also assert parents, providers,
-dependencies, ignore_changes, deleted_with and which properties travel as secrets, so this
-monitor keeps the whole request.
-"""
+"""Runs a Pulumi program under mocks (driver.offline) answering as a cluster, pulumi-command and the
+linkerd CLI (tests.fake_linkerd) would."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 
-import pulumi
-from google.protobuf import json_format
-from pulumi.runtime import rpc, settings
-from pulumi.runtime.mocks import MockCallArgs, MockMonitor, MockResourceArgs, Mocks
-from pulumi.runtime.proto import resource_pb2
-from pulumi.runtime.stack import run_pulumi_func
-from pulumi.runtime.sync_await import _sync_await
+from pulumi.runtime.mocks import MockCallArgs, MockResourceArgs, Mocks
 
 from components import certificates
+from driver.offline import Evaluation, Registration, evaluate, unwrap_secrets
 from tests.fake_linkerd import FakeLinkerd
 
-PROJECT = "aes-linkerd2"
-
-
-@dataclass
-class Registration:
-    type: str
-    name: str
-    urn: str
-    inputs: dict[str, Any]
-    raw: dict[str, Any]
-    parent: str
-    provider: str
-    dependencies: list[str]
-    ignore_changes: list[str]
-    additional_secret_outputs: list[str]
-    deleted_with: str
-
-    def is_secret(self, *path: str) -> bool:
-        """Whether the input at `path` (or some value inside it) travels to the engine as a secret."""
-        value: Any = self.raw
-        for key in path:
-            if _is_secret_value(value):
-                return True
-            value = value[key]
-        return _contains_secret(value)
-
-    @property
-    def kind(self) -> str:
-        return self.type.rsplit(":", 1)[-1]
-
-    @property
-    def object_name(self) -> str | None:
-        return (self.inputs.get("metadata") or {}).get("name")
-
-    @property
-    def namespace(self) -> str | None:
-        return (self.inputs.get("metadata") or {}).get("namespace")
-
-
-def _is_secret_value(value: Any) -> bool:
-    return isinstance(value, dict) and value.get(rpc._special_sig_key) == rpc._special_secret_sig
-
-
-def unwrap_secrets(value: Any) -> Any:
-    """The plain value of an input, secret or not."""
-    if _is_secret_value(value):
-        return unwrap_secrets(value["value"])
-    if isinstance(value, dict):
-        return {k: unwrap_secrets(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [unwrap_secrets(v) for v in value]
-    return value
-
-
-def _contains_secret(value: Any) -> bool:
-    if _is_secret_value(value):
-        return True
-    if isinstance(value, dict):
-        return any(_contains_secret(v) for v in value.values())
-    if isinstance(value, list):
-        return any(_contains_secret(v) for v in value)
-    return False
-
-
-class RecordingMonitor(MockMonitor):
-    def __init__(self, mocks: Mocks) -> None:
-        super().__init__(mocks)
-        self.registrations: list[Registration] = []
-
-    def RegisterResource(self, request: Any) -> Any:
-        response = super().RegisterResource(request)
-        if request.type != "pulumi:pulumi:Stack":
-            self.registrations.append(
-                Registration(
-                    type=request.type,
-                    name=request.name,
-                    urn=response.urn,
-                    inputs=unwrap_secrets(rpc.deserialize_properties(request.object)),
-                    raw=json_format.MessageToDict(request.object),
-                    parent=request.parent,
-                    provider=request.provider,
-                    dependencies=list(request.dependencies),
-                    ignore_changes=list(request.ignoreChanges),
-                    additional_secret_outputs=list(request.additionalSecretOutputs),
-                    deleted_with=request.deletedWith,
-                )
-            )
-        return response
-
-    def GetDeploymentInfo(self, request: Any) -> Any:
-        # The engine holds back an invoke only while a resource it depends on awaits creation.
-        # The program's invokes depend at most on stack references, which are read, not created:
-        # answering them in preview too is what the engine does (the SDK's own fallback gate,
-        # used without this feature, would leave them unknown).
-        info = super().GetDeploymentInfo(request)
-        info.supportedFeatures.append(resource_pb2.RESOURCE_MONITOR_FEATURE_INVOKE_DEPENDS_ON)
-        return info
+__all__ = ["Registration", "Run", "run_program"]
 
 
 class ClusterMocks(Mocks):
@@ -170,37 +63,16 @@ class ClusterMocks(Mocks):
         raise NotImplementedError(args.token)
 
 
-@dataclass
-class Run:
-    registrations: list[Registration]
-    outputs: dict[str, Any]
+class Run(Evaluation):
+    """An evaluation with the mocks that answered it."""
+
     mocks: ClusterMocks
-    monitor: RecordingMonitor
-    error: BaseException | None = None
-    secret_outputs: set[str] = field(default_factory=set)
 
-    def find(self, kind: str, name: str | None = None, namespace: str | None = None) -> list[Registration]:
-        return [
-            r
-            for r in self.registrations
-            if r.kind == kind
-            and (name is None or name in (r.object_name, r.name))
-            and (namespace is None or r.namespace == namespace)
-        ]
-
-    def one(self, kind: str, name: str | None = None, namespace: str | None = None) -> Registration:
-        found = self.find(kind, name, namespace)
-        assert len(found) == 1, f"expected one {kind} {namespace}/{name}, found {[r.name for r in found]}"
-        return found[0]
-
-    def by_urn(self, urn: str) -> Registration:
-        return next(r for r in self.registrations if r.urn == urn)
-
-    def children_of(self, parent: Registration) -> Iterator[Registration]:
-        return (r for r in self.registrations if r.parent == parent.urn)
-
-    def depends(self, resource: Registration, on: Registration) -> bool:
-        return on.urn in resource.dependencies
+    @classmethod
+    def of(cls, evaluation: Evaluation, mocks: ClusterMocks) -> Run:
+        run = cls(**vars(evaluation))
+        run.mocks = mocks
+        return run
 
 
 def run_program(
@@ -215,31 +87,6 @@ def run_program(
 ) -> Run:
     """Run `program` under mocks; a failing program's error is kept in `Run.error`, not raised."""
     mocks = ClusterMocks(linkerd or FakeLinkerd(), preview, stack_references or {})
-    monitor = RecordingMonitor(mocks)
-    settings.ROOT.set(None)
-    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=preview, monitor=monitor)
-    values = {f"{PROJECT}:{k}": v if isinstance(v, str) else json.dumps(v) for k, v in (config or {}).items()}
-    values.update({f"{PROJECT}:{k}": v for k, v in (secret_config or {}).items()})
-    pulumi.runtime.set_all_config(values, [f"{PROJECT}:{k}" for k in secret_config or {}])
-    error: BaseException | None = None
-    exported: dict[str, Any] = {}
-    secret: set[str] = set()
-
-    async def program_and_exports() -> None:
-        program()
-        # pulumi.export() collects on the root stack; under mocks nothing registers them.
-        stack = settings.get_root_resource()
-        for key, value in (getattr(stack, "outputs", None) or {}).items():
-            output = pulumi.Output.from_input(value)
-            if await output.is_known():
-                exported[key] = await output.future()
-            if await output.is_secret():
-                secret.add(key)
-
-    try:
-        _sync_await(run_pulumi_func(program_and_exports))
-    except BaseException as caught:
-        error = caught
-    run = Run(registrations=monitor.registrations, outputs=exported, mocks=mocks, monitor=monitor, error=error)
-    run.secret_outputs = secret
-    return run
+    values = {**(config or {}), **(secret_config or {})}
+    evaluation = evaluate(program, mocks, stack=stack, config=values, secret_keys=list(secret_config or {}), preview=preview)
+    return Run.of(evaluation, mocks)

@@ -168,7 +168,6 @@ def test_unreachable_cluster_is_named(kubeconfig: Path, monkeypatch: pytest.Monk
     document = yaml.safe_load(kubeconfig.read_text())
     document["clusters"][0]["cluster"]["server"] = f"https://127.0.0.1:{closed_port}"
     kubeconfig.write_text(yaml.safe_dump(document))
-    monkeypatch.delenv(config.OFFLINE_ENV)
     run = run_stack("target", target_config())
     assert isinstance(run.error, config.ConfigError) and run.error.key == "context"
     assert f"its API server https://127.0.0.1:{closed_port} is unreachable" in str(run.error)

@@ -1,0 +1,117 @@
+"""python -m driver: both stacks of the Linkerd 2 integration, in order, with one command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from driver.api import STACKS, Deployment, OperationResult, Progress
+from driver.settings import DriverError
+
+VERBS = {
+    "up": "deploy: the target stack (Linkerd, Edge Stack as gateway, exports, trust anchor), then the source "
+    "(Linkerd, link, checks); stops at the first failing stack",
+    "preview": "show what `up` would change in each stack, with the diff (pulumi preview --diff)",
+    "refresh": "read the live state of every resource back into each stack's state",
+    "destroy": "remove everything: the source first (unlink, un-inject), then the target",
+    "outputs": "print each stack's outputs (secrets masked)",
+    "render": "write every Kubernetes object each stack would apply as YAML, one folder per stack, "
+    "offline: no cluster, no Pulumi CLI; secrets are not written",
+}
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(
+        prog="python -m driver",
+        description="Ambassador Edge Stack's Linkerd 2 integration on two clusters: the target and source stacks, in order.",
+        epilog="State defaults to a local backend in .state/ (PULUMI_BACKEND_URL overrides it); "
+        "PULUMI_CONFIG_PASSPHRASE (or _FILE) must be set. Exit codes: 0 done, 1 a stack failed, 2 nothing ran.",
+    )
+    verbs = root.add_subparsers(dest="verb", required=True, metavar="VERB")
+    for verb, help_text in VERBS.items():
+        sub = verbs.add_parser(verb, help=help_text, description=help_text)
+        sub.add_argument("--stack", choices=STACKS, action="append", help="only this stack (repeatable; default: both)")
+        sub.add_argument("--project-dir", default=str(Path(__file__).resolve().parent.parent), help="the Pulumi project")
+        sub.add_argument("--json", action="store_true", help="print the result as JSON")
+        if verb in ("up", "preview", "refresh"):
+            sub.add_argument("--expect-no-changes", action="store_true", help="fail a stack whose plan changes anything")
+        if verb == "render":
+            sub.add_argument("--out", default="rendered", help="output folder (default: rendered/)")
+            sub.add_argument(
+                "--set", action="append", default=[], metavar="STACK:KEY=VALUE", help="override a stack's config for this render"
+            )
+    return root
+
+
+def show_progress(progress: Progress) -> None:
+    minutes, seconds = divmod(int(progress.elapsed_seconds), 60)
+    print(
+        f"[{progress.stack}] {progress.operation}: {progress.done} done, {minutes:02d}:{seconds:02d}  {progress.step}",
+        file=sys.stderr,
+    )
+
+
+def render_report(summary: dict[str, Any]) -> str:
+    lines = []
+    for stack, result in summary.items():
+        missing = result["notRendered"]
+        note = f" ({len(missing)} steps not rendered: see NOT-RENDERED.md)" if missing else ""
+        lines.append(f"{stack}: {result['objects']} objects in {result['folder']}{note}")
+    return "\n".join(lines)
+
+
+def overrides(values: list[str]) -> dict[str, dict[str, Any]]:
+    result: dict[str, dict[str, Any]] = {}
+    for value in values:
+        stack, _, assignment = value.partition(":")
+        key, _, text = assignment.partition("=")
+        if stack not in STACKS or not key or not _:
+            raise DriverError(f"--set {value!r}: expected STACK:KEY=VALUE with STACK one of {', '.join(STACKS)}")
+        try:
+            parsed = json.loads(text)
+        except json.JSONDecodeError:
+            parsed = text
+        result.setdefault(stack, {})[key] = parsed
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    started = time.monotonic()
+    try:
+        deployment = Deployment(args.project_dir, stacks=args.stack or STACKS, on_progress=None if args.json else show_progress)
+        if args.verb == "render":
+            summary = deployment.render(args.out, overrides(args.set))
+            print(json.dumps(summary, indent=2) if args.json else render_report(summary))
+            return 0
+        if args.verb == "outputs":
+            print(json.dumps(deployment.outputs(), indent=2, default=str))
+            return 0
+        operation = getattr(deployment, args.verb)
+        result: OperationResult = operation(expect_no_changes=args.expect_no_changes) if args.verb != "destroy" else operation()
+    except DriverError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_code
+    if args.json:
+        report = {"operation": result.operation, "succeeded": result.succeeded, "skipped": list(result.skipped)}
+        print(json.dumps({**report, "stacks": [vars(s) for s in result.stacks]}, indent=2, default=str))
+    else:
+        print(result.table())
+        for failed in (s for s in result.stacks if not s.succeeded):
+            applied = [s.stack for s in result.stacks if s.succeeded]
+            print(
+                f"\n{failed.stack} failed: {failed.error}\napplied before it: {', '.join(applied) or 'nothing'}", file=sys.stderr
+            )
+        print(
+            f"\n{result.operation} {'done' if result.succeeded else 'FAILED'} in {time.monotonic() - started:.0f}s",
+            file=sys.stderr,
+        )
+    return 0 if result.succeeded else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

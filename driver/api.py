@@ -1,0 +1,220 @@
+"""Both stacks in the page's order through the Pulumi Automation API, importable and without global state.
+
+`up` runs the target (gateway, trust anchor, exports) before the source (link, checks); `destroy`
+the other way round. Each call stops at the first failing stack, says what was applied, and returns
+structured per-stack results. The Automation API sits behind `Engine`, so the order, the checks
+before anything runs and the results can be exercised without the Pulumi CLI.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from components import config as stack_config
+from driver.automation import AutomationEngine
+from driver.render import render_stacks
+from driver.settings import DriverError, StackSettings, read_settings
+
+STACKS = ("target", "source")
+OPERATIONS = ("up", "preview", "refresh", "destroy")
+CHANGE_KINDS = ("create", "update", "replace", "delete", "same")
+PASSPHRASE_VARIABLES = ("PULUMI_CONFIG_PASSPHRASE", "PULUMI_CONFIG_PASSPHRASE_FILE")
+PULUMI_INSTALL = "install it from https://www.pulumi.com/docs/install/ (or `curl -fsSL https://get.pulumi.com | sh`)"
+
+
+@dataclass(frozen=True)
+class StackResult:
+    stack: str
+    operation: str
+    succeeded: bool
+    changes: Mapping[str, int]
+    duration_seconds: float
+    outputs: Mapping[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class OperationResult:
+    operation: str
+    stacks: tuple[StackResult, ...]
+    # Stacks the operation did not reach because an earlier one failed.
+    skipped: tuple[str, ...] = ()
+
+    @property
+    def succeeded(self) -> bool:
+        return all(r.succeeded for r in self.stacks) and not self.skipped
+
+    def table(self) -> str:
+        header = f"{'stack':<8} {'result':<7} " + " ".join(f"{kind:>7}" for kind in CHANGE_KINDS) + f" {'seconds':>8}"
+        rows = [header]
+        for r in self.stacks:
+            counts = " ".join(f"{r.changes.get(kind, 0):>7}" for kind in CHANGE_KINDS)
+            rows.append(f"{r.stack:<8} {'ok' if r.succeeded else 'FAILED':<7} {counts} {r.duration_seconds:>8.1f}")
+        rows.extend(f"{stack:<8} {'skipped':<7}" for stack in self.skipped)
+        return "\n".join(rows)
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One engine event, reduced to what a person watching wants to know."""
+
+    stack: str
+    operation: str
+    done: int
+    elapsed_seconds: float
+    step: str
+
+
+class Engine(Protocol):
+    """The Automation API boundary: run one operation on one stack."""
+
+    def run(
+        self, stack: str, operation: str, on_step: Callable[[str, bool], None], expect_no_changes: bool = False
+    ) -> tuple[dict[str, int], dict[str, Any]]:
+        """Run `operation`; call `on_step(description, finished)` per resource step; return (changes, outputs).
+
+        With `expect_no_changes`, a plan that changes anything fails the stack.
+        """
+        ...
+
+    def outputs(self, stack: str) -> dict[str, Any]: ...
+
+
+class Deployment:
+    """The whole page on two clusters. Each instance holds its own settings; none is process-wide."""
+
+    def __init__(
+        self,
+        project_dir: str | os.PathLike[str] = ".",
+        *,
+        stacks: Sequence[str] = STACKS,
+        backend_url: str | None = None,
+        environ: Mapping[str, str] | None = None,
+        engine: Engine | None = None,
+        on_progress: Callable[[Progress], None] | None = None,
+        which: Callable[[str], str | None] = shutil.which,
+        run_tool: Callable[[list[str]], str] | None = None,
+    ) -> None:
+        self.project_dir = Path(project_dir).resolve()
+        unknown = [s for s in stacks if s not in STACKS]
+        if unknown:
+            raise DriverError(f"unknown stack {unknown[0]!r}: the stacks are {', '.join(STACKS)}")
+        self.stacks = [s for s in STACKS if s in stacks]
+        self.environ = dict(os.environ if environ is None else environ)
+        self.backend_url = backend_url or self.environ.get("PULUMI_BACKEND_URL") or f"file://{self.project_dir / '.state'}"
+        self.on_progress = on_progress
+        self._which = which
+        self._run_tool = run_tool or _run_tool
+        self._engine = engine
+
+    # --- operations ---------------------------------------------------------------------------
+
+    def up(self, *, expect_no_changes: bool = False) -> OperationResult:
+        return self._run("up", self.stacks, expect_no_changes)
+
+    def preview(self, *, expect_no_changes: bool = False) -> OperationResult:
+        return self._run("preview", self.stacks, expect_no_changes)
+
+    def refresh(self, *, expect_no_changes: bool = False) -> OperationResult:
+        return self._run("refresh", self.stacks, expect_no_changes)
+
+    def destroy(self) -> OperationResult:
+        # The source's Link and checks go before the target they point at.
+        return self._run("destroy", list(reversed(self.stacks)))
+
+    def outputs(self) -> dict[str, dict[str, Any]]:
+        engine = self._prepare("outputs")
+        return {stack: engine.outputs(stack) for stack in self.stacks}
+
+    def render(self, out_dir: str | os.PathLike[str], overrides: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, Any]:
+        """Every object each stack would apply, as YAML, without a cluster or the Pulumi CLI."""
+        return render_stacks(self.project_dir, self.stacks, Path(out_dir), overrides or {}, which=self._which)
+
+    # --- checks before anything runs ----------------------------------------------------------
+
+    def preflight(self, operation: str) -> None:
+        """Everything that can be known wrong before a stack runs, as one clear error."""
+        if self._which("pulumi") is None:
+            raise DriverError(f"the Pulumi CLI (`pulumi`) is not on PATH: {PULUMI_INSTALL}")
+        if self.backend_url.startswith("file://") and not any(self.environ.get(v) for v in PASSPHRASE_VARIABLES):
+            raise DriverError(
+                "PULUMI_CONFIG_PASSPHRASE is not set: the local backend encrypts the stacks' secrets with it "
+                "(export PULUMI_CONFIG_PASSPHRASE=... or PULUMI_CONFIG_PASSPHRASE_FILE=...)"
+            )
+        if operation in ("up", "preview", "refresh"):
+            for stack in self.stacks:
+                self._check_stack(stack, read_settings(self.project_dir, stack))
+
+    def _check_stack(self, stack: str, settings: StackSettings) -> None:
+        context = settings.get("context")
+        if context is None:
+            raise DriverError(
+                f"stack {stack}: config aes-linkerd2:context is not set (pulumi config set context <name> --stack {stack})"
+            )
+        clusters = [("context", context, settings.get("kubeconfig"))]
+        if settings.get("role") == "source" and settings.get("targetContext"):
+            clusters.append(
+                ("targetContext", settings.get("targetContext"), settings.get("targetKubeconfig") or settings.get("kubeconfig"))
+            )
+        for key, name, kubeconfig in clusters:
+            try:
+                stack_config.check_cluster(key, str(name), "kubeconfig", kubeconfig, require_kubeconfig=True)
+            except stack_config.ConfigError as error:
+                raise DriverError(f"stack {stack}: {error}") from None
+        binary = str(settings.get("linkerdCli") or "linkerd")
+        pinned = str(settings.get("linkerdVersion") or settings.line.linkerd_versions[0])
+        if self._which(binary) is None:
+            raise DriverError(
+                f"stack {stack}: the linkerd CLI `{binary}` is not on PATH: install {pinned} (https://linkerd.io/2/getting-started/)"
+            )
+        found = self._run_tool([binary, "version", "--client", "--short"]).strip()
+        if found != pinned:
+            raise DriverError(f"stack {stack}: the linkerd CLI `{binary}` is {found!r}; this stack pins {pinned!r}")
+
+    # --- running ------------------------------------------------------------------------------
+
+    def _prepare(self, operation: str) -> Engine:
+        self.preflight(operation)
+        if self._engine is None:
+            self._engine = AutomationEngine(self.project_dir, self._engine_environment())
+        return self._engine
+
+    def _engine_environment(self) -> dict[str, str]:
+        if self.backend_url.startswith("file://"):
+            Path(self.backend_url.removeprefix("file://")).mkdir(parents=True, exist_ok=True)
+        return {**self.environ, "PULUMI_BACKEND_URL": self.backend_url, "PULUMI_SKIP_UPDATE_CHECK": "true"}
+
+    def _run(self, operation: str, order: list[str], expect_no_changes: bool = False) -> OperationResult:
+        engine = self._prepare(operation)
+        results: list[StackResult] = []
+        for index, stack in enumerate(order):
+            started = time.monotonic()
+            done = 0
+
+            def on_step(step: str, finished: bool, stack: str = stack, started: float = started) -> None:
+                nonlocal done
+                done += finished
+                if self.on_progress is not None:
+                    self.on_progress(Progress(stack, operation, done, time.monotonic() - started, step))
+
+            try:
+                changes, outputs = engine.run(stack, operation, on_step, expect_no_changes)
+            except Exception as error:
+                results.append(StackResult(stack, operation, False, {}, time.monotonic() - started, error=str(error)))
+                return OperationResult(operation, tuple(results), skipped=tuple(order[index + 1 :]))
+            results.append(StackResult(stack, operation, True, changes, time.monotonic() - started, outputs))
+        return OperationResult(operation, tuple(results))
+
+
+def _run_tool(argv: list[str]) -> str:
+    try:
+        return subprocess.run(argv, check=True, capture_output=True, text=True, timeout=60).stdout
+    except (OSError, subprocess.SubprocessError) as error:
+        raise DriverError(f"`{' '.join(argv)}` failed: {error}") from None

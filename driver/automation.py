@@ -1,0 +1,68 @@
+"""The real engine behind `Deployment`: the Pulumi Automation API over the project's own stacks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from pulumi import automation as auto
+
+SECRET_MASK = "[secret]"
+
+
+def _step(event: auto.EngineEvent) -> tuple[str, bool] | None:
+    """A resource step from an engine event: (what, finished), or None for other events."""
+    if event.resource_pre_event is not None:
+        metadata = event.resource_pre_event.metadata
+        return f"{metadata.op.value} {metadata.urn.split('::')[-1]}", False
+    if event.res_outputs_event is not None:
+        metadata = event.res_outputs_event.metadata
+        return f"{metadata.op.value} {metadata.urn.split('::')[-1]}", True
+    return None
+
+
+def _changes(summary: Mapping[Any, int] | None) -> dict[str, int]:
+    return {getattr(kind, "value", str(kind)): count for kind, count in (summary or {}).items()}
+
+
+def _outputs(outputs: Mapping[str, auto.OutputValue]) -> dict[str, Any]:
+    return {key: SECRET_MASK if value.secret else value.value for key, value in outputs.items()}
+
+
+class AutomationEngine:
+    def __init__(self, project_dir: Path, environment: Mapping[str, str]) -> None:
+        self.project_dir = project_dir
+        self.environment = dict(environment)
+
+    def _stack(self, name: str) -> auto.Stack:
+        workspace = auto.LocalWorkspaceOptions(work_dir=str(self.project_dir), env_vars=self.environment)
+        return auto.create_or_select_stack(stack_name=name, work_dir=str(self.project_dir), opts=workspace)
+
+    def run(
+        self, stack: str, operation: str, on_step: Callable[[str, bool], None], expect_no_changes: bool = False
+    ) -> tuple[dict[str, int], dict[str, Any]]:
+        handle = self._stack(stack)
+
+        def on_event(event: auto.EngineEvent) -> None:
+            step = _step(event)
+            if step is not None:
+                on_step(*step)
+
+        common: dict[str, Any] = {"on_event": on_event, "color": "never"}
+        if operation == "up":
+            up = handle.up(expect_no_changes=expect_no_changes, show_secrets=False, **common)
+            return _changes(up.summary.resource_changes), _outputs(up.outputs)
+        if operation == "preview":
+            preview = handle.preview(expect_no_changes=expect_no_changes, diff=True, **common)
+            return _changes(preview.change_summary), _outputs(handle.outputs())
+        if operation == "refresh":
+            refresh = handle.refresh(expect_no_changes=expect_no_changes, **common)
+            return _changes(refresh.summary.resource_changes), _outputs(handle.outputs())
+        if operation == "destroy":
+            destroy = handle.destroy(**common)
+            return _changes(destroy.summary.resource_changes), {}
+        raise ValueError(f"unknown operation {operation!r}")
+
+    def outputs(self, stack: str) -> dict[str, Any]:
+        return _outputs(self._stack(stack).outputs())

@@ -1,0 +1,222 @@
+"""`render`: every Kubernetes object each stack would apply, as YAML, without a cluster or the Pulumi CLI.
+
+The real program runs under Pulumi's mocks (driver.offline), one stack per subprocess (Pulumi's
+runtime settings are process-wide). Secrets are written as `[secret]`. Certificates that `pulumi up`
+makes appear as named stand-ins. What only the linkerd CLI can render comes from the real CLI when
+the pinned one is on PATH; otherwise, and for steps that need a live cluster, the step is listed in
+NOT-RENDERED.md instead of guessed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import runpy
+import shlex
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pulumi.runtime.mocks import MockCallArgs, MockResourceArgs, Mocks
+
+from components import config as stack_config
+from driver.offline import Registration, evaluate, mask_secrets
+from driver.settings import DriverError, read_settings
+
+SECRET = "[secret]"
+NEEDS_A_CLUSTER = (("multicluster", "link"), ("multicluster", "link-gen"))
+
+
+def render_stacks(
+    project_dir: Path,
+    stacks: Sequence[str],
+    out_dir: Path,
+    overrides: Mapping[str, Mapping[str, Any]],
+    which: Callable[[str], str | None] = shutil.which,
+) -> dict[str, Any]:
+    """Render each stack into out_dir/<stack>/; the target first, whose outputs the source reads."""
+    summary: dict[str, Any] = {}
+    environment = {**os.environ, stack_config.OFFLINE_ENV: "1", "PYTHONPATH": str(project_dir)}
+    for stack in ("target", "source"):
+        if stack not in stacks and not (stack == "target" and "source" in stacks):
+            continue
+        folder = out_dir / stack
+        command = [
+            sys.executable, "-m", "driver.render", "--project-dir", str(project_dir), "--stack", stack,
+            "--out", str(folder), "--overrides", json.dumps(dict(overrides.get(stack, {}))),
+        ]  # fmt: skip
+        if stack == "source":
+            command += ["--target-outputs", str(out_dir / "target" / "outputs.json")]
+        done = subprocess.run(command, capture_output=True, text=True, env=environment, cwd=project_dir, check=False)
+        if done.returncode != 0:
+            raise DriverError(f"render of stack {stack} failed: {done.stderr.strip() or done.stdout.strip()}", exit_code=1)
+        if stack in stacks:
+            summary[stack] = json.loads(done.stdout)
+    return summary
+
+
+class RenderMocks(Mocks):
+    """Answers as the engine would, offline: no cluster, no provider, the linkerd CLI only if present."""
+
+    def __init__(self, linkerd: str, pinned: str, stack_references: Mapping[str, Mapping[str, Any]]) -> None:
+        self.linkerd = linkerd
+        self.pinned = pinned
+        self.stack_references = stack_references
+        self.real_cli = shutil.which(linkerd) is not None and self._real_version() == pinned
+        self.not_rendered: list[str] = []
+
+    def _real_version(self) -> str:
+        try:
+            return subprocess.run(
+                [self.linkerd, "version", "--client", "--short"], capture_output=True, text=True, check=True
+            ).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+
+    def new_resource(self, args: MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        if args.typ == "pulumi:pulumi:StackReference":
+            name = args.inputs["name"]
+            if name not in self.stack_references:
+                raise DriverError(f"render the target stack first: no outputs for {name}")
+            return name, {"name": name, "outputs": dict(self.stack_references[name])}
+        outputs = dict(args.inputs)
+        if args.typ == "command:local:Command" and "components.certificates" in str(args.inputs.get("create")):
+            made_by = f"made at `pulumi up` by {args.name}"
+            outputs["stdout"] = json.dumps({"certPem": f"<certificate {made_by}>", "keyPem": f"<private key {made_by}>"})
+        return f"{args.name}-id", outputs
+
+    def call(self, args: MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+        if args.token != "command:local:run":
+            return {}, [("token", f"render cannot answer {args.token}")]
+        line, stdin = str(args.args["command"]), args.args.get("stdin")
+        words = _without_cluster_flags(shlex.split(line)[1:])
+        subcommand = tuple(w for w in words if not w.startswith("-"))[:2]
+        if words[:1] == ["version"]:
+            return {"stdout": self.pinned + "\n"}, []
+        if self.real_cli and subcommand not in NEEDS_A_CLUSTER:
+            done = subprocess.run(shlex.split(line), input=stdin, capture_output=True, text=True, check=False)
+            if done.returncode != 0:
+                return {}, [("command", done.stderr.strip())]
+            return {"stdout": done.stdout}, []
+        reason = "needs the target cluster" if subcommand in NEEDS_A_CLUSTER else f"needs the linkerd CLI {self.pinned}"
+        self.not_rendered.append(f"`{line}` ({reason})")
+        # inject only adds annotations: without the CLI the Deployment is passed through unchanged.
+        return {"stdout": stdin if words[:1] == ["inject"] else ""}, []
+
+
+def _without_cluster_flags(words: list[str]) -> list[str]:
+    """The CLI's arguments without the cluster-selecting flags and their values."""
+    kept, skip = [], False
+    for word in words:
+        if skip:
+            skip = False
+        elif word in ("--kubeconfig", "--context"):
+            skip = True
+        else:
+            kept.append(word)
+    return kept
+
+
+def _tidy(value: Any) -> Any:
+    """Whole numbers as integers (the wire format has only floats), recursively."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _tidy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_tidy(v) for v in value]
+    return value
+
+
+def _file_name(resource: Registration) -> str:
+    kind = resource.kind.lower()
+    # Several patches may touch one object; each is its own resource, named for what it does.
+    name = resource.name if kind.endswith("patch") else resource.object_name or resource.name
+    parts = [kind, resource.namespace or "", name]
+    return re.sub(r"[^a-z0-9.-]+", "-", "-".join(p for p in parts if p).lower()) + ".yaml"
+
+
+def write_objects(registrations: Sequence[Registration], folder: Path) -> tuple[int, list[dict[str, Any]]]:
+    """One YAML file per Kubernetes object (patches included); the CLI steps in steps.yaml."""
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    count, steps = 0, []
+    for resource in registrations:
+        body = _tidy(mask_secrets(resource.wrapped, SECRET))
+        if resource.type.startswith("kubernetes:") and "apiVersion" in body:
+            # The order kubectl prints: apiVersion, kind, metadata, then the rest.
+            body = {key: body[key] for key in ("apiVersion", "kind", "metadata") if key in body} | body
+            path = folder / _file_name(resource)
+            if path.exists():
+                raise DriverError(f"two objects render to {path.name}")
+            header = f"# {resource.type} {resource.name}\n"
+            path.write_text(header + yaml.safe_dump(body, sort_keys=False), encoding="utf-8")
+            count += 1
+        elif resource.type == "command:local:Command":
+            steps.append({"name": resource.name, **{k: body[k] for k in ("create", "delete") if k in body}})
+    (folder / "steps.yaml").write_text(yaml.safe_dump(sorted(steps, key=lambda s: s["name"]), sort_keys=False), encoding="utf-8")
+    return count, steps
+
+
+def render_stack(
+    project_dir: Path, stack: str, out: Path, overrides: Mapping[str, Any], target_outputs: Path | None
+) -> dict[str, Any]:
+    settings = read_settings(project_dir, stack)
+    values: dict[str, Any] = {}
+    secret_keys: list[str] = []
+    for key, value in {**settings.values, **overrides}.items():
+        if isinstance(value, dict) and "secure" in value:
+            values[key], secret_keys = SECRET, [*secret_keys, key]
+        elif value not in (None, ""):
+            values[key] = value
+    references: dict[str, Any] = {}
+    if settings.get("role") == "source":
+        if target_outputs is None or not target_outputs.is_file():
+            raise DriverError("rendering the source needs the target's render first")
+        references[str(values.get("targetStack"))] = json.loads(target_outputs.read_text(encoding="utf-8"))
+    mocks = RenderMocks(
+        str(values.get("linkerdCli") or "linkerd"),
+        str(values.get("linkerdVersion") or settings.line.linkerd_versions[0]),
+        references,
+    )
+    evaluation = evaluate(
+        lambda: runpy.run_path(str(project_dir / "__main__.py")), mocks, stack=stack, config=values, secret_keys=secret_keys
+    )
+    if evaluation.error is not None:
+        raise DriverError(f"stack {stack}: {evaluation.error}", exit_code=1)
+    count, steps = write_objects(evaluation.registrations, out)
+    outputs = {k: SECRET if k in evaluation.secret_outputs else v for k, v in evaluation.outputs.items()}
+    # The source reads these as the target's stack outputs; stand-ins keep the key material out.
+    (out / "outputs.json").write_text(json.dumps(outputs, indent=2, sort_keys=True), encoding="utf-8")
+    if mocks.not_rendered:
+        lines = [f"# Not rendered for stack {stack}", "", *(f"- {item}" for item in mocks.not_rendered), ""]
+        (out / "NOT-RENDERED.md").write_text("\n".join(lines), encoding="utf-8")
+    return {"objects": count, "steps": len(steps), "notRendered": mocks.not_rendered, "folder": str(out)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Render one stack (used by `python -m driver render`).")
+    parser.add_argument("--project-dir", type=Path, required=True)
+    parser.add_argument("--stack", required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--overrides", default="{}")
+    parser.add_argument("--target-outputs", type=Path)
+    args = parser.parse_args(argv)
+    try:
+        summary = render_stack(args.project_dir, args.stack, args.out, json.loads(args.overrides), args.target_outputs)
+    except DriverError as error:
+        print(error, file=sys.stderr)
+        return error.exit_code
+    print(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

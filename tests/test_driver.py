@@ -1,0 +1,194 @@
+"""The driver's logic with the Automation API replaced at its boundary (driver.api.Engine)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from driver import Deployment, DriverError
+from driver.__main__ import main
+from driver.api import Progress
+from tests.conftest import ROOT
+
+ENV = {"PULUMI_CONFIG_PASSPHRASE": "test", "KUBECONFIG": ""}
+
+
+class FakeEngine:
+    """Records what it is asked to run; fails the stacks it is told to."""
+
+    def __init__(self, fail: dict[str, str] | None = None) -> None:
+        self.calls: list[tuple[str, str, bool]] = []
+        self.fail = fail or {}
+
+    def run(self, stack: str, operation: str, on_step: Callable[[str, bool], None], expect_no_changes: bool = False) -> tuple[dict[str, int], dict[str, Any]]:
+        self.calls.append((stack, operation, expect_no_changes))
+        on_step(f"create urn:{stack}:a", False)
+        on_step(f"create urn:{stack}:a", True)
+        on_step(f"create urn:{stack}:b", True)
+        if stack in self.fail:
+            raise RuntimeError(self.fail[stack])
+        return {"create": 2, "same": 3}, {"clusterName": stack}
+
+    def outputs(self, stack: str) -> dict[str, Any]:
+        return {"clusterName": stack}
+
+
+def deployment(engine: FakeEngine, *, kubeconfig: Path, linkerd_version: str = "edge-26.8.3", **kwargs: Any) -> Deployment:
+    tools = {"pulumi": "/usr/bin/pulumi", "linkerd": "/usr/bin/linkerd"}
+    return Deployment(
+        ROOT,
+        environ={**ENV, "KUBECONFIG": str(kubeconfig)},
+        engine=engine,
+        which=kwargs.pop("which", tools.get),
+        run_tool=kwargs.pop("run_tool", lambda argv: linkerd_version + "\n"),
+        **kwargs,
+    )
+
+
+@pytest.fixture
+def kube(kubeconfig: Path) -> Path:
+    """The committed stacks' contexts (kind-target, kind-source) in the test kubeconfig."""
+    import yaml
+
+    document = yaml.safe_load(kubeconfig.read_text())
+    for entry in document["contexts"]:
+        entry["name"] = {"target-ctx": "kind-target", "source-ctx": "kind-source"}[entry["name"]]
+    kubeconfig.write_text(yaml.safe_dump(document))
+    return kubeconfig
+
+
+def test_up_runs_target_then_source_and_reports_each(kube: Path) -> None:
+    engine = FakeEngine()
+    seen: list[Progress] = []
+    result = deployment(engine, kubeconfig=kube, on_progress=seen.append).up()
+    assert engine.calls == [("target", "up", False), ("source", "up", False)]
+    assert result.succeeded and result.skipped == ()
+    assert [(s.stack, s.succeeded, dict(s.changes), dict(s.outputs)) for s in result.stacks] == [
+        ("target", True, {"create": 2, "same": 3}, {"clusterName": "target"}),
+        ("source", True, {"create": 2, "same": 3}, {"clusterName": "source"}),
+    ]
+    assert [(p.stack, p.done, p.step) for p in seen] == [
+        ("target", 0, "create urn:target:a"), ("target", 1, "create urn:target:a"), ("target", 2, "create urn:target:b"),
+        ("source", 0, "create urn:source:a"), ("source", 1, "create urn:source:a"), ("source", 2, "create urn:source:b"),
+    ]  # fmt: skip
+    table = result.table().splitlines()
+    assert table[0].split() == ["stack", "result", "create", "update", "replace", "delete", "same", "seconds"]
+    assert table[1].split()[:7] == ["target", "ok", "2", "0", "0", "0", "3"]
+
+
+def test_destroy_runs_source_first(kube: Path) -> None:
+    engine = FakeEngine()
+    deployment(engine, kubeconfig=kube).destroy()
+    assert engine.calls == [("source", "destroy", False), ("target", "destroy", False)]
+
+
+def test_first_failing_stack_stops_the_run_and_says_what_was_applied(kube: Path) -> None:
+    engine = FakeEngine(fail={"target": "kubernetes:apps/v1:Deployment linkerd-identity: timed out"})
+    result = deployment(engine, kubeconfig=kube).up()
+    assert engine.calls == [("target", "up", False)]
+    assert not result.succeeded and result.skipped == ("source",)
+    assert result.stacks[0].error == "kubernetes:apps/v1:Deployment linkerd-identity: timed out"
+    assert "source   skipped" in result.table()
+
+
+def test_preview_can_require_no_changes(kube: Path) -> None:
+    engine = FakeEngine()
+    deployment(engine, kubeconfig=kube).preview(expect_no_changes=True)
+    assert engine.calls == [("target", "preview", True), ("source", "preview", True)]
+
+
+@pytest.mark.parametrize(
+    ("tools", "version", "message"),
+    [
+        ({"linkerd": "/l"}, "edge-26.8.3", "the Pulumi CLI (`pulumi`) is not on PATH: install it from https://www.pulumi.com/docs/install/"),
+        ({"pulumi": "/p"}, "edge-26.8.3", "stack target: the linkerd CLI `linkerd` is not on PATH: install edge-26.8.3"),
+        ({"pulumi": "/p", "linkerd": "/l"}, "edge-25.4.4", "stack target: the linkerd CLI `linkerd` is 'edge-25.4.4'; this stack pins 'edge-26.8.3'"),
+    ],
+)
+def test_missing_or_wrong_tools_stop_before_anything_runs(kube: Path, tools: dict[str, str], version: str, message: str) -> None:
+    engine = FakeEngine()
+    with pytest.raises(DriverError) as raised:
+        deployment(engine, kubeconfig=kube, which=tools.get, linkerd_version=version).up()
+    assert str(raised.value).startswith(message)
+    assert raised.value.exit_code == 2 and engine.calls == []
+
+
+def test_missing_passphrase_is_named_before_anything_runs(kube: Path) -> None:
+    engine = FakeEngine()
+    with pytest.raises(DriverError, match="PULUMI_CONFIG_PASSPHRASE is not set"):
+        Deployment(ROOT, environ={"KUBECONFIG": str(kube)}, engine=engine, which=lambda tool: "/bin/" + tool).up()
+    assert engine.calls == []
+    # Another backend keeps its own secrets provider.
+    Deployment(ROOT, backend_url="s3://bucket", environ={"KUBECONFIG": str(kube)}, engine=engine, which=lambda t: "/b/" + t,
+               run_tool=lambda argv: "edge-26.8.3").up()  # fmt: skip
+    assert len(engine.calls) == 2
+
+
+def test_unknown_context_and_unreachable_cluster(kubeconfig: Path, kube: Path) -> None:
+    import yaml
+
+    document = yaml.safe_load(kube.read_text())
+    document["contexts"] = [c for c in document["contexts"] if c["name"] != "kind-source"]
+    kube.write_text(yaml.safe_dump(document))
+    engine = FakeEngine()
+    with pytest.raises(DriverError, match=r"stack source: config aes-linkerd2:context = 'kind-source': is not a context of the kubeconfig"):
+        deployment(engine, kubeconfig=kube).up()
+    document = yaml.safe_load(kube.read_text())
+    document["clusters"][0]["cluster"]["server"] = "https://127.0.0.1:9"
+    kube.write_text(yaml.safe_dump(document))
+    with pytest.raises(DriverError, match=r"stack target: config aes-linkerd2:context = 'kind-target': its API server https://127.0.0.1:9 is unreachable"):
+        deployment(engine, kubeconfig=kube).up()
+    assert engine.calls == []
+
+
+def test_state_defaults_to_a_local_backend_in_the_project_and_env_overrides(kube: Path) -> None:
+    assert deployment(FakeEngine(), kubeconfig=kube).backend_url == f"file://{ROOT / '.state'}"
+    assert ".state/" in (ROOT / ".gitignore").read_text().splitlines()
+    other = Deployment(ROOT, environ={"PULUMI_BACKEND_URL": "s3://other"})
+    assert other.backend_url == "s3://other"
+
+
+def test_two_deployments_in_one_process_keep_their_own_settings(kube: Path, tmp_path: Path) -> None:
+    first, second = FakeEngine(), FakeEngine(fail={"source": "boom"})
+    a = deployment(first, kubeconfig=kube, backend_url=f"file://{tmp_path}/a")
+    b = deployment(second, kubeconfig=kube, backend_url=f"file://{tmp_path}/b", stacks=["target"])
+    assert b.up().succeeded and a.up().succeeded
+    assert (a.backend_url, b.backend_url) == (f"file://{tmp_path}/a", f"file://{tmp_path}/b")
+    assert second.calls == [("target", "up", False)]
+    assert a._engine_environment()["PULUMI_BACKEND_URL"] != b._engine_environment()["PULUMI_BACKEND_URL"]
+
+
+def test_unknown_stack_is_refused() -> None:
+    with pytest.raises(DriverError, match="unknown stack 'middle'"):
+        Deployment(ROOT, stacks=["middle"])
+
+
+def test_cli_help_explains_every_verb(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as done:
+        main(["--help"])
+    assert done.value.code == 0
+    text = capsys.readouterr().out
+    for verb in ("up", "preview", "refresh", "destroy", "outputs", "render"):
+        assert f"    {verb} " in text
+    flat = " ".join(text.split())
+    assert "PULUMI_CONFIG_PASSPHRASE" in flat and "Exit codes: 0 done, 1 a stack failed, 2 nothing ran" in flat
+
+
+def test_cli_exit_codes(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], kube: Path) -> None:
+    monkeypatch.setenv("PATH", "/nonexistent")
+    assert main(["up"]) == 2
+    assert "error: the Pulumi CLI (`pulumi`) is not on PATH" in capsys.readouterr().err
+    engine = FakeEngine(fail={"source": "link failed"})
+    monkeypatch.setattr("driver.__main__.Deployment", lambda *a, **k: deployment(engine, kubeconfig=kube, **{"stacks": k.get("stacks"), "on_progress": k.get("on_progress")}))
+    assert main(["up", "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["succeeded"] is False and [s["stack"] for s in report["stacks"]] == ["target", "source"]
+    assert report["stacks"][1]["error"] == "link failed"
+    engine.fail.clear()
+    assert main(["up"]) == 0
+    captured = capsys.readouterr()
+    assert "target   ok" in captured.out and "[target] up: 2 done" in captured.err
