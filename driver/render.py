@@ -9,7 +9,6 @@ NOT-RENDERED.md instead of guessed.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
@@ -48,7 +47,7 @@ def render_stacks(
             continue
         folder = out_dir / stack
         command = [
-            sys.executable, "-m", "driver.render", "--project-dir", str(project_dir), "--stack", stack,
+            sys.executable, "-m", "driver.render_worker", "--project-dir", str(project_dir), "--stack", stack,
             "--out", str(folder), "--overrides", json.dumps(dict(overrides.get(stack, {}))),
         ]  # fmt: skip
         if stack == "source":
@@ -169,9 +168,10 @@ def render_stack(
     project_dir: Path, stack: str, out: Path, overrides: Mapping[str, Any], target_outputs: Path | None
 ) -> dict[str, Any]:
     settings = read_settings(project_dir, stack)
+    settings = type(settings)({**settings.values, **overrides})
     values: dict[str, Any] = {}
     secret_keys: list[str] = []
-    for key, value in {**settings.values, **overrides}.items():
+    for key, value in settings.values.items():
         if isinstance(value, dict) and "secure" in value:
             values[key], secret_keys = SECRET, [*secret_keys, key]
         elif value not in (None, ""):
@@ -199,24 +199,3 @@ def render_stack(
         lines = [f"# Not rendered for stack {stack}", "", *(f"- {item}" for item in mocks.not_rendered), ""]
         (out / "NOT-RENDERED.md").write_text("\n".join(lines), encoding="utf-8")
     return {"objects": count, "steps": len(steps), "notRendered": mocks.not_rendered, "folder": str(out)}
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Render one stack (used by `python -m driver render`).")
-    parser.add_argument("--project-dir", type=Path, required=True)
-    parser.add_argument("--stack", required=True)
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--overrides", default="{}")
-    parser.add_argument("--target-outputs", type=Path)
-    args = parser.parse_args(argv)
-    try:
-        summary = render_stack(args.project_dir, args.stack, args.out, json.loads(args.overrides), args.target_outputs)
-    except DriverError as error:
-        print(error, file=sys.stderr)
-        return error.exit_code
-    print(json.dumps(summary))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -24,7 +24,9 @@ class FakeEngine:
         self.calls: list[tuple[str, str, bool]] = []
         self.fail = fail or {}
 
-    def run(self, stack: str, operation: str, on_step: Callable[[str, bool], None], expect_no_changes: bool = False) -> tuple[dict[str, int], dict[str, Any]]:
+    def run(
+        self, stack: str, operation: str, on_step: Callable[[str, bool], None], expect_no_changes: bool = False
+    ) -> tuple[dict[str, int], dict[str, Any]]:
         self.calls.append((stack, operation, expect_no_changes))
         on_step(f"create urn:{stack}:a", False)
         on_step(f"create urn:{stack}:a", True)
@@ -104,9 +106,17 @@ def test_preview_can_require_no_changes(kube: Path) -> None:
 @pytest.mark.parametrize(
     ("tools", "version", "message"),
     [
-        ({"linkerd": "/l"}, "edge-26.8.3", "the Pulumi CLI (`pulumi`) is not on PATH: install it from https://www.pulumi.com/docs/install/"),
+        (
+            {"linkerd": "/l"},
+            "edge-26.8.3",
+            "the Pulumi CLI (`pulumi`) is not on PATH: install it from https://www.pulumi.com/docs/install/",
+        ),
         ({"pulumi": "/p"}, "edge-26.8.3", "stack target: the linkerd CLI `linkerd` is not on PATH: install edge-26.8.3"),
-        ({"pulumi": "/p", "linkerd": "/l"}, "edge-25.4.4", "stack target: the linkerd CLI `linkerd` is 'edge-25.4.4'; this stack pins 'edge-26.8.3'"),
+        (
+            {"pulumi": "/p", "linkerd": "/l"},
+            "edge-25.4.4",
+            "stack target: the linkerd CLI `linkerd` is 'edge-25.4.4'; this stack pins 'edge-26.8.3'",
+        ),
     ],
 )
 def test_missing_or_wrong_tools_stop_before_anything_runs(kube: Path, tools: dict[str, str], version: str, message: str) -> None:
@@ -135,12 +145,17 @@ def test_unknown_context_and_unreachable_cluster(kubeconfig: Path, kube: Path) -
     document["contexts"] = [c for c in document["contexts"] if c["name"] != "kind-source"]
     kube.write_text(yaml.safe_dump(document))
     engine = FakeEngine()
-    with pytest.raises(DriverError, match=r"stack source: config aes-linkerd2:context = 'kind-source': is not a context of the kubeconfig"):
+    with pytest.raises(
+        DriverError, match=r"stack source: config aes-linkerd2:context = 'kind-source': is not a context of the kubeconfig"
+    ):
         deployment(engine, kubeconfig=kube).up()
     document = yaml.safe_load(kube.read_text())
     document["clusters"][0]["cluster"]["server"] = "https://127.0.0.1:9"
     kube.write_text(yaml.safe_dump(document))
-    with pytest.raises(DriverError, match=r"stack target: config aes-linkerd2:context = 'kind-target': its API server https://127.0.0.1:9 is unreachable"):
+    with pytest.raises(
+        DriverError,
+        match=r"stack target: config aes-linkerd2:context = 'kind-target': its API server https://127.0.0.1:9 is unreachable",
+    ):
         deployment(engine, kubeconfig=kube).up()
     assert engine.calls == []
 
@@ -183,7 +198,10 @@ def test_cli_exit_codes(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureF
     assert main(["up"]) == 2
     assert "error: the Pulumi CLI (`pulumi`) is not on PATH" in capsys.readouterr().err
     engine = FakeEngine(fail={"source": "link failed"})
-    monkeypatch.setattr("driver.__main__.Deployment", lambda *a, **k: deployment(engine, kubeconfig=kube, **{"stacks": k.get("stacks"), "on_progress": k.get("on_progress")}))
+    monkeypatch.setattr(
+        "driver.__main__.Deployment",
+        lambda *a, **k: deployment(engine, kubeconfig=kube, **{"stacks": k.get("stacks"), "on_progress": k.get("on_progress")}),
+    )
     assert main(["up", "--json"]) == 1
     report = json.loads(capsys.readouterr().out)
     assert report["succeeded"] is False and [s["stack"] for s in report["stacks"]] == ["target", "source"]

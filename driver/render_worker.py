@@ -1,0 +1,32 @@
+"""One stack's render, in a process of its own (Pulumi's runtime settings are process-wide)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from driver.render import render_stack
+from driver.settings import DriverError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Render one stack (used by `python -m driver render`).")
+    parser.add_argument("--project-dir", type=Path, required=True)
+    parser.add_argument("--stack", required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--overrides", default="{}")
+    parser.add_argument("--target-outputs", type=Path)
+    args = parser.parse_args(argv)
+    try:
+        summary = render_stack(args.project_dir, args.stack, args.out, json.loads(args.overrides), args.target_outputs)
+    except DriverError as error:
+        print(error, file=sys.stderr)
+        return error.exit_code
+    print(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
