@@ -1,0 +1,57 @@
+"""The pull-request workflow: linted with actionlint, previews both stacks, `up` only behind protection."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import yaml
+
+from tests.conftest import ROOT
+
+WORKFLOW = ROOT / ".github" / "workflows" / "pulumi.yml"
+
+
+def test_workflow_lints_clean() -> None:
+    actionlint = shutil.which("actionlint", path=str(ROOT / "venv" / "bin")) or shutil.which("actionlint")
+    assert actionlint, "actionlint is missing: scripts/setup builds it (needs Go)"
+    result = subprocess.run([actionlint, "-no-color", str(WORKFLOW)], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_actionlint_finds_a_broken_workflow() -> None:
+    """The lint can fail: a job needing one that does not exist is reported."""
+    broken = WORKFLOW.read_text().replace("needs: test", "needs: tests", 1)
+    actionlint = shutil.which("actionlint", path=str(ROOT / "venv" / "bin")) or "actionlint"
+    result = subprocess.run([actionlint, "-no-color", "-"], input=broken, capture_output=True, text=True, check=False)
+    assert result.returncode == 1
+    assert 'job "preview" needs job "tests" which does not exist in this workflow' in result.stdout
+
+
+def test_pull_requests_preview_both_stacks_and_comment_the_diff() -> None:
+    workflow = yaml.safe_load(WORKFLOW.read_text())
+    preview = workflow["jobs"]["preview"]
+    assert preview["if"] == "github.event_name == 'pull_request'"
+    assert preview["strategy"]["matrix"]["stack"] == ["target", "source"]
+    step = next(s for s in preview["steps"] if str(s.get("uses", "")).startswith("pulumi/actions@"))
+    assert step["with"] == {
+        "command": "preview",
+        "stack-name": "${{ matrix.stack }}",
+        "pulumi-version-file": ".pulumi-version",
+        "comment-on-pr": True,
+        "diff": True,
+        "github-token": "${{ secrets.GITHUB_TOKEN }}",
+    }
+    assert preview["permissions"]["pull-requests"] == "write"
+
+
+def test_main_runs_up_behind_a_protected_environment_with_the_pinned_cli() -> None:
+    workflow = yaml.safe_load(WORKFLOW.read_text())
+    up = workflow["jobs"]["up"]
+    assert up["environment"] == "production"
+    assert up["if"] == "github.event_name == 'push' && github.ref == 'refs/heads/main'"
+    assert {"uses": "pulumi/actions@v6", "name": "Install the Pulumi CLI (version from .pulumi-version)",
+            "with": {"pulumi-version-file": ".pulumi-version"}} in up["steps"]  # fmt: skip
+    assert up["steps"][-1]["run"] == "./aes-linkerd2 up"
+    version = (ROOT / ".pulumi-version").read_text().strip()
+    assert version.count(".") == 2 and all(part.isdigit() for part in version.split("."))
