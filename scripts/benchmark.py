@@ -18,15 +18,15 @@ import sys
 import time
 from pathlib import Path
 
+from driver.offline import evaluate
+from driver.render import RenderMocks
+
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = ROOT.parent / "shared" / "reference" / "emissary"
 
 
 def measure(stack: str, size: int) -> dict[str, float]:
     """One evaluation in this process; prints nothing else."""
-    from driver.render import RenderMocks
-    from driver.offline import evaluate
-
     namespaces = [f"team-{i:03d}" for i in range(size)]
     config = {
         "role": stack,
