@@ -18,10 +18,12 @@ import sys
 import time
 from pathlib import Path
 
-from driver.offline import evaluate
-from driver.render import RenderMocks
-
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # a script in scripts/, importing the project's packages
+
+from driver.offline import evaluate  # noqa: E402
+from driver.render import RenderMocks  # noqa: E402
+
 REFERENCE = ROOT.parent / "shared" / "reference" / "emissary"
 
 
