@@ -51,45 +51,56 @@ class LinkerdIdentity(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: LinkerdIdentityArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("aes-linkerd2:index:LinkerdIdentity", name, None, opts)
-        # The interpreter's path differs between machines: a new path must not regenerate the keys.
-        keep = ["create", "dir", "environment"]
-        anchor = command.local.Command(
+        self._python = args.python
+        self.trust_anchor_pem, self.trust_anchor_key_pem = self._certificate(
             f"{name}-trust-anchor",
-            create=_certificate_command(
-                "anchor",
-                upstream.trust_anchor_common_name(args.trust_domain),
-                upstream.TRUST_ANCHOR_VALIDITY_HOURS,
-                args.python,
-            ),
-            dir=str(PROJECT_ROOT),
-            logging=command.local.Logging.NONE,
+            "anchor",
+            upstream.trust_anchor_common_name(args.trust_domain),
+            upstream.TRUST_ANCHOR_VALIDITY_HOURS,
             triggers=[args.trust_domain],
-            opts=pulumi.ResourceOptions(parent=self, additional_secret_outputs=["stdout"], ignore_changes=keep),
         )
-        self.trust_anchor_pem, self.trust_anchor_key_pem = _key_pair(anchor)
-
-        self.issuers = {}
-        for cluster in args.clusters:
-            issuer = command.local.Command(
-                f"{name}-{cluster}-issuer",
-                create=_certificate_command(
+        self.issuers = {
+            cluster: Issuer(
+                *self._certificate(
+                    f"{name}-{cluster}-issuer",
                     "issuer",
                     upstream.issuer_common_name(args.trust_domain),
                     upstream.ISSUER_VALIDITY_HOURS,
-                    args.python,
-                ),
-                dir=str(PROJECT_ROOT),
-                environment={ANCHOR_CERT_ENV: self.trust_anchor_pem, ANCHOR_KEY_ENV: self.trust_anchor_key_pem},
-                logging=command.local.Logging.NONE,
-                # A new anchor needs new issuers.
-                triggers=[self.trust_anchor_pem],
-                opts=pulumi.ResourceOptions(parent=self, additional_secret_outputs=["stdout"], ignore_changes=keep),
+                    # A new anchor needs new issuers.
+                    triggers=[self.trust_anchor_pem],
+                    environment={ANCHOR_CERT_ENV: self.trust_anchor_pem, ANCHOR_KEY_ENV: self.trust_anchor_key_pem},
+                )
             )
-            self.issuers[cluster] = Issuer(*_key_pair(issuer))
-
+            for cluster in args.clusters
+        }
         self.register_outputs(
             {
                 "trustAnchorPem": self.trust_anchor_pem,
                 **{f"{cluster}IssuerCertPem": issuer.cert_pem for cluster, issuer in self.issuers.items()},
             }
         )
+
+    def _certificate(
+        self,
+        resource_name: str,
+        kind: str,
+        common_name: str,
+        valid_hours: int,
+        *,
+        triggers: list[pulumi.Input[str]],
+        environment: dict[str, pulumi.Input[str]] | None = None,
+    ) -> tuple[pulumi.Output[str], pulumi.Output[str]]:
+        """A key pair made once by a Command; only `triggers` replace it."""
+        made = command.local.Command(
+            resource_name,
+            create=_certificate_command(kind, common_name, valid_hours, self._python),
+            dir=str(PROJECT_ROOT),
+            environment=environment,
+            logging=command.local.Logging.NONE,
+            triggers=triggers,
+            # The interpreter's path differs between machines: a new path must not regenerate the keys.
+            opts=pulumi.ResourceOptions(
+                parent=self, additional_secret_outputs=["stdout"], ignore_changes=["create", "dir", "environment"]
+            ),
+        )
+        return _key_pair(made)
