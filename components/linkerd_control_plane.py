@@ -127,6 +127,16 @@ class LinkerdControlPlane(pulumi.ComponentResource):
         after = pulumi.ResourceOptions(parent=self, depends_on=[*self.crds, *self.control_plane])
         if line.multicluster_offline:
             extension = self._render(args, name, *install_args[:2], "--ignore-cluster", *install_args[2:])
+            link_controllers = {
+                f"Deployment/{upstream.MULTICLUSTER_NAMESPACE}/{upstream.LINK_CONTROLLER_DEPLOYMENT.format(link=link)}"
+                for link in args.links
+            }
+            # A link's service mirror is Ready only once its Link exists, which the source applies
+            # after the extension: it is not awaited here; the multicluster check verifies it.
+            extension = [
+                manifests.with_annotations(obj, {upstream.SKIP_AWAIT_ANNOTATION: "true"}) if obj.key in link_controllers else obj
+                for obj in extension
+            ]
             return list(
                 manifests.register(
                     extension,

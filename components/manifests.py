@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import copy
+import hashlib
 import importlib
 import json
 import re
@@ -70,6 +72,13 @@ class ManifestObject:
         return self.group in _BUILTIN_GROUPS or (self.group.endswith(".k8s.io") and not self.group.startswith("gateway."))
 
 
+def with_annotations(obj: ManifestObject, annotations: Mapping[str, str]) -> ManifestObject:
+    """A copy of `obj` with `annotations` added to its own metadata."""
+    body = copy.deepcopy(obj.body)
+    body["metadata"]["annotations"] = {**(body["metadata"].get("annotations") or {}), **annotations}
+    return ManifestObject(body)
+
+
 def parse(text: str) -> list[ManifestObject]:
     """Every object of a multi-document YAML stream; `List` kinds are flattened, empty documents skipped."""
     objects: list[ManifestObject] = []
@@ -122,6 +131,9 @@ def _encodings(text: str) -> list[tuple[str, str]]:
         ("json", json.dumps(raw)[1:-1]),
         ("base64", base64.b64encode(raw.encode()).decode()),
         ("base64-newline", base64.b64encode((raw + "\n").encode()).decode()),
+        # Pod annotations such as linkerd.io/trust-root-sha256 hash the certificate.
+        ("sha256", hashlib.sha256(raw.encode()).hexdigest()),
+        ("sha256-newline", hashlib.sha256((raw + "\n").encode()).hexdigest()),
     ]
 
 

@@ -29,6 +29,8 @@ DEFAULT_TRUST_DOMAIN = "cluster.local"
 CONTROL_PLANE_NAMESPACE = "linkerd"
 MULTICLUSTER_NAMESPACE = "linkerd-multicluster"
 IDENTITY_ISSUER_SECRET = "linkerd-identity-issuer"
+# The service mirror a source's multicluster install declares per link (2.18+).
+LINK_CONTROLLER_DEPLOYMENT = "controller-{link}"
 # Linkerd's docs: the anchor outlives the issuer; `linkerd check` warns under 60 days left.
 TRUST_ANCHOR_VALIDITY_HOURS = 87600
 ISSUER_VALIDITY_HOURS = 8760

@@ -48,6 +48,24 @@ def build(line: upstream.VersionLine = upstream.CURRENT, *, ha: bool = True, lin
     return run
 
 
+def minimal_control_plane() -> None:
+    """The current line's control plane alone, without a provider or the extension."""
+    LinkerdControlPlane(
+        "linkerd",
+        LinkerdControlPlaneArgs(
+            cli=LinkerdCli(binary="linkerd", cluster=ClusterAccess(context="c")),
+            kubectl="kubectl",
+            line=upstream.CURRENT,
+            ha=True,
+            trust_domain="cluster.local",
+            trust_anchor_pem=ANCHOR.cert_pem,
+            issuer_cert_pem=ISSUER.cert_pem,
+            issuer_key_pem=ISSUER.key_pem,
+            multicluster=False,
+        ),
+    )
+
+
 def test_renders_offline_with_the_pinned_cli_and_exact_flags() -> None:
     run = build()
     calls = run.mocks.linkerd.calls
@@ -255,3 +273,28 @@ def test_placeholder_in_a_form_that_cannot_be_replaced_stops_the_program(preview
     run = run_program(program, linkerd=LeakyLinkerd(), preview=preview)
     assert "put the identity certificates into Secret/linkerd/leak" in str(run.error)
     assert kubernetes_resources(run) == [r for r in kubernetes_resources(run) if "crds" in r.name]
+
+
+def test_the_links_service_mirror_is_not_awaited_before_its_link_exists() -> None:
+    controller = build().one("Deployment", "controller-target", "linkerd-multicluster")
+    assert controller.inputs["metadata"]["annotations"] == {"pulumi.com/skipAwait": "true"}
+    assert build().one("Deployment", "linkerd-identity").inputs["metadata"].get("annotations") is None
+
+
+def test_hashes_of_the_anchor_are_replaced_too() -> None:
+    import hashlib
+
+    class HashingLinkerd(FakeLinkerd):
+        def _install(self, args: list[str]) -> str:
+            with open(args[args.index("--identity-trust-anchors-file") + 1]) as handle:
+                digest = hashlib.sha256(handle.read().encode()).hexdigest()
+            return (
+                super()
+                ._install(args)
+                .replace("checksum/config:", f"linkerd.io/trust-root-sha256: {digest}\n        checksum/config:", 1)
+            )
+
+    run = run_program(minimal_control_plane, linkerd=HashingLinkerd())
+    assert run.error is None, run.error
+    annotations = run.one("Deployment", "linkerd-destination").inputs["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["linkerd.io/trust-root-sha256"] == hashlib.sha256(ANCHOR.cert_pem.encode()).hexdigest()
