@@ -254,23 +254,7 @@ def test_placeholder_in_a_form_that_cannot_be_replaced_stops_the_program(preview
                 + f"---\napiVersion: v1\nkind: Secret\nmetadata: {{name: leak, namespace: linkerd}}\ndata: {{x: {blob}}}\n"
             )
 
-    def program() -> None:
-        LinkerdControlPlane(
-            "linkerd",
-            LinkerdControlPlaneArgs(
-                cli=LinkerdCli(binary="linkerd", cluster=ClusterAccess(context="c")),
-                kubectl="kubectl",
-                line=upstream.CURRENT,
-                ha=True,
-                trust_domain="cluster.local",
-                trust_anchor_pem=ANCHOR.cert_pem,
-                issuer_cert_pem=ISSUER.cert_pem,
-                issuer_key_pem=ISSUER.key_pem,
-                multicluster=False,
-            ),
-        )
-
-    run = run_program(program, linkerd=LeakyLinkerd(), preview=preview)
+    run = run_program(minimal_control_plane, linkerd=LeakyLinkerd(), preview=preview)
     assert "put the identity certificates into Secret/linkerd/leak" in str(run.error)
     assert kubernetes_resources(run) == [r for r in kubernetes_resources(run) if "crds" in r.name]
 
