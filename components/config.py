@@ -6,6 +6,7 @@ import os
 import re
 import socket
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -387,6 +388,14 @@ def _source(read: _Reader, context: str, kubeconfig: str | None) -> dict[str, An
         "gateway_addresses": addresses,
         "verify": read.boolean("verify", True),
     }
+
+
+def read_manifest(key: str, location: str, read: Callable[[str], str]) -> str:
+    """The manifest at `location`, or an error naming the key that points there."""
+    try:
+        return read(location)
+    except (OSError, ValueError) as error:
+        raise ConfigError(key, location, f"cannot be read ({error}); point it at a reachable URL or a local copy") from None
 
 
 def check_target_outputs(cfg: StackConfig, target: pulumi.StackReference) -> None:

@@ -222,3 +222,10 @@ def test_committed_stacks_use_the_current_line() -> None:
         values = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]
         assert values["aes-linkerd2:role"] == stack
         assert values["aes-linkerd2:versionLine"] == "current"
+
+
+def test_unreadable_manifest_names_its_key() -> None:
+    run = run_stack("target", target_config(edgeStackManifest="/nowhere/aes.yaml"))
+    assert isinstance(run.error, config.ConfigError) and run.error.key == "edgeStackManifest"
+    assert str(run.error).startswith("config aes-linkerd2:edgeStackManifest = '/nowhere/aes.yaml': cannot be read (")
+    assert run.registrations == []
