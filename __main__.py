@@ -26,7 +26,8 @@ cli.require_version(cfg.linkerd_version)
 edge_stack_crds = config.read_manifest("edgeStackCrds", cfg.edge_stack_crds, read_location)
 edge_stack_manifest = config.read_manifest("edgeStackManifest", cfg.edge_stack_manifest, read_location)
 
-provider = k8s.Provider(f"{cfg.cluster_name}-cluster", kubeconfig=cfg.kubeconfig, context=cfg.context)
+# A fixed name: renaming the provider would replace every object it manages.
+provider = k8s.Provider("cluster", kubeconfig=cfg.kubeconfig, context=cfg.context)
 on_cluster = pulumi.ResourceOptions(providers={"kubernetes": provider})
 
 # One trust anchor for both clusters: made on the target, which also signs the source's issuer.

@@ -359,10 +359,11 @@ EOF
     "PULUMI_KUBERNETES_MODULE_VERSION=$K8S_PROVIDER_MODULE_VERSION"
 }
 
-# 5+7a. kube-apiserver, kube-controller-manager, kubectl -------------------
+# 5+7a. kube-apiserver, kube-controller-manager, kube-scheduler, kubectl -----
+# (kube-scheduler too: without it no pod is ever bound to a kwok node.)
 # k8s.io/kubernetes requires its staging modules at v0.0.0 with "=> ./staging/src/..."
 # replaces; the wrapper points each at the published v0.<minor>.<patch> instead.
-kube_bins() { echo kube-apiserver kube-controller-manager kubectl; }
+kube_bins() { echo kube-apiserver kube-controller-manager kube-scheduler kubectl; }
 kube_spec() { echo "$KUBE_VERSION"; }
 build_kube() {
   local mod=k8s.io/kubernetes gomod staging major minor cmd now
@@ -375,7 +376,7 @@ build_kube() {
   map_local_replaces "$gomod" "$staging"
   (cd "$WRAP" && run gocmd get "$mod@$KUBE_VERSION" &&
     run gocmd mod edit -tool="$mod/cmd/kube-apiserver" -tool="$mod/cmd/kube-controller-manager" \
-      -tool="$mod/cmd/kubectl" &&
+      -tool="$mod/cmd/kube-scheduler" -tool="$mod/cmd/kubectl" &&
     run gocmd mod tidy) || return 1
   # (`go mod edit -tool`, not `go get -tool PKG`: without @version go get upgrades
   # k8s.io/kubernetes to the newest release, whose code needs newer staging modules.)
@@ -388,7 +389,7 @@ build_kube() {
       ld="$ld -X $p.$kv"
     done
   done
-  for cmd in kube-apiserver kube-controller-manager kubectl; do
+  for cmd in $(kube_bins); do
     (cd "$WRAP" && run gocmd build -o "$BIN/$cmd" -ldflags "$ld" "$mod/cmd/$cmd") || return 1
   done
   run "$BIN/kube-apiserver" --version || return 1

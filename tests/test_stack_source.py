@@ -20,7 +20,7 @@ def up(line: str = "current", preview: bool = False, **overrides: object) -> Run
 @pytest.mark.parametrize("preview", [False, True])
 def test_source_registers_link_and_checks_on_its_own_provider(line: str, preview: bool) -> None:
     run = up(line, preview)
-    provider = provider_urn(run, "source-cluster")
+    provider = provider_urn(run, "cluster")
     for resource in kubernetes_resources(run):
         assert resource.provider == provider, resource.name
     assert run.one("Secret", "cluster-credentials-target", "linkerd-multicluster").is_secret("data")

@@ -28,8 +28,8 @@ def test_preview_lists_the_same_objects_as_an_update(line: str) -> None:
 @pytest.mark.parametrize("preview", [False, True])
 def test_every_kubernetes_resource_uses_the_stacks_provider(line: str, preview: bool) -> None:
     run = up(line, preview)
-    provider = provider_urn(run, "target-cluster")
-    provider_inputs = run.one("kubernetes", "target-cluster").inputs
+    provider = provider_urn(run, "cluster")
+    provider_inputs = run.one("kubernetes", "cluster").inputs
     # A path (here $KUBECONFIG's), never a kubeconfig's contents.
     assert provider_inputs["context"] == "target-ctx" and provider_inputs["kubeconfig"].endswith("/kubeconfig")
     for resource in kubernetes_resources(run):
@@ -38,7 +38,7 @@ def test_every_kubernetes_resource_uses_the_stacks_provider(line: str, preview: 
 
 def test_kubeconfig_path_not_contents_goes_to_the_provider(kubeconfig: object) -> None:
     run = up(kubeconfig=str(kubeconfig))
-    assert run.one("kubernetes", "target-cluster").inputs["kubeconfig"] == str(kubeconfig)
+    assert run.one("kubernetes", "cluster").inputs["kubeconfig"] == str(kubeconfig)
 
 
 @pytest.mark.parametrize("line", LINES)
