@@ -35,7 +35,8 @@ set -euo pipefail
 # ---------------------------------------------------------------------------
 # Pinned versions (override through the environment).
 # ---------------------------------------------------------------------------
-PULUMI_VERSION=${PULUMI_VERSION:-v3.274.1}
+# The one Pulumi CLI version of the project (the PR workflow reads the same file).
+PULUMI_VERSION=${PULUMI_VERSION:-v$(tr -d '[:space:]' < "$(dirname "$0")/../.pulumi-version")}
 # The Python language host is its own Go module (pseudo-versions only). When the
 # proxy refuses it, fall back to the newest sdk/v3 release that still carried the
 # host as a package inside sdk/v3 (v3.68.0, the last one with python/cmd/pulumi-language-python).
@@ -93,7 +94,8 @@ run() {
 module_json() {
   local out
   printf '+ go mod download -json %s\n' "$1" >>"$LOG"
-  if ! out=$(cd "$SRC" && gocmd mod download -json "$1" 2>&1); then
+  # stdout only: it is JSON (with an "Error" field on failure); stderr goes to the log.
+  if ! out=$(cd "$SRC" && gocmd mod download -json "$1" 2>>"$LOG"); then
     printf '%s\n' "$out" >>"$LOG"
     say "the Go module proxy refused: go mod download -json $1"
     say "  -> $(printf '%s' "$out" | python3 -c 'import json,sys
@@ -172,7 +174,10 @@ stamp_ok() { # TOOL SPEC BIN...
   local tool=$1 spec=$2 b; shift 2
   [ -f "$STAMPS/$tool" ] && [ "$(head -n1 "$STAMPS/$tool")" = "spec=$spec" ] || return 1
   for b in "$@"; do [ -x "$BIN/$b" ] || return 1; done
+  for b in $(tool_files "$tool"); do [ -f "$CACHE/$b" ] || return 1; done
 }
+# tool_files TOOL: non-binary files a tool also needs (paths relative to $CACHE), if any.
+tool_files() { if declare -F "$1_files" >/dev/null; then "$1_files"; fi; }
 write_stamp() { # TOOL SPEC KEY=VALUE...
   local tool=$1 spec=$2; shift 2
   { echo "spec=$spec"; printf '%s\n' "$@"; } >"$STAMPS/$tool"
@@ -427,14 +432,29 @@ build_etcd() {
 
 # 7b. kwok ------------------------------------------------------------------
 # Fake kubelets: lets Deployments become Ready with no real nodes. No replace
-# directives, so a plain `go install pkg@version` works.
+# directives, so a plain `go install pkg@version` works. kwok refuses to start
+# without Stage objects ("no stages found"), so we also assemble upstream's
+# "stage-fast" set (what its release asset stage-fast.yaml contains) from the
+# module's kustomize/stage files: run `kwok --config $KWOK_STAGES --manage-all-nodes`.
+# (Verified: with kube-apiserver + kube-controller-manager (default controllers,
+# nodelifecycle lifts the not-ready taint) + kube-scheduler, a Deployment on a
+# kwok node rolls out.)
 kwok_bins() { echo kwok; }
+kwok_files() { echo share/kwok/stage-fast.yaml; }
 kwok_spec() { echo "$KWOK_VERSION"; }
 build_kwok() {
+  local dir f out=$CACHE/share/kwok/stage-fast.yaml
   (cd "$SRC" && GOBIN=$BIN run gocmd install \
     -ldflags "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=${KWOK_VERSION#v}" \
     "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION") || return 1
-  write_stamp kwok "$KWOK_VERSION" "KWOK_VERSION=$KWOK_VERSION"
+  dir=$(module_dir "sigs.k8s.io/kwok@$KWOK_VERSION") || return 1
+  mkdir -p "${out%/*}"
+  for f in node/fast/node-initialize.yaml node/heartbeat/node-heartbeat.yaml \
+    pod/fast/pod-ready.yaml pod/fast/pod-complete.yaml pod/fast/pod-delete.yaml; do
+    echo "---"; cat "$dir/kustomize/stage/$f" || return 1
+  done >"$out.tmp"
+  mv "$out.tmp" "$out"
+  write_stamp kwok "$KWOK_VERSION" "KWOK_VERSION=$KWOK_VERSION" "KWOK_STAGES=$out"
 }
 
 # ---------------------------------------------------------------------------
@@ -450,6 +470,7 @@ check() {
     else
       missing=1
       for b in $("${t}_bins"); do [ -x "$BIN/$b" ] || printf '  MISSING  %-15s %s\n' "$t" "$BIN/$b"; done
+      for b in $(tool_files "$t"); do [ -f "$CACHE/$b" ] || printf '  MISSING  %-15s %s\n' "$t" "$CACHE/$b"; done
       [ -f "$STAMPS/$t" ] && [ "$(head -n1 "$STAMPS/$t")" != "spec=$("${t}_spec")" ] &&
         printf '  STALE    %-15s built as %s, wanted spec=%s\n' "$t" "$(head -n1 "$STAMPS/$t")" "$("${t}_spec")"
       [ -f "$STAMPS/$t" ] || printf '  NOTBUILT %-15s (no stamp)\n' "$t"
