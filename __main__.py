@@ -7,7 +7,7 @@ anchor and exports what the source needs. `source`: links to the target and veri
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components import config
+from components import config, upstream
 from components.edge_stack import EdgeStack, EdgeStackArgs
 from components.linkerd_cli import ClusterAccess, LinkerdCli
 from components.linkerd_control_plane import LinkerdControlPlane, LinkerdControlPlaneArgs
@@ -74,6 +74,8 @@ edge_stack = EdgeStack(
         gateway_port=cfg.gateway_port,
         control_plane=linkerd.everything,
         tls=cfg.tls,
+        # The target's gateway renames Edge Stack's HTTP port mc-probe (the page's Service patch).
+        service_port_names={cfg.probe_port: upstream.PROBE_PORT_NAME} if cfg.is_target else {},
     ),
     opts=on_cluster,
 )
@@ -113,6 +115,7 @@ if cfg.is_target:
         deployment=cfg.edge_stack.deployment,
         service=cfg.edge_stack.service,
         service_account=cfg.edge_stack.service_account,
+        service_ports=edge_stack.service_ports,
     )
     multicluster = MulticlusterTarget(
         "multicluster-target",

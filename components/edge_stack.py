@@ -9,8 +9,8 @@ owners of the Deployment keep theirs, and `destroy` takes back only what the pat
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
@@ -34,6 +34,10 @@ class EdgeStackArgs:
     gateway_port: int
     control_plane: Sequence[pulumi.Resource]
     tls: Tls | None = None
+    # Names this stack gives ports of Edge Stack's Service, by port number (the multicluster
+    # gateway's mc-probe): the Service declares them itself, so the gateway patch that sets the
+    # same name shares the field instead of fighting over it at every `up` after a refresh.
+    service_port_names: Mapping[int, str] = field(default_factory=dict)
 
 
 def inject_flags(gateway_port: int) -> list[str]:
@@ -55,6 +59,8 @@ class EdgeStack(pulumi.ComponentResource):
     deployment_name: pulumi.Output[str]
     service_name: pulumi.Output[str]
     service_account: pulumi.Output[str]
+    # The Service's ports as the manifest declares them, in order.
+    service_ports: tuple[dict[str, Any], ...]
     crds: list[pulumi.Resource]
     resources: dict[str, pulumi.CustomResource]
     deployment: pulumi.CustomResource
@@ -72,7 +78,7 @@ class EdgeStack(pulumi.ComponentResource):
             ).values()
         )
 
-        objects = [self._prepare(obj.body, product) for obj in manifests.parse(args.manifest_yaml)]
+        objects = [self._prepare(obj.body, product, args.service_port_names) for obj in manifests.parse(args.manifest_yaml)]
         kinds = {(o["kind"], o["metadata"]["name"]) for o in objects}
         if ("Namespace", namespace) not in kinds:
             objects.insert(0, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
@@ -98,6 +104,8 @@ class EdgeStack(pulumi.ComponentResource):
         self.service = self.resources[f"Service/{namespace}/{product.service}"]
 
         deployment_body = next(o for o in objects if o["kind"] == "Deployment" and o["metadata"]["name"] == product.deployment)
+        service_body = next(o for o in objects if o["kind"] == "Service" and o["metadata"]["name"] == product.service)
+        self.service_ports = tuple(service_body["spec"]["ports"])
         injected = manifests.parse(
             args.cli.render(
                 "inject", *line.inject_args, *inject_flags(args.gateway_port), "-", stdin=yaml.safe_dump(deployment_body)
@@ -133,13 +141,18 @@ class EdgeStack(pulumi.ComponentResource):
         )
 
     @staticmethod
-    def _prepare(body: dict[str, Any], product: upstream.EdgeStackProduct) -> dict[str, Any]:
+    def _prepare(body: dict[str, Any], product: upstream.EdgeStackProduct, port_names: Mapping[int, str]) -> dict[str, Any]:
         body = copy.deepcopy(body)
-        if body["kind"] == "Service" and body.get("spec", {}).get("type") == "LoadBalancer":
+        if body["kind"] != "Service":
+            return body
+        if body.get("spec", {}).get("type") == "LoadBalancer":
             # The Deployment's readiness tells whether Edge Stack runs; a cluster without a
             # load balancer would otherwise hold every `up` until the timeout.
             annotations = body["metadata"].setdefault("annotations", {})
             annotations[upstream.SKIP_AWAIT_ANNOTATION] = "true"
+        if body["metadata"]["name"] == product.service:
+            for port in body["spec"]["ports"]:
+                port["name"] = port_names.get(port["port"], port.get("name"))
         return body
 
     @staticmethod

@@ -6,8 +6,9 @@ fields it sets, a second `up` sets them again, and `destroy` takes back only tho
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -23,6 +24,8 @@ class GatewayRef:
     deployment: str
     service: str
     service_account: str
+    # The Service's own ports, in its order, as Edge Stack's manifest declares them.
+    service_ports: tuple[Mapping[str, Any], ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -55,6 +58,26 @@ def gateway_service_annotations(args: MulticlusterTargetArgs) -> dict[str, str]:
         upstream.PROBE_PATH_ANNOTATION: args.probe_path,
         upstream.PROBE_PERIOD_ANNOTATION: str(args.probe_period_seconds),
     }
+
+
+def gateway_ports(args: MulticlusterTargetArgs) -> list[k8s.core.v1.ServicePortPatchArgs]:
+    """The gateway Service's ports as the page leaves them: its port 80 renamed mc-probe, mc-gateway added.
+
+    Every port of the Service is listed, in its order: the provider compares port lists position
+    by position, so a patch naming only some of them would show a change at every preview.
+    """
+    probe: dict[str, Any] = {"name": upstream.PROBE_PORT_NAME, "port": args.probe_port, "targetPort": args.probe_target_port}
+    ports = [probe if port["port"] == args.probe_port else dict(port) for port in args.gateway.service_ports]
+    if probe not in ports:
+        ports.append(probe)
+    ports = [p for p in ports if p["port"] != args.gateway_port]
+    ports.append({"name": upstream.GATEWAY_PORT_NAME, "port": args.gateway_port})
+    return [
+        k8s.core.v1.ServicePortPatchArgs(
+            name=port.get("name"), port=port["port"], target_port=port.get("targetPort"), protocol=port.get("protocol", "TCP")
+        )
+        for port in ports
+    ]
 
 
 def export_metadata(
@@ -128,20 +151,10 @@ class MulticlusterTarget(pulumi.ComponentResource):
             metadata=k8s.meta.v1.ObjectMetaPatchArgs(
                 name=gateway.service,
                 namespace=gateway.namespace,
-                # The probe port renames Edge Stack's own port 80, a field the Service's owner holds.
-                annotations={**gateway_service_annotations(args), upstream.PATCH_FORCE_ANNOTATION: "true"},
+                # Like the Service itself, the patch is not held until a load balancer shows up.
+                annotations={**gateway_service_annotations(args), upstream.SKIP_AWAIT_ANNOTATION: "true"},
             ),
-            spec=k8s.core.v1.ServiceSpecPatchArgs(
-                ports=[
-                    k8s.core.v1.ServicePortPatchArgs(
-                        name=upstream.PROBE_PORT_NAME,
-                        port=args.probe_port,
-                        target_port=args.probe_target_port,
-                        protocol="TCP",
-                    ),
-                    k8s.core.v1.ServicePortPatchArgs(name=upstream.GATEWAY_PORT_NAME, port=args.gateway_port, protocol="TCP"),
-                ]
-            ),
+            spec=k8s.core.v1.ServiceSpecPatchArgs(ports=gateway_ports(args)),
             opts=pulumi.ResourceOptions.merge(after, pulumi.ResourceOptions(deleted_with=args.service_resource)),
         )
         self.exports = [

@@ -75,7 +75,6 @@ QOTM_MAPPING = "linkerd2-qotm"
 QOTM_PREFIX = "/qotm-linkerd2/"
 
 # --- Pulumi (pulumi-kubernetes annotations) ----------------------------------------------------
-PATCH_FORCE_ANNOTATION = "pulumi.com/patchForce"
 SKIP_AWAIT_ANNOTATION = "pulumi.com/skipAwait"
 
 

@@ -221,3 +221,28 @@ def test_tls_with_a_certificate_from_config() -> None:
 def test_tls_with_acme() -> None:
     host = build(tls=Tls(hostname="www.example.com", acme_email="ops@example.com")).one("Host", "tls-host")
     assert host.inputs["spec"]["acmeProvider"] == {"email": "ops@example.com"}
+
+
+def test_service_declares_the_port_names_the_stack_gives_it() -> None:
+    def program() -> None:
+        EdgeStack(
+            "edge-stack",
+            EdgeStackArgs(
+                line=upstream.CURRENT,
+                product=upstream.CURRENT.edge_stack["emissary"],
+                crds_yaml=EMISSARY_FILES[0].read_text(),
+                manifest_yaml=EMISSARY_FILES[1].read_text(),
+                license_key=None,
+                add_linkerd_headers=True,
+                cli=LinkerdCli(binary="linkerd", cluster=ClusterAccess(context="ctx")),
+                gateway_port=4143,
+                control_plane=[],
+                service_port_names={80: "mc-probe"},
+            ),
+        )
+
+    run = run_program(program)
+    assert run.error is None, run.error
+    service = run.one("Service", "emissary-ingress", "emissary")
+    assert [(p["name"], p["port"]) for p in service.inputs["spec"]["ports"]] == [("mc-probe", 80), ("https", 443)]
+    assert build().one("Service", "edge-stack").inputs["spec"]["ports"][0]["name"] == "http"

@@ -13,9 +13,22 @@ from tests.conftest import EMISSARY, provider_urn
 from tests.harness import Run, run_program
 from tests.schemas import validate_builtin, validate_custom_resource
 
+EDGE_STACK_PORTS = ({"name": "http", "port": 80, "targetPort": 8080}, {"name": "https", "port": 443, "targetPort": 8443})
 GATEWAYS = {
-    "page": GatewayRef(namespace="ambassador", deployment="ambassador", service="ambassador", service_account="ambassador"),
-    "current": GatewayRef(namespace="ambassador", deployment="edge-stack", service="edge-stack", service_account="edge-stack"),
+    "page": GatewayRef(
+        namespace="ambassador",
+        deployment="ambassador",
+        service="ambassador",
+        service_account="ambassador",
+        service_ports=EDGE_STACK_PORTS,
+    ),
+    "current": GatewayRef(
+        namespace="ambassador",
+        deployment="edge-stack",
+        service="edge-stack",
+        service_account="edge-stack",
+        service_ports=EDGE_STACK_PORTS,
+    ),
 }
 
 
@@ -105,12 +118,15 @@ def test_gateway_service_patch_has_the_ports_and_derived_annotations(preview: bo
             "mirror.linkerd.io/multicluster-gateway": "true",
             "mirror.linkerd.io/probe-path": "/-/gateway/health",
             "mirror.linkerd.io/probe-period": "3",
-            "pulumi.com/patchForce": "true",
+            "pulumi.com/skipAwait": "true",
         },
     }
+    # The Service's own ports in its order, port 80 renamed, mc-gateway appended: the order the
+    # API server keeps after the merge, so the next preview compares equal lists.
     assert patch.inputs["spec"] == {
         "ports": [
             {"name": "mc-probe", "port": 80, "targetPort": 8080, "protocol": "TCP"},
+            {"name": "https", "port": 443, "targetPort": 8443, "protocol": "TCP"},
             {"name": "mc-gateway", "port": 4143, "protocol": "TCP"},
         ]
     }

@@ -28,6 +28,10 @@ def test_source_registers_link_and_checks_on_its_own_provider(line: str, preview
     assert checks == {"multicluster-source-multicluster-check", "multicluster-source-gateways"}
 
 
+def test_source_keeps_edge_stacks_port_names() -> None:
+    assert up().one("Service", "edge-stack", "ambassador").inputs["spec"]["ports"][0]["name"] == "http"
+
+
 def test_source_trusts_the_targets_anchor_and_uses_the_issuer_it_signed() -> None:
     run = up()
     refs = run.mocks.stack_references["organization/aes-linkerd2/target"]

@@ -63,12 +63,14 @@ def test_every_step_of_the_page_is_registered(line: str) -> None:
     assert run.one("Host", "linkerd-host") and run.one("Mapping", "public-health-check")
     assert run.one("DeploymentPatch", "multicluster-target-enable-gateway")
     gateway = run.one("ServicePatch", "multicluster-target-gateway-service").inputs
-    assert {p["name"]: p["port"] for p in gateway["spec"]["ports"]} == {"mc-probe": 80, "mc-gateway": 4143}
+    assert [(p["name"], p["port"]) for p in gateway["spec"]["ports"]] == [("mc-probe", 80), ("https", 443), ("mc-gateway", 4143)]
     assert (
         gateway["metadata"]["annotations"]["mirror.linkerd.io/gateway-identity"]
         == f"{edge[0]}.{edge[1]}.serviceaccount.identity.linkerd.cluster.local"
     )
     assert run.one("ServicePatch", "multicluster-target-export-default-qotm-linkerd2")
+    # The Service Edge Stack's manifest brings agrees with the patch on the renamed port.
+    assert run.one("Service", edge[0], edge[1]).inputs["spec"]["ports"][0]["name"] == "mc-probe"
 
 
 @pytest.mark.parametrize("line", LINES)
