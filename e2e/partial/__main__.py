@@ -27,6 +27,10 @@ provider = k8s.Provider("cluster", context=pulumi.Config().require("context"))
 on = pulumi.ResourceOptions(providers={"kubernetes": provider})
 
 
+def also(**options: object) -> pulumi.ResourceOptions:
+    return pulumi.ResourceOptions.merge(on, pulumi.ResourceOptions(**options))  # type: ignore[arg-type]
+
+
 def crd(kind: str) -> manifests.ManifestObject:
     """A stand-in getambassador.io CRD storing v3alpha1: the real ones convert through Emissary's
     webhook, which cannot run without real pods."""
@@ -67,7 +71,7 @@ k8s.core.v1.Secret(
     "webhook-tls",
     metadata={"name": "webhook-tls", "namespace": "default"},
     data={"tls.crt": material},
-    opts=pulumi.ResourceOptions.merge(on, pulumi.ResourceOptions(ignore_changes=["data"])),
+    opts=also(ignore_changes=["data"]),
 )
 k8s.admissionregistration.v1.MutatingWebhookConfiguration(
     "webhook",
@@ -82,7 +86,7 @@ k8s.admissionregistration.v1.MutatingWebhookConfiguration(
             "objectSelector": {"matchLabels": {"never": "matches"}},
         }
     ],
-    opts=pulumi.ResourceOptions.merge(on, pulumi.ResourceOptions(ignore_changes=["webhooks[*].clientConfig.caBundle"])),
+    opts=also(ignore_changes=["webhooks[*].clientConfig.caBundle"]),
 )
 k8s.apps.v1.Deployment(
     "checksummed",
