@@ -54,6 +54,22 @@ def _pod_annotations(deployment: dict[str, Any]) -> dict[str, str]:
     return dict(deployment["spec"]["template"].get("metadata", {}).get("annotations") or {})
 
 
+def prepare_object(body: dict[str, Any], product: upstream.EdgeStackProduct, port_names: Mapping[int, str]) -> dict[str, Any]:
+    """A manifest object as this program applies it: Services not awaited, port names as the stack gives them."""
+    body = copy.deepcopy(body)
+    if body["kind"] != "Service":
+        return body
+    if body.get("spec", {}).get("type") == "LoadBalancer":
+        # The Deployment's readiness tells whether Edge Stack runs; a cluster without a
+        # load balancer would otherwise hold every `up` until the timeout.
+        annotations = body["metadata"].setdefault("annotations", {})
+        annotations[upstream.SKIP_AWAIT_ANNOTATION] = "true"
+    if body["metadata"]["name"] == product.service:
+        for port in body["spec"]["ports"]:
+            port["name"] = port_names.get(port["port"], port.get("name"))
+    return body
+
+
 class EdgeStack(pulumi.ComponentResource):
     namespace: pulumi.Output[str]
     deployment_name: pulumi.Output[str]
@@ -78,7 +94,7 @@ class EdgeStack(pulumi.ComponentResource):
             ).values()
         )
 
-        objects = [self._prepare(obj.body, product, args.service_port_names) for obj in manifests.parse(args.manifest_yaml)]
+        objects = [prepare_object(obj.body, product, args.service_port_names) for obj in manifests.parse(args.manifest_yaml)]
         kinds = {(o["kind"], o["metadata"]["name"]) for o in objects}
         if ("Namespace", namespace) not in kinds:
             objects.insert(0, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
@@ -139,21 +155,6 @@ class EdgeStack(pulumi.ComponentResource):
                 "serviceAccount": self.service_account,
             }
         )
-
-    @staticmethod
-    def _prepare(body: dict[str, Any], product: upstream.EdgeStackProduct, port_names: Mapping[int, str]) -> dict[str, Any]:
-        body = copy.deepcopy(body)
-        if body["kind"] != "Service":
-            return body
-        if body.get("spec", {}).get("type") == "LoadBalancer":
-            # The Deployment's readiness tells whether Edge Stack runs; a cluster without a
-            # load balancer would otherwise hold every `up` until the timeout.
-            annotations = body["metadata"].setdefault("annotations", {})
-            annotations[upstream.SKIP_AWAIT_ANNOTATION] = "true"
-        if body["metadata"]["name"] == product.service:
-            for port in body["spec"]["ports"]:
-                port["name"] = port_names.get(port["port"], port.get("name"))
-        return body
 
     @staticmethod
     def _license_secret(product: upstream.EdgeStackProduct, license_key: pulumi.Input[str]) -> dict[str, Any]:

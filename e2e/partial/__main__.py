@@ -16,7 +16,7 @@ import pulumi  # noqa: E402
 import pulumi_kubernetes as k8s  # noqa: E402
 
 from components import manifests, upstream  # noqa: E402
-from components.edge_stack import EdgeStack  # noqa: E402
+from components.edge_stack import prepare_object  # noqa: E402
 from components.meshed_namespace import MeshedNamespace, MeshedNamespaceArgs  # noqa: E402
 from components.multicluster_target import GatewayRef, MulticlusterTarget, MulticlusterTargetArgs  # noqa: E402
 from components.qotm_demo import QotmDemo, QotmDemoArgs  # noqa: E402
@@ -60,7 +60,7 @@ def crd(kind: str) -> manifests.ManifestObject:
 crds = list(manifests.register([crd(k) for k in ("Mapping", "Host", "Module", "Listener")], prefix="crds", opts=on).values())
 fixture = (ROOT / "tests" / "fixtures" / "edge-stack-3.yaml").read_text()
 probe_names = {upstream.PROBE_SERVICE_PORT: upstream.PROBE_PORT_NAME}
-edge_objects = [manifests.ManifestObject(EdgeStack._prepare(o.body, product, probe_names)) for o in manifests.parse(fixture)]
+edge_objects = [manifests.ManifestObject(prepare_object(o.body, product, probe_names)) for o in manifests.parse(fixture)]
 edge = manifests.register(
     edge_objects, prefix="edge-stack", opts=pulumi.ResourceOptions.merge(on, pulumi.ResourceOptions(depends_on=crds))
 )
