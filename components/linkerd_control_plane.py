@@ -60,6 +60,7 @@ class LinkerdControlPlane(pulumi.ComponentResource):
         super().__init__("aes-linkerd2:index:LinkerdControlPlane", name, None, opts)
         line = args.line
         anchor, issuer = placeholder_identity(args.trust_domain)
+        self._stand_ins = (anchor.cert_pem, issuer.cert_pem, issuer.key_pem)
         replacements: dict[str, pulumi.Input[str]] = {
             anchor.cert_pem: args.trust_anchor_pem,
             issuer.cert_pem: args.issuer_cert_pem,
@@ -107,8 +108,7 @@ class LinkerdControlPlane(pulumi.ComponentResource):
 
     def _render(self, args: LinkerdControlPlaneArgs, name: str, *cli_args: str) -> list[manifests.ManifestObject]:
         objects = [obj for obj in manifests.parse(args.cli.render(*cli_args)) if obj.key not in args.line.dropped_objects]
-        anchor, issuer = placeholder_identity(args.trust_domain)
-        stuck = manifests.unreplaceable(objects, [anchor.cert_pem, issuer.cert_pem, issuer.key_pem])
+        stuck = manifests.unreplaceable(objects, self._stand_ins)
         if stuck:
             raise manifests.ManifestError(
                 f"{name}: `linkerd {' '.join(cli_args[:2])}` put the identity certificates into {', '.join(stuck)} "

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import copy
+import functools
 import hashlib
 import importlib
 import json
@@ -124,9 +125,11 @@ def substitute(value: Any, replacements: Mapping[str, pulumi.Input[str]]) -> Any
     )
 
 
-def _encodings(text: str) -> list[tuple[str, str]]:
+# Cached: the same few placeholders are looked for in every string of every rendered object.
+@functools.cache
+def _encodings(text: str) -> tuple[tuple[str, str], ...]:
     raw = text.strip()
-    return [
+    return (
         ("raw", raw),
         ("json", json.dumps(raw)[1:-1]),
         ("base64", base64.b64encode(raw.encode()).decode()),
@@ -134,7 +137,7 @@ def _encodings(text: str) -> list[tuple[str, str]]:
         # Pod annotations such as linkerd.io/trust-root-sha256 hash the certificate.
         ("sha256", hashlib.sha256(raw.encode()).hexdigest()),
         ("sha256-newline", hashlib.sha256((raw + "\n").encode()).hexdigest()),
-    ]
+    )
 
 
 def _forms(placeholder: str, value: str) -> bool:
