@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
+from components import upstream
 from tests.fake_linkerd import CURRENT_VERSION, PAGE_VERSION, FakeLinkerd
 from tests.harness import Run, run_program
 
@@ -70,15 +71,13 @@ def target_outputs(line: str = "current", product: str = "edge-stack") -> dict[s
 
     anchor = certificates.new_trust_anchor("root.linkerd.cluster.local", 24)
     issuer = certificates.new_issuer(anchor, "identity.linkerd.cluster.local", 12)
-    namespace, name = ("emissary", "emissary-ingress") if product == "emissary" else ("ambassador", "edge-stack")
-    if line == "page":
-        namespace, name = "ambassador", "ambassador"
+    gateway = upstream.VERSION_LINES[line].edge_stack[product]
     return {
         "trustAnchorPem": anchor.cert_pem,
         "peerIssuerCertPem": issuer.cert_pem,
         "peerIssuerKeyPem": issuer.key_pem,
-        "gatewayName": name,
-        "gatewayNamespace": namespace,
+        "gatewayName": gateway.deployment,
+        "gatewayNamespace": gateway.namespace,
         "clusterName": "target",
         "context": TARGET_CONTEXT,
         "versionLine": line,

@@ -14,22 +14,18 @@ from tests.harness import Run, run_program
 from tests.schemas import validate_builtin, validate_custom_resource
 
 EDGE_STACK_PORTS = ({"name": "http", "port": 80, "targetPort": 8080}, {"name": "https", "port": 443, "targetPort": 8443})
-GATEWAYS = {
-    "page": GatewayRef(
-        namespace="ambassador",
-        deployment="ambassador",
-        service="ambassador",
-        service_account="ambassador",
+
+
+def gateway(line: upstream.VersionLine) -> GatewayRef:
+    """The line's Edge Stack, with the Service ports its manifests declare."""
+    product = line.edge_stack["edge-stack"]
+    return GatewayRef(
+        namespace=product.namespace,
+        deployment=product.deployment,
+        service=product.service,
+        service_account=product.service_account,
         service_ports=EDGE_STACK_PORTS,
-    ),
-    "current": GatewayRef(
-        namespace="ambassador",
-        deployment="edge-stack",
-        service="edge-stack",
-        service_account="edge-stack",
-        service_ports=EDGE_STACK_PORTS,
-    ),
-}
+    )
 
 
 def build(
@@ -44,7 +40,7 @@ def build(
             "multicluster-target",
             MulticlusterTargetArgs(
                 line=line,
-                gateway=GATEWAYS[line.name],
+                gateway=gateway(line),
                 hostname="gateway.example.com",
                 gateway_port=4143,
                 probe_port=80,
