@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import hashlib
 import json
 import os
@@ -140,6 +141,7 @@ def new_issuer(anchor: KeyPair, common_name: str, valid_hours: int) -> KeyPair:
     )
 
 
+@functools.cache
 def placeholder_identity(trust_domain: str) -> tuple[KeyPair, KeyPair]:
     """A stand-in anchor and issuer with which the Linkerd CLI can render offline.
 
@@ -173,6 +175,23 @@ def placeholder_identity(trust_domain: str) -> tuple[KeyPair, KeyPair]:
         deterministic=True,
     )
     return anchor, issuer
+
+
+def expiry(cert_pem: str) -> str:
+    """A certificate's notAfter as Linkerd writes it (the issuer Secret's linkerd.io/identity-issuer-expiry)."""
+    not_after = x509.load_pem_x509_certificate(cert_pem.encode()).not_valid_after_utc
+    return not_after.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def decoys_for(anchor: KeyPair, issuer: KeyPair) -> dict[str, str]:
+    """Other values of the same shapes, standing in for the real ones when looking for stand-ins that survive."""
+    decoy_anchor, decoy_issuer = placeholder_identity("decoy.invalid")
+    return {
+        anchor.cert_pem: decoy_anchor.cert_pem,
+        issuer.cert_pem: decoy_issuer.cert_pem,
+        issuer.key_pem: decoy_issuer.key_pem,
+        expiry(issuer.cert_pem): "1999-12-31T23:59:59Z",
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,13 +9,14 @@ owners of the Deployment keep theirs, and `destroy` takes back only what the pat
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
+import pulumi_command as command
 import pulumi_kubernetes as k8s
-import yaml
 
 from components import ambassador, manifests, upstream
 from components.config import Tls
@@ -52,6 +53,15 @@ def inject_flags(gateway_port: int) -> list[str]:
 
 def _pod_annotations(deployment: dict[str, Any]) -> dict[str, str]:
     return dict(deployment["spec"]["template"].get("metadata", {}).get("annotations") or {})
+
+
+def added_annotations(deployment: dict[str, Any], injected_yaml: str) -> dict[str, str]:
+    """The pod-template annotations `linkerd inject` added to `deployment` (its output is `injected_yaml`)."""
+    objects = manifests.parse(injected_yaml)
+    if len(objects) != 1 or objects[0].kind != "Deployment":
+        raise manifests.ManifestError(f"`linkerd inject` printed {[o.key for o in objects]}, not the one Deployment it was given")
+    before, after = _pod_annotations(deployment), _pod_annotations(objects[0].body)
+    return {key: value for key, value in sorted(after.items()) if before.get(key) != value}
 
 
 def prepare_object(body: dict[str, Any], product: upstream.EdgeStackProduct, port_names: Mapping[int, str]) -> dict[str, Any]:
@@ -122,17 +132,7 @@ class EdgeStack(pulumi.ComponentResource):
         deployment_body = next(o for o in objects if o["kind"] == "Deployment" and o["metadata"]["name"] == product.deployment)
         service_body = next(o for o in objects if o["kind"] == "Service" and o["metadata"]["name"] == product.service)
         self.service_ports = tuple(service_body["spec"]["ports"])
-        injected = manifests.parse(
-            args.cli.render(
-                "inject", *line.inject_args, *inject_flags(args.gateway_port), "-", stdin=yaml.safe_dump(deployment_body)
-            )
-        )
-        before, after = _pod_annotations(deployment_body), _pod_annotations(injected[0].body)
-        added = {
-            key: value
-            for key, value in sorted(after.items())
-            if before.get(key) != value and key not in line.inject_dropped_annotations
-        }
+        added = self._inject(name, args, deployment_body)
         self.mesh = k8s.apps.v1.DeploymentPatch(
             f"{name}-linkerd-inject",
             metadata=k8s.meta.v1.ObjectMetaPatchArgs(name=product.deployment, namespace=namespace),
@@ -155,6 +155,26 @@ class EdgeStack(pulumi.ComponentResource):
                 "serviceAccount": self.service_account,
             }
         )
+
+    def _inject(self, name: str, args: EdgeStackArgs, deployment: dict[str, Any]) -> pulumi.Input[dict[str, str]]:
+        """The annotations the pinned `linkerd inject` gives Edge Stack's pod template, with the page's flags."""
+        inject_args = ("inject", *inject_flags(args.gateway_port), "-")
+        # JSON: every string stays a string (the CLI reads YAML 1.1, where a bare `y` is true).
+        manifest = json.dumps(deployment)
+        if args.line.inject_offline:
+            return added_annotations(
+                deployment, args.cli.render(inject_args[0], "--ignore-cluster", *inject_args[1:], stdin=manifest)
+            )
+        # This release injects only against the live control plane (as the page pipes it): asked at `up`,
+        # kept in state, and asked again when the flags or the manifest change.
+        injected = command.local.Command(
+            f"{name}-linkerd-inject-render",
+            create=args.cli.line(*inject_args),
+            stdin=manifest,
+            logging=command.local.Logging.STDERR,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.deployment, *args.control_plane]),
+        )
+        return injected.stdout.apply(lambda text: added_annotations(deployment, text))
 
     @staticmethod
     def _license_secret(product: upstream.EdgeStackProduct, license_key: pulumi.Input[str]) -> dict[str, Any]:

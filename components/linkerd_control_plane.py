@@ -9,16 +9,17 @@ this cluster's issuer, which stay secret in state.
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pulumi
 import pulumi_command as command
 
-from components import manifests, upstream
-from components.certificates import placeholder_identity
+from components import manifests, stand_ins, upstream
+from components.certificates import decoys_for, expiry, placeholder_identity
 from components.linkerd_cli import LinkerdCli
 
 
@@ -37,17 +38,19 @@ class LinkerdControlPlaneArgs:
     links: tuple[str, ...] = ()
 
 
-def _write_placeholders(files: dict[str, str]) -> dict[str, str]:
-    """Write the stand-in PEM files for the CLI; they hold nothing secret and are the same every run."""
-    digest = hashlib.sha256("".join(files.values()).encode()).hexdigest()[:16]
-    folder = Path(tempfile.gettempdir()) / f"aes-linkerd2-placeholders-{digest}"
-    folder.mkdir(exist_ok=True)
-    paths = {}
-    for name, text in files.items():
-        path = folder / name
-        path.write_text(text, encoding="utf-8")
-        paths[name] = str(path)
-    return paths
+@contextlib.contextmanager
+def _stand_in_files(files: dict[str, str]) -> Iterator[dict[str, str]]:
+    """The stand-in PEMs as files for the CLI, in a private directory that is gone afterwards.
+
+    Never a shared, predictable path: another local user could plant their own anchor there.
+    """
+    with tempfile.TemporaryDirectory(prefix="aes-linkerd2-") as folder:  # mode 0700
+        paths = {}
+        for name, text in files.items():
+            path = Path(folder) / name
+            path.write_text(text, encoding="utf-8")
+            paths[name] = str(path)
+        yield paths
 
 
 class LinkerdControlPlane(pulumi.ComponentResource):
@@ -60,35 +63,37 @@ class LinkerdControlPlane(pulumi.ComponentResource):
         super().__init__("aes-linkerd2:index:LinkerdControlPlane", name, None, opts)
         line = args.line
         anchor, issuer = placeholder_identity(args.trust_domain)
-        self._stand_ins = (anchor.cert_pem, issuer.cert_pem, issuer.key_pem)
+        self._decoys = decoys_for(anchor, issuer)
         replacements: dict[str, pulumi.Input[str]] = {
             anchor.cert_pem: args.trust_anchor_pem,
             issuer.cert_pem: args.issuer_cert_pem,
             issuer.key_pem: args.issuer_key_pem,
+            expiry(issuer.cert_pem): pulumi.Output.from_input(args.issuer_cert_pem).apply(expiry),
         }
-        files = _write_placeholders({"ca.crt": anchor.cert_pem, "issuer.crt": issuer.cert_pem, "issuer.key": issuer.key_pem})
 
         self.crds = []
         if line.separate_crds:
             crds = self._render(args, name, "install", "--crds", "--ignore-cluster", *line.crds_args)
             self.crds = list(manifests.register(crds, prefix=f"{name}-crds", opts=pulumi.ResourceOptions(parent=self)).values())
 
-        install = self._render(
-            args,
-            name,
-            "install",
-            "--ignore-cluster",
-            *(["--ha"] if args.ha else []),
-            "--identity-trust-domain",
-            args.trust_domain,
-            "--identity-trust-anchors-file",
-            files["ca.crt"],
-            "--identity-issuer-certificate-file",
-            files["issuer.crt"],
-            "--identity-issuer-key-file",
-            files["issuer.key"],
-            *line.install_args,
-        )
+        stand_in_pems = {"ca.crt": anchor.cert_pem, "issuer.crt": issuer.cert_pem, "issuer.key": issuer.key_pem}
+        with _stand_in_files(stand_in_pems) as files:
+            install = self._render(
+                args,
+                name,
+                "install",
+                "--ignore-cluster",
+                *(["--ha"] if args.ha else []),
+                "--identity-trust-domain",
+                args.trust_domain,
+                "--identity-trust-anchors-file",
+                files["ca.crt"],
+                "--identity-issuer-certificate-file",
+                files["issuer.crt"],
+                "--identity-issuer-key-file",
+                files["issuer.key"],
+                *line.install_args,
+            )
         self.control_plane = list(
             manifests.register(
                 install,
@@ -108,7 +113,7 @@ class LinkerdControlPlane(pulumi.ComponentResource):
 
     def _render(self, args: LinkerdControlPlaneArgs, name: str, *cli_args: str) -> list[manifests.ManifestObject]:
         objects = [obj for obj in manifests.parse(args.cli.render(*cli_args)) if obj.key not in args.line.dropped_objects]
-        stuck = manifests.unreplaceable(objects, self._stand_ins)
+        stuck = stand_ins.leftovers({obj.key: obj.body for obj in objects}, self._decoys)
         if stuck:
             raise manifests.ManifestError(
                 f"{name}: `linkerd {' '.join(cli_args[:2])}` put the identity certificates into {', '.join(stuck)} "
@@ -147,12 +152,14 @@ class LinkerdControlPlane(pulumi.ComponentResource):
                 ).values()
             )
         # This release renders the extension only from a live control plane: apply it at `up` time.
+        # Rendered whole first, so a failing CLI never applies half an extension.
+        render = args.cli.line(*install_args)
         kubectl = args.cli.cluster.kubectl_line(args.kubectl)
         return [
             command.local.Command(
                 f"{name}-multicluster",
-                create=f"{args.cli.line(*install_args)} | {kubectl} apply -f -",
-                delete=f"{args.cli.line(*install_args)} | {kubectl} delete --ignore-not-found -f -",
+                create=f'manifest="$({render})" && printf "%s\\n" "$manifest" | {kubectl} apply -f -',
+                delete=f'manifest="$({render})" && printf "%s\\n" "$manifest" | {kubectl} delete --ignore-not-found -f -',
                 logging=command.local.Logging.STDERR,
                 opts=after,
             )

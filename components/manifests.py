@@ -7,13 +7,8 @@ lets the rest of the program depend on exactly the objects it needs.
 
 from __future__ import annotations
 
-import base64
-import contextlib
 import copy
-import functools
-import hashlib
 import importlib
-import json
 import re
 import urllib.request
 from collections.abc import Iterable, Mapping, Sequence
@@ -24,6 +19,8 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 import yaml
+
+from components import stand_ins
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 _BUILTIN_GROUPS = {"", "apps", "batch", "policy", "autoscaling"}
@@ -80,11 +77,21 @@ def with_annotations(obj: ManifestObject, annotations: Mapping[str, str]) -> Man
     return ManifestObject(body)
 
 
+class _KubernetesLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """YAML as Kubernetes reads it into string fields: a bare date stays the string it is written as."""
+
+
+# libyaml when PyYAML has it: Edge Stack's CRD manifests run to thousands of lines.
+_KubernetesLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
 def parse(text: str) -> list[ManifestObject]:
     """Every object of a multi-document YAML stream; `List` kinds are flattened, empty documents skipped."""
     objects: list[ManifestObject] = []
-    # libyaml when PyYAML has it: Edge Stack's CRD manifests run to thousands of lines.
-    for document in yaml.load_all(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+    for document in yaml.load_all(text, Loader=_KubernetesLoader):
         if not document:
             continue
         if not isinstance(document, dict) or "kind" not in document or "apiVersion" not in document:
@@ -103,84 +110,6 @@ def read_location(location: str) -> str:
             return str(response.read().decode("utf-8"))
     path = Path(location).expanduser()
     return (path if path.is_absolute() else PROJECT_ROOT / path).read_text(encoding="utf-8")
-
-
-def substitute(value: Any, replacements: Mapping[str, pulumi.Input[str]]) -> Any:
-    """Replace each placeholder (as written, JSON-escaped or base64-encoded) by its real value.
-
-    The Linkerd CLI renders offline with a throwaway trust anchor; its objects then carry the real
-    anchor, which is only known once the anchor resource exists.
-    """
-    if isinstance(value, dict):
-        return {key: substitute(item, replacements) for key, item in value.items()}
-    if isinstance(value, list):
-        return [substitute(item, replacements) for item in value]
-    if not isinstance(value, str):
-        return value
-    found = [(placeholder, real) for placeholder, real in replacements.items() if _forms(placeholder, value)]
-    if not found:
-        return value
-    return pulumi.Output.all(*(real for _, real in found)).apply(
-        lambda reals: _replace_all(value, [placeholder for placeholder, _ in found], reals)
-    )
-
-
-# Cached: the same few placeholders are looked for in every string of every rendered object.
-@functools.cache
-def _encodings(text: str) -> tuple[tuple[str, str], ...]:
-    raw = text.strip()
-    return (
-        ("raw", raw),
-        ("json", json.dumps(raw)[1:-1]),
-        ("base64", base64.b64encode(raw.encode()).decode()),
-        ("base64-newline", base64.b64encode((raw + "\n").encode()).decode()),
-        # Pod annotations such as linkerd.io/trust-root-sha256 hash the certificate.
-        ("sha256", hashlib.sha256(raw.encode()).hexdigest()),
-        ("sha256-newline", hashlib.sha256((raw + "\n").encode()).hexdigest()),
-    )
-
-
-def _forms(placeholder: str, value: str) -> bool:
-    return any(form in value for _, form in _encodings(placeholder))
-
-
-def _replace_all(value: str, placeholders: Sequence[str], reals: Sequence[str]) -> str:
-    for placeholder, real in zip(placeholders, reals, strict=True):
-        for (_, form), (_, real_form) in zip(_encodings(placeholder), _encodings(real), strict=True):
-            value = value.replace(form, real_form)
-    return value
-
-
-def _strings(value: Any) -> Iterable[str]:
-    if isinstance(value, dict):
-        for item in value.values():
-            yield from _strings(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _strings(item)
-    elif isinstance(value, str):
-        yield value
-
-
-def unreplaceable(objects: Iterable[ManifestObject], placeholders: Iterable[str]) -> list[str]:
-    """Keys of objects that carry a placeholder in a form `substitute` cannot replace.
-
-    A placeholder left in place would put a stand-in certificate or key on the cluster; finding one
-    stops the program before anything is applied.
-    """
-    fingerprints = {placeholder: placeholder.strip().splitlines()[1] for placeholder in placeholders}
-    found = []
-    for obj in objects:
-        for value in _strings(obj.body):
-            candidates = [value]
-            if obj.kind == "Secret":
-                with contextlib.suppress(ValueError, UnicodeDecodeError):
-                    candidates.append(base64.b64decode(value, validate=True).decode())
-            hidden = any(fp in text for text in candidates for fp in fingerprints.values())
-            if hidden and not any(_forms(placeholder, value) for placeholder in fingerprints):
-                found.append(obj.key)
-                break
-    return found
 
 
 def _resource_class(obj: ManifestObject) -> type[pulumi.CustomResource] | None:
@@ -248,7 +177,7 @@ def register(
             after.extend(r for key, r in registered.items() if key.startswith("CustomResourceDefinition/"))
         if obj.kind in _SERVED_BY_DEPLOYMENTS:
             after.extend(r for key, r in registered.items() if key.startswith("Deployment/"))
-        body = substitute(obj.body, replacements or {})
+        body = stand_ins.substitute(obj.body, replacements or {})
         resource_opts = pulumi.ResourceOptions.merge(
             opts,
             pulumi.ResourceOptions(depends_on=after, ignore_changes=list((ignore_changes or {}).get(obj.key, []))),

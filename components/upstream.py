@@ -119,9 +119,9 @@ class VersionLine:
     link_names_gateway: bool
     multicluster_check: tuple[str, ...]
     export_by_label: bool
-    inject_args: tuple[str, ...]
-    # Annotations an offline inject adds only because it ran offline.
-    inject_dropped_annotations: tuple[str, ...]
+    # Whether `inject` can decide the annotations offline; 2.8's reads the live control plane's config
+    # (offline it insists on --disable-identity, which refuses --require-identity-on-inbound-ports).
+    inject_offline: bool
     ambassador_api: str
     needs_listeners: bool
     mapping_hostname: str | None
@@ -178,9 +178,7 @@ PAGE = VersionLine(
     link_names_gateway=False,
     multicluster_check=("check", "--multicluster"),
     export_by_label=False,
-    # 2.8 refuses an offline inject unless identity is off; the annotation that adds is dropped.
-    inject_args=("--ignore-cluster", "--disable-identity"),
-    inject_dropped_annotations=("config.linkerd.io/disable-identity",),
+    inject_offline=False,
     ambassador_api="getambassador.io/v2",
     needs_listeners=False,
     mapping_hostname=None,
@@ -233,8 +231,7 @@ CURRENT = VersionLine(
     link_names_gateway=True,
     multicluster_check=("multicluster", "check"),
     export_by_label=True,
-    inject_args=("--ignore-cluster",),
-    inject_dropped_annotations=(),
+    inject_offline=True,
     ambassador_api="getambassador.io/v3alpha1",
     needs_listeners=True,
     mapping_hostname="*",

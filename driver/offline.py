@@ -8,14 +8,17 @@ deleted_with, so this monitor keeps the whole request.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+import os
+import shlex
+import subprocess
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
 from google.protobuf import json_format
 from pulumi.runtime import rpc, settings
-from pulumi.runtime.mocks import MockMonitor, Mocks
+from pulumi.runtime.mocks import MockCallArgs, MockMonitor, MockResourceArgs, Mocks
 from pulumi.runtime.proto import resource_pb2
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
@@ -97,6 +100,117 @@ class Registration:
     def namespace(self) -> str | None:
         namespace = (self.inputs.get("metadata") or {}).get("namespace")
         return str(namespace) if namespace is not None else None
+
+
+CLUSTER_FLAGS = ("--kubeconfig", "--context")
+# CLI steps whose answer comes from a live cluster; nothing offline can give it.
+NEEDS_A_CLUSTER = (("multicluster", "link"), ("multicluster", "link-gen"))
+
+
+def cli_args(command: str) -> list[str]:
+    """A CLI command's arguments without the binary and the cluster-selecting flags."""
+    words, kept = shlex.split(command)[1:], []
+    while words:
+        word = words.pop(0)
+        if word in CLUSTER_FLAGS:
+            del words[:1]
+        else:
+            kept.append(word)
+    return kept
+
+
+def needs_a_cluster(command: str) -> bool:
+    args = cli_args(command)
+    return any(args[: len(step)] == list(step) for step in NEEDS_A_CLUSTER)
+
+
+def run_like_the_command_provider(
+    command: str, stdin: str | None = None, environment: dict[str, str] | None = None, cwd: str | None = None
+) -> str:
+    """What pulumi-command 1.2.1 does: `/bin/sh -c`, its whole environment, one trailing newline trimmed.
+
+    A failure raises RuntimeError with the exit status and the combined output, as the provider reports it.
+    """
+    done = subprocess.run(
+        ["/bin/sh", "-c", command],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(environment or {})},
+        cwd=cwd,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"exit status {done.returncode}: {done.stdout}{done.stderr}".strip())
+    return done.stdout.removesuffix("\n")
+
+
+class ProgramMocks(Mocks):
+    """Answers the engine as a cluster and pulumi-command would, without either.
+
+    Commands run for real: the linkerd CLI's offline renders and the certificate maker (so what the
+    program registers is what the real tools print). `stand_in` answers what nothing real can here;
+    subclasses say what. Every command is recorded.
+    """
+
+    def __init__(self, stack_references: Mapping[str, Mapping[str, Any]], *, preview: bool = False) -> None:
+        self.stack_references = stack_references
+        self.preview = preview
+        self.commands: list[str] = []
+        self.calls: list[list[str]] = []
+        self.stdins: list[str | None] = []
+        self.commands_run: list[str] = []
+        # What each Command printed, by resource name (the certificates it made, for instance).
+        self.command_stdouts: dict[str, str] = {}
+        self.not_rendered: list[str] = []
+
+    def stand_in(self, command: str, stdin: str | None) -> str | None:
+        """The answer to a CLI command that cannot run for real here, or None to run it."""
+        return None
+
+    def new_resource(self, args: MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
+        if args.typ == "pulumi:pulumi:StackReference":
+            name = args.inputs["name"]
+            if name not in self.stack_references:
+                raise RuntimeError(f"no outputs of stack {name}: evaluate (or render) that stack first")
+            return name, {"name": name, "outputs": dict(self.stack_references[name])}
+        outputs = dict(args.inputs)
+        if args.typ == "command:local:Command" and not self.preview:
+            outputs["stdout"] = self.command_stdouts[args.name] = self._command_stdout(args.inputs)
+        if args.typ.startswith("kubernetes:") and not self.preview:
+            metadata = dict(outputs.get("metadata") or {})
+            metadata.setdefault("uid", f"uid-{args.name}")
+            metadata.setdefault("generation", 1)
+            outputs["metadata"] = metadata
+        return f"{args.name}-id", outputs
+
+    def _command_stdout(self, inputs: dict[str, Any]) -> str:
+        line = str(unwrap_secrets(inputs.get("create", "")))
+        self.commands_run.append(line)
+        if "components.certificates" in line:
+            # The program's own certificate maker: fresh certificates, as at `up` (which makes its own).
+            environment = unwrap_secrets(inputs.get("environment") or {})
+            return run_like_the_command_provider(line, None, environment, inputs.get("dir"))
+        if cli_args(line)[:1] == ["inject"]:
+            # 2.8's inject answers only against a live control plane: the Deployment comes back as given.
+            self.not_rendered.append(f"`{line}` (asks the live control plane at `pulumi up`)")
+            return str(unwrap_secrets(inputs.get("stdin") or ""))
+        return ""
+
+    def call(self, args: MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+        if args.token != "command:local:run":
+            return {}, [("token", f"cannot answer {args.token} offline")]
+        command, stdin = str(args.args["command"]), args.args.get("stdin")
+        self.commands.append(command)
+        self.calls.append(cli_args(command))
+        self.stdins.append(stdin)
+        # A failed command comes back as the engine reports it: a failed invoke.
+        try:
+            answer = self.stand_in(command, stdin)
+            stdout = answer if answer is not None else run_like_the_command_provider(command, stdin)
+        except RuntimeError as error:
+            return {}, [("command", str(error))]
+        return {"stdout": stdout, "stderr": "", "command": command}, []
 
 
 class RecordingMonitor(MockMonitor):

@@ -1,10 +1,10 @@
 """`render`: every Kubernetes object each stack would apply, as YAML, without a cluster or the Pulumi CLI.
 
 The real program runs under Pulumi's mocks (driver.offline), one stack per subprocess (Pulumi's
-runtime settings are process-wide). Secrets are written as `[secret]`. Certificates that `pulumi up`
-makes appear as named stand-ins. What only the linkerd CLI can render comes from the real CLI when
-the pinned one is on PATH; otherwise, and for steps that need a live cluster, the step is listed in
-NOT-RENDERED.md instead of guessed.
+runtime settings are process-wide). Secrets are written as `[secret]`. The certificates are fresh
+ones the render makes itself (`up` makes its own, once). What only the linkerd CLI can render comes
+from the real CLI of the pinned release; without it, and for steps that need a live cluster, the
+step is listed in NOT-RENDERED.md instead of guessed.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import json
 import os
 import re
 import runpy
-import shlex
 import shutil
 import subprocess
 import sys
@@ -22,14 +21,13 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pulumi.runtime.mocks import MockCallArgs, MockResourceArgs, Mocks
 
 from components import config as stack_config
-from driver.offline import Registration, evaluate, mask_secrets
+from driver.offline import ProgramMocks, Registration, cli_args, evaluate, mask_secrets, needs_a_cluster
 from driver.settings import DriverError, read_settings
+from driver.tools import linkerd_client_version
 
 SECRET = "[secret]"
-NEEDS_A_CLUSTER = (("multicluster", "link"), ("multicluster", "link-gen"))
 
 
 def render_stacks(
@@ -60,66 +58,24 @@ def render_stacks(
     return summary
 
 
-class RenderMocks(Mocks):
-    """Answers as the engine would, offline: no cluster, no provider, the linkerd CLI only if present."""
+class RenderMocks(ProgramMocks):
+    """The program's mocks, listing what only a cluster or a missing CLI could answer instead of guessing."""
 
     def __init__(self, linkerd: str, pinned: str, stack_references: Mapping[str, Mapping[str, Any]]) -> None:
-        self.linkerd = linkerd
+        super().__init__(stack_references)
         self.pinned = pinned
-        self.stack_references = stack_references
-        self.real_cli = shutil.which(linkerd) is not None and self._real_version() == pinned
-        self.not_rendered: list[str] = []
+        self.real_cli = linkerd_client_version(linkerd) == pinned
 
-    def _real_version(self) -> str:
-        try:
-            return subprocess.run(
-                [self.linkerd, "version", "--client", "--short"], capture_output=True, text=True, check=True
-            ).stdout.strip()
-        except (OSError, subprocess.SubprocessError):
-            return ""
-
-    def new_resource(self, args: MockResourceArgs) -> tuple[str, dict[str, Any]]:
-        if args.typ == "pulumi:pulumi:StackReference":
-            name = args.inputs["name"]
-            if name not in self.stack_references:
-                raise DriverError(f"render the target stack first: no outputs for {name}")
-            return name, {"name": name, "outputs": dict(self.stack_references[name])}
-        outputs = dict(args.inputs)
-        if args.typ == "command:local:Command" and "components.certificates" in str(args.inputs.get("create")):
-            made_by = f"made at `pulumi up` by {args.name}"
-            outputs["stdout"] = json.dumps({"certPem": f"<certificate {made_by}>", "keyPem": f"<private key {made_by}>"})
-        return f"{args.name}-id", outputs
-
-    def call(self, args: MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:
-        if args.token != "command:local:run":
-            return {}, [("token", f"render cannot answer {args.token}")]
-        line, stdin = str(args.args["command"]), args.args.get("stdin")
-        words = _without_cluster_flags(shlex.split(line)[1:])
-        subcommand = tuple(w for w in words if not w.startswith("-"))[:2]
-        if words[:1] == ["version"]:
-            return {"stdout": self.pinned + "\n"}, []
-        if self.real_cli and subcommand not in NEEDS_A_CLUSTER:
-            done = subprocess.run(shlex.split(line), input=stdin, capture_output=True, text=True, check=False)
-            if done.returncode != 0:
-                return {}, [("command", done.stderr.strip())]
-            return {"stdout": done.stdout}, []
-        reason = "needs the target cluster" if subcommand in NEEDS_A_CLUSTER else f"needs the linkerd CLI {self.pinned}"
-        self.not_rendered.append(f"`{line}` ({reason})")
+    def stand_in(self, command: str, stdin: str | None) -> str | None:
+        words = cli_args(command)
+        if words[:1] == ["version"] and not self.real_cli:
+            return self.pinned + "\n"
+        if self.real_cli and not needs_a_cluster(command):
+            return None
+        reason = "needs the target cluster" if needs_a_cluster(command) else f"needs the linkerd CLI {self.pinned}"
+        self.not_rendered.append(f"`{command}` ({reason})")
         # inject only adds annotations: without the CLI the Deployment is passed through unchanged.
-        return {"stdout": stdin if words[:1] == ["inject"] else ""}, []
-
-
-def _without_cluster_flags(words: list[str]) -> list[str]:
-    """The CLI's arguments without the cluster-selecting flags and their values."""
-    kept, skip = [], False
-    for word in words:
-        if skip:
-            skip = False
-        elif word in ("--kubeconfig", "--context"):
-            skip = True
-        else:
-            kept.append(word)
-    return kept
+        return stdin or "" if words[:1] == ["inject"] else ""
 
 
 def _tidy(value: Any) -> Any:

@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from components import upstream
+from driver import tools
 from tests.fake_linkerd import CURRENT_VERSION, PAGE_VERSION, FakeLinkerd
 from tests.harness import Run, run_program
 
@@ -84,6 +85,21 @@ def target_outputs(line: str = "current", product: str = "edge-stack") -> dict[s
     }
 
 
+SKIPPED_FOR_TOOLS: list[str] = []
+
+
+def real_linkerd(line: str | upstream.VersionLine = "current") -> str:
+    """The real linkerd CLI of the line's pinned release; the test is skipped, loudly, without it."""
+    version_line = upstream.VERSION_LINES[line] if isinstance(line, str) else line
+    version = version_line.linkerd_versions[0]
+    found = tools.find_linkerd(version)
+    if found is None:
+        message = f"REAL linkerd CLI {version} NOT FOUND ({tools.where_to_look(version)}): test NOT RUN"
+        SKIPPED_FOR_TOOLS.append(message)
+        pytest.skip(message)
+    return found
+
+
 def run_stack(
     stack: str,
     config: dict[str, Any],
@@ -93,9 +109,19 @@ def run_stack(
     secret_config: dict[str, str] | None = None,
     stack_references: dict[str, dict[str, Any]] | None = None,
 ) -> Run:
-    """Run the real __main__.py as `pulumi up` (or preview) of `stack` would."""
+    """Run the real __main__.py as `pulumi up` (or preview) of `stack` would.
+
+    With the real linkerd CLI of the line, unless `linkerd` (a fake, for failures on demand) is given.
+    The Link, which needs the target cluster, always comes from the fake.
+    """
     line = config.get("versionLine", "current")
-    linkerd = linkerd or FakeLinkerd(PAGE_VERSION if line == "page" else CURRENT_VERSION)
+    line = line if line in upstream.VERSION_LINES else "current"  # a bad one is refused before any CLI runs
+    if linkerd is None:
+        binary = real_linkerd(line)
+        linkerd = FakeLinkerd(PAGE_VERSION if line == "page" else CURRENT_VERSION, binary=binary, answers_all=False)
+        config = {"linkerdCli": binary, **config}
+    else:
+        config = {"linkerdCli": linkerd.binary, **config}
     if stack_references is None and config.get("role") == "source":
         stack_references = {config.get("targetStack", ""): target_outputs(line, config.get("edgeStackProduct", "edge-stack"))}
     return run_program(
@@ -157,3 +183,12 @@ def provider_urn(run: Run, name: str) -> str:
 
 def kubernetes_resources(run: Run) -> list:
     return [r for r in run.registrations if r.type.startswith("kubernetes:")]
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Say loudly what did not run for want of a real tool."""
+    if SKIPPED_FOR_TOOLS:
+        terminalreporter.write_sep("!", "REAL TOOLS MISSING: THESE TESTS DID NOT RUN", red=True, bold=True)
+        for message in sorted(set(SKIPPED_FOR_TOOLS)):
+            count = SKIPPED_FOR_TOOLS.count(message)
+            terminalreporter.write_line(f"{count:4d} x {message}", red=True, bold=True)

@@ -36,9 +36,18 @@ def _option(args: list[str], flag: str) -> str | None:
 
 
 class FakeLinkerd:
-    def __init__(self, version: str = CURRENT_VERSION, binary: str = "linkerd", fail: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        version: str = CURRENT_VERSION,
+        binary: str = "linkerd",
+        fail: dict[str, str] | None = None,
+        *,
+        answers_all: bool = True,
+    ) -> None:
         self.version = version
         self.binary = binary
+        # False: the real CLI answers, and this only what needs a live cluster (the Link).
+        self.answers_all = answers_all
         self.fail = fail or {}
         self.calls: list[list[str]] = []
         self.commands: list[str] = []

@@ -1,66 +1,32 @@
-"""Runs a Pulumi program under mocks (driver.offline) answering as a cluster, pulumi-command and the
-linkerd CLI (tests.fake_linkerd) would."""
+"""Runs a Pulumi program under mocks (driver.offline) answering as a cluster and pulumi-command would,
+with the real linkerd CLI answering every command it can answer without a cluster."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
 
-from pulumi.runtime.mocks import MockCallArgs, MockResourceArgs, Mocks
-
-from components import certificates
-from driver.offline import Evaluation, Registration, evaluate, unwrap_secrets
+from driver.offline import Evaluation, ProgramMocks, Registration, evaluate, needs_a_cluster
 from tests.fake_linkerd import FakeLinkerd
 
 __all__ = ["Registration", "Run", "run_program"]
 
 
-class ClusterMocks(Mocks):
-    """Answers the engine as a cluster, the command provider and the linkerd CLI would."""
+class ClusterMocks(ProgramMocks):
+    """The program's mocks, with `fake` answering what no real tool can in a unit test.
 
-    def __init__(self, linkerd: FakeLinkerd, preview: bool, stack_references: dict[str, dict[str, Any]]) -> None:
-        self.linkerd = linkerd
-        self.preview = preview
-        self.stack_references = stack_references
-        self.commands_run: list[str] = []
+    That is the Link (it needs the target cluster), or, when the fake answers all, failures and
+    versions on demand. No test asserts on what gets applied from the fake's output.
+    """
 
-    def new_resource(self, args: MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
-        outputs = dict(args.inputs)
-        if args.typ == "pulumi:pulumi:StackReference":
-            return args.name, {"name": args.name, "outputs": self.stack_references[args.inputs["name"]]}
-        if args.typ == "command:local:Command" and not self.preview:
-            outputs["stdout"] = self._command_stdout(args.inputs)
-        if args.typ.startswith("kubernetes:") and not self.preview:
-            metadata = dict(outputs.get("metadata") or {})
-            metadata.setdefault("uid", f"uid-{args.name}")
-            metadata.setdefault("generation", 1)
-            outputs["metadata"] = metadata
-        return f"{args.name}-id", outputs
+    def __init__(self, fake: FakeLinkerd | None, preview: bool, stack_references: dict[str, dict[str, Any]]) -> None:
+        super().__init__(stack_references, preview=preview)
+        self.fake = fake
 
-    def _command_stdout(self, inputs: dict[str, Any]) -> str:
-        line = unwrap_secrets(inputs.get("create", ""))
-        self.commands_run.append(line)
-        if "components.certificates" not in line:
-            return ""
-        words = line.split()
-        common_name = words[words.index("--common-name") + 1]
-        if " anchor " in f" {line} ":
-            return certificates.new_trust_anchor(common_name, 24).to_json()
-        environment = unwrap_secrets(inputs.get("environment") or {})
-        anchor = certificates.KeyPair(
-            cert_pem=environment[certificates.ANCHOR_CERT_ENV], key_pem=environment[certificates.ANCHOR_KEY_ENV]
-        )
-        return certificates.new_issuer(anchor, common_name, 12).to_json()
-
-    def call(self, args: MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:
-        if args.token == "command:local:run":
-            # A failed command comes back as the engine reports it: a failed invoke.
-            try:
-                stdout = self.linkerd.run(args.args["command"], args.args.get("stdin"))
-            except RuntimeError as error:
-                return {}, [("command", str(error))]
-            return {"stdout": stdout, "stderr": "", "command": args.args["command"]}, []
-        raise NotImplementedError(args.token)
+    def stand_in(self, command: str, stdin: str | None) -> str | None:
+        if self.fake is not None and (self.fake.answers_all or needs_a_cluster(command)):
+            return self.fake.run(command, stdin)
+        return None
 
 
 class Run(Evaluation):
@@ -86,7 +52,7 @@ def run_program(
     stack_references: dict[str, dict[str, Any]] | None = None,
 ) -> Run:
     """Run `program` under mocks; a failing program's error is kept in `Run.error`, not raised."""
-    mocks = ClusterMocks(linkerd or FakeLinkerd(), preview, stack_references or {})
+    mocks = ClusterMocks(linkerd, preview, stack_references or {})
     values = {**(config or {}), **(secret_config or {})}
     evaluation = evaluate(program, mocks, stack=stack, config=values, secret_keys=list(secret_config or {}), preview=preview)
     return Run.of(evaluation, mocks)

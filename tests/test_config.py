@@ -117,7 +117,7 @@ def test_bad_input_names_key_and_value_and_registers_nothing(change: dict[str, A
     assert run.error.key == key
     assert str(run.error).startswith(f"config aes-linkerd2:{key} = {shown!r}: {reason}"), str(run.error)
     assert run.registrations == []
-    assert run.mocks.linkerd.calls == [], "no CLI step may run either"
+    assert run.mocks.calls == [], "no CLI step may run either"
 
 
 def test_page_line_refuses_a_cluster_that_no_longer_serves_its_crds() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pulumi
 import pulumi_kubernetes as k8s
 import pytest
@@ -10,8 +12,7 @@ from components import upstream
 from components.config import Tls
 from components.edge_stack import EdgeStack, EdgeStackArgs
 from components.linkerd_cli import ClusterAccess, LinkerdCli
-from tests.conftest import EMISSARY, FIXTURES, provider_urn
-from tests.fake_linkerd import CURRENT_VERSION, PAGE_VERSION, FakeLinkerd
+from tests.conftest import EMISSARY, FIXTURES, provider_urn, real_linkerd
 from tests.harness import Run, run_program
 from tests.schemas import validate_builtin, validate_custom_resource
 
@@ -28,8 +29,11 @@ def build(
     tls: Tls | None = None,
     license_key: str | None = "licence-token",
     gateway_port: int = 4143,
+    preview: bool = False,
 ) -> Run:
     files = PAGE_FILES if line is upstream.PAGE else CURRENT_FILES if product == "edge-stack" else EMISSARY_FILES
+    # The page line's inject runs at `up` against the cluster: nothing runs the CLI while the program runs.
+    binary = real_linkerd(line) if line.inject_offline else "linkerd"
 
     def program() -> None:
         provider = k8s.Provider("cluster", context="ctx")
@@ -45,7 +49,7 @@ def build(
                 manifest_yaml=files[1].read_text(),
                 license_key=pulumi.Output.secret(license_key) if license_key else None,
                 add_linkerd_headers=add_linkerd_headers,
-                cli=LinkerdCli(binary="linkerd", cluster=ClusterAccess(context="ctx")),
+                cli=LinkerdCli(binary=binary, cluster=ClusterAccess(context="ctx")),
                 gateway_port=gateway_port,
                 control_plane=[control_plane],
                 tls=tls,
@@ -53,7 +57,7 @@ def build(
             opts=pulumi.ResourceOptions(providers={"kubernetes": provider}),
         )
 
-    run = run_program(program, linkerd=FakeLinkerd(PAGE_VERSION if line is upstream.PAGE else CURRENT_VERSION))
+    run = run_program(program, preview=preview)
     assert run.error is None, run.error
     return run
 
@@ -156,7 +160,7 @@ def test_load_balancer_service_is_not_awaited() -> None:
 
 def test_mesh_is_the_real_inject_with_the_pages_flags_applied_as_a_patch() -> None:
     run = build(gateway_port=4143)
-    [call] = [c for c in run.mocks.linkerd.calls if c[0] == "inject"]
+    [call] = [c for c in run.mocks.calls if c[0] == "inject"]
     assert call == [
         "inject",
         "--ignore-cluster",
@@ -192,14 +196,22 @@ def test_identity_port_follows_the_gateway_port() -> None:
     )
 
 
-def test_page_line_drops_what_2_8s_offline_inject_adds_only_for_being_offline() -> None:
-    run = build(upstream.PAGE, license_key=None)
-    [call] = [c for c in run.mocks.linkerd.calls if c[0] == "inject"]
-    assert call[:3] == ["inject", "--ignore-cluster", "--disable-identity"]
-    annotations = run.one("DeploymentPatch").inputs["spec"]["template"]["metadata"]["annotations"]
-    assert "config.linkerd.io/disable-identity" not in annotations
-    assert annotations["config.linkerd.io/proxy-require-identity-inbound-ports"] == "4143"
-    assert run.one("DeploymentPatch").inputs["metadata"] == {"name": "ambassador", "namespace": "ambassador"}
+@pytest.mark.parametrize("preview", [False, True])
+def test_page_line_injects_against_the_live_control_plane_at_up(preview: bool) -> None:
+    """2.8's inject reads the control plane's config: the page's flags, asked of the cluster by a Command."""
+    run = build(upstream.PAGE, license_key=None, preview=preview)
+    assert [c for c in run.mocks.calls if c[:1] == ["inject"]] == [], "nothing injects while the program runs"
+    inject = run.one("Command", "edge-stack-linkerd-inject-render")
+    assert inject.inputs["create"] == (
+        "linkerd --context ctx inject --skip-inbound-ports 80,443 --require-identity-on-inbound-ports 4143 -"
+    )
+    deployment = run.one("Deployment", "ambassador", "ambassador")
+    assert json.loads(inject.inputs["stdin"]) == deployment.inputs | {"apiVersion": "apps/v1", "kind": "Deployment"}
+    assert inject.inputs["logging"] == "stderr"
+    assert run.depends(inject, on=deployment) and run.depends(inject, on=run.one("Namespace", "linkerd"))
+    patch = run.one("DeploymentPatch")
+    assert patch.inputs["metadata"] == {"name": "ambassador", "namespace": "ambassador"}
+    assert run.depends(patch, on=inject)
 
 
 def test_tls_with_a_certificate_from_config() -> None:
@@ -234,7 +246,7 @@ def test_service_declares_the_port_names_the_stack_gives_it() -> None:
                 manifest_yaml=EMISSARY_FILES[1].read_text(),
                 license_key=None,
                 add_linkerd_headers=True,
-                cli=LinkerdCli(binary="linkerd", cluster=ClusterAccess(context="ctx")),
+                cli=LinkerdCli(binary=real_linkerd(), cluster=ClusterAccess(context="ctx")),
                 gateway_port=4143,
                 control_plane=[],
                 service_port_names={80: "mc-probe"},

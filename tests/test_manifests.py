@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import json
-from typing import Any
-
 import pulumi
 import pytest
 
@@ -95,43 +91,6 @@ def test_register_applies_ignore_changes_by_key_and_refuses_duplicates() -> None
         lambda: manifests.register(manifests.parse(text + "---\n" + text), prefix="t", opts=pulumi.ResourceOptions())
     )
     assert isinstance(run.error, manifests.ManifestError) and "Secret/n/s appears twice" in str(run.error)
-
-
-PEM = "-----BEGIN CERTIFICATE-----\nAAAAplaceholder\nBBBB\n-----END CERTIFICATE-----\n"
-REAL = "-----BEGIN CERTIFICATE-----\nZZZZreal\nYYYY\n-----END CERTIFICATE-----\n"
-
-
-@pytest.mark.parametrize(
-    ("written", "expected"),
-    [
-        (PEM, REAL.strip() + "\n"),
-        (f"anchors: {json.dumps(PEM.strip())}", f"anchors: {json.dumps(REAL.strip())}"),
-        (base64.b64encode(PEM.strip().encode()).decode(), base64.b64encode(REAL.strip().encode()).decode()),
-        (base64.b64encode(PEM.encode()).decode(), base64.b64encode(REAL.encode()).decode()),
-        ("nothing here", "nothing here"),
-    ],
-    ids=["raw", "json-escaped", "base64", "base64-with-newline", "untouched"],
-)
-def test_substitute_replaces_each_form_of_a_placeholder(written: str, expected: str) -> None:
-    seen: dict[str, Any] = {}
-
-    def program() -> None:
-        value = manifests.substitute({"a": [written]}, {PEM: pulumi.Output.from_input(REAL)})
-        pulumi.Output.from_input(value).apply(seen.update)
-
-    assert run_program(program).error is None
-    assert seen == {"a": [expected]}
-
-
-def test_unreplaceable_finds_a_placeholder_inside_encoded_blobs() -> None:
-    overrides = base64.b64encode(f"identity:\n  pem: |\n    {PEM.replace(chr(10), chr(10) + '    ')}".encode()).decode()
-    objects = manifests.parse(
-        "apiVersion: v1\nkind: Secret\nmetadata: {name: overrides, namespace: n}\n"
-        f"data: {{blob: {overrides}}}\n---\n"
-        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: fine, namespace: n}\n"
-        f"data: {{pem: {json.dumps(PEM)}}}\n"
-    )
-    assert manifests.unreplaceable(objects, [PEM]) == ["Secret/n/overrides"]
 
 
 def test_read_location_reads_project_relative_paths() -> None:

@@ -50,7 +50,7 @@ def build(
 @pytest.mark.parametrize("preview", [False, True])
 def test_link_is_generated_against_the_target_with_the_edge_stack_gateway(preview: bool) -> None:
     run = build(addresses=("203.0.113.10",), preview=preview)
-    assert run.mocks.linkerd.commands == [
+    assert run.mocks.commands == [
         "linkerd --kubeconfig /t/config --context target-ctx multicluster link-gen --cluster-name target "
         "--gateway-name edge-stack --gateway-namespace ambassador --gateway-addresses 203.0.113.10"
     ]
@@ -67,7 +67,7 @@ def test_link_is_generated_against_the_target_with_the_edge_stack_gateway(previe
 
 def test_page_line_links_without_naming_the_gateway() -> None:
     run = build(upstream.PAGE)
-    assert run.mocks.linkerd.calls == [["multicluster", "link", "--cluster-name", "target"]]
+    assert run.mocks.calls == [["multicluster", "link", "--cluster-name", "target"]]
     assert run.one("Secret", "cluster-credentials-target").inputs["type"] == "mirror.linkerd.io/remote-kubeconfig"
     assert run.find("Link") == []
     check = run.one("Command", "multicluster-source-multicluster-check")

@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 import yaml
+from cryptography import x509
 
 from driver import Deployment
-from tests.conftest import EMISSARY, FIXTURES
+from tests.conftest import EMISSARY, FIXTURES, real_linkerd
 from tests.schemas import validate_builtin, validate_custom_resource
 
 CURRENT = {"edgeStackCrds": str(EMISSARY / "crds.v4-head.yaml"), "edgeStackManifest": str(FIXTURES / "edge-stack-3.yaml")}
@@ -35,7 +36,12 @@ def objects(folder: Path) -> dict[str, dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def current(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Path]:
-    settings = {**CURRENT, "edgeStackProduct": "edge-stack", "edgeStackLicenseKey": {"secure": "AAABAGVuY3J5cHRlZA=="}}
+    settings = {
+        **CURRENT,
+        "linkerdCli": real_linkerd("current"),
+        "edgeStackProduct": "edge-stack",
+        "edgeStackLicenseKey": {"secure": "AAABAGVuY3J5cHRlZA=="},
+    }
     return render(tmp_path_factory.mktemp("current"), settings)
 
 
@@ -89,22 +95,44 @@ def test_no_secret_is_written_in_plain_text(current: tuple[dict[str, Any], Path]
     assert licence["stringData"] == "[secret]"
     outputs = json.loads((out / "target" / "outputs.json").read_text())
     assert outputs["peerIssuerKeyPem"] == "[secret]"
-    assert outputs["trustAnchorPem"] == "<certificate made at `pulumi up` by identity-trust-anchor>"
+    # A certificate made by the render itself (`up` makes its own): public, so written.
+    assert x509.load_pem_x509_certificate(outputs["trustAnchorPem"].encode()).subject.rfc4514_string() == (
+        "CN=root.linkerd.cluster.local"
+    )
 
 
-def test_what_needs_the_linkerd_cli_or_a_cluster_is_listed_not_guessed(current: tuple[dict[str, Any], Path]) -> None:
+def test_with_the_real_cli_only_the_link_is_left_out(current: tuple[dict[str, Any], Path]) -> None:
     summary, out = current
-    listed = (out / "source" / "NOT-RENDERED.md").read_text()
+    assert summary["target"]["notRendered"] == []
     link = "multicluster link-gen --cluster-name target --gateway-name edge-stack --gateway-namespace ambassador"
-    assert f"{link}` (needs the target cluster)" in listed
+    [listed] = summary["source"]["notRendered"]
+    assert listed.endswith(f"{link}` (needs the target cluster)")
+    target = objects(out / "target")
+    assert len([n for n in target if "linkerd" in n]) > 70, "every object of Linkerd's install"
+    patch = target["deploymentpatch-ambassador-edge-stack-linkerd-inject.yaml"]
+    assert patch["spec"]["template"]["metadata"]["annotations"] == {
+        "config.linkerd.io/proxy-require-identity-inbound-ports": "4143",
+        "config.linkerd.io/skip-inbound-ports": "80,443",
+        "linkerd.io/inject": "enabled",
+    }
+
+
+def test_without_the_cli_what_it_renders_is_listed_not_guessed(tmp_path: Path) -> None:
+    settings = {
+        **CURRENT,
+        "edgeStackManifest": str(FIXTURES / "emissary-3.yaml"),
+        "linkerdCli": str(tmp_path / "no-linkerd-here"),
+        "edgeStackProduct": "emissary",
+    }
+    summary, out = render(tmp_path, settings)
     assert any("install --crds --ignore-cluster" in item for item in summary["target"]["notRendered"])
-    # Without the CLI, Edge Stack's mesh patch carries no guessed annotations.
-    patch = objects(out / "target")["deploymentpatch-ambassador-edge-stack-linkerd-inject.yaml"]
+    patch = objects(out / "target")["deploymentpatch-emissary-edge-stack-linkerd-inject.yaml"]
+    assert patch["metadata"] == {"name": "emissary-ingress", "namespace": "emissary"}
     assert patch["spec"]["template"]["metadata"]["annotations"] == {}
 
 
 def test_page_line_renders_v2_objects(tmp_path: Path) -> None:
-    summary, out = render(tmp_path, PAGE)
+    summary, out = render(tmp_path, {**PAGE, "linkerdCli": real_linkerd("page")})
     target = objects(out / "target")
     assert target["module-ambassador-ambassador.yaml"]["apiVersion"] == "getambassador.io/v2"
     for body in target.values():
@@ -113,3 +141,7 @@ def test_page_line_renders_v2_objects(tmp_path: Path) -> None:
                 body["apiVersion"], body["kind"], {k: v for k, v in body.items() if k in ("metadata", "spec")}
             )
     assert summary["source"]["objects"] > 0
+    # 2.8's inject and multicluster install ask the live control plane at `up`: steps, not objects.
+    assert [item for item in summary["target"]["notRendered"] if "inject" in item] != []
+    steps = {s["name"] for s in yaml.safe_load((out / "target" / "steps.yaml").read_text())}
+    assert {"linkerd-multicluster", "edge-stack-linkerd-inject-render"} <= steps

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests import certificate_audit
 from tests.conftest import TARGET_CONTEXT, kubernetes_resources, provider_urn, run_stack, source_config, target_outputs
 from tests.harness import Run
 
@@ -35,7 +36,8 @@ def test_source_keeps_edge_stacks_port_names() -> None:
 def test_source_trusts_the_targets_anchor_and_uses_the_issuer_it_signed() -> None:
     run = up()
     refs = run.mocks.stack_references["organization/aes-linkerd2/target"]
-    assert run.one("ConfigMap", "linkerd-identity-trust-roots").inputs["data"]["ca-bundle.crt"] == refs["trustAnchorPem"]
+    roots = run.one("ConfigMap", "linkerd-identity-trust-roots").inputs["data"]["ca-bundle.crt"]
+    assert roots.strip() == refs["trustAnchorPem"].strip()
     issuer = run.one("Secret", "linkerd-identity-issuer")
     assert issuer.is_secret("data", "key.pem")
     assert run.find("Command", "identity-trust-anchor") == [], "only the target makes an anchor"
@@ -45,7 +47,7 @@ def test_source_trusts_the_targets_anchor_and_uses_the_issuer_it_signed() -> Non
 def test_source_declares_the_service_mirror_for_the_target_link() -> None:
     run = up()
     assert run.one("Deployment", "controller-target", "linkerd-multicluster")
-    [link] = [c for c in run.mocks.linkerd.commands if "link-gen" in c]
+    [link] = [c for c in run.mocks.commands if "link-gen" in c]
     expected = "multicluster link-gen --cluster-name target --gateway-name edge-stack --gateway-namespace ambassador"
     assert f"--context {TARGET_CONTEXT} {expected}" in link
 
@@ -74,3 +76,10 @@ def test_a_target_with_the_same_context_fails_the_update() -> None:
     outputs = {**target_outputs(), "context": "source-ctx"}
     run = run_stack("source", config, stack_references={config["targetStack"]: outputs})
     assert "uses the same context" in str(run.error)
+
+
+@pytest.mark.parametrize("line", LINES)
+def test_every_certificate_applied_is_the_targets_anchor_or_the_issuer_it_signed(line: str) -> None:
+    run = up(line)
+    refs = run.mocks.stack_references["organization/aes-linkerd2/target"]
+    certificate_audit.assert_only_the_real_identity(run, refs["trustAnchorPem"], refs["peerIssuerCertPem"])

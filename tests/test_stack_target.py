@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
-import pytest
+import base64
+import hashlib
 
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from components.certificates import KeyPair, expiry
+from tests import certificate_audit
 from tests.conftest import kubernetes_resources, provider_urn, run_stack, target_config
 from tests.harness import Run
 from tests.schemas import validate_custom_resource
@@ -52,9 +59,13 @@ def test_every_step_of_the_page_is_registered(line: str) -> None:
     # Edge Stack, its Module with add_linkerd_headers, meshed by inject.
     assert run.one("Deployment", edge[0], edge[1])
     assert run.one("Module", "ambassador", edge[1]).inputs["spec"]["config"]["add_linkerd_headers"] is True
-    mesh = run.one("DeploymentPatch", "edge-stack-linkerd-inject").inputs["spec"]["template"]["metadata"]["annotations"]
-    assert mesh["config.linkerd.io/skip-inbound-ports"] == "80,443"
-    assert mesh["config.linkerd.io/proxy-require-identity-inbound-ports"] == "4143"
+    page_flags = "inject --skip-inbound-ports 80,443 --require-identity-on-inbound-ports 4143 -"
+    if line == "current":
+        mesh = run.one("DeploymentPatch", "edge-stack-linkerd-inject").inputs["spec"]["template"]["metadata"]["annotations"]
+        assert mesh["config.linkerd.io/skip-inbound-ports"] == "80,443"
+        assert mesh["config.linkerd.io/proxy-require-identity-inbound-ports"] == "4143"
+    else:  # 2.8 injects against the live control plane, at `up` (the end-to-end tier shows what it adds)
+        assert run.one("Command", "edge-stack-linkerd-inject-render").inputs["create"].endswith(page_flags)
     # The meshed namespace and QOTM.
     assert run.one("NamespacePatch", "ns-default").inputs["metadata"]["annotations"] == {"linkerd.io/inject": "enabled"}
     assert run.one("Deployment", "qotm", "default") and run.one("Service", "qotm-linkerd2", "default")
@@ -142,3 +153,27 @@ def test_emissary_and_no_qotm() -> None:
     assert run.find("Deployment", "qotm") == []
     assert [p for p in run.find("ServicePatch") if "export" in p.name] == []
     assert run.outputs["gatewayName"] == "emissary-ingress"
+
+
+@pytest.mark.parametrize("line", LINES)
+def test_every_certificate_applied_is_the_real_anchor_or_this_clusters_issuer(line: str) -> None:
+    """Decoded from every object, in every shape the real CLI writes them: no stand-in survives."""
+    run = up(line)
+    made = {name: KeyPair.from_json(text) for name, text in run.mocks.command_stdouts.items() if name.startswith("identity-")}
+    issuer = x509.load_pem_x509_certificate(made["identity-target-issuer"].cert_pem.encode())
+    certificate_audit.assert_only_the_real_identity(
+        run, made["identity-trust-anchor"].cert_pem, made["identity-target-issuer"].cert_pem
+    )
+    # The issuer's key is the issuer certificate's, and the pods carry the real anchor's hash.
+    key_pem = base64.b64decode(run.one("Secret", "linkerd-identity-issuer").inputs["data"]["key.pem"])
+    key = serialization.load_pem_private_key(key_pem, password=None)
+    assert key.public_key().public_numbers() == issuer.public_key().public_numbers()  # type: ignore[union-attr]
+    # (of the PEM as the CLI read it from its file, with its final newline)
+    issuer_secret = run.one("Secret", "linkerd-identity-issuer").inputs["metadata"].get("annotations") or {}
+    if line == "page":  # 2.8 writes the issuer's expiry beside it
+        assert issuer_secret["linkerd.io/identity-issuer-expiry"] == expiry(made["identity-target-issuer"].cert_pem)
+    anchor_hash = hashlib.sha256(made["identity-trust-anchor"].cert_pem.strip().encode() + b"\n").hexdigest()
+    for deployment in run.find("Deployment", namespace="linkerd"):
+        annotations = deployment.inputs["spec"]["template"]["metadata"].get("annotations") or {}
+        if line == "current":
+            assert annotations["linkerd.io/trust-root-sha256"] == anchor_hash, deployment.name

@@ -1,0 +1,153 @@
+"""Stand-in certificates in rendered text: replaced by the real ones, and refused wherever one survives.
+
+A stand-in is a PEM, or a one-line value derived from one (an issuer's expiry date).
+
+The linkerd CLI renders offline with a fixed stand-in anchor and issuer, because the real ones are
+only known once their resources exist (and the CLI must never see the real issuer key). Releases
+put those PEMs in many shapes: as written, JSON-escaped, as YAML block scalars indented to any
+depth inside a string (`linkerd-config`'s `values`), base64-encoded whole or inside an encoded
+blob, and hashed. `replace` handles each shape as a pure function of the text; `leftovers` runs
+it with decoys and reports any object in which a trace of a stand-in is still found, so a shape
+nobody taught it stops the program instead of reaching a cluster.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import functools
+import hashlib
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import pulumi
+
+_PEM_ARMOUR = re.compile(r"^-----(BEGIN|END) [A-Z0-9 ]+-----$")
+# Between two lines of a PEM: a newline (or its JSON escape) and the indentation of the block.
+_LINE_BREAK = r"(?P<sep>(?:\r?\n|(?:\\r)?\\n)[ \t]*)"
+_BASE64_TEXT = re.compile(r"^[A-Za-z0-9+/]{24,}={0,2}$")
+# What may sit between the lines of a PEM: whitespace and JSON's escaped line breaks.
+_LINE_NOISE = re.compile(r"\s+|\\[rn]")
+
+
+def _lines(pem: str) -> list[str]:
+    return [line.strip() for line in pem.strip().splitlines() if line.strip()]
+
+
+@functools.cache
+def _line_pattern(pem: str) -> re.Pattern[str]:
+    """The PEM with any line separator, the same between every pair of lines."""
+    first, *rest = _lines(pem)
+    return re.compile(re.escape(first) + _LINE_BREAK + "(?P=sep)".join(re.escape(line) for line in rest))
+
+
+@functools.cache
+def _digests(pem: str) -> tuple[str, ...]:
+    """The hashes a manifest may carry of a PEM (Linkerd annotates pods with the trust root's)."""
+    text = "\n".join(_lines(pem))
+    return tuple(hashlib.sha256(form.encode()).hexdigest() for form in (text, text + "\n"))
+
+
+@functools.cache
+def fingerprints(pem: str) -> tuple[str, ...]:
+    """Substrings that betray a PEM in any text that holds it, once line breaks are taken out.
+
+    The end of its base64 body is unique to it (a certificate ends in its signature, a key in its
+    public point); its other lines can be shared structure (the same extensions) with any CA.
+    """
+    if len(_lines(pem)) == 1:  # a plain value derived from a stand-in, such as its expiry
+        return (pem.strip(),)
+    body = "".join(line for line in _lines(pem) if not _PEM_ARMOUR.match(line)).rstrip("=")
+    return (body[-40:], *_digests(pem))
+
+
+def _compact(text: str) -> str:
+    return _LINE_NOISE.sub("", text)
+
+
+def _decoded(text: str) -> str | None:
+    """`text` base64-decoded, when it is base64 of UTF-8 text."""
+    compact = _compact(text)
+    if not _BASE64_TEXT.match(compact):
+        return None
+    try:
+        return base64.b64decode(compact).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+
+
+def mentions(text: str, pems: Iterable[str]) -> bool:
+    """Whether `text`, or the text it base64-encodes (at any depth), carries a trace of one of `pems`."""
+    prints = [fp for pem in pems for fp in fingerprints(pem)]
+    while True:
+        compact = _compact(text)
+        if any(fp in compact for fp in prints):
+            return True
+        decoded = _decoded(text)
+        if decoded is None:
+            return False
+        text = decoded
+
+
+def _rejoin(lines: list[str], match: re.Match[str]) -> str:
+    """`lines` joined the way the matched text joined its own (newline or escape, and indentation)."""
+    return match.group("sep").join(lines)
+
+
+def replace(text: str, pairs: Sequence[tuple[str, str]]) -> str:
+    """`text` with every (stand-in, real) pair's stand-in replaced in each shape it knows."""
+    decoded = _decoded(text)
+    if decoded is not None and mentions(decoded, [stand_in for stand_in, _ in pairs]):
+        trailing = text[len(text.rstrip()) :]
+        return base64.b64encode(replace(decoded, pairs).encode()).decode() + trailing
+    for stand_in, real in pairs:
+        if len(_lines(stand_in)) == 1:
+            text = text.replace(stand_in.strip(), real.strip())
+            continue
+        text = _line_pattern(stand_in).sub(functools.partial(_rejoin, _lines(real)), text)
+        for stand_in_digest, real_digest in zip(_digests(stand_in), _digests(real), strict=True):
+            text = text.replace(stand_in_digest, real_digest)
+    return text
+
+
+def substitute(value: Any, replacements: Mapping[str, pulumi.Input[str]]) -> Any:
+    """`value` (a manifest object or part of one) with the stand-ins replaced by their real values.
+
+    A string that holds a stand-in becomes an output of the real values, secret when they are.
+    """
+    if isinstance(value, dict):
+        return {key: substitute(item, replacements) for key, item in value.items()}
+    if isinstance(value, list):
+        return [substitute(item, replacements) for item in value]
+    if not isinstance(value, str):
+        return value
+    found = [(stand_in, real) for stand_in, real in replacements.items() if mentions(value, [stand_in])]
+    if not found:
+        return value
+    stand_ins = [stand_in for stand_in, _ in found]
+    return pulumi.Output.all(*(real for _, real in found)).apply(
+        lambda reals: replace(value, list(zip(stand_ins, reals, strict=True)))
+    )
+
+
+def _strings(value: Any) -> Iterable[str]:
+    if isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+    elif isinstance(value, str):
+        yield value
+
+
+def leftovers(bodies: Mapping[str, Any], decoys: Mapping[str, str]) -> list[str]:
+    """Keys of the bodies in which a stand-in survives `replace` with `decoys` as the real values."""
+    pairs = list(decoys.items())
+    stand_ins = list(decoys)
+    return [
+        key
+        for key, body in bodies.items()
+        if any(mentions(replace(text, pairs), stand_ins) for text in _strings(body) if mentions(text, stand_ins))
+    ]
