@@ -15,6 +15,7 @@ import pulumi
 import yaml
 
 from components import upstream
+from support import tools
 
 PROJECT = "aes-linkerd2"
 # The target signs an issuer for the cluster that links to it; the source reads it by this name.
@@ -309,7 +310,7 @@ def load(config: pulumi.Config | None = None) -> StackConfig:
         "context": context,
         "cluster_name": _label("clusterName", read.text("clusterName", pulumi.get_stack()) or ""),
         "kubernetes_version": kubernetes_version,
-        "linkerd_cli": read.text("linkerdCli", "linkerd") or "",
+        "linkerd_cli": read.text("linkerdCli") or tools.find_linkerd(linkerd_version) or "linkerd",
         "kubectl": read.text("kubectl", "kubectl") or "",
         "linkerd_version": linkerd_version,
         "linkerd_ha": read.boolean("linkerdHa", True),

@@ -21,6 +21,7 @@ from components import config as stack_config
 from driver.automation import AutomationEngine
 from driver.render import render_stacks
 from driver.settings import DriverError, StackSettings, read_settings
+from support import tools
 
 STACKS = ("target", "source")
 OPERATIONS = ("up", "preview", "refresh", "destroy")
@@ -101,6 +102,7 @@ class Deployment:
         on_progress: Callable[[Progress], None] | None = None,
         which: Callable[[str], str | None] = shutil.which,
         run_tool: Callable[[list[str]], str] | None = None,
+        find_linkerd: Callable[[str], str | None] = tools.find_linkerd,
     ) -> None:
         self.project_dir = Path(project_dir).resolve()
         unknown = [s for s in stacks if s not in STACKS]
@@ -112,6 +114,7 @@ class Deployment:
         self.on_progress = on_progress
         self._which = which
         self._run_tool = run_tool or _run_tool
+        self._find_linkerd = find_linkerd
         self._engine = engine
 
     # --- operations ---------------------------------------------------------------------------
@@ -168,11 +171,12 @@ class Deployment:
                 stack_config.check_cluster(key, str(name), "kubeconfig", kubeconfig, require_kubeconfig=True)
             except stack_config.ConfigError as error:
                 raise DriverError(f"stack {stack}: {error}") from None
-        binary = str(settings.get("linkerdCli") or "linkerd")
         pinned = str(settings.get("linkerdVersion") or settings.line.linkerd_versions[0])
+        binary = str(settings.get("linkerdCli") or self._find_linkerd(pinned) or "linkerd")
         if self._which(binary) is None:
             raise DriverError(
-                f"stack {stack}: the linkerd CLI `{binary}` is not on PATH: install {pinned} (https://linkerd.io/2/getting-started/)"
+                f"stack {stack}: the linkerd CLI {pinned} is not found (looked for {tools.where_to_look(pinned)}): "
+                "install it (https://linkerd.io/2/getting-started/) or set config aes-linkerd2:linkerdCli to its path"
             )
         found = self._run_tool([binary, "version", "--client", "--short"]).strip()
         if found != pinned:

@@ -25,7 +25,7 @@ import yaml
 from components import config as stack_config
 from driver.offline import ProgramMocks, Registration, cli_args, evaluate, mask_secrets, needs_a_cluster
 from driver.settings import DriverError, read_settings
-from driver.tools import linkerd_client_version
+from support.tools import find_linkerd, linkerd_client_version
 
 SECRET = "[secret]"
 
@@ -137,9 +137,10 @@ def render_stack(
         if target_outputs is None or not target_outputs.is_file():
             raise DriverError("rendering the source needs the target's render first")
         references[str(values.get("targetStack"))] = json.loads(target_outputs.read_text(encoding="utf-8"))
+    pinned = str(values.get("linkerdVersion") or settings.line.linkerd_versions[0])
     mocks = RenderMocks(
-        str(values.get("linkerdCli") or "linkerd"),
-        str(values.get("linkerdVersion") or settings.line.linkerd_versions[0]),
+        str(values.get("linkerdCli") or find_linkerd(pinned) or "linkerd"),
+        pinned,
         references,
     )
     evaluation = evaluate(

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from components import upstream
-from driver import tools
+from support import tools
 from tests.fake_linkerd import CURRENT_VERSION, PAGE_VERSION, FakeLinkerd
 from tests.harness import Run, run_program
 

@@ -186,6 +186,21 @@ def test_missing_or_wrong_linkerd_cli_stops_before_any_resource() -> None:
     assert upstream.CURRENT.linkerd_versions[0] == CURRENT_VERSION
 
 
+def test_an_unset_linkerd_cli_is_the_one_of_the_pinned_release(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    named = tmp_path / "linkerd-by-env"
+    named.write_text("#!/bin/sh\necho edge-26.8.3\n")
+    named.chmod(0o755)
+    monkeypatch.setenv("AES_LINKERD2_LINKERD_EDGE_26_8_3", str(named))
+    assert load(target_config(), secrets={"edgeStackLicenseKey": "t"}).linkerd_cli == str(named)
+    # A CLI of another release is never picked; `linkerd` is then left for the version check to refuse.
+    named.write_text("#!/bin/sh\necho edge-25.1.1\n")
+    monkeypatch.setenv("AES_LINKERD2_TOOLS", str(tmp_path))
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert load(target_config(), secrets={"edgeStackLicenseKey": "t"}).linkerd_cli == "linkerd"
+
+
 def test_pulumi_yaml_declares_the_programs_defaults() -> None:
     """Pulumi.yaml's defaults are what the CLI passes; they must say what the program would assume."""
     project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"]
@@ -202,7 +217,7 @@ def test_pulumi_yaml_declares_the_programs_defaults() -> None:
         "probePeriodSeconds": cfg.probe_period_seconds,
         "meshedNamespaces": list(cfg.meshed_namespaces),
         "existingNamespaces": sorted(cfg.existing_namespaces),
-        "linkerdCli": cfg.linkerd_cli,
+        "linkerdCli": "",  # looked up by release: see the next test
         "kubectl": cfg.kubectl,
         "verify": True,
     }

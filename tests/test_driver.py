@@ -47,6 +47,7 @@ def deployment(engine: FakeEngine, *, kubeconfig: Path, linkerd_version: str = "
         engine=engine,
         which=kwargs.pop("which", tools.get),
         run_tool=kwargs.pop("run_tool", lambda argv: linkerd_version + "\n"),
+        find_linkerd=lambda version: None,  # nothing in the tool cache: what `which` says decides
         **kwargs,
     )
 
@@ -111,7 +112,11 @@ def test_preview_can_require_no_changes(kube: Path) -> None:
             "edge-26.8.3",
             "the Pulumi CLI (`pulumi`) is not on PATH: install it from https://www.pulumi.com/docs/install/",
         ),
-        ({"pulumi": "/p"}, "edge-26.8.3", "stack target: the linkerd CLI `linkerd` is not on PATH: install edge-26.8.3"),
+        (
+            {"pulumi": "/p"},
+            "edge-26.8.3",
+            "stack target: the linkerd CLI edge-26.8.3 is not found (looked for $AES_LINKERD2_LINKERD_EDGE_26_8_3, ",
+        ),
         (
             {"pulumi": "/p", "linkerd": "/l"},
             "edge-25.4.4",
