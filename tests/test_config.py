@@ -186,9 +186,7 @@ def test_missing_or_wrong_linkerd_cli_stops_before_any_resource() -> None:
     assert upstream.CURRENT.linkerd_versions[0] == CURRENT_VERSION
 
 
-def test_an_unset_linkerd_cli_is_the_one_of_the_pinned_release(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_an_unset_linkerd_cli_is_the_one_of_the_pinned_release(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     named = tmp_path / "linkerd-by-env"
     named.write_text("#!/bin/sh\necho edge-26.8.3\n")
     named.chmod(0o755)
