@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import difflib
+import ipaddress
+import json
 import os
 import re
 import socket
+import stat
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 import pulumi
+import pulumi.runtime.config
 import yaml
 
 from components import upstream
@@ -22,15 +28,58 @@ PROJECT = "aes-linkerd2"
 PEER = "peer"
 
 _DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-_DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 _KUBERNETES_VERSION = re.compile(r"^v?(\d+)\.(\d+)(\.\d+)?$")
+_INTEGER = re.compile(r"^-?[0-9]{1,10}$")
+# Enough for what ACME and the config need; no quotes, spaces or shell syntax.
+_EMAIL = re.compile(r"^[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63})+$")
+# http(s)://<host>[:port][/], the host a DNS name, an IPv4 address or a bracketed IPv6 address.
+_BASE_URL = re.compile(r"^https?://(?P<host>[A-Za-z0-9.-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\])(:(?P<port>[0-9]{1,5}))?/?$")
+# A URL path of unreserved characters: it becomes a Mapping prefix and an annotation.
+_URL_PATH = re.compile(r"^/[A-Za-z0-9._~/-]{0,200}$")
+# organization/project/stack, project/stack or stack.
+_STACK_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,100}(/[A-Za-z0-9_.-]{1,100}){0,2}$")
+# A path or command name (linkerdCli, kubectl, kubeconfig) or a kube context: no spaces or control characters.
+_WORD = re.compile(r"^[^\s\x00-\x1f\x7f]{1,4096}$")
+# The longest value an error shows, so a huge or hostile value cannot flood the output.
+SHOWN_VALUE_LIMIT = 200
+# Manifests larger than this are refused before they are parsed (Edge Stack's CRDs are 0.4 MiB).
+MANIFEST_LIMIT_BYTES = 16 * 1024 * 1024
+# Deeper YAML is refused before it is composed; Edge Stack's CRD manifests nest 25 deep.
+MANIFEST_NESTING_LIMIT = 100
+
+# Namespaces that belong to Kubernetes, Linkerd or Edge Stack: meshing or creating them is not this program's business.
+RESERVED_NAMESPACES = frozenset(
+    {
+        "kube-system",
+        "kube-public",
+        "kube-node-lease",
+        upstream.CONTROL_PLANE_NAMESPACE,
+        upstream.MULTICLUSTER_NAMESPACE,
+        "linkerd-viz",
+        "linkerd-jaeger",
+        *(product.namespace for line in upstream.VERSION_LINES.values() for product in line.edge_stack.values()),
+    }
+)
+# Namespaces every cluster has: never created (and so never deleted) by this program.
+BUILTIN_NAMESPACES = frozenset({"default"})
+# Keys the program reads that Pulumi.yaml does not declare: secrets, and `qotm`, whose default depends on the role.
+UNDECLARED_KEYS = frozenset({"edgeStackLicenseKey", "tlsCertificate", "tlsPrivateKey", "qotm"})
+PROJECT_FILE = Path(__file__).resolve().parent.parent / "Pulumi.yaml"
+
+
+def shown(value: object) -> str:
+    """A value as an error shows it: repr (control characters escaped), at most SHOWN_VALUE_LIMIT characters."""
+    text = repr(value)
+    if len(text) <= SHOWN_VALUE_LIMIT:
+        return text
+    return f"{text[: SHOWN_VALUE_LIMIT - 40]}... ({len(text)} characters)"
 
 
 class ConfigError(pulumi.RunError):
     """A configuration value that cannot work; raised before the first resource is registered."""
 
     def __init__(self, key: str, value: object, reason: str) -> None:
-        super().__init__(f"config {PROJECT}:{key} = {value!r}: {reason}")
+        super().__init__(f"config {PROJECT}:{key} = {shown(value)}: {reason}")
         self.key = key
         self.value = value
 
@@ -126,21 +175,28 @@ class _Reader:
         raw = self.text(key)
         if raw is None:
             return default
-        try:
-            return int(raw)
-        except ValueError:
-            raise ConfigError(key, raw, "must be an integer") from None
+        if not _INTEGER.match(raw):
+            raise ConfigError(key, raw, "must be an integer")
+        return int(raw)
 
     def string_list(self, key: str, default: list[str]) -> list[str]:
         raw = self.text(key)
         if raw is None:
             return default
+        # The Pulumi CLI passes arrays as JSON; JSON has no aliases to expand.
         try:
-            value = yaml.safe_load(raw)
-        except yaml.YAMLError:
+            value = json.loads(raw)
+        except (ValueError, RecursionError):
             value = None
         if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
             raise ConfigError(key, raw, "must be a list of strings")
+        return value
+
+    def word(self, key: str, default: str | None = None) -> str | None:
+        """A path, command name or context: one word, no spaces or control characters."""
+        value = self.text(key, default)
+        if value is not None and not _WORD.match(value):
+            raise ConfigError(key, value, "must be one word: no spaces or control characters")
         return value
 
     def secret(self, key: str) -> pulumi.Output[str] | None:
@@ -159,6 +215,66 @@ def _label(key: str, value: str) -> str:
     if not _DNS1123_LABEL.match(value):
         raise ConfigError(key, value, "must be a DNS-1123 label (lower-case letters, digits and '-', at most 63)")
     return value
+
+
+def is_dns_name(value: str) -> bool:
+    """A DNS-1123 subdomain: dot-separated labels, lower case, no trailing dot, at most 253 characters."""
+    return len(value) <= 253 and all(_DNS1123_LABEL.match(label) for label in value.split("."))
+
+
+def _dns_name(key: str, value: str) -> str:
+    if not is_dns_name(value):
+        raise ConfigError(key, value, "must be a DNS name (lower-case labels of letters, digits and '-', no trailing dot)")
+    return value
+
+
+def _address(key: str, value: str) -> str:
+    if not (_is_ip(value) or is_dns_name(value)):
+        raise ConfigError(key, value, "each entry must be an IP address or a DNS name")
+    return value
+
+
+def _base_url(key: str, value: str) -> str:
+    """Edge Stack's base URL, strictly: it reaches a shell command line (quoted there too)."""
+    match = _BASE_URL.match(value)
+    if match:
+        host, port = match.group("host"), match.group("port")
+        host_ok = _is_ip(host[1:-1], version=6) if host.startswith("[") else is_dns_name(host.lower())
+        if host_ok and (port is None or 1 <= int(port) <= 65535):
+            return value
+    raise ConfigError(key, value, "must be http(s)://<host>[:port] of Edge Stack")
+
+
+def _is_ip(value: str, version: int | None = None) -> bool:
+    try:
+        address = ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return version is None or address.version == version
+
+
+def known_keys() -> frozenset[str]:
+    """Every key the program reads: those Pulumi.yaml declares and the undeclared ones."""
+    project = yaml.safe_load(PROJECT_FILE.read_text(encoding="utf-8"))
+    return frozenset(project.get("config") or {}) | UNDECLARED_KEYS
+
+
+def set_keys() -> list[str]:
+    """The keys of this project's namespace set for this run, as the Pulumi runtime holds them."""
+    prefix = f"{PROJECT}:"
+    names = {*pulumi.runtime.config.CONFIG.get(), *pulumi.runtime.config.get_config_env()}
+    return sorted(name[len(prefix) :] for name in names if isinstance(name, str) and name.startswith(prefix))
+
+
+def check_keys(keys: list[str], known: frozenset[str]) -> None:
+    """Refuse a key the program does not read (a typo would otherwise be ignored), suggesting the nearest."""
+    for key in keys:
+        if key not in known:
+            close = difflib.get_close_matches(key, sorted(known), n=1)
+            hint = f"did you mean {close[0]}?" if close else f"the keys are: {', '.join(sorted(known))}"
+            name = f"{PROJECT}:{key}"
+            value = "[secret]" if pulumi.runtime.config.is_config_secret(name) else pulumi.runtime.config.get_config(name)
+            raise ConfigError(key, value, f"is not a key of {PROJECT}; {hint}")
 
 
 def _one_of(key: str, value: str, allowed: list[str] | tuple[str, ...]) -> str:
@@ -234,16 +350,39 @@ def check_cluster(
             raise ConfigError(key, context, f"its API server {server} is unreachable ({error})") from None
 
 
+# Ports the gateway port must not take: Edge Stack's own (public, listeners, admin) serve other traffic.
+_EDGE_STACK_PORTS = (
+    *upstream.EDGE_STACK_PUBLIC_PORTS,
+    upstream.HTTP_LISTENER_PORT,
+    upstream.HTTPS_LISTENER_PORT,
+    upstream.ADMIN_PORT,
+)
+# The probe reaches Edge Stack's plain-HTTP listener, where the health Mapping answers.
+_PROBE_TARGET_PORTS = (upstream.HTTP_LISTENER_PORT,)
+# Keys only one role reads: set on the other, they would be silently ignored.
+_ROLE_KEYS = {
+    Role.TARGET: ("gatewayHostname", "exportedServices"),
+    Role.SOURCE: ("targetStack", "targetContext", "targetKubeconfig", "targetClusterName", "gatewayAddresses"),
+}
+
+
+def _word(key: str, value: str) -> str:
+    if not _WORD.match(value):
+        raise ConfigError(key, value, "must be one word: no spaces or control characters")
+    return value
+
+
 def load(config: pulumi.Config | None = None) -> StackConfig:
     """Read and validate the whole stack config; raises ConfigError naming the first bad key."""
+    check_keys(set_keys(), known_keys())
     read = _Reader(config or pulumi.Config(PROJECT))
 
-    role = Role(_one_of("role", read.required("role"), [r.value for r in Role]))
+    role = _role(read)
     line_name = _one_of("versionLine", read.text("versionLine", upstream.DEFAULT_LINE) or "", list(upstream.VERSION_LINES))
     line = upstream.VERSION_LINES[line_name]
 
-    kubeconfig = read.text("kubeconfig")
-    context = read.required("context")
+    kubeconfig = read.word("kubeconfig")
+    context = _word("context", read.required("context"))
     check_cluster("context", context, "kubeconfig", kubeconfig)
 
     kubernetes_version = _kubernetes_version("kubernetesVersion", read.text("kubernetesVersion"))
@@ -273,52 +412,35 @@ def load(config: pulumi.Config | None = None) -> StackConfig:
             "`pulumi config set --secret edgeStackLicenseKey <token>`, or use edgeStackProduct: emissary",
         )
 
-    gateway_port = _port("gatewayPort", read.integer("gatewayPort", upstream.PROXY_INBOUND_PORT))
-    probe_port = _port("probePort", read.integer("probePort", upstream.PROBE_SERVICE_PORT))
-    probe_target_port = _port("probeTargetPort", read.integer("probeTargetPort", upstream.HTTP_LISTENER_PORT))
-    probe_path = read.text("probePath", upstream.DEFAULT_PROBE_PATH) or ""
-    if not probe_path.startswith("/"):
-        raise ConfigError("probePath", probe_path, "must start with '/' (it is the health-check Mapping's prefix)")
-    probe_period = read.integer("probePeriodSeconds", upstream.DEFAULT_PROBE_PERIOD_SECONDS)
-    if probe_period < 1:
-        raise ConfigError("probePeriodSeconds", probe_period, "must be at least 1")
-
-    meshed = [_label("meshedNamespaces", ns) for ns in read.string_list("meshedNamespaces", ["default"])]
-    if len(set(meshed)) != len(meshed):
-        raise ConfigError("meshedNamespaces", meshed, "lists a namespace twice")
-    existing = frozenset(_label("existingNamespaces", ns) for ns in read.string_list("existingNamespaces", ["default"]))
-    qotm = read.boolean("qotm", role is Role.TARGET)
-    qotm_namespace = _label("qotmNamespace", read.text("qotmNamespace", meshed[0] if meshed else "default") or "")
-    if qotm and qotm_namespace not in meshed:
-        raise ConfigError(
-            "qotmNamespace", qotm_namespace, f"must be one of meshedNamespaces ({', '.join(meshed)}) so QOTM is meshed"
-        )
+    gateway_port, probe_port, probe_target_port, probe_path, probe_period = _probe_and_ports(read)
+    meshed, existing, qotm, qotm_namespace = _namespaces(read, role)
 
     smoke_test_url = read.text("smokeTestUrl")
-    if smoke_test_url is not None and not re.match(r"^https?://[^/\s]+/?$", smoke_test_url):
-        raise ConfigError("smokeTestUrl", smoke_test_url, "must be http(s)://<host>[:port] of Edge Stack")
+    if smoke_test_url is not None:
+        _base_url("smokeTestUrl", smoke_test_url)
 
     tls = _tls(read)
-    trust_domain = read.text("trustDomain", upstream.DEFAULT_TRUST_DOMAIN) or ""
-    if not _DNS1123_SUBDOMAIN.match(trust_domain):
-        raise ConfigError("trustDomain", trust_domain, "must be a DNS name")
+    trust_domain = _dns_name("trustDomain", read.text("trustDomain", upstream.DEFAULT_TRUST_DOMAIN) or "")
+    cluster_name = _label("clusterName", read.text("clusterName", pulumi.get_stack()) or "")
+    if cluster_name == PEER:
+        raise ConfigError("clusterName", cluster_name, f"is reserved: the target signs the linking cluster's issuer as {PEER!r}")
 
     common: dict[str, Any] = {
         "role": role,
         "line": line,
         "kubeconfig": kubeconfig,
         "context": context,
-        "cluster_name": _label("clusterName", read.text("clusterName", pulumi.get_stack()) or ""),
+        "cluster_name": cluster_name,
         "kubernetes_version": kubernetes_version,
-        "linkerd_cli": read.text("linkerdCli") or tools.find_linkerd(linkerd_version) or "linkerd",
-        "kubectl": read.text("kubectl", "kubectl") or "",
+        "linkerd_cli": read.word("linkerdCli") or tools.find_linkerd(linkerd_version) or "linkerd",
+        "kubectl": read.word("kubectl", "kubectl") or "",
         "linkerd_version": linkerd_version,
         "linkerd_ha": read.boolean("linkerdHa", True),
         "trust_domain": trust_domain,
         "edge_stack": product,
         "edge_stack_version": edge_stack_version,
-        "edge_stack_crds": read.text("edgeStackCrds", product.crds_url.format(version=edge_stack_version)) or "",
-        "edge_stack_manifest": read.text("edgeStackManifest", product.manifest_url.format(version=edge_stack_version)) or "",
+        "edge_stack_crds": read.word("edgeStackCrds", product.crds_url.format(version=edge_stack_version)) or "",
+        "edge_stack_manifest": read.word("edgeStackManifest", product.manifest_url.format(version=edge_stack_version)) or "",
         "edge_stack_license_key": license_key,
         "add_linkerd_headers": read.boolean("addLinkerdHeaders", True),
         "gateway_port": gateway_port,
@@ -334,8 +456,80 @@ def load(config: pulumi.Config | None = None) -> StackConfig:
         "tls": tls,
     }
     if role is Role.TARGET:
-        return StackConfig(**common, **_target(read, qotm, qotm_namespace))
-    return StackConfig(**common, **_source(read, context, kubeconfig))
+        return StackConfig(**common, **_target(read, qotm, qotm_namespace, meshed))
+    return StackConfig(**common, **_source(read, context, kubeconfig, cluster_name))
+
+
+def _role(read: _Reader) -> Role:
+    role = Role(_one_of("role", read.required("role"), [r.value for r in Role]))
+    for other in (r for r in Role if r is not role):
+        for key in _ROLE_KEYS[other]:
+            if read.text(key) not in (None, "[]"):
+                reason = f"is read by the {other.value} stack only; remove it from this {role.value} stack"
+                raise ConfigError(key, read.text(key), reason)
+    return role
+
+
+def _probe_and_ports(read: _Reader) -> tuple[int, int, int, str, int]:
+    """gatewayPort, probePort, probeTargetPort, probePath, probePeriodSeconds, checked together."""
+    gateway_port = _port("gatewayPort", read.integer("gatewayPort", upstream.PROXY_INBOUND_PORT))
+    probe_port = _port("probePort", read.integer("probePort", upstream.PROBE_SERVICE_PORT))
+    probe_target_port = _port("probeTargetPort", read.integer("probeTargetPort", upstream.HTTP_LISTENER_PORT))
+    if gateway_port in _EDGE_STACK_PORTS:
+        raise ConfigError(
+            "gatewayPort", gateway_port, f"is one of Edge Stack's own ports ({', '.join(map(str, _EDGE_STACK_PORTS))})"
+        )
+    if gateway_port == probe_port:
+        raise ConfigError("gatewayPort", gateway_port, "equals probePort: the gateway and its probe need two ports")
+    if probe_target_port not in _PROBE_TARGET_PORTS:
+        raise ConfigError(
+            "probeTargetPort",
+            probe_target_port,
+            f"Edge Stack serves plain HTTP only on {', '.join(map(str, _PROBE_TARGET_PORTS))}, where the probe must land",
+        )
+    probe_path = read.text("probePath", upstream.DEFAULT_PROBE_PATH) or ""
+    if not probe_path.startswith("/"):
+        raise ConfigError("probePath", probe_path, "must start with '/' (it is the health-check Mapping's prefix)")
+    if not _URL_PATH.match(probe_path):
+        raise ConfigError("probePath", probe_path, "must be a URL path of letters, digits and . _ ~ / - (at most 200)")
+    probe_period = read.integer("probePeriodSeconds", upstream.DEFAULT_PROBE_PERIOD_SECONDS)
+    if probe_period < 1:
+        raise ConfigError("probePeriodSeconds", probe_period, "must be at least 1")
+    return gateway_port, probe_port, probe_target_port, probe_path, probe_period
+
+
+def _namespaces(read: _Reader, role: Role) -> tuple[list[str], frozenset[str], bool, str]:
+    """meshedNamespaces, existingNamespaces, qotm and qotmNamespace, checked together.
+
+    Nothing is created that may already exist: a namespace is either ours (created, and deleted by
+    `destroy`) or listed in existingNamespaces (only annotated); others' namespaces are refused.
+    """
+    meshed = [_label("meshedNamespaces", ns) for ns in read.string_list("meshedNamespaces", ["default"])]
+    if len(set(meshed)) != len(meshed):
+        raise ConfigError("meshedNamespaces", meshed, "lists a namespace twice")
+    for namespace in meshed:
+        if namespace in RESERVED_NAMESPACES:
+            raise ConfigError(
+                "meshedNamespaces", namespace, "belongs to Kubernetes, Linkerd or Edge Stack: it is not this program's to mesh"
+            )
+    existing = frozenset(_label("existingNamespaces", ns) for ns in read.string_list("existingNamespaces", ["default"]))
+    for namespace in sorted(existing - set(meshed)):
+        raise ConfigError(
+            "existingNamespaces", namespace, f"is not one of meshedNamespaces ({', '.join(meshed) or 'none'}): nothing to patch"
+        )
+    for namespace in sorted(BUILTIN_NAMESPACES & (set(meshed) - existing)):
+        raise ConfigError(
+            "existingNamespaces",
+            sorted(existing),
+            f"must list {namespace!r}: every cluster has it, and a namespace this program creates, `destroy` deletes",
+        )
+    qotm = read.boolean("qotm", role is Role.TARGET)
+    qotm_namespace = _label("qotmNamespace", read.text("qotmNamespace", meshed[0] if meshed else "default") or "")
+    if qotm and qotm_namespace not in meshed:
+        raise ConfigError(
+            "qotmNamespace", qotm_namespace, f"must be one of meshedNamespaces ({', '.join(meshed)}) so QOTM is meshed"
+        )
+    return meshed, existing, qotm, qotm_namespace
 
 
 def _tls(read: _Reader) -> Tls | None:
@@ -347,8 +541,7 @@ def _tls(read: _Reader) -> Tls | None:
             if value is not None:
                 raise ConfigError("tlsHostname", None, f"is required when {key} is set")
         return None
-    if not _DNS1123_SUBDOMAIN.match(hostname):
-        raise ConfigError("tlsHostname", hostname, "must be a DNS name")
+    _dns_name("tlsHostname", hostname)
     if (certificate is None) != (private_key is None):
         missing = "tlsPrivateKey" if private_key is None else "tlsCertificate"
         raise ConfigError(missing, None, "is required: tlsCertificate and tlsPrivateKey come together")
@@ -356,31 +549,47 @@ def _tls(read: _Reader) -> Tls | None:
         raise ConfigError("tlsAcmeEmail", None, "is required when tlsHostname is set without tlsCertificate/tlsPrivateKey")
     if certificate is not None and acme_email is not None:
         raise ConfigError("tlsAcmeEmail", acme_email, "set either tlsAcmeEmail or tlsCertificate/tlsPrivateKey, not both")
-    if acme_email is not None and "@" not in acme_email:
-        raise ConfigError("tlsAcmeEmail", acme_email, "must be an email address")
+    if acme_email is not None and not _EMAIL.match(acme_email):
+        raise ConfigError("tlsAcmeEmail", acme_email, "must be an email address (name@example.com)")
     return Tls(hostname=hostname, certificate=certificate, private_key=private_key, acme_email=acme_email)
 
 
-def _target(read: _Reader, qotm: bool, qotm_namespace: str) -> dict[str, Any]:
-    hostname = read.required("gatewayHostname")
-    if not _DNS1123_SUBDOMAIN.match(hostname):
-        raise ConfigError("gatewayHostname", hostname, "must be a DNS name")
+def _target(read: _Reader, qotm: bool, qotm_namespace: str, meshed: list[str]) -> dict[str, Any]:
+    hostname = _dns_name("gatewayHostname", read.required("gatewayHostname"))
     default_exports = [f"{qotm_namespace}/{upstream.QOTM_SERVICE}"] if qotm else []
     # An empty list (Pulumi.yaml's default) means the default: the QOTM service when QOTM is on.
-    exported = tuple(_service_ref("exportedServices", ref) for ref in read.string_list("exportedServices", []) or default_exports)
+    refs = read.string_list("exportedServices", []) or default_exports
+    exported = tuple(_service_ref("exportedServices", ref) for ref in refs)
+    for ref, (namespace, _) in zip(refs, exported, strict=True):
+        if refs.count(ref) > 1:
+            raise ConfigError("exportedServices", ref, "is listed twice")
+        if namespace not in meshed:
+            raise ConfigError(
+                "exportedServices", ref, f"is in namespace {namespace!r}, not one of meshedNamespaces ({', '.join(meshed)})"
+            )
     return {"gateway_hostname": hostname, "exported_services": exported}
 
 
-def _source(read: _Reader, context: str, kubeconfig: str | None) -> dict[str, Any]:
+def _source(read: _Reader, context: str, kubeconfig: str | None, cluster_name: str) -> dict[str, Any]:
     target_stack = read.required("targetStack")
-    target_context = read.required("targetContext")
+    if not _STACK_NAME.match(target_stack):
+        raise ConfigError("targetStack", target_stack, "must be a stack name: [organization/][project/]stack")
+    target_context = _word("targetContext", read.required("targetContext"))
     if target_context == context:
         raise ConfigError("targetContext", target_context, "is the same context as `context`: the two stacks need two clusters")
-    target_kubeconfig = read.text("targetKubeconfig", kubeconfig)
+    target_kubeconfig = read.word("targetKubeconfig", kubeconfig)
     check_cluster("targetContext", target_context, "targetKubeconfig", target_kubeconfig)
-    addresses = tuple(read.string_list("gatewayAddresses", []))
+    addresses = tuple(_address("gatewayAddresses", address) for address in read.string_list("gatewayAddresses", []))
+    if len(set(addresses)) != len(addresses):
+        raise ConfigError("gatewayAddresses", list(addresses), "lists an address twice")
     # The target's clusterName defaults to its stack name, so this one does too.
     target_cluster_name = _label("targetClusterName", read.text("targetClusterName", target_stack.split("/")[-1]) or "")
+    if target_cluster_name == cluster_name:
+        raise ConfigError(
+            "targetClusterName", target_cluster_name, "is this stack's own clusterName: the two clusters need two names"
+        )
+    if target_cluster_name == PEER:
+        raise ConfigError("targetClusterName", target_cluster_name, f"is reserved ({PEER!r} names the linking cluster's issuer)")
     return {
         "target_stack": target_stack,
         "target_context": target_context,
@@ -392,11 +601,91 @@ def _source(read: _Reader, context: str, kubeconfig: str | None) -> dict[str, An
 
 
 def read_manifest(key: str, location: str, read: Callable[[str], str]) -> str:
-    """The manifest at `location`, or an error naming the key that points there."""
+    """The manifest at `location`, checked to be a bounded, alias-free Kubernetes manifest; or an error naming the key.
+
+    The checks run on the parser's events, before anything is composed, so an alias bomb or a
+    pathological nesting is refused in milliseconds; no error shows the file's content.
+    """
+    if not re.match(r"^https?://", location):
+        path = Path(location).expanduser()
+        path = path if path.is_absolute() else PROJECT_FILE.parent / path
+        try:
+            status = path.stat()
+        except OSError as error:
+            raise ConfigError(
+                key, location, f"cannot be read ({error.strerror}); point it at a reachable URL or a local copy"
+            ) from None
+        if not stat.S_ISREG(status.st_mode):
+            raise ConfigError(key, location, "is not a regular file")
+        if status.st_size > MANIFEST_LIMIT_BYTES:
+            raise ConfigError(key, location, f"is {status.st_size} bytes, more than a manifest's {MANIFEST_LIMIT_BYTES}")
     try:
-        return read(location)
+        text = read(location)
     except (OSError, ValueError) as error:
         raise ConfigError(key, location, f"cannot be read ({error}); point it at a reachable URL or a local copy") from None
+    if len(text) > MANIFEST_LIMIT_BYTES:
+        raise ConfigError(key, location, f"is {len(text)} characters, more than a manifest's {MANIFEST_LIMIT_BYTES}")
+    problem = manifest_problem(text)
+    if problem is not None:
+        raise ConfigError(key, location, f"is not a Kubernetes manifest: {problem}")
+    return text
+
+
+def manifest_problem(text: str) -> str | None:
+    """Why `text` is not a manifest this program parses (aliases, nesting, objects without apiVersion and kind), or None.
+
+    Upstream's manifests use no YAML aliases; refusing them closes the door on alias bombs.
+    """
+    scan = _ManifestScan()
+    try:
+        for event in yaml.parse(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+            problem = scan.feed(event)
+            if problem is not None:
+                return f"document {scan.document} {problem}"
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        return "it is not valid YAML" + (f" at line {mark.line + 1}, column {mark.column + 1}" if mark else "")
+    except yaml.YAMLError:
+        return "it is not valid YAML"
+    return None if scan.objects else "it holds no Kubernetes object"
+
+
+class _ManifestScan:
+    """Follows a YAML event stream: the document's number, the nesting depth, the top-level keys."""
+
+    NOT_AN_OBJECT = "is not an object with apiVersion and kind"
+
+    def __init__(self) -> None:
+        self.document, self.depth, self.keys, self.expect_key = 0, 0, set[str](), False
+        self.objects = 0
+
+    def feed(self, event: yaml.Event) -> str | None:
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+            return "uses YAML anchors or aliases" + (f" (line {event.start_mark.line + 1})" if event.start_mark else "")
+        if isinstance(event, yaml.DocumentStartEvent):
+            self.document, self.keys, self.expect_key = self.document + 1, set(), False
+        elif isinstance(event, yaml.DocumentEndEvent) and self.keys:
+            if not {"apiVersion", "kind"} <= self.keys:
+                return self.NOT_AN_OBJECT
+            self.objects += 1
+        elif isinstance(event, yaml.MappingStartEvent | yaml.SequenceStartEvent):
+            if self.depth == 0 and isinstance(event, yaml.SequenceStartEvent):
+                return self.NOT_AN_OBJECT
+            # The first event inside the top-level mapping is a key.
+            self.depth, self.expect_key = self.depth + 1, self.depth == 0
+            if self.depth > MANIFEST_NESTING_LIMIT:
+                return f"nests deeper than {MANIFEST_NESTING_LIMIT} levels"
+        elif isinstance(event, yaml.MappingEndEvent | yaml.SequenceEndEvent):
+            # A nested value ends: a top-level key comes next.
+            self.depth -= 1
+            self.expect_key = self.depth == 1
+        elif isinstance(event, yaml.ScalarEvent):
+            if self.depth == 0 and event.value.strip():
+                return self.NOT_AN_OBJECT
+            if self.depth == 1 and self.expect_key:
+                self.keys.add(event.value)
+            self.expect_key = self.depth == 1 and not self.expect_key
+        return None
 
 
 def check_target_outputs(cfg: StackConfig, target: pulumi.StackReference) -> None:
