@@ -33,12 +33,13 @@ class QotmDemoArgs:
     smoke_test_url: str | None = None
 
 
-def smoke_command(base_url: str) -> str:
-    url = base_url.rstrip("/") + upstream.QOTM_PREFIX
-    probe = f"curl -fsSL --max-time 10 {shlex.quote(url)} | grep -q '\"quote\"'"
+def smoke_command(base_url: str, attempts: int = SMOKE_ATTEMPTS, interval_seconds: int = SMOKE_INTERVAL_SECONDS) -> str:
+    """The page's `curl`, retried. The URL is validated by config and quoted here wherever it appears."""
+    url = shlex.quote(base_url.rstrip("/") + upstream.QOTM_PREFIX)
+    probe = f"curl -fsSL --max-time 10 {url} | grep -q '\"quote\"'"
     return (
-        f"for attempt in $(seq {SMOKE_ATTEMPTS}); do {probe} && exit 0; sleep {SMOKE_INTERVAL_SECONDS}; done; "
-        f"echo 'no quote from {url} after {SMOKE_ATTEMPTS} attempts' >&2; exit 1"
+        f"for attempt in $(seq {attempts}); do {probe} && exit 0; sleep {interval_seconds}; done; "
+        f"echo no quote from {url} after {attempts} attempts >&2; exit 1"
     )
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+from pathlib import Path
+
 import pulumi
 import pulumi_kubernetes as k8s
 import pytest
@@ -122,10 +125,57 @@ def test_smoke_command_fails_unless_a_quote_comes_back(tmp_path: pytest.TempPath
     try:
         url = f"http://127.0.0.1:{server.server_port}"
         assert subprocess.run(["bash", "-c", smoke_command(url)], check=False, timeout=30).returncode == 0
-        failing = (
-            smoke_command(url).replace("/qotm-linkerd2/", "/nothing/").replace("seq 40", "seq 2").replace("sleep 5", "sleep 0")
-        )
+        failing = smoke_command(url, attempts=2, interval_seconds=0).replace("/qotm-linkerd2/", "/nothing/")
         result = subprocess.run(["bash", "-c", failing], check=False, capture_output=True, text=True, timeout=30)
         assert result.returncode == 1 and "no quote from" in result.stderr
     finally:
         server.shutdown()
+
+
+HOSTILE_URLS = [
+    "http://x';touch${IFS}PWNED;'",
+    'http://x";touch PWNED;"',
+    "http://x$(touch PWNED)",
+    "http://x`touch PWNED`",
+    "http://x; touch PWNED",
+    "http://x\ntouch PWNED",
+    "http://x | touch PWNED",
+    "http://x && touch PWNED #",
+    "http://x'\\''; touch PWNED; echo '",
+]
+
+
+def run_smoke(tmp_path: Path, base_url: str, curl_body: str) -> subprocess.CompletedProcess[str]:
+    """The generated command under /bin/sh, with a stub curl that records its arguments, in tmp_path."""
+    stubs = tmp_path / "bin"
+    stubs.mkdir(exist_ok=True)
+    curl = stubs / "curl"
+    curl.write_text(f'#!/bin/sh\nprintf "%s\\n" "$#" "$4" > "{tmp_path}/curl-args"\n{curl_body}\n')
+    curl.chmod(0o755)
+    return subprocess.run(
+        ["/bin/sh", "-c", smoke_command(base_url, attempts=1, interval_seconds=0)],
+        cwd=tmp_path,
+        env={"PATH": f"{stubs}:/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=30,
+    )
+
+
+@pytest.mark.parametrize("base_url", HOSTILE_URLS)
+def test_smoke_command_never_runs_what_the_url_holds(tmp_path: Path, base_url: str) -> None:
+    """Config refuses these URLs; the command quotes them anyway: curl gets each as one argument, nothing runs."""
+    result = run_smoke(tmp_path, base_url, "exit 22")
+    assert result.returncode == 1
+    assert not (tmp_path / "PWNED").exists(), result.stderr
+    count, url = (tmp_path / "curl-args").read_text().split("\n", 1)
+    assert count == "4" and url.rstrip("\n") == base_url + "/qotm-linkerd2/"
+    assert "no quote from" in result.stderr
+
+
+def test_smoke_command_succeeds_on_a_quote(tmp_path: Path) -> None:
+    result = run_smoke(tmp_path, "http://edge.example.com:8080", 'echo \'{"quote": "x"}\'')
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "curl-args").read_text() == "4\nhttp://edge.example.com:8080/qotm-linkerd2/\n"
+    assert run_smoke(tmp_path, "http://edge.example.com:8080", "echo '{}'").returncode == 1
