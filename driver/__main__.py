@@ -71,12 +71,35 @@ def overrides(values: list[str]) -> dict[str, dict[str, Any]]:
         key, _, text = assignment.partition("=")
         if stack not in STACKS or not key or not _:
             raise DriverError(f"--set {value!r}: expected STACK:KEY=VALUE with STACK one of {', '.join(STACKS)}")
-        try:
-            parsed = json.loads(text)
-        except json.JSONDecodeError:
-            parsed = text
-        result.setdefault(stack, {})[key] = parsed
+        result.setdefault(stack, {})[key] = override_value(value, text)
     return result
+
+
+def override_value(option: str, text: str) -> Any:
+    """A --set value as Pulumi config would hold it: a string, unless clearly a JSON list, object or boolean.
+
+    So `kubernetesVersion=1.40` stays "1.40" and `gatewayPort=4143` stays "4143" (config reads integers from text).
+    """
+    if text in ("true", "false"):
+        return text == "true"
+    if not text.lstrip().startswith(("[", "{")):
+        return text
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        raise DriverError(f"--set {option[:200]!r}: the value starts like JSON but is not valid JSON") from None
+
+
+def stack_outputs(deployment: Deployment) -> dict[str, dict[str, Any]]:
+    """Each stack's outputs; an engine error (no such stack, no backend) becomes one line, not a traceback."""
+    try:
+        return deployment.outputs()
+    except DriverError:
+        raise
+    except Exception as error:
+        lines = str(error).strip().splitlines()
+        first = next((line for line in lines if "error:" in line), lines[0] if lines else type(error).__name__)
+        raise DriverError(f"outputs: {first.strip()[:300]}") from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -89,11 +112,13 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(summary, indent=2) if args.json else render_report(summary))
             return 0
         if args.verb == "outputs":
-            print(json.dumps(deployment.outputs(), indent=2, default=str))
+            print(json.dumps(stack_outputs(deployment), indent=2, default=str))
             return 0
         operation = getattr(deployment, args.verb)
         result: OperationResult = operation(expect_no_changes=args.expect_no_changes) if args.verb != "destroy" else operation()
     except DriverError as error:
+        if args.json:
+            print(json.dumps({"operation": args.verb, "succeeded": False, "exitCode": error.exit_code, "error": str(error)}))
         print(f"error: {error}", file=sys.stderr)
         return error.exit_code
     if args.json:

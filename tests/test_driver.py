@@ -215,3 +215,76 @@ def test_cli_exit_codes(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureF
     assert main(["up"]) == 0
     captured = capsys.readouterr()
     assert "target   ok" in captured.out and "[target] up: 2 done" in captured.err
+
+
+@pytest.mark.parametrize(
+    ("value", "parsed"),
+    [
+        ("kubernetesVersion=1.40", "1.40"),
+        ("gatewayPort=4143", "4143"),
+        ("clusterName=null", "null"),
+        ("linkerdHa=false", False),
+        ('meshedNamespaces=["default", "demo"]', ["default", "demo"]),
+        ("smokeTestUrl=http://x';touch${IFS}PWNED;'", "http://x';touch${IFS}PWNED;'"),
+    ],
+)
+def test_set_keeps_values_as_text_unless_clearly_json(value: str, parsed: Any) -> None:
+    from driver.__main__ import overrides
+
+    key, _, _ = value.partition("=")
+    assert overrides([f"target:{value}"]) == {"target": {key: parsed}}
+
+
+def test_set_with_broken_json_is_one_clear_error() -> None:
+    from driver.__main__ import overrides
+
+    with pytest.raises(DriverError, match=r"--set 'target:meshedNamespaces=\[default': the value starts like JSON"):
+        overrides(["target:meshedNamespaces=[default"])
+
+
+def test_json_is_printed_even_when_nothing_ran(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("PATH", "/nonexistent")
+    assert main(["up", "--json"]) == 2
+    report = json.loads(capsys.readouterr().out)
+    assert report["succeeded"] is False and report["exitCode"] == 2 and report["operation"] == "up"
+    assert report["error"].startswith("the Pulumi CLI (`pulumi`) is not on PATH")
+
+
+def test_outputs_turns_an_engine_error_into_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], kube: Path
+) -> None:
+    class Broken(FakeEngine):
+        def outputs(self, stack: str) -> dict[str, Any]:
+            raise RuntimeError("code: 255\n stdout: \n stderr: error: no stack named 'target' found\n")
+
+    monkeypatch.setattr("driver.__main__.Deployment", lambda *a, **k: deployment(Broken(), kubeconfig=kube))
+    assert main(["outputs"]) == 2
+    captured = capsys.readouterr()
+    assert captured.err == "error: outputs: stderr: error: no stack named 'target' found\n"
+    assert "Traceback" not in captured.err and captured.out == ""
+
+
+BROKEN_STACK_FILES = [
+    ("", "is empty: a settings file is a mapping with a `config:` section"),
+    ("config:\n  - aes-linkerd2:role: target\n", "`config` must be a mapping of <project>:<key> to values, not a list"),
+    ("- config\n", "is a list: a settings file is a mapping with a `config:` section"),
+    ("config: {aes-linkerd2:role: [target\n", "is not valid YAML at line 2, column 1"),
+    ("config:\n  1: target\n", "`config` must be a mapping of <project>:<key> to values, not keys that are not text"),
+    ("a: &a [x, x, x]\nb: &b [*a, *a, *a]\nconfig: {aes-linkerd2:role: *b}\n", "uses YAML aliases (*name): write each value out"),
+    ("config: " + "[" * 60 + "]" * 60 + "\n", "nests deeper than 50 levels"),
+    ("config:\n  aes-linkerd2:role: target\n" + "#" * (1024 * 1024) + "\n", "bytes: a settings file is at most 1048576"),
+    ("root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\n", "is a str: a settings file"),
+]
+
+
+@pytest.mark.parametrize(("text", "message"), BROKEN_STACK_FILES, ids=range(len(BROKEN_STACK_FILES)))
+def test_broken_stack_files_are_one_clear_error_naming_the_file(tmp_path: Path, text: str, message: str) -> None:
+    from driver.settings import read_settings
+
+    (tmp_path / "Pulumi.yaml").write_text((ROOT / "Pulumi.yaml").read_text())
+    stack_file = tmp_path / "Pulumi.target.yaml"
+    stack_file.write_text(text)
+    with pytest.raises(DriverError) as raised:
+        read_settings(tmp_path, "target")
+    assert str(raised.value).startswith(str(stack_file)) and message in str(raised.value), str(raised.value)
+    assert "root:x" not in str(raised.value) and len(str(raised.value)) < 300
