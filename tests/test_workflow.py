@@ -31,7 +31,9 @@ def test_actionlint_finds_a_broken_workflow() -> None:
 def test_pull_requests_preview_both_stacks_and_comment_the_diff() -> None:
     workflow = yaml.safe_load(WORKFLOW.read_text())
     preview = workflow["jobs"]["preview"]
-    assert preview["if"] == "github.event_name == 'pull_request'"
+    assert preview["if"] == (
+        "github.event_name == 'pull_request' && github.event.pull_request.head.repo.full_name == github.repository"
+    )
     assert preview["strategy"]["matrix"]["stack"] == ["target", "source"]
     step = next(s for s in preview["steps"] if str(s.get("uses", "")).startswith("pulumi/actions@"))
     assert step["with"] == {
@@ -55,3 +57,35 @@ def test_main_runs_up_behind_a_protected_environment_with_the_pinned_cli() -> No
     assert up["steps"][-1]["run"] == "./aes-linkerd2 up"
     version = (ROOT / ".pulumi-version").read_text().strip()
     assert version.count(".") == 2 and all(part.isdigit() for part in version.split("."))
+
+
+def secrets_used(job: dict[str, object]) -> set[str]:
+    """The names of the secrets a job can read, wherever in the job they are referenced."""
+    import re
+
+    return set(re.findall(r"secrets\.([A-Z0-9_]+)", yaml.safe_dump(job)))
+
+
+def test_previews_get_their_own_scoped_secrets_behind_reviewers_and_never_for_forks() -> None:
+    workflow = yaml.safe_load(WORKFLOW.read_text())
+    jobs = workflow["jobs"]
+    # Nothing secret at the workflow level: each job says what it gets.
+    assert "secrets." not in yaml.safe_dump(workflow.get("env", {}))
+    assert secrets_used(jobs["test"]) == set()
+    preview, up = jobs["preview"], jobs["up"]
+    assert preview["environment"] == "preview" and up["environment"] == "production"
+    assert "github.event.pull_request.head.repo.full_name == github.repository" in preview["if"]
+    assert secrets_used(preview) == {
+        "PREVIEW_PULUMI_BACKEND_URL",
+        "PULUMI_CONFIG_PASSPHRASE",
+        "PREVIEW_KUBECONFIG_B64",
+        "GITHUB_TOKEN",
+    }
+    assert secrets_used(up) == {"PULUMI_BACKEND_URL", "PULUMI_CONFIG_PASSPHRASE", "KUBECONFIG_B64"}
+    # The workflow says what each secret grants.
+    header = WORKFLOW.read_text().split("\nname:", 1)[0]
+    for secret in (secrets_used(preview) | secrets_used(up)) - {"GITHUB_TOKEN"}:
+        assert f"#     {secret} " in header, f"the workflow's header does not say what {secret} grants"
+    for job in jobs.values():
+        checkout = next(s for s in job["steps"] if str(s.get("uses", "")).startswith("actions/checkout@"))
+        assert checkout["with"]["persist-credentials"] is False
