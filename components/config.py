@@ -38,8 +38,10 @@ _BASE_URL = re.compile(r"^https?://(?P<host>[A-Za-z0-9.-]{1,253}|\[[0-9A-Fa-f:.]
 _URL_PATH = re.compile(r"^/[A-Za-z0-9._~/-]{0,200}$")
 # organization/project/stack, project/stack or stack.
 _STACK_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,100}(/[A-Za-z0-9_.-]{1,100}){0,2}$")
-# A path or command name (linkerdCli, kubectl, kubeconfig) or a kube context: no spaces or control characters.
+# A kube context or a manifest's URL or path: no spaces or control characters.
 _WORD = re.compile(r"^[^\s\x00-\x1f\x7f]{1,4096}$")
+# A file path or command name (linkerdCli, kubectl, kubeconfig): no spaces, quotes or shell syntax.
+_PATH = re.compile(r"^[A-Za-z0-9_./+~@:=,-]{1,4096}$")
 # The longest value an error shows, so a huge or hostile value cannot flood the output.
 SHOWN_VALUE_LIMIT = 200
 # Manifests larger than this are refused before they are parsed (Edge Stack's CRDs are 0.4 MiB).
@@ -175,7 +177,7 @@ class _Reader:
         raw = self.text(key)
         if raw is None:
             return default
-        if not _INTEGER.match(raw):
+        if not _INTEGER.fullmatch(raw):
             raise ConfigError(key, raw, "must be an integer")
         return int(raw)
 
@@ -193,10 +195,17 @@ class _Reader:
         return value
 
     def word(self, key: str, default: str | None = None) -> str | None:
-        """A path, command name or context: one word, no spaces or control characters."""
+        """A context, URL or path: one word, no spaces or control characters."""
         value = self.text(key, default)
-        if value is not None and not _WORD.match(value):
+        if value is not None and not _WORD.fullmatch(value):
             raise ConfigError(key, value, "must be one word: no spaces or control characters")
+        return value
+
+    def path(self, key: str, default: str | None = None) -> str | None:
+        """A file path or command name, as plain as the tools' own: it reaches command lines (quoted there)."""
+        value = self.text(key, default)
+        if value is not None and not _PATH.fullmatch(value):
+            raise ConfigError(key, value, "must be a path or command name of letters, digits and _ . / + ~ @ : = , -")
         return value
 
     def secret(self, key: str) -> pulumi.Output[str] | None:
@@ -212,14 +221,18 @@ def _port(key: str, value: int) -> int:
 
 
 def _label(key: str, value: str) -> str:
-    if not _DNS1123_LABEL.match(value):
+    if not _DNS1123_LABEL.fullmatch(value):
         raise ConfigError(key, value, "must be a DNS-1123 label (lower-case letters, digits and '-', at most 63)")
     return value
 
 
 def is_dns_name(value: str) -> bool:
-    """A DNS-1123 subdomain: dot-separated labels, lower case, no trailing dot, at most 253 characters."""
-    return len(value) <= 253 and all(_DNS1123_LABEL.match(label) for label in value.split("."))
+    """A DNS-1123 subdomain: dot-separated labels, lower case, no trailing dot, at most 253 characters.
+
+    The last label is not all digits: 300.1.1.1 is a mistyped address, not a name.
+    """
+    labels = value.split(".")
+    return len(value) <= 253 and all(_DNS1123_LABEL.fullmatch(label) for label in labels) and not labels[-1].isdigit()
 
 
 def _dns_name(key: str, value: str) -> str:
@@ -236,10 +249,10 @@ def _address(key: str, value: str) -> str:
 
 def _base_url(key: str, value: str) -> str:
     """Edge Stack's base URL, strictly: it reaches a shell command line (quoted there too)."""
-    match = _BASE_URL.match(value)
+    match = _BASE_URL.fullmatch(value)
     if match:
         host, port = match.group("host"), match.group("port")
-        host_ok = _is_ip(host[1:-1], version=6) if host.startswith("[") else is_dns_name(host.lower())
+        host_ok = _is_ip(host[1:-1], version=6) if host.startswith("[") else is_dns_name(host.lower()) or _is_ip(host)
         if host_ok and (port is None or 1 <= int(port) <= 65535):
             return value
     raise ConfigError(key, value, "must be http(s)://<host>[:port] of Edge Stack")
@@ -271,7 +284,7 @@ def check_keys(keys: list[str], known: frozenset[str]) -> None:
     for key in keys:
         if key not in known:
             close = difflib.get_close_matches(key, sorted(known), n=1)
-            hint = f"did you mean {close[0]}?" if close else f"the keys are: {', '.join(sorted(known))}"
+            hint = f"did you mean {close[0]}?" if close else "Pulumi.yaml declares the keys"
             name = f"{PROJECT}:{key}"
             value = "[secret]" if pulumi.runtime.config.is_config_secret(name) else pulumi.runtime.config.get_config(name)
             raise ConfigError(key, value, f"is not a key of {PROJECT}; {hint}")
@@ -286,7 +299,7 @@ def _one_of(key: str, value: str, allowed: list[str] | tuple[str, ...]) -> str:
 def _kubernetes_version(key: str, raw: str | None) -> tuple[int, int] | None:
     if raw is None:
         return None
-    match = _KUBERNETES_VERSION.match(raw)
+    match = _KUBERNETES_VERSION.fullmatch(raw)
     if not match:
         raise ConfigError(key, raw, "must look like 1.34 or v1.34.2")
     return int(match.group(1)), int(match.group(2))
@@ -367,7 +380,7 @@ _ROLE_KEYS = {
 
 
 def _word(key: str, value: str) -> str:
-    if not _WORD.match(value):
+    if not _WORD.fullmatch(value):
         raise ConfigError(key, value, "must be one word: no spaces or control characters")
     return value
 
@@ -381,7 +394,7 @@ def load(config: pulumi.Config | None = None) -> StackConfig:
     line_name = _one_of("versionLine", read.text("versionLine", upstream.DEFAULT_LINE) or "", list(upstream.VERSION_LINES))
     line = upstream.VERSION_LINES[line_name]
 
-    kubeconfig = read.word("kubeconfig")
+    kubeconfig = read.path("kubeconfig")
     context = _word("context", read.required("context"))
     check_cluster("context", context, "kubeconfig", kubeconfig)
 
@@ -432,8 +445,8 @@ def load(config: pulumi.Config | None = None) -> StackConfig:
         "context": context,
         "cluster_name": cluster_name,
         "kubernetes_version": kubernetes_version,
-        "linkerd_cli": read.word("linkerdCli") or tools.find_linkerd(linkerd_version) or "linkerd",
-        "kubectl": read.word("kubectl", "kubectl") or "",
+        "linkerd_cli": read.path("linkerdCli") or tools.find_linkerd(linkerd_version) or "linkerd",
+        "kubectl": read.path("kubectl", "kubectl") or "",
         "linkerd_version": linkerd_version,
         "linkerd_ha": read.boolean("linkerdHa", True),
         "trust_domain": trust_domain,
@@ -490,7 +503,7 @@ def _probe_and_ports(read: _Reader) -> tuple[int, int, int, str, int]:
     probe_path = read.text("probePath", upstream.DEFAULT_PROBE_PATH) or ""
     if not probe_path.startswith("/"):
         raise ConfigError("probePath", probe_path, "must start with '/' (it is the health-check Mapping's prefix)")
-    if not _URL_PATH.match(probe_path):
+    if not _URL_PATH.fullmatch(probe_path):
         raise ConfigError("probePath", probe_path, "must be a URL path of letters, digits and . _ ~ / - (at most 200)")
     probe_period = read.integer("probePeriodSeconds", upstream.DEFAULT_PROBE_PERIOD_SECONDS)
     if probe_period < 1:
@@ -513,7 +526,8 @@ def _namespaces(read: _Reader, role: Role) -> tuple[list[str], frozenset[str], b
                 "meshedNamespaces", namespace, "belongs to Kubernetes, Linkerd or Edge Stack: it is not this program's to mesh"
             )
     existing = frozenset(_label("existingNamespaces", ns) for ns in read.string_list("existingNamespaces", ["default"]))
-    for namespace in sorted(existing - set(meshed)):
+    # The built-in `default` may stay listed (Pulumi.yaml's default) when it is not meshed.
+    for namespace in sorted(existing - set(meshed) - BUILTIN_NAMESPACES):
         raise ConfigError(
             "existingNamespaces", namespace, f"is not one of meshedNamespaces ({', '.join(meshed) or 'none'}): nothing to patch"
         )
@@ -549,7 +563,7 @@ def _tls(read: _Reader) -> Tls | None:
         raise ConfigError("tlsAcmeEmail", None, "is required when tlsHostname is set without tlsCertificate/tlsPrivateKey")
     if certificate is not None and acme_email is not None:
         raise ConfigError("tlsAcmeEmail", acme_email, "set either tlsAcmeEmail or tlsCertificate/tlsPrivateKey, not both")
-    if acme_email is not None and not _EMAIL.match(acme_email):
+    if acme_email is not None and not _EMAIL.fullmatch(acme_email):
         raise ConfigError("tlsAcmeEmail", acme_email, "must be an email address (name@example.com)")
     return Tls(hostname=hostname, certificate=certificate, private_key=private_key, acme_email=acme_email)
 
@@ -572,12 +586,12 @@ def _target(read: _Reader, qotm: bool, qotm_namespace: str, meshed: list[str]) -
 
 def _source(read: _Reader, context: str, kubeconfig: str | None, cluster_name: str) -> dict[str, Any]:
     target_stack = read.required("targetStack")
-    if not _STACK_NAME.match(target_stack):
+    if not _STACK_NAME.fullmatch(target_stack):
         raise ConfigError("targetStack", target_stack, "must be a stack name: [organization/][project/]stack")
     target_context = _word("targetContext", read.required("targetContext"))
     if target_context == context:
         raise ConfigError("targetContext", target_context, "is the same context as `context`: the two stacks need two clusters")
-    target_kubeconfig = read.word("targetKubeconfig", kubeconfig)
+    target_kubeconfig = read.path("targetKubeconfig", kubeconfig)
     check_cluster("targetContext", target_context, "targetKubeconfig", target_kubeconfig)
     addresses = tuple(_address("gatewayAddresses", address) for address in read.string_list("gatewayAddresses", []))
     if len(set(addresses)) != len(addresses):

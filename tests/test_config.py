@@ -242,3 +242,57 @@ def test_unreadable_manifest_names_its_key() -> None:
     assert isinstance(run.error, config.ConfigError) and run.error.key == "edgeStackManifest"
     assert str(run.error).startswith("config aes-linkerd2:edgeStackManifest = '/nowhere/aes.yaml': cannot be read (")
     assert run.registrations == []
+
+
+@pytest.mark.parametrize(
+    "url", ["http://203.0.113.7", "https://edge.example.com/", "http://edge.example.com:8080", "http://[2001:db8::1]:80"]
+)
+def test_strict_checks_still_take_every_good_value(url: str) -> None:
+    """The bad-input table's rules refuse nothing a real stack needs."""
+    cfg = load(
+        target_config(
+            smokeTestUrl=url,
+            meshedNamespaces=["demo", "team-a"],  # `default`, Pulumi.yaml's existingNamespaces, may stay listed
+            qotmNamespace="demo",
+            exportedServices=["demo/qotm-linkerd2", "team-a/api"],
+            trustDomain="prod.example.org",
+            tlsHostname="www.example.com",
+            tlsAcmeEmail="ops+acme@example.com",
+        ),
+        secrets={"edgeStackLicenseKey": "t"},
+    )
+    assert cfg.smoke_test_url == url and cfg.meshed_namespaces == ("demo", "team-a")
+    source = load(
+        source_config(gatewayAddresses=["192.0.2.10", "2001:db8::2", "gw.target.example.com"], targetClusterName="east"),
+        stack="source",
+        secrets={"edgeStackLicenseKey": "t"},
+    )
+    assert source.gateway_addresses == ("192.0.2.10", "2001:db8::2", "gw.target.example.com")
+
+
+def test_a_typo_is_refused_with_the_nearest_key() -> None:
+    run = run_stack("target", {**target_config(), "probePeriod": "5"})
+    assert isinstance(run.error, config.ConfigError) and run.error.key == "probePeriod"
+    assert (
+        str(run.error) == "config aes-linkerd2:probePeriod = '5': is not a key of aes-linkerd2; did you mean probePeriodSeconds?"
+    )
+    secret = run_stack("target", target_config(), secret_config={"edgeStackLicenceKey": "token-value"})
+    assert isinstance(secret.error, config.ConfigError) and "token-value" not in str(secret.error)
+    assert str(secret.error).startswith("config aes-linkerd2:edgeStackLicenceKey = '[secret]': is not a key")
+    assert "did you mean edgeStackLicenseKey?" in str(secret.error)
+
+
+def test_a_file_that_is_no_manifest_is_refused_without_its_content() -> None:
+    run = run_stack("target", target_config(edgeStackManifest="/etc/passwd"))
+    assert str(run.error) == (
+        "config aes-linkerd2:edgeStackManifest = '/etc/passwd': "
+        "is not a Kubernetes manifest: document 1 is not an object with apiVersion and kind"
+    )
+    assert run.registrations == []
+
+
+def test_shown_values_are_bounded() -> None:
+    assert config.shown("x" * 10) == repr("x" * 10)
+    long = config.shown("x" * 10_000)
+    assert len(long) <= config.SHOWN_VALUE_LIMIT and long.endswith("... (10002 characters)")
+    assert config.shown("a\nb\x1b[31m") == "'a\\nb\\x1b[31m'"

@@ -262,29 +262,3 @@ def test_outputs_turns_an_engine_error_into_one_line(
     captured = capsys.readouterr()
     assert captured.err == "error: outputs: stderr: error: no stack named 'target' found\n"
     assert "Traceback" not in captured.err and captured.out == ""
-
-
-BROKEN_STACK_FILES = [
-    ("", "is empty: a settings file is a mapping with a `config:` section"),
-    ("config:\n  - aes-linkerd2:role: target\n", "`config` must be a mapping of <project>:<key> to values, not a list"),
-    ("- config\n", "is a list: a settings file is a mapping with a `config:` section"),
-    ("config: {aes-linkerd2:role: [target\n", "is not valid YAML at line 2, column 1"),
-    ("config:\n  1: target\n", "`config` must be a mapping of <project>:<key> to values, not keys that are not text"),
-    ("a: &a [x, x, x]\nb: &b [*a, *a, *a]\nconfig: {aes-linkerd2:role: *b}\n", "uses YAML aliases (*name): write each value out"),
-    ("config: " + "[" * 60 + "]" * 60 + "\n", "nests deeper than 50 levels"),
-    ("config:\n  aes-linkerd2:role: target\n" + "#" * (1024 * 1024) + "\n", "bytes: a settings file is at most 1048576"),
-    ("root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\n", "is a str: a settings file"),
-]
-
-
-@pytest.mark.parametrize(("text", "message"), BROKEN_STACK_FILES, ids=range(len(BROKEN_STACK_FILES)))
-def test_broken_stack_files_are_one_clear_error_naming_the_file(tmp_path: Path, text: str, message: str) -> None:
-    from driver.settings import read_settings
-
-    (tmp_path / "Pulumi.yaml").write_text((ROOT / "Pulumi.yaml").read_text())
-    stack_file = tmp_path / "Pulumi.target.yaml"
-    stack_file.write_text(text)
-    with pytest.raises(DriverError) as raised:
-        read_settings(tmp_path, "target")
-    assert str(raised.value).startswith(str(stack_file)) and message in str(raised.value), str(raised.value)
-    assert "root:x" not in str(raised.value) and len(str(raised.value)) < 300

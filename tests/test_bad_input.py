@@ -1,0 +1,402 @@
+"""Hostile and careless input, table-driven: every key, every cross-field rule, hostile strings, huge and
+recursive YAML, broken stack files. Each is refused before anything is registered or run, with one
+error naming the key (or the file) and the value, bounded, without a traceback, in seconds.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from components import config
+from driver.settings import DriverError, read_settings
+from tests.conftest import EMISSARY, FIXTURES, LICENSE, ROOT, run_stack, source_config, target_config
+
+SECONDS = 5
+SHOWN_LIMIT = 200
+REMOVE = object()  # a change that removes the key
+
+# Nine levels of nine: 387 million nodes once expanded.
+ALIAS_BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join([f'*{chr(97 + i)}'] * 9)}]\n" for i in range(8)
+)
+
+
+def manifest_with(text: str) -> Callable[[Path], str]:
+    """A manifest file holding `text`, made in the test's folder; its path is the config value."""
+
+    def make(folder: Path) -> str:
+        path = folder / "manifest.yaml"
+        path.write_text(text)
+        return str(path)
+
+    return make
+
+
+def huge_file(folder: Path) -> str:
+    path = folder / "huge.yaml"
+    with path.open("wb") as handle:
+        handle.truncate(17 * 1024 * 1024)  # sparse: refused by its size, never read
+    return str(path)
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    change: dict[str, Any]
+    key: str
+    value: Any  # what the error shows (the value as read, or None when missing)
+    stack: str = "target"
+    secrets: dict[str, str] | None = None
+    # Values computed in the test's folder (files), by key.
+    files: dict[str, Callable[[Path], str]] = field(default_factory=dict)
+
+
+def t(name: str, key: str, value: Any, **change: Any) -> Case:
+    return Case(name, change, key, value)
+
+
+def s(name: str, key: str, value: Any, **change: Any) -> Case:
+    return Case(name, change, key, value, stack="source")
+
+
+def f(name: str, key: str, make: Callable[[Path], str]) -> Case:
+    return Case(name, {}, key, None, files={key: make})
+
+
+CASES = [
+    # role
+    t("role-missing", "role", None, role=REMOVE),
+    t("role-unknown", "role", "gateway", role="gateway"),
+    t("role-case", "role", "Target", role="Target"),
+    t("role-shell", "role", "target; rm -rf /", role="target; rm -rf /"),
+    t("role-huge", "role", "x" * 100_000, role="x" * 100_000),
+    # context
+    t("context-missing", "context", None, context=REMOVE),
+    t("context-unknown", "context", "nowhere", context="nowhere"),
+    t("context-space", "context", "target ctx", context="target ctx"),
+    t("context-newline", "context", "target-ctx\nrm -rf /", context="target-ctx\nrm -rf /"),
+    t("context-substitution", "context", "$(touch PWNED)", context="$(touch PWNED)"),
+    # kubeconfig
+    t("kubeconfig-missing-file", "kubeconfig", "/nowhere/kubeconfig", kubeconfig="/nowhere/kubeconfig"),
+    t("kubeconfig-shell", "kubeconfig", "k;id", kubeconfig="k;id"),
+    # clusterName
+    t("clusterName-case", "clusterName", "Target_1", clusterName="Target_1"),
+    t("clusterName-peer", "clusterName", "peer", clusterName="peer"),
+    t("clusterName-long", "clusterName", "a" * 64, clusterName="a" * 64),
+    t("clusterName-dash", "clusterName", "-x", clusterName="-x"),
+    # versionLine, versions
+    t("versionLine-unknown", "versionLine", "2019", versionLine="2019"),
+    t("versionLine-path", "versionLine", "../current", versionLine="../current"),
+    t("kubernetesVersion-word", "kubernetesVersion", "latest", kubernetesVersion="latest"),
+    t("kubernetesVersion-old", "kubernetesVersion", "1.29", kubernetesVersion="1.29"),
+    t("kubernetesVersion-shell", "kubernetesVersion", "1.34;id", kubernetesVersion="1.34;id"),
+    t("linkerdVersion-unknown", "linkerdVersion", "edge-20.1.1", linkerdVersion="edge-20.1.1"),
+    t("linkerdVersion-newline", "linkerdVersion", "edge-26.8.3\n", linkerdVersion="edge-26.8.3\n"),
+    t("edgeStackProduct-unknown", "edgeStackProduct", "nginx", edgeStackProduct="nginx"),
+    t("edgeStackVersion-unknown", "edgeStackVersion", "2.0.0", edgeStackVersion="2.0.0"),
+    # commands and paths
+    t("linkerdCli-space", "linkerdCli", "linkerd --verbose", linkerdCli="linkerd --verbose"),
+    t("linkerdCli-substitution", "linkerdCli", "$(touch PWNED)", linkerdCli="$(touch PWNED)"),
+    t("kubectl-args", "kubectl", "kubectl apply", kubectl="kubectl apply"),
+    t("kubectl-shell", "kubectl", "kubectl;id", kubectl="kubectl;id"),
+    t("kubectl-backticks", "kubectl", "`id`", kubectl="`id`"),
+    # booleans
+    t("linkerdHa-word", "linkerdHa", "yes", linkerdHa="yes"),
+    t("linkerdHa-number", "linkerdHa", "1", linkerdHa="1"),
+    t("addLinkerdHeaders-word", "addLinkerdHeaders", "maybe", addLinkerdHeaders="maybe"),
+    t("qotm-word", "qotm", "sometimes", qotm="sometimes"),
+    # trustDomain
+    t("trustDomain-space", "trustDomain", "Cluster Local", trustDomain="Cluster Local"),
+    t("trustDomain-trailing-dot", "trustDomain", "cluster.local.", trustDomain="cluster.local."),
+    t("trustDomain-upper", "trustDomain", "Cluster.local", trustDomain="Cluster.local"),
+    t("trustDomain-empty-label", "trustDomain", "cluster..local", trustDomain="cluster..local"),
+    t("trustDomain-dash-label", "trustDomain", "-a.local", trustDomain="-a.local"),
+    t("trustDomain-long-label", "trustDomain", "a" * 64 + ".local", trustDomain="a" * 64 + ".local"),
+    # ports
+    t("gatewayPort-zero", "gatewayPort", 0, gatewayPort="0"),
+    t("gatewayPort-http", "gatewayPort", 80, gatewayPort="80"),
+    t("gatewayPort-https", "gatewayPort", 443, gatewayPort="443"),
+    t("gatewayPort-http-listener", "gatewayPort", 8080, gatewayPort="8080"),
+    t("gatewayPort-https-listener", "gatewayPort", 8443, gatewayPort="8443"),
+    t("gatewayPort-admin", "gatewayPort", 8877, gatewayPort="8877"),
+    t("gatewayPort-equals-probePort", "gatewayPort", 4143, probePort="4143"),
+    t("gatewayPort-exponent", "gatewayPort", "1e3", gatewayPort="1e3"),
+    t("gatewayPort-fullwidth", "gatewayPort", "４１４３", gatewayPort="４１４３"),
+    t("gatewayPort-underscore", "gatewayPort", "4_143", gatewayPort="4_143"),
+    t("gatewayPort-huge", "gatewayPort", "9" * 5000, gatewayPort="9" * 5000),
+    t("probePort-high", "probePort", 70000, probePort="70000"),
+    t("probePort-negative", "probePort", -1, probePort="-1"),
+    t("probeTargetPort-word", "probeTargetPort", "http", probeTargetPort="http"),
+    t("probeTargetPort-https", "probeTargetPort", 8443, probeTargetPort="8443"),
+    t("probeTargetPort-admin", "probeTargetPort", 8877, probeTargetPort="8877"),
+    t("probeTargetPort-qotm", "probeTargetPort", 5000, probeTargetPort="5000"),
+    # probe path and period
+    t("probePath-relative", "probePath", "-/ambassador/ready", probePath="-/ambassador/ready"),
+    t("probePath-space", "probePath", "/a b", probePath="/a b"),
+    t("probePath-quote", "probePath", "/x'; rm -rf /", probePath="/x'; rm -rf /"),
+    t("probePath-long", "probePath", "/" + "a" * 300, probePath="/" + "a" * 300),
+    t("probePeriodSeconds-zero", "probePeriodSeconds", 0, probePeriodSeconds="0"),
+    t("probePeriodSeconds-negative", "probePeriodSeconds", -5, probePeriodSeconds="-5"),
+    t("probePeriodSeconds-fraction", "probePeriodSeconds", "3.5", probePeriodSeconds="3.5"),
+    # namespaces
+    t("meshedNamespaces-case", "meshedNamespaces", "Default", meshedNamespaces=["Default"]),
+    t("meshedNamespaces-not-a-list", "meshedNamespaces", "default", meshedNamespaces="default"),
+    t("meshedNamespaces-twice", "meshedNamespaces", ["default", "default"], meshedNamespaces=["default", "default"]),
+    t("meshedNamespaces-objects", "meshedNamespaces", '[{"a": 1}]', meshedNamespaces=[{"a": 1}]),
+    t("meshedNamespaces-alias-bomb", "meshedNamespaces", ALIAS_BOMB, meshedNamespaces=ALIAS_BOMB),
+    t("meshedNamespaces-deep", "meshedNamespaces", "[" * 100_000, meshedNamespaces="[" * 100_000),
+    *(
+        t(f"meshedNamespaces-{ns}", "meshedNamespaces", ns, meshedNamespaces=["default", ns], existingNamespaces=["default"])
+        for ns in ("kube-system", "kube-public", "kube-node-lease", "linkerd", "linkerd-multicluster", "linkerd-viz")
+    ),
+    t("meshedNamespaces-ambassador", "meshedNamespaces", "ambassador", meshedNamespaces=["ambassador"], qotm="false"),
+    t("meshedNamespaces-emissary", "meshedNamespaces", "emissary", meshedNamespaces=["emissary"], qotm="false"),
+    t("existingNamespaces-not-meshed", "existingNamespaces", "demo", existingNamespaces=["default", "demo"]),
+    t("existingNamespaces-case", "existingNamespaces", "Default", existingNamespaces=["Default"]),
+    t(
+        "existingNamespaces-without-default",
+        "existingNamespaces",
+        [],
+        meshedNamespaces=["default", "demo"],
+        existingNamespaces=[],
+    ),
+    t("qotmNamespace-not-meshed", "qotmNamespace", "demo", qotmNamespace="demo"),
+    t("qotmNamespace-case", "qotmNamespace", "Demo", qotmNamespace="Demo"),
+    # smokeTestUrl
+    t("smokeTestUrl-no-scheme", "smokeTestUrl", "edge.example.com", smokeTestUrl="edge.example.com"),
+    t(
+        "smokeTestUrl-quote-injection",
+        "smokeTestUrl",
+        "http://x';touch${IFS}PWNED;'",
+        smokeTestUrl="http://x';touch${IFS}PWNED;'",
+    ),
+    t("smokeTestUrl-substitution", "smokeTestUrl", "http://x$(id)", smokeTestUrl="http://x$(id)"),
+    t("smokeTestUrl-backticks", "smokeTestUrl", "http://x/`id`", smokeTestUrl="http://x/`id`"),
+    t("smokeTestUrl-space", "smokeTestUrl", "http://a b", smokeTestUrl="http://a b"),
+    t("smokeTestUrl-ftp", "smokeTestUrl", "ftp://x", smokeTestUrl="ftp://x"),
+    t("smokeTestUrl-port", "smokeTestUrl", "http://x:99999", smokeTestUrl="http://x:99999"),
+    t("smokeTestUrl-path", "smokeTestUrl", "http://x/qotm", smokeTestUrl="http://x/qotm"),
+    t("smokeTestUrl-ipv6", "smokeTestUrl", "http://[zz]:80", smokeTestUrl="http://[zz]:80"),
+    t("smokeTestUrl-newline", "smokeTestUrl", "http://x\n", smokeTestUrl="http://x\n"),
+    t("smokeTestUrl-userinfo", "smokeTestUrl", "http://u:p@x", smokeTestUrl="http://u:p@x"),
+    t("smokeTestUrl-empty-host", "smokeTestUrl", "http://", smokeTestUrl="http://"),
+    # TLS
+    t("tlsHostname-space", "tlsHostname", "www example", tlsHostname="www example", tlsAcmeEmail="ops@example.com"),
+    t("tlsHostname-trailing-dot", "tlsHostname", "www.example.com.", tlsHostname="www.example.com.", tlsAcmeEmail="o@x.com"),
+    t("tlsHostname-missing", "tlsHostname", None, tlsAcmeEmail="ops@example.com"),
+    t("tlsAcmeEmail-missing", "tlsAcmeEmail", None, tlsHostname="www.example.com"),
+    t("tlsAcmeEmail-no-at", "tlsAcmeEmail", "ops", tlsHostname="www.example.com", tlsAcmeEmail="ops"),
+    t("tlsAcmeEmail-no-domain", "tlsAcmeEmail", "ops@", tlsHostname="www.example.com", tlsAcmeEmail="ops@"),
+    t("tlsAcmeEmail-no-tld", "tlsAcmeEmail", "ops@example", tlsHostname="www.example.com", tlsAcmeEmail="ops@example"),
+    t("tlsAcmeEmail-shell", "tlsAcmeEmail", "o@x.com; rm", tlsHostname="www.example.com", tlsAcmeEmail="o@x.com; rm"),
+    t("tlsAcmeEmail-brackets", "tlsAcmeEmail", "<o@x.com>", tlsHostname="www.example.com", tlsAcmeEmail="<o@x.com>"),
+    Case(
+        "tlsPrivateKey-missing",
+        {"tlsHostname": "www.example.com"},
+        "tlsPrivateKey",
+        None,
+        secrets={"edgeStackLicenseKey": LICENSE, "tlsCertificate": "CERT"},
+    ),
+    Case(
+        "tlsCertificate-missing",
+        {"tlsHostname": "www.example.com"},
+        "tlsCertificate",
+        None,
+        secrets={"edgeStackLicenseKey": LICENSE, "tlsPrivateKey": "KEY"},
+    ),
+    Case(
+        "tlsAcmeEmail-and-certificate",
+        {"tlsHostname": "www.example.com", "tlsAcmeEmail": "o@x.com"},
+        "tlsAcmeEmail",
+        "o@x.com",
+        secrets={"edgeStackLicenseKey": LICENSE, "tlsCertificate": "C", "tlsPrivateKey": "K"},
+    ),
+    Case(
+        "tlsCertificate-without-hostname",
+        {},
+        "tlsHostname",
+        None,
+        secrets={"edgeStackLicenseKey": LICENSE, "tlsCertificate": "C", "tlsPrivateKey": "K"},
+    ),
+    # licence
+    Case("edgeStackLicenseKey-missing", {}, "edgeStackLicenseKey", None, secrets={}),
+    Case(
+        "edgeStackLicenseKey-for-emissary",
+        {"edgeStackProduct": "emissary"},
+        "edgeStackLicenseKey",
+        "[secret]",
+        secrets={"edgeStackLicenseKey": "do-not-show-me"},
+    ),
+    # gateway and exports (target)
+    t("gatewayHostname-missing", "gatewayHostname", None, gatewayHostname=REMOVE),
+    t("gatewayHostname-space", "gatewayHostname", "gw example", gatewayHostname="gw example"),
+    t("gatewayHostname-upper", "gatewayHostname", "GW.example.com", gatewayHostname="GW.example.com"),
+    t("gatewayHostname-numeric", "gatewayHostname", "300.1.1.1", gatewayHostname="300.1.1.1"),
+    t("exportedServices-no-namespace", "exportedServices", "qotm-linkerd2", exportedServices=["qotm-linkerd2"]),
+    t("exportedServices-case", "exportedServices", "Qotm", exportedServices=["default/Qotm"]),
+    t(
+        "exportedServices-twice",
+        "exportedServices",
+        "default/qotm-linkerd2",
+        exportedServices=["default/qotm-linkerd2", "default/qotm-linkerd2"],
+    ),
+    t("exportedServices-not-meshed", "exportedServices", "demo/api", exportedServices=["demo/api"]),
+    t("exportedServices-kube-system", "exportedServices", "kube-system/kube-dns", exportedServices=["kube-system/kube-dns"]),
+    t("exportedServices-three-parts", "exportedServices", "b/c", exportedServices=["default/b/c"]),
+    # unknown keys (typos), role keys on the wrong stack
+    t("unknown-gatewayPrt", "gatewayPrt", "4143", gatewayPrt="4143"),
+    t("unknown-meshedNamespace", "meshedNamespace", '["default"]', meshedNamespace=["default"]),
+    t("unknown-smokeTestURL", "smokeTestURL", "http://x", smokeTestURL="http://x"),
+    t("unknown-anything", "zzzzzz", "1", zzzzzz="1"),
+    t("target-with-targetStack", "targetStack", "org/aes-linkerd2/target", targetStack="org/aes-linkerd2/target"),
+    s("source-with-gatewayHostname", "gatewayHostname", "gw.example.com", gatewayHostname="gw.example.com"),
+    # source
+    s("targetStack-missing", "targetStack", None, targetStack=REMOVE),
+    s("targetStack-too-deep", "targetStack", "a/b/c/d", targetStack="a/b/c/d"),
+    s("targetStack-space", "targetStack", "org/aes linkerd2/target", targetStack="org/aes linkerd2/target"),
+    s("targetContext-missing", "targetContext", None, targetContext=REMOVE),
+    s("targetContext-same", "targetContext", "source-ctx", targetContext="source-ctx"),
+    s("targetContext-unknown", "targetContext", "nowhere", targetContext="nowhere"),
+    s("targetKubeconfig-missing-file", "targetKubeconfig", "/nowhere/k", targetKubeconfig="/nowhere/k"),
+    s("targetClusterName-case", "targetClusterName", "Target", targetClusterName="Target"),
+    s("targetClusterName-is-own", "targetClusterName", "source", targetClusterName="source"),
+    s("targetClusterName-peer", "targetClusterName", "peer", targetClusterName="peer"),
+    s("clusterName-peer-source", "clusterName", "peer", clusterName="peer"),
+    s("gatewayAddresses-word", "gatewayAddresses", "not an address", gatewayAddresses=["not an address"]),
+    s("gatewayAddresses-twice", "gatewayAddresses", ["192.0.2.1", "192.0.2.1"], gatewayAddresses=["192.0.2.1", "192.0.2.1"]),
+    s("gatewayAddresses-bad-ip", "gatewayAddresses", "300.1.1.1", gatewayAddresses=["300.1.1.1"]),
+    s("gatewayAddresses-not-a-list", "gatewayAddresses", "192.0.2.1", gatewayAddresses="192.0.2.1"),
+    s("verify-word", "verify", "nope", verify="nope"),
+    # manifests: unreadable, huge, recursive, not YAML, not Kubernetes
+    t("edgeStackCrds-missing-file", "edgeStackCrds", "/nowhere/crds.yaml", edgeStackCrds="/nowhere/crds.yaml"),
+    t("edgeStackManifest-missing-file", "edgeStackManifest", "/nowhere/aes.yaml", edgeStackManifest="/nowhere/aes.yaml"),
+    t("edgeStackManifest-passwd", "edgeStackManifest", "/etc/passwd", edgeStackManifest="/etc/passwd"),
+    t("edgeStackCrds-device", "edgeStackCrds", "/dev/zero", edgeStackCrds="/dev/zero"),
+    t("edgeStackCrds-directory", "edgeStackCrds", str(FIXTURES), edgeStackCrds=str(FIXTURES)),
+    t("edgeStackManifest-space", "edgeStackManifest", "a b.yaml", edgeStackManifest="a b.yaml"),
+    f("edgeStackManifest-alias-bomb", "edgeStackManifest", manifest_with(ALIAS_BOMB)),
+    f(
+        "edgeStackCrds-alias-bomb",
+        "edgeStackCrds",
+        manifest_with("apiVersion: v1\nkind: List\n" + ALIAS_BOMB.replace("a:", "items:", 1)),
+    ),
+    f("edgeStackManifest-deep", "edgeStackManifest", manifest_with("[" * 100_000)),
+    f("edgeStackManifest-huge", "edgeStackManifest", huge_file),
+    f("edgeStackManifest-empty", "edgeStackManifest", manifest_with("")),
+    f("edgeStackManifest-list", "edgeStackManifest", manifest_with("- apiVersion: v1\n  kind: Namespace\n")),
+    f("edgeStackManifest-no-kind", "edgeStackManifest", manifest_with("apiVersion: v1\nmetadata: {name: x}\n")),
+    f("edgeStackManifest-invalid", "edgeStackManifest", manifest_with("apiVersion: v1\nkind: [Namespace\n")),
+    f("edgeStackCrds-binary", "edgeStackCrds", manifest_with("\x00\x01\x02 secret-looking text")),
+]
+
+
+@pytest.fixture
+def deadline() -> Iterator[None]:
+    """A case that hangs fails at SECONDS * 4 instead of hanging the run (where Python gets control back)."""
+
+    def expire(signum: int, frame: object) -> None:
+        raise TimeoutError(f"still running after {SECONDS * 4} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(SECONDS * 4)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def values_for(case: Case, folder: Path) -> dict[str, Any]:
+    base = source_config(edgeStackProduct="emissary") if case.stack == "source" else target_config()
+    if case.change.get("edgeStackProduct") == "emissary":
+        base.update(target_config(edgeStackProduct="emissary"))
+    for key, value in case.change.items():
+        if value is REMOVE:
+            base.pop(key, None)
+        else:
+            base[key] = value
+    for key, make in case.files.items():
+        base[key] = make(folder)
+    return base
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
+@pytest.mark.usefixtures("deadline")
+def test_bad_config_is_refused_before_anything_with_key_and_value(case: Case, tmp_path: Path) -> None:
+    values = values_for(case, tmp_path)
+    shown = case.files[case.key](tmp_path) if case.key in case.files else case.value
+    started = time.monotonic()
+    run = run_stack(case.stack, values, secret_config=case.secrets)
+    elapsed = time.monotonic() - started
+    message = str(run.error)
+    assert isinstance(run.error, config.ConfigError), f"{type(run.error).__name__}: {message[:500]}"
+    assert run.error.key == case.key, message[:500]
+    prefix = f"config aes-linkerd2:{case.key} = "
+    assert message.startswith(prefix), message[:500]
+    # The value, as repr shows it, bounded.
+    assert message[len(prefix) :].startswith(repr(shown)[: SHOWN_LIMIT // 2]), message[:500]
+    assert len(message) <= len(prefix) + SHOWN_LIMIT + 300, f"{len(message)} characters"
+    assert "Traceback" not in message and "root:x:0:0" not in message and "secret-looking" not in message
+    assert "do-not-show-me" not in message
+    assert run.registrations == []
+    assert run.mocks.calls == [] or all(call[:1] == ["version"] for call in run.mocks.calls), run.mocks.calls
+    assert not (Path.cwd() / "PWNED").exists()
+    assert elapsed < SECONDS, f"{elapsed:.1f} s"
+
+
+def test_the_table_covers_every_key_the_program_reads() -> None:
+    import yaml
+
+    declared = set(yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"])
+    undeclared = {"edgeStackLicenseKey", "tlsCertificate", "tlsPrivateKey", "qotm"}
+    assert (declared | undeclared) - {case.key for case in CASES} == set()
+    assert len(CASES) + len(BROKEN_STACK_FILES) >= 100
+
+
+def test_the_reference_manifests_use_no_yaml_aliases() -> None:
+    """Refusing aliases costs nothing upstream: none of its manifests uses an anchor or an alias."""
+    import yaml
+
+    paths = [*EMISSARY.parent.glob("e*/*.yaml"), *FIXTURES.glob("*.yaml")]
+    assert len(paths) >= 9
+    for path in paths:
+        events = list(yaml.parse(path.read_text(), Loader=yaml.CSafeLoader))
+        assert not [e for e in events if isinstance(e, yaml.AliasEvent) or getattr(e, "anchor", None)], path
+
+
+BROKEN_STACK_FILES = [
+    ("empty", "", "is empty: a settings file is a mapping with a `config:` section"),
+    ("config-list", "config:\n  - aes-linkerd2:role: target\n", "`config` must be a mapping of <project>:<key> to values"),
+    ("top-level-list", "- config\n", "is a list: a settings file is a mapping with a `config:` section"),
+    ("invalid-yaml", "config: {aes-linkerd2:role: [target\n", "is not valid YAML at line 2, column 1"),
+    ("number-keys", "config:\n  1: target\n", "`config` must be a mapping of <project>:<key> to values"),
+    ("alias-bomb", ALIAS_BOMB + "config: {aes-linkerd2:role: *i}\n", "uses YAML aliases (*name): write each value out"),
+    ("deep", "config: " + "[" * 100_000 + "\n", "nests deeper than 50 levels"),
+    ("huge", "config:\n  aes-linkerd2:role: target\n" + "#" * (1024 * 1024) + "\n", "bytes: a settings file is at most"),
+    ("passwd", "root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\n", "is a str"),
+    ("config-scalar", "config: target\n", "`config` must be a mapping of <project>:<key> to values"),
+    ("not-utf8", "config:\n  aes-linkerd2:role: \udcff\n", "cannot be read"),
+]
+
+
+@pytest.mark.parametrize(("text", "message"), [c[1:] for c in BROKEN_STACK_FILES], ids=[c[0] for c in BROKEN_STACK_FILES])
+@pytest.mark.usefixtures("deadline")
+def test_broken_stack_file_is_one_error_naming_the_file(tmp_path: Path, text: str, message: str) -> None:
+    (tmp_path / "Pulumi.yaml").write_text((ROOT / "Pulumi.yaml").read_text())
+    stack_file = tmp_path / "Pulumi.target.yaml"
+    stack_file.write_bytes(text.encode("utf-8", "surrogateescape"))
+    started = time.monotonic()
+    with pytest.raises(DriverError) as raised:
+        read_settings(tmp_path, "target")
+    error = str(raised.value)
+    assert error.startswith(str(stack_file)) and message in error, error[:500]
+    assert "root:x" not in error and "Traceback" not in error and len(error) < 300
+    assert raised.value.exit_code == 2
+    assert time.monotonic() - started < SECONDS
