@@ -8,6 +8,7 @@ lets the rest of the program depend on exactly the objects it needs.
 from __future__ import annotations
 
 import copy
+import functools
 import importlib
 import re
 import urllib.request
@@ -116,13 +117,17 @@ def _resource_class(obj: ManifestObject) -> type[pulumi.CustomResource] | None:
     """The typed pulumi-kubernetes class of a built-in kind, or None for a custom resource."""
     if not obj.is_builtin:
         return None
-    module_name = obj.group.split(".")[0] or "core"
-    version = obj.api_version.rpartition("/")[2]
+    return _typed_class(obj.group, obj.api_version.rpartition("/")[2], obj.kind)
+
+
+@functools.cache
+def _typed_class(group: str, version: str, kind: str) -> type[pulumi.CustomResource] | None:
+    module_name = group.partition(".")[0] or "core"
     try:
         module = importlib.import_module(f"pulumi_kubernetes.{module_name}.{version}")
     except ModuleNotFoundError:
         return None
-    found = getattr(module, obj.kind, None)
+    found = getattr(module, kind, None)
     return found if isinstance(found, type) and issubclass(found, pulumi.CustomResource) else None
 
 
@@ -167,21 +172,29 @@ def register(
     """
     ordered = sorted(objects, key=lambda o: (o.kind not in _FOUNDATION_KINDS, o.kind in _SERVED_BY_DEPLOYMENTS))
     registered: dict[str, pulumi.CustomResource] = dict(registered_before or {})
+    # What custom resources and webhooks wait for, kept as they are registered (in that order).
+    waited_for: dict[str, list[pulumi.Resource]] = {kind: [] for kind in ("CustomResourceDefinition", "Deployment")}
+    for key, resource in registered.items():
+        if key.partition("/")[0] in waited_for:
+            waited_for[key.partition("/")[0]].append(resource)
     for obj in ordered:
-        if obj.key in registered:
-            raise ManifestError(f"{prefix}: {obj.key} appears twice in the manifest")
+        key = obj.key
+        if key in registered:
+            raise ManifestError(f"{prefix}: {key} appears twice in the manifest")
         after: list[pulumi.Resource] = []
         if obj.namespace and f"Namespace/{obj.namespace}" in registered:
             after.append(registered[f"Namespace/{obj.namespace}"])
         if not obj.is_builtin:
-            after.extend(r for key, r in registered.items() if key.startswith("CustomResourceDefinition/"))
+            after.extend(waited_for["CustomResourceDefinition"])
         if obj.kind in _SERVED_BY_DEPLOYMENTS:
-            after.extend(r for key, r in registered.items() if key.startswith("Deployment/"))
+            after.extend(waited_for["Deployment"])
         body = stand_ins.substitute(obj.body, replacements or {})
         resource_opts = pulumi.ResourceOptions.merge(
             opts,
-            pulumi.ResourceOptions(depends_on=after, ignore_changes=list((ignore_changes or {}).get(obj.key, []))),
+            pulumi.ResourceOptions(depends_on=after, ignore_changes=list((ignore_changes or {}).get(key, []))),
         )
         name = f"{prefix}:{obj.namespace}/{obj.name}" if obj.namespace else f"{prefix}:{obj.name}"
-        registered[obj.key] = _register_one(obj, name, body, resource_opts)
+        registered[key] = _register_one(obj, name, body, resource_opts)
+        if obj.kind in waited_for:
+            waited_for[obj.kind].append(registered[key])
     return {key: resource for key, resource in registered.items() if key not in (registered_before or {})}

@@ -111,16 +111,35 @@ def replace(text: str, pairs: Sequence[tuple[str, str]]) -> str:
     return text
 
 
+def _cannot_mention(text: str, prints: Sequence[str], shortest: int) -> bool:
+    """Whether `text` surely carries none of `prints`: what `mentions` checks first, done once for all PEMs.
+
+    No fingerprint in its compact form, and no base64 to decode: `mentions` would answer False
+    for each PEM (a text shorter than every fingerprint and than any base64 it decodes is neither).
+    """
+    if len(text) < shortest:
+        return True
+    compact = _compact(text)
+    return not any(fp in compact for fp in prints) and not _BASE64_TEXT.match(compact)
+
+
 def substitute(value: Any, replacements: Mapping[str, pulumi.Input[str]]) -> Any:
     """`value` (a manifest object or part of one) with the stand-ins replaced by their real values.
 
     A string that holds a stand-in becomes an output of the real values, secret when they are.
     """
+    prints = [fp for stand_in in replacements for fp in fingerprints(stand_in)]
+    # The shortest text that can hold a fingerprint, or base64 (24 characters at least) to decode.
+    shortest = min([24, *(len(fp) for fp in prints)])
+    return _substitute(value, replacements, prints, shortest)
+
+
+def _substitute(value: Any, replacements: Mapping[str, pulumi.Input[str]], prints: Sequence[str], shortest: int) -> Any:
     if isinstance(value, dict):
-        return {key: substitute(item, replacements) for key, item in value.items()}
+        return {key: _substitute(item, replacements, prints, shortest) for key, item in value.items()}
     if isinstance(value, list):
-        return [substitute(item, replacements) for item in value]
-    if not isinstance(value, str):
+        return [_substitute(item, replacements, prints, shortest) for item in value]
+    if not isinstance(value, str) or _cannot_mention(value, prints, shortest):
         return value
     found = [(stand_in, real) for stand_in, real in replacements.items() if mentions(value, [stand_in])]
     if not found:
