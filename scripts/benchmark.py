@@ -1,9 +1,22 @@
-"""How long the program takes to evaluate a stack offline as exported services and meshed namespaces grow.
+"""How long the program takes to evaluate a stack offline, against the floor, as meshed namespaces grow.
 
-Runs the real __main__.py under the render's mocks (driver.render.RenderMocks: no cluster, no
-engine; the linkerd CLI only if the pinned one is on PATH), in a fresh process per measurement.
+For each size N, N meshed namespaces with one exported service each, it measures in separate
+processes (one per measurement, the median of --repeat):
 
-    venv/bin/python scripts/benchmark.py [--sizes 1 100 500] [--repeat 3]
+- the program: the real __main__.py under the render's mocks (driver.render.RenderMocks on
+  driver.offline.ProgramMocks: no cluster and no engine, but every command run for real through
+  /bin/sh, so the real linkerd CLI of the pinned release renders Linkerd's objects);
+- the floor: the same Pulumi SDK, the same mocks and the same `evaluate`, registering the same
+  number of plain objects (ConfigMaps with one small data key) from a program that does nothing else.
+
+The ratio program / floor is what the program adds on top of what any Pulumi program of that many
+resources costs here. The target stack's outputs (its real trust anchor and issuer) feed the
+source stack's stack reference, as `render` does.
+
+Without the pinned linkerd CLI it refuses (exit 2) unless --without-cli is given; then Linkerd's
+roughly one hundred objects are missing from every program measurement, and it says so.
+
+    venv/bin/python scripts/benchmark.py [--sizes 0 100 500] [--repeat 3] [--stacks target source]
 """
 
 from __future__ import annotations
@@ -11,28 +24,43 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import runpy
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # a script in scripts/, importing the project's packages
 
-from driver.offline import evaluate  # noqa: E402
+from components import config as stack_config  # noqa: E402
+from components.upstream import VERSION_LINES  # noqa: E402
+from driver import offline  # noqa: E402
 from driver.render import RenderMocks  # noqa: E402
+from support.tools import find_linkerd, linkerd_client_version, where_to_look  # noqa: E402
 
 REFERENCE = ROOT.parent / "shared" / "reference" / "emissary"
+LINE = "current"
+TARGET_STACK = "organization/aes-linkerd2/target"
+# Where no CLI runs: a path that is not one, so RenderMocks stands in for every CLI step.
+NO_CLI = "/nonexistent/linkerd"
 
 
-def measure(stack: str, size: int) -> dict[str, float]:
-    """One evaluation in this process; prints nothing else."""
+def pinned_version() -> str:
+    return VERSION_LINES[LINE].linkerd_versions[0]
+
+
+def stack_config_for(stack: str, size: int, cli: str) -> dict[str, Any]:
     namespaces = [f"team-{i:03d}" for i in range(size)]
-    config = {
+    values: dict[str, Any] = {
         "role": stack,
         "context": f"bench-{stack}",
+        "versionLine": LINE,
+        "linkerdCli": cli,
         "edgeStackProduct": "emissary",
         "edgeStackCrds": str(REFERENCE / "crds.v4-head.yaml"),
         "edgeStackManifest": str(ROOT / "tests" / "fixtures" / "emissary-3.yaml"),
@@ -40,46 +68,152 @@ def measure(stack: str, size: int) -> dict[str, float]:
         "existingNamespaces": [],
         "qotm": "false",
     }
-    references = {}
     if stack == "target":
-        config |= {"gatewayHostname": "gateway.example.com", "exportedServices": [f"{ns}/api" for ns in namespaces]}
-    else:
-        config |= {"targetStack": "organization/aes-linkerd2/target", "targetContext": "bench-target"}
-        references["organization/aes-linkerd2/target"] = {
-            "trustAnchorPem": "<anchor>", "peerIssuerCertPem": "<issuer>", "peerIssuerKeyPem": "<key>",
-            "gatewayName": "emissary-ingress", "gatewayNamespace": "emissary", "clusterName": "target",
-            "context": "bench-target", "versionLine": "current",
-        }  # fmt: skip
-    mocks = RenderMocks("linkerd", "edge-26.8.3", references)
-    started = time.perf_counter()
-    result = evaluate(lambda: runpy.run_path(str(ROOT / "__main__.py")), mocks, stack=stack, config=config)
-    elapsed = time.perf_counter() - started
+        return values | {"gatewayHostname": "gateway.example.com", "exportedServices": [f"{ns}/api" for ns in namespaces]}
+    return values | {"targetStack": TARGET_STACK, "targetContext": "bench-target"}
+
+
+def _cpu() -> float:
+    """CPU seconds of this process and of the children it waited for (the CLI runs): steadier than the
+    wall clock on a machine that is busy with something else."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
+
+
+def measure_program(stack: str, size: int, cli: str, references: dict[str, Any]) -> dict[str, Any]:
+    """One evaluation of the program in this process."""
+    mocks = RenderMocks(cli, pinned_version(), references)
+    # How long the linkerd CLI itself runs (its invokes block the program): a cost no program can shed.
+    cli_runs, cli_seconds = [0], [0.0]
+    run = offline.run_like_the_command_provider
+
+    def timed(command: str, *args: Any, **kwargs: Any) -> str:
+        started = time.perf_counter()
+        try:
+            return run(command, *args, **kwargs)
+        finally:
+            if command.startswith(cli):
+                cli_runs[0] += 1
+                cli_seconds[0] += time.perf_counter() - started
+
+    offline.run_like_the_command_provider = timed
+    started, cpu = time.perf_counter(), _cpu()
+    result = offline.evaluate(
+        lambda: runpy.run_path(str(ROOT / "__main__.py")), mocks, stack=stack, config=stack_config_for(stack, size, cli)
+    )
+    elapsed, cpu = time.perf_counter() - started, _cpu() - cpu
     if result.error is not None:
         raise SystemExit(f"{stack} x{size}: {result.error}")
-    return {"seconds": elapsed, "resources": len(result.registrations)}
+    return {
+        "seconds": elapsed,
+        "cpu": cpu,
+        "resources": len(result.registrations),
+        "dependencies": sum(len(r.dependencies) for r in result.registrations),
+        "cli_runs": cli_runs[0],
+        "cli_seconds": cli_seconds[0],
+        "not_rendered": len(mocks.not_rendered),
+        "outputs": result.outputs,
+    }
+
+
+def measure_floor(count: int, cli: str) -> dict[str, Any]:
+    """`count` plain ConfigMaps, registered through the same SDK, mocks and `evaluate` as the program."""
+
+    def program() -> None:
+        import pulumi_kubernetes as k8s  # noqa: PLC0415 (imported inside the measurement, as the program does)
+
+        for i in range(count):
+            k8s.core.v1.ConfigMap(
+                f"floor-{i}", metadata={"name": f"floor-{i}", "namespace": "default"}, data={"key": f"value-{i}"}
+            )
+
+    mocks = RenderMocks(cli, pinned_version(), {})
+    started, cpu = time.perf_counter(), _cpu()
+    result = offline.evaluate(program, mocks, stack="floor", config={})
+    elapsed, cpu = time.perf_counter() - started, _cpu() - cpu
+    if result.error is not None:
+        raise SystemExit(f"floor x{count}: {result.error}")
+    return {"seconds": elapsed, "cpu": cpu, "resources": len(result.registrations)}
+
+
+def _one(args: list[str], env: dict[str, str]) -> dict[str, Any]:
+    done = subprocess.run([sys.executable, __file__, "--one", *args], env=env, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"benchmark: measurement {' '.join(args)} failed:\n{done.stderr.strip() or done.stdout.strip()}")
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", type=int, nargs="+", default=[1, 100, 500])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[0, 100, 500])
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--one", nargs=2, metavar=("STACK", "SIZE"), help=argparse.SUPPRESS)
+    parser.add_argument("--stacks", nargs="+", choices=["target", "source"], default=["target", "source"])
+    parser.add_argument("--without-cli", action="store_true", help="measure without the linkerd CLI (Linkerd's objects missing)")
+    parser.add_argument("--one", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(measure(args.one[0], int(args.one[1]))))
+        what, *rest = args.one
+        if what == "floor":
+            print(json.dumps(measure_floor(int(rest[0]), rest[1])))
+        else:
+            references = json.loads(Path(rest[3]).read_text(encoding="utf-8")) if len(rest) > 3 else {}
+            print(json.dumps(measure_program(rest[0], int(rest[1]), rest[2], references)))
         return 0
-    env = {**os.environ, "AES_LINKERD2_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
-    print(f"{'stack':<7} {'size':>5} {'resources':>9} {'median s':>9} {'min s':>7}  (of {args.repeat} runs)")
-    for stack in ("target", "source"):
-        for size in args.sizes:
-            runs = []
-            for _ in range(args.repeat):
-                done = subprocess.run(
-                    [sys.executable, __file__, "--one", stack, str(size)], env=env, capture_output=True, text=True, check=True
+
+    pinned = pinned_version()
+    cli = find_linkerd(pinned)
+    if cli is None and not args.without_cli:
+        print(
+            f"benchmark: REFUSED: the linkerd CLI {pinned} is missing (looked in {where_to_look(pinned)}); "
+            "pass --without-cli to measure without Linkerd's objects",
+            file=sys.stderr,
+        )
+        return 2
+    if cli is None or args.without_cli:
+        cli = NO_CLI
+        print(f"linkerd CLI: NONE (--without-cli): Linkerd's objects of the {LINE} line are NOT in these numbers")
+    else:
+        print(f"linkerd CLI: {cli} ({linkerd_client_version(cli)}), the {LINE} line's pinned release, run for real")
+    print(f"python: {sys.executable}; {os.cpu_count()} cores; median of {args.repeat} runs, one process each")
+    env = {**os.environ, stack_config.OFFLINE_ENV: "1", "PYTHONPATH": str(ROOT)}
+
+    print(
+        f"{'stack':<7} {'size':>5} {'resources':>9} {'deps':>6} {'cli runs':>8} {'cli s':>6} "
+        f"{'program s':>9} {'floor s':>7} {'ratio':>6}   {'program cpu':>11} {'floor cpu':>9} {'ratio':>6}"
+    )
+    with tempfile.TemporaryDirectory(prefix="aes-linkerd2-bench-") as folder:
+        target_outputs = Path(folder) / "target-outputs.json"
+        for stack in args.stacks:
+            for size in args.sizes:
+                if stack == "source" and not target_outputs.exists():
+                    first = _one(["program", "target", "0", cli], env)
+                    target_outputs.write_text(json.dumps({TARGET_STACK: first["outputs"]}), encoding="utf-8")
+                extra = [str(target_outputs)] if stack == "source" else []
+                runs, floors = [], []
+                for _ in range(args.repeat):  # interleaved, so a busy moment weighs on both alike
+                    runs.append(_one(["program", stack, str(size), cli, *extra], env))
+                    floors.append(_one(["floor", str(runs[0]["resources"]), cli], env))
+                if stack == "target" and not target_outputs.exists():
+                    target_outputs.write_text(json.dumps({TARGET_STACK: runs[0]["outputs"]}), encoding="utf-8")
+                program_s = statistics.median(r["seconds"] for r in runs)
+                floor_s = statistics.median(r["seconds"] for r in floors)
+                cli_s = statistics.median(r["cli_seconds"] for r in runs)
+                program_cpu = statistics.median(r["cpu"] for r in runs)
+                floor_cpu = statistics.median(r["cpu"] for r in floors)
+                first = runs[0]
+                print(
+                    f"{stack:<7} {size:>5} {first['resources']:>9} {first['dependencies']:>6} {first['cli_runs']:>8} "
+                    f"{cli_s:>6.2f} {program_s:>9.2f} {floor_s:>7.2f} {program_s / floor_s:>5.2f}x   "
+                    f"{program_cpu:>11.2f} {floor_cpu:>9.2f} {program_cpu / floor_cpu:>5.2f}x",
+                    flush=True,
                 )
-                runs.append(json.loads(done.stdout))
-            seconds = [r["seconds"] for r in runs]
-            print(f"{stack:<7} {size:>5} {runs[0]['resources']:>9} {statistics.median(seconds):>9.2f} {min(seconds):>7.2f}")
+    print(
+        "size: meshed namespaces, one exported service each (target); resources: registrations (the floor "
+        "registers as many ConfigMaps); deps: dependency edges the program declares; cli s: time inside the "
+        "linkerd CLI's own runs; s: median wall-clock seconds of the evaluation in a fresh process, imports of "
+        "the program included; cpu: CPU seconds of that process and the commands it ran (steadier on a busy machine)"
+    )
     return 0
 
 

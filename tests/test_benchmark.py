@@ -1,0 +1,41 @@
+"""scripts/benchmark.py: refuses without the linkerd CLI unless told, and its floor registers what it says."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPT = ROOT / "scripts" / "benchmark.py"
+
+
+def _without_linkerd(tmp_path: Path) -> dict[str, str]:
+    """An environment in which no linkerd CLI of any release can be found."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("AES_LINKERD2_LINKERD_")}
+    return {**environment, "AES_LINKERD2_TOOLS": str(tmp_path / "no-tools"), "PATH": str(tmp_path)}
+
+
+def test_refuses_in_one_line_when_the_pinned_cli_is_missing(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT)], env=_without_linkerd(tmp_path), capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 2
+    assert done.stdout == ""
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "REFUSED" in lines[0] and "edge-26.8.3" in lines[0] and "--without-cli" in lines[0]
+
+
+def test_the_floor_registers_as_many_plain_objects_as_it_is_asked_for(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), "--one", "floor", "7", str(tmp_path / "no-linkerd")],
+        env=_without_linkerd(tmp_path),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    measured = json.loads(done.stdout)
+    assert measured["resources"] == 7
+    assert measured["seconds"] > 0
