@@ -160,6 +160,7 @@ else:
             control_plane=linkerd.everything,
             verify=cfg.verify,
             verify_after=[edge_stack.mesh, *(ns.namespace for ns in namespaces.values()), *([qotm] if qotm else [])],
+            verify_inputs=[cfg.linkerd_version, cfg.edge_stack_version, trust_anchor_pem, issuer_cert_pem],
         ),
         opts=on_cluster,
     )

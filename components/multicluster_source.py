@@ -8,6 +8,7 @@ update when they fail.
 
 from __future__ import annotations
 
+import hashlib
 import shlex
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -28,22 +29,37 @@ class MulticlusterSourceArgs:
     gateway_name: pulumi.Input[str]
     gateway_namespace: pulumi.Input[str]
     gateway_addresses: tuple[str, ...] = ()
+    # The target's API server as the source cluster reaches it, when the kubeconfig's address is not.
+    api_server_address: str | None = None
     # The source's control plane with its multicluster extension (the Link CRD, the mirror).
     control_plane: Sequence[pulumi.Resource] = ()
     verify: bool = True
     # Everything else the checks look at (Edge Stack's mesh, meshed namespaces).
     verify_after: Sequence[pulumi.Resource] = ()
+    # Values whose change changes what the checks verify (releases, the trust anchor, the issuer).
+    verify_inputs: Sequence[pulumi.Input[str]] = ()
 
 
 def link_args(
-    line: upstream.VersionLine, cluster_name: str, gateway_name: str, gateway_namespace: str, addresses: Sequence[str]
+    line: upstream.VersionLine,
+    cluster_name: str,
+    gateway_name: str,
+    gateway_namespace: str,
+    addresses: Sequence[str],
+    api_server_address: str | None = None,
 ) -> list[str]:
     args = [*line.link_command, "--cluster-name", cluster_name]
+    if api_server_address:
+        args += ["--api-server-address", api_server_address]
     if line.link_names_gateway:
         args += ["--gateway-name", gateway_name, "--gateway-namespace", gateway_namespace]
     if addresses:
         args += ["--gateway-addresses", ",".join(addresses)]
     return args
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _after(
@@ -60,7 +76,9 @@ class MulticlusterSource(pulumi.ComponentResource):
         super().__init__("aes-linkerd2:index:MulticlusterSource", name, None, opts)
         line = args.line
         link_command = pulumi.Output.all(args.gateway_name, args.gateway_namespace).apply(
-            lambda gw: args.target_cli.line(*link_args(line, args.target_cluster_name, gw[0], gw[1], args.gateway_addresses))
+            lambda gw: args.target_cli.line(
+                *link_args(line, args.target_cluster_name, gw[0], gw[1], args.gateway_addresses, args.api_server_address)
+            )
         )
         # The output holds the target's service-account token: never logged, and only kept as the Secret.
         generated = command.local.run_output(command=link_command, logging=command.local.Logging.NONE)
@@ -68,7 +86,16 @@ class MulticlusterSource(pulumi.ComponentResource):
 
         self.checks = []
         if args.verify:
-            triggers = [args.target_cluster_name, args.gateway_name, args.gateway_namespace, ",".join(args.gateway_addresses)]
+            triggers = [
+                args.target_cluster_name,
+                args.gateway_name,
+                args.gateway_namespace,
+                ",".join(args.gateway_addresses),
+                args.api_server_address or "",
+                # A new Link (new credentials, gateway, probe) or anything else verified asks again.
+                pulumi.Output.secret(generated.stdout).apply(_digest),
+                *(pulumi.Output.from_input(value).apply(_digest) for value in args.verify_inputs),
+            ]
             after: list[pulumi.Input[pulumi.Resource]] = [*args.control_plane, *args.verify_after]
             for step, cli_args in (
                 ("multicluster-check", line.multicluster_check),

@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
-# The part of the end-to-end tier that can run here: the real Pulumi engine and Kubernetes provider
-# against a local API server (etcd, kube-apiserver, controller-manager, scheduler, kwok nodes), for
-# the components that need neither the linkerd CLI nor pulumi-command (both refused by the Go
-# module proxy). Tools come from e2e/build-tools.sh's cache. Checks the live objects, not what
+# The components that need neither the linkerd CLI nor pulumi-command, on the real Pulumi engine and
+# Kubernetes provider against a local API server (e2e/cluster.sh): a quick check of the Edge Stack
+# gateway patches alone. The whole program runs in e2e/full.sh. Checks the live objects, not what
 # Pulumi reports: up, no-change preview, second up, refresh, destroy.
 #   e2e/partial.sh            (about 3 minutes; needs: E2E_TOOLS="pulumi pulumi-python kubernetes kube etcd kwok")
 set -euo pipefail
@@ -24,41 +23,11 @@ cleanup() {
 }
 trap cleanup EXIT
 say() { printf '[partial] %s\n' "$*" >&2; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-
-# --- a cluster on loopback ------------------------------------------------------------------
-ETCD_PORT=$(free_port); PEER_PORT=$(free_port); API_PORT=$(free_port)
-openssl genrsa -out "$WORK/sa.key" 2048 2>/dev/null
-openssl rsa -in "$WORK/sa.key" -pubout -out "$WORK/sa.pub" 2>/dev/null
-echo "partial-token,admin,admin,system:masters" > "$WORK/tokens.csv"
-"$B/etcd" --data-dir "$WORK/etcd" --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
-  --listen-peer-urls "http://127.0.0.1:$PEER_PORT" > "$WORK/etcd.log" 2>&1 & PIDS+=($!)
-"$B/kube-apiserver" --etcd-servers "http://127.0.0.1:$ETCD_PORT" --bind-address 127.0.0.1 --secure-port "$API_PORT" \
-  --cert-dir "$WORK/certs" --service-account-issuer https://kubernetes.default.svc --service-account-key-file "$WORK/sa.pub" \
-  --service-account-signing-key-file "$WORK/sa.key" --token-auth-file "$WORK/tokens.csv" --authorization-mode RBAC \
-  --service-cluster-ip-range 10.96.0.0/16 --advertise-address 127.0.0.1 > "$WORK/apiserver.log" 2>&1 & PIDS+=($!)
-cat > "$WORK/kubeconfig" <<K
-apiVersion: v1
-kind: Config
-clusters: [{name: partial, cluster: {server: "https://127.0.0.1:$API_PORT", insecure-skip-tls-verify: true}}]
-users: [{name: admin, user: {token: partial-token}}]
-contexts: [{name: partial, context: {cluster: partial, user: admin}}]
-current-context: partial
-K
 export KUBECONFIG=$WORK/kubeconfig
-for _ in $(seq 120); do "$B/kubectl" get --raw /readyz >/dev/null 2>&1 && break; sleep 1; done
-common=(--kubeconfig "$KUBECONFIG" --authentication-kubeconfig "$KUBECONFIG" --authorization-kubeconfig "$KUBECONFIG" --leader-elect=false --bind-address 127.0.0.1 --secure-port 0)
-"$B/kube-controller-manager" "${common[@]}" --service-account-private-key-file "$WORK/sa.key" > "$WORK/kcm.log" 2>&1 & PIDS+=($!)
-"$B/kube-scheduler" "${common[@]}" > "$WORK/scheduler.log" 2>&1 & PIDS+=($!)
-"$B/kwok" --kubeconfig "$KUBECONFIG" --manage-all-nodes=true --config "$KWOK_STAGES" --server-address 127.0.0.1:0 > "$WORK/kwok.log" 2>&1 & PIDS+=($!)
-for n in 1 2 3; do
-  "$B/kubectl" apply -f - >/dev/null <<N
-apiVersion: v1
-kind: Node
-metadata: {name: fake-$n, annotations: {kwok.x-k8s.io/node: fake}, labels: {kubernetes.io/hostname: fake-$n}}
-status: {allocatable: {cpu: "32", memory: 256Gi, pods: "110"}, capacity: {cpu: "32", memory: 256Gi, pods: "110"}}
-N
-done
+# shellcheck source=e2e/cluster.sh
+. "$ROOT/e2e/cluster.sh"
+start_cluster partial 127.0.102.0/24 127.3.0.0/16
+check_loopback partial
 say "cluster up: $("$B/kubectl" version -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)["serverVersion"]["gitVersion"])'), 3 kwok nodes"
 
 # --- the program on the real engine --------------------------------------------------------

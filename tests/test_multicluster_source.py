@@ -17,7 +17,12 @@ from tests.harness import Run, run_program
 
 
 def build(
-    line: upstream.VersionLine = upstream.CURRENT, *, verify: bool = True, addresses: tuple[str, ...] = (), preview: bool = False
+    line: upstream.VersionLine = upstream.CURRENT,
+    *,
+    verify: bool = True,
+    addresses: tuple[str, ...] = (),
+    preview: bool = False,
+    api_server_address: str | None = None,
 ) -> Run:
     def program() -> None:
         provider = k8s.Provider("source-cluster", context="source-ctx")
@@ -35,6 +40,7 @@ def build(
                 gateway_name=pulumi.Output.from_input("edge-stack"),
                 gateway_namespace=pulumi.Output.from_input("ambassador"),
                 gateway_addresses=addresses,
+                api_server_address=api_server_address,
                 control_plane=[extension],
                 verify=verify,
                 verify_after=[mesh],
@@ -85,7 +91,19 @@ def test_checks_run_last_in_order_on_the_source_and_fail_the_update_when_they_fa
         for after in (run.one("Secret"), run.one("Link"), run.one("Namespace"), run.one("DeploymentPatch")):
             assert run.depends(command, on=after), (command.name, after.name)
     assert run.depends(gateways, on=check)
-    assert check.inputs["triggers"] == ["target", "edge-stack", "ambassador", ""]
+    triggers = check.inputs["triggers"]
+    assert triggers[:5] == ["target", "edge-stack", "ambassador", "", ""]
+    # The Link as generated: a new one (credentials, gateway, probe) asks again; kept secret.
+    assert len(triggers) == 6 and len(triggers[5]) == 64 and check.is_secret("triggers")
+
+
+def test_checks_ask_again_when_what_they_verify_changes() -> None:
+    first = build().one("Command", "multicluster-source-multicluster-check").inputs["triggers"]
+    assert build().one("Command", "multicluster-source-multicluster-check").inputs["triggers"] == first
+    moved = build(api_server_address="https://10.0.0.1:6443")
+    assert moved.mocks.commands[0].endswith("link-gen --cluster-name target --api-server-address https://10.0.0.1:6443 "
+                                            "--gateway-name edge-stack --gateway-namespace ambassador")  # fmt: skip
+    assert moved.one("Command", "multicluster-source-multicluster-check").inputs["triggers"] != first
 
 
 def test_verification_can_be_turned_off() -> None:

@@ -1,0 +1,161 @@
+#!/usr/bin/env bash
+# The whole program on the real engine: two local clusters (target and source), the Pulumi CLI, the
+# kubernetes and command providers, the Python language host and the linkerd CLI, all real, driven
+# through ./aes-linkerd2 as a user runs it: up (target, then source, with the Link made by the real
+# link-gen against the target's API server), no-change preview, second up, refresh, destroy (source
+# first). Every check reads the live objects with kubectl, not what Pulumi reports.
+#
+#   e2e/full.sh                      needs the tool cache (CONTRIBUTING.md); exits 2 when a tool is missing
+#   e2e/full.sh --skip-if-missing    exits 0 instead, after saying loudly what did not run (CI)
+#
+# What the local servers force, each a config value of a copy of the committed stacks (nothing in the
+# program changes for the test):
+#   context/targetContext   the local clusters' contexts, `target` and `source`
+#   linkerdHa=false          HA's webhooks fail closed (failurePolicy Fail) and nothing serves them here:
+#                            the proxy injector and the policy validator run only as pods; without HA
+#                            they are Ignore, and the API server's call to their loopback ClusterIP
+#                            ends at once
+#   gatewayAddresses         the gateway Service has no load balancer here: 127.0.0.1
+#   verify=false             `linkerd multicluster check` and `gateways` probe running proxies; both run
+#                            after `up` anyway, and what they report is printed, not asserted
+#   edgeStackCrds            Emissary's own CRDs store v2 and convert v3alpha1 through the
+#                            emissary-apiext webhook, which has no server here: the same CRDs with
+#                            v3alpha1 stored and no conversion (STAND-IN: the conversion is not shown)
+#   edgeStackManifest        Emissary 3.9.1's release manifest, read from a file (no internet here)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+CACHE=${E2E_CACHE:-$HOME/.cache/linkerd-aes-e2e}
+B=$CACHE/bin
+SKIP_IF_MISSING=false
+[ "${1:-}" = --skip-if-missing ] && SKIP_IF_MISSING=true
+say() { printf '[full] %s\n' "$*" >&2; }
+
+# --- the tools --------------------------------------------------------------------------------
+LINKERD=$B/linkerd-edge-26.8.3
+PYTHON_HOST_DIR=$CACHE/plugins/python   # hand-built from pulumi/pulumi's source (CONTRIBUTING.md)
+COMMAND_DIR=$CACHE/plugins/command
+missing=()
+for tool in "$B/pulumi" "$B/pulumi-resource-kubernetes" "$COMMAND_DIR/pulumi-resource-command" \
+  "$B/kube-apiserver" "$B/kube-controller-manager" "$B/kube-scheduler" "$B/kubectl" "$B/etcd" "$B/kwok" "$LINKERD"; do
+  [ -x "$tool" ] || missing+=("$tool")
+done
+if [ ! -x "$PYTHON_HOST_DIR/pulumi-language-python" ]; then
+  if [ -x "$B/pulumi-language-python" ]; then
+    PYTHON_HOST_DIR=$B
+    say "WARNING: the hand-built Python language host is missing; using the v3.68.0 fallback in $B"
+  else
+    missing+=("$PYTHON_HOST_DIR/pulumi-language-python")
+  fi
+fi
+if [ ${#missing[@]} -gt 0 ]; then
+  {
+    echo "==========================================================================================="
+    echo "END-TO-END TIER NOT RUN (e2e/full.sh): these tools are missing:"
+    printf '  %s\n' "${missing[@]}"
+    echo "Build them as CONTRIBUTING.md says (e2e/build-tools.sh, and the hand-built linkerd CLI,"
+    echo "pulumi-command provider and Python language host)."
+    echo "==========================================================================================="
+  } >&2
+  $SKIP_IF_MISSING && exit 0
+  exit 2
+fi
+# shellcheck disable=SC1091
+. "$CACHE/versions.env"
+
+REFERENCE=${E2E_REFERENCE:-$ROOT/../shared/reference/emissary}
+EMISSARY_CRDS=$REFERENCE/emissary-crds.v3.9.1.yaml
+EMISSARY_MANIFEST=$REFERENCE/emissary-emissaryns.v3.9.1.yaml
+for file in "$EMISSARY_CRDS" "$EMISSARY_MANIFEST"; do
+  [ -f "$file" ] || { say "missing $file (set E2E_REFERENCE to a folder with Emissary 3.9.1's release files)"; exit 2; }
+done
+
+scripts/setup
+WORK=$(mktemp -d /tmp/aes-linkerd2-full.XXXXXX)
+PIDS=()
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  [ -n "${KEEP_WORK:-}" ] || rm -rf "$WORK"
+}
+trap cleanup EXIT
+export KUBECONFIG=$WORK/kubeconfig
+# shellcheck source=e2e/cluster.sh
+. "$ROOT/e2e/cluster.sh"
+
+started=$SECONDS
+start_cluster target 127.0.100.0/24 127.1.0.0/16
+start_cluster source 127.0.101.0/24 127.2.0.0/16
+check_loopback target; check_loopback source
+say "two clusters up in $((SECONDS - started))s: $("$B/kube-apiserver" --version), 3 kwok nodes each, services on 127.0.100.0/24 and 127.0.101.0/24"
+
+# --- a copy of the project with the committed stacks, changed only where the local servers force it ---
+PROJECT=$WORK/project
+mkdir -p "$PROJECT"
+git ls-files -co --exclude-standard -z | tar --null -T - -cf - | tar -xf - -C "$PROJECT"
+ln -s "$ROOT/venv" "$PROJECT/venv"
+python3 - "$EMISSARY_CRDS" "$WORK/emissary-crds.no-webhook.yaml" <<'EOF'
+import sys, yaml
+documents = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+for document in documents:
+    if document["kind"] == "CustomResourceDefinition" and document["spec"].get("conversion", {}).get("strategy") == "Webhook":
+        names = [v["name"] for v in document["spec"]["versions"]]
+        for version in document["spec"]["versions"]:
+            version["storage"] = version["name"] == ("v3alpha1" if "v3alpha1" in names else names[-1])
+        document["spec"]["conversion"] = {"strategy": "None"}
+yaml.safe_dump_all(documents, open(sys.argv[2], "w"), sort_keys=False)
+EOF
+"$ROOT/venv/bin/python" - "$PROJECT" "$WORK/emissary-crds.no-webhook.yaml" "$EMISSARY_MANIFEST" <<'EOF'
+import sys, yaml
+project, crds, manifest = sys.argv[1:4]
+forced = {
+    "target": {"context": "target"},
+    "source": {"context": "source", "targetContext": "target", "gatewayAddresses": ["127.0.0.1"], "verify": False},
+}
+for stack, values in forced.items():
+    path = f"{project}/Pulumi.{stack}.yaml"
+    document = yaml.safe_load(open(path))
+    values.update({"linkerdHa": False, "edgeStackCrds": crds, "edgeStackManifest": manifest})
+    document["config"].update({f"aes-linkerd2:{key}": value for key, value in values.items()})
+    yaml.safe_dump(document, open(path, "w"), sort_keys=False)
+EOF
+
+# --- the real engine, providers and language host -------------------------------------------
+export PATH="$PYTHON_HOST_DIR:$COMMAND_DIR:$B:$ROOT/venv/bin:$PATH"
+export PULUMI_HOME=$WORK/pulumi-home PULUMI_BACKEND_URL=file://$WORK/state
+export PULUMI_CONFIG_PASSPHRASE=full-e2e PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true PULUMI_SKIP_UPDATE_CHECK=true
+mkdir -p "$WORK/state"
+say "engine $(pulumi version), language host $(pulumi-language-python -version 2>&1 | head -1) ($PYTHON_HOST_DIR),"
+say "  kubernetes provider $PULUMI_KUBERNETES_VERSION, command provider $(pulumi-resource-command -version 2>/dev/null || echo 1.2.1), linkerd $("$LINKERD" version --client --short)"
+
+driver() {  # driver VERB [ARGS...]: ./aes-linkerd2 in the copy; prints its seconds, keeps its log
+  local verb=$1 began=$SECONDS; shift
+  if ! (cd "$PROJECT" && ./aes-linkerd2 "$verb" "$@") > "$WORK/$verb.log" 2>&1; then
+    tail -60 "$WORK/$verb.log" >&2
+    say "FAILED: ./aes-linkerd2 $verb $*"
+    exit 1
+  fi
+  echo $((SECONDS - began))
+}
+live() { "$ROOT/venv/bin/python" "$ROOT/e2e/live.py" "$@"; }
+
+t_up=$(driver up)
+say "up (target, then source): ${t_up}s"
+check_loopback target; check_loopback source
+live after-up
+t_preview=$(driver preview --expect-no-changes)
+say "preview of both, no changes: ${t_preview}s"
+t_up2=$(driver up --expect-no-changes)
+say "second up, no changes: ${t_up2}s"
+t_refresh=$(driver refresh --expect-no-changes)
+say "refresh, no drift: ${t_refresh}s"
+say "what the linkerd CLI says from the source (needs running proxies for its probes; shown, not asserted):"
+"$LINKERD" --context source multicluster check 2>&1 | sed 's/^/    /' | tail -25 >&2 || true
+"$LINKERD" --context source multicluster gateways 2>&1 | sed 's/^/    /' >&2 || true
+t_destroy=$(driver destroy)
+say "destroy (source, then target): ${t_destroy}s"
+live after-destroy
+say "passed in $((SECONDS - started))s: up ${t_up}s, no-change preview ${t_preview}s, second up ${t_up2}s, refresh ${t_refresh}s, destroy ${t_destroy}s"
+say "NOT SHOWN here (no real pods): the proxy injector and policy validator serving their webhooks (so HA is off),"
+say "  Emissary's v3alpha1 conversion webhook (a stand-in CRD stores v3alpha1), the data-plane probes of"
+say "  \`linkerd multicluster check\`/\`gateways\`, traffic through the gateway. The kind job in .github/workflows runs those."

@@ -1,0 +1,195 @@
+"""The live objects of both local clusters, checked with kubectl after e2e/full.sh's steps.
+
+    python e2e/live.py after-up | after-destroy
+
+Reads the committed stacks' names (Emissary in `emissary`, QOTM on the target) from upstream's table,
+so a check says what the page asks for, not what the program happened to do.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import sys
+from typing import Any
+
+import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+from components import upstream
+
+# The local tier's kubectl and contexts by default; the kind job passes its own.
+KUBECTL = os.environ.get("E2E_KUBECTL") or os.path.expanduser("~/.cache/linkerd-aes-e2e/bin/kubectl")
+PREFIX = os.environ.get("E2E_CONTEXT_PREFIX", "")
+# The gateway address the Link must carry ("any": whatever the load balancer gave).
+GATEWAY_ADDRESS = os.environ.get("E2E_GATEWAY_ADDRESS", "127.0.0.1")
+GATEWAY = upstream.CURRENT.edge_stack["emissary"]
+PROBE_PATH = upstream.DEFAULT_PROBE_PATH
+IDENTITY = upstream.gateway_identity(GATEWAY.service_account, GATEWAY.namespace, upstream.DEFAULT_TRUST_DOMAIN)
+CHECKED: list[str] = []
+
+
+def get(context: str, *args: str) -> Any:
+    done = subprocess.run(
+        [KUBECTL, "--context", PREFIX + context, "get", *args, "-o", "json"], capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        return None
+    return json.loads(done.stdout)
+
+
+def check(what: str, condition: bool, detail: object = "") -> None:
+    if not condition:
+        sys.exit(f"[live] FAILED: {what} {detail}")
+    CHECKED.append(what)
+
+
+def certificate(pem: str) -> x509.Certificate:
+    return x509.load_pem_x509_certificate(pem.encode())
+
+
+def common_name(cert: x509.Certificate) -> str:
+    return str(cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)[0].value)
+
+
+def control_plane(context: str) -> tuple[x509.Certificate, x509.Certificate]:
+    """Linkerd's control plane with its identity; returns the live anchor and issuer."""
+    for name in ("linkerd-identity", "linkerd-destination", "linkerd-proxy-injector"):
+        deployment = get(context, "deploy", "-n", "linkerd", name)
+        check(f"{context}: Deployment linkerd/{name} ready", deployment and deployment["status"].get("readyReplicas") == 1)
+    roots = get(context, "configmap", "-n", "linkerd", "linkerd-identity-trust-roots")["data"]["ca-bundle.crt"]
+    anchor = certificate(roots)
+    check(f"{context}: trust roots hold the anchor", common_name(anchor) == "root.linkerd.cluster.local")
+    values = yaml.safe_load(get(context, "configmap", "-n", "linkerd", "linkerd-config")["data"]["values"])
+    check(f"{context}: linkerd-config holds the same anchor", certificate(values["identityTrustAnchorsPEM"]) == anchor)
+    secret = get(context, "secret", "-n", "linkerd", "linkerd-identity-issuer")["data"]
+    issuer = certificate(base64.b64decode(secret["crt.pem"]).decode())
+    check(
+        f"{context}: issuer linkerd-config names is the Secret's",
+        certificate(values["identity"]["issuer"]["tls"]["crtPEM"]) == issuer,
+    )
+    check(f"{context}: issuer signed by the anchor", _signed(issuer, anchor))
+    key = serialization.load_pem_private_key(base64.b64decode(secret["key.pem"]), password=None)
+    check(f"{context}: issuer key matches", key.public_key().public_numbers() == issuer.public_key().public_numbers())  # type: ignore[union-attr]
+    check(
+        f"{context}: proxy injector webhook",
+        get(context, "mutatingwebhookconfiguration", "linkerd-proxy-injector-webhook-config"),
+    )
+    check(f"{context}: Link CRD", get(context, "crd", "links.multicluster.linkerd.io"))
+    return anchor, issuer
+
+
+def _signed(child: x509.Certificate, parent: x509.Certificate) -> bool:
+    try:
+        child.verify_directly_issued_by(parent)
+    except Exception:
+        return False
+    return True
+
+
+def edge_stack(context: str, gateway: bool) -> None:
+    namespace, name = GATEWAY.namespace, GATEWAY.deployment
+    deployment = get(context, "deploy", "-n", namespace, name)
+    check(f"{context}: Emissary ready", deployment and deployment["status"].get("readyReplicas", 0) >= 1)
+    notes = deployment["spec"]["template"]["metadata"]["annotations"]
+    meshed = {
+        "linkerd.io/inject": "enabled",
+        "config.linkerd.io/skip-inbound-ports": "80,443",
+        "config.linkerd.io/proxy-require-identity-inbound-ports": "4143",
+    }
+    if gateway:
+        meshed["config.linkerd.io/enable-gateway"] = "true"
+    check(f"{context}: Emissary meshed by inject (and gateway)", meshed.items() <= notes.items(), notes)
+    module = get(context, "modules.getambassador.io", "-n", namespace, upstream.MODULE_NAME)
+    check(f"{context}: Module add_linkerd_headers", module["spec"]["config"].get("add_linkerd_headers") is True, module["spec"])
+    check(f"{context}: Listeners", len(get(context, "listeners.getambassador.io", "-n", namespace)["items"]) >= 2)
+    meshed_ns = get(context, "ns", "default")["metadata"].get("annotations") or {}
+    check(f"{context}: default meshed", meshed_ns.get("linkerd.io/inject") == "enabled", meshed_ns)
+
+
+def gateway(context: str) -> None:
+    namespace, name = GATEWAY.namespace, GATEWAY.service
+    service = get(context, "svc", "-n", namespace, name)
+    ports = [(p.get("name"), p["port"], p.get("targetPort")) for p in service["spec"]["ports"]]
+    check(f"{context}: gateway ports", ports == [("mc-probe", 80, 8080), ("https", 443, 8443), ("mc-gateway", 4143, 4143)], ports)
+    notes = service["metadata"]["annotations"]
+    expected = {
+        "mirror.linkerd.io/gateway-identity": IDENTITY,
+        "mirror.linkerd.io/multicluster-gateway": "true",
+        "mirror.linkerd.io/probe-path": PROBE_PATH,
+        "mirror.linkerd.io/probe-period": "3",
+    }
+    check(f"{context}: gateway annotations", expected.items() <= notes.items(), notes)
+    host = get(context, "hosts.getambassador.io", "-n", namespace, upstream.GATEWAY_HOST_NAME)
+    check(f"{context}: Host routes insecure", host["spec"]["requestPolicy"]["insecure"]["action"] == "Route", host["spec"])
+    health = get(context, "mappings.getambassador.io", "-n", namespace, upstream.HEALTH_MAPPING_NAME)["spec"]
+    check(
+        f"{context}: health Mapping",
+        (health["prefix"], health["rewrite"], health["service"], health["bypass_auth"])
+        == (PROBE_PATH, "/ambassador/v0/check_ready", "localhost:8877", True),
+        health,
+    )
+    qotm = get(context, "deploy", "qotm")
+    check(f"{context}: QOTM ready", qotm and qotm["status"].get("readyReplicas") == 1)
+    service = get(context, "svc", "qotm-linkerd2")
+    check(f"{context}: QOTM exported", service["metadata"]["labels"].get("mirror.linkerd.io/exported") == "true")
+    mapping = get(context, "mappings.getambassador.io", "linkerd2-qotm")["spec"]
+    check(f"{context}: QOTM Mapping", (mapping["prefix"], mapping["service"]) == ("/qotm-linkerd2/", "qotm-linkerd2"), mapping)
+
+
+def link(context: str, target_server: str) -> None:
+    found = get(context, "links.multicluster.linkerd.io", "-n", "linkerd-multicluster", "target")
+    check(f"{context}: Link target", found is not None)
+    spec = found["spec"]
+    check(f"{context}: Link gateway port", spec["gatewayPort"] == "4143", spec)
+    check(f"{context}: Link gateway address", GATEWAY_ADDRESS in ("any", spec["gatewayAddress"]), spec)
+    check(
+        f"{context}: Link identity",
+        spec["gatewayIdentity"] == IDENTITY,
+    )
+    check(f"{context}: Link probe", (spec["probeSpec"]["path"], spec["probeSpec"]["port"]) == (PROBE_PATH, "80"), spec)
+    credentials = get(context, "secret", "-n", "linkerd-multicluster", "cluster-credentials-target")
+    kubeconfig = yaml.safe_load(base64.b64decode(credentials["data"]["kubeconfig"]))
+    check(f"{context}: Link credentials reach the target", kubeconfig["clusters"][0]["cluster"]["server"] == target_server)
+    check(f"{context}: the link's service mirror", get(context, "deploy", "-n", "linkerd-multicluster", "controller-target"))
+
+
+def server(context: str) -> str:
+    view = subprocess.run([KUBECTL, "config", "view", "--raw", "-o", "yaml"], capture_output=True, text=True, check=True)
+    config = yaml.safe_load(view.stdout)
+    cluster = next(c for c in config["contexts"] if c["name"] == PREFIX + context)["context"]["cluster"]
+    return str(next(c for c in config["clusters"] if c["name"] == cluster)["cluster"]["server"])
+
+
+def after_up() -> None:
+    target_anchor, target_issuer = control_plane("target")
+    source_anchor, source_issuer = control_plane("source")
+    check("one trust anchor for both clusters", target_anchor == source_anchor)
+    check("an issuer per cluster", target_issuer != source_issuer)
+    edge_stack("target", gateway=True)
+    edge_stack("source", gateway=False)
+    gateway("target")
+    link("source", os.environ.get("E2E_TARGET_API_SERVER") or server("target"))
+
+
+def after_destroy() -> None:
+    for context in ("target", "source"):
+        for namespace in ("linkerd", "linkerd-multicluster", GATEWAY.namespace, "emissary-system"):
+            check(f"{context}: namespace {namespace} gone", get(context, "ns", namespace) is None)
+        crds = [c["metadata"]["name"] for c in get(context, "crd")["items"]]
+        check(f"{context}: no CRDs left", crds == [], crds)
+        hooks = get(context, "mutatingwebhookconfigurations,validatingwebhookconfigurations")["items"]
+        check(f"{context}: no webhooks left", hooks == [], [h["metadata"]["name"] for h in hooks])
+        default = get(context, "ns", "default")["metadata"].get("annotations") or {}
+        check(f"{context}: default as it was", "linkerd.io/inject" not in default, default)
+        left = [d["metadata"]["name"] for d in get(context, "deploy,svc", "-n", "default")["items"]]
+        check(f"{context}: nothing of ours in default", left == ["kubernetes"], left)
+
+
+if __name__ == "__main__":
+    {"after-up": after_up, "after-destroy": after_destroy}[sys.argv[1]]()
+    print(f"[live] {sys.argv[1]}: {len(CHECKED)} checks passed on the live objects", file=sys.stderr)
