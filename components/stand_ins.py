@@ -17,6 +17,7 @@ import base64
 import binascii
 import functools
 import hashlib
+import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -111,7 +112,7 @@ def replace(text: str, pairs: Sequence[tuple[str, str]]) -> str:
     return text
 
 
-def _cannot_mention(text: str, prints: Sequence[str], shortest: int) -> bool:
+def _cannot_mention(text: str, prints: Sequence[str], shortest: float) -> bool:
     """Whether `text` surely carries none of `prints`: what `mentions` checks first, done once for all PEMs.
 
     No fingerprint in its compact form, and no base64 to decode: `mentions` would answer False
@@ -129,12 +130,13 @@ def substitute(value: Any, replacements: Mapping[str, pulumi.Input[str]]) -> Any
     A string that holds a stand-in becomes an output of the real values, secret when they are.
     """
     prints = [fp for stand_in in replacements for fp in fingerprints(stand_in)]
-    # The shortest text that can hold a fingerprint, or base64 (24 characters at least) to decode.
-    shortest = min([24, *(len(fp) for fp in prints)])
+    # The shortest text that can hold a fingerprint, or base64 (24 characters at least) to decode;
+    # without stand-ins, none can.
+    shortest = min([24, *(len(fp) for fp in prints)]) if prints else math.inf
     return _substitute(value, replacements, prints, shortest)
 
 
-def _substitute(value: Any, replacements: Mapping[str, pulumi.Input[str]], prints: Sequence[str], shortest: int) -> Any:
+def _substitute(value: Any, replacements: Mapping[str, pulumi.Input[str]], prints: Sequence[str], shortest: float) -> Any:
     if isinstance(value, dict):
         return {key: _substitute(item, replacements, prints, shortest) for key, item in value.items()}
     if isinstance(value, list):
