@@ -8,6 +8,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import config, upstream
+from components.certificates import describe
 from components.edge_stack import EdgeStack, EdgeStackArgs
 from components.linkerd_cli import ClusterAccess, LinkerdCli
 from components.linkerd_control_plane import LinkerdControlPlane, LinkerdControlPlaneArgs
@@ -17,6 +18,7 @@ from components.meshed_namespace import MeshedNamespace, MeshedNamespaceArgs
 from components.multicluster_source import MulticlusterSource, MulticlusterSourceArgs
 from components.multicluster_target import GatewayRef, MulticlusterTarget, MulticlusterTargetArgs
 from components.qotm_demo import QotmDemo, QotmDemoArgs
+from support import clock
 
 # Everything is validated before the first resource: config, the linkerd CLI, the manifests.
 cfg = config.load()
@@ -32,8 +34,15 @@ on_cluster = pulumi.ResourceOptions(providers={"kubernetes": provider})
 
 # One trust anchor for both clusters: made on the target, which also signs the source's issuer.
 if cfg.is_target:
+    # This stack's own last outputs say how old each issuer is (renewal is decided from them).
+    itself = pulumi.StackReference(f"{pulumi.get_organization()}/{pulumi.get_project()}/{pulumi.get_stack()}")
     identity = LinkerdIdentity(
-        "identity", LinkerdIdentityArgs(trust_domain=cfg.trust_domain, clusters=(cfg.cluster_name, config.PEER))
+        "identity",
+        LinkerdIdentityArgs(
+            trust_domain=cfg.trust_domain,
+            clusters=(cfg.cluster_name, config.PEER),
+            previous_issuers=itself.get_output("identityIssuers"),
+        ),
     )
     trust_anchor_pem = identity.trust_anchor_pem
     issuer = identity.issuers[cfg.cluster_name]
@@ -108,6 +117,21 @@ pulumi.export("versionLine", cfg.line.name)
 pulumi.export("linkerdVersion", cfg.linkerd_version)
 pulumi.export("edgeStack", f"{cfg.edge_stack.name} {cfg.edge_stack_version}")
 pulumi.export("trustAnchorPem", trust_anchor_pem)
+certificates_now = clock.now()
+handed_on = [("peer-issuer", identity.issuers[config.PEER].cert_pem)] if cfg.is_target else []
+pulumi.export(
+    "identityCertificates",
+    pulumi.Output.all(trust_anchor_pem, issuer_cert_pem, *(pem for _, pem in handed_on)).apply(
+        lambda pems: [
+            describe(name, role, pem, certificates_now)
+            for (name, role), pem in zip(
+                [("trust-anchor", "anchor"), (f"{cfg.cluster_name}-issuer", "issuer"), *((n, "issuer") for n, _ in handed_on)],
+                pems,
+                strict=True,
+            )
+        ]
+    ),
+)
 
 if cfg.is_target:
     gateway = GatewayRef(
@@ -138,6 +162,7 @@ if cfg.is_target:
     peer_issuer = identity.issuers[config.PEER]
     pulumi.export("peerIssuerCertPem", peer_issuer.cert_pem)
     pulumi.export("peerIssuerKeyPem", peer_issuer.key_pem)
+    pulumi.export("identityIssuers", identity.issuer_state)
     pulumi.export("gatewayName", gateway.deployment)
     pulumi.export("gatewayNamespace", gateway.namespace)
     pulumi.export("gatewayIdentity", multicluster.gateway_identity)

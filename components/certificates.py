@@ -183,6 +183,20 @@ def expiry(cert_pem: str) -> str:
     return not_after.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def describe(name: str, role: str, cert_pem: str, now: datetime.datetime) -> dict[str, object]:
+    """One row of a stack's `identityCertificates`: what it is, its validity and the days it has left."""
+    certificate = x509.load_pem_x509_certificate(cert_pem.encode())
+    stamp = "%Y-%m-%dT%H:%M:%SZ"
+    return {
+        "name": name,
+        "role": role,
+        "subject": certificate.subject.rfc4514_string(),
+        "notBefore": certificate.not_valid_before_utc.strftime(stamp),
+        "notAfter": certificate.not_valid_after_utc.strftime(stamp),
+        "daysLeft": (certificate.not_valid_after_utc - now).days,
+    }
+
+
 def decoys_for(anchor: KeyPair, issuer: KeyPair) -> dict[str, str]:
     """Other values of the same shapes, standing in for the real ones when looking for stand-ins that survive."""
     decoy_anchor, decoy_issuer = placeholder_identity("decoy.invalid")

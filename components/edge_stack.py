@@ -65,8 +65,16 @@ def added_annotations(deployment: dict[str, Any], injected_yaml: str) -> dict[st
 
 
 def prepare_object(body: dict[str, Any], product: upstream.EdgeStackProduct, port_names: Mapping[int, str]) -> dict[str, Any]:
-    """A manifest object as this program applies it: Services not awaited, port names as the stack gives them."""
+    """A manifest object as this program applies it.
+
+    Services are not awaited, their ports named as the stack gives them, aggregated roles left to
+    their controller.
+    """
     body = copy.deepcopy(body)
+    if body["kind"] == "ClusterRole" and "aggregationRule" in body:
+        # The aggregation controller owns an aggregated role's rules: applying them (even `[]`)
+        # conflicts with it at the next `up` (found on the real engine: Emissary's agent roles).
+        body.pop("rules", None)
     if body["kind"] != "Service":
         return body
     if body.get("spec", {}).get("type") == "LoadBalancer":

@@ -46,6 +46,7 @@ def link_args(
     gateway_name: str,
     gateway_namespace: str,
     addresses: Sequence[str],
+    *,
     api_server_address: str | None = None,
 ) -> list[str]:
     args = [*line.link_command, "--cluster-name", cluster_name]
@@ -77,7 +78,14 @@ class MulticlusterSource(pulumi.ComponentResource):
         line = args.line
         link_command = pulumi.Output.all(args.gateway_name, args.gateway_namespace).apply(
             lambda gw: args.target_cli.line(
-                *link_args(line, args.target_cluster_name, gw[0], gw[1], args.gateway_addresses, args.api_server_address)
+                *link_args(
+                    line,
+                    args.target_cluster_name,
+                    gw[0],
+                    gw[1],
+                    args.gateway_addresses,
+                    api_server_address=args.api_server_address,
+                )
             )
         )
         # The output holds the target's service-account token: never logged, and only kept as the Secret.
@@ -93,8 +101,8 @@ class MulticlusterSource(pulumi.ComponentResource):
                 ",".join(args.gateway_addresses),
                 args.api_server_address or "",
                 # A new Link (new credentials, gateway, probe) or anything else verified asks again.
-                pulumi.Output.secret(generated.stdout).apply(_digest),
-                *(pulumi.Output.from_input(value).apply(_digest) for value in args.verify_inputs),
+                pulumi.Output.secret(generated.stdout).apply(lambda text: _digest(str(text))),
+                *(pulumi.Output.from_input(value).apply(lambda text: _digest(str(text))) for value in args.verify_inputs),
             ]
             after: list[pulumi.Input[pulumi.Resource]] = [*args.control_plane, *args.verify_after]
             for step, cli_args in (

@@ -34,6 +34,10 @@ LINK_CONTROLLER_DEPLOYMENT = "controller-{link}"
 # Linkerd's docs: the anchor outlives the issuer; `linkerd check` warns under 60 days left.
 TRUST_ANCHOR_VALIDITY_HOURS = 87600
 ISSUER_VALIDITY_HOURS = 8760
+# `linkerd check` warns under 60 days left: renew before it would.
+ISSUER_RENEW_BEFORE_DAYS = 60
+# Each further cluster's issuer lives this much shorter, so no two are due on the same day.
+ISSUER_STAGGER_DAYS = 90
 
 
 def gateway_identity(service_account: str, namespace: str, trust_domain: str) -> str:

@@ -171,6 +171,8 @@ class ProgramMocks(Mocks):
     def new_resource(self, args: MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
         if args.typ == "pulumi:pulumi:StackReference":
             name = args.inputs["name"]
+            if name not in self.stack_references and name == f"organization/{PROJECT}/{pulumi.get_stack()}":
+                return name, {"name": name, "outputs": {}}  # the stack's own, before its first update
             if name not in self.stack_references:
                 raise RuntimeError(f"no outputs of stack {name}: evaluate (or render) that stack first")
             return name, {"name": name, "outputs": dict(self.stack_references[name])}
@@ -293,7 +295,7 @@ def evaluate(
     """
     monitor = RecordingMonitor(mocks)
     settings.ROOT.set(None)
-    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=preview, monitor=monitor)
+    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=preview, monitor=monitor, organization="organization")
     values = {f"{PROJECT}:{k}": v if isinstance(v, str) else json.dumps(v) for k, v in config.items()}
     pulumi.runtime.set_all_config(values, [f"{PROJECT}:{k}" for k in secret_keys or []])
     result = Evaluation(registrations=monitor.registrations, outputs={})

@@ -14,6 +14,20 @@
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
+# kwok's fast stages make a pod Ready the instant it is bound; pulumi-kubernetes then sometimes
+# never sees a Deployment become available (seen here: one of ~40 awaited for 10 minutes though
+# Ready). Pods take a second or two to start here, as they would on a real node.
+slow_stages() {
+  python3 - "$KWOK_STAGES" "$WORK/kwok-stages.yaml" <<'EOF'
+import sys, yaml
+stages = [s for s in yaml.safe_load_all(open(sys.argv[1])) if s]
+for stage in stages:
+    if stage["metadata"]["name"] == "pod-ready":
+        stage["spec"]["delay"] = {"durationMilliseconds": 1000, "jitterDurationMilliseconds": 2000}
+yaml.safe_dump_all(stages, open(sys.argv[2], "w"), sort_keys=False)
+EOF
+}
+
 start_cluster() {
   local name=$1 service_cidr=$2 pod_cidr=$3 dir="$WORK/$1" etcd_port peer_port api_port n
   mkdir -p "$dir"
@@ -41,7 +55,8 @@ start_cluster() {
   "$B/kube-controller-manager" "${common[@]}" --service-account-private-key-file "$dir/sa.key" \
     --root-ca-file "$dir/certs/apiserver.crt" > "$dir/kcm.log" 2>&1 & PIDS+=($!)
   "$B/kube-scheduler" "${common[@]}" > "$dir/scheduler.log" 2>&1 & PIDS+=($!)
-  "$B/kwok" --kubeconfig "$dir/kubeconfig" --manage-all-nodes=true --config "$KWOK_STAGES" \
+  [ -f "$WORK/kwok-stages.yaml" ] || slow_stages
+  "$B/kwok" --kubeconfig "$dir/kubeconfig" --manage-all-nodes=true --config "$WORK/kwok-stages.yaml" \
     --node-ip 127.0.0.1 --cidr "$pod_cidr" --server-address 127.0.0.1:0 > "$dir/kwok.log" 2>&1 & PIDS+=($!)
   for n in 1 2 3; do
     "${k[@]}" apply -f - >/dev/null <<N

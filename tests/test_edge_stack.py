@@ -8,9 +8,9 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pytest
 
-from components import upstream
+from components import manifests, upstream
 from components.config import Tls
-from components.edge_stack import EdgeStack, EdgeStackArgs
+from components.edge_stack import EdgeStack, EdgeStackArgs, prepare_object
 from components.linkerd_cli import ClusterAccess, LinkerdCli
 from tests.conftest import EMISSARY, FIXTURES, provider_urn, real_linkerd
 from tests.harness import Run, run_program
@@ -258,3 +258,16 @@ def test_service_declares_the_port_names_the_stack_gives_it() -> None:
     service = run.one("Service", "emissary-ingress", "emissary")
     assert [(p["name"], p["port"]) for p in service.inputs["spec"]["ports"]] == [("mc-probe", 80), ("https", 443)]
     assert build().one("Service", "edge-stack").inputs["spec"]["ports"][0]["name"] == "http"
+
+
+def test_aggregated_roles_leave_their_rules_to_the_aggregation_controller() -> None:
+    """Emissary's release manifest aggregates its roles; applying their `rules: []` conflicted at the next up."""
+    product = upstream.CURRENT.edge_stack["emissary"]
+    bodies = [o.body for o in manifests.parse((EMISSARY / "emissary-emissaryns.v3.9.1.yaml").read_text())]
+    aggregated = [b for b in bodies if b["kind"] == "ClusterRole" and "aggregationRule" in b]
+    assert len(aggregated) >= 2 and all("rules" in b for b in aggregated)
+    for body in aggregated:
+        prepared = prepare_object(body, product, {})
+        assert "rules" not in prepared and prepared["aggregationRule"] == body["aggregationRule"]
+    plain = next(b for b in bodies if b["kind"] == "ClusterRole" and "aggregationRule" not in b)
+    assert prepare_object(plain, product, {})["rules"] == plain["rules"]

@@ -1,0 +1,23 @@
+"""The program's idea of now: the real clock, or the one a test or a rehearsal sets.
+
+`AES_LINKERD2_NOW` (ISO 8601, e.g. 2027-10-01T00:00:00Z) moves the clock that decides how many days
+a certificate has left and whether an issuer is due; nothing else reads it.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+
+CLOCK_ENV = "AES_LINKERD2_NOW"
+
+
+def now() -> datetime.datetime:
+    raw = os.environ.get(CLOCK_ENV)
+    if not raw:
+        return datetime.datetime.now(datetime.UTC)
+    try:
+        moment = datetime.datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"${CLOCK_ENV} = {raw[:40]!r} is not an ISO 8601 time such as 2027-10-01T00:00:00Z") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=datetime.UTC)

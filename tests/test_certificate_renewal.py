@@ -1,0 +1,105 @@
+"""Certificates over time: what each stack reports, and issuers re-issued before they expire."""
+
+from __future__ import annotations
+
+import datetime
+
+import pytest
+from cryptography import x509
+
+from components.certificates import KeyPair
+from components.linkerd_identity import issuer_generation
+from support import clock
+from tests.conftest import run_stack, target_config
+from tests.harness import Run
+
+NOW = datetime.datetime(2030, 6, 1, tzinfo=datetime.UTC)
+OWN = "organization/aes-linkerd2/target"
+
+
+def stamp(moment: datetime.datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@pytest.mark.parametrize(
+    ("previous", "expected"),
+    [
+        (None, 0),
+        ({"generation": 2, "notAfter": stamp(NOW + datetime.timedelta(days=61))}, 2),
+        ({"generation": 2, "notAfter": stamp(NOW + datetime.timedelta(days=59))}, 3),
+        ({"generation": 0, "notAfter": stamp(NOW - datetime.timedelta(days=1))}, 1),
+    ],
+    ids=["first", "61-days-left", "59-days-left", "expired"],
+)
+def test_an_issuer_is_due_under_the_renewal_window(previous: dict[str, object] | None, expected: int) -> None:
+    assert issuer_generation(previous, NOW, 60) == expected
+
+
+def up(previous: dict[str, object] | None = None, preview: bool = False) -> Run:
+    references = {OWN: {"identityIssuers": previous}} if previous is not None else None
+    run = run_stack("target", target_config(), preview=preview, stack_references=references)
+    assert run.error is None, run.error
+    return run
+
+
+def issuer_trigger(run: Run, cluster: str) -> str:
+    return str(run.one("Command", f"identity-{cluster}-issuer").inputs["triggers"][1])
+
+
+def test_each_stack_reports_its_certificates_and_days_left(monkeypatch: pytest.MonkeyPatch) -> None:
+    run = up()
+    rows = {row["name"]: row for row in run.outputs["identityCertificates"]}
+    assert [(row["name"], row["role"]) for row in run.outputs["identityCertificates"]] == [
+        ("trust-anchor", "anchor"),
+        ("target-issuer", "issuer"),
+        ("peer-issuer", "issuer"),
+    ]
+    assert rows["trust-anchor"]["subject"] == "CN=root.linkerd.cluster.local"
+    assert rows["target-issuer"]["subject"] == "CN=identity.linkerd.cluster.local"
+    # Made now: the anchor ten years, the target's issuer one year, the peer's 90 days less.
+    assert (rows["trust-anchor"]["daysLeft"], rows["target-issuer"]["daysLeft"], rows["peer-issuer"]["daysLeft"]) == (
+        3649,
+        364,
+        274,
+    )
+    made = KeyPair.from_json(run.mocks.command_stdouts["identity-target-issuer"])
+    not_after = x509.load_pem_x509_certificate(made.cert_pem.encode()).not_valid_after_utc
+    assert rows["target-issuer"]["notAfter"] == stamp(not_after)
+    assert run.outputs["identityIssuers"] == {
+        "target": {"generation": 0, "notAfter": stamp(not_after)},
+        "peer": {"generation": 0, "notAfter": rows["peer-issuer"]["notAfter"]},
+    }
+
+
+def test_a_due_issuer_is_reissued_and_the_other_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On the day: the clock says the target's issuer has 30 days left, the peer's 200."""
+    monkeypatch.setenv(clock.CLOCK_ENV, stamp(NOW))
+    previous = {
+        "target": {"generation": 0, "notAfter": stamp(NOW + datetime.timedelta(days=30))},
+        "peer": {"generation": 4, "notAfter": stamp(NOW + datetime.timedelta(days=200))},
+    }
+    for preview in (True, False):  # the preview shows the replacement before `up` makes it
+        run = up(previous, preview=preview)
+        assert (issuer_trigger(run, "target"), issuer_trigger(run, "peer")) == ("1", "4")
+    made = KeyPair.from_json(run.mocks.command_stdouts["identity-target-issuer"])
+    assert run.outputs["identityIssuers"]["target"]["generation"] == 1
+    assert run.outputs["identityIssuers"]["peer"]["generation"] == 4
+    # The same anchor signs the new issuer, and it is what the control plane's Secret now carries.
+    anchor = x509.load_pem_x509_certificate(run.outputs["trustAnchorPem"].encode())
+    x509.load_pem_x509_certificate(made.cert_pem.encode()).verify_directly_issued_by(anchor)
+    # Days left are counted on the clock the test set.
+    rows = {row["name"]: row for row in run.outputs["identityCertificates"]}
+    assert (
+        rows["target-issuer"]["daysLeft"]
+        == (x509.load_pem_x509_certificate(made.cert_pem.encode()).not_valid_after_utc - NOW).days
+    )
+
+
+def test_a_second_up_after_a_renewal_changes_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(clock.CLOCK_ENV, stamp(NOW))
+    previous = {
+        "target": {"generation": 1, "notAfter": stamp(NOW + datetime.timedelta(days=364))},
+        "peer": {"generation": 4, "notAfter": stamp(NOW + datetime.timedelta(days=200))},
+    }
+    run = up(previous)
+    assert (issuer_trigger(run, "target"), issuer_trigger(run, "peer")) == ("1", "4")
