@@ -81,7 +81,7 @@ edge_stack = EdgeStack(
         add_linkerd_headers=cfg.add_linkerd_headers,
         cli=cli,
         gateway_port=cfg.gateway_port,
-        control_plane=linkerd.everything,
+        control_plane=linkerd.ready,
         tls=cfg.tls,
         # The target's gateway renames Edge Stack's HTTP port mc-probe (the page's Service patch).
         service_port_names={cfg.probe_port: upstream.PROBE_PORT_NAME} if cfg.is_target else {},
@@ -92,7 +92,7 @@ edge_stack = EdgeStack(
 namespaces = {
     name: MeshedNamespace(
         f"ns-{name}",
-        MeshedNamespaceArgs(name=name, exists=name in cfg.existing_namespaces, control_plane=linkerd.everything),
+        MeshedNamespaceArgs(name=name, exists=name in cfg.existing_namespaces, control_plane=linkerd.ready),
         opts=on_cluster,
     )
     for name in cfg.meshed_namespaces
@@ -154,7 +154,7 @@ if cfg.is_target:
             probe_period_seconds=cfg.probe_period_seconds,
             trust_domain=cfg.trust_domain,
             exported_services=cfg.exported_services,
-            depends_on=[edge_stack.mesh, *linkerd.everything, *([qotm.service] if qotm else [])],
+            depends_on=[edge_stack.mesh, *linkerd.ready, *([qotm.service] if qotm else [])],
             service_resource=edge_stack.service,
         ),
         opts=on_cluster,
@@ -182,7 +182,7 @@ else:
             gateway_name=target.require_output("gatewayName"),
             gateway_namespace=target.require_output("gatewayNamespace"),
             gateway_addresses=cfg.gateway_addresses,
-            control_plane=linkerd.everything,
+            control_plane=linkerd.ready,
             verify=cfg.verify,
             verify_after=[edge_stack.mesh, *(ns.namespace for ns in namespaces.values()), *([qotm] if qotm else [])],
             verify_inputs=[cfg.linkerd_version, cfg.edge_stack_version, trust_anchor_pem, issuer_cert_pem],

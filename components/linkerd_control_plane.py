@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,11 +53,30 @@ def _stand_in_files(files: dict[str, str]) -> Iterator[dict[str, str]]:
         yield paths
 
 
+# What says Linkerd runs: its Deployments, the webhooks they serve, the CRDs of what a stack applies
+# next (the Link), and 2.8's extension step.
+_READINESS_KINDS = (
+    "CustomResourceDefinition",
+    "Deployment",
+    "MutatingWebhookConfiguration",
+    "ValidatingWebhookConfiguration",
+    "APIService",
+    "Command",
+)
+
+
+def _readiness(registered: Mapping[str, pulumi.Resource]) -> list[pulumi.Resource]:
+    return [resource for key, resource in registered.items() if key.split("/")[0] in _READINESS_KINDS]
+
+
 class LinkerdControlPlane(pulumi.ComponentResource):
     namespace: pulumi.Output[str]
     crds: list[pulumi.Resource]
     control_plane: list[pulumi.Resource]
     multicluster: list[pulumi.Resource]
+    # What a meshed workload waits for: the Deployments and the webhooks they serve. Those wait for
+    # the rest in turn; depending on every object instead costs ~90 edges per dependent.
+    ready: list[pulumi.Resource]
 
     def __init__(self, name: str, args: LinkerdControlPlaneArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("aes-linkerd2:index:LinkerdControlPlane", name, None, opts)
@@ -94,19 +113,21 @@ class LinkerdControlPlane(pulumi.ComponentResource):
                 files["issuer.key"],
                 *line.install_args,
             )
-        self.control_plane = list(
-            manifests.register(
-                install,
-                prefix=name,
-                opts=pulumi.ResourceOptions(parent=self, depends_on=self.crds),
-                replacements=replacements,
-                ignore_changes=line.generated_fields,
-            ).values()
+        registered = manifests.register(
+            install,
+            prefix=name,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=self.crds),
+            replacements=replacements,
+            ignore_changes=line.generated_fields,
         )
+        self.control_plane = list(registered.values())
+        self.ready = _readiness(registered)
 
         self.multicluster = []
         if args.multicluster:
-            self.multicluster = self._multicluster(name, args, replacements)
+            extension = self._multicluster(name, args, replacements)
+            self.multicluster = list(extension.values())
+            self.ready = [*self.ready, *_readiness(extension)]
 
         self.namespace = pulumi.Output.from_input(upstream.CONTROL_PLANE_NAMESPACE)
         self.register_outputs({"namespace": self.namespace})
@@ -123,13 +144,13 @@ class LinkerdControlPlane(pulumi.ComponentResource):
 
     def _multicluster(
         self, name: str, args: LinkerdControlPlaneArgs, replacements: dict[str, pulumi.Input[str]]
-    ) -> list[pulumi.Resource]:
+    ) -> dict[str, pulumi.Resource]:
         line = args.line
         controllers = [
             arg for index, link in enumerate(args.links) for arg in ("--set", f"controllers[{index}].link.ref.name={link}")
         ]
         install_args = ("multicluster", "install", *line.multicluster_install_args, *controllers)
-        after = pulumi.ResourceOptions(parent=self, depends_on=[*self.crds, *self.control_plane])
+        after = pulumi.ResourceOptions(parent=self, depends_on=[*self.crds, *self.ready])
         if line.multicluster_offline:
             extension = self._render(args, name, *install_args[:2], "--ignore-cluster", *install_args[2:])
             link_controllers = {
@@ -142,30 +163,25 @@ class LinkerdControlPlane(pulumi.ComponentResource):
                 manifests.with_annotations(obj, {upstream.SKIP_AWAIT_ANNOTATION: "true"}) if obj.key in link_controllers else obj
                 for obj in extension
             ]
-            return list(
+            return dict(
                 manifests.register(
                     extension,
                     prefix=f"{name}-multicluster",
                     opts=after,
                     replacements=replacements,
                     ignore_changes=line.generated_fields,
-                ).values()
+                )
             )
         # This release renders the extension only from a live control plane: apply it at `up` time.
         # Rendered whole first, so a failing CLI never applies half an extension.
         render = args.cli.line(*install_args)
         kubectl = args.cli.cluster.kubectl_line(args.kubectl)
-        return [
-            command.local.Command(
+        return {
+            "Command/linkerd-multicluster": command.local.Command(
                 f"{name}-multicluster",
                 create=f'manifest="$({render})" && printf "%s\\n" "$manifest" | {kubectl} apply -f -',
                 delete=f'manifest="$({render})" && printf "%s\\n" "$manifest" | {kubectl} delete --ignore-not-found -f -',
                 logging=command.local.Logging.STDERR,
                 opts=after,
             )
-        ]
-
-    @property
-    def everything(self) -> list[pulumi.Resource]:
-        """What a meshed workload waits for: CRDs, control plane and extension."""
-        return [*self.crds, *self.control_plane, *self.multicluster]
+        }

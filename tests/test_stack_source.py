@@ -83,3 +83,10 @@ def test_every_certificate_applied_is_the_targets_anchor_or_the_issuer_it_signed
     run = up(line)
     refs = run.mocks.stack_references["organization/aes-linkerd2/target"]
     certificate_audit.assert_only_the_real_identity(run, refs["trustAnchorPem"], refs["peerIssuerCertPem"])
+
+
+def test_the_link_waits_for_its_crd_and_the_running_control_plane() -> None:
+    run = up()
+    link = run.one("Link")
+    assert run.depends(link, on=run.one("CustomResourceDefinition", "links.multicluster.linkerd.io"))
+    assert run.depends(link, on=run.one("Deployment", "linkerd-identity", "linkerd"))

@@ -178,3 +178,13 @@ def test_every_certificate_applied_is_the_real_anchor_or_this_clusters_issuer(li
         annotations = deployment.inputs["spec"]["template"]["metadata"].get("annotations") or {}
         if line == "current":
             assert annotations["linkerd.io/trust-root-sha256"] == anchor_hash, deployment.name
+
+
+def test_meshed_workloads_wait_for_what_runs_linkerd_not_for_every_object() -> None:
+    """A dependency per Deployment and webhook, not per ConfigMap and role (the SDK walks every edge)."""
+    run = up()
+    namespace = run.one("NamespacePatch", "ns-default")
+    waited = {r.kind for r in run.registrations if r.urn in namespace.dependencies}
+    assert waited <= {"Deployment", "MutatingWebhookConfiguration", "ValidatingWebhookConfiguration", "CustomResourceDefinition"}
+    assert {"Deployment", "MutatingWebhookConfiguration"} <= waited
+    assert len(namespace.dependencies) < 20
