@@ -42,6 +42,7 @@ if cfg.is_target:
             trust_domain=cfg.trust_domain,
             clusters=(cfg.cluster_name, config.PEER),
             previous_issuers=itself.get_output("identityIssuers"),
+            renew_before_days=cfg.issuer_renew_before_days,
         ),
     )
     trust_anchor_pem = identity.trust_anchor_pem
@@ -182,6 +183,7 @@ else:
             gateway_name=target.require_output("gatewayName"),
             gateway_namespace=target.require_output("gatewayNamespace"),
             gateway_addresses=cfg.gateway_addresses,
+            api_server_address=cfg.target_api_server_address,
             control_plane=linkerd.ready,
             verify=cfg.verify,
             verify_after=[edge_stack.mesh, *(ns.namespace for ns in namespaces.values()), *([qotm] if qotm else [])],

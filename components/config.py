@@ -113,6 +113,7 @@ class StackConfig:
     kubectl: str
     linkerd_version: str
     linkerd_ha: bool
+    issuer_renew_before_days: int
     trust_domain: str
     edge_stack: upstream.EdgeStackProduct
     edge_stack_version: str
@@ -140,6 +141,7 @@ class StackConfig:
     target_cluster_name: str = ""
     target_kubeconfig: str | None = None
     gateway_addresses: tuple[str, ...] = ()
+    target_api_server_address: str | None = None
     verify: bool = True
 
     @property
@@ -247,15 +249,15 @@ def _address(key: str, value: str) -> str:
     return value
 
 
-def _base_url(key: str, value: str) -> str:
-    """Edge Stack's base URL, strictly: it reaches a shell command line (quoted there too)."""
+def _base_url(key: str, value: str, what: str = "Edge Stack") -> str:
+    """A base URL, strictly: it reaches a shell command line (quoted there too)."""
     match = _BASE_URL.fullmatch(value)
     if match:
         host, port = match.group("host"), match.group("port")
         host_ok = _is_ip(host[1:-1], version=6) if host.startswith("[") else is_dns_name(host.lower()) or _is_ip(host)
         if host_ok and (port is None or 1 <= int(port) <= 65535):
             return value
-    raise ConfigError(key, value, "must be http(s)://<host>[:port] of Edge Stack")
+    raise ConfigError(key, value, f"must be http(s)://<host>[:port] of {what}")
 
 
 def _is_ip(value: str, version: int | None = None) -> bool:
@@ -375,8 +377,23 @@ _PROBE_TARGET_PORTS = (upstream.HTTP_LISTENER_PORT,)
 # Keys only one role reads: set on the other, they would be silently ignored.
 _ROLE_KEYS = {
     Role.TARGET: ("gatewayHostname", "exportedServices"),
-    Role.SOURCE: ("targetStack", "targetContext", "targetKubeconfig", "targetClusterName", "gatewayAddresses"),
+    Role.SOURCE: (
+        "targetStack",
+        "targetContext",
+        "targetKubeconfig",
+        "targetClusterName",
+        "gatewayAddresses",
+        "targetApiServerAddress",
+    ),
 }
+
+
+def _renew_before(days: int) -> int:
+    # Beyond the issuer's lifetime, every `up` would re-issue it.
+    longest = upstream.ISSUER_VALIDITY_HOURS // 24 - upstream.ISSUER_STAGGER_DAYS - 1
+    if not 1 <= days <= longest:
+        raise ConfigError("issuerRenewBeforeDays", days, f"must be between 1 and {longest} (issuers live a year)")
+    return days
 
 
 def _word(key: str, value: str) -> str:
@@ -449,6 +466,7 @@ def load(config: pulumi.Config | None = None) -> StackConfig:
         "kubectl": read.path("kubectl", "kubectl") or "",
         "linkerd_version": linkerd_version,
         "linkerd_ha": read.boolean("linkerdHa", True),
+        "issuer_renew_before_days": _renew_before(read.integer("issuerRenewBeforeDays", upstream.ISSUER_RENEW_BEFORE_DAYS)),
         "trust_domain": trust_domain,
         "edge_stack": product,
         "edge_stack_version": edge_stack_version,
@@ -610,8 +628,15 @@ def _source(read: _Reader, context: str, kubeconfig: str | None, cluster_name: s
         "target_cluster_name": target_cluster_name,
         "target_kubeconfig": target_kubeconfig,
         "gateway_addresses": addresses,
+        "target_api_server_address": _api_server(read.text("targetApiServerAddress")),
         "verify": read.boolean("verify", True),
     }
+
+
+def _api_server(value: str | None) -> str | None:
+    if value is not None and not value.startswith("https://"):
+        raise ConfigError("targetApiServerAddress", value, "must be https://<host>[:port] of the target's API server")
+    return None if value is None else _base_url("targetApiServerAddress", value, "the target's API server")
 
 
 def read_manifest(key: str, location: str, read: Callable[[str], str]) -> str:
