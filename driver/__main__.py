@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from driver import certs
 from driver.api import STACKS, Deployment, OperationResult, Progress
 from driver.settings import DriverError
 
@@ -19,6 +20,8 @@ VERBS = {
     "refresh": "read the live state of every resource back into each stack's state",
     "destroy": "remove everything: the source first (unlink, un-inject), then the target",
     "outputs": "print each stack's outputs (secrets masked)",
+    "certs": "list each stack's identity certificates (anchor, issuers) with the days they have left; "
+    f"exit 1 when one has fewer than --warn-days ({certs.WARN_DAYS}, as `linkerd check` warns)",
     "render": "write every Kubernetes object each stack would apply as YAML, one folder per stack, "
     "offline: no cluster, no Pulumi CLI; secrets are not written",
 }
@@ -37,6 +40,8 @@ def parser() -> argparse.ArgumentParser:
         sub.add_argument("--stack", choices=STACKS, action="append", help="only this stack (repeatable; default: both)")
         sub.add_argument("--project-dir", default=str(Path(__file__).resolve().parent.parent), help="the Pulumi project")
         sub.add_argument("--json", action="store_true", help="print the result as JSON")
+        if verb == "certs":
+            sub.add_argument("--warn-days", type=int, default=certs.WARN_DAYS, help="mark what has fewer days left")
         if verb in ("up", "preview", "refresh"):
             sub.add_argument("--expect-no-changes", action="store_true", help="fail a stack whose plan changes anything")
         if verb == "render":
@@ -114,6 +119,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.verb == "outputs":
             print(json.dumps(stack_outputs(deployment), indent=2, default=str))
             return 0
+        if args.verb == "certs":
+            found = certs.rows(stack_outputs(deployment), args.warn_days)
+            if args.json:
+                print(json.dumps({"warnDays": args.warn_days, "certificates": found}, indent=2))
+            else:
+                print(certs.table(found, args.warn_days))
+            return 1 if any(row["due"] for row in found) else 0
         operation = getattr(deployment, args.verb)
         result: OperationResult = operation(expect_no_changes=args.expect_no_changes) if args.verb != "destroy" else operation()
     except DriverError as error:

@@ -262,3 +262,37 @@ def test_outputs_turns_an_engine_error_into_one_line(
     captured = capsys.readouterr()
     assert captured.err == "error: outputs: stderr: error: no stack named 'target' found\n"
     assert "Traceback" not in captured.err and captured.out == ""
+
+
+def test_certs_lists_both_stacks_and_fails_when_one_is_due(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], kube: Path
+) -> None:
+    """From the stacks' own `identityCertificates` outputs (what a real `up` exported: see e2e/full.sh)."""
+
+    def row(name: str, role: str, days: int) -> dict[str, Any]:
+        return {"name": name, "role": role, "subject": f"CN={name}", "notAfter": "2031-01-01T00:00:00Z", "daysLeft": days}
+
+    class Certified(FakeEngine):
+        days = 364
+
+        def outputs(self, stack: str) -> dict[str, Any]:
+            issuer = row(f"{stack}-issuer", "issuer", self.days if stack == "source" else 300)
+            return {"identityCertificates": [row("trust-anchor", "anchor", 3600), issuer]}
+
+    engine = Certified()
+    monkeypatch.setattr("driver.__main__.Deployment", lambda *a, **k: deployment(engine, kubeconfig=kube))
+    assert main(["certs"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split() == ["stack", "name", "role", "subject", "not", "after", "days", "left"]
+    assert [line.split()[:3] + line.split()[-2:] for line in table[1:5]] == [
+        ["target", "trust-anchor", "anchor", "3600", "ok"],
+        ["target", "target-issuer", "issuer", "300", "ok"],
+        ["source", "trust-anchor", "anchor", "3600", "ok"],
+        ["source", "source-issuer", "issuer", "364", "ok"],
+    ]
+    engine.days = 12
+    assert main(["certs", "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["warnDays"] == 60
+    assert [(r["stack"], r["name"], r["due"]) for r in report["certificates"] if r["due"]] == [("source", "source-issuer", True)]
+    assert main(["certs", "--warn-days", "10"]) == 0
