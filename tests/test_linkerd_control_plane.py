@@ -16,6 +16,7 @@ import yaml
 from components import certificates, stand_ins, upstream
 from components.linkerd_cli import ClusterAccess, LinkerdCli
 from components.linkerd_control_plane import LinkerdControlPlane, LinkerdControlPlaneArgs
+from driver.offline import cli_args, run_like_the_command_provider
 from tests.conftest import kubernetes_resources, provider_urn, real_linkerd
 from tests.fake_linkerd import FakeLinkerd
 from tests.harness import Run, run_program
@@ -57,7 +58,7 @@ def minimal_control_plane() -> None:
     LinkerdControlPlane(
         "linkerd",
         LinkerdControlPlaneArgs(
-            cli=LinkerdCli(binary="linkerd", cluster=ClusterAccess(context="c")),
+            cli=LinkerdCli(binary=real_linkerd(), cluster=ClusterAccess(context="c")),
             kubectl="kubectl",
             line=upstream.CURRENT,
             ha=True,
@@ -264,15 +265,23 @@ def test_page_line_installs_crds_with_the_control_plane_and_multicluster_with_ku
 @pytest.mark.parametrize("preview", [False, True])
 def test_placeholder_in_a_form_that_cannot_be_replaced_stops_the_program(preview: bool) -> None:
     class LeakyLinkerd(FakeLinkerd):
-        def _install(self, args: list[str]) -> str:
+        """The real CLI, whose install also carries the issuer key in a shape `stand_ins.replace` does not know.
+
+        A failure the real release cannot be made to show on demand: the fake adds only the leak.
+        """
+
+        def run(self, command: str, stdin: str | None) -> str:
+            printed = run_like_the_command_provider(command, stdin)
+            args = cli_args(command)
+            if args[:1] != ["install"] or "--crds" in args:
+                return printed
             with open(args[args.index("--identity-issuer-key-file") + 1]) as handle:
                 key = handle.read()
-            # The key's DER on one line: a shape `stand_ins.replace` does not know.
-            one_line = "".join(key.strip().splitlines()[1:-1])
+            one_line = "".join(key.strip().splitlines()[1:-1])  # the key's DER on one line
             blob = base64.b64encode(f"keyDER: {one_line}\n".encode()).decode()
             return (
-                super()._install(args)
-                + f"---\napiVersion: v1\nkind: Secret\nmetadata: {{name: leak, namespace: linkerd}}\ndata: {{x: {blob}}}\n"
+                printed
+                + f"\n---\napiVersion: v1\nkind: Secret\nmetadata: {{name: leak, namespace: linkerd}}\ndata: {{x: {blob}}}\n"
             )
 
     run = run_program(minimal_control_plane, linkerd=LeakyLinkerd(), preview=preview)
