@@ -2,7 +2,12 @@
 
 `target`: the cluster whose Edge Stack is Linkerd's multicluster gateway. It owns the shared trust
 anchor and exports what the source needs. `source`: links to the target and verifies the link.
+Both run the page's steps on their own cluster (`page_on_one_cluster`); each role then adds its side
+of multicluster. Everything is validated before the first resource: config, the linkerd CLI, the
+manifests.
 """
+
+from dataclasses import dataclass
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -20,23 +25,122 @@ from components.multicluster_target import GatewayRef, MulticlusterTarget, Multi
 from components.qotm_demo import QotmDemo, QotmDemoArgs
 from support import clock
 
-# Everything is validated before the first resource: config, the linkerd CLI, the manifests.
-cfg = config.load()
-cluster = ClusterAccess(context=cfg.context, kubeconfig=cfg.kubeconfig)
-cli = LinkerdCli(binary=cfg.linkerd_cli, cluster=cluster)
-cli.require_version(cfg.linkerd_version)
-edge_stack_crds = config.read_manifest("edgeStackCrds", cfg.edge_stack_crds, read_location)
-edge_stack_manifest = config.read_manifest("edgeStackManifest", cfg.edge_stack_manifest, read_location)
 
-# A fixed name: renaming the provider would replace every object it manages.
-provider = k8s.Provider("cluster", kubeconfig=cfg.kubeconfig, context=cfg.context)
-on_cluster = pulumi.ResourceOptions(providers={"kubernetes": provider})
+@dataclass(frozen=True)
+class ClusterIdentity:
+    """The trust anchor and this cluster's issuer, and the certificates the stack reports."""
 
-# One trust anchor for both clusters: made on the target, which also signs the source's issuer.
-if cfg.is_target:
+    trust_anchor_pem: pulumi.Input[str]
+    issuer_cert_pem: pulumi.Input[str]
+    issuer_key_pem: pulumi.Input[str]
+    # (name, role, certificate) of every certificate the stack applies or hands on.
+    reported: tuple[tuple[str, str, pulumi.Input[str]], ...]
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """This stack's cluster, as read and checked before anything is registered."""
+
+    cfg: config.StackConfig
+    cli: LinkerdCli
+    edge_stack_crds: str
+    edge_stack_manifest: str
+    on_cluster: pulumi.ResourceOptions
+
+
+@dataclass(frozen=True)
+class Mesh:
+    linkerd: LinkerdControlPlane
+    edge_stack: EdgeStack
+    namespaces: dict[str, MeshedNamespace]
+    qotm: QotmDemo | None
+
+
+def page_on_one_cluster(cluster: Cluster, identity: ClusterIdentity) -> Mesh:
+    """Linkerd (HA), Edge Stack meshed with the add_linkerd_headers Module, meshed namespaces, QOTM."""
+    cfg, cli, on_cluster = cluster.cfg, cluster.cli, cluster.on_cluster
+    linkerd = LinkerdControlPlane(
+        "linkerd",
+        LinkerdControlPlaneArgs(
+            cli=cli,
+            kubectl=cfg.kubectl,
+            line=cfg.line,
+            ha=cfg.linkerd_ha,
+            trust_domain=cfg.trust_domain,
+            trust_anchor_pem=identity.trust_anchor_pem,
+            issuer_cert_pem=identity.issuer_cert_pem,
+            issuer_key_pem=identity.issuer_key_pem,
+            multicluster=True,
+            links=(cfg.target_cluster_name,) if not cfg.is_target and cfg.line.link_controllers_in_install else (),
+        ),
+        opts=on_cluster,
+    )
+    edge_stack = EdgeStack(
+        "edge-stack",
+        EdgeStackArgs(
+            line=cfg.line,
+            product=cfg.edge_stack,
+            crds_yaml=cluster.edge_stack_crds,
+            manifest_yaml=cluster.edge_stack_manifest,
+            license_key=cfg.edge_stack_license_key,
+            add_linkerd_headers=cfg.add_linkerd_headers,
+            cli=cli,
+            gateway_port=cfg.gateway_port,
+            control_plane=linkerd.ready,
+            tls=cfg.tls,
+            # The target's gateway renames Edge Stack's HTTP port mc-probe (the page's Service patch).
+            service_port_names={cfg.probe_port: upstream.PROBE_PORT_NAME} if cfg.is_target else {},
+        ),
+        opts=on_cluster,
+    )
+    namespaces = {
+        name: MeshedNamespace(
+            f"ns-{name}",
+            MeshedNamespaceArgs(name=name, exists=name in cfg.existing_namespaces, control_plane=linkerd.ready),
+            opts=on_cluster,
+        )
+        for name in cfg.meshed_namespaces
+    }
+    qotm = None
+    if cfg.qotm:
+        qotm = QotmDemo(
+            "qotm",
+            QotmDemoArgs(
+                line=cfg.line,
+                namespace=namespaces[cfg.qotm_namespace].name,
+                depends_on=[namespaces[cfg.qotm_namespace], *edge_stack.crds, edge_stack.mesh],
+                smoke_test_url=cfg.smoke_test_url,
+            ),
+            opts=on_cluster,
+        )
+    return Mesh(linkerd=linkerd, edge_stack=edge_stack, namespaces=namespaces, qotm=qotm)
+
+
+def export_cluster(cfg: config.StackConfig, identity: ClusterIdentity) -> None:
+    pulumi.export("clusterName", cfg.cluster_name)
+    pulumi.export("context", cfg.context)
+    pulumi.export("versionLine", cfg.line.name)
+    pulumi.export("linkerdVersion", cfg.linkerd_version)
+    pulumi.export("edgeStack", f"{cfg.edge_stack.name} {cfg.edge_stack_version}")
+    pulumi.export("edgeStackNamespace", cfg.edge_stack.namespace)
+    pulumi.export("meshedNamespaces", list(cfg.meshed_namespaces))
+    pulumi.export("trustAnchorPem", identity.trust_anchor_pem)
+    now = clock.now()
+    names = [(name, role) for name, role, _ in identity.reported]
+    pulumi.export(
+        "identityCertificates",
+        pulumi.Output.all(*(pem for _, _, pem in identity.reported)).apply(
+            lambda pems: [describe(name, role, pem, now) for (name, role), pem in zip(names, pems, strict=True)]
+        ),
+    )
+
+
+def target_stack(cluster: Cluster) -> None:
+    """The gateway side: the shared anchor and both issuers, the page on this cluster, then the gateway."""
+    cfg = cluster.cfg
     # This stack's own last outputs say how old each issuer is (renewal is decided from them).
     itself = pulumi.StackReference(f"{pulumi.get_organization()}/{pulumi.get_project()}/{pulumi.get_stack()}")
-    identity = LinkerdIdentity(
+    certificates = LinkerdIdentity(
         "identity",
         LinkerdIdentityArgs(
             trust_domain=cfg.trust_domain,
@@ -45,102 +149,24 @@ if cfg.is_target:
             renew_before_days=cfg.issuer_renew_before_days,
         ),
     )
-    trust_anchor_pem = identity.trust_anchor_pem
-    issuer = identity.issuers[cfg.cluster_name]
-    issuer_cert_pem, issuer_key_pem = issuer.cert_pem, issuer.key_pem
-else:
-    target = pulumi.StackReference(cfg.target_stack)
-    trust_anchor_pem = target.require_output("trustAnchorPem")
-    issuer_cert_pem = target.require_output("peerIssuerCertPem")
-    issuer_key_pem = pulumi.Output.secret(target.require_output("peerIssuerKeyPem"))
-
-linkerd = LinkerdControlPlane(
-    "linkerd",
-    LinkerdControlPlaneArgs(
-        cli=cli,
-        kubectl=cfg.kubectl,
-        line=cfg.line,
-        ha=cfg.linkerd_ha,
-        trust_domain=cfg.trust_domain,
-        trust_anchor_pem=trust_anchor_pem,
-        issuer_cert_pem=issuer_cert_pem,
-        issuer_key_pem=issuer_key_pem,
-        multicluster=True,
-        links=(cfg.target_cluster_name,) if not cfg.is_target and cfg.line.link_controllers_in_install else (),
-    ),
-    opts=on_cluster,
-)
-
-edge_stack = EdgeStack(
-    "edge-stack",
-    EdgeStackArgs(
-        line=cfg.line,
-        product=cfg.edge_stack,
-        crds_yaml=edge_stack_crds,
-        manifest_yaml=edge_stack_manifest,
-        license_key=cfg.edge_stack_license_key,
-        add_linkerd_headers=cfg.add_linkerd_headers,
-        cli=cli,
-        gateway_port=cfg.gateway_port,
-        control_plane=linkerd.ready,
-        tls=cfg.tls,
-        # The target's gateway renames Edge Stack's HTTP port mc-probe (the page's Service patch).
-        service_port_names={cfg.probe_port: upstream.PROBE_PORT_NAME} if cfg.is_target else {},
-    ),
-    opts=on_cluster,
-)
-
-namespaces = {
-    name: MeshedNamespace(
-        f"ns-{name}",
-        MeshedNamespaceArgs(name=name, exists=name in cfg.existing_namespaces, control_plane=linkerd.ready),
-        opts=on_cluster,
-    )
-    for name in cfg.meshed_namespaces
-}
-
-qotm = None
-if cfg.qotm:
-    qotm = QotmDemo(
-        "qotm",
-        QotmDemoArgs(
-            line=cfg.line,
-            namespace=namespaces[cfg.qotm_namespace].name,
-            depends_on=[namespaces[cfg.qotm_namespace], *edge_stack.crds, edge_stack.mesh],
-            smoke_test_url=cfg.smoke_test_url,
+    own, peer = certificates.issuers[cfg.cluster_name], certificates.issuers[config.PEER]
+    identity = ClusterIdentity(
+        trust_anchor_pem=certificates.trust_anchor_pem,
+        issuer_cert_pem=own.cert_pem,
+        issuer_key_pem=own.key_pem,
+        reported=(
+            ("trust-anchor", "anchor", certificates.trust_anchor_pem),
+            (f"{cfg.cluster_name}-issuer", "issuer", own.cert_pem),
+            ("peer-issuer", "issuer", peer.cert_pem),
         ),
-        opts=on_cluster,
     )
-
-pulumi.export("clusterName", cfg.cluster_name)
-pulumi.export("context", cfg.context)
-pulumi.export("versionLine", cfg.line.name)
-pulumi.export("linkerdVersion", cfg.linkerd_version)
-pulumi.export("edgeStack", f"{cfg.edge_stack.name} {cfg.edge_stack_version}")
-pulumi.export("trustAnchorPem", trust_anchor_pem)
-certificates_now = clock.now()
-handed_on = [("peer-issuer", identity.issuers[config.PEER].cert_pem)] if cfg.is_target else []
-pulumi.export(
-    "identityCertificates",
-    pulumi.Output.all(trust_anchor_pem, issuer_cert_pem, *(pem for _, pem in handed_on)).apply(
-        lambda pems: [
-            describe(name, role, pem, certificates_now)
-            for (name, role), pem in zip(
-                [("trust-anchor", "anchor"), (f"{cfg.cluster_name}-issuer", "issuer"), *((n, "issuer") for n, _ in handed_on)],
-                pems,
-                strict=True,
-            )
-        ]
-    ),
-)
-
-if cfg.is_target:
+    mesh = page_on_one_cluster(cluster, identity)
     gateway = GatewayRef(
         namespace=cfg.edge_stack.namespace,
         deployment=cfg.edge_stack.deployment,
         service=cfg.edge_stack.service,
         service_account=cfg.edge_stack.service_account,
-        service_ports=edge_stack.service_ports,
+        service_ports=mesh.edge_stack.service_ports,
     )
     multicluster = MulticlusterTarget(
         "multicluster-target",
@@ -155,43 +181,76 @@ if cfg.is_target:
             probe_period_seconds=cfg.probe_period_seconds,
             trust_domain=cfg.trust_domain,
             exported_services=cfg.exported_services,
-            depends_on=[edge_stack.mesh, *linkerd.ready, *([qotm.service] if qotm else [])],
-            service_resource=edge_stack.service,
+            depends_on=[mesh.edge_stack.mesh, *mesh.linkerd.ready, *([mesh.qotm.service] if mesh.qotm else [])],
+            service_resource=mesh.edge_stack.service,
         ),
-        opts=on_cluster,
+        opts=cluster.on_cluster,
     )
-    peer_issuer = identity.issuers[config.PEER]
-    pulumi.export("peerIssuerCertPem", peer_issuer.cert_pem)
-    pulumi.export("peerIssuerKeyPem", peer_issuer.key_pem)
-    pulumi.export("identityIssuers", identity.issuer_state)
+    export_cluster(cfg, identity)
+    pulumi.export("peerIssuerCertPem", peer.cert_pem)
+    pulumi.export("peerIssuerKeyPem", peer.key_pem)
+    pulumi.export("identityIssuers", certificates.issuer_state)
     pulumi.export("gatewayName", gateway.deployment)
     pulumi.export("gatewayNamespace", gateway.namespace)
     pulumi.export("gatewayIdentity", multicluster.gateway_identity)
     pulumi.export("exportedServices", [f"{ns}/{name}" for ns, name in cfg.exported_services])
-else:
+
+
+def source_stack(cluster: Cluster) -> None:
+    """The linking side: the anchor and the issuer the target signed for it, the page, then the Link and checks."""
+    cfg = cluster.cfg
+    target = pulumi.StackReference(cfg.target_stack)
+    config.check_target_outputs(cfg, target)
+    issuer_cert_pem = target.require_output("peerIssuerCertPem")
+    identity = ClusterIdentity(
+        trust_anchor_pem=target.require_output("trustAnchorPem"),
+        issuer_cert_pem=issuer_cert_pem,
+        issuer_key_pem=pulumi.Output.secret(target.require_output("peerIssuerKeyPem")),
+        reported=(
+            ("trust-anchor", "anchor", target.require_output("trustAnchorPem")),
+            (f"{cfg.cluster_name}-issuer", "issuer", issuer_cert_pem),
+        ),
+    )
+    mesh = page_on_one_cluster(cluster, identity)
     target_cli = LinkerdCli(
         binary=cfg.linkerd_cli, cluster=ClusterAccess(context=cfg.target_context, kubeconfig=cfg.target_kubeconfig)
     )
-    config.check_target_outputs(cfg, target)
-    source = MulticlusterSource(
+    MulticlusterSource(
         "multicluster-source",
         MulticlusterSourceArgs(
             line=cfg.line,
-            cli=cli,
+            cli=cluster.cli,
             target_cli=target_cli,
             target_cluster_name=cfg.target_cluster_name,
             gateway_name=target.require_output("gatewayName"),
             gateway_namespace=target.require_output("gatewayNamespace"),
             gateway_addresses=cfg.gateway_addresses,
             api_server_address=cfg.target_api_server_address,
-            control_plane=linkerd.ready,
+            control_plane=mesh.linkerd.ready,
             verify=cfg.verify,
-            verify_after=[edge_stack.mesh, *(ns.namespace for ns in namespaces.values()), *([qotm] if qotm else [])],
-            verify_inputs=[cfg.linkerd_version, cfg.edge_stack_version, trust_anchor_pem, issuer_cert_pem],
+            verify_after=[
+                mesh.edge_stack.mesh,
+                *(ns.namespace for ns in mesh.namespaces.values()),
+                *([mesh.qotm] if mesh.qotm else []),
+            ],
+            verify_inputs=[cfg.linkerd_version, cfg.edge_stack_version, identity.trust_anchor_pem, issuer_cert_pem],
         ),
-        opts=on_cluster,
+        opts=cluster.on_cluster,
     )
+    export_cluster(cfg, identity)
     pulumi.export("linkedCluster", cfg.target_cluster_name)
 
-pulumi.export("edgeStackNamespace", cfg.edge_stack.namespace)
-pulumi.export("meshedNamespaces", list(cfg.meshed_namespaces))
+
+def main() -> None:
+    cfg = config.load()
+    cli = LinkerdCli(binary=cfg.linkerd_cli, cluster=ClusterAccess(context=cfg.context, kubeconfig=cfg.kubeconfig))
+    cli.require_version(cfg.linkerd_version)
+    crds = config.read_manifest("edgeStackCrds", cfg.edge_stack_crds, read_location)
+    manifest = config.read_manifest("edgeStackManifest", cfg.edge_stack_manifest, read_location)
+    # A fixed name: renaming the provider would replace every object it manages.
+    provider = k8s.Provider("cluster", kubeconfig=cfg.kubeconfig, context=cfg.context)
+    cluster = Cluster(cfg, cli, crds, manifest, pulumi.ResourceOptions(providers={"kubernetes": provider}))
+    (target_stack if cfg.is_target else source_stack)(cluster)
+
+
+main()
