@@ -12,7 +12,14 @@ SECRET_MASK = "[secret]"
 
 
 def _step(event: auto.EngineEvent) -> tuple[str, bool] | None:
-    """A resource step from an engine event: (what, finished), or None for other events."""
+    """A resource step from an engine event: (what, finished), or None for other events.
+
+    The program's warnings count as steps not yet finished, so they show in the progress (an issuer
+    that is due, for instance).
+    """
+    diagnostic = event.diagnostic_event
+    if diagnostic is not None and diagnostic.severity == "warning" and not diagnostic.ephemeral:
+        return f"warning: {diagnostic.message.strip()}", False
     if event.resource_pre_event is not None:
         metadata = event.resource_pre_event.metadata
         return f"{metadata.op.value} {metadata.urn.split('::')[-1]}", False

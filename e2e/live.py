@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -190,6 +191,28 @@ def after_destroy() -> None:
         check(f"{context}: nothing of ours in default", left == ["kubernetes"], left)
 
 
+def issuers() -> dict[str, str]:
+    """Each cluster's live issuer certificate (PEM)."""
+    return {
+        context: base64.b64decode(get(context, "secret", "-n", "linkerd", "linkerd-identity-issuer")["data"]["crt.pem"]).decode()
+        for context in ("target", "source")
+    }
+
+
+def after_renewal() -> None:
+    """The source's issuer was due and is new, signed by the same anchor; the target's is as it was."""
+    before = json.loads(Path(sys.argv[2]).read_text())
+    now = issuers()
+    anchor, _ = control_plane("source")
+    check("source: a new issuer", now["source"] != before["source"])
+    check("source: the new issuer chains to the same anchor", _signed(certificate(now["source"]), anchor))
+    check("target: its issuer, not due, kept", now["target"] == before["target"])
+    control_plane("target")
+
+
 if __name__ == "__main__":
-    {"after-up": after_up, "after-destroy": after_destroy}[sys.argv[1]]()
+    if sys.argv[1] == "issuers":
+        print(json.dumps(issuers()))
+        sys.exit(0)
+    {"after-up": after_up, "after-destroy": after_destroy, "after-renewal": after_renewal}[sys.argv[1]]()
     print(f"[live] {sys.argv[1]}: {len(CHECKED)} checks passed on the live objects", file=sys.stderr)

@@ -296,3 +296,17 @@ def test_certs_lists_both_stacks_and_fails_when_one_is_due(
     assert report["warnDays"] == 60
     assert [(r["stack"], r["name"], r["due"]) for r in report["certificates"] if r["due"]] == [("source", "source-issuer", True)]
     assert main(["certs", "--warn-days", "10"]) == 0
+
+
+def test_the_programs_warnings_show_in_the_progress() -> None:
+    from pulumi.automation import events
+
+    from driver.automation import _step
+
+    warning = events.DiagnosticEvent(message="the peer issuer expires 2027-08-28T00:00:00Z\n", color="never", severity="warning")
+    assert _step(events.EngineEvent(sequence=1, timestamp=0, diagnostic_event=warning)) == (
+        "warning: the peer issuer expires 2027-08-28T00:00:00Z",
+        False,
+    )
+    info = events.DiagnosticEvent(message="hello", color="never", severity="info")
+    assert _step(events.EngineEvent(sequence=2, timestamp=0, diagnostic_event=info)) is None
