@@ -10,7 +10,9 @@
 #
 # What the local servers force, each a config value of a copy of the committed stacks (nothing in the
 # program changes for the test):
-#   context/targetContext   the local clusters' contexts, `target` and `source`
+#   context/targetContext   the local clusters' contexts, `target` and `source`, each in its own
+#   kubeconfig/targetKubeconfig  kubeconfig file (with one file holding both contexts, the source's
+#                            provider awaited the source's proxy injector for ever: still open)
 #   linkerdHa=false          HA's webhooks fail closed (failurePolicy Fail) and nothing serves them here:
 #                            the proxy injector and the policy validator run only as pods; without HA
 #                            they are Ignore, and the API server's call to their loopback ClusterIP
@@ -105,12 +107,20 @@ for document in documents:
         document["spec"]["conversion"] = {"strategy": "None"}
 yaml.safe_dump_all(documents, open(sys.argv[2], "w"), sort_keys=False)
 EOF
-"$ROOT/venv/bin/python" - "$PROJECT" "$WORK/emissary-crds.no-webhook.yaml" "$EMISSARY_MANIFEST" <<'EOF'
+"$ROOT/venv/bin/python" - "$PROJECT" "$WORK/emissary-crds.no-webhook.yaml" "$EMISSARY_MANIFEST" "$WORK" <<'EOF'
 import sys, yaml
 project, crds, manifest = sys.argv[1:4]
+work = sys.argv[4]
 forced = {
-    "target": {"context": "target"},
-    "source": {"context": "source", "targetContext": "target", "gatewayAddresses": ["127.0.0.1"], "verify": False},
+    "target": {"context": "target", "kubeconfig": f"{work}/target/kubeconfig"},
+    "source": {
+        "context": "source",
+        "kubeconfig": f"{work}/source/kubeconfig",
+        "targetContext": "target",
+        "targetKubeconfig": f"{work}/target/kubeconfig",
+        "gatewayAddresses": ["127.0.0.1"],
+        "verify": False,
+    },
 }
 for stack, values in forced.items():
     path = f"{project}/Pulumi.{stack}.yaml"
@@ -149,13 +159,35 @@ t_up2=$(driver up --expect-no-changes)
 say "second up, no changes: ${t_up2}s"
 t_refresh=$(driver refresh --expect-no-changes)
 say "refresh, no drift: ${t_refresh}s"
-say "what the linkerd CLI says from the source (needs running proxies for its probes; shown, not asserted):"
-"$LINKERD" --context source multicluster check 2>&1 | sed 's/^/    /' | tail -25 >&2 || true
-"$LINKERD" --context source multicluster gateways 2>&1 | sed 's/^/    /' >&2 || true
+say "what the linkerd CLI says from the source (needs running proxies for its probes; shown, not asserted;"
+say "its version check of versioncheck.linkerd.io is sent to a dead loopback proxy, so it leaves nothing):"
+HTTPS_PROXY=http://127.0.0.1:9 NO_PROXY=127.0.0.0/8 timeout 120 "$LINKERD" --kubeconfig "$WORK/source/kubeconfig" --context source multicluster check --wait 30s 2>&1 \
+  | sed 's/^/    /' | tail -30 >&2 || true
+HTTPS_PROXY=http://127.0.0.1:9 NO_PROXY=127.0.0.0/8 timeout 60 "$LINKERD" --kubeconfig "$WORK/source/kubeconfig" --context source multicluster gateways --wait 10s 2>&1 \
+  | sed 's/^/    /' >&2 || true
+# Certificates over time, on the clock moved to 30 days before the source's issuer expires (it is
+# the first due: the peer issuer lives 90 days less). The target re-issues it; the source applies it.
+(cd "$PROJECT" && ./aes-linkerd2 certs) 2>/dev/null | sed 's/^/    /' >&2
+due_day=$( (cd "$PROJECT" && ./aes-linkerd2 outputs --stack target) 2>/dev/null | python3 -c '
+import datetime, json, sys
+peer = json.load(sys.stdin)["target"]["identityIssuers"]["peer"]["notAfter"]
+print((datetime.datetime.fromisoformat(peer.replace("Z", "+00:00")) - datetime.timedelta(days=30)).strftime("%Y-%m-%dT%H:%M:%SZ"))')
+live issuers > "$WORK/issuers-before.json"
+export AES_LINKERD2_NOW=$due_day
+if (cd "$PROJECT" && ./aes-linkerd2 certs) > "$WORK/certs-due.txt" 2>&1; then
+  cat "$WORK/certs-due.txt" >&2; say "FAILED: certs did not mark the due issuer on $due_day"; exit 1
+fi
+sed 's/^/    /' "$WORK/certs-due.txt" >&2
+t_renew=$(driver up)
+grep -q "the peer issuer expires" "$WORK/up.log" || { say "FAILED: up did not say it renews the peer issuer"; exit 1; }
+live after-renewal "$WORK/issuers-before.json"
+t_renew_again=$(driver preview --expect-no-changes)
+unset AES_LINKERD2_NOW
+say "renewal on $due_day: up ${t_renew}s re-issued the source's issuer (said so first); then no changes (${t_renew_again}s)"
 t_destroy=$(driver destroy)
 say "destroy (source, then target): ${t_destroy}s"
 live after-destroy
-say "passed in $((SECONDS - started))s: up ${t_up}s, no-change preview ${t_preview}s, second up ${t_up2}s, refresh ${t_refresh}s, destroy ${t_destroy}s"
+say "passed in $((SECONDS - started))s: up ${t_up}s, no-change preview ${t_preview}s, second up ${t_up2}s, refresh ${t_refresh}s, renewal ${t_renew}s, destroy ${t_destroy}s"
 say "NOT SHOWN here (no real pods): the proxy injector and policy validator serving their webhooks (so HA is off),"
 say "  Emissary's v3alpha1 conversion webhook (a stand-in CRD stores v3alpha1), the data-plane probes of"
 say "  \`linkerd multicluster check\`/\`gateways\`, traffic through the gateway. The kind job in .github/workflows runs those."
