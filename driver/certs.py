@@ -2,20 +2,29 @@
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Mapping
 from typing import Any
+
+from support import clock
 
 # `linkerd check` warns when a certificate has fewer days left than this.
 WARN_DAYS = 60
 
 
 def rows(outputs: Mapping[str, Mapping[str, Any]], warn_days: int = WARN_DAYS) -> list[dict[str, Any]]:
-    """One row per certificate a stack applies or hands on, with `due` when under `warn_days`."""
-    return [
-        {"stack": stack, **row, "due": int(row["daysLeft"]) < warn_days}
-        for stack, values in outputs.items()
-        for row in values.get("identityCertificates") or []
-    ]
+    """One row per certificate a stack applies or hands on, `daysLeft` counted now, `due` under `warn_days`.
+
+    The outputs carry the days left at the last update; what matters is how many are left today.
+    """
+    now = clock.now()
+    found = []
+    for stack, values in outputs.items():
+        for row in values.get("identityCertificates") or []:
+            not_after = datetime.datetime.fromisoformat(str(row["notAfter"]).replace("Z", "+00:00"))
+            days_left = (not_after - now).days
+            found.append({"stack": stack, **row, "daysLeft": days_left, "due": days_left < warn_days})
+    return found
 
 
 def table(found: list[dict[str, Any]], warn_days: int = WARN_DAYS) -> str:

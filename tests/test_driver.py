@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -269,8 +270,18 @@ def test_certs_lists_both_stacks_and_fails_when_one_is_due(
 ) -> None:
     """From the stacks' own `identityCertificates` outputs (what a real `up` exported: see e2e/full.sh)."""
 
+    monkeypatch.setenv("AES_LINKERD2_NOW", "2030-01-01T00:00:00Z")
+
     def row(name: str, role: str, days: int) -> dict[str, Any]:
-        return {"name": name, "role": role, "subject": f"CN={name}", "notAfter": "2031-01-01T00:00:00Z", "daysLeft": days}
+        # Days left are counted on the clock, not taken from the output (which says them at the last update).
+        not_after = datetime.datetime(2030, 1, 1, 12, tzinfo=datetime.UTC) + datetime.timedelta(days=days)
+        return {
+            "name": name,
+            "role": role,
+            "subject": f"CN={name}",
+            "notAfter": f"{not_after:%Y-%m-%dT%H:%M:%SZ}",
+            "daysLeft": 999,
+        }
 
     class Certified(FakeEngine):
         days = 364
