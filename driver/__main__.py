@@ -42,6 +42,8 @@ def parser() -> argparse.ArgumentParser:
         sub.add_argument("--json", action="store_true", help="print the result as JSON")
         if verb == "certs":
             sub.add_argument("--warn-days", type=int, default=certs.WARN_DAYS, help="mark what has fewer days left")
+        if verb == "destroy":
+            sub.add_argument("--force", action="store_true", help="destroy the target alone even while the source links to it")
         if verb in ("up", "preview", "refresh"):
             sub.add_argument("--expect-no-changes", action="store_true", help="fail a stack whose plan changes anything")
         if verb == "render":
@@ -127,7 +129,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(certs.table(found, args.warn_days))
             return 1 if any(row["due"] for row in found) else 0
         operation = getattr(deployment, args.verb)
-        result: OperationResult = operation(expect_no_changes=args.expect_no_changes) if args.verb != "destroy" else operation()
+        result: OperationResult = (
+            operation(expect_no_changes=args.expect_no_changes) if args.verb != "destroy" else operation(force=args.force)
+        )
     except DriverError as error:
         if args.json:
             print(json.dumps({"operation": args.verb, "succeeded": False, "exitCode": error.exit_code, "error": str(error)}))

@@ -128,9 +128,24 @@ class Deployment:
     def refresh(self, *, expect_no_changes: bool = False) -> OperationResult:
         return self._run("refresh", self.stacks, expect_no_changes)
 
-    def destroy(self) -> OperationResult:
+    def destroy(self, *, force: bool = False) -> OperationResult:
         # The source's Link and checks go before the target they point at.
+        if self.stacks == ["target"] and not force:
+            self._refuse_while_linked()
         return self._run("destroy", list(reversed(self.stacks)))
+
+    def _refuse_while_linked(self) -> None:
+        """Destroying the target alone would cut a live source's Link without a word."""
+        engine = self._prepare("destroy")
+        try:
+            linked = engine.outputs("source").get("linkedCluster")
+        except Exception:  # no source stack, or never deployed: nothing links here
+            return
+        if linked:
+            raise DriverError(
+                f"the source stack still links to cluster {linked!r}: destroy it first (`./aes-linkerd2 destroy` "
+                "does both, source first), or pass --force to cut its Link"
+            )
 
     def outputs(self) -> dict[str, dict[str, Any]]:
         engine = self._prepare("outputs")

@@ -321,3 +321,19 @@ def test_the_programs_warnings_show_in_the_progress() -> None:
     )
     info = events.DiagnosticEvent(message="hello", color="never", severity="info")
     assert _step(events.EngineEvent(sequence=2, timestamp=0, diagnostic_event=info)) is None
+
+
+def test_destroying_the_target_alone_is_refused_while_the_source_links_to_it(kube: Path) -> None:
+    engine = FakeEngine()  # its source stack reports outputs: it exists and links
+    engine.outputs = lambda stack: {"linkedCluster": "target"} if stack == "source" else {}  # type: ignore[method-assign]
+    with pytest.raises(DriverError, match="the source stack still links to cluster 'target': destroy it first"):
+        deployment(engine, kubeconfig=kube, stacks=["target"]).destroy()
+    assert engine.calls == []
+    assert deployment(engine, kubeconfig=kube, stacks=["target"]).destroy(force=True).succeeded
+    assert engine.calls == [("target", "destroy", False)]
+    engine.calls.clear()
+    engine.outputs = lambda stack: {}  # type: ignore[method-assign]
+    assert deployment(engine, kubeconfig=kube, stacks=["target"]).destroy().succeeded
+    # Both stacks: the source first, so nothing is refused.
+    engine.outputs = lambda stack: {"linkedCluster": "target"}  # type: ignore[method-assign]
+    assert [s.stack for s in deployment(engine, kubeconfig=kube).destroy().stacks] == ["source", "target"]
