@@ -11,7 +11,7 @@ import yaml
 from cryptography import x509
 
 from driver import Deployment
-from tests.conftest import EMISSARY, FIXTURES, real_linkerd
+from tests.conftest import EMISSARY, FIXTURES, real_linkerd, require_upstream_files
 from tests.schemas import validate_builtin, validate_custom_resource
 
 CURRENT = {"edgeStackCrds": str(EMISSARY / "crds.v4-head.yaml"), "edgeStackManifest": str(FIXTURES / "edge-stack-3.yaml")}
@@ -36,6 +36,7 @@ def objects(folder: Path) -> dict[str, dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def current(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Path]:
+    require_upstream_files()  # module-scoped: before the autouse check of each test
     settings = {
         **CURRENT,
         "linkerdCli": real_linkerd("current"),
