@@ -141,7 +141,8 @@ say "  kubernetes provider $PULUMI_KUBERNETES_VERSION, command provider $(pulumi
 driver() {  # driver VERB [ARGS...]: ./aes-linkerd2 in the copy; prints its seconds, keeps its log
   local verb=$1 began=$SECONDS; shift
   if ! (cd "$PROJECT" && ./aes-linkerd2 "$verb" "$@") > "$WORK/$verb.log" 2>&1; then
-    tail -60 "$WORK/$verb.log" >&2
+    grep -E "error|failed|\\* " "$WORK/$verb.log" | grep -v "pulumi-language-python" | head -60 >&2
+    tail -20 "$WORK/$verb.log" >&2
     say "FAILED: ./aes-linkerd2 $verb $*"
     exit 1
   fi
@@ -150,10 +151,13 @@ driver() {  # driver VERB [ARGS...]: ./aes-linkerd2 in the copy; prints its seco
 live() { "$ROOT/venv/bin/python" "$ROOT/e2e/live.py" "$@"; }
 
 t_up=$(driver up)
+stack_seconds() { awk -v stack="$1" '$1 == stack && $2 == "ok" {print $NF}' "$2" | tail -1; }
+target_up_s=$(stack_seconds target "$WORK/up.log")
 say "up (target, then source): ${t_up}s"
 check_loopback target; check_loopback source
 live after-up
 t_preview=$(driver preview --expect-no-changes)
+target_preview_s=$(stack_seconds target "$WORK/preview.log")
 say "preview of both, no changes: ${t_preview}s"
 t_up2=$(driver up --expect-no-changes)
 say "second up, no changes: ${t_up2}s"
@@ -188,6 +192,71 @@ say "renewal on $due_day: up ${t_renew}s re-issued the source's issuer (said so 
 t_destroy=$(driver destroy)
 say "destroy (source, then target): ${t_destroy}s"
 live after-destroy
+# --- the same objects with kubectl, on a fresh API server -------------------------------------------
+# `up` of the target against `kubectl apply --server-side` of what it applies (render's YAML, in the
+# page's order: namespaces and CRDs, then the rest, then the custom resources, then waiting for every
+# Deployment, as `up` waits), and the no-change preview against `kubectl diff --server-side`.
+kubectl_bench() {
+  local k=("$B/kubectl" --context bench) began
+  start_cluster bench 127.0.105.0/24 127.5.0.0/16 && check_loopback bench || return 1
+  (cd "$PROJECT" && ./aes-linkerd2 render --stack target --out "$WORK/rendered") > "$WORK/render.log" 2>&1 || return 1
+  "$ROOT/venv/bin/python" - "$WORK/rendered/target" "$WORK/bench-objects" <<'EOF' || return 1
+import pathlib, sys, yaml
+source, out = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+out.mkdir()
+groups = {"1-namespaces": [], "2-crds": [], "3-objects": [], "4-custom": [], "5-patches": []}
+for path in sorted(source.glob("*.yaml")):
+    if path.name == "steps.yaml":
+        continue
+    body = yaml.safe_load(path.read_text())
+    if body["kind"] == "Secret":  # render masks secret values; any valid ones apply the same way
+        keys = ["tls.crt", "tls.key"] if body.get("type") == "kubernetes.io/tls" else ["masked"]
+        for field, value in (("data", "eA=="), ("stringData", "x")):
+            if body.get(field) == "[secret]":
+                body[field] = dict.fromkeys(keys, value)
+            elif isinstance(body.get(field), dict):
+                body[field] = {k: value if v == "[secret]" else v for k, v in body[field].items()}
+    if path.name.split("-", 1)[0].endswith("patch"):  # the page's `kubectl patch`es, after what they patch
+        group = "5-patches"
+    elif body["kind"] in ("Namespace", "CustomResourceDefinition"):
+        group = "1-namespaces" if body["kind"] == "Namespace" else "2-crds"
+    else:
+        group = "4-custom" if "getambassador.io" in body["apiVersion"] or ".linkerd.io" in body["apiVersion"] else "3-objects"
+    groups[group].append(body)
+for name, bodies in groups.items():
+    (out / f"{name}.yaml").write_text(yaml.safe_dump_all(bodies))
+EOF
+  began=$(date +%s.%N)
+  for group in 1-namespaces 2-crds; do
+    "${k[@]}" apply --server-side --force-conflicts -f "$WORK/bench-objects/$group.yaml" >/dev/null || return 1
+  done
+  "${k[@]}" wait --for=condition=Established crd --all --timeout=120s >/dev/null || return 1
+  for group in 3-objects 4-custom; do
+    "${k[@]}" apply --server-side --force-conflicts -f "$WORK/bench-objects/$group.yaml" >/dev/null || return 1
+  done
+  "${k[@]}" apply --server-side --force-conflicts --field-manager page-patches -f "$WORK/bench-objects/5-patches.yaml" \
+    >/dev/null || return 1
+  "${k[@]}" wait --for=condition=Available deploy --all -A --timeout=600s >/dev/null || return 1
+  kubectl_apply_s=$(python3 -c "import time; print(f'{time.time() - $began:.1f}')")
+  began=$(date +%s.%N)
+  local group status=0
+  for group in 1-namespaces 2-crds 3-objects 4-custom; do
+    "${k[@]}" diff --server-side --force-conflicts -f "$WORK/bench-objects/$group.yaml" >/dev/null 2>&1 || status=$?
+    [ "$status" -le 1 ] || return 1
+  done
+  "${k[@]}" diff --server-side --force-conflicts --field-manager page-patches -f "$WORK/bench-objects/5-patches.yaml" \
+    >/dev/null 2>&1 || status=$?
+  [ "$status" -le 1 ] || return 1
+  kubectl_diff_s=$(python3 -c "import time; print(f'{time.time() - $began:.1f}')")
+}
+if kubectl_bench; then
+  ratios=$(python3 -c "print(f'{$target_up_s / $kubectl_apply_s:.2f}x', f'{$target_preview_s / $kubectl_diff_s:.2f}x')" \
+    2>/dev/null || echo "?x ?x")
+  say "PERFORMANCE: target up ${target_up_s}s vs kubectl apply --server-side + wait ${kubectl_apply_s}s (${ratios% *});" \
+    "no-change preview ${target_preview_s}s vs kubectl diff ${kubectl_diff_s}s (${ratios#* })"
+else
+  say "PERFORMANCE NOT MEASURED: the kubectl comparison failed (see $WORK/render.log and the bench cluster's logs)"
+fi
 say "passed in $((SECONDS - started))s: up ${t_up}s, no-change preview ${t_preview}s, second up ${t_up2}s, refresh ${t_refresh}s, renewal ${t_renew}s, destroy ${t_destroy}s"
 say "NOT SHOWN here (no real pods): the proxy injector and policy validator serving their webhooks (so HA is off),"
 say "  Emissary's v3alpha1 conversion webhook (a stand-in CRD stores v3alpha1), the data-plane probes of"
