@@ -12,18 +12,17 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components import config, upstream
-from components.certificates import describe
 from components.edge_stack import EdgeStack, EdgeStackArgs
-from components.linkerd_cli import ClusterAccess, LinkerdCli
 from components.linkerd_control_plane import LinkerdControlPlane, LinkerdControlPlaneArgs
 from components.linkerd_identity import LinkerdIdentity, LinkerdIdentityArgs
-from components.manifests import read_location
 from components.meshed_namespace import MeshedNamespace, MeshedNamespaceArgs
 from components.multicluster_source import MulticlusterSource, MulticlusterSourceArgs
 from components.multicluster_target import GatewayRef, MulticlusterTarget, MulticlusterTargetArgs
 from components.qotm_demo import QotmDemo, QotmDemoArgs
-from support import clock
+from support import clock, config, upstream
+from support.certificates import describe
+from support.linkerd_cli import ClusterAccess, LinkerdCli
+from support.manifests import read_location
 
 
 @dataclass(frozen=True)

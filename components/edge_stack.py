@@ -18,9 +18,9 @@ import pulumi
 import pulumi_command as command
 import pulumi_kubernetes as k8s
 
-from components import ambassador, manifests, upstream
-from components.config import Tls
-from components.linkerd_cli import LinkerdCli
+from support import ambassador, manifests, upstream
+from support.config import Tls
+from support.linkerd_cli import LinkerdCli
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -18,9 +18,9 @@ from pathlib import Path
 import pulumi
 import pulumi_command as command
 
-from components import manifests, stand_ins, upstream
-from components.certificates import decoys_for, expiry, placeholder_identity
-from components.linkerd_cli import LinkerdCli
+from support import manifests, stand_ins, upstream
+from support.certificates import decoys_for, expiry, placeholder_identity
+from support.linkerd_cli import LinkerdCli
 
 
 @dataclass(frozen=True, kw_only=True)

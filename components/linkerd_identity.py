@@ -18,10 +18,9 @@ from typing import Any
 import pulumi
 import pulumi_command as command
 
-from components import upstream
-from components.certificates import ANCHOR_CERT_ENV, ANCHOR_KEY_ENV, KeyPair, expiry
-from components.manifests import PROJECT_ROOT
-from support import clock
+from support import clock, upstream
+from support.certificates import ANCHOR_CERT_ENV, ANCHOR_KEY_ENV, KeyPair, expiry
+from support.manifests import PROJECT_ROOT
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -55,7 +54,7 @@ class Issuer:
 
 def _certificate_command(kind: str, common_name: str, valid_hours: int, python: str) -> str:
     return shlex.join(
-        [python, "-m", "components.certificates", kind, "--common-name", common_name, "--valid-hours", str(valid_hours)]
+        [python, "-m", "support.certificates", kind, "--common-name", common_name, "--valid-hours", str(valid_hours)]
     )
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components import upstream
+from support import upstream
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_command as command
 
-from components import manifests, upstream
-from components.linkerd_cli import LinkerdCli
+from support import manifests, upstream
+from support.linkerd_cli import LinkerdCli
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -13,7 +13,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components import ambassador, upstream
+from support import ambassador, upstream
 
 
 @dataclass(frozen=True, kw_only=True)

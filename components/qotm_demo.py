@@ -15,7 +15,7 @@ import pulumi
 import pulumi_command as command
 import pulumi_kubernetes as k8s
 
-from components import ambassador, upstream
+from support import ambassador, upstream
 
 # The readiness probe starts after 60 s (the page's value); give the route that long and more.
 SMOKE_ATTEMPTS = 40

@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from components import config as stack_config
 from driver.automation import AutomationEngine
 from driver.render import render_stacks
 from driver.settings import DriverError, StackSettings, read_settings
+from support import config as stack_config
 from support import tools
 
 STACKS = ("target", "source")

@@ -189,7 +189,7 @@ class ProgramMocks(Mocks):
     def _command_stdout(self, inputs: dict[str, Any]) -> str:
         line = str(unwrap_secrets(inputs.get("create", "")))
         self.commands_run.append(line)
-        if "components.certificates" in line:
+        if "support.certificates" in line:
             # The program's own certificate maker: fresh certificates, as at `up` (which makes its own).
             environment = unwrap_secrets(inputs.get("environment") or {})
             return run_like_the_command_provider(line, None, environment, inputs.get("dir"))

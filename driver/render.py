@@ -22,9 +22,9 @@ from typing import Any
 
 import yaml
 
-from components import config as stack_config
 from driver.offline import ProgramMocks, Registration, cli_args, evaluate, mask_secrets, needs_a_cluster
 from driver.settings import DriverError, read_settings
+from support import config as stack_config
 from support.tools import find_linkerd, linkerd_client_version
 
 SECRET = "[secret]"

@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from components import upstream
+from support import upstream
 
 
 class DriverError(Exception):

@@ -21,7 +21,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from components import upstream
+from support import upstream
 
 # The local tier's kubectl and contexts by default; the kind job passes its own.
 KUBECTL = os.environ.get("E2E_KUBECTL") or os.path.expanduser("~/.cache/linkerd-aes-e2e/bin/kubectl")

@@ -37,11 +37,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # a script in scripts/, importing the project's packages
 
-from components import config as stack_config  # noqa: E402
-from components.upstream import VERSION_LINES  # noqa: E402
 from driver import offline  # noqa: E402
 from driver.render import RenderMocks  # noqa: E402
+from support import config as stack_config  # noqa: E402
 from support.tools import find_linkerd, linkerd_client_version, where_to_look  # noqa: E402
+from support.upstream import VERSION_LINES  # noqa: E402
 
 REFERENCE = ROOT.parent / "shared" / "reference" / "emissary"
 LINE = "current"

@@ -12,8 +12,8 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from components.certificates import placeholder_identity
 from driver.offline import Evaluation, Registration
+from support.certificates import placeholder_identity
 
 _PEM = re.compile(r"-----BEGIN CERTIFICATE-----(?:\s|\\n)+(?P<body>[A-Za-z0-9+/=\s\\n]+?)-----END CERTIFICATE-----")
 _BASE64 = re.compile(r"^[A-Za-z0-9+/]{24,}={0,2}$")

@@ -14,8 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from components import upstream
-from support import tools
+from support import tools, upstream
 from tests.fake_linkerd import CURRENT_VERSION, PAGE_VERSION, FakeLinkerd
 from tests.harness import Run, run_program
 
@@ -82,7 +81,7 @@ def licence_for(config: dict[str, Any]) -> dict[str, str]:
 
 
 def target_outputs(line: str = "current", product: str = "edge-stack") -> dict[str, Any]:
-    from components import certificates
+    from support import certificates
 
     anchor = certificates.new_trust_anchor("root.linkerd.cluster.local", 24)
     issuer = certificates.new_issuer(anchor, "identity.linkerd.cluster.local", 12)

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from components import config
 from driver.settings import DriverError, read_settings
+from support import config
 from tests.conftest import EMISSARY, FIXTURES, LICENSE, ROOT, run_stack, source_config, target_config
 
 SECONDS = 5

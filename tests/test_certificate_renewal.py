@@ -7,9 +7,9 @@ import datetime
 import pytest
 from cryptography import x509
 
-from components.certificates import KeyPair
 from components.linkerd_identity import issuer_generation
 from support import clock
+from support.certificates import KeyPair
 from tests.conftest import run_stack, target_config
 from tests.harness import Run
 

@@ -12,7 +12,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtensionOID, NameOID
 
-from components import certificates
+from support import certificates
 from tests.conftest import ROOT
 
 
@@ -63,7 +63,7 @@ def test_placeholders_are_identical_at_every_render_and_form_a_valid_chain() -> 
 
 
 def test_command_line_prints_a_key_pair_and_reads_the_anchor_from_the_environment() -> None:
-    run = [sys.executable, "-m", "components.certificates"]
+    run = [sys.executable, "-m", "support.certificates"]
     anchor = subprocess.run(
         [*run, "anchor", "--common-name", "root.linkerd.cluster.local", "--valid-hours", "5"],
         cwd=ROOT,

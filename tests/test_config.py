@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from components import config, upstream
+from support import config, upstream
 from tests.conftest import ROOT, TARGET_CONTEXT, run_stack, source_config, target_config
 from tests.fake_linkerd import CURRENT_VERSION, FakeLinkerd
 
@@ -222,7 +222,7 @@ def test_pulumi_yaml_declares_the_programs_defaults() -> None:
     assert {key: project[key]["default"] for key in expected} == expected
     assert "default" not in project["role"] and "default" not in project["context"]
     # Every key the program reads is declared or documented as a secret / role-dependent one.
-    source = (ROOT / "components" / "config.py").read_text()
+    source = (ROOT / "support" / "config.py").read_text()
     undeclared = {"edgeStackLicenseKey", "tlsCertificate", "tlsPrivateKey", "qotm"}
     for key in project:
         assert f'"{key}"' in source, f"Pulumi.yaml declares {key}, which the program never reads"

@@ -8,10 +8,10 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pytest
 
-from components import manifests, upstream
-from components.config import Tls
 from components.edge_stack import EdgeStack, EdgeStackArgs, prepare_object
-from components.linkerd_cli import ClusterAccess, LinkerdCli
+from support import manifests, upstream
+from support.config import Tls
+from support.linkerd_cli import ClusterAccess, LinkerdCli
 from tests.conftest import EMISSARY, FIXTURES, provider_urn, real_linkerd
 from tests.harness import Run, run_program
 from tests.schemas import validate_builtin, validate_custom_resource

@@ -13,10 +13,10 @@ import pulumi_kubernetes as k8s
 import pytest
 import yaml
 
-from components import certificates, stand_ins, upstream
-from components.linkerd_cli import ClusterAccess, LinkerdCli
 from components.linkerd_control_plane import LinkerdControlPlane, LinkerdControlPlaneArgs
 from driver.offline import cli_args, run_like_the_command_provider
+from support import certificates, stand_ins, upstream
+from support.linkerd_cli import ClusterAccess, LinkerdCli
 from tests.conftest import kubernetes_resources, provider_urn, real_linkerd
 from tests.fake_linkerd import FakeLinkerd
 from tests.harness import Run, run_program

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pulumi
 import pytest
 
-from components import manifests
+from support import manifests
 from tests.harness import run_program
 
 MANIFEST = """

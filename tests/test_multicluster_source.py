@@ -8,9 +8,9 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pytest
 
-from components import upstream
-from components.linkerd_cli import ClusterAccess, LinkerdCli
 from components.multicluster_source import MulticlusterSource, MulticlusterSourceArgs
+from support import upstream
+from support.linkerd_cli import ClusterAccess, LinkerdCli
 from tests.conftest import provider_urn
 from tests.fake_linkerd import CURRENT_VERSION, PAGE_VERSION, FakeLinkerd
 from tests.harness import Run, run_program

@@ -7,8 +7,8 @@ import pulumi_kubernetes as k8s
 import pytest
 import yaml
 
-from components import upstream
 from components.multicluster_target import GatewayRef, MulticlusterTarget, MulticlusterTargetArgs
+from support import upstream
 from tests.conftest import EMISSARY, provider_urn
 from tests.harness import Run, run_program
 from tests.schemas import validate_builtin, validate_custom_resource

@@ -9,8 +9,8 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pytest
 
-from components import upstream
 from components.qotm_demo import QotmDemo, QotmDemoArgs, smoke_command
+from support import upstream
 from tests.harness import Run, run_program
 from tests.schemas import validate_builtin, validate_custom_resource
 

@@ -9,7 +9,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from components.certificates import KeyPair, expiry
+from support.certificates import KeyPair, expiry
 from tests import certificate_audit
 from tests.conftest import kubernetes_resources, provider_urn, run_stack, target_config
 from tests.harness import Run
@@ -135,8 +135,7 @@ def test_certificates_are_made_once_and_kept() -> None:
     assert anchor.inputs["logging"] == "none"
     assert anchor.inputs["triggers"] == ["cluster.local"]
     assert (
-        " -m components.certificates anchor --common-name root.linkerd.cluster.local --valid-hours 87600"
-        in anchor.inputs["create"]
+        " -m support.certificates anchor --common-name root.linkerd.cluster.local --valid-hours 87600" in anchor.inputs["create"]
     )
     # The peer's issuer lives 90 days shorter: the two are never due on the same day.
     for cluster, hours in (("target", 8760), ("peer", 8760 - 90 * 24)):

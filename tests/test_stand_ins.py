@@ -11,8 +11,8 @@ import pulumi_kubernetes as k8s
 import pytest
 import yaml
 
-from components import certificates, stand_ins
 from driver.offline import unwrap_secrets
+from support import certificates, stand_ins
 from tests.harness import run_program
 
 STAND_IN, STAND_IN_ISSUER = certificates.placeholder_identity("cluster.local")

@@ -20,8 +20,7 @@ import pulumi
 import pulumi.runtime.config
 import yaml
 
-from components import upstream
-from support import tools
+from support import tools, upstream
 
 PROJECT = "aes-linkerd2"
 # The target signs an issuer for the cluster that links to it; the source reads it by this name.

@@ -7,7 +7,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components import upstream
+from support import upstream
 
 
 def custom_resource(

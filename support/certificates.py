@@ -1,6 +1,6 @@
 """Linkerd's identity certificates, made with `cryptography` (ECDSA P-256, as Linkerd's docs ask).
 
-Run as `python -m components.certificates anchor|issuer ...` by a pulumi-command Command, so the
+Run as `python -m support.certificates anchor|issuer ...` by a pulumi-command Command, so the
 key pair is made once at create time and kept in state (as a secret) afterwards. An issuer is signed
 by the anchor given in the environment (TRUST_ANCHOR_CERT_PEM / TRUST_ANCHOR_KEY_PEM), never on argv.
 """
@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from components import upstream
+from support import upstream
 
 ANCHOR_CERT_ENV = "TRUST_ANCHOR_CERT_PEM"
 ANCHOR_KEY_ENV = "TRUST_ANCHOR_KEY_PEM"
@@ -209,7 +209,7 @@ def decoys_for(anchor: KeyPair, issuer: KeyPair) -> dict[str, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m components.certificates", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m support.certificates", description=__doc__)
     parser.add_argument("kind", choices=["anchor", "issuer"])
     parser.add_argument("--common-name", required=True)
     parser.add_argument("--valid-hours", type=int, required=True)

@@ -21,7 +21,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import yaml
 
-from components import stand_ins
+from support import stand_ins
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 _BUILTIN_GROUPS = {"", "apps", "batch", "policy", "autoscaling"}
