@@ -101,51 +101,88 @@ class Tls:
 
 
 @dataclass(frozen=True, kw_only=True)
-class StackConfig:
-    role: Role
-    line: upstream.VersionLine
-    kubeconfig: str | None
+class ClusterSettings:
+    """A cluster as the provider, kubectl and the linkerd CLI reach it, and the name Linkerd knows it by."""
+
+    name: str
     context: str
-    cluster_name: str
-    kubernetes_version: tuple[int, int] | None
-    linkerd_cli: str
-    kubectl: str
-    linkerd_version: str
-    linkerd_ha: bool
-    issuer_renew_before_days: int
+    kubeconfig: str | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class LinkerdSettings:
+    version: str
+    cli: str  # the binary of that release
+    ha: bool
     trust_domain: str
-    edge_stack: upstream.EdgeStackProduct
-    edge_stack_version: str
-    edge_stack_crds: str
-    edge_stack_manifest: str
-    edge_stack_license_key: pulumi.Output[str] | None
+    # An issuer with fewer days left than this is re-issued by the next `up`.
+    issuer_renew_before_days: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class EdgeStackSettings:
+    product: upstream.EdgeStackProduct
+    version: str
+    crds: str  # URL or path
+    manifest: str  # URL or path
+    license_key: pulumi.Output[str] | None
     add_linkerd_headers: bool
-    gateway_port: int
+    tls: Tls | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class GatewaySettings:
+    """The ports of Linkerd's gateway on Edge Stack and its health probe."""
+
+    port: int
     probe_port: int
     probe_target_port: int
     probe_path: str
     probe_period_seconds: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class WorkloadSettings:
     meshed_namespaces: tuple[str, ...]
-    existing_namespaces: frozenset[str]
+    existing_namespaces: frozenset[str]  # only annotated, never created or deleted
     qotm: bool
     qotm_namespace: str
     smoke_test_url: str | None
-    tls: Tls | None
-    # target only
-    gateway_hostname: str | None = None
-    exported_services: tuple[tuple[str, str], ...] = ()
-    # source only
-    target_stack: str = ""
-    target_context: str = ""
-    target_cluster_name: str = ""
-    target_kubeconfig: str | None = None
-    gateway_addresses: tuple[str, ...] = ()
-    target_api_server_address: str | None = None
-    verify: bool = True
+
+
+@dataclass(frozen=True, kw_only=True)
+class TargetRole:
+    """What only the target (the gateway's cluster) reads."""
+
+    gateway_hostname: str
+    exported_services: tuple[tuple[str, str], ...]  # (namespace, service)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SourceRole:
+    """What only the source (the linking cluster) reads."""
+
+    target_stack: str
+    target: ClusterSettings
+    gateway_addresses: tuple[str, ...]
+    target_api_server_address: str | None
+    verify: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class StackConfig:
+    line: upstream.VersionLine
+    cluster: ClusterSettings
+    kubectl: str
+    linkerd: LinkerdSettings
+    edge_stack: EdgeStackSettings
+    gateway: GatewaySettings
+    workloads: WorkloadSettings
+    role: TargetRole | SourceRole
 
     @property
     def is_target(self) -> bool:
-        return self.role is Role.TARGET
+        return isinstance(self.role, TargetRole)
 
 
 class _Reader:
@@ -441,12 +478,7 @@ def load(config: pulumi.Config | None = None) -> StackConfig:
             "`pulumi config set --secret edgeStackLicenseKey <token>`, or use edgeStackProduct: emissary",
         )
 
-    gateway_port, probe_port, probe_target_port, probe_path, probe_period = _probe_and_ports(read)
-    meshed, existing, qotm, qotm_namespace = _namespaces(read, role)
-
-    smoke_test_url = read.text("smokeTestUrl")
-    if smoke_test_url is not None:
-        _base_url("smokeTestUrl", smoke_test_url)
+    workloads = _workloads(read, role)
 
     tls = _tls(read)
     trust_domain = _dns_name("trustDomain", read.text("trustDomain", upstream.DEFAULT_TRUST_DOMAIN) or "")
@@ -454,40 +486,31 @@ def load(config: pulumi.Config | None = None) -> StackConfig:
     if cluster_name == PEER:
         raise ConfigError("clusterName", cluster_name, f"is reserved: the target signs the linking cluster's issuer as {PEER!r}")
 
-    common: dict[str, Any] = {
-        "role": role,
-        "line": line,
-        "kubeconfig": kubeconfig,
-        "context": context,
-        "cluster_name": cluster_name,
-        "kubernetes_version": kubernetes_version,
-        "linkerd_cli": read.path("linkerdCli") or tools.find_linkerd(linkerd_version) or "linkerd",
-        "kubectl": read.path("kubectl", "kubectl") or "",
-        "linkerd_version": linkerd_version,
-        "linkerd_ha": read.boolean("linkerdHa", True),
-        "issuer_renew_before_days": _renew_before(read.integer("issuerRenewBeforeDays", upstream.ISSUER_RENEW_BEFORE_DAYS)),
-        "trust_domain": trust_domain,
-        "edge_stack": product,
-        "edge_stack_version": edge_stack_version,
-        "edge_stack_crds": read.word("edgeStackCrds", product.crds_url.format(version=edge_stack_version)) or "",
-        "edge_stack_manifest": read.word("edgeStackManifest", product.manifest_url.format(version=edge_stack_version)) or "",
-        "edge_stack_license_key": license_key,
-        "add_linkerd_headers": read.boolean("addLinkerdHeaders", True),
-        "gateway_port": gateway_port,
-        "probe_port": probe_port,
-        "probe_target_port": probe_target_port,
-        "probe_path": probe_path,
-        "probe_period_seconds": probe_period,
-        "meshed_namespaces": tuple(meshed),
-        "existing_namespaces": existing,
-        "qotm": qotm,
-        "qotm_namespace": qotm_namespace,
-        "smoke_test_url": smoke_test_url,
-        "tls": tls,
-    }
-    if role is Role.TARGET:
-        return StackConfig(**common, **_target(read, qotm, qotm_namespace, meshed))
-    return StackConfig(**common, **_source(read, context, kubeconfig, cluster_name))
+    cluster = ClusterSettings(name=cluster_name, context=context, kubeconfig=kubeconfig)
+    return StackConfig(
+        line=line,
+        cluster=cluster,
+        kubectl=read.path("kubectl", "kubectl") or "",
+        linkerd=LinkerdSettings(
+            version=linkerd_version,
+            cli=read.path("linkerdCli") or tools.find_linkerd(linkerd_version) or "linkerd",
+            ha=read.boolean("linkerdHa", True),
+            trust_domain=trust_domain,
+            issuer_renew_before_days=_renew_before(read.integer("issuerRenewBeforeDays", upstream.ISSUER_RENEW_BEFORE_DAYS)),
+        ),
+        edge_stack=EdgeStackSettings(
+            product=product,
+            version=edge_stack_version,
+            crds=read.word("edgeStackCrds", product.crds_url.format(version=edge_stack_version)) or "",
+            manifest=read.word("edgeStackManifest", product.manifest_url.format(version=edge_stack_version)) or "",
+            license_key=license_key,
+            add_linkerd_headers=read.boolean("addLinkerdHeaders", True),
+            tls=tls,
+        ),
+        gateway=_gateway(read),
+        workloads=workloads,
+        role=_target(read, workloads) if role is Role.TARGET else _source(read, cluster),
+    )
 
 
 def _role(read: _Reader) -> Role:
@@ -500,7 +523,7 @@ def _role(read: _Reader) -> Role:
     return role
 
 
-def _probe_and_ports(read: _Reader) -> tuple[int, int, int, str, int]:
+def _gateway(read: _Reader) -> GatewaySettings:
     """gatewayPort, probePort, probeTargetPort, probePath, probePeriodSeconds, checked together."""
     gateway_port = _port("gatewayPort", read.integer("gatewayPort", upstream.PROXY_INBOUND_PORT))
     probe_port = _port("probePort", read.integer("probePort", upstream.PROBE_SERVICE_PORT))
@@ -525,11 +548,17 @@ def _probe_and_ports(read: _Reader) -> tuple[int, int, int, str, int]:
     probe_period = read.integer("probePeriodSeconds", upstream.DEFAULT_PROBE_PERIOD_SECONDS)
     if probe_period < 1:
         raise ConfigError("probePeriodSeconds", probe_period, "must be at least 1")
-    return gateway_port, probe_port, probe_target_port, probe_path, probe_period
+    return GatewaySettings(
+        port=gateway_port,
+        probe_port=probe_port,
+        probe_target_port=probe_target_port,
+        probe_path=probe_path,
+        probe_period_seconds=probe_period,
+    )
 
 
-def _namespaces(read: _Reader, role: Role) -> tuple[list[str], frozenset[str], bool, str]:
-    """meshedNamespaces, existingNamespaces, qotm and qotmNamespace, checked together.
+def _workloads(read: _Reader, role: Role) -> WorkloadSettings:
+    """meshedNamespaces, existingNamespaces, qotm, qotmNamespace and smokeTestUrl, checked together.
 
     Nothing is created that may already exist: a namespace is either ours (created, and deleted by
     `destroy`) or listed in existingNamespaces (only annotated); others' namespaces are refused.
@@ -560,7 +589,16 @@ def _namespaces(read: _Reader, role: Role) -> tuple[list[str], frozenset[str], b
         raise ConfigError(
             "qotmNamespace", qotm_namespace, f"must be one of meshedNamespaces ({', '.join(meshed)}) so QOTM is meshed"
         )
-    return meshed, existing, qotm, qotm_namespace
+    smoke_test_url = read.text("smokeTestUrl")
+    if smoke_test_url is not None:
+        _base_url("smokeTestUrl", smoke_test_url)
+    return WorkloadSettings(
+        meshed_namespaces=tuple(meshed),
+        existing_namespaces=existing,
+        qotm=qotm,
+        qotm_namespace=qotm_namespace,
+        smoke_test_url=smoke_test_url,
+    )
 
 
 def _tls(read: _Reader) -> Tls | None:
@@ -585,9 +623,10 @@ def _tls(read: _Reader) -> Tls | None:
     return Tls(hostname=hostname, certificate=certificate, private_key=private_key, acme_email=acme_email)
 
 
-def _target(read: _Reader, qotm: bool, qotm_namespace: str, meshed: list[str]) -> dict[str, Any]:
+def _target(read: _Reader, workloads: WorkloadSettings) -> TargetRole:
     hostname = _dns_name("gatewayHostname", read.required("gatewayHostname"))
-    default_exports = [f"{qotm_namespace}/{upstream.QOTM_SERVICE}"] if qotm else []
+    meshed = workloads.meshed_namespaces
+    default_exports = [f"{workloads.qotm_namespace}/{upstream.QOTM_SERVICE}"] if workloads.qotm else []
     # An empty list (Pulumi.yaml's default) means the default: the QOTM service when QOTM is on.
     refs = read.string_list("exportedServices", []) or default_exports
     exported = tuple(_service_ref("exportedServices", ref) for ref in refs)
@@ -598,10 +637,11 @@ def _target(read: _Reader, qotm: bool, qotm_namespace: str, meshed: list[str]) -
             raise ConfigError(
                 "exportedServices", ref, f"is in namespace {namespace!r}, not one of meshedNamespaces ({', '.join(meshed)})"
             )
-    return {"gateway_hostname": hostname, "exported_services": exported}
+    return TargetRole(gateway_hostname=hostname, exported_services=exported)
 
 
-def _source(read: _Reader, context: str, kubeconfig: str | None, cluster_name: str) -> dict[str, Any]:
+def _source(read: _Reader, cluster: ClusterSettings) -> SourceRole:
+    context, kubeconfig, cluster_name = cluster.context, cluster.kubeconfig, cluster.name
     target_stack = read.required("targetStack")
     if not _STACK_NAME.fullmatch(target_stack):
         raise ConfigError("targetStack", target_stack, "must be a stack name: [organization/][project/]stack")
@@ -621,15 +661,13 @@ def _source(read: _Reader, context: str, kubeconfig: str | None, cluster_name: s
         )
     if target_cluster_name == PEER:
         raise ConfigError("targetClusterName", target_cluster_name, f"is reserved ({PEER!r} names the linking cluster's issuer)")
-    return {
-        "target_stack": target_stack,
-        "target_context": target_context,
-        "target_cluster_name": target_cluster_name,
-        "target_kubeconfig": target_kubeconfig,
-        "gateway_addresses": addresses,
-        "target_api_server_address": _api_server(read.text("targetApiServerAddress")),
-        "verify": read.boolean("verify", True),
-    }
+    return SourceRole(
+        target_stack=target_stack,
+        target=ClusterSettings(name=target_cluster_name, context=target_context, kubeconfig=target_kubeconfig),
+        gateway_addresses=addresses,
+        target_api_server_address=_api_server(read.text("targetApiServerAddress")),
+        verify=read.boolean("verify", True),
+    )
 
 
 def _api_server(value: str | None) -> str | None:
@@ -726,17 +764,17 @@ class _ManifestScan:
         return None
 
 
-def check_target_outputs(cfg: StackConfig, target: pulumi.StackReference) -> None:
+def check_target_outputs(cfg: StackConfig, source: SourceRole, target: pulumi.StackReference) -> None:
     """Fail the update when the target stack was built for something else than this source expects."""
 
     def compare(values: list[Any]) -> None:
         line, cluster_name, context = values
         if line != cfg.line.name:
-            raise ConfigError("versionLine", cfg.line.name, f"the target stack {cfg.target_stack} uses version line {line!r}")
-        if cluster_name != cfg.target_cluster_name:
-            raise ConfigError("targetClusterName", cfg.target_cluster_name, f"the target stack's clusterName is {cluster_name!r}")
-        if context == cfg.context:
-            raise ConfigError("context", cfg.context, f"the target stack {cfg.target_stack} uses the same context")
+            raise ConfigError("versionLine", cfg.line.name, f"the target stack {source.target_stack} uses version line {line!r}")
+        if cluster_name != source.target.name:
+            raise ConfigError("targetClusterName", source.target.name, f"the target stack's clusterName is {cluster_name!r}")
+        if context == cfg.cluster.context:
+            raise ConfigError("context", cfg.cluster.context, f"the target stack {source.target_stack} uses the same context")
 
     pulumi.Output.all(
         target.require_output("versionLine"), target.require_output("clusterName"), target.require_output("context")
