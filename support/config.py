@@ -23,6 +23,8 @@ import yaml
 from support import tools, upstream
 
 PROJECT = "aes-linkerd2"
+# What an error, a render or a summary shows in place of a secret value.
+SECRET_SHOWN = "[secret]"
 # The target signs an issuer for the cluster that links to it; the source reads it by this name.
 PEER = "peer"
 
@@ -324,7 +326,7 @@ def check_keys(keys: list[str], known: frozenset[str]) -> None:
             close = difflib.get_close_matches(key, sorted(known), n=1)
             hint = f"did you mean {close[0]}?" if close else "Pulumi.yaml declares the keys"
             name = f"{PROJECT}:{key}"
-            value = "[secret]" if pulumi.runtime.config.is_config_secret(name) else pulumi.runtime.config.get_config(name)
+            value = SECRET_SHOWN if pulumi.runtime.config.is_config_secret(name) else pulumi.runtime.config.get_config(name)
             raise ConfigError(key, value, f"is not a key of {PROJECT}; {hint}")
 
 
@@ -468,7 +470,7 @@ def load(config: pulumi.Config | None = None) -> StackConfig:
     license_key = read.secret("edgeStackLicenseKey")
     if license_key is not None and product.license_secret is None:
         raise ConfigError(
-            "edgeStackLicenseKey", "[secret]", f"{product.name} {edge_stack_version} takes no licence key; remove it"
+            "edgeStackLicenseKey", SECRET_SHOWN, f"{product.name} {edge_stack_version} takes no licence key; remove it"
         )
     if product.needs_license and license_key is None:
         raise ConfigError(

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
+from driver.offline import Registration
 from support import tools, upstream
 from tests.fake_linkerd import CURRENT_VERSION, PAGE_VERSION, FakeLinkerd
 from tests.harness import Run, run_program
@@ -217,7 +218,7 @@ def provider_urn(run: Run, name: str) -> str:
     return f"{provider.urn}::{name}-id"
 
 
-def kubernetes_resources(run: Run) -> list:
+def kubernetes_resources(run: Run) -> list[Registration]:
     return [r for r in run.registrations if r.type.startswith("kubernetes:")]
 
 

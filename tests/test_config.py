@@ -26,7 +26,8 @@ def load(values: dict[str, Any], stack: str = "target", secrets: dict[str, str] 
     run = run_program(program, stack=stack, config=values, secret_config=secrets)
     if run.error is not None:
         raise run.error
-    return holder["config"]
+    loaded: config.StackConfig = holder["config"]
+    return loaded
 
 
 def test_target_defaults_come_from_the_version_line() -> None:
