@@ -182,7 +182,9 @@ class Deployment:
             )
         for key, name, kubeconfig in clusters:
             try:
-                stack_config.check_cluster(key, str(name), "kubeconfig", kubeconfig, require_kubeconfig=True)
+                version = stack_config.check_cluster(key, str(name), "kubeconfig", kubeconfig, require_kubeconfig=True)
+                if version is not None:
+                    stack_config.check_line_fits(settings.line, version, str(name))
             except stack_config.ConfigError as error:
                 raise DriverError(f"stack {stack}: {error}") from None
         pinned = str(settings.get("linkerdVersion") or settings.line.linkerd_versions[0])

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import difflib
 import ipaddress
 import json
 import os
 import re
 import socket
+import ssl
 import stat
 import urllib.parse
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -368,39 +372,81 @@ def _kubeconfig_documents(kubeconfig: str | None) -> list[dict[str, Any]] | None
     return documents or None
 
 
-def _server(documents: list[dict[str, Any]], context: str) -> str | None:
+def _cluster_entry(documents: list[dict[str, Any]], context: str) -> dict[str, Any]:
     entries = {e.get("name"): e.get("context") or {} for d in documents for e in d.get("contexts") or []}
     clusters = {e.get("name"): e.get("cluster") or {} for d in documents for e in d.get("clusters") or []}
-    return clusters.get(entries.get(context, {}).get("cluster"), {}).get("server")
+    entry = clusters.get(entries.get(context, {}).get("cluster"), {})
+    return entry if isinstance(entry, dict) else {}
+
+
+def server_version(cluster: dict[str, Any]) -> tuple[int, int] | None:
+    """The Kubernetes version the API server reports at /version, or None where it cannot be read here.
+
+    /version needs no credentials (every cluster grants it to all), only the kubeconfig's trust in
+    the server. None means "not known": the check it feeds is then left to `kubernetesVersion`.
+    """
+    server = str(cluster.get("server") or "")
+    if not server.startswith("https://"):
+        return None
+    context = ssl.create_default_context()
+    try:
+        if cluster.get("insecure-skip-tls-verify"):
+            context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+        elif cluster.get("certificate-authority-data"):
+            context.load_verify_locations(cadata=base64.b64decode(cluster["certificate-authority-data"]).decode())
+        elif cluster.get("certificate-authority"):
+            context.load_verify_locations(cafile=str(cluster["certificate-authority"]))
+        with urllib.request.urlopen(f"{server.rstrip('/')}/version", context=context, timeout=5) as response:  # noqa: S310
+            body = json.loads(response.read(65536))
+        # EKS and GKE say "29+": the digits are the version.
+        major, minor = (int(re.sub(r"\D", "", str(body[part])) or "x") for part in ("major", "minor"))
+    except (OSError, ValueError, KeyError, TypeError, binascii.Error, ssl.SSLError):
+        return None
+    return major, minor
 
 
 def check_cluster(
     key: str, context: str, kubeconfig_key: str, kubeconfig: str | None, *, require_kubeconfig: bool = False
-) -> None:
-    """The context exists in the kubeconfig and its API server answers on TCP, before anything is planned.
+) -> tuple[int, int] | None:
+    """The context exists in the kubeconfig and its API server answers, before anything is planned.
 
-    Skipped where OFFLINE_ENV is set (rendering without clusters).
+    Returns the server's Kubernetes version where it can be read (None otherwise). Skipped where
+    OFFLINE_ENV is set (rendering without clusters).
     """
     if os.environ.get(OFFLINE_ENV):
-        return
+        return None
     if kubeconfig and not os.path.isfile(kubeconfig):
         raise ConfigError(kubeconfig_key, kubeconfig, "no such kubeconfig file")
     documents = _kubeconfig_documents(kubeconfig)
     if documents is None:
         if require_kubeconfig:
             raise ConfigError(key, context, "no kubeconfig found ($KUBECONFIG, ~/.kube/config) to look the context up in")
-        return  # the provider reports a missing kubeconfig itself
+        return None  # the provider reports a missing kubeconfig itself
     contexts = [e.get("name", "") for d in documents for e in d.get("contexts") or []]
     if context not in contexts:
         raise ConfigError(key, context, f"is not a context of the kubeconfig (it has: {', '.join(contexts) or 'none'})")
-    server = _server(documents, context)
-    if server:
-        url = urllib.parse.urlparse(server)
-        port = url.port or (443 if url.scheme == "https" else 80)
-        try:
-            socket.create_connection((url.hostname or "", port), timeout=5).close()
-        except OSError as error:
-            raise ConfigError(key, context, f"its API server {server} is unreachable ({error})") from None
+    cluster = _cluster_entry(documents, context)
+    server = cluster.get("server")
+    if not server:
+        return None
+    url = urllib.parse.urlparse(str(server))
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        socket.create_connection((url.hostname or "", port), timeout=5).close()
+    except OSError as error:
+        raise ConfigError(key, context, f"its API server {server} is unreachable ({error})") from None
+    return server_version(cluster)
+
+
+def check_line_fits(line: upstream.VersionLine, version: tuple[int, int], context: str) -> None:
+    """Refuse a version line that cannot install on the cluster's Kubernetes, before anything is applied."""
+    if not line.supports_kubernetes(version):
+        raise ConfigError(
+            "versionLine",
+            line.name,
+            f"the API server of context {context!r} runs Kubernetes {version[0]}.{version[1]}, "
+            f"and this line {line.kubernetes_limit} (its CRDs and APIs are gone there)",
+        )
 
 
 # Ports the gateway port must not take: Edge Stack's own (public, listeners, admin) serve other traffic.
@@ -451,7 +497,9 @@ def load(config: pulumi.Config | None = None) -> StackConfig:
 
     kubeconfig = read.path("kubeconfig")
     context = _word("context", read.required("context"))
-    check_cluster("context", context, "kubeconfig", kubeconfig)
+    live_version = check_cluster("context", context, "kubeconfig", kubeconfig)
+    if live_version is not None:
+        check_line_fits(line, live_version, context)
 
     kubernetes_version = _kubernetes_version("kubernetesVersion", read.text("kubernetesVersion"))
     if kubernetes_version is not None and not line.supports_kubernetes(kubernetes_version):
