@@ -137,6 +137,22 @@ for node in $("${k[@]}" get nodes -o name); do
 done
 say "cluster up in $((SECONDS - started))s: $("$B/kube-apiserver" --version), kwok's kubelet API on 127.0.0.1:$kubelet_port"
 
+# --- the real API server's /version refuses the page line before anything is applied ----------------
+# The program and the driver read it through the kubeconfig (support/config.py); here 1.34 answers.
+(cd "$ROOT" && venv/bin/python - "$KUBECONFIG") <<'EOF' || { say "FAILED: the page line was not refused on Kubernetes 1.34"; exit 1; }
+import sys
+from support import config, upstream
+version = config.check_cluster("context", "target", "kubeconfig", sys.argv[1])
+assert version == (1, 34), version
+config.check_line_fits(upstream.CURRENT, version, "target")
+try:
+    config.check_line_fits(upstream.VERSION_LINES["page"], version, "target")
+except config.ConfigError as error:
+    print(f"[page-line] refused before anything is applied: {error}", file=sys.stderr)
+else:
+    raise SystemExit("the page line was accepted on 1.34")
+EOF
+
 # --- the stand-ins Kubernetes 1.34 forces (see the top) ----------------------------------------------
 cat > "$WORK/for_1_34.py" <<'EOF'
 """for_1_34.py IN OUT: IN's objects as Kubernetes 1.34 serves them; says what it changed or left out."""
