@@ -13,16 +13,19 @@
 #   context/targetContext   the local clusters' contexts, `target` and `source`, each in its own
 #   kubeconfig/targetKubeconfig  kubeconfig file (with one file holding both contexts, the source's
 #                            provider awaited the source's proxy injector for ever: still open)
-#   linkerdHa=false          HA's webhooks fail closed (failurePolicy Fail) and nothing serves them here:
-#                            the proxy injector and the policy validator run only as pods; without HA
-#                            they are Ignore, and the API server's call to their loopback ClusterIP
-#                            ends at once
+#   linkerdHa=false          HA's webhooks fail closed (failurePolicy Fail): the proxy injector is served
+#                            here (e2e/webhooks.sh), but the policy validator (the Rust policy controller)
+#                            and the ServiceProfile validator are not, and the multicluster extension
+#                            creates policy Servers; without HA they are Ignore, and the API server's
+#                            call to their loopback ClusterIP ends at once
 #   gatewayAddresses         the gateway Service has no load balancer here: 127.0.0.1
 #   verify=false             `linkerd multicluster check` and `gateways` probe running proxies; both run
 #                            after `up` anyway, and what they report is printed, not asserted
-#   edgeStackCrds            Emissary's own CRDs store v2 and convert v3alpha1 through the
-#                            emissary-apiext webhook, which has no server here: the same CRDs with
-#                            v3alpha1 stored and no conversion (STAND-IN: the conversion is not shown)
+#   edgeStackCrds            only without the hand-built apiext (e2e/webhooks.sh --check): Emissary's own
+#                            CRDs store v2 and convert v3alpha1 through the emissary-apiext webhook; with
+#                            no server, the same CRDs with v3alpha1 stored and no conversion (STAND-IN)
+# The real webhook servers, where built: Linkerd's proxy injector and Emissary's apiext run as local
+# processes on their Services' loopback ClusterIPs (e2e/webhooks.sh); missing, the run says so loudly.
 #   edgeStackManifest        Emissary 3.9.1's release manifest, read from a file (no internet here)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -90,6 +93,13 @@ start_cluster target 127.0.100.0/24 127.1.0.0/16
 start_cluster source 127.0.101.0/24 127.2.0.0/16
 check_loopback target; check_loopback source
 say "two clusters up in $((SECONDS - started))s: $("$B/kube-apiserver" --version), 3 kwok nodes each, services on 127.0.100.0/24 and 127.0.101.0/24"
+# shellcheck source=e2e/webhooks.sh
+. "$ROOT/e2e/webhooks.sh"
+webhooks_check
+serve_webhooks target; serve_webhooks source
+export E2E_INJECTOR_SERVED=${WEBHOOK_INJECTOR:+1} E2E_APIEXT_SERVED=${WEBHOOK_APIEXT:+1}
+STACK_CRDS=$EMISSARY_CRDS
+[ -n "$WEBHOOK_APIEXT" ] || STACK_CRDS=$WORK/emissary-crds.no-webhook.yaml
 
 # --- a copy of the project with the committed stacks, changed only where the local servers force it ---
 PROJECT=$WORK/project
@@ -107,7 +117,7 @@ for document in documents:
         document["spec"]["conversion"] = {"strategy": "None"}
 yaml.safe_dump_all(documents, open(sys.argv[2], "w"), sort_keys=False)
 EOF
-"$ROOT/venv/bin/python" - "$PROJECT" "$WORK/emissary-crds.no-webhook.yaml" "$EMISSARY_MANIFEST" "$WORK" <<'EOF'
+"$ROOT/venv/bin/python" - "$PROJECT" "$STACK_CRDS" "$EMISSARY_MANIFEST" "$WORK" <<'EOF'
 import sys, yaml
 project, crds, manifest = sys.argv[1:4]
 work = sys.argv[4]
@@ -156,6 +166,7 @@ target_up_s=$(stack_seconds target "$WORK/up.log")
 say "up (target, then source): ${t_up}s"
 check_loopback target; check_loopback source
 live after-up
+webhooks_served target; webhooks_served source
 t_preview=$(driver preview --expect-no-changes)
 target_preview_s=$(stack_seconds target "$WORK/preview.log")
 say "preview of both, no changes: ${t_preview}s"
@@ -198,7 +209,7 @@ live after-destroy
 # Deployment, as `up` waits), and the no-change preview against `kubectl diff --server-side`.
 kubectl_bench() {
   local k=("$B/kubectl" --context bench) began
-  start_cluster bench 127.0.105.0/24 127.5.0.0/16 && check_loopback bench || return 1
+  start_cluster bench 127.0.105.0/24 127.5.0.0/16 && check_loopback bench && serve_webhooks bench || return 1
   (cd "$PROJECT" && ./aes-linkerd2 render --stack target --out "$WORK/rendered") > "$WORK/render.log" 2>&1 || return 1
   "$ROOT/venv/bin/python" - "$WORK/rendered/target" "$WORK/bench-objects" <<'EOF' || return 1
 import pathlib, sys, yaml
@@ -258,6 +269,10 @@ else
   say "PERFORMANCE NOT MEASURED: the kubectl comparison failed (see $WORK/render.log and the bench cluster's logs)"
 fi
 say "passed in $((SECONDS - started))s: up ${t_up}s, no-change preview ${t_preview}s, second up ${t_up2}s, refresh ${t_refresh}s, renewal ${t_renew}s, destroy ${t_destroy}s"
-say "NOT SHOWN here (no real pods): the proxy injector and policy validator serving their webhooks (so HA is off),"
-say "  Emissary's v3alpha1 conversion webhook (a stand-in CRD stores v3alpha1), the data-plane probes of"
-say "  \`linkerd multicluster check\`/\`gateways\`, traffic through the gateway. The kind job in .github/workflows runs those."
+[ -n "$WEBHOOK_INJECTOR" ] && say "SHOWN: the real proxy injector served both clusters; the meshed pods carry its proxy"
+[ -n "$WEBHOOK_APIEXT" ] && say "SHOWN: Emissary's real CRDs (v2 stored), v3alpha1 written through the real apiext conversion"
+say "NOT SHOWN here (no real pods): the policy validator serving its webhook (so HA is off),"
+[ -n "$WEBHOOK_INJECTOR" ] || say "  the proxy injector serving its webhook (not built: e2e/webhooks.sh --check),"
+[ -n "$WEBHOOK_APIEXT" ] || say "  Emissary's v3alpha1 conversion webhook (not built; a stand-in CRD stores v3alpha1),"
+say "  the data-plane probes of \`linkerd multicluster check\`/\`gateways\`, traffic through the gateway."
+say "  The kind job in .github/workflows runs those."

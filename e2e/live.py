@@ -32,6 +32,10 @@ GATEWAY = upstream.CURRENT.edge_stack["emissary"]
 PROBE_PATH = upstream.DEFAULT_PROBE_PATH
 IDENTITY = upstream.gateway_identity(GATEWAY.service_account, GATEWAY.namespace, upstream.DEFAULT_TRUST_DOMAIN)
 CHECKED: list[str] = []
+# e2e/full.sh sets these when the real webhook servers run (e2e/webhooks.sh); unset, the stand-ins
+# are in place and what the servers would show is said to be not checked.
+INJECTOR_SERVED = os.environ.get("E2E_INJECTOR_SERVED") == "1"
+APIEXT_SERVED = os.environ.get("E2E_APIEXT_SERVED") == "1"
 
 
 def get(context: str, *args: str) -> Any:
@@ -110,6 +114,78 @@ def edge_stack(context: str, gateway: bool) -> None:
     check(f"{context}: Listeners", len(get(context, "listeners.getambassador.io", "-n", namespace)["items"]) >= 2)
     meshed_ns = get(context, "ns", "default")["metadata"].get("annotations") or {}
     check(f"{context}: default meshed", meshed_ns.get("linkerd.io/inject") == "enabled", meshed_ns)
+    injected(context, namespace, name, skipped_ports={"80", "443"}, identity_ports={"4143"})
+    conversion(context)
+
+
+def current_pods(context: str, namespace: str, name: str) -> list[Any]:
+    """The pods of a Deployment's current ReplicaSet (the one its revision names)."""
+    deployment = get(context, "deploy", "-n", namespace, name)
+    revision = deployment["metadata"]["annotations"]["deployment.kubernetes.io/revision"]
+    owned = [
+        rs
+        for rs in get(context, "replicasets", "-n", namespace)["items"]
+        if any(o["uid"] == deployment["metadata"]["uid"] for o in rs["metadata"].get("ownerReferences", []))
+        and rs["metadata"]["annotations"].get("deployment.kubernetes.io/revision") == revision
+    ]
+    check(f"{context}: {namespace}/{name} has its current ReplicaSet", len(owned) == 1, [r["metadata"]["name"] for r in owned])
+    template_hash = owned[0]["metadata"]["labels"]["pod-template-hash"]
+    pods = get(context, "pods", "-n", namespace, "-l", f"pod-template-hash={template_hash}")["items"]
+    check(f"{context}: {namespace}/{name} has pods", len(pods) >= 1)
+    return list(pods)
+
+
+def injected(context: str, namespace: str, name: str, skipped_ports: set[str], identity_ports: set[str]) -> None:
+    """Every current pod of the Deployment carries the proxy the real injector put there."""
+    if not INJECTOR_SERVED:
+        print(f"[live] NOT CHECKED: {context}: {namespace}/{name}'s injected proxy (no proxy injector served)", file=sys.stderr)
+        return
+    for pod in current_pods(context, namespace, name):
+        where = f"{context}: pod {namespace}/{pod['metadata']['name']}"
+        spec = pod["spec"]
+        init = {c["name"]: c for c in spec.get("initContainers", [])}
+        main = {c["name"]: c for c in spec["containers"]}
+        # Linkerd's native sidecar is an init container that keeps running; otherwise a container.
+        proxy = main.get("linkerd-proxy") or init.get("linkerd-proxy")
+        check(f"{where} has linkerd-proxy", proxy is not None, sorted(init) + sorted(main))
+        if "linkerd-proxy" in init:
+            check(f"{where}: proxy is a native sidecar", init["linkerd-proxy"].get("restartPolicy") == "Always")
+        check(f"{where} has linkerd-init", "linkerd-init" in init, sorted(init))
+        env = {e["name"]: e.get("value", "") for e in proxy["env"]}  # type: ignore[index]
+        required = set(env.get("LINKERD2_PROXY_INBOUND_PORTS_REQUIRE_IDENTITY", "").split(","))
+        check(f"{where}: inbound ports requiring identity", identity_ports <= required, required)
+        args = init["linkerd-init"]["args"]
+        ignored = set(args[args.index("--inbound-ports-to-ignore") + 1].split(","))
+        check(f"{where}: inbound ports skipped by the proxy", skipped_ports <= ignored, ignored)
+        check(
+            f"{where}: injected by the webhook",
+            pod["metadata"]["annotations"].get("linkerd.io/created-by", "").startswith("linkerd/proxy-injector"),
+        )
+
+
+def conversion(context: str) -> None:
+    """The real Emissary CRDs: v2 stored, v3alpha1 converted by apiext; the Module reads back as v2."""
+    if not APIEXT_SERVED:
+        print(f"[live] NOT CHECKED: {context}: Emissary's conversion webhook (a stand-in CRD stores v3alpha1)", file=sys.stderr)
+        return
+    crd = get(context, "crd", "modules.getambassador.io")["spec"]
+    stored = [v["name"] for v in crd["versions"] if v["storage"]]
+    check(f"{context}: Module CRD stores v2", stored == ["v2"], stored)
+    webhook = crd["conversion"].get("webhook", {}).get("clientConfig", {})
+    check(
+        f"{context}: Module CRD converts through apiext, its caBundle patched in",
+        crd["conversion"]["strategy"] == "Webhook"
+        and webhook.get("service", {}).get("name") == "emissary-apiext"
+        and bool(webhook.get("caBundle")),
+        crd["conversion"],
+    )
+    module = get(context, "modules.v2.getambassador.io", "-n", GATEWAY.namespace, upstream.MODULE_NAME)
+    check(f"{context}: the v3alpha1 Module read as v2 through apiext", module and module["apiVersion"] == "getambassador.io/v2")
+    check(
+        f"{context}: converted Module keeps add_linkerd_headers",
+        module["spec"]["config"].get("add_linkerd_headers") is True,
+        module["spec"],
+    )
 
 
 def gateway(context: str) -> None:
@@ -136,6 +212,7 @@ def gateway(context: str) -> None:
     )
     qotm = get(context, "deploy", "qotm")
     check(f"{context}: QOTM ready", qotm and qotm["status"].get("readyReplicas") == 1)
+    injected(context, "default", upstream.QOTM_NAME, skipped_ports=set(), identity_ports=set())
     service = get(context, "svc", "qotm-linkerd2")
     check(f"{context}: QOTM exported", service["metadata"]["labels"].get("mirror.linkerd.io/exported") == "true")
     mapping = get(context, "mappings.getambassador.io", "linkerd2-qotm")["spec"]
