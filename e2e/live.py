@@ -152,11 +152,13 @@ def injected(context: str, namespace: str, name: str, skipped_ports: set[str], i
             check(f"{where}: proxy is a native sidecar", init["linkerd-proxy"].get("restartPolicy") == "Always")
         check(f"{where} has linkerd-init", "linkerd-init" in init, sorted(init))
         env = {e["name"]: e.get("value", "") for e in proxy["env"]}  # type: ignore[index]
-        required = set(env.get("LINKERD2_PROXY_INBOUND_PORTS_REQUIRE_IDENTITY", "").split(","))
-        check(f"{where}: inbound ports requiring identity", identity_ports <= required, required)
-        args = init["linkerd-init"]["args"]
-        ignored = set(args[args.index("--inbound-ports-to-ignore") + 1].split(","))
-        check(f"{where}: inbound ports skipped by the proxy", skipped_ports <= ignored, ignored)
+        if identity_ports:
+            required = set(env.get("LINKERD2_PROXY_INBOUND_PORTS_REQUIRE_IDENTITY", "").split(","))
+            check(f"{where}: inbound ports requiring identity", identity_ports <= required, required)
+        if skipped_ports:
+            args = init["linkerd-init"]["args"]
+            ignored = set(args[args.index("--inbound-ports-to-ignore") + 1].split(","))
+            check(f"{where}: inbound ports skipped by the proxy", skipped_ports <= ignored, ignored)
         check(
             f"{where}: injected by the webhook",
             pod["metadata"]["annotations"].get("linkerd.io/created-by", "").startswith("linkerd/proxy-injector"),

@@ -27,7 +27,7 @@ APIEXT_NAMESPACE=emissary-system
 APIEXT_SERVICE=emissary-apiext
 
 webhooks_check() {
-  local cache=${CACHE:-$HOME/.cache/linkerd-aes-e2e} missing=0
+  local cache=${CACHE:-$HOME/.cache/linkerd-aes-e2e} missing=0 found
   WEBHOOK_INJECTOR=$cache/bin/linkerd-controller-edge-26.8.3
   WEBHOOK_APIEXT=$cache/bin/emissary-apiext-loopback-3.9.1
   if [ ! -x "$WEBHOOK_INJECTOR" ]; then
@@ -41,6 +41,7 @@ webhooks_check() {
     WEBHOOK_APIEXT=""; missing=1
   fi
   [ "$missing" = 0 ] || printf '[webhooks] build them as CONTRIBUTING.md says (hand-built, in the tool cache)\n' >&2
+  for found in $WEBHOOK_INJECTOR $WEBHOOK_APIEXT; do printf '[webhooks] found %s\n' "$found" >&2; done
   return 0
 }
 
@@ -167,7 +168,5 @@ webhooks_served() {
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then
   [ "${1:-}" = --check ] || { echo "usage: $0 --check" >&2; exit 2; }
   webhooks_check
-  [ -n "$WEBHOOK_INJECTOR" ] && echo "[webhooks] found $WEBHOOK_INJECTOR"
-  [ -n "$WEBHOOK_APIEXT" ] && echo "[webhooks] found $WEBHOOK_APIEXT"
   [ -n "$WEBHOOK_INJECTOR" ] && [ -n "$WEBHOOK_APIEXT" ]
 fi
