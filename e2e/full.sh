@@ -243,6 +243,7 @@ EOF
   done
   "${k[@]}" wait --for=condition=Established crd --all --timeout=120s >/dev/null || return 1
   for group in 3-objects 4-custom; do
+    [ "$group" = 3-objects ] || webhooks_ready bench || return 1
     "${k[@]}" apply --server-side --force-conflicts -f "$WORK/bench-objects/$group.yaml" >/dev/null || return 1
   done
   "${k[@]}" apply --server-side --force-conflicts --field-manager page-patches -f "$WORK/bench-objects/5-patches.yaml" \

@@ -11,6 +11,7 @@
 #   serve_webhooks NAME          a watcher for cluster NAME: as soon as a webhook's Service (and, for the
 #                                injector, the Secret and ConfigMaps its pod would mount) exist, it starts
 #                                that server bound to exactly the ClusterIP; refuses anything off loopback
+#   webhooks_ready NAME          waits until NAME's servers run and apiext's CA is in the CRDs
 #   webhooks_served NAME         fails unless every server started for NAME answered the API server
 #
 # The servers (hand-built into the cache, never committed; CONTRIBUTING.md says how):
@@ -59,11 +60,18 @@ _cluster_ip() {  # _cluster_ip NAME NAMESPACE SERVICE: its ClusterIP, empty whil
 _injector_files() {
   local name=$1 run=$WORK/$1/webhooks/run
   "$B/kubectl" --kubeconfig "$WORK/$name/kubeconfig" get -n "$INJECTOR_NAMESPACE" "secret/$INJECTOR_SECRET" \
-    configmap/linkerd-config configmap/linkerd-identity-trust-roots -o json 2>/dev/null | python3 -c '
+    configmap/linkerd-config configmap/linkerd-identity-trust-roots --ignore-not-found -o json 2>/dev/null | python3 -c '
 import base64, json, os, sys
 base = os.path.join(sys.argv[1], "linkerd")
-items = {i["kind"] + "/" + i["metadata"]["name"]: i for i in json.load(sys.stdin)["items"]}
-secret = items["Secret/" + sys.argv[2]]["data"]
+try:
+    listed = json.load(sys.stdin)
+except ValueError:  # the API server did not answer
+    sys.exit(1)
+items = {i["kind"] + "/" + i["metadata"]["name"]: i for i in listed.get("items", [])}
+wanted = ("Secret/" + sys.argv[2], "ConfigMap/linkerd-config", "ConfigMap/linkerd-identity-trust-roots")
+if any(name not in items for name in wanted):
+    sys.exit(1)  # not all there yet (or gone at destroy): the caller tries again
+secret = items[wanted[0]]["data"]
 files = {
     "tls/tls.crt": base64.b64decode(secret["tls.crt"]),
     "tls/tls.key": base64.b64decode(secret["tls.key"]),
@@ -147,6 +155,24 @@ serve_webhooks() {
   [ -n "${WEBHOOK_INJECTOR}${WEBHOOK_APIEXT}" ] || return 0
   _watch_webhooks "$name" &
   PIDS+=($!)
+}
+
+# Both servers run for NAME and apiext has patched its CA into the CRDs: what Emissary's install
+# waits for (the emissary-apiext Deployment available) before any getambassador.io object.
+webhooks_ready() {
+  local name=$1 state ok
+  for _ in $(seq 120); do
+    state=$(cat "$WORK/$name/webhooks/state" 2>/dev/null || echo "none none"); ok=true
+    [ -z "$WEBHOOK_INJECTOR" ] || [ "${state% *}" = started ] || ok=false
+    if [ -n "$WEBHOOK_APIEXT" ]; then
+      [ "${state#* }" = started ] && [ -n "$("$B/kubectl" --kubeconfig "$WORK/$name/kubeconfig" get crd modules.getambassador.io \
+        -o 'jsonpath={.spec.conversion.webhook.clientConfig.caBundle}' 2>/dev/null)" ] || ok=false
+    fi
+    $ok && return 0
+    sleep 0.5
+  done
+  printf '[webhooks] FAILED: %s: the webhook servers are not ready (%s)\n' "$name" "$state" >&2
+  return 1
 }
 
 # Every server started answered: the injector logged an admission request it handled, apiext's
