@@ -181,13 +181,22 @@ def conversion(context: str) -> None:
         and bool(webhook.get("caBundle")),
         crd["conversion"],
     )
-    module = get(context, "modules.v2.getambassador.io", "-n", GATEWAY.namespace, upstream.MODULE_NAME)
-    check(f"{context}: the v3alpha1 Module read as v2 through apiext", module and module["apiVersion"] == "getambassador.io/v2")
+    # Written as v3alpha1, stored as v2: apiext converted it (its marker for an object that had no
+    # ambassador_id); read as v3alpha1, apiext converts it back (the marker becomes `default`).
+    stored = get(context, "modules.v2.getambassador.io", "-n", GATEWAY.namespace, upstream.MODULE_NAME)
     check(
-        f"{context}: converted Module keeps add_linkerd_headers",
-        module["spec"]["config"].get("add_linkerd_headers") is True,
-        module["spec"],
+        f"{context}: the Module stored as v2 by apiext's conversion",
+        stored and stored["spec"].get("ambassador_id") == ["--apiVersion-v3alpha1-only--default"],
+        stored and stored["spec"],
     )
+    check(f"{context}: the stored Module keeps add_linkerd_headers", stored["spec"]["config"].get("add_linkerd_headers") is True)
+    read = get(context, "modules.v3alpha1.getambassador.io", "-n", GATEWAY.namespace, upstream.MODULE_NAME)
+    check(
+        f"{context}: the Module read back as v3alpha1 through apiext",
+        read and read["apiVersion"] == "getambassador.io/v3alpha1" and read["spec"].get("ambassador_id") == ["default"],
+        read and read["spec"],
+    )
+    check(f"{context}: converted back, add_linkerd_headers kept", read["spec"]["config"].get("add_linkerd_headers") is True)
 
 
 def gateway(context: str) -> None:
