@@ -105,7 +105,7 @@ STACK_CRDS=$EMISSARY_CRDS
 PROJECT=$WORK/project
 mkdir -p "$PROJECT"
 git ls-files -co --exclude-standard -z | tar --null -T - -cf - | tar -xf - -C "$PROJECT"
-ln -s "$ROOT/venv" "$PROJECT/venv"
+ln -sfn "$ROOT/venv" "$PROJECT/venv"  # -n: a checkout's venv symlink was copied in: replace it, never write into it
 python3 - "$EMISSARY_CRDS" "$WORK/emissary-crds.no-webhook.yaml" <<'EOF'
 import sys, yaml
 documents = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
