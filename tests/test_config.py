@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from support import config, upstream
+from support import config, errors, upstream
 from tests.conftest import ROOT, TARGET_CONTEXT, run_stack, source_config, target_config
 from tests.fake_linkerd import CURRENT_VERSION, FakeLinkerd
 
@@ -302,5 +302,5 @@ def test_a_file_that_is_no_manifest_is_refused_without_its_content() -> None:
 def test_shown_values_are_bounded() -> None:
     assert config.shown("x" * 10) == repr("x" * 10)
     long = config.shown("x" * 10_000)
-    assert len(long) <= config.SHOWN_VALUE_LIMIT and long.endswith("... (10002 characters)")
+    assert len(long) <= errors.SHOWN_VALUE_LIMIT and long.endswith("... (10002 characters)")
     assert config.shown("a\nb\x1b[31m") == "'a\\nb\\x1b[31m'"
