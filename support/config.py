@@ -21,6 +21,7 @@ import pulumi.runtime.config
 import yaml
 
 from support import tools, upstream
+from support.certificates import RotationStep
 
 PROJECT = "aes-linkerd2"
 # The target signs an issuer for the cluster that links to it; the source reads it by this name.
@@ -741,3 +742,21 @@ def check_target_outputs(cfg: StackConfig, target: pulumi.StackReference) -> Non
     pulumi.Output.all(
         target.require_output("versionLine"), target.require_output("clusterName"), target.require_output("context")
     ).apply(compare)
+
+
+TRUST_ANCHOR_ROTATION = "trustAnchorRotation"
+
+
+def trust_anchor_rotation(role: Role, config: pulumi.Config | None = None) -> RotationStep | None:
+    """`trustAnchorRotation`: the step of a trust anchor rotation this update does, if any (the target's)."""
+    raw = (config or pulumi.Config(PROJECT)).get(TRUST_ANCHOR_ROTATION) or None
+    if raw is None:
+        return None
+    if role is not Role.TARGET:
+        raise ConfigError(
+            TRUST_ANCHOR_ROTATION, raw, "is read by the target stack only (it owns the anchor); the source follows its step"
+        )
+    steps = [step.value for step in RotationStep]
+    if raw not in steps:
+        raise ConfigError(TRUST_ANCHOR_ROTATION, raw, f"must be one of {', '.join(steps)} (one `up` each, in this order)")
+    return RotationStep(raw)
