@@ -262,3 +262,20 @@ def test_the_source_follows_the_targets_step(phase: str) -> None:
 
 def test_the_default_plan_is_one_anchor_that_signs() -> None:
     assert (AnchorPlan().trusted, AnchorPlan().signing) == ((0,), 0)
+
+
+def test_the_page_lines_objects_carry_the_bundle_too() -> None:
+    """2.8.1 puts the roots in other places (each proxy's env, base64 blobs): every one holds both anchors."""
+    config = target_config("page", trustAnchorRotation="bundle")
+    run = run_stack("target", config, stack_references={OWN: {"identityAnchors": anchors(0, "stable")}})
+    assert run.error is None, run.error
+    old, new = made(run)["identity-trust-anchor"].cert_pem, made(run)["identity-trust-anchor-1"].cert_pem
+    certificate_audit.assert_only_the_real_identity(run, [old, new], made(run)["identity-target-issuer"].cert_pem)
+    anchors_found = [
+        f for f in certificate_audit.certificates(run.registrations) if f.common_name == "root.linkerd.cluster.local"
+    ]
+    # Wherever a root is, both are: no object carries the old anchor alone.
+    places = {f.where for f in anchors_found}
+    for place in places:
+        assert {f.certificate for f in anchors_found if f.where == place} == {cert(old), cert(new)}, place
+    assert len(places) > 5
