@@ -2,8 +2,8 @@
 # The whole program on the real engine: two local clusters (target and source), the Pulumi CLI, the
 # kubernetes and command providers, the Python language host and the linkerd CLI, all real, driven
 # through ./aes-linkerd2 as a user runs it: up (target, then source, with the Link made by the real
-# link-gen against the target's API server), no-change preview, second up, refresh, destroy (source
-# first). Every check reads the live objects with kubectl, not what Pulumi reports.
+# link-gen against the target's API server), no-change preview, second up, refresh, an issuer renewal,
+# a trust anchor rotation (three ups), destroy (source first). Every check reads the live objects with kubectl, not what Pulumi reports.
 #
 #   e2e/full.sh                      needs the tool cache (CONTRIBUTING.md); exits 2 when a tool is missing
 #   e2e/full.sh --skip-if-missing    exits 0 instead, after saying loudly what did not run (CI)
@@ -95,7 +95,7 @@ say "two clusters up in $((SECONDS - started))s: $("$B/kube-apiserver" --version
 PROJECT=$WORK/project
 mkdir -p "$PROJECT"
 git ls-files -co --exclude-standard -z | tar --null -T - -cf - | tar -xf - -C "$PROJECT"
-ln -s "$ROOT/venv" "$PROJECT/venv"
+ln -sfn "$ROOT/venv" "$PROJECT/venv"  # -n: a worktree whose venv is itself a link (git lists it) copied one
 python3 - "$EMISSARY_CRDS" "$WORK/emissary-crds.no-webhook.yaml" <<'EOF'
 import sys, yaml
 documents = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
@@ -189,6 +189,45 @@ live after-renewal "$WORK/issuers-before.json"
 unset AES_LINKERD2_NOW
 t_renew_again=$(driver preview --expect-no-changes)
 say "renewal on $due_day: up ${t_renew}s re-issued the source's issuer (said so first); then no changes (${t_renew_again}s)"
+# Trust anchor rotation: one up per step of trustAnchorRotation on the target (bundle, issuers,
+# drop-old); each preview says its step first, each up reaches both clusters (the source follows the
+# target's outputs), checked on the live ConfigMaps and Secrets; then keeping or removing the value
+# changes nothing, and a skipped step is refused before anything is registered.
+rotation() {  # rotation VALUE|"": sets (or removes) trustAnchorRotation in the target's stack file
+  "$ROOT/venv/bin/python" - "$PROJECT/Pulumi.target.yaml" "$1" <<'EOF'
+import sys, yaml
+path, value = sys.argv[1:3]
+document = yaml.safe_load(open(path))
+document["config"].pop("aes-linkerd2:trustAnchorRotation", None)
+if value:
+    document["config"]["aes-linkerd2:trustAnchorRotation"] = value
+yaml.safe_dump(document, open(path, "w"), sort_keys=False)
+EOF
+}
+live identity > "$WORK/identity-before-bundle.json"
+t_rotation=()
+before=$WORK/identity-before-bundle.json
+for step in bundle issuers drop-old; do
+  rotation "$step"
+  driver preview --stack target > /dev/null
+  grep -q "trust anchor rotation, step $step" "$WORK/preview.log" || { say "FAILED: the preview did not say step $step"; exit 1; }
+  t_rotation+=("$step $(driver up)s")
+  grep -q "trust anchor rotation, step $step" "$WORK/up.log" || { say "FAILED: up did not say step $step"; exit 1; }
+  live after-rotation "$step" "$before" > "$WORK/identity-after-$step.json"
+  before=$WORK/identity-after-$step.json
+done
+(cd "$PROJECT" && ./aes-linkerd2 certs) 2>/dev/null | sed 's/^/    /' >&2
+t_kept=$(driver preview --expect-no-changes)
+rotation ""
+t_removed=$(driver preview --expect-no-changes)
+rotation issuers
+if (cd "$PROJECT" && ./aes-linkerd2 preview --stack target) > "$WORK/skipped.log" 2>&1; then
+  say "FAILED: issuers without bundle was not refused"; exit 1
+fi
+grep -q "config aes-linkerd2:trustAnchorRotation = 'issuers': skips a step or goes back" "$WORK/skipped.log" \
+  || { tail -20 "$WORK/skipped.log" >&2; say "FAILED: the skipped step's error does not name the key"; exit 1; }
+rotation ""
+say "rotation: ${t_rotation[*]}; then no changes with drop-old kept (${t_kept}s) and removed (${t_removed}s); a skipped step refused"
 t_destroy=$(driver destroy)
 say "destroy (source, then target): ${t_destroy}s"
 live after-destroy
@@ -257,7 +296,7 @@ if kubectl_bench; then
 else
   say "PERFORMANCE NOT MEASURED: the kubectl comparison failed (see $WORK/render.log and the bench cluster's logs)"
 fi
-say "passed in $((SECONDS - started))s: up ${t_up}s, no-change preview ${t_preview}s, second up ${t_up2}s, refresh ${t_refresh}s, renewal ${t_renew}s, destroy ${t_destroy}s"
+say "passed in $((SECONDS - started))s: up ${t_up}s, no-change preview ${t_preview}s, second up ${t_up2}s, refresh ${t_refresh}s, renewal ${t_renew}s, rotation ${t_rotation[*]}, destroy ${t_destroy}s"
 say "NOT SHOWN here (no real pods): the proxy injector and policy validator serving their webhooks (so HA is off),"
 say "  Emissary's v3alpha1 conversion webhook (a stand-in CRD stores v3alpha1), the data-plane probes of"
 say "  \`linkerd multicluster check\`/\`gateways\`, traffic through the gateway. The kind job in .github/workflows runs those."

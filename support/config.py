@@ -16,6 +16,7 @@ import pulumi.runtime.config
 import yaml
 
 from support import tools, upstream
+from support.certificates import RotationStep
 from support.clusters import OFFLINE_ENV, check_cluster, check_line_fits, server_version
 from support.errors import PROJECT, SECRET_SHOWN, ConfigError, shown
 from support.manifest_input import read_manifest
@@ -143,6 +144,8 @@ class TargetRole:
 
     gateway_hostname: str
     exported_services: tuple[tuple[str, str], ...]  # (namespace, service)
+    # The step of a trust anchor rotation this update does, if any.
+    trust_anchor_rotation: RotationStep | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -377,7 +380,8 @@ def _word(key: str, value: str) -> str:
 def load(config: pulumi.Config | None = None) -> StackConfig:
     """Read and validate the whole stack config; raises ConfigError naming the first bad key."""
     check_keys(set_keys(), known_keys())
-    read = _Reader(config or pulumi.Config(PROJECT))
+    config = config or pulumi.Config(PROJECT)
+    read = _Reader(config)
 
     role = _role(read)
     line_name = _one_of("versionLine", read.text("versionLine", upstream.DEFAULT_LINE) or "", list(upstream.VERSION_LINES))
@@ -447,8 +451,18 @@ def load(config: pulumi.Config | None = None) -> StackConfig:
         ),
         gateway=_gateway(read),
         workloads=workloads,
-        role=_target(read, workloads) if role is Role.TARGET else _source(read, cluster),
+        role=_role_settings(read, role, workloads, cluster, config),
     )
+
+
+def _role_settings(
+    read: _Reader, role: Role, workloads: WorkloadSettings, cluster: ClusterSettings, config: pulumi.Config
+) -> TargetRole | SourceRole:
+    if role is Role.TARGET:
+        return _target(read, workloads, trust_anchor_rotation(role, config))
+    source = _source(read, cluster)
+    trust_anchor_rotation(role, config)  # refused on the source, which follows the target's step
+    return source
 
 
 def _role(read: _Reader) -> Role:
@@ -561,7 +575,7 @@ def _tls(read: _Reader) -> Tls | None:
     return Tls(hostname=hostname, certificate=certificate, private_key=private_key, acme_email=acme_email)
 
 
-def _target(read: _Reader, workloads: WorkloadSettings) -> TargetRole:
+def _target(read: _Reader, workloads: WorkloadSettings, rotation: RotationStep | None) -> TargetRole:
     hostname = _dns_name("gatewayHostname", read.required("gatewayHostname"))
     meshed = workloads.meshed_namespaces
     default_exports = [f"{workloads.qotm_namespace}/{upstream.QOTM_SERVICE}"] if workloads.qotm else []
@@ -575,7 +589,7 @@ def _target(read: _Reader, workloads: WorkloadSettings) -> TargetRole:
             raise ConfigError(
                 "exportedServices", ref, f"is in namespace {namespace!r}, not one of meshedNamespaces ({', '.join(meshed)})"
             )
-    return TargetRole(gateway_hostname=hostname, exported_services=exported)
+    return TargetRole(gateway_hostname=hostname, exported_services=exported, trust_anchor_rotation=rotation)
 
 
 def _source(read: _Reader, cluster: ClusterSettings) -> SourceRole:
@@ -629,3 +643,21 @@ def check_target_outputs(cfg: StackConfig, source: SourceRole, target: pulumi.St
     pulumi.Output.all(
         target.require_output("versionLine"), target.require_output("clusterName"), target.require_output("context")
     ).apply(compare)
+
+
+TRUST_ANCHOR_ROTATION = "trustAnchorRotation"
+
+
+def trust_anchor_rotation(role: Role, config: pulumi.Config | None = None) -> RotationStep | None:
+    """`trustAnchorRotation`: the step of a trust anchor rotation this update does, if any (the target's)."""
+    raw = (config or pulumi.Config(PROJECT)).get(TRUST_ANCHOR_ROTATION) or None
+    if raw is None:
+        return None
+    if role is not Role.TARGET:
+        raise ConfigError(
+            TRUST_ANCHOR_ROTATION, raw, "is read by the target stack only (it owns the anchor); the source follows its step"
+        )
+    steps = [step.value for step in RotationStep]
+    if raw not in steps:
+        raise ConfigError(TRUST_ANCHOR_ROTATION, raw, f"must be one of {', '.join(steps)} (one `up` each, in this order)")
+    return RotationStep(raw)
