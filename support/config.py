@@ -34,6 +34,8 @@ __all__ = [
     "shown",
 ]
 
+# Version lines under their old names.
+RENAMED_LINES = {"page": upstream.PAGE.name}
 # The target signs an issuer for the cluster that links to it; the source reads it by this name.
 PEER = "peer"
 
@@ -384,7 +386,10 @@ def load(config: pulumi.Config | None = None) -> StackConfig:
     read = _Reader(config)
 
     role = _role(read)
-    line_name = _one_of("versionLine", read.text("versionLine", upstream.DEFAULT_LINE) or "", list(upstream.VERSION_LINES))
+    line_name = read.text("versionLine", upstream.DEFAULT_LINE) or ""
+    if line_name in RENAMED_LINES:
+        raise ConfigError("versionLine", line_name, f"was renamed {RENAMED_LINES[line_name]!r}: set that")
+    _one_of("versionLine", line_name, list(upstream.VERSION_LINES))
     line = upstream.VERSION_LINES[line_name]
 
     kubeconfig = read.path("kubeconfig")

@@ -266,7 +266,7 @@ def test_the_default_plan_is_one_anchor_that_signs() -> None:
 
 def test_the_page_lines_objects_carry_the_bundle_too() -> None:
     """2.8.1 puts the roots in other places (each proxy's env, base64 blobs): every one holds both anchors."""
-    config = target_config("page", trustAnchorRotation="bundle")
+    config = target_config("linkerd-2.8", trustAnchorRotation="bundle")
     run = run_stack("target", config, stack_references={OWN: {"identityAnchors": anchors(0, "stable")}})
     assert run.error is None, run.error
     old, new = made(run)["identity-trust-anchor"].cert_pem, made(run)["identity-trust-anchor-1"].cert_pem
