@@ -481,11 +481,17 @@ def live_report(live: dict[str, str]) -> status.Report:
     return status.collect(outputs(), settings(live["kubectl"], live["kubeconfig"]), status.kubectl_runner)
 
 
-def wait_healthy(live: dict[str, str], timeout: float = 180) -> status.Report:
+def no_pods_here(check: status.Check) -> bool:
+    """A webhook without endpoints: the API server refuses kwok's loopback pod IPs in Endpoints and EndpointSlices."""
+    return check.name.startswith("webhook ") and ": 0 endpoint(s)," in check.detail
+
+
+def wait_ready(live: dict[str, str], timeout: float = 180) -> status.Report:
+    """Until every check but those nothing here can pass is ok (kwok's pods take a few seconds)."""
     deadline = time.monotonic() + timeout
     while True:
         report = live_report(live)
-        if report.healthy or time.monotonic() > deadline:
+        if all(c.state != status.FAIL or no_pods_here(c) for c in report.checks) or time.monotonic() > deadline:
             return report
         time.sleep(3)
 
@@ -511,42 +517,62 @@ def test_live_clusters(live: dict[str, str]) -> None:
         patch,
     )
 
-    report = wait_healthy(live)
-    assert report.healthy, status.text(report)
+    report = wait_ready(live)
+    failed = [(c.stack, c.name, c.detail) for c in report.checks if c.state == status.FAIL]
+    # Only what needs pods with real addresses fails, and says why.
+    assert failed == [
+        (
+            stack,
+            "webhook linkerd-proxy-injector-webhook-config",
+            "linkerd/linkerd-proxy-injector: 0 endpoint(s), failurePolicy Ignore",
+        )
+        for stack in ("target", "source")
+    ], status.text(report)
+    assert not report.healthy
     checks = by_name(report)
-    # Real Deployments, scheduled on kwok's nodes; Endpoints filled by the real controllers.
+    # Real Deployments, scheduled on kwok's nodes by the real scheduler and controllers.
     assert checks[("target", "linkerd/linkerd-destination")].detail == "3/3 ready, HA"
-    injector = checks[("source", "webhook linkerd-proxy-injector-webhook-config")].detail
-    assert injector.startswith("linkerd/linkerd-proxy-injector: 3 endpoint(s)"), injector
+    assert checks[("source", "linkerd-multicluster/controller-target")].detail == "1/1 ready"
     assert checks[("target", "gateway annotations")].detail == (
         f"mirror.linkerd.io/gateway-identity={IDENTITY}, mirror.linkerd.io/multicluster-gateway=true, "
         f"mirror.linkerd.io/probe-path={upstream.DEFAULT_PROBE_PATH}, mirror.linkerd.io/probe-period=3"
     )
+    assert checks[("target", "gateway ports")].detail == "mc-probe 80->8080, https 443->8443, mc-gateway 4143->4143"
+    assert checks[("source", "gateway mirror")].detail == "linkerd-multicluster/probe-gateway-target -> 192.0.2.1:80"
     assert checks[("source", "mirror default/qotm-linkerd2-target")].detail == (
         "endpoints 192.0.2.1:4143; Link status Mirrored=True Mirrored"
     )
     assert checks[("source", "namespace default")].detail == "linkerd.io/inject=enabled"
+    assert checks[("source", "gateway alive, latency")].state == status.UNKNOWN
 
-    # Break it live: the source's service mirror loses its pods, the gateway loses its annotation.
+    # Break it live: the source's service mirror loses its pods, the gateway its annotation, the mirror its endpoints.
     kubectl(live, "source", "scale", "deploy", "controller-target", "-n", "linkerd-multicluster", "--replicas=0")
     kubectl(
         live, "target", "annotate", "svc", GATEWAY.service, "-n", GATEWAY.namespace, "mirror.linkerd.io/multicluster-gateway-"
     )
     kubectl(live, "source", "delete", "endpoints", "qotm-linkerd2-target", "-n", "default")
     report = live_report(live)
-    failed = {(c.stack, c.name): c.detail for c in report.checks if c.state == status.FAIL}
-    assert set(failed) == {
+    failed_now = {(c.stack, c.name): c.detail for c in report.checks if c.state == status.FAIL and not no_pods_here(c)}
+    assert set(failed_now) == {
         ("source", "linkerd-multicluster/controller-target"),
         ("target", "gateway annotations"),
         ("source", "mirror default/qotm-linkerd2-target"),
-    }, failed
-    assert failed[("source", "linkerd-multicluster/controller-target")] == "0/0 ready"
-    assert failed[("source", "mirror default/qotm-linkerd2-target")].startswith("endpoints none")
+    }, failed_now
+    assert failed_now[("source", "linkerd-multicluster/controller-target")] == "0/0 ready"
+    assert failed_now[("source", "mirror default/qotm-linkerd2-target")] == "endpoints none; Link status Mirrored=True Mirrored"
 
 
 def test_live_unreachable(live: dict[str, str]) -> None:
+    """A context kubectl cannot reach is one failed line for its cluster; the other cluster is still read."""
     values = outputs(target_context="nowhere")
     report = status.collect(values, settings(live["kubectl"], live["kubeconfig"]), status.kubectl_runner)
-    failed = [c for c in report.checks if c.state == status.FAIL]
-    assert [(c.stack, c.name) for c in failed] == [("target", "API server")]
-    assert "nowhere" in failed[0].detail
+    target = [(c.area, c.name, c.state) for c in report.checks if c.stack == "target"]
+    assert target == [
+        ("control plane", "API server", status.FAIL),
+        ("certificates", "trust-anchor (anchor)", status.OK),
+        ("certificates", "target-issuer (issuer)", status.OK),
+    ]
+    assert (
+        report.checks[0].detail == "context nowhere: Error in configuration: context was not found for specified context: nowhere"
+    )
+    assert any(c.stack == "source" and c.name == "Link target" and c.state == status.OK for c in report.checks)
