@@ -5,16 +5,17 @@ kubectl (`kubectl` config key), it reads the stacks' kubeconfig and context exac
 providers do (exec plugins, tokens, insecure test servers), and it adds no dependency. Each
 cluster costs two `kubectl get` calls. Secrets are never read.
 
-Where nothing real can answer without running proxies, the line says "unknown" rather than guess:
-whether the gateway is alive and its latency are known only to the service mirror's own probe
-(`linkerd multicluster gateways` scrapes its metrics); the mirror objects it writes (the gateway's
-probe Service, the mirrored Services with their Endpoints, the Link's status) are what `status`
-reads instead.
+Whether the gateway is alive and its latency are known only to the source's running service mirror,
+whose probe keeps them as metrics: `status` asks the pinned linkerd CLI (`linkerd multicluster
+gateways -o json`, which scrapes them) and says "unknown", with why, when it cannot answer (no
+service mirror running, no CLI). The mirror objects it writes (the gateway's probe Service, the
+mirrored Services with their Endpoints, the Link's status) are read from the cluster.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import subprocess
 from collections.abc import Callable, Iterable, Mapping
@@ -27,7 +28,7 @@ from rich.text import Text
 
 from driver import certs
 from driver.settings import StackSettings
-from support import upstream
+from support import tools, upstream
 
 OK, FAIL, UNKNOWN = "ok", "FAIL", "unknown"
 AREAS = ("control plane", "edge stack", "exports", "link", "certificates")
@@ -40,10 +41,12 @@ CLUSTER_NAME_LABEL = "mirror.linkerd.io/cluster-name"
 # One call for what every check reads; the Link CRD may be missing, so Links come in a second.
 KINDS = "deployments,services,endpoints,namespaces,mutatingwebhookconfigurations,validatingwebhookconfigurations"
 LINKS = "links.multicluster.linkerd.io"
-NO_PROBE = "unknown: only the service mirror's own probe knows (`linkerd multicluster gateways` reads its metrics)"
+GATEWAYS = "`linkerd multicluster gateways`"
 
 # kubectl ARGS -> stdout; raises KubectlError.
 Kubectl = Callable[[list[str]], str]
+# (source settings, context, link name) -> what `linkerd multicluster gateways -o json` lists; raises KubectlError.
+Gateways = Callable[[StackSettings, str, str], list[dict[str, Any]]]
 
 
 class KubectlError(Exception):
@@ -146,6 +149,39 @@ def kubectl_runner(binary: str, context: str, kubeconfig: str | None, timeout: f
         return done.stdout
 
     return run
+
+
+def linkerd_gateways(settings: StackSettings, context: str, link_name: str) -> list[dict[str, Any]]:
+    """The service mirror's view of the gateway, through the pinned linkerd CLI (it scrapes the mirror's metrics)."""
+    pinned = str(settings.get("linkerdVersion") or settings.line.linkerd_versions[0])
+    binary = settings.get("linkerdCli") or tools.find_linkerd(pinned)
+    if not binary:
+        raise KubectlError(f"no linkerd CLI {pinned} here ({tools.where_to_look(pinned)})")
+    kubeconfig = settings.get("kubeconfig")
+    # After the subcommand: the extension's own flags, not the root's (which it would ignore).
+    command = [str(binary), "multicluster", "gateways", "--context", context]
+    command += [
+        *(["--kubeconfig", str(kubeconfig)] if kubeconfig else []),
+        "--cluster-name",
+        link_name,
+        "-o",
+        "json",
+        "--wait",
+        "10s",
+    ]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=40, check=False)
+    except (OSError, subprocess.SubprocessError) as error:
+        raise KubectlError(f"{GATEWAYS} could not run: {error}") from None
+    if done.returncode != 0:
+        lines = done.stderr.strip().splitlines()
+        said = next((line for line in lines if line.startswith("Error:")), lines[0] if lines else str(done.returncode))
+        raise KubectlError(f"{GATEWAYS} failed: {said[:200]}")
+    try:
+        listed = json.loads(done.stdout or "[]")
+    except ValueError:
+        raise KubectlError(f"{GATEWAYS} printed no JSON") from None
+    return [entry for entry in listed or [] if isinstance(entry, dict)]
 
 
 def read_objects(kubectl: Kubectl) -> Objects:
@@ -287,7 +323,29 @@ def exports(cluster: ClusterStatus, objects: Objects, settings: StackSettings, o
         cluster.add("exports", entry, exported, detail)
 
 
-def link(cluster: ClusterStatus, objects: Objects, link_name: str, exported: Iterable[str]) -> None:
+def gateway_probe(cluster: ClusterStatus, link_name: str, probe: Callable[[], list[dict[str, Any]]]) -> None:
+    """Alive and latency, as the service mirror's probe measured them; unknown when nothing can say."""
+    name = "gateway alive, latency"
+    try:
+        found = [entry for entry in probe() if entry.get("clusterName") == link_name]
+    except KubectlError as error:
+        cluster.add("link", name, UNKNOWN, f"unknown: {error}")
+        return
+    if not found:
+        cluster.add("link", name, UNKNOWN, f"unknown: {GATEWAYS} lists no probe (is the service mirror running?)")
+        return
+    entry = found[0]
+    detail = f"latency {entry.get('latency')} ms, {entry.get('numberOfServices')} service(s) ({GATEWAYS})"
+    cluster.add("link", name, entry.get("alive") is True, ("alive, " if entry.get("alive") else "NOT alive, ") + detail)
+
+
+def link(
+    cluster: ClusterStatus,
+    objects: Objects,
+    link_name: str,
+    exported: Iterable[str],
+    ask_gateways: Callable[[], list[dict[str, Any]]],
+) -> None:
     """The Link, the gateway's probe mirror and the mirrored Services, as the service mirror leaves them."""
     area = "link"
     cluster.linked_to = link_name
@@ -319,7 +377,7 @@ def link(cluster: ClusterStatus, objects: Objects, link_name: str, exported: Ite
         cluster.add(
             area, "gateway mirror", bool(served), f"{meta['namespace']}/{meta['name']} -> {', '.join(served) or 'no endpoints'}"
         )
-    cluster.add(area, "gateway alive, latency", UNKNOWN, NO_PROBE)
+    gateway_probe(cluster, link_name, ask_gateways)
     conditions = {}
     for entry in (found.get("status") or {}).get("mirrorServices") or []:
         remote = entry.get("remoteRef") or {}
@@ -358,6 +416,7 @@ def collect(
     settings: Mapping[str, StackSettings],
     kubectl_for: Callable[[str, str, str | None], Kubectl],
     warn_days: int = certs.WARN_DAYS,
+    gateways: Gateways = linkerd_gateways,
 ) -> Report:
     """Every check of every stack in `outputs`; `kubectl_for(binary, context, kubeconfig)` reads a cluster."""
     clusters: dict[str, ClusterStatus] = {}
@@ -385,7 +444,8 @@ def collect(
         if stack_settings.get("role") == "target":
             exports(cluster, objects, stack_settings, values)
         elif values.get("linkedCluster"):
-            link(cluster, objects, str(values["linkedCluster"]), exported)
+            name = str(values["linkedCluster"])
+            link(cluster, objects, name, exported, functools.partial(gateways, stack_settings, context, name))
     certificates(clusters, outputs, warn_days)
     return Report(list(clusters.values()))
 

@@ -61,8 +61,16 @@ def outputs(target_context: str = "target", source_context: str = "source", issu
     }
 
 
-def settings(kubectl: str = "kubectl", kubeconfig: str | None = None, ha: bool = True) -> dict[str, StackSettings]:
-    common = {"edgeStackProduct": "emissary", "linkerdHa": ha, "kubectl": kubectl, "kubeconfig": kubeconfig}
+def settings(
+    kubectl: str = "kubectl", kubeconfig: str | None = None, ha: bool = True, linkerd: str | None = None
+) -> dict[str, StackSettings]:
+    common = {
+        "edgeStackProduct": "emissary",
+        "linkerdHa": ha,
+        "kubectl": kubectl,
+        "kubeconfig": kubeconfig,
+        "linkerdCli": linkerd,
+    }
     return {"target": StackSettings({"role": "target", **common}), "source": StackSettings({"role": "source", **common})}
 
 
@@ -127,10 +135,10 @@ def webhook(name: str, service_name: str) -> dict[str, Any]:
 
 
 def namespaces() -> list[dict[str, Any]]:
-    made = [
-        {"apiVersion": "v1", "kind": "Namespace", "metadata": meta(name)}
-        for name in ("linkerd", "linkerd-multicluster", GATEWAY.namespace)
-    ]
+    made = [{"apiVersion": "v1", "kind": "Namespace", "metadata": meta(name)} for name in ("linkerd", GATEWAY.namespace)]
+    # The extension's label, as `linkerd multicluster install` renders it: the CLI finds the namespace by it.
+    extension = meta("linkerd-multicluster", labels={"linkerd.io/extension": "multicluster"})
+    made.append({"apiVersion": "v1", "kind": "Namespace", "metadata": extension})
     # `default` exists; the stacks annotate it (MeshedNamespace), which is what server-side apply does here.
     return [
         *made,
@@ -263,6 +271,11 @@ def healthy_objects() -> dict[str, list[dict[str, Any]]]:
     }
 
 
+def silent(settings: StackSettings, context: str, link: str) -> list[dict[str, Any]]:
+    """`linkerd multicluster gateways -o json` when no service mirror runs (what the real CLI prints here: [])."""
+    return []
+
+
 def by_name(report: status.Report) -> dict[tuple[str, str], status.Check]:
     return {(c.stack, c.name): c for c in report.checks}
 
@@ -271,7 +284,7 @@ def by_name(report: status.Report) -> dict[tuple[str, str], status.Check]:
 
 
 def test_healthy_pair() -> None:
-    report = status.collect(outputs(), settings(), fake_kubectl(healthy_objects()))
+    report = status.collect(outputs(), settings(), fake_kubectl(healthy_objects()), gateways=silent)
     checks = by_name(report)
     assert report.healthy
     assert checks[("target", "linkerd/linkerd-identity")].detail == "3/3 ready, HA"
@@ -290,7 +303,10 @@ def test_healthy_pair() -> None:
     assert checks[("source", "mirror default/qotm-linkerd2-target")].detail == (
         "endpoints 192.0.2.1:4143; Link status Mirrored=True Mirrored"
     )
-    assert checks[("source", "gateway alive, latency")].state == status.UNKNOWN
+    # The real CLI asked the live source: no service mirror holds the lease here, so it lists no probe.
+    assert checks[("source", "gateway alive, latency")].detail == (
+        "unknown: `linkerd multicluster gateways` lists no probe (is the service mirror running?)"
+    )
     assert checks[("source", "source-issuer (issuer)")].detail.startswith("300 days left")
     assert report.clusters[1].mirrored == {"default/qotm-linkerd2-target": ["192.0.2.1:4143"]}
     assert [c.stack for c in report.clusters] == ["target", "source"]
@@ -311,7 +327,7 @@ def test_each_failure_is_named() -> None:
     objects["source"] = [o for o in objects["source"] if o["metadata"]["name"] != "qotm-linkerd2-target"]
     gateway = next(o for o in objects["source"] if o["kind"] == "Deployment" and o["metadata"]["name"] == GATEWAY.deployment)
     gateway["spec"]["template"]["metadata"]["annotations"] = {}
-    report = status.collect(outputs(issuer_days=20), settings(), fake_kubectl(objects))
+    report = status.collect(outputs(issuer_days=20), settings(), fake_kubectl(objects), gateways=silent)
     failed = {(c.stack, c.name): c.detail for c in report.checks if c.state == status.FAIL}
     assert failed == {
         ("target", "linkerd/linkerd-proxy-injector"): "2/3 ready, HA",
@@ -334,12 +350,12 @@ def test_ha_off_and_ha_missing() -> None:
     for item in objects["target"]:
         if item["kind"] == "Deployment" and item["metadata"]["name"] in status.HA_DEPLOYMENTS:
             item["spec"]["replicas"] = item["status"]["readyReplicas"] = item["status"]["updatedReplicas"] = 1
-    with_ha = by_name(status.collect(outputs(), settings(ha=True), fake_kubectl(objects)))
+    with_ha = by_name(status.collect(outputs(), settings(ha=True), fake_kubectl(objects), gateways=silent))
     assert (with_ha[("target", "linkerd/linkerd-identity")].state, with_ha[("target", "linkerd/linkerd-identity")].detail) == (
         status.FAIL,
         "1/1 ready, HA wants 3",
     )
-    without = by_name(status.collect(outputs(), settings(ha=False), fake_kubectl(objects)))
+    without = by_name(status.collect(outputs(), settings(ha=False), fake_kubectl(objects), gateways=silent))
     assert (without[("target", "linkerd/linkerd-identity")].state, without[("target", "linkerd/linkerd-identity")].detail) == (
         status.OK,
         "1/1 ready (linkerdHa off)",
@@ -349,7 +365,7 @@ def test_ha_off_and_ha_missing() -> None:
 def test_unreachable_cluster_and_missing_outputs() -> None:
     values = outputs(source_context="gone")
     values["target"] = {}
-    report = status.collect(values, settings(), fake_kubectl(healthy_objects()))
+    report = status.collect(values, settings(), fake_kubectl(healthy_objects()), gateways=silent)
     failed = {(c.stack, c.name): c.detail for c in report.checks if c.state == status.FAIL}
     assert failed == {
         ("target", "stack outputs"): "stack target has no outputs: run `./aes-linkerd2 up`",
@@ -358,7 +374,7 @@ def test_unreachable_cluster_and_missing_outputs() -> None:
 
 
 def test_text_json_table_and_svg() -> None:
-    report = status.collect(outputs(), settings(), fake_kubectl(healthy_objects()))
+    report = status.collect(outputs(), settings(), fake_kubectl(healthy_objects()), gateways=silent)
     text = status.text(report).splitlines()
     assert text[0].split() == ["cluster", "area", "check", "state", "detail"]
     assert text[-1].startswith("healthy (")
@@ -367,9 +383,10 @@ def test_text_json_table_and_svg() -> None:
     assert data["healthy"] is True
     assert data["clusters"][1]["linkedTo"] == "target"
     assert data["clusters"][1]["mirroredServices"] == {"default/qotm-linkerd2-target": ["192.0.2.1:4143"]}
-    assert {"area": "link", "name": "gateway alive, latency", "state": "unknown", "detail": status.NO_PROBE} in data["clusters"][
-        1
-    ]["checks"]
+    unknown = "unknown: `linkerd multicluster gateways` lists no probe (is the service mirror running?)"
+    assert {"area": "link", "name": "gateway alive, latency", "state": "unknown", "detail": unknown} in data["clusters"][1][
+        "checks"
+    ]
     console = Console(file=StringIO(), width=200, color_system="truecolor", force_terminal=True)
     console.print(status.table(report))
     shown = console.file.getvalue()  # type: ignore[attr-defined]
@@ -380,10 +397,44 @@ def test_text_json_table_and_svg() -> None:
     assert status.COLOURS[status.FAIL] not in picture
 
 
+def test_gateway_alive_latency() -> None:
+    """What the CLI says of a running service mirror's probe. STAND-IN answers: no service mirror runs here,
+    so the real CLI can only print [] (the live test below runs it)."""
+
+    def answer(*entries: dict[str, Any]) -> status.Gateways:
+        return lambda settings, context, link: list(entries)
+
+    def failing(settings: StackSettings, context: str, link: str) -> list[dict[str, Any]]:
+        raise status.KubectlError("`linkerd multicluster gateways` failed: context deadline exceeded")
+
+    cases = {
+        answer({"clusterName": "target", "alive": True, "numberOfServices": 1, "latency": 3}): (
+            status.OK,
+            "alive, latency 3 ms, 1 service(s) (`linkerd multicluster gateways`)",
+        ),
+        answer(
+            {"clusterName": "other", "alive": True},
+            {"clusterName": "target", "alive": False, "numberOfServices": 1, "latency": 0},
+        ): (
+            status.FAIL,
+            "NOT alive, latency 0 ms, 1 service(s) (`linkerd multicluster gateways`)",
+        ),
+        answer({"clusterName": "other", "alive": True}): (
+            status.UNKNOWN,
+            "unknown: `linkerd multicluster gateways` lists no probe (is the service mirror running?)",
+        ),
+        failing: (status.UNKNOWN, "unknown: `linkerd multicluster gateways` failed: context deadline exceeded"),
+    }
+    for gateways, expected in cases.items():
+        report = status.collect(outputs(), settings(), fake_kubectl(healthy_objects()), gateways=gateways)
+        check = by_name(report)[("source", "gateway alive, latency")]
+        assert (check.state, check.detail) == expected
+
+
 def test_svg_shows_failure_in_red() -> None:
     objects = healthy_objects()
     objects["source"] = [o for o in objects["source"] if o["kind"] != "Link"]
-    picture = status.svg(status.collect(outputs(), settings(), fake_kubectl(objects)))
+    picture = status.svg(status.collect(outputs(), settings(), fake_kubectl(objects), gateways=silent))
     assert f'stroke="{status.COLOURS[status.FAIL]}"' in picture
     assert "no mirrored services" in picture
 
@@ -478,7 +529,7 @@ def link_crd() -> dict[str, Any]:
 
 
 def live_report(live: dict[str, str]) -> status.Report:
-    return status.collect(outputs(), settings(live["kubectl"], live["kubeconfig"]), status.kubectl_runner)
+    return status.collect(outputs(), settings(live["kubectl"], live["kubeconfig"], linkerd=real_linkerd()), status.kubectl_runner)
 
 
 def no_pods_here(check: status.Check) -> bool:
@@ -543,7 +594,10 @@ def test_live_clusters(live: dict[str, str]) -> None:
         "endpoints 192.0.2.1:4143; Link status Mirrored=True Mirrored"
     )
     assert checks[("source", "namespace default")].detail == "linkerd.io/inject=enabled"
-    assert checks[("source", "gateway alive, latency")].state == status.UNKNOWN
+    # The real CLI asked the live source: no service mirror holds the lease here, so it lists no probe.
+    assert checks[("source", "gateway alive, latency")].detail == (
+        "unknown: `linkerd multicluster gateways` lists no probe (is the service mirror running?)"
+    )
 
     # Break it live: the source's service mirror loses its pods, the gateway its annotation, the mirror its endpoints.
     kubectl(live, "source", "scale", "deploy", "controller-target", "-n", "linkerd-multicluster", "--replicas=0")
@@ -565,7 +619,7 @@ def test_live_clusters(live: dict[str, str]) -> None:
 def test_live_unreachable(live: dict[str, str]) -> None:
     """A context kubectl cannot reach is one failed line for its cluster; the other cluster is still read."""
     values = outputs(target_context="nowhere")
-    report = status.collect(values, settings(live["kubectl"], live["kubeconfig"]), status.kubectl_runner)
+    report = status.collect(values, settings(live["kubectl"], live["kubeconfig"], linkerd=real_linkerd()), status.kubectl_runner)
     target = [(c.area, c.name, c.state) for c in report.checks if c.stack == "target"]
     assert target == [
         ("control plane", "API server", status.FAIL),
