@@ -13,8 +13,8 @@ from rich.console import Console
 from rich.live import Live
 
 from driver import certs, status
-from driver.api import STACKS, Deployment, OperationResult, Progress
-from driver.progress import Display, plain_line
+from driver.api import STACKS, Deployment, OperationResult
+from driver.progress import Display
 from driver.settings import DriverError, read_settings
 
 VERBS = {
@@ -65,21 +65,18 @@ def parser() -> argparse.ArgumentParser:
     return root
 
 
-def show_progress(progress: Progress) -> None:
-    print(plain_line(progress), file=sys.stderr)
-
-
-def read_status(deployment: Deployment, warn_days: int) -> status.Report:
+def read_status(deployment: Deployment, args: argparse.Namespace) -> status.Report:
     outputs = stack_outputs(deployment)
     settings = {stack: read_settings(deployment.project_dir, stack) for stack in outputs}
-    return status.collect(outputs, settings, status.kubectl_runner, warn_days)
+    report = status.collect(outputs, settings, status.kubectl_runner, args.warn_days, status.linkerd_gateways)
+    if args.svg:
+        Path(args.svg).write_text(status.svg(report), encoding="utf-8")
+    return report
 
 
 def show_status(deployment: Deployment, args: argparse.Namespace) -> int:
     """`status`: once (text, table on a terminal, or JSON), or refreshed in place with --watch."""
-    report = read_status(deployment, args.warn_days)
-    if args.svg:
-        Path(args.svg).write_text(status.svg(report), encoding="utf-8")
+    report = read_status(deployment, args)
     console = Console()
     if args.json:
         print(json.dumps(report.data(), indent=2))
@@ -88,7 +85,7 @@ def show_status(deployment: Deployment, args: argparse.Namespace) -> int:
             try:
                 while True:
                     time.sleep(args.interval)
-                    report = read_status(deployment, args.warn_days)
+                    report = read_status(deployment, args)
                     live.update(status.table(report), refresh=True)
             except KeyboardInterrupt:
                 pass

@@ -475,7 +475,7 @@ FILLS = {OK: "#e8f5e9", FAIL: "#ffebee", UNKNOWN: "#f5f5f5", None: "#f5f5f5"}
 
 def svg(report: Report) -> str:
     """Both clusters side by side: control plane, Edge Stack (the gateway), exports and mirrors, the link."""
-    width, box_w, margin = 960, 420, 30
+    width, box_w, margin = 960, 400, 30
     parts: list[str] = []
     bottoms = []
 
@@ -485,7 +485,7 @@ def svg(report: Report) -> str:
         parts.append(f'<rect x="{x}" y="{y}" width="{w}" height="{h}" rx="8" {colours}/>')
         parts.append(f'<text x="{x + 10}" y="{y + 20}" font-weight="bold">{escape(title)}</text>')
         for index, text in enumerate(body):
-            parts.append(f'<text x="{x + 10}" y="{y + 38 + 16 * index}" font-size="12">{escape(text[:64])}</text>')
+            parts.append(f'<text x="{x + 10}" y="{y + 38 + 16 * index}" font-size="12">{escape(text[:56])}</text>')
 
     anchors: dict[str, tuple[float, float]] = {}
     for index, cluster in enumerate(report.clusters):
@@ -532,11 +532,11 @@ def svg(report: Report) -> str:
             (x1, y1), (x2, y2) = anchors[f"{cluster.stack}:link"], anchors["target:edge stack:right"]
             link_state = cluster.area_state("link")
             parts.append(
-                f'<line x1="{x1}" y1="{y1}" x2="{x2 + 8}" y2="{y2}" stroke="{COLOURS[link_state]}" stroke-width="3" '
+                f'<line x1="{x1}" y1="{y1}" x2="{x2 + 2}" y2="{y2}" stroke="{COLOURS[link_state]}" stroke-width="3" '
                 'marker-end="url(#arrow)"/>'
             )
             parts.append(
-                f'<text x="{(x1 + x2) / 2}" y="{(y1 + y2) / 2 - 8}" font-size="12" text-anchor="middle">'
+                f'<text x="{(x1 + x2) / 2}" y="{(y1 + y2) / 2 - 8}" font-size="11" text-anchor="middle">'
                 f"link {escape(cluster.linked_to)}: {link_state}</text>"
             )
     height = max(bottoms, default=100) + 50

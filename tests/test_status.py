@@ -630,3 +630,32 @@ def test_live_unreachable(live: dict[str, str]) -> None:
         report.checks[0].detail == "context nowhere: Error in configuration: context was not found for specified context: nowhere"
     )
     assert any(c.stack == "source" and c.name == "Link target" and c.state == status.OK for c in report.checks)
+
+
+def test_driver_status_prints_json_text_svg_and_exits_by_health(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """`./aes-linkerd2 status` from the stacks' outputs (a fake engine) over constructed objects."""
+    from driver.__main__ import main
+    from tests.test_driver import FakeEngine, deployment
+
+    class Deployed(FakeEngine):
+        def outputs(self, stack: str) -> dict[str, Any]:
+            return dict(outputs()[stack])
+
+    objects = healthy_objects()
+    monkeypatch.setattr("driver.__main__.Deployment", lambda *a, **k: deployment(Deployed(), kubeconfig=tmp_path / "kubeconfig"))
+    monkeypatch.setattr("driver.status.kubectl_runner", fake_kubectl(objects))
+    monkeypatch.setattr("driver.status.linkerd_gateways", silent)
+
+    assert main(["status", "--json", "--svg", str(tmp_path / "status.svg")]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["healthy"] is True and [c["context"] for c in data["clusters"]] == ["target", "source"]
+    assert (tmp_path / "status.svg").read_text().startswith("<svg")
+
+    gateway = next(o for o in objects["target"] if o["kind"] == "Service" and o["metadata"]["name"] == GATEWAY.service)
+    gateway["metadata"]["annotations"] = {}
+    assert main(["status"]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert [line.split()[:4] for line in out if " FAIL " in line] == [["target", "edge", "stack", "gateway"]]
+    assert out[-1].startswith("NOT HEALTHY: 1 check(s) failed")
