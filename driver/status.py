@@ -473,6 +473,27 @@ COLOURS = {OK: "#2e7d32", FAIL: "#c62828", UNKNOWN: "#9e9e9e", None: "#9e9e9e"}
 FILLS = {OK: "#e8f5e9", FAIL: "#ffebee", UNKNOWN: "#f5f5f5", None: "#f5f5f5"}
 
 
+def _control_plane_lines(cluster: ClusterStatus) -> list[str]:
+    checks = [c for c in cluster.checks if c.area == "control plane"]
+    hooks = [c for c in checks if c.name.startswith("webhook ")]
+    others = [c for c in checks if c not in hooks]
+    lines = [f"{sum(c.state == OK for c in others)} of {len(others)} Deployments ready"]
+    if hooks:
+        lines.append(f"{sum(c.state == OK for c in hooks)} of {len(hooks)} webhooks with endpoints")
+    return lines
+
+
+def _link_lines(cluster: ClusterStatus) -> list[str]:
+    checks = {c.name: c for c in cluster.checks if c.area == "link"}
+    link = checks.get(f"Link {cluster.linked_to}")
+    lines = [f"Link {cluster.linked_to}: " + (link.detail.split(" as ")[0] if link and link.state == OK else "missing")]
+    for name in ("gateway mirror", "gateway alive, latency"):
+        if name in checks:
+            lines.append(f"{name}: {checks[name].state}")
+    mirrors = [f"{name} <- {', '.join(eps) or 'no endpoints'}" for name, eps in cluster.mirrored.items()]
+    return lines + (mirrors or ["no mirrored services"])
+
+
 def svg(report: Report) -> str:
     """Both clusters side by side: control plane, Edge Stack (the gateway), exports and mirrors, the link."""
     width, box_w, margin = 960, 400, 30
@@ -492,11 +513,7 @@ def svg(report: Report) -> str:
         x = margin + index * (box_w + width - 2 * margin - 2 * box_w)
         y = 60
         inner = []
-        failed = [c for c in cluster.checks if c.area == "control plane" and c.state == FAIL]
-        count = sum(c.area == "control plane" for c in cluster.checks)
-        inner.append(
-            ("control plane", ["Linkerd: " + (f"{len(failed)} of {count} checks failing" if failed else f"{count} checks ok")])
-        )
+        inner.append(("control plane", _control_plane_lines(cluster)))
         edge = [c for c in cluster.checks if c.area == "edge stack"]
         meshed = next((c for c in edge if c.name == "meshed"), None)
         edge_body = ["meshed" if meshed and meshed.state == OK else "NOT meshed"]
@@ -505,8 +522,7 @@ def svg(report: Report) -> str:
         if cluster.stack == "target" or cluster.exported:
             inner.append(("exports", [f"exported {name}" for name in cluster.exported] or ["nothing exported"]))
         if cluster.linked_to:
-            mirrors = [f"{name} <- {', '.join(eps) or 'no endpoints'}" for name, eps in cluster.mirrored.items()]
-            inner.append(("link", [f"Link {cluster.linked_to}", *(mirrors or ["no mirrored services"])]))
+            inner.append(("link", _link_lines(cluster)))
         days = [c.detail.split(" days")[0] for c in cluster.checks if c.area == "certificates"]
         inner.append(("certificates", [f"fewest days left: {min(int(d) for d in days)}" if days else "none reported"]))
         heights = [30 + 16 * len(body) for _, body in inner]
