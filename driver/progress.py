@@ -51,6 +51,8 @@ class Display:
         self.stream = stream
         self.stacks: dict[str, _Stack] = {}
         self.live: Live | None = None
+        # The engine repeats some warnings (one per plugin load): each is shown once per stack.
+        self.warned: set[str] = set()
 
     def __enter__(self) -> Display:
         if self.console.is_terminal:
@@ -74,6 +76,8 @@ class Display:
         if key not in self.stacks:
             self.stacks[key] = _Stack(progress)
         self.stacks[key].update(progress)
-        if progress.step.startswith("warning:"):  # stays on screen, above the live lines
-            self.console.print(Text(f"[{progress.stack}] {progress.step}", style="yellow"))
+        warning = f"[{progress.stack}] {progress.step}"
+        if progress.step.startswith("warning:") and warning not in self.warned:  # stays on screen, above the live lines
+            self.warned.add(warning)
+            self.console.print(Text(warning, style="yellow"))
         self.live.update(self._render())
