@@ -55,9 +55,6 @@ class Display:
         self.warned: set[str] = set()
 
     def __enter__(self) -> Display:
-        if self.console.is_terminal:
-            self.live = Live(Group(), console=self.console, refresh_per_second=4, transient=False)
-            self.live.__enter__()
         return self
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None) -> None:
@@ -69,9 +66,12 @@ class Display:
         return Group(*(stack.line(self.console.width) for stack in self.stacks.values()))
 
     def update(self, progress: Progress) -> None:
-        if self.live is None:
+        if not self.console.is_terminal:
             print(plain_line(progress), file=self.stream, flush=True)
             return
+        if self.live is None:  # started by the first event: nothing shows when nothing runs (--json, errors)
+            self.live = Live(Group(), console=self.console, refresh_per_second=4, transient=False)
+            self.live.__enter__()
         key = f"{progress.stack}:{progress.operation}"
         if key not in self.stacks:
             self.stacks[key] = _Stack(progress)

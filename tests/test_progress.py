@@ -72,3 +72,10 @@ def test_long_steps_are_cut_to_the_width() -> None:
     final.print(display._render())
     shown = final.file.getvalue().splitlines()  # type: ignore[attr-defined]
     assert len(shown) == 1 and len(shown[0]) <= 80 and shown[0].endswith("::the-end")
+
+
+def test_nothing_shows_when_nothing_runs() -> None:
+    stream = StringIO()
+    with progress.Display(stream, console=Console(file=stream, force_terminal=True, width=80)):
+        pass
+    assert stream.getvalue() == ""
