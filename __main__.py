@@ -2,7 +2,7 @@
 
 `target`: the cluster whose Edge Stack is Linkerd's multicluster gateway. It owns the shared trust
 anchor and exports what the source needs. `source`: links to the target and verifies the link.
-Both run the page's steps on their own cluster (`page_on_one_cluster`); each role then adds its side
+Both run the page's steps on their own cluster (`mesh_cluster`); each role then adds its side
 of multicluster. Everything is validated before the first resource: config, the linkerd CLI, the
 manifests.
 """
@@ -55,22 +55,25 @@ class Mesh:
     qotm: QotmDemo | None
 
 
-def page_on_one_cluster(cluster: Cluster, identity: ClusterIdentity) -> Mesh:
+def mesh_cluster(cluster: Cluster, identity: ClusterIdentity) -> Mesh:
     """Linkerd (HA), Edge Stack meshed with the add_linkerd_headers Module, meshed namespaces, QOTM."""
     cfg, cli, on_cluster = cluster.cfg, cluster.cli, cluster.on_cluster
+    gateway, workloads = cfg.gateway, cfg.workloads
     linkerd = LinkerdControlPlane(
         "linkerd",
         LinkerdControlPlaneArgs(
             cli=cli,
             kubectl=cfg.kubectl,
             line=cfg.line,
-            ha=cfg.linkerd_ha,
-            trust_domain=cfg.trust_domain,
+            ha=cfg.linkerd.ha,
+            trust_domain=cfg.linkerd.trust_domain,
             trust_anchor_pem=identity.trust_anchor_pem,
             issuer_cert_pem=identity.issuer_cert_pem,
             issuer_key_pem=identity.issuer_key_pem,
             multicluster=True,
-            links=(cfg.target_cluster_name,) if not cfg.is_target and cfg.line.link_controllers_in_install else (),
+            links=(cfg.role.target.name,)
+            if isinstance(cfg.role, config.SourceRole) and cfg.line.link_controllers_in_install
+            else (),
         ),
         opts=on_cluster,
     )
@@ -78,37 +81,37 @@ def page_on_one_cluster(cluster: Cluster, identity: ClusterIdentity) -> Mesh:
         "edge-stack",
         EdgeStackArgs(
             line=cfg.line,
-            product=cfg.edge_stack,
+            product=cfg.edge_stack.product,
             crds_yaml=cluster.edge_stack_crds,
             manifest_yaml=cluster.edge_stack_manifest,
-            license_key=cfg.edge_stack_license_key,
-            add_linkerd_headers=cfg.add_linkerd_headers,
+            license_key=cfg.edge_stack.license_key,
+            add_linkerd_headers=cfg.edge_stack.add_linkerd_headers,
             cli=cli,
-            gateway_port=cfg.gateway_port,
+            gateway_port=gateway.port,
             control_plane=linkerd.ready,
-            tls=cfg.tls,
+            tls=cfg.edge_stack.tls,
             # The target's gateway renames Edge Stack's HTTP port mc-probe (the page's Service patch).
-            service_port_names={cfg.probe_port: upstream.PROBE_PORT_NAME} if cfg.is_target else {},
+            service_port_names={gateway.probe_port: upstream.PROBE_PORT_NAME} if cfg.is_target else {},
         ),
         opts=on_cluster,
     )
     namespaces = {
         name: MeshedNamespace(
             f"ns-{name}",
-            MeshedNamespaceArgs(name=name, exists=name in cfg.existing_namespaces, control_plane=linkerd.ready),
+            MeshedNamespaceArgs(name=name, exists=name in workloads.existing_namespaces, control_plane=linkerd.ready),
             opts=on_cluster,
         )
-        for name in cfg.meshed_namespaces
+        for name in workloads.meshed_namespaces
     }
     qotm = None
-    if cfg.qotm:
+    if workloads.qotm:
         qotm = QotmDemo(
             "qotm",
             QotmDemoArgs(
                 line=cfg.line,
-                namespace=namespaces[cfg.qotm_namespace].name,
-                depends_on=[namespaces[cfg.qotm_namespace], *edge_stack.crds, edge_stack.mesh],
-                smoke_test_url=cfg.smoke_test_url,
+                namespace=namespaces[workloads.qotm_namespace].name,
+                depends_on=[namespaces[workloads.qotm_namespace], *edge_stack.crds, edge_stack.mesh],
+                smoke_test_url=workloads.smoke_test_url,
             ),
             opts=on_cluster,
         )
@@ -116,13 +119,13 @@ def page_on_one_cluster(cluster: Cluster, identity: ClusterIdentity) -> Mesh:
 
 
 def export_cluster(cfg: config.StackConfig, identity: ClusterIdentity) -> None:
-    pulumi.export("clusterName", cfg.cluster_name)
-    pulumi.export("context", cfg.context)
+    pulumi.export("clusterName", cfg.cluster.name)
+    pulumi.export("context", cfg.cluster.context)
     pulumi.export("versionLine", cfg.line.name)
-    pulumi.export("linkerdVersion", cfg.linkerd_version)
-    pulumi.export("edgeStack", f"{cfg.edge_stack.name} {cfg.edge_stack_version}")
-    pulumi.export("edgeStackNamespace", cfg.edge_stack.namespace)
-    pulumi.export("meshedNamespaces", list(cfg.meshed_namespaces))
+    pulumi.export("linkerdVersion", cfg.linkerd.version)
+    pulumi.export("edgeStack", f"{cfg.edge_stack.product.name} {cfg.edge_stack.version}")
+    pulumi.export("edgeStackNamespace", cfg.edge_stack.product.namespace)
+    pulumi.export("meshedNamespaces", list(cfg.workloads.meshed_namespaces))
     pulumi.export("trustAnchorPem", identity.trust_anchor_pem)
     now = clock.now()
     names = [(name, role) for name, role, _ in identity.reported]
@@ -134,37 +137,37 @@ def export_cluster(cfg: config.StackConfig, identity: ClusterIdentity) -> None:
     )
 
 
-def target_stack(cluster: Cluster) -> None:
+def target_stack(cluster: Cluster, role: config.TargetRole) -> None:
     """The gateway side: the shared anchor and both issuers, the page on this cluster, then the gateway."""
-    cfg = cluster.cfg
+    cfg, ports = cluster.cfg, cluster.cfg.gateway
     # This stack's own last outputs say how old each issuer is (renewal is decided from them).
     itself = pulumi.StackReference(f"{pulumi.get_organization()}/{pulumi.get_project()}/{pulumi.get_stack()}")
     certificates = LinkerdIdentity(
         "identity",
         LinkerdIdentityArgs(
-            trust_domain=cfg.trust_domain,
-            clusters=(cfg.cluster_name, config.PEER),
+            trust_domain=cfg.linkerd.trust_domain,
+            clusters=(cfg.cluster.name, config.PEER),
             previous_issuers=itself.get_output("identityIssuers"),
-            renew_before_days=cfg.issuer_renew_before_days,
+            renew_before_days=cfg.linkerd.issuer_renew_before_days,
         ),
     )
-    own, peer = certificates.issuers[cfg.cluster_name], certificates.issuers[config.PEER]
+    own, peer = certificates.issuers[cfg.cluster.name], certificates.issuers[config.PEER]
     identity = ClusterIdentity(
         trust_anchor_pem=certificates.trust_anchor_pem,
         issuer_cert_pem=own.cert_pem,
         issuer_key_pem=own.key_pem,
         reported=(
             ("trust-anchor", "anchor", certificates.trust_anchor_pem),
-            (f"{cfg.cluster_name}-issuer", "issuer", own.cert_pem),
+            (f"{cfg.cluster.name}-issuer", "issuer", own.cert_pem),
             ("peer-issuer", "issuer", peer.cert_pem),
         ),
     )
-    mesh = page_on_one_cluster(cluster, identity)
+    mesh = mesh_cluster(cluster, identity)
     gateway = GatewayRef(
-        namespace=cfg.edge_stack.namespace,
-        deployment=cfg.edge_stack.deployment,
-        service=cfg.edge_stack.service,
-        service_account=cfg.edge_stack.service_account,
+        namespace=cfg.edge_stack.product.namespace,
+        deployment=cfg.edge_stack.product.deployment,
+        service=cfg.edge_stack.product.service,
+        service_account=cfg.edge_stack.product.service_account,
         service_ports=mesh.edge_stack.service_ports,
     )
     multicluster = MulticlusterTarget(
@@ -172,14 +175,14 @@ def target_stack(cluster: Cluster) -> None:
         MulticlusterTargetArgs(
             line=cfg.line,
             gateway=gateway,
-            hostname=cfg.gateway_hostname or "",
-            gateway_port=cfg.gateway_port,
-            probe_port=cfg.probe_port,
-            probe_target_port=cfg.probe_target_port,
-            probe_path=cfg.probe_path,
-            probe_period_seconds=cfg.probe_period_seconds,
-            trust_domain=cfg.trust_domain,
-            exported_services=cfg.exported_services,
+            hostname=role.gateway_hostname,
+            gateway_port=ports.port,
+            probe_port=ports.probe_port,
+            probe_target_port=ports.probe_target_port,
+            probe_path=ports.probe_path,
+            probe_period_seconds=ports.probe_period_seconds,
+            trust_domain=cfg.linkerd.trust_domain,
+            exported_services=role.exported_services,
             depends_on=[mesh.edge_stack.mesh, *mesh.linkerd.ready, *([mesh.qotm.service] if mesh.qotm else [])],
             service_resource=mesh.edge_stack.service,
         ),
@@ -192,14 +195,14 @@ def target_stack(cluster: Cluster) -> None:
     pulumi.export("gatewayName", gateway.deployment)
     pulumi.export("gatewayNamespace", gateway.namespace)
     pulumi.export("gatewayIdentity", multicluster.gateway_identity)
-    pulumi.export("exportedServices", [f"{ns}/{name}" for ns, name in cfg.exported_services])
+    pulumi.export("exportedServices", [f"{ns}/{name}" for ns, name in role.exported_services])
 
 
-def source_stack(cluster: Cluster) -> None:
+def source_stack(cluster: Cluster, role: config.SourceRole) -> None:
     """The linking side: the anchor and the issuer the target signed for it, the page, then the Link and checks."""
     cfg = cluster.cfg
-    target = pulumi.StackReference(cfg.target_stack)
-    config.check_target_outputs(cfg, target)
+    target = pulumi.StackReference(role.target_stack)
+    config.check_target_outputs(cfg, role, target)
     issuer_cert_pem = target.require_output("peerIssuerCertPem")
     identity = ClusterIdentity(
         trust_anchor_pem=target.require_output("trustAnchorPem"),
@@ -207,12 +210,12 @@ def source_stack(cluster: Cluster) -> None:
         issuer_key_pem=pulumi.Output.secret(target.require_output("peerIssuerKeyPem")),
         reported=(
             ("trust-anchor", "anchor", target.require_output("trustAnchorPem")),
-            (f"{cfg.cluster_name}-issuer", "issuer", issuer_cert_pem),
+            (f"{cfg.cluster.name}-issuer", "issuer", issuer_cert_pem),
         ),
     )
-    mesh = page_on_one_cluster(cluster, identity)
+    mesh = mesh_cluster(cluster, identity)
     target_cli = LinkerdCli(
-        binary=cfg.linkerd_cli, cluster=ClusterAccess(context=cfg.target_context, kubeconfig=cfg.target_kubeconfig)
+        binary=cfg.linkerd.cli, cluster=ClusterAccess(context=role.target.context, kubeconfig=role.target.kubeconfig)
     )
     MulticlusterSource(
         "multicluster-source",
@@ -220,36 +223,41 @@ def source_stack(cluster: Cluster) -> None:
             line=cfg.line,
             cli=cluster.cli,
             target_cli=target_cli,
-            target_cluster_name=cfg.target_cluster_name,
+            target_cluster_name=role.target.name,
             gateway_name=target.require_output("gatewayName"),
             gateway_namespace=target.require_output("gatewayNamespace"),
-            gateway_addresses=cfg.gateway_addresses,
-            api_server_address=cfg.target_api_server_address,
+            gateway_addresses=role.gateway_addresses,
+            api_server_address=role.target_api_server_address,
             control_plane=mesh.linkerd.ready,
-            verify=cfg.verify,
+            verify=role.verify,
             verify_after=[
                 mesh.edge_stack.mesh,
                 *(ns.namespace for ns in mesh.namespaces.values()),
                 *([mesh.qotm] if mesh.qotm else []),
             ],
-            verify_inputs=[cfg.linkerd_version, cfg.edge_stack_version, identity.trust_anchor_pem, issuer_cert_pem],
+            verify_inputs=[cfg.linkerd.version, cfg.edge_stack.version, identity.trust_anchor_pem, issuer_cert_pem],
         ),
         opts=cluster.on_cluster,
     )
     export_cluster(cfg, identity)
-    pulumi.export("linkedCluster", cfg.target_cluster_name)
+    pulumi.export("linkedCluster", role.target.name)
 
 
 def main() -> None:
     cfg = config.load()
-    cli = LinkerdCli(binary=cfg.linkerd_cli, cluster=ClusterAccess(context=cfg.context, kubeconfig=cfg.kubeconfig))
-    cli.require_version(cfg.linkerd_version)
-    crds = config.read_manifest("edgeStackCrds", cfg.edge_stack_crds, read_location)
-    manifest = config.read_manifest("edgeStackManifest", cfg.edge_stack_manifest, read_location)
+    access = ClusterAccess(context=cfg.cluster.context, kubeconfig=cfg.cluster.kubeconfig)
+    cli = LinkerdCli(binary=cfg.linkerd.cli, cluster=access)
+    cli.require_version(cfg.linkerd.version)
+    crds = config.read_manifest("edgeStackCrds", cfg.edge_stack.crds, read_location)
+    manifest = config.read_manifest("edgeStackManifest", cfg.edge_stack.manifest, read_location)
     # A fixed name: renaming the provider would replace every object it manages.
-    provider = k8s.Provider("cluster", kubeconfig=cfg.kubeconfig, context=cfg.context)
+    provider = k8s.Provider("cluster", kubeconfig=cfg.cluster.kubeconfig, context=cfg.cluster.context)
     cluster = Cluster(cfg, cli, crds, manifest, pulumi.ResourceOptions(providers={"kubernetes": provider}))
-    (target_stack if cfg.is_target else source_stack)(cluster)
+    match cfg.role:
+        case config.TargetRole():
+            target_stack(cluster, cfg.role)
+        case config.SourceRole():
+            source_stack(cluster, cfg.role)
 
 
 main()

@@ -89,10 +89,6 @@ def prepare_object(body: dict[str, Any], product: upstream.EdgeStackProduct, por
 
 
 class EdgeStack(pulumi.ComponentResource):
-    namespace: pulumi.Output[str]
-    deployment_name: pulumi.Output[str]
-    service_name: pulumi.Output[str]
-    service_account: pulumi.Output[str]
     # The Service's ports as the manifest declares them, in order.
     service_ports: tuple[dict[str, Any], ...]
     crds: list[pulumi.Resource]
@@ -151,18 +147,7 @@ class EdgeStack(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.deployment, *args.control_plane]),
         )
 
-        self.namespace = pulumi.Output.from_input(namespace)
-        self.deployment_name = pulumi.Output.from_input(product.deployment)
-        self.service_name = pulumi.Output.from_input(product.service)
-        self.service_account = pulumi.Output.from_input(product.service_account)
-        self.register_outputs(
-            {
-                "namespace": self.namespace,
-                "deploymentName": self.deployment_name,
-                "serviceName": self.service_name,
-                "serviceAccount": self.service_account,
-            }
-        )
+        self.register_outputs({})
 
     def _inject(self, name: str, args: EdgeStackArgs, deployment: dict[str, Any]) -> pulumi.Input[dict[str, str]]:
         """The annotations the pinned `linkerd inject` gives Edge Stack's pod template, with the page's flags."""

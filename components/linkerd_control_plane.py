@@ -70,7 +70,6 @@ def _readiness(registered: Mapping[str, pulumi.Resource]) -> list[pulumi.Resourc
 
 
 class LinkerdControlPlane(pulumi.ComponentResource):
-    namespace: pulumi.Output[str]
     crds: list[pulumi.Resource]
     control_plane: list[pulumi.Resource]
     multicluster: list[pulumi.Resource]
@@ -129,8 +128,7 @@ class LinkerdControlPlane(pulumi.ComponentResource):
             self.multicluster = list(extension.values())
             self.ready = [*self.ready, *_readiness(extension)]
 
-        self.namespace = pulumi.Output.from_input(upstream.CONTROL_PLANE_NAMESPACE)
-        self.register_outputs({"namespace": self.namespace})
+        self.register_outputs({})
 
     def _render(self, args: LinkerdControlPlaneArgs, name: str, *cli_args: str) -> list[manifests.ManifestObject]:
         objects = [obj for obj in manifests.parse(args.cli.render(*cli_args)) if obj.key not in args.line.dropped_objects]

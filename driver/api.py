@@ -24,7 +24,6 @@ from support import config as stack_config
 from support import tools
 
 STACKS = ("target", "source")
-OPERATIONS = ("up", "preview", "refresh", "destroy")
 CHANGE_KINDS = ("create", "update", "replace", "delete", "same")
 PASSPHRASE_VARIABLES = ("PULUMI_CONFIG_PASSPHRASE", "PULUMI_CONFIG_PASSPHRASE_FILE")
 PULUMI_INSTALL = "install it from https://www.pulumi.com/docs/install/ (or `curl -fsSL https://get.pulumi.com | sh`)"
@@ -183,7 +182,9 @@ class Deployment:
             )
         for key, name, kubeconfig in clusters:
             try:
-                stack_config.check_cluster(key, str(name), "kubeconfig", kubeconfig, require_kubeconfig=True)
+                version = stack_config.check_cluster(key, str(name), "kubeconfig", kubeconfig, require_kubeconfig=True)
+                if version is not None:
+                    stack_config.check_line_fits(settings.line, version, str(name))
             except stack_config.ConfigError as error:
                 raise DriverError(f"stack {stack}: {error}") from None
         pinned = str(settings.get("linkerdVersion") or settings.line.linkerd_versions[0])
@@ -193,7 +194,7 @@ class Deployment:
                 f"stack {stack}: the linkerd CLI {pinned} is not found (looked for {tools.where_to_look(pinned)}): "
                 "install it (https://linkerd.io/2/getting-started/) or set config aes-linkerd2:linkerdCli to its path"
             )
-        found = self._run_tool([binary, "version", "--client", "--short"]).strip()
+        found = self._run_tool([binary, *tools.LINKERD_VERSION_ARGS]).strip()
         if found != pinned:
             raise DriverError(f"stack {stack}: the linkerd CLI `{binary}` is {found!r}; this stack pins {pinned!r}")
 

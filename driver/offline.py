@@ -20,19 +20,14 @@ from google.protobuf import json_format
 from pulumi.runtime import rpc, settings
 from pulumi.runtime.mocks import MockCallArgs, MockMonitor, MockResourceArgs, Mocks
 from pulumi.runtime.proto import resource_pb2
-from pulumi.runtime.stack import run_pulumi_func
-from pulumi.runtime.sync_await import _sync_await
 
-PROJECT = "aes-linkerd2"
-
-
-def _is_secret_value(value: Any) -> bool:
-    return isinstance(value, dict) and value.get(rpc._special_sig_key) == rpc._special_secret_sig
+from driver.sdk import is_secret_value, run_to_completion
+from support.config import PROJECT
 
 
 def unwrap_secrets(value: Any) -> Any:
     """The plain value of an input, secret or not."""
-    if _is_secret_value(value):
+    if is_secret_value(value):
         return unwrap_secrets(value["value"])
     if isinstance(value, dict):
         return {k: unwrap_secrets(v) for k, v in value.items()}
@@ -43,7 +38,7 @@ def unwrap_secrets(value: Any) -> Any:
 
 def mask_secrets(value: Any, mask: str) -> Any:
     """The value with every secret part replaced by `mask`."""
-    if _is_secret_value(value):
+    if is_secret_value(value):
         return mask
     if isinstance(value, dict):
         return {k: mask_secrets(v, mask) for k, v in value.items()}
@@ -53,7 +48,7 @@ def mask_secrets(value: Any, mask: str) -> Any:
 
 
 def contains_secret(value: Any) -> bool:
-    if _is_secret_value(value):
+    if is_secret_value(value):
         return True
     if isinstance(value, dict):
         return any(contains_secret(v) for v in value.values())
@@ -82,7 +77,7 @@ class Registration:
         """Whether the input at `path` (or some value inside it) travels to the engine as a secret."""
         value: Any = self.raw
         for key in path:
-            if _is_secret_value(value):
+            if is_secret_value(value):
                 return True
             value = value[key]
         return contains_secret(value)
@@ -312,7 +307,7 @@ def evaluate(
                 result.secret_outputs.add(key)
 
     try:
-        _sync_await(run_pulumi_func(program_and_exports))
+        run_to_completion(program_and_exports)
     except BaseException as caught:
         result.error = caught
     return result

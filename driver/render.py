@@ -27,7 +27,7 @@ from driver.settings import DriverError, read_settings
 from support import config as stack_config
 from support.tools import find_linkerd, linkerd_client_version
 
-SECRET = "[secret]"
+SECRET = stack_config.SECRET_SHOWN
 
 
 def render_stacks(

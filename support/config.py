@@ -5,12 +5,7 @@ from __future__ import annotations
 import difflib
 import ipaddress
 import json
-import os
 import re
-import socket
-import stat
-import urllib.parse
-from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -21,8 +16,23 @@ import pulumi.runtime.config
 import yaml
 
 from support import tools, upstream
+from support.clusters import OFFLINE_ENV, check_cluster, check_line_fits, server_version
+from support.errors import PROJECT, SECRET_SHOWN, ConfigError, shown
+from support.manifest_input import read_manifest
 
-PROJECT = "aes-linkerd2"
+# Re-exported: callers read the whole input model from here.
+__all__ = [
+    "OFFLINE_ENV",
+    "PROJECT",
+    "SECRET_SHOWN",
+    "ConfigError",
+    "check_cluster",
+    "check_line_fits",
+    "read_manifest",
+    "server_version",
+    "shown",
+]
+
 # The target signs an issuer for the cluster that links to it; the source reads it by this name.
 PEER = "peer"
 
@@ -41,12 +51,6 @@ _STACK_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,100}(/[A-Za-z0-9_.-]{1,100}){0,2}$"
 _WORD = re.compile(r"^[^\s\x00-\x1f\x7f]{1,4096}$")
 # A file path or command name (linkerdCli, kubectl, kubeconfig): no spaces, quotes or shell syntax.
 _PATH = re.compile(r"^[A-Za-z0-9_./+~@:=,-]{1,4096}$")
-# The longest value an error shows, so a huge or hostile value cannot flood the output.
-SHOWN_VALUE_LIMIT = 200
-# Manifests larger than this are refused before they are parsed (Edge Stack's CRDs are 0.4 MiB).
-MANIFEST_LIMIT_BYTES = 16 * 1024 * 1024
-# Deeper YAML is refused before it is composed; Edge Stack's CRD manifests nest 25 deep.
-MANIFEST_NESTING_LIMIT = 100
 
 # Namespaces that belong to Kubernetes, Linkerd or Edge Stack: meshing or creating them is not this program's business.
 RESERVED_NAMESPACES = frozenset(
@@ -68,23 +72,6 @@ UNDECLARED_KEYS = frozenset({"edgeStackLicenseKey", "tlsCertificate", "tlsPrivat
 PROJECT_FILE = Path(__file__).resolve().parent.parent / "Pulumi.yaml"
 
 
-def shown(value: object) -> str:
-    """A value as an error shows it: repr (control characters escaped), at most SHOWN_VALUE_LIMIT characters."""
-    text = repr(value)
-    if len(text) <= SHOWN_VALUE_LIMIT:
-        return text
-    return f"{text[: SHOWN_VALUE_LIMIT - 40]}... ({len(text)} characters)"
-
-
-class ConfigError(pulumi.RunError):
-    """A configuration value that cannot work; raised before the first resource is registered."""
-
-    def __init__(self, key: str, value: object, reason: str) -> None:
-        super().__init__(f"config {PROJECT}:{key} = {shown(value)}: {reason}")
-        self.key = key
-        self.value = value
-
-
 class Role(StrEnum):
     SOURCE = "source"
     TARGET = "target"
@@ -101,51 +88,88 @@ class Tls:
 
 
 @dataclass(frozen=True, kw_only=True)
-class StackConfig:
-    role: Role
-    line: upstream.VersionLine
-    kubeconfig: str | None
+class ClusterSettings:
+    """A cluster as the provider, kubectl and the linkerd CLI reach it, and the name Linkerd knows it by."""
+
+    name: str
     context: str
-    cluster_name: str
-    kubernetes_version: tuple[int, int] | None
-    linkerd_cli: str
-    kubectl: str
-    linkerd_version: str
-    linkerd_ha: bool
-    issuer_renew_before_days: int
+    kubeconfig: str | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class LinkerdSettings:
+    version: str
+    cli: str  # the binary of that release
+    ha: bool
     trust_domain: str
-    edge_stack: upstream.EdgeStackProduct
-    edge_stack_version: str
-    edge_stack_crds: str
-    edge_stack_manifest: str
-    edge_stack_license_key: pulumi.Output[str] | None
+    # An issuer with fewer days left than this is re-issued by the next `up`.
+    issuer_renew_before_days: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class EdgeStackSettings:
+    product: upstream.EdgeStackProduct
+    version: str
+    crds: str  # URL or path
+    manifest: str  # URL or path
+    license_key: pulumi.Output[str] | None
     add_linkerd_headers: bool
-    gateway_port: int
+    tls: Tls | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class GatewaySettings:
+    """The ports of Linkerd's gateway on Edge Stack and its health probe."""
+
+    port: int
     probe_port: int
     probe_target_port: int
     probe_path: str
     probe_period_seconds: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class WorkloadSettings:
     meshed_namespaces: tuple[str, ...]
-    existing_namespaces: frozenset[str]
+    existing_namespaces: frozenset[str]  # only annotated, never created or deleted
     qotm: bool
     qotm_namespace: str
     smoke_test_url: str | None
-    tls: Tls | None
-    # target only
-    gateway_hostname: str | None = None
-    exported_services: tuple[tuple[str, str], ...] = ()
-    # source only
-    target_stack: str = ""
-    target_context: str = ""
-    target_cluster_name: str = ""
-    target_kubeconfig: str | None = None
-    gateway_addresses: tuple[str, ...] = ()
-    target_api_server_address: str | None = None
-    verify: bool = True
+
+
+@dataclass(frozen=True, kw_only=True)
+class TargetRole:
+    """What only the target (the gateway's cluster) reads."""
+
+    gateway_hostname: str
+    exported_services: tuple[tuple[str, str], ...]  # (namespace, service)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SourceRole:
+    """What only the source (the linking cluster) reads."""
+
+    target_stack: str
+    target: ClusterSettings
+    gateway_addresses: tuple[str, ...]
+    target_api_server_address: str | None
+    verify: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class StackConfig:
+    line: upstream.VersionLine
+    cluster: ClusterSettings
+    kubectl: str
+    linkerd: LinkerdSettings
+    edge_stack: EdgeStackSettings
+    gateway: GatewaySettings
+    workloads: WorkloadSettings
+    role: TargetRole | SourceRole
 
     @property
     def is_target(self) -> bool:
-        return self.role is Role.TARGET
+        return isinstance(self.role, TargetRole)
 
 
 class _Reader:
@@ -287,7 +311,7 @@ def check_keys(keys: list[str], known: frozenset[str]) -> None:
             close = difflib.get_close_matches(key, sorted(known), n=1)
             hint = f"did you mean {close[0]}?" if close else "Pulumi.yaml declares the keys"
             name = f"{PROJECT}:{key}"
-            value = "[secret]" if pulumi.runtime.config.is_config_secret(name) else pulumi.runtime.config.get_config(name)
+            value = SECRET_SHOWN if pulumi.runtime.config.is_config_secret(name) else pulumi.runtime.config.get_config(name)
             raise ConfigError(key, value, f"is not a key of {PROJECT}; {hint}")
 
 
@@ -311,57 +335,6 @@ def _service_ref(key: str, value: str) -> tuple[str, str]:
     if not name:
         raise ConfigError(key, value, "each entry must be <namespace>/<service>")
     return _label(key, namespace), _label(key, name)
-
-
-# Set by offline tools (the driver's `render`) that evaluate the program without any cluster.
-OFFLINE_ENV = "AES_LINKERD2_OFFLINE"
-
-
-def _kubeconfig_documents(kubeconfig: str | None) -> list[dict[str, Any]] | None:
-    """The kubeconfig files kubectl would read, or None where there is none here."""
-    paths = [kubeconfig] if kubeconfig else os.environ.get("KUBECONFIG", "").split(os.pathsep)
-    paths = [p for p in paths if p] or [os.path.expanduser("~/.kube/config")]
-    documents = []
-    for path in paths:
-        if os.path.isfile(path):
-            with open(path, encoding="utf-8") as handle:
-                documents.append(yaml.safe_load(handle) or {})
-    return documents or None
-
-
-def _server(documents: list[dict[str, Any]], context: str) -> str | None:
-    entries = {e.get("name"): e.get("context") or {} for d in documents for e in d.get("contexts") or []}
-    clusters = {e.get("name"): e.get("cluster") or {} for d in documents for e in d.get("clusters") or []}
-    return clusters.get(entries.get(context, {}).get("cluster"), {}).get("server")
-
-
-def check_cluster(
-    key: str, context: str, kubeconfig_key: str, kubeconfig: str | None, *, require_kubeconfig: bool = False
-) -> None:
-    """The context exists in the kubeconfig and its API server answers on TCP, before anything is planned.
-
-    Skipped where OFFLINE_ENV is set (rendering without clusters).
-    """
-    if os.environ.get(OFFLINE_ENV):
-        return
-    if kubeconfig and not os.path.isfile(kubeconfig):
-        raise ConfigError(kubeconfig_key, kubeconfig, "no such kubeconfig file")
-    documents = _kubeconfig_documents(kubeconfig)
-    if documents is None:
-        if require_kubeconfig:
-            raise ConfigError(key, context, "no kubeconfig found ($KUBECONFIG, ~/.kube/config) to look the context up in")
-        return  # the provider reports a missing kubeconfig itself
-    contexts = [e.get("name", "") for d in documents for e in d.get("contexts") or []]
-    if context not in contexts:
-        raise ConfigError(key, context, f"is not a context of the kubeconfig (it has: {', '.join(contexts) or 'none'})")
-    server = _server(documents, context)
-    if server:
-        url = urllib.parse.urlparse(server)
-        port = url.port or (443 if url.scheme == "https" else 80)
-        try:
-            socket.create_connection((url.hostname or "", port), timeout=5).close()
-        except OSError as error:
-            raise ConfigError(key, context, f"its API server {server} is unreachable ({error})") from None
 
 
 # Ports the gateway port must not take: Edge Stack's own (public, listeners, admin) serve other traffic.
@@ -412,7 +385,9 @@ def load(config: pulumi.Config | None = None) -> StackConfig:
 
     kubeconfig = read.path("kubeconfig")
     context = _word("context", read.required("context"))
-    check_cluster("context", context, "kubeconfig", kubeconfig)
+    live_version = check_cluster("context", context, "kubeconfig", kubeconfig)
+    if live_version is not None:
+        check_line_fits(line, live_version, context)
 
     kubernetes_version = _kubernetes_version("kubernetesVersion", read.text("kubernetesVersion"))
     if kubernetes_version is not None and not line.supports_kubernetes(kubernetes_version):
@@ -431,7 +406,7 @@ def load(config: pulumi.Config | None = None) -> StackConfig:
     license_key = read.secret("edgeStackLicenseKey")
     if license_key is not None and product.license_secret is None:
         raise ConfigError(
-            "edgeStackLicenseKey", "[secret]", f"{product.name} {edge_stack_version} takes no licence key; remove it"
+            "edgeStackLicenseKey", SECRET_SHOWN, f"{product.name} {edge_stack_version} takes no licence key; remove it"
         )
     if product.needs_license and license_key is None:
         raise ConfigError(
@@ -441,12 +416,7 @@ def load(config: pulumi.Config | None = None) -> StackConfig:
             "`pulumi config set --secret edgeStackLicenseKey <token>`, or use edgeStackProduct: emissary",
         )
 
-    gateway_port, probe_port, probe_target_port, probe_path, probe_period = _probe_and_ports(read)
-    meshed, existing, qotm, qotm_namespace = _namespaces(read, role)
-
-    smoke_test_url = read.text("smokeTestUrl")
-    if smoke_test_url is not None:
-        _base_url("smokeTestUrl", smoke_test_url)
+    workloads = _workloads(read, role)
 
     tls = _tls(read)
     trust_domain = _dns_name("trustDomain", read.text("trustDomain", upstream.DEFAULT_TRUST_DOMAIN) or "")
@@ -454,40 +424,31 @@ def load(config: pulumi.Config | None = None) -> StackConfig:
     if cluster_name == PEER:
         raise ConfigError("clusterName", cluster_name, f"is reserved: the target signs the linking cluster's issuer as {PEER!r}")
 
-    common: dict[str, Any] = {
-        "role": role,
-        "line": line,
-        "kubeconfig": kubeconfig,
-        "context": context,
-        "cluster_name": cluster_name,
-        "kubernetes_version": kubernetes_version,
-        "linkerd_cli": read.path("linkerdCli") or tools.find_linkerd(linkerd_version) or "linkerd",
-        "kubectl": read.path("kubectl", "kubectl") or "",
-        "linkerd_version": linkerd_version,
-        "linkerd_ha": read.boolean("linkerdHa", True),
-        "issuer_renew_before_days": _renew_before(read.integer("issuerRenewBeforeDays", upstream.ISSUER_RENEW_BEFORE_DAYS)),
-        "trust_domain": trust_domain,
-        "edge_stack": product,
-        "edge_stack_version": edge_stack_version,
-        "edge_stack_crds": read.word("edgeStackCrds", product.crds_url.format(version=edge_stack_version)) or "",
-        "edge_stack_manifest": read.word("edgeStackManifest", product.manifest_url.format(version=edge_stack_version)) or "",
-        "edge_stack_license_key": license_key,
-        "add_linkerd_headers": read.boolean("addLinkerdHeaders", True),
-        "gateway_port": gateway_port,
-        "probe_port": probe_port,
-        "probe_target_port": probe_target_port,
-        "probe_path": probe_path,
-        "probe_period_seconds": probe_period,
-        "meshed_namespaces": tuple(meshed),
-        "existing_namespaces": existing,
-        "qotm": qotm,
-        "qotm_namespace": qotm_namespace,
-        "smoke_test_url": smoke_test_url,
-        "tls": tls,
-    }
-    if role is Role.TARGET:
-        return StackConfig(**common, **_target(read, qotm, qotm_namespace, meshed))
-    return StackConfig(**common, **_source(read, context, kubeconfig, cluster_name))
+    cluster = ClusterSettings(name=cluster_name, context=context, kubeconfig=kubeconfig)
+    return StackConfig(
+        line=line,
+        cluster=cluster,
+        kubectl=read.path("kubectl", "kubectl") or "",
+        linkerd=LinkerdSettings(
+            version=linkerd_version,
+            cli=read.path("linkerdCli") or tools.find_linkerd(linkerd_version) or "linkerd",
+            ha=read.boolean("linkerdHa", True),
+            trust_domain=trust_domain,
+            issuer_renew_before_days=_renew_before(read.integer("issuerRenewBeforeDays", upstream.ISSUER_RENEW_BEFORE_DAYS)),
+        ),
+        edge_stack=EdgeStackSettings(
+            product=product,
+            version=edge_stack_version,
+            crds=read.word("edgeStackCrds", product.crds_url.format(version=edge_stack_version)) or "",
+            manifest=read.word("edgeStackManifest", product.manifest_url.format(version=edge_stack_version)) or "",
+            license_key=license_key,
+            add_linkerd_headers=read.boolean("addLinkerdHeaders", True),
+            tls=tls,
+        ),
+        gateway=_gateway(read),
+        workloads=workloads,
+        role=_target(read, workloads) if role is Role.TARGET else _source(read, cluster),
+    )
 
 
 def _role(read: _Reader) -> Role:
@@ -500,7 +461,7 @@ def _role(read: _Reader) -> Role:
     return role
 
 
-def _probe_and_ports(read: _Reader) -> tuple[int, int, int, str, int]:
+def _gateway(read: _Reader) -> GatewaySettings:
     """gatewayPort, probePort, probeTargetPort, probePath, probePeriodSeconds, checked together."""
     gateway_port = _port("gatewayPort", read.integer("gatewayPort", upstream.PROXY_INBOUND_PORT))
     probe_port = _port("probePort", read.integer("probePort", upstream.PROBE_SERVICE_PORT))
@@ -525,11 +486,17 @@ def _probe_and_ports(read: _Reader) -> tuple[int, int, int, str, int]:
     probe_period = read.integer("probePeriodSeconds", upstream.DEFAULT_PROBE_PERIOD_SECONDS)
     if probe_period < 1:
         raise ConfigError("probePeriodSeconds", probe_period, "must be at least 1")
-    return gateway_port, probe_port, probe_target_port, probe_path, probe_period
+    return GatewaySettings(
+        port=gateway_port,
+        probe_port=probe_port,
+        probe_target_port=probe_target_port,
+        probe_path=probe_path,
+        probe_period_seconds=probe_period,
+    )
 
 
-def _namespaces(read: _Reader, role: Role) -> tuple[list[str], frozenset[str], bool, str]:
-    """meshedNamespaces, existingNamespaces, qotm and qotmNamespace, checked together.
+def _workloads(read: _Reader, role: Role) -> WorkloadSettings:
+    """meshedNamespaces, existingNamespaces, qotm, qotmNamespace and smokeTestUrl, checked together.
 
     Nothing is created that may already exist: a namespace is either ours (created, and deleted by
     `destroy`) or listed in existingNamespaces (only annotated); others' namespaces are refused.
@@ -560,7 +527,16 @@ def _namespaces(read: _Reader, role: Role) -> tuple[list[str], frozenset[str], b
         raise ConfigError(
             "qotmNamespace", qotm_namespace, f"must be one of meshedNamespaces ({', '.join(meshed)}) so QOTM is meshed"
         )
-    return meshed, existing, qotm, qotm_namespace
+    smoke_test_url = read.text("smokeTestUrl")
+    if smoke_test_url is not None:
+        _base_url("smokeTestUrl", smoke_test_url)
+    return WorkloadSettings(
+        meshed_namespaces=tuple(meshed),
+        existing_namespaces=existing,
+        qotm=qotm,
+        qotm_namespace=qotm_namespace,
+        smoke_test_url=smoke_test_url,
+    )
 
 
 def _tls(read: _Reader) -> Tls | None:
@@ -585,9 +561,10 @@ def _tls(read: _Reader) -> Tls | None:
     return Tls(hostname=hostname, certificate=certificate, private_key=private_key, acme_email=acme_email)
 
 
-def _target(read: _Reader, qotm: bool, qotm_namespace: str, meshed: list[str]) -> dict[str, Any]:
+def _target(read: _Reader, workloads: WorkloadSettings) -> TargetRole:
     hostname = _dns_name("gatewayHostname", read.required("gatewayHostname"))
-    default_exports = [f"{qotm_namespace}/{upstream.QOTM_SERVICE}"] if qotm else []
+    meshed = workloads.meshed_namespaces
+    default_exports = [f"{workloads.qotm_namespace}/{upstream.QOTM_SERVICE}"] if workloads.qotm else []
     # An empty list (Pulumi.yaml's default) means the default: the QOTM service when QOTM is on.
     refs = read.string_list("exportedServices", []) or default_exports
     exported = tuple(_service_ref("exportedServices", ref) for ref in refs)
@@ -598,10 +575,11 @@ def _target(read: _Reader, qotm: bool, qotm_namespace: str, meshed: list[str]) -
             raise ConfigError(
                 "exportedServices", ref, f"is in namespace {namespace!r}, not one of meshedNamespaces ({', '.join(meshed)})"
             )
-    return {"gateway_hostname": hostname, "exported_services": exported}
+    return TargetRole(gateway_hostname=hostname, exported_services=exported)
 
 
-def _source(read: _Reader, context: str, kubeconfig: str | None, cluster_name: str) -> dict[str, Any]:
+def _source(read: _Reader, cluster: ClusterSettings) -> SourceRole:
+    context, kubeconfig, cluster_name = cluster.context, cluster.kubeconfig, cluster.name
     target_stack = read.required("targetStack")
     if not _STACK_NAME.fullmatch(target_stack):
         raise ConfigError("targetStack", target_stack, "must be a stack name: [organization/][project/]stack")
@@ -621,15 +599,13 @@ def _source(read: _Reader, context: str, kubeconfig: str | None, cluster_name: s
         )
     if target_cluster_name == PEER:
         raise ConfigError("targetClusterName", target_cluster_name, f"is reserved ({PEER!r} names the linking cluster's issuer)")
-    return {
-        "target_stack": target_stack,
-        "target_context": target_context,
-        "target_cluster_name": target_cluster_name,
-        "target_kubeconfig": target_kubeconfig,
-        "gateway_addresses": addresses,
-        "target_api_server_address": _api_server(read.text("targetApiServerAddress")),
-        "verify": read.boolean("verify", True),
-    }
+    return SourceRole(
+        target_stack=target_stack,
+        target=ClusterSettings(name=target_cluster_name, context=target_context, kubeconfig=target_kubeconfig),
+        gateway_addresses=addresses,
+        target_api_server_address=_api_server(read.text("targetApiServerAddress")),
+        verify=read.boolean("verify", True),
+    )
 
 
 def _api_server(value: str | None) -> str | None:
@@ -638,105 +614,17 @@ def _api_server(value: str | None) -> str | None:
     return None if value is None else _base_url("targetApiServerAddress", value, "the target's API server")
 
 
-def read_manifest(key: str, location: str, read: Callable[[str], str]) -> str:
-    """The manifest at `location`, checked to be a bounded, alias-free Kubernetes manifest; or an error naming the key.
-
-    The checks run on the parser's events, before anything is composed, so an alias bomb or a
-    pathological nesting is refused in milliseconds; no error shows the file's content.
-    """
-    if not re.match(r"^https?://", location):
-        path = Path(location).expanduser()
-        path = path if path.is_absolute() else PROJECT_FILE.parent / path
-        try:
-            status = path.stat()
-        except OSError as error:
-            raise ConfigError(
-                key, location, f"cannot be read ({error.strerror}); point it at a reachable URL or a local copy"
-            ) from None
-        if not stat.S_ISREG(status.st_mode):
-            raise ConfigError(key, location, "is not a regular file")
-        if status.st_size > MANIFEST_LIMIT_BYTES:
-            raise ConfigError(key, location, f"is {status.st_size} bytes, more than a manifest's {MANIFEST_LIMIT_BYTES}")
-    try:
-        text = read(location)
-    except (OSError, ValueError) as error:
-        raise ConfigError(key, location, f"cannot be read ({error}); point it at a reachable URL or a local copy") from None
-    if len(text) > MANIFEST_LIMIT_BYTES:
-        raise ConfigError(key, location, f"is {len(text)} characters, more than a manifest's {MANIFEST_LIMIT_BYTES}")
-    problem = manifest_problem(text)
-    if problem is not None:
-        raise ConfigError(key, location, f"is not a Kubernetes manifest: {problem}")
-    return text
-
-
-def manifest_problem(text: str) -> str | None:
-    """Why `text` is not a manifest this program parses (aliases, nesting, objects without apiVersion and kind), or None.
-
-    Upstream's manifests use no YAML aliases; refusing them closes the door on alias bombs.
-    """
-    scan = _ManifestScan()
-    try:
-        for event in yaml.parse(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
-            problem = scan.feed(event)
-            if problem is not None:
-                return f"document {scan.document} {problem}"
-    except yaml.MarkedYAMLError as error:
-        mark = error.problem_mark or error.context_mark
-        return "it is not valid YAML" + (f" at line {mark.line + 1}, column {mark.column + 1}" if mark else "")
-    except yaml.YAMLError:
-        return "it is not valid YAML"
-    return None if scan.objects else "it holds no Kubernetes object"
-
-
-class _ManifestScan:
-    """Follows a YAML event stream: the document's number, the nesting depth, the top-level keys."""
-
-    NOT_AN_OBJECT = "is not an object with apiVersion and kind"
-
-    def __init__(self) -> None:
-        self.document, self.depth, self.keys, self.expect_key = 0, 0, set[str](), False
-        self.objects = 0
-
-    def feed(self, event: yaml.Event) -> str | None:
-        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
-            return "uses YAML anchors or aliases" + (f" (line {event.start_mark.line + 1})" if event.start_mark else "")
-        if isinstance(event, yaml.DocumentStartEvent):
-            self.document, self.keys, self.expect_key = self.document + 1, set(), False
-        elif isinstance(event, yaml.DocumentEndEvent) and self.keys:
-            if not {"apiVersion", "kind"} <= self.keys:
-                return self.NOT_AN_OBJECT
-            self.objects += 1
-        elif isinstance(event, yaml.MappingStartEvent | yaml.SequenceStartEvent):
-            if self.depth == 0 and isinstance(event, yaml.SequenceStartEvent):
-                return self.NOT_AN_OBJECT
-            # The first event inside the top-level mapping is a key.
-            self.depth, self.expect_key = self.depth + 1, self.depth == 0
-            if self.depth > MANIFEST_NESTING_LIMIT:
-                return f"nests deeper than {MANIFEST_NESTING_LIMIT} levels"
-        elif isinstance(event, yaml.MappingEndEvent | yaml.SequenceEndEvent):
-            # A nested value ends: a top-level key comes next.
-            self.depth -= 1
-            self.expect_key = self.depth == 1
-        elif isinstance(event, yaml.ScalarEvent):
-            if self.depth == 0 and event.value.strip():
-                return self.NOT_AN_OBJECT
-            if self.depth == 1 and self.expect_key:
-                self.keys.add(event.value)
-            self.expect_key = self.depth == 1 and not self.expect_key
-        return None
-
-
-def check_target_outputs(cfg: StackConfig, target: pulumi.StackReference) -> None:
+def check_target_outputs(cfg: StackConfig, source: SourceRole, target: pulumi.StackReference) -> None:
     """Fail the update when the target stack was built for something else than this source expects."""
 
     def compare(values: list[Any]) -> None:
         line, cluster_name, context = values
         if line != cfg.line.name:
-            raise ConfigError("versionLine", cfg.line.name, f"the target stack {cfg.target_stack} uses version line {line!r}")
-        if cluster_name != cfg.target_cluster_name:
-            raise ConfigError("targetClusterName", cfg.target_cluster_name, f"the target stack's clusterName is {cluster_name!r}")
-        if context == cfg.context:
-            raise ConfigError("context", cfg.context, f"the target stack {cfg.target_stack} uses the same context")
+            raise ConfigError("versionLine", cfg.line.name, f"the target stack {source.target_stack} uses version line {line!r}")
+        if cluster_name != source.target.name:
+            raise ConfigError("targetClusterName", source.target.name, f"the target stack's clusterName is {cluster_name!r}")
+        if context == cfg.cluster.context:
+            raise ConfigError("context", cfg.cluster.context, f"the target stack {source.target_stack} uses the same context")
 
     pulumi.Output.all(
         target.require_output("versionLine"), target.require_output("clusterName"), target.require_output("context")

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_command as command
 
+from support import tools
+
 
 class ToolError(pulumi.RunError):
     """A command-line tool the program needs is missing or failed."""
@@ -55,7 +57,7 @@ class LinkerdCli:
     def client_version(self) -> str:
         """`linkerd version --client --short`; needs no cluster."""
         try:
-            return command.local.run(command=shlex.join([self.binary, "version", "--client", "--short"])).stdout.strip()
+            return command.local.run(command=shlex.join([self.binary, *tools.LINKERD_VERSION_ARGS])).stdout.strip()
         except Exception as error:
             raise ToolError(
                 f"the linkerd CLI `{self.binary}` cannot run ({error}); install it "

@@ -162,21 +162,16 @@ def register(
     opts: pulumi.ResourceOptions,
     replacements: Mapping[str, pulumi.Input[str]] | None = None,
     ignore_changes: Mapping[str, Sequence[str]] | None = None,
-    registered_before: Mapping[str, pulumi.CustomResource] | None = None,
 ) -> dict[str, pulumi.CustomResource]:
     """Register every object, keyed by `ManifestObject.key`.
 
     Namespaces and CRDs come first; namespaced objects wait for their namespace, custom resources
-    for the CRDs, webhooks and API services for the Deployments that serve them. Objects of an
-    earlier call, passed as `registered_before`, count for these rules too.
+    for the CRDs, webhooks and API services for the Deployments that serve them.
     """
     ordered = sorted(objects, key=lambda o: (o.kind not in _FOUNDATION_KINDS, o.kind in _SERVED_BY_DEPLOYMENTS))
-    registered: dict[str, pulumi.CustomResource] = dict(registered_before or {})
+    registered: dict[str, pulumi.CustomResource] = {}
     # What custom resources and webhooks wait for, kept as they are registered (in that order).
     waited_for: dict[str, list[pulumi.Resource]] = {kind: [] for kind in ("CustomResourceDefinition", "Deployment")}
-    for key, resource in registered.items():
-        if key.partition("/")[0] in waited_for:
-            waited_for[key.partition("/")[0]].append(resource)
     for obj in ordered:
         key = obj.key
         if key in registered:
@@ -197,4 +192,4 @@ def register(
         registered[key] = _register_one(obj, name, body, resource_opts)
         if obj.kind in waited_for:
             waited_for[obj.kind].append(registered[key])
-    return {key: resource for key, resource in registered.items() if key not in (registered_before or {})}
+    return registered

@@ -27,10 +27,14 @@ def linkerd_env(version: str) -> str:
     return "AES_LINKERD2_LINKERD_" + re.sub(r"[^A-Z0-9]", "_", version.upper())
 
 
+# How every caller asks a linkerd CLI its release (no cluster needed).
+LINKERD_VERSION_ARGS = ("version", "--client", "--short")
+
+
 def linkerd_client_version(binary: str) -> str | None:
     """What `linkerd version --client --short` says, or None when it cannot run."""
     try:
-        done = subprocess.run([binary, "version", "--client", "--short"], capture_output=True, text=True, timeout=30, check=False)
+        done = subprocess.run([binary, *LINKERD_VERSION_ARGS], capture_output=True, text=True, timeout=30, check=False)
     except (OSError, subprocess.SubprocessError):
         return None
     return done.stdout.strip() if done.returncode == 0 else None

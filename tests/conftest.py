@@ -14,16 +14,16 @@ from typing import Any
 import pytest
 import yaml
 
+from driver.offline import Registration
 from support import tools, upstream
 from tests.fake_linkerd import CURRENT_VERSION, PAGE_VERSION, FakeLinkerd
 from tests.harness import Run, run_program
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
-# Upstream's release manifests and CRDs, which may not be committed here: $AES_LINKERD2_REFERENCE, or
-# the workshop's ../shared/reference. Tests that need them are skipped, by name and loudly, without.
-REFERENCE = Path(os.environ.get("AES_LINKERD2_REFERENCE") or ROOT.parent / "shared" / "reference")
-EMISSARY = REFERENCE / "emissary"
+# Upstream's release manifests and CRDs, which may not be committed here: $AES_LINKERD2_REFERENCE, else
+# ../shared/reference beside the clone, else the cache scripts/fetch-reference fills from the official
+# release URLs. Tests that need them are skipped, by name and loudly, without.
 REFERENCE_FILES = (
     "emissary/aes-crds.v1.14.4.yaml",
     "emissary/aes.v1.14.4.yaml",
@@ -31,6 +31,20 @@ REFERENCE_FILES = (
     "emissary/emissary-crds.v3.9.1.yaml",
     "emissary/emissary-emissaryns.v3.9.1.yaml",
 )
+
+
+def _reference_dir() -> Path:
+    named = os.environ.get("AES_LINKERD2_REFERENCE")
+    if named:
+        return Path(named)
+    cache = os.environ.get("AES_LINKERD2_REFERENCE_CACHE") or "~/.cache/aes-linkerd2/reference"
+    candidates = [ROOT.parent / "shared" / "reference", Path(cache).expanduser()]
+    complete = [c for c in candidates if all((c / name).is_file() for name in REFERENCE_FILES)]
+    return (complete or candidates)[0]
+
+
+REFERENCE = _reference_dir()
+EMISSARY = REFERENCE / "emissary"
 MISSING_REFERENCE = [name for name in REFERENCE_FILES if not (REFERENCE / name).is_file()]
 # What in a test module's text says it reads those files (directly or through the stacks' config).
 _READS_REFERENCE = ("EMISSARY", "target_config", "source_config", "run_stack", "tests.schemas")
@@ -112,7 +126,7 @@ def require_upstream_files() -> None:
     if MISSING_REFERENCE:
         message = (
             f"UPSTREAM RELEASE FILES MISSING under {REFERENCE} ({', '.join(MISSING_REFERENCE)}; "
-            "set AES_LINKERD2_REFERENCE to a folder holding them): test NOT RUN"
+            "set AES_LINKERD2_REFERENCE to a folder holding them, or run scripts/fetch-reference): test NOT RUN"
         )
         SKIPPED_FOR_TOOLS.append(message)
         pytest.skip(message)
@@ -217,7 +231,7 @@ def provider_urn(run: Run, name: str) -> str:
     return f"{provider.urn}::{name}-id"
 
 
-def kubernetes_resources(run: Run) -> list:
+def kubernetes_resources(run: Run) -> list[Registration]:
     return [r for r in run.registrations if r.type.startswith("kubernetes:")]
 
 

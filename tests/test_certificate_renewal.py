@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+from collections.abc import Mapping
 
 import pytest
 from cryptography import x509
@@ -35,7 +36,7 @@ def test_an_issuer_is_due_under_the_renewal_window(previous: dict[str, object] |
     assert issuer_generation(previous, NOW, 60) == expected
 
 
-def up(previous: dict[str, object] | None = None, preview: bool = False) -> Run:
+def up(previous: Mapping[str, object] | None = None, preview: bool = False) -> Run:
     references = {OWN: {"identityIssuers": previous}} if previous is not None else None
     run = run_stack("target", target_config(), preview=preview, stack_references=references)
     assert run.error is None, run.error

@@ -10,7 +10,7 @@ import sys
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtensionOID, NameOID
+from cryptography.x509.oid import NameOID
 
 from support import certificates
 from tests.conftest import ROOT
@@ -25,8 +25,9 @@ def test_trust_anchor_is_a_p256_root_ca() -> None:
     cert = _cert(anchor.cert_pem)
     assert cert.subject == cert.issuer
     assert cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "root.linkerd.cluster.local"
-    assert isinstance(cert.public_key(), ec.EllipticCurvePublicKey) and cert.public_key().curve.name == "secp256r1"
-    constraints = cert.extensions.get_extension_for_oid(ExtensionOID.BASIC_CONSTRAINTS).value
+    key = cert.public_key()
+    assert isinstance(key, ec.EllipticCurvePublicKey) and key.curve.name == "secp256r1"
+    constraints = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
     assert constraints.ca is True and constraints.path_length == 1
     lifetime = cert.not_valid_after_utc - datetime.datetime.now(datetime.UTC)
     assert datetime.timedelta(hours=87599) < lifetime <= datetime.timedelta(hours=87600)
@@ -39,11 +40,11 @@ def test_issuer_is_signed_by_the_anchor_and_named_for_linkerd_identity() -> None
     cert, anchor_cert = _cert(issuer.cert_pem), _cert(anchor.cert_pem)
     cert.verify_directly_issued_by(anchor_cert)
     assert cert.issuer == anchor_cert.subject
-    names = cert.extensions.get_extension_for_oid(ExtensionOID.SUBJECT_ALTERNATIVE_NAME).value
+    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert names.get_values_for_type(x509.DNSName) == ["identity.linkerd.example.org"]
-    constraints = cert.extensions.get_extension_for_oid(ExtensionOID.BASIC_CONSTRAINTS).value
+    constraints = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
     assert constraints.ca is True and constraints.path_length == 0
-    usage = cert.extensions.get_extension_for_oid(ExtensionOID.KEY_USAGE).value
+    usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
     assert usage.key_cert_sign and usage.crl_sign
 
 

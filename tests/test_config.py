@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from support import config, upstream
+from support import config, errors, upstream
 from tests.conftest import ROOT, TARGET_CONTEXT, run_stack, source_config, target_config
 from tests.fake_linkerd import CURRENT_VERSION, FakeLinkerd
 
@@ -26,39 +26,46 @@ def load(values: dict[str, Any], stack: str = "target", secrets: dict[str, str] 
     run = run_program(program, stack=stack, config=values, secret_config=secrets)
     if run.error is not None:
         raise run.error
-    return holder["config"]
+    loaded: config.StackConfig = holder["config"]
+    return loaded
 
 
 def test_target_defaults_come_from_the_version_line() -> None:
     cfg = load(target_config(), secrets={"edgeStackLicenseKey": "token"})
-    assert cfg.role is config.Role.TARGET
+    assert isinstance(cfg.role, config.TargetRole) and cfg.is_target
     assert cfg.line is upstream.CURRENT
-    assert cfg.linkerd_version == "edge-26.8.3"
-    assert cfg.edge_stack.name == "edge-stack" and cfg.edge_stack_version == "3.12.12"
-    assert cfg.cluster_name == "target"
-    assert cfg.gateway_port == 4143 and cfg.probe_port == 80 and cfg.probe_target_port == 8080
-    assert cfg.probe_path == "/-/ambassador/ready" and cfg.probe_period_seconds == 3
-    assert cfg.meshed_namespaces == ("default",) and cfg.existing_namespaces == frozenset({"default"})
-    assert cfg.qotm is True and cfg.qotm_namespace == "default"
-    assert cfg.exported_services == (("default", "qotm-linkerd2"),)
-    assert cfg.linkerd_ha is True and cfg.add_linkerd_headers is True
+    assert cfg.linkerd.version == "edge-26.8.3"
+    assert cfg.edge_stack.product.name == "edge-stack" and cfg.edge_stack.version == "3.12.12"
+    assert cfg.cluster.name == "target" and cfg.cluster.context == "target-ctx"
+    assert cfg.gateway == config.GatewaySettings(
+        port=4143, probe_port=80, probe_target_port=8080, probe_path="/-/ambassador/ready", probe_period_seconds=3
+    )
+    assert cfg.workloads == config.WorkloadSettings(
+        meshed_namespaces=("default",),
+        existing_namespaces=frozenset({"default"}),
+        qotm=True,
+        qotm_namespace="default",
+        smoke_test_url=None,
+    )
+    assert cfg.role.exported_services == (("default", "qotm-linkerd2"),)
+    assert cfg.linkerd.ha is True and cfg.edge_stack.add_linkerd_headers is True
 
 
 def test_source_defaults() -> None:
     cfg = load(source_config(), stack="source", secrets={"edgeStackLicenseKey": "token"})
-    assert cfg.role is config.Role.SOURCE
-    assert cfg.qotm is False
-    assert cfg.target_cluster_name == "target"
-    assert cfg.target_context == TARGET_CONTEXT
-    assert cfg.verify is True
+    assert isinstance(cfg.role, config.SourceRole) and not cfg.is_target
+    assert cfg.workloads.qotm is False
+    assert cfg.role.target.name == "target"
+    assert cfg.role.target.context == TARGET_CONTEXT
+    assert cfg.role.verify is True
 
 
 def test_official_manifest_urls_are_pinned_to_the_version() -> None:
     cfg = load({"role": "target", "context": TARGET_CONTEXT, "gatewayHostname": "gw.example.com", "edgeStackProduct": "emissary"})
-    assert cfg.edge_stack_crds == "https://app.getambassador.io/yaml/emissary/3.9.1/emissary-crds.yaml"
-    assert cfg.edge_stack_manifest == "https://app.getambassador.io/yaml/emissary/3.9.1/emissary-emissaryns.yaml"
+    assert cfg.edge_stack.crds == "https://app.getambassador.io/yaml/emissary/3.9.1/emissary-crds.yaml"
+    assert cfg.edge_stack.manifest == "https://app.getambassador.io/yaml/emissary/3.9.1/emissary-emissaryns.yaml"
     page = load({"role": "target", "context": TARGET_CONTEXT, "gatewayHostname": "gw.example.com", "versionLine": "page"})
-    assert page.edge_stack_manifest == "https://app.getambassador.io/yaml/ambassador-docs/1.14.4/aes.yaml"
+    assert page.edge_stack.manifest == "https://app.getambassador.io/yaml/ambassador-docs/1.14.4/aes.yaml"
 
 
 # (change to a valid target config, the key named, the value shown, the reason given)
@@ -191,12 +198,12 @@ def test_an_unset_linkerd_cli_is_the_one_of_the_pinned_release(tmp_path: Path, m
     named.write_text("#!/bin/sh\necho edge-26.8.3\n")
     named.chmod(0o755)
     monkeypatch.setenv("AES_LINKERD2_LINKERD_EDGE_26_8_3", str(named))
-    assert load(target_config(), secrets={"edgeStackLicenseKey": "t"}).linkerd_cli == str(named)
+    assert load(target_config(), secrets={"edgeStackLicenseKey": "t"}).linkerd.cli == str(named)
     # A CLI of another release is never picked; `linkerd` is then left for the version check to refuse.
     named.write_text("#!/bin/sh\necho edge-25.1.1\n")
     monkeypatch.setenv("AES_LINKERD2_TOOLS", str(tmp_path))
     monkeypatch.setenv("PATH", str(tmp_path))
-    assert load(target_config(), secrets={"edgeStackLicenseKey": "t"}).linkerd_cli == "linkerd"
+    assert load(target_config(), secrets={"edgeStackLicenseKey": "t"}).linkerd.cli == "linkerd"
 
 
 def test_pulumi_yaml_declares_the_programs_defaults() -> None:
@@ -205,16 +212,16 @@ def test_pulumi_yaml_declares_the_programs_defaults() -> None:
     cfg = load(target_config(), secrets={"edgeStackLicenseKey": "token"})
     expected = {
         "versionLine": upstream.DEFAULT_LINE,
-        "linkerdHa": cfg.linkerd_ha,
-        "trustDomain": cfg.trust_domain,
-        "addLinkerdHeaders": cfg.add_linkerd_headers,
-        "gatewayPort": cfg.gateway_port,
-        "probePort": cfg.probe_port,
-        "probeTargetPort": cfg.probe_target_port,
-        "probePath": cfg.probe_path,
-        "probePeriodSeconds": cfg.probe_period_seconds,
-        "meshedNamespaces": list(cfg.meshed_namespaces),
-        "existingNamespaces": sorted(cfg.existing_namespaces),
+        "linkerdHa": cfg.linkerd.ha,
+        "trustDomain": cfg.linkerd.trust_domain,
+        "addLinkerdHeaders": cfg.edge_stack.add_linkerd_headers,
+        "gatewayPort": cfg.gateway.port,
+        "probePort": cfg.gateway.probe_port,
+        "probeTargetPort": cfg.gateway.probe_target_port,
+        "probePath": cfg.gateway.probe_path,
+        "probePeriodSeconds": cfg.gateway.probe_period_seconds,
+        "meshedNamespaces": list(cfg.workloads.meshed_namespaces),
+        "existingNamespaces": sorted(cfg.workloads.existing_namespaces),
         "linkerdCli": "",  # looked up by release: see the next test
         "kubectl": cfg.kubectl,
         "verify": True,
@@ -261,13 +268,14 @@ def test_strict_checks_still_take_every_good_value(url: str) -> None:
         ),
         secrets={"edgeStackLicenseKey": "t"},
     )
-    assert cfg.smoke_test_url == url and cfg.meshed_namespaces == ("demo", "team-a")
+    assert cfg.workloads.smoke_test_url == url and cfg.workloads.meshed_namespaces == ("demo", "team-a")
     source = load(
         source_config(gatewayAddresses=["192.0.2.10", "2001:db8::2", "gw.target.example.com"], targetClusterName="east"),
         stack="source",
         secrets={"edgeStackLicenseKey": "t"},
     )
-    assert source.gateway_addresses == ("192.0.2.10", "2001:db8::2", "gw.target.example.com")
+    assert isinstance(source.role, config.SourceRole)
+    assert source.role.gateway_addresses == ("192.0.2.10", "2001:db8::2", "gw.target.example.com")
 
 
 def test_a_typo_is_refused_with_the_nearest_key() -> None:
@@ -294,5 +302,5 @@ def test_a_file_that_is_no_manifest_is_refused_without_its_content() -> None:
 def test_shown_values_are_bounded() -> None:
     assert config.shown("x" * 10) == repr("x" * 10)
     long = config.shown("x" * 10_000)
-    assert len(long) <= config.SHOWN_VALUE_LIMIT and long.endswith("... (10002 characters)")
+    assert len(long) <= errors.SHOWN_VALUE_LIMIT and long.endswith("... (10002 characters)")
     assert config.shown("a\nb\x1b[31m") == "'a\\nb\\x1b[31m'"

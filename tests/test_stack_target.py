@@ -27,7 +27,10 @@ def up(line: str = "current", preview: bool = False, **overrides: object) -> Run
 @pytest.mark.parametrize("line", LINES)
 def test_preview_lists_the_same_objects_as_an_update(line: str) -> None:
     """Unknown certificates at a first preview must not hide any object."""
-    names = lambda run: sorted((r.type, r.name) for r in run.registrations)  # noqa: E731
+
+    def names(run: Run) -> list[tuple[str, str]]:
+        return sorted((r.type, r.name) for r in run.registrations)
+
     assert names(up(line, preview=True)) == names(up(line))
 
 
