@@ -156,6 +156,39 @@ target_up_s=$(stack_seconds target "$WORK/up.log")
 say "up (target, then source): ${t_up}s"
 check_loopback target; check_loopback source
 live after-up
+# `status` answers from the live clusters. Where nothing real runs, its lines fail, and only those:
+# no Service has endpoints here (the API server refuses kwok's loopback pod IPs in Endpoints), so
+# Linkerd's webhooks show none, and no service mirror runs, so nothing is mirrored; whether the
+# gateway is alive, and its latency, is "unknown" (only the service mirror's probe knows).
+status_rc=0
+(cd "$PROJECT" && ./aes-linkerd2 status --svg "$WORK/status.svg") > "$WORK/status.txt" 2>&1 || status_rc=$?
+sed 's/^/    /' "$WORK/status.txt" >&2
+(cd "$PROJECT" && ./aes-linkerd2 status --json) > "$WORK/status.json" 2>/dev/null || true
+"$ROOT/venv/bin/python" - "$WORK/status.json" "$status_rc" <<'EOF' || { say "FAILED: status"; exit 1; }
+import json, sys
+report, rc = json.load(open(sys.argv[1])), int(sys.argv[2])
+clusters = {c["stack"]: c for c in report["clusters"]}
+assert [(c["stack"], c["context"]) for c in report["clusters"]] == [("target", "target"), ("source", "source")], clusters
+def states(stack):
+    return {check["name"]: (check["state"], check["detail"]) for check in clusters[stack]["checks"]}
+target, source = states("target"), states("source")
+for stack, checks in (("target", target), ("source", source)):
+    for name in ("linkerd/linkerd-identity", "linkerd/linkerd-destination", "linkerd/linkerd-proxy-injector",
+                 "emissary/emissary-ingress", "meshed", "namespace default"):
+        assert checks[name][0] == "ok", (stack, name, checks[name])
+    for name, (state, detail) in checks.items():
+        needs_pods = name.startswith("webhook ") and "0 endpoint(s)" in detail
+        needs_mirror = name == "gateway mirror" or name.startswith("mirror ")
+        assert state == "ok" or needs_pods or needs_mirror or name == "gateway alive, latency", (stack, name, state, detail)
+for name in ("gateway ports", "gateway annotations", "default/qotm-linkerd2"):
+    assert target[name][0] == "ok", (name, target[name])
+assert source["Link target"][0] == "ok" and "127.0.0.1:4143" in source["Link target"][1], source["Link target"]
+assert source["gateway alive, latency"][0] == "unknown"
+assert clusters["target"]["gatewayPorts"] == ["mc-probe 80->8080", "https 443->8443", "mc-gateway 4143->4143"]
+assert rc == (0 if report["healthy"] else 1), (rc, report["healthy"])
+print(f"[full] status: {sum(len(c['checks']) for c in clusters.values())} checks read live, exit {rc}", file=sys.stderr)
+EOF
+[ -z "${E2E_STATUS_SVG:-}" ] || cp "$WORK/status.svg" "$E2E_STATUS_SVG"
 t_preview=$(driver preview --expect-no-changes)
 target_preview_s=$(stack_seconds target "$WORK/preview.log")
 say "preview of both, no changes: ${t_preview}s"
