@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import shlex
 from dataclasses import dataclass
 
@@ -73,21 +74,29 @@ class LinkerdCli:
 
 
 class PendingRender:
-    """A CLI render under way: the invoke's output form, which the SDK runs on its own threads."""
+    """A CLI render under way: pulumi-command's `local.run` invoke, started as a task of the SDK's loop.
+
+    Not its output form: an Output whose invoke failed fails the whole program with the bare invoke
+    error when the program ends, in place of the ToolError that `stdout` raises.
+    """
 
     def __init__(self, cli: LinkerdCli, args: tuple[str, ...], stdin: str | None) -> None:
         self.cli, self.args, self.line = cli, args, cli.line(*args)
-        self._result = command.local.run_output(command=self.line, stdin=stdin, logging=command.local.Logging.NONE)
+        # The arguments and options the provider's own `local.run` sends (its pinned version included).
+        inputs = {"command": self.line, "stdin": stdin, "logging": command.local.Logging.NONE}
+        self._task = asyncio.ensure_future(
+            pulumi.runtime.invoke_async("command:local:run", inputs, command._utilities.get_invoke_opts_defaults())
+        )
+        # A render the program never reads (it stopped on another error first) fails quietly.
+        self._task.add_done_callback(lambda task: task.cancelled() or task.exception())
 
     def stdout(self) -> str:
         """Wait for the render (pumping the event loop, as the SDK's own blocking invokes do)."""
         try:
-            result = _sync_await(self._result.future())
+            result = _sync_await(self._task)
         except Exception as error:  # the invoke reports a failed command as a generic error
             raise ToolError(
                 f"`{self.line}` failed: {error}. Is the linkerd CLI ({self.cli.binary}) installed, "
                 "on PATH and of the version this stack pins?"
             ) from None
-        if result is None:  # never: the command line and stdin are plain values
-            raise ToolError(f"`{self.line}` gave no output at program time")
-        return result.stdout
+        return str(result["stdout"])
