@@ -5,7 +5,8 @@
 # `kubectl diff`, in the same run. Prints each resource step's start and end (from the driver's progress)
 # so the slow chain can be read off. The tools, clusters and forced config are full.sh's.
 #
-#   e2e/perf.sh          about 5 minutes on 2 cores
+#   e2e/perf.sh                          about 5 minutes on 2 cores
+#   PERF_LOG=up.log e2e/perf.sh          keeps the driver's progress of `up` there
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -133,6 +134,7 @@ driver() {  # driver VERB [ARGS...]: ./aes-linkerd2 in the copy; prints its seco
 t_up=$(driver up --stack target)
 target_up_s=$(awk '$1 == "target" && $2 == "ok" {print $NF}' "$WORK/up.log" | tail -1)
 check_loopback target
+[ -z "${PERF_LOG:-}" ] || cp "$WORK/up.log" "$PERF_LOG"  # the driver's progress, one line per step
 say "the slowest steps of up (seconds from the stack's start; objects of one name, of any kind, are one line; components last as long as their children):"
 python3 - "$WORK/up.log" <<'EOF' >&2
 import re, sys

@@ -109,7 +109,7 @@ def measure_program(stack: str, size: int, cli: str, references: dict[str, Any])
         finally:
             waited[0] += time.perf_counter() - started
 
-    PendingRender.stdout = timed_wait  # type: ignore[method-assign]
+    PendingRender.stdout = timed_wait  # type: ignore[method-assign,assignment]
     started, cpu = time.perf_counter(), _cpu()
     result = offline.evaluate(
         lambda: runpy.run_path(str(ROOT / "__main__.py")), mocks, stack=stack, config=stack_config_for(stack, size, cli)
