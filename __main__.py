@@ -193,7 +193,8 @@ def target_stack(cluster: Cluster, role: config.TargetRole) -> None:
             probe_period_seconds=ports.probe_period_seconds,
             trust_domain=cfg.linkerd.trust_domain,
             exported_services=role.exported_services,
-            depends_on=[mesh.edge_stack.mesh, *mesh.linkerd.ready, *([mesh.qotm.service] if mesh.qotm else [])],
+            depends_on=[mesh.edge_stack.mesh, *mesh.linkerd.multicluster_ready],
+            exports_after=[mesh.qotm.service] if mesh.qotm else [],
             service_resource=mesh.edge_stack.service,
         ),
         opts=cluster.on_cluster,
@@ -242,7 +243,7 @@ def source_stack(cluster: Cluster, role: config.SourceRole) -> None:
             gateway_namespace=target.require_output("gatewayNamespace"),
             gateway_addresses=role.gateway_addresses,
             api_server_address=role.target_api_server_address,
-            control_plane=mesh.linkerd.ready,
+            control_plane=mesh.linkerd.multicluster_ready,
             verify=role.verify,
             verify_after=[
                 mesh.edge_stack.mesh,

@@ -275,7 +275,18 @@ class Evaluation:
         return (r for r in self.registrations if r.parent == parent.urn)
 
     def depends(self, resource: Registration, on: Registration) -> bool:
-        return on.urn in resource.dependencies
+        """Whether the engine creates `on` before `resource`: a dependency, direct or through others."""
+        by_urn = {r.urn: r for r in self.registrations}
+        seen: set[str] = set()
+        waiting = list(resource.dependencies)
+        while waiting:
+            urn = waiting.pop()
+            if urn == on.urn:
+                return True
+            if urn not in seen and urn in by_urn:
+                seen.add(urn)
+                waiting.extend(by_urn[urn].dependencies)
+        return False
 
 
 def evaluate(

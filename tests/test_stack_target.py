@@ -115,6 +115,14 @@ def test_order_of_the_page_and_a_removal_linkerd_accepts() -> None:
     assert run.depends(module, on=run.one("CustomResourceDefinition", "modules.getambassador.io"))
     gateway_patch = run.one("ServicePatch", "multicluster-target-gateway-service")
     assert run.depends(gateway_patch, on=inject) and run.depends(gateway_patch, on=control_plane)
+    # The gateway waits for the multicluster extension; only the exports wait for the services they label.
+    service_mirror = run.one("Deployment", "linkerd-local-service-mirror", "linkerd-multicluster")
+    links = run.one("CustomResourceDefinition", "links.multicluster.linkerd.io")
+    assert run.depends(gateway_patch, on=service_mirror) and run.depends(gateway_patch, on=links)
+    qotm_service = run.one("Service", "qotm-linkerd2")
+    export = run.one("ServicePatch", "multicluster-target-export-default-qotm-linkerd2")
+    assert run.depends(export, on=qotm_service) and run.depends(export, on=gateway_patch)
+    assert not run.depends(gateway_patch, on=qotm_service)
 
 
 def test_outputs_for_the_source_and_secrets_kept_secret() -> None:
@@ -183,10 +191,19 @@ def test_every_certificate_applied_is_the_real_anchor_or_this_clusters_issuer(li
 
 
 def test_meshed_workloads_wait_for_what_runs_linkerd_not_for_every_object() -> None:
-    """A dependency per Deployment and webhook, not per ConfigMap and role (the SDK walks every edge)."""
+    """Every Deployment and webhook of the control plane first, through the few that wait for the rest
+    (the SDK walks every edge); not the multicluster extension, which no meshed pod needs."""
     run = up()
     namespace = run.one("NamespacePatch", "ns-default")
     waited = {r.kind for r in run.registrations if r.urn in namespace.dependencies}
     assert waited <= {"Deployment", "MutatingWebhookConfiguration", "ValidatingWebhookConfiguration", "CustomResourceDefinition"}
-    assert {"Deployment", "MutatingWebhookConfiguration"} <= waited
-    assert len(namespace.dependencies) < 20
+    control_plane = [
+        r
+        for kind in ("Deployment", "MutatingWebhookConfiguration", "ValidatingWebhookConfiguration")
+        for r in run.find(kind)
+        if r.namespace == "linkerd" or (r.namespace is None and (r.object_name or "").startswith("linkerd-"))
+    ]
+    assert {r.kind for r in control_plane} == {"Deployment", "MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"}
+    assert all(run.depends(namespace, on=r) for r in control_plane)
+    assert not any(run.depends(namespace, on=r) for r in run.find("Deployment", namespace="linkerd-multicluster"))
+    assert len(namespace.dependencies) <= 3
