@@ -4,6 +4,10 @@ Edge Stack is meshed the page's way: the pinned `linkerd inject --skip-inbound-p
 --require-identity-on-inbound-ports <gateway port>` decides the pod-template annotations, and a
 server-side DeploymentPatch applies exactly those. A second `up` re-applies the same fields, other
 owners of the Deployment keep theirs, and `destroy` takes back only what the patch added.
+
+I/O while it is built: on the current line the offline inject runs then (started before the
+manifests are registered), so the preview shows the annotations; the page's release cannot inject
+offline, so there it runs at `up`, as a Command against the live control plane.
 """
 
 from __future__ import annotations
@@ -167,7 +171,7 @@ class EdgeStack(pulumi.ComponentResource):
         # kept in state, and asked again when the flags or the manifest change.
         injected = command.local.Command(
             f"{name}-linkerd-inject-render",
-            create=args.cli.line("inject", *inject_flags(args.gateway_port), "-"),
+            create=args.cli.command_line("inject", *inject_flags(args.gateway_port), "-"),
             stdin=manifest,
             logging=command.local.Logging.STDERR,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.deployment, *args.control_plane]),

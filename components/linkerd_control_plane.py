@@ -5,6 +5,10 @@ preview needs no cluster) and registered one by one, so a preview lists every ob
 The CLI never sees a real key: it renders with a fixed stand-in anchor and issuer (see
 `certificates.placeholder_identity`), and every occurrence is replaced by the shared anchor and
 this cluster's issuer, which stay secret in state.
+
+I/O while it is built, where it cannot be avoided: the CLI renders run then (started together, read
+where needed), because a preview can only list objects the program knows at program time; the
+stand-in certificate files the CLI reads live in a private temporary directory for those runs only.
 """
 
 from __future__ import annotations
@@ -204,7 +208,7 @@ class LinkerdControlPlane(pulumi.ComponentResource):
             )
         # This release renders the extension only from a live control plane: apply it at `up` time.
         # Rendered whole first, so a failing CLI never applies half an extension.
-        render_line = args.cli.line(*self._multicluster_args(args, offline=False))
+        render_line = args.cli.command_line(*self._multicluster_args(args, offline=False))
         kubectl = args.cli.cluster.kubectl_line(args.kubectl)
         return {
             "Command/linkerd-multicluster": command.local.Command(

@@ -39,7 +39,7 @@ class LinkerdCli:
     def argv(self, *args: str) -> list[str]:
         return [self.binary, *self.cluster.flags(), *args]
 
-    def line(self, *args: str) -> str:
+    def command_line(self, *args: str) -> str:
         return shlex.join(self.argv(*args))
 
     def render(self, *args: str, stdin: str | None = None) -> str:
@@ -81,9 +81,9 @@ class PendingRender:
     """
 
     def __init__(self, cli: LinkerdCli, args: tuple[str, ...], stdin: str | None) -> None:
-        self.cli, self.args, self.line = cli, args, cli.line(*args)
+        self.cli, self.args, self.command_line = cli, args, cli.command_line(*args)
         # The arguments and options the provider's own `local.run` sends (its pinned version included).
-        inputs = {"command": self.line, "stdin": stdin, "logging": command.local.Logging.NONE}
+        inputs = {"command": self.command_line, "stdin": stdin, "logging": command.local.Logging.NONE}
         self._task = asyncio.ensure_future(
             pulumi.runtime.invoke_async("command:local:run", inputs, command._utilities.get_invoke_opts_defaults())
         )
@@ -96,7 +96,7 @@ class PendingRender:
             result = _sync_await(self._task)
         except Exception as error:  # the invoke reports a failed command as a generic error
             raise ToolError(
-                f"`{self.line}` failed: {error}. Is the linkerd CLI ({self.cli.binary}) installed, "
+                f"`{self.command_line}` failed: {error}. Is the linkerd CLI ({self.cli.binary}) installed, "
                 "on PATH and of the version this stack pins?"
             ) from None
         return str(result["stdout"])
