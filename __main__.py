@@ -8,32 +8,35 @@ manifests.
 """
 
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
 
 from components.edge_stack import EdgeStack, EdgeStackArgs
 from components.linkerd_control_plane import LinkerdControlPlane, LinkerdControlPlaneArgs
-from components.linkerd_identity import LinkerdIdentity, LinkerdIdentityArgs
+from components.linkerd_identity import AnchorPlan, LinkerdIdentity, LinkerdIdentityArgs, anchor_plan
 from components.meshed_namespace import MeshedNamespace, MeshedNamespaceArgs
 from components.multicluster_source import MulticlusterSource, MulticlusterSourceArgs
 from components.multicluster_target import GatewayRef, MulticlusterTarget, MulticlusterTargetArgs
 from components.qotm_demo import QotmDemo, QotmDemoArgs
 from support import clock, config, upstream
-from support.certificates import describe
+from support.certificates import anchor_rows, describe
 from support.linkerd_cli import ClusterAccess, LinkerdCli
 from support.manifests import read_location
 
 
 @dataclass(frozen=True)
 class ClusterIdentity:
-    """The trust anchor and this cluster's issuer, and the certificates the stack reports."""
+    """The trust roots, the anchor that signs the issuers, this cluster's issuer, and the issuers the stack reports."""
 
+    # One anchor, or during a rotation the old and the new one: what every proxy trusts.
+    trust_roots_pem: pulumi.Input[str]
     trust_anchor_pem: pulumi.Input[str]
     issuer_cert_pem: pulumi.Input[str]
     issuer_key_pem: pulumi.Input[str]
-    # (name, role, certificate) of every certificate the stack applies or hands on.
-    reported: tuple[tuple[str, str, pulumi.Input[str]], ...]
+    # (name, certificate) of every issuer the stack applies or hands on; the anchors are reported from the roots.
+    issuers: tuple[tuple[str, pulumi.Input[str]], ...]
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,8 @@ class Cluster:
     edge_stack_crds: str
     edge_stack_manifest: str
     on_cluster: pulumi.ResourceOptions
+    # The target's anchors for this update (a rotation's step), decided from its last outputs.
+    anchors: AnchorPlan
 
 
 @dataclass(frozen=True)
@@ -67,7 +72,7 @@ def mesh_cluster(cluster: Cluster, identity: ClusterIdentity) -> Mesh:
             line=cfg.line,
             ha=cfg.linkerd.ha,
             trust_domain=cfg.linkerd.trust_domain,
-            trust_anchor_pem=identity.trust_anchor_pem,
+            trust_anchor_pem=identity.trust_roots_pem,
             issuer_cert_pem=identity.issuer_cert_pem,
             issuer_key_pem=identity.issuer_key_pem,
             multicluster=True,
@@ -127,12 +132,19 @@ def export_cluster(cfg: config.StackConfig, identity: ClusterIdentity) -> None:
     pulumi.export("edgeStackNamespace", cfg.edge_stack.product.namespace)
     pulumi.export("meshedNamespaces", list(cfg.workloads.meshed_namespaces))
     pulumi.export("trustAnchorPem", identity.trust_anchor_pem)
+    pulumi.export("trustRootsPem", identity.trust_roots_pem)
     now = clock.now()
-    names = [(name, role) for name, role, _ in identity.reported]
+    names = [name for name, _ in identity.issuers]
+
+    def rows(roots: str, anchor: str, *issuers: str) -> list[dict[str, object]]:
+        return [describe(name, "anchor", pem, now) for name, pem in anchor_rows(roots, anchor)] + [
+            describe(name, "issuer", pem, now) for name, pem in zip(names, issuers, strict=True)
+        ]
+
     pulumi.export(
         "identityCertificates",
-        pulumi.Output.all(*(pem for _, _, pem in identity.reported)).apply(
-            lambda pems: [describe(name, role, pem, now) for (name, role), pem in zip(names, pems, strict=True)]
+        pulumi.Output.all(identity.trust_roots_pem, identity.trust_anchor_pem, *(pem for _, pem in identity.issuers)).apply(
+            lambda values: rows(*values)
         ),
     )
 
@@ -149,18 +161,16 @@ def target_stack(cluster: Cluster, role: config.TargetRole) -> None:
             clusters=(cfg.cluster.name, config.PEER),
             previous_issuers=itself.get_output("identityIssuers"),
             renew_before_days=cfg.linkerd.issuer_renew_before_days,
+            anchors=cluster.anchors,
         ),
     )
     own, peer = certificates.issuers[cfg.cluster.name], certificates.issuers[config.PEER]
     identity = ClusterIdentity(
+        trust_roots_pem=certificates.trust_roots_pem,
         trust_anchor_pem=certificates.trust_anchor_pem,
         issuer_cert_pem=own.cert_pem,
         issuer_key_pem=own.key_pem,
-        reported=(
-            ("trust-anchor", "anchor", certificates.trust_anchor_pem),
-            (f"{cfg.cluster.name}-issuer", "issuer", own.cert_pem),
-            ("peer-issuer", "issuer", peer.cert_pem),
-        ),
+        issuers=((f"{cfg.cluster.name}-issuer", own.cert_pem), ("peer-issuer", peer.cert_pem)),
     )
     mesh = mesh_cluster(cluster, identity)
     gateway = GatewayRef(
@@ -183,7 +193,8 @@ def target_stack(cluster: Cluster, role: config.TargetRole) -> None:
             probe_period_seconds=ports.probe_period_seconds,
             trust_domain=cfg.linkerd.trust_domain,
             exported_services=role.exported_services,
-            depends_on=[mesh.edge_stack.mesh, *mesh.linkerd.ready, *([mesh.qotm.service] if mesh.qotm else [])],
+            depends_on=[mesh.edge_stack.mesh, *mesh.linkerd.multicluster_ready],
+            exports_after=[mesh.qotm.service] if mesh.qotm else [],
             service_resource=mesh.edge_stack.service,
         ),
         opts=cluster.on_cluster,
@@ -192,6 +203,7 @@ def target_stack(cluster: Cluster, role: config.TargetRole) -> None:
     pulumi.export("peerIssuerCertPem", peer.cert_pem)
     pulumi.export("peerIssuerKeyPem", peer.key_pem)
     pulumi.export("identityIssuers", certificates.issuer_state)
+    pulumi.export("identityAnchors", certificates.anchor_state)
     pulumi.export("gatewayName", gateway.deployment)
     pulumi.export("gatewayNamespace", gateway.namespace)
     pulumi.export("gatewayIdentity", multicluster.gateway_identity)
@@ -199,19 +211,22 @@ def target_stack(cluster: Cluster, role: config.TargetRole) -> None:
 
 
 def source_stack(cluster: Cluster, role: config.SourceRole) -> None:
-    """The linking side: the anchor and the issuer the target signed for it, the page, then the Link and checks."""
+    """The linking side: the target's trust roots and the issuer it signed for it, the page, then the Link and checks.
+
+    During a rotation it follows the target's step: the target's outputs carry that step's roots and issuer.
+    """
     cfg = cluster.cfg
     target = pulumi.StackReference(role.target_stack)
     config.check_target_outputs(cfg, role, target)
     issuer_cert_pem = target.require_output("peerIssuerCertPem")
+    anchor_pem = target.require_output("trustAnchorPem")
     identity = ClusterIdentity(
-        trust_anchor_pem=target.require_output("trustAnchorPem"),
+        # A target from before rotations exported only its one anchor.
+        trust_roots_pem=pulumi.Output.all(target.get_output("trustRootsPem"), anchor_pem).apply(lambda pems: pems[0] or pems[1]),
+        trust_anchor_pem=anchor_pem,
         issuer_cert_pem=issuer_cert_pem,
         issuer_key_pem=pulumi.Output.secret(target.require_output("peerIssuerKeyPem")),
-        reported=(
-            ("trust-anchor", "anchor", target.require_output("trustAnchorPem")),
-            (f"{cfg.cluster.name}-issuer", "issuer", issuer_cert_pem),
-        ),
+        issuers=((f"{cfg.cluster.name}-issuer", issuer_cert_pem),),
     )
     mesh = mesh_cluster(cluster, identity)
     target_cli = LinkerdCli(
@@ -228,14 +243,14 @@ def source_stack(cluster: Cluster, role: config.SourceRole) -> None:
             gateway_namespace=target.require_output("gatewayNamespace"),
             gateway_addresses=role.gateway_addresses,
             api_server_address=role.target_api_server_address,
-            control_plane=mesh.linkerd.ready,
+            control_plane=mesh.linkerd.multicluster_ready,
             verify=role.verify,
             verify_after=[
                 mesh.edge_stack.mesh,
                 *(ns.namespace for ns in mesh.namespaces.values()),
                 *([mesh.qotm] if mesh.qotm else []),
             ],
-            verify_inputs=[cfg.linkerd.version, cfg.edge_stack.version, identity.trust_anchor_pem, issuer_cert_pem],
+            verify_inputs=[cfg.linkerd.version, cfg.edge_stack.version, identity.trust_roots_pem, issuer_cert_pem],
         ),
         opts=cluster.on_cluster,
     )
@@ -243,8 +258,21 @@ def source_stack(cluster: Cluster, role: config.SourceRole) -> None:
     pulumi.export("linkedCluster", role.target.name)
 
 
+def last_outputs() -> dict[str, Any]:
+    """This stack's outputs as its last update left them ({} before the first), read before anything is registered."""
+    name = f"{pulumi.get_organization()}/{pulumi.get_project()}/{pulumi.get_stack()}"
+    read = pulumi.runtime.invoke("pulumi:pulumi:readStackOutputs", {"name": name})
+    return dict((read.value or {}).get("outputs") or {})
+
+
 def main() -> None:
     cfg = config.load()
+    # A rotation step that skips one, or goes back, is refused here, before the first registration.
+    anchors = (
+        anchor_plan(last_outputs().get("identityAnchors"), cfg.role.trust_anchor_rotation)
+        if isinstance(cfg.role, config.TargetRole)
+        else AnchorPlan()
+    )
     access = ClusterAccess(context=cfg.cluster.context, kubeconfig=cfg.cluster.kubeconfig)
     cli = LinkerdCli(binary=cfg.linkerd.cli, cluster=access)
     cli.require_version(cfg.linkerd.version)
@@ -252,7 +280,7 @@ def main() -> None:
     manifest = config.read_manifest("edgeStackManifest", cfg.edge_stack.manifest, read_location)
     # A fixed name: renaming the provider would replace every object it manages.
     provider = k8s.Provider("cluster", kubeconfig=cfg.cluster.kubeconfig, context=cfg.cluster.context)
-    cluster = Cluster(cfg, cli, crds, manifest, pulumi.ResourceOptions(providers={"kubernetes": provider}))
+    cluster = Cluster(cfg, cli, crds, manifest, pulumi.ResourceOptions(providers={"kubernetes": provider}), anchors)
     match cfg.role:
         case config.TargetRole():
             target_stack(cluster, cfg.role)

@@ -4,6 +4,10 @@ Edge Stack is meshed the page's way: the pinned `linkerd inject --skip-inbound-p
 --require-identity-on-inbound-ports <gateway port>` decides the pod-template annotations, and a
 server-side DeploymentPatch applies exactly those. A second `up` re-applies the same fields, other
 owners of the Deployment keep theirs, and `destroy` takes back only what the patch added.
+
+I/O while it is built: on the current line the offline inject runs then (started before the
+manifests are registered), so the preview shows the annotations; the page's release cannot inject
+offline, so there it runs at `up`, as a Command against the live control plane.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import pulumi_kubernetes as k8s
 
 from support import ambassador, manifests, upstream
 from support.config import Tls
-from support.linkerd_cli import LinkerdCli
+from support.linkerd_cli import LinkerdCli, PendingRender
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -102,13 +106,22 @@ class EdgeStack(pulumi.ComponentResource):
         product, line = args.product, args.line
         namespace = product.namespace
 
+        objects = [prepare_object(obj.body, product, args.service_port_names) for obj in manifests.parse(args.manifest_yaml)]
+        deployment_body = next(o for o in objects if o["kind"] == "Deployment" and o["metadata"]["name"] == product.deployment)
+        # JSON: every string stays a string (the CLI reads YAML 1.1, where a bare `y` is true).
+        inject_input = json.dumps(deployment_body)
+        # Started before the rest is registered, so the CLI runs beside it.
+        inject_render = (
+            args.cli.start("inject", "--ignore-cluster", *inject_flags(args.gateway_port), "-", stdin=inject_input)
+            if line.inject_offline
+            else None
+        )
         self.crds = list(
             manifests.register(
                 manifests.parse(args.crds_yaml), prefix=f"{name}-crds", opts=pulumi.ResourceOptions(parent=self)
             ).values()
         )
 
-        objects = [prepare_object(obj.body, product, args.service_port_names) for obj in manifests.parse(args.manifest_yaml)]
         kinds = {(o["kind"], o["metadata"]["name"]) for o in objects}
         if ("Namespace", namespace) not in kinds:
             objects.insert(0, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
@@ -133,10 +146,9 @@ class EdgeStack(pulumi.ComponentResource):
         self.deployment = self.resources[f"Deployment/{namespace}/{product.deployment}"]
         self.service = self.resources[f"Service/{namespace}/{product.service}"]
 
-        deployment_body = next(o for o in objects if o["kind"] == "Deployment" and o["metadata"]["name"] == product.deployment)
         service_body = next(o for o in objects if o["kind"] == "Service" and o["metadata"]["name"] == product.service)
         self.service_ports = tuple(service_body["spec"]["ports"])
-        added = self._inject(name, args, deployment_body)
+        added = self._inject(name, args, deployment_body, inject_input, inject_render)
         self.mesh = k8s.apps.v1.DeploymentPatch(
             f"{name}-linkerd-inject",
             metadata=k8s.meta.v1.ObjectMetaPatchArgs(name=product.deployment, namespace=namespace),
@@ -149,20 +161,17 @@ class EdgeStack(pulumi.ComponentResource):
 
         self.register_outputs({})
 
-    def _inject(self, name: str, args: EdgeStackArgs, deployment: dict[str, Any]) -> pulumi.Input[dict[str, str]]:
+    def _inject(
+        self, name: str, args: EdgeStackArgs, deployment: dict[str, Any], manifest: str, render: PendingRender | None
+    ) -> pulumi.Input[dict[str, str]]:
         """The annotations the pinned `linkerd inject` gives Edge Stack's pod template, with the page's flags."""
-        inject_args = ("inject", *inject_flags(args.gateway_port), "-")
-        # JSON: every string stays a string (the CLI reads YAML 1.1, where a bare `y` is true).
-        manifest = json.dumps(deployment)
-        if args.line.inject_offline:
-            return added_annotations(
-                deployment, args.cli.render(inject_args[0], "--ignore-cluster", *inject_args[1:], stdin=manifest)
-            )
+        if render is not None:
+            return added_annotations(deployment, render.stdout())
         # This release injects only against the live control plane (as the page pipes it): asked at `up`,
         # kept in state, and asked again when the flags or the manifest change.
         injected = command.local.Command(
             f"{name}-linkerd-inject-render",
-            create=args.cli.line(*inject_args),
+            create=args.cli.command_line("inject", *inject_flags(args.gateway_port), "-"),
             stdin=manifest,
             logging=command.local.Logging.STDERR,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.deployment, *args.control_plane]),

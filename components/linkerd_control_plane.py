@@ -5,6 +5,10 @@ preview needs no cluster) and registered one by one, so a preview lists every ob
 The CLI never sees a real key: it renders with a fixed stand-in anchor and issuer (see
 `certificates.placeholder_identity`), and every occurrence is replaced by the shared anchor and
 this cluster's issuer, which stay secret in state.
+
+I/O while it is built, where it cannot be avoided: the CLI renders run then (started together, read
+where needed), because a preview can only list objects the program knows at program time; the
+stand-in certificate files the CLI reads live in a private temporary directory for those runs only.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import pulumi_command as command
 
 from support import manifests, stand_ins, upstream
 from support.certificates import decoys_for, expiry, placeholder_identity
-from support.linkerd_cli import LinkerdCli
+from support.linkerd_cli import LinkerdCli, PendingRender
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -66,16 +70,27 @@ _READINESS_KINDS = (
 
 
 def _readiness(registered: Mapping[str, pulumi.Resource]) -> list[pulumi.Resource]:
-    return [resource for key, resource in registered.items() if key.split("/")[0] in _READINESS_KINDS]
+    kinds = {key.split("/")[0] for key in registered}
+    # Webhooks and API services wait for every Deployment of their manifest (`manifests.register`):
+    # where there are any, they stand for the Deployments too (each edge costs the SDK a graph walk).
+    served = bool(kinds & manifests.SERVED_BY_DEPLOYMENTS)
+    return [
+        resource
+        for key, resource in registered.items()
+        if key.split("/")[0] in _READINESS_KINDS and not (served and key.startswith("Deployment/"))
+    ]
 
 
 class LinkerdControlPlane(pulumi.ComponentResource):
     crds: list[pulumi.Resource]
     control_plane: list[pulumi.Resource]
     multicluster: list[pulumi.Resource]
-    # What a meshed workload waits for: the Deployments and the webhooks they serve. Those wait for
-    # the rest in turn; depending on every object instead costs ~90 edges per dependent.
+    # What a meshed workload waits for: the webhooks (which wait for the Deployments that serve them)
+    # or the Deployments. Those wait for the rest in turn; depending on every object instead costs
+    # ~90 edges per dependent, each a walk of the graph in the SDK.
     ready: list[pulumi.Resource]
+    # What the gateway and the Link wait for: the extension too (each of its objects waits for `ready`).
+    multicluster_ready: list[pulumi.Resource]
 
     def __init__(self, name: str, args: LinkerdControlPlaneArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("aes-linkerd2:index:LinkerdControlPlane", name, None, opts)
@@ -89,16 +104,16 @@ class LinkerdControlPlane(pulumi.ComponentResource):
             expiry(issuer.cert_pem): pulumi.Output.from_input(args.issuer_cert_pem).apply(expiry),
         }
 
-        self.crds = []
-        if line.separate_crds:
-            crds = self._render(args, name, "install", "--crds", "--ignore-cluster", *line.crds_args)
-            self.crds = list(manifests.register(crds, prefix=f"{name}-crds", opts=pulumi.ResourceOptions(parent=self)).values())
-
+        # Every render starts at once (the CLI runs beside the program) and is read where it is needed.
+        crds_render = args.cli.start("install", "--crds", "--ignore-cluster", *line.crds_args) if line.separate_crds else None
+        extension_render = (
+            args.cli.start(*self._multicluster_args(args, offline=True))
+            if args.multicluster and line.multicluster_offline
+            else None
+        )
         stand_in_pems = {"ca.crt": anchor.cert_pem, "issuer.crt": issuer.cert_pem, "issuer.key": issuer.key_pem}
         with _stand_in_files(stand_in_pems) as files:
-            install = self._render(
-                args,
-                name,
+            install_render = args.cli.start(
                 "install",
                 "--ignore-cluster",
                 *(["--ha"] if args.ha else []),
@@ -112,6 +127,14 @@ class LinkerdControlPlane(pulumi.ComponentResource):
                 files["issuer.key"],
                 *line.install_args,
             )
+            self.crds = []
+            if crds_render is not None:
+                crds = self._objects(args, name, crds_render)
+                self.crds = list(
+                    manifests.register(crds, prefix=f"{name}-crds", opts=pulumi.ResourceOptions(parent=self)).values()
+                )
+            # Read before the stand-in files go.
+            install = self._objects(args, name, install_render)
         registered = manifests.register(
             install,
             prefix=name,
@@ -123,34 +146,47 @@ class LinkerdControlPlane(pulumi.ComponentResource):
         self.ready = _readiness(registered)
 
         self.multicluster = []
+        self.multicluster_ready = self.ready
         if args.multicluster:
-            extension = self._multicluster(name, args, replacements)
+            extension = self._multicluster(name, args, replacements, extension_render)
             self.multicluster = list(extension.values())
-            self.ready = [*self.ready, *_readiness(extension)]
+            # Every object of the extension waits for `ready`: its own stand for both. Meshed
+            # workloads need only the control plane, so they do not wait for the extension.
+            self.multicluster_ready = _readiness(extension) or self.ready
 
         self.register_outputs({})
 
-    def _render(self, args: LinkerdControlPlaneArgs, name: str, *cli_args: str) -> list[manifests.ManifestObject]:
-        objects = [obj for obj in manifests.parse(args.cli.render(*cli_args)) if obj.key not in args.line.dropped_objects]
+    def _objects(self, args: LinkerdControlPlaneArgs, name: str, render: PendingRender) -> list[manifests.ManifestObject]:
+        """The objects a render printed, refused where a stand-in certificate would survive."""
+        objects = [obj for obj in manifests.parse(render.stdout()) if obj.key not in args.line.dropped_objects]
         stuck = stand_ins.leftovers({obj.key: obj.body for obj in objects}, self._decoys)
         if stuck:
             raise manifests.ManifestError(
-                f"{name}: `linkerd {' '.join(cli_args[:2])}` put the identity certificates into {', '.join(stuck)} "
+                f"{name}: `linkerd {' '.join(render.args[:2])}` put the identity certificates into {', '.join(stuck)} "
                 "in a form this program cannot replace; refusing to apply stand-in certificates"
             )
         return objects
 
-    def _multicluster(
-        self, name: str, args: LinkerdControlPlaneArgs, replacements: dict[str, pulumi.Input[str]]
-    ) -> dict[str, pulumi.Resource]:
+    @staticmethod
+    def _multicluster_args(args: LinkerdControlPlaneArgs, *, offline: bool) -> tuple[str, ...]:
         line = args.line
         controllers = [
             arg for index, link in enumerate(args.links) for arg in ("--set", f"controllers[{index}].link.ref.name={link}")
         ]
-        install_args = ("multicluster", "install", *line.multicluster_install_args, *controllers)
+        offline_flag = ["--ignore-cluster"] if offline else []
+        return ("multicluster", "install", *offline_flag, *line.multicluster_install_args, *controllers)
+
+    def _multicluster(
+        self,
+        name: str,
+        args: LinkerdControlPlaneArgs,
+        replacements: dict[str, pulumi.Input[str]],
+        render: PendingRender | None,
+    ) -> dict[str, pulumi.Resource]:
+        line = args.line
         after = pulumi.ResourceOptions(parent=self, depends_on=[*self.crds, *self.ready])
-        if line.multicluster_offline:
-            extension = self._render(args, name, *install_args[:2], "--ignore-cluster", *install_args[2:])
+        if render is not None:
+            extension = self._objects(args, name, render)
             link_controllers = {
                 f"Deployment/{upstream.MULTICLUSTER_NAMESPACE}/{upstream.LINK_CONTROLLER_DEPLOYMENT.format(link=link)}"
                 for link in args.links
@@ -172,13 +208,13 @@ class LinkerdControlPlane(pulumi.ComponentResource):
             )
         # This release renders the extension only from a live control plane: apply it at `up` time.
         # Rendered whole first, so a failing CLI never applies half an extension.
-        render = args.cli.line(*install_args)
+        render_line = args.cli.command_line(*self._multicluster_args(args, offline=False))
         kubectl = args.cli.cluster.kubectl_line(args.kubectl)
         return {
             "Command/linkerd-multicluster": command.local.Command(
                 f"{name}-multicluster",
-                create=f'manifest="$({render})" && printf "%s\\n" "$manifest" | {kubectl} apply -f -',
-                delete=f'manifest="$({render})" && printf "%s\\n" "$manifest" | {kubectl} delete --ignore-not-found -f -',
+                create=f'manifest="$({render_line})" && printf "%s\\n" "$manifest" | {kubectl} apply -f -',
+                delete=f'manifest="$({render_line})" && printf "%s\\n" "$manifest" | {kubectl} delete --ignore-not-found -f -',
                 logging=command.local.Logging.STDERR,
                 opts=after,
             )

@@ -3,6 +3,11 @@
 Two clusters installed with `linkerd install`'s own certificates share no anchor, and multicluster
 then fails. The anchor is made once, by a Command whose output stays in state (as a secret), and is
 never regenerated on a later `up`: only a change of trust domain replaces it.
+
+Rotating it takes three `up`s (`trustAnchorRotation`: bundle, issuers, drop-old), as Linkerd's guide
+does by hand: a new anchor (a new Command, by its generation's name) joins the trust roots; then
+the issuers are re-issued by it; then the old one leaves the roots. Each proxy trusts both anchors
+while either signs an issuer, so none is rejected at any step.
 """
 
 from __future__ import annotations
@@ -13,14 +18,111 @@ import shlex
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 import pulumi
 import pulumi_command as command
 
 from support import clock, upstream
-from support.certificates import ANCHOR_CERT_ENV, ANCHOR_KEY_ENV, KeyPair, expiry
+from support.certificates import ANCHOR_CERT_ENV, ANCHOR_KEY_ENV, KeyPair, RotationStep, bundle, expiry
+from support.config import TRUST_ANCHOR_ROTATION as ROTATION_KEY
+from support.config import ConfigError
 from support.manifests import PROJECT_ROOT
+
+
+class Phase(StrEnum):
+    """Where a rotation stands after an update."""
+
+    STABLE = "stable"  # one anchor, in the roots and signing the issuers
+    BUNDLE = "bundle"  # the roots carry the old and the new anchor; the old one signs the issuers
+    ISSUERS = "issuers"  # the roots carry both; the new one signs the issuers
+
+
+@dataclass(frozen=True)
+class AnchorPlan:
+    """The anchors this update keeps: generation `generation` is the newest (0 is the first anchor)."""
+
+    generation: int = 0
+    phase: Phase = Phase.STABLE
+    # What the preview says about this update's step (None: no step, nothing to say).
+    said: str | None = None
+
+    @property
+    def trusted(self) -> tuple[int, ...]:
+        """The generations in the trust roots, oldest first."""
+        return (self.generation,) if self.phase is Phase.STABLE else (self.generation - 1, self.generation)
+
+    @property
+    def signing(self) -> int:
+        """The generation that signs the issuers."""
+        return self.generation - 1 if self.phase is Phase.BUNDLE else self.generation
+
+    def state(self) -> dict[str, Any]:
+        """What the stack exports (`identityAnchors`) for the next update's plan."""
+        return {"generation": self.generation, "phase": self.phase.value}
+
+
+# (phase the last update left, step asked) -> phase of this update; a step that repeats the last
+# one changes nothing, so keeping the value after each `up` is safe.
+_STEPS = {
+    (Phase.STABLE, None): Phase.STABLE,
+    (Phase.STABLE, RotationStep.DROP_OLD): Phase.STABLE,
+    (Phase.STABLE, RotationStep.BUNDLE): Phase.BUNDLE,
+    (Phase.BUNDLE, RotationStep.BUNDLE): Phase.BUNDLE,
+    (Phase.BUNDLE, RotationStep.ISSUERS): Phase.ISSUERS,
+    (Phase.ISSUERS, RotationStep.ISSUERS): Phase.ISSUERS,
+    (Phase.ISSUERS, RotationStep.DROP_OLD): Phase.STABLE,
+}
+_NEXT = {Phase.STABLE: RotationStep.BUNDLE, Phase.BUNDLE: RotationStep.ISSUERS, Phase.ISSUERS: RotationStep.DROP_OLD}
+
+
+def anchor_plan(previous: Mapping[str, Any] | None, step: RotationStep | None) -> AnchorPlan:
+    """This update's anchors, from the last update's (`identityAnchors`) and the step asked.
+
+    Refused (naming the key) when the step skips one, goes back, or is removed mid-rotation.
+    """
+    try:
+        generation = int((previous or {}).get("generation", 0))
+        last = Phase((previous or {}).get("phase", Phase.STABLE.value))
+    except ValueError:
+        raise ConfigError(
+            ROTATION_KEY, step and step.value, f"the stack's last identityAnchors output is unreadable: {previous!r}"
+        ) from None
+    phase = _STEPS.get((last, step))
+    if phase is None:
+        where = "no rotation is under way" if last is Phase.STABLE else f"the last update did step {last.value}"
+        reason = "removed while a rotation is under way" if step is None else "skips a step or goes back"
+        raise ConfigError(ROTATION_KEY, step and step.value, f"{reason}: {where}; the next step is {_NEXT[last].value}")
+    if phase is last:
+        return AnchorPlan(generation, phase)
+    if phase is Phase.BUNDLE:
+        return AnchorPlan(
+            generation + 1,
+            phase,
+            f"trust anchor rotation, step bundle: makes trust anchor {generation + 1}; the trust roots carry "
+            f"anchors {generation} and {generation + 1}; anchor {generation} still signs the issuers. "
+            f"Once every meshed pod has restarted, set {ROTATION_KEY}=issuers",
+        )
+    if phase is Phase.ISSUERS:
+        return AnchorPlan(
+            generation,
+            phase,
+            f"trust anchor rotation, step issuers: every issuer is re-issued by trust anchor {generation}; "
+            f"the trust roots still carry anchors {generation - 1} and {generation}. "
+            f"Once every proxy has a certificate from a new issuer (24h), set {ROTATION_KEY}=drop-old",
+        )
+    return AnchorPlan(
+        generation,
+        phase,
+        f"trust anchor rotation, step drop-old: the trust roots carry only trust anchor {generation}; "
+        f"anchor {generation - 1} is deleted. The rotation is done",
+    )
+
+
+def anchor_resource_name(name: str, generation: int) -> str:
+    # The first anchor keeps the name it always had; each rotation's anchor is a new resource, made once.
+    return f"{name}-trust-anchor" if generation == 0 else f"{name}-trust-anchor-{generation}"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -33,6 +135,8 @@ class LinkerdIdentityArgs:
     # The issuers as the last update left them ({cluster: {"generation": n, "notAfter": ...}}),
     # read from this stack's own outputs; None or {} on the first update.
     previous_issuers: pulumi.Input[Mapping[str, Any]] | None = None
+    # The anchors this update keeps (a rotation's step); decided before anything is registered.
+    anchors: AnchorPlan = AnchorPlan()
 
 
 def issuer_generation(previous: Mapping[str, Any] | None, now: datetime.datetime, renew_before_days: int) -> int:
@@ -65,22 +169,36 @@ def _key_pair(cmd: command.local.Command) -> tuple[pulumi.Output[str], pulumi.Ou
 
 
 class LinkerdIdentity(pulumi.ComponentResource):
+    # The anchor that signs the issuers, and the roots every proxy trusts (during a rotation, two anchors).
     trust_anchor_pem: pulumi.Output[str]
     trust_anchor_key_pem: pulumi.Output[str]
+    trust_roots_pem: pulumi.Output[str]
     issuers: dict[str, Issuer]
     # {cluster: {"generation": n, "notAfter": ...}}, for the next update's renewal decision.
     issuer_state: pulumi.Output[dict[str, Any]]
+    # {"generation": n, "phase": ...}, for the next update's rotation step.
+    anchor_state: dict[str, Any]
 
     def __init__(self, name: str, args: LinkerdIdentityArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("aes-linkerd2:index:LinkerdIdentity", name, None, opts)
         self._python = args.python
-        self.trust_anchor_pem, self.trust_anchor_key_pem = self._certificate(
-            f"{name}-trust-anchor",
-            "anchor",
-            upstream.trust_anchor_common_name(args.trust_domain),
-            upstream.TRUST_ANCHOR_VALIDITY_HOURS,
-            triggers=[args.trust_domain],
-        )
+        plan = args.anchors
+        if plan.said:
+            # Said in the preview, before the update does it.
+            pulumi.log.warn(plan.said, self)
+        anchors = {
+            generation: self._certificate(
+                anchor_resource_name(name, generation),
+                "anchor",
+                upstream.trust_anchor_common_name(args.trust_domain),
+                upstream.TRUST_ANCHOR_VALIDITY_HOURS,
+                triggers=[args.trust_domain],
+            )
+            for generation in plan.trusted
+        }
+        self.trust_anchor_pem, self.trust_anchor_key_pem = anchors[plan.signing]
+        self.trust_roots_pem = pulumi.Output.all(*(anchors[g][0] for g in plan.trusted)).apply(bundle)
+        self.anchor_state = plan.state()
         previous = pulumi.Output.from_input(args.previous_issuers or {})
         now = clock.now()
         self.issuers = {}
@@ -108,6 +226,8 @@ class LinkerdIdentity(pulumi.ComponentResource):
         self.register_outputs(
             {
                 "trustAnchorPem": self.trust_anchor_pem,
+                "trustRootsPem": self.trust_roots_pem,
+                "anchors": self.anchor_state,
                 "issuers": self.issuer_state,
                 **{f"{cluster}IssuerCertPem": issuer.cert_pem for cluster, issuer in self.issuers.items()},
             }
@@ -120,7 +240,7 @@ class LinkerdIdentity(pulumi.ComponentResource):
             # Said in the preview, before the update replaces it.
             pulumi.log.warn(
                 f"the {cluster} issuer expires {last['notAfter']}, within {renew_before_days} days: "
-                "this update issues a new one from the same trust anchor",
+                "this update issues a new one from the trust anchor that signs the issuers",
                 self,
             )
         return generation

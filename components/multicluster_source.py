@@ -77,7 +77,7 @@ class MulticlusterSource(pulumi.ComponentResource):
         super().__init__("aes-linkerd2:index:MulticlusterSource", name, None, opts)
         line = args.line
         link_command = pulumi.Output.all(args.gateway_name, args.gateway_namespace).apply(
-            lambda gw: args.target_cli.line(
+            lambda gw: args.target_cli.command_line(
                 *link_args(
                     line,
                     args.target_cluster_name,
@@ -112,7 +112,7 @@ class MulticlusterSource(pulumi.ComponentResource):
                 # One after the other: the gateways listing means little when the check failed.
                 check = command.local.Command(
                     f"{name}-{step}",
-                    create=args.cli.line(*cli_args),
+                    create=args.cli.command_line(*cli_args),
                     triggers=triggers,
                     opts=pulumi.ResourceOptions(parent=self, depends_on=self.link.apply(_after([*after, *self.checks]))),
                 )

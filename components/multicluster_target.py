@@ -40,8 +40,10 @@ class MulticlusterTargetArgs:
     probe_period_seconds: int
     trust_domain: str
     exported_services: Sequence[tuple[str, str]]
-    # Edge Stack's objects and mesh patch, Linkerd's control plane, and the services to export.
+    # Edge Stack's objects and mesh patch, and Linkerd's control plane and multicluster extension.
     depends_on: Sequence[pulumi.Resource] = ()
+    # What the exports wait for besides: the services they label (the gateway does not wait for them).
+    exports_after: Sequence[pulumi.Resource] = ()
     # The Edge Stack Service: when it goes, the patch on it needs no undoing.
     service_resource: pulumi.Resource | None = None
 
@@ -161,7 +163,9 @@ class MulticlusterTarget(pulumi.ComponentResource):
             k8s.core.v1.ServicePatch(
                 f"{name}-export-{namespace}-{service}",
                 metadata=export_metadata(line, gateway, service, namespace),
-                opts=pulumi.ResourceOptions.merge(after, pulumi.ResourceOptions(depends_on=[self.service_patch])),
+                # The gateway's Service patch waits for everything `after` names: one edge per export, not
+                # a dozen (the SDK walks the graph behind each edge).
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.service_patch, *args.exports_after]),
             )
             for namespace, service in args.exported_services
         ]

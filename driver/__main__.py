@@ -9,9 +9,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from driver import certs
-from driver.api import STACKS, Deployment, OperationResult, Progress
-from driver.settings import DriverError
+from rich.console import Console
+from rich.live import Live
+
+from driver import certs, status
+from driver.api import STACKS, Deployment, OperationResult
+from driver.progress import Display
+from driver.settings import DriverError, read_settings
 
 VERBS = {
     "up": "deploy: the target stack (Linkerd, Edge Stack as gateway, exports, trust anchor), then the source "
@@ -22,6 +26,8 @@ VERBS = {
     "outputs": "print each stack's outputs (secrets masked)",
     "certs": "list each stack's identity certificates (anchor, issuers) with the days they have left; "
     f"exit 1 when one has fewer than --warn-days ({certs.WARN_DAYS}, as `linkerd check` warns)",
+    "status": "read both clusters live (through each stack's outputs and kube context): control plane, Edge Stack "
+    "and the gateway, the link and mirrored services, certificates; exit 1 when any check fails",
     "render": "write every Kubernetes object each stack would apply as YAML, one folder per stack, "
     "offline: no cluster, no Pulumi CLI; secrets are not written",
 }
@@ -42,6 +48,11 @@ def parser() -> argparse.ArgumentParser:
         sub.add_argument("--json", action="store_true", help="print the result as JSON")
         if verb == "certs":
             sub.add_argument("--warn-days", type=int, default=certs.WARN_DAYS, help="mark what has fewer days left")
+        if verb == "status":
+            sub.add_argument("--warn-days", type=int, default=certs.WARN_DAYS, help="a certificate with fewer days left fails")
+            sub.add_argument("--watch", action="store_true", help="refresh in place until interrupted")
+            sub.add_argument("--interval", type=float, default=5.0, help="seconds between refreshes with --watch")
+            sub.add_argument("--svg", metavar="FILE", help="also draw the clusters, the gateway and the link as SVG")
         if verb == "destroy":
             sub.add_argument("--force", action="store_true", help="destroy the target alone even while the source links to it")
         if verb in ("up", "preview", "refresh"):
@@ -54,12 +65,35 @@ def parser() -> argparse.ArgumentParser:
     return root
 
 
-def show_progress(progress: Progress) -> None:
-    minutes, seconds = divmod(int(progress.elapsed_seconds), 60)
-    print(
-        f"[{progress.stack}] {progress.operation}: {progress.done} done, {minutes:02d}:{seconds:02d}  {progress.step}",
-        file=sys.stderr,
-    )
+def read_status(deployment: Deployment, args: argparse.Namespace) -> status.Report:
+    outputs = stack_outputs(deployment)
+    settings = {stack: read_settings(deployment.project_dir, stack) for stack in outputs}
+    report = status.collect(outputs, settings, status.kubectl_runner, args.warn_days, status.linkerd_gateways)
+    if args.svg:
+        Path(args.svg).write_text(status.svg(report), encoding="utf-8")
+    return report
+
+
+def show_status(deployment: Deployment, args: argparse.Namespace) -> int:
+    """`status`: once (text, table on a terminal, or JSON), or refreshed in place with --watch."""
+    report = read_status(deployment, args)
+    console = Console()
+    if args.json:
+        print(json.dumps(report.data(), indent=2))
+    elif args.watch:
+        with Live(status.table(report), console=console, screen=False, auto_refresh=False) as live:
+            try:
+                while True:
+                    time.sleep(args.interval)
+                    report = read_status(deployment, args)
+                    live.update(status.table(report), refresh=True)
+            except KeyboardInterrupt:
+                pass
+    elif console.is_terminal:
+        console.print(status.table(report))
+    else:
+        print(status.text(report))
+    return 0 if report.healthy else 1
 
 
 def render_report(summary: dict[str, Any]) -> str:
@@ -112,8 +146,11 @@ def stack_outputs(deployment: Deployment) -> dict[str, dict[str, Any]]:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     started = time.monotonic()
+    display = Display(sys.stderr)
     try:
-        deployment = Deployment(args.project_dir, stacks=args.stack or STACKS, on_progress=None if args.json else show_progress)
+        deployment = Deployment(args.project_dir, stacks=args.stack or STACKS, on_progress=None if args.json else display.update)
+        if args.verb == "status":
+            return show_status(deployment, args)
         if args.verb == "render":
             summary = deployment.render(args.out, overrides(args.set))
             print(json.dumps(summary, indent=2) if args.json else render_report(summary))
@@ -129,9 +166,10 @@ def main(argv: list[str] | None = None) -> int:
                 print(certs.table(found, args.warn_days))
             return 1 if any(row["due"] for row in found) else 0
         operation = getattr(deployment, args.verb)
-        result: OperationResult = (
-            operation(expect_no_changes=args.expect_no_changes) if args.verb != "destroy" else operation(force=args.force)
-        )
+        with display:
+            result: OperationResult = (
+                operation(expect_no_changes=args.expect_no_changes) if args.verb != "destroy" else operation(force=args.force)
+            )
     except DriverError as error:
         if args.json:
             print(json.dumps({"operation": args.verb, "succeeded": False, "exitCode": error.exit_code, "error": str(error)}))

@@ -9,6 +9,9 @@ from typing import Any
 from pulumi import automation as auto
 
 SECRET_MASK = "[secret]"
+# Steps the engine runs at once (its default is 8): most of a step is waiting for the API server or
+# a rollout, and the widest wave here (the CRDs of Linkerd and Edge Stack) is about 35 objects.
+PARALLEL = 64
 
 
 def _step(event: auto.EngineEvent) -> tuple[str, bool] | None:
@@ -56,7 +59,7 @@ class AutomationEngine:
             if step is not None:
                 on_step(*step)
 
-        common: dict[str, Any] = {"on_event": on_event, "color": "never"}
+        common: dict[str, Any] = {"on_event": on_event, "color": "never", "parallel": PARALLEL}
         if operation == "up":
             up = handle.up(expect_no_changes=expect_no_changes, show_secrets=False, **common)
             return _changes(up.summary.resource_changes), _outputs(up.outputs)

@@ -195,6 +195,9 @@ class ProgramMocks(Mocks):
         return ""
 
     def call(self, args: MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+        if args.token == "pulumi:pulumi:readStackOutputs":  # the engine's builtin: a stack's last outputs
+            name = str(args.args["name"])
+            return {"name": name, "outputs": dict(self.stack_references.get(name) or {})}, []
         if args.token != "command:local:run":
             return {}, [("token", f"cannot answer {args.token} offline")]
         command, stdin = str(args.args["command"]), args.args.get("stdin")
@@ -272,7 +275,18 @@ class Evaluation:
         return (r for r in self.registrations if r.parent == parent.urn)
 
     def depends(self, resource: Registration, on: Registration) -> bool:
-        return on.urn in resource.dependencies
+        """Whether the engine creates `on` before `resource`: a dependency, direct or through others."""
+        by_urn = {r.urn: r for r in self.registrations}
+        seen: set[str] = set()
+        waiting = list(resource.dependencies)
+        while waiting:
+            urn = waiting.pop()
+            if urn == on.urn:
+                return True
+            if urn not in seen and urn in by_urn:
+                seen.add(urn)
+                waiting.extend(by_urn[urn].dependencies)
+        return False
 
 
 def evaluate(

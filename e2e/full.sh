@@ -2,8 +2,8 @@
 # The whole program on the real engine: two local clusters (target and source), the Pulumi CLI, the
 # kubernetes and command providers, the Python language host and the linkerd CLI, all real, driven
 # through ./aes-linkerd2 as a user runs it: up (target, then source, with the Link made by the real
-# link-gen against the target's API server), no-change preview, second up, refresh, destroy (source
-# first). Every check reads the live objects with kubectl, not what Pulumi reports.
+# link-gen against the target's API server), no-change preview, second up, refresh, an issuer renewal,
+# a trust anchor rotation (three ups), destroy (source first). Every check reads the live objects with kubectl, not what Pulumi reports.
 #
 #   e2e/full.sh                      needs the tool cache (CONTRIBUTING.md); exits 2 when a tool is missing
 #   e2e/full.sh --skip-if-missing    exits 0 instead, after saying loudly what did not run (CI)
@@ -105,7 +105,7 @@ STACK_CRDS=$EMISSARY_CRDS
 PROJECT=$WORK/project
 mkdir -p "$PROJECT"
 git ls-files -co --exclude-standard -z | tar --null -T - -cf - | tar -xf - -C "$PROJECT"
-ln -sfn "$ROOT/venv" "$PROJECT/venv"  # -n: a checkout's venv symlink was copied in: replace it, never write into it
+ln -sfn "$ROOT/venv" "$PROJECT/venv"  # -n: a worktree whose venv is itself a link (git lists it) copied one
 python3 - "$EMISSARY_CRDS" "$WORK/emissary-crds.no-webhook.yaml" <<'EOF'
 import sys, yaml
 documents = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
@@ -166,6 +166,39 @@ target_up_s=$(stack_seconds target "$WORK/up.log")
 say "up (target, then source): ${t_up}s"
 check_loopback target; check_loopback source
 live after-up
+# `status` answers from the live clusters. Where nothing real runs, its lines fail, and only those:
+# no Service has endpoints here (the API server refuses kwok's loopback pod IPs in Endpoints), so
+# Linkerd's webhooks show none, and no service mirror runs, so nothing is mirrored; whether the
+# gateway is alive, and its latency, is "unknown" (only the service mirror's probe knows).
+status_rc=0
+(cd "$PROJECT" && ./aes-linkerd2 status --svg "$WORK/status.svg") > "$WORK/status.txt" 2>&1 || status_rc=$?
+sed 's/^/    /' "$WORK/status.txt" >&2
+(cd "$PROJECT" && ./aes-linkerd2 status --json) > "$WORK/status.json" 2>/dev/null || true
+"$ROOT/venv/bin/python" - "$WORK/status.json" "$status_rc" <<'EOF' || { say "FAILED: status"; exit 1; }
+import json, sys
+report, rc = json.load(open(sys.argv[1])), int(sys.argv[2])
+clusters = {c["stack"]: c for c in report["clusters"]}
+assert [(c["stack"], c["context"]) for c in report["clusters"]] == [("target", "target"), ("source", "source")], clusters
+def states(stack):
+    return {check["name"]: (check["state"], check["detail"]) for check in clusters[stack]["checks"]}
+target, source = states("target"), states("source")
+for stack, checks in (("target", target), ("source", source)):
+    for name in ("linkerd/linkerd-identity", "linkerd/linkerd-destination", "linkerd/linkerd-proxy-injector",
+                 "emissary/emissary-ingress", "meshed", "namespace default"):
+        assert checks[name][0] == "ok", (stack, name, checks[name])
+    for name, (state, detail) in checks.items():
+        needs_pods = name.startswith("webhook ") and "0 endpoint(s)" in detail
+        needs_mirror = name == "gateway mirror" or name.startswith("mirror ")
+        assert state == "ok" or needs_pods or needs_mirror or name == "gateway alive, latency", (stack, name, state, detail)
+for name in ("gateway ports", "gateway annotations", "default/qotm-linkerd2"):
+    assert target[name][0] == "ok", (name, target[name])
+assert source["Link target"][0] == "ok" and "127.0.0.1:4143" in source["Link target"][1], source["Link target"]
+assert source["gateway alive, latency"][0] == "unknown"
+assert clusters["target"]["gatewayPorts"] == ["mc-probe 80->8080", "https 443->8443", "mc-gateway 4143->4143"]
+assert rc == (0 if report["healthy"] else 1), (rc, report["healthy"])
+print(f"[full] status: {sum(len(c['checks']) for c in clusters.values())} checks read live, exit {rc}", file=sys.stderr)
+EOF
+[ -z "${E2E_STATUS_SVG:-}" ] || cp "$WORK/status.svg" "$E2E_STATUS_SVG"
 webhooks_served target; webhooks_served source
 t_preview=$(driver preview --expect-no-changes)
 target_preview_s=$(stack_seconds target "$WORK/preview.log")
@@ -200,6 +233,45 @@ live after-renewal "$WORK/issuers-before.json"
 unset AES_LINKERD2_NOW
 t_renew_again=$(driver preview --expect-no-changes)
 say "renewal on $due_day: up ${t_renew}s re-issued the source's issuer (said so first); then no changes (${t_renew_again}s)"
+# Trust anchor rotation: one up per step of trustAnchorRotation on the target (bundle, issuers,
+# drop-old); each preview says its step first, each up reaches both clusters (the source follows the
+# target's outputs), checked on the live ConfigMaps and Secrets; then keeping or removing the value
+# changes nothing, and a skipped step is refused before anything is registered.
+rotation() {  # rotation VALUE|"": sets (or removes) trustAnchorRotation in the target's stack file
+  "$ROOT/venv/bin/python" - "$PROJECT/Pulumi.target.yaml" "$1" <<'EOF'
+import sys, yaml
+path, value = sys.argv[1:3]
+document = yaml.safe_load(open(path))
+document["config"].pop("aes-linkerd2:trustAnchorRotation", None)
+if value:
+    document["config"]["aes-linkerd2:trustAnchorRotation"] = value
+yaml.safe_dump(document, open(path, "w"), sort_keys=False)
+EOF
+}
+live identity > "$WORK/identity-before-bundle.json"
+t_rotation=()
+before=$WORK/identity-before-bundle.json
+for step in bundle issuers drop-old; do
+  rotation "$step"
+  driver preview --stack target > /dev/null
+  grep -q "trust anchor rotation, step $step" "$WORK/preview.log" || { say "FAILED: the preview did not say step $step"; exit 1; }
+  t_rotation+=("$step $(driver up)s")
+  grep -q "trust anchor rotation, step $step" "$WORK/up.log" || { say "FAILED: up did not say step $step"; exit 1; }
+  live after-rotation "$step" "$before" > "$WORK/identity-after-$step.json"
+  before=$WORK/identity-after-$step.json
+done
+(cd "$PROJECT" && ./aes-linkerd2 certs) 2>/dev/null | sed 's/^/    /' >&2
+t_kept=$(driver preview --expect-no-changes)
+rotation ""
+t_removed=$(driver preview --expect-no-changes)
+rotation issuers
+if (cd "$PROJECT" && ./aes-linkerd2 preview --stack target) > "$WORK/skipped.log" 2>&1; then
+  say "FAILED: issuers without bundle was not refused"; exit 1
+fi
+grep -q "config aes-linkerd2:trustAnchorRotation = 'issuers': skips a step or goes back" "$WORK/skipped.log" \
+  || { tail -20 "$WORK/skipped.log" >&2; say "FAILED: the skipped step's error does not name the key"; exit 1; }
+rotation ""
+say "rotation: ${t_rotation[*]}; then no changes with drop-old kept (${t_kept}s) and removed (${t_removed}s); a skipped step refused"
 t_destroy=$(driver destroy)
 say "destroy (source, then target): ${t_destroy}s"
 live after-destroy
@@ -250,6 +322,13 @@ EOF
     >/dev/null || return 1
   "${k[@]}" wait --for=condition=Available deploy --all -A --timeout=600s >/dev/null || return 1
   kubectl_apply_s=$(python3 -c "import time; print(f'{time.time() - $began:.1f}')")
+  # What `up` awaits of each Deployment, its rollout complete (the patched template's too), where
+  # Available above is already true while the old pods still serve: the same objects, kubectl's way.
+  "${k[@]}" get deploy -A -o jsonpath='{range .items[*]}{.metadata.namespace} {.metadata.name}{"\n"}{end}' \
+    | while read -r namespace deployment; do
+        "${k[@]}" -n "$namespace" rollout status "deploy/$deployment" --timeout=600s >/dev/null || exit 1
+      done || return 1
+  kubectl_rollout_s=$(python3 -c "import time; print(f'{time.time() - $began:.1f}')")
   began=$(date +%s.%N)
   local group status=0
   for group in 1-namespaces 2-crds 3-objects 4-custom; do
@@ -262,14 +341,14 @@ EOF
   kubectl_diff_s=$(python3 -c "import time; print(f'{time.time() - $began:.1f}')")
 }
 if kubectl_bench; then
-  ratios=$(python3 -c "print(f'{$target_up_s / $kubectl_apply_s:.2f}x', f'{$target_preview_s / $kubectl_diff_s:.2f}x')" \
-    2>/dev/null || echo "?x ?x")
-  say "PERFORMANCE: target up ${target_up_s}s vs kubectl apply --server-side + wait ${kubectl_apply_s}s (${ratios% *});" \
-    "no-change preview ${target_preview_s}s vs kubectl diff ${kubectl_diff_s}s (${ratios#* })"
+  read -r up_ratio rollout_ratio preview_ratio < <(python3 -c "
+print(f'{$target_up_s / $kubectl_apply_s:.2f}x', f'{$target_up_s / $kubectl_rollout_s:.2f}x', f'{$target_preview_s / $kubectl_diff_s:.2f}x')")
+  say "PERFORMANCE: target up ${target_up_s}s vs kubectl apply --server-side + wait ${kubectl_apply_s}s (${up_ratio});" \
+    "+ every rollout done ${kubectl_rollout_s}s (${rollout_ratio}); no-change preview ${target_preview_s}s vs kubectl diff ${kubectl_diff_s}s (${preview_ratio})"
 else
   say "PERFORMANCE NOT MEASURED: the kubectl comparison failed (see $WORK/render.log and the bench cluster's logs)"
 fi
-say "passed in $((SECONDS - started))s: up ${t_up}s, no-change preview ${t_preview}s, second up ${t_up2}s, refresh ${t_refresh}s, renewal ${t_renew}s, destroy ${t_destroy}s"
+say "passed in $((SECONDS - started))s: up ${t_up}s, no-change preview ${t_preview}s, second up ${t_up2}s, refresh ${t_refresh}s, renewal ${t_renew}s, rotation ${t_rotation[*]}, destroy ${t_destroy}s"
 [ -n "$WEBHOOK_INJECTOR" ] && say "SHOWN: the real proxy injector served both clusters; the meshed pods carry its proxy"
 [ -n "$WEBHOOK_APIEXT" ] && say "SHOWN: Emissary's real CRDs (v2 stored), v3alpha1 written through the real apiext conversion"
 say "NOT SHOWN here (no real pods): the policy validator serving its webhook (so HA is off),"

@@ -1,6 +1,8 @@
 """The live objects of both local clusters, checked with kubectl after e2e/full.sh's steps.
 
-    python e2e/live.py after-up | after-destroy
+    python e2e/live.py after-up | after-destroy | issuers | identity
+    python e2e/live.py after-renewal ISSUERS.json
+    python e2e/live.py after-rotation bundle|issuers|drop-old IDENTITY.json   (prints the identity it found)
 
 Reads the committed stacks' names (Emissary in `emissary`, QOTM on the target) from upstream's table,
 so a check says what the page asks for, not what the program happened to do.
@@ -9,6 +11,7 @@ so a check says what the page asks for, not what the program happened to do.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import subprocess
@@ -298,9 +301,71 @@ def after_renewal() -> None:
     control_plane("target")
 
 
+def roots(context: str) -> list[str]:
+    """The live trust roots (linkerd-identity-trust-roots), one PEM per anchor."""
+    bundle = get(context, "configmap", "-n", "linkerd", "linkerd-identity-trust-roots")["data"]["ca-bundle.crt"]
+    marker = "-----END CERTIFICATE-----"
+    return [part.strip() + "\n" + marker + "\n" for part in bundle.split(marker) if part.strip()]
+
+
+def identity() -> dict[str, Any]:
+    """Each cluster's live trust roots and issuer."""
+    return {"roots": {context: roots(context) for context in ("target", "source")}, "issuers": issuers()}
+
+
+def after_rotation() -> None:
+    """One step of a trust anchor rotation, on both clusters, against what the step before left.
+
+    bundle: the roots carry the old anchor and a new one; the issuers are as they were (old-signed).
+    issuers: the same two roots; each cluster's issuer is new and signed by the new anchor.
+    drop-old: only the new anchor; the issuers as the last step left them.
+    """
+    step, before = sys.argv[2], json.loads(Path(sys.argv[3]).read_text())
+    now = identity()
+    for context in ("target", "source"):
+        old, trusted, issuer = before["roots"][context], now["roots"][context], certificate(now["issuers"][context])
+        if step == "bundle":
+            check(
+                f"{context}: the roots carry the old anchor and a new one",
+                len(old) == 1 and trusted[0] == old[0] and len(trusted) == 2,
+            )
+            signer = trusted[0]
+        else:
+            check(f"{context}: the roots carried two anchors before {step}", len(old) == 2)
+            expected = old if step == "issuers" else old[1:]
+            check(f"{context}: the roots after {step}", trusted == expected, [common_name(certificate(p)) for p in trusted])
+            signer = old[1]
+        check(
+            f"{context}: the issuer is {'new' if step == 'issuers' else 'kept'}",
+            (issuer != certificate(before["issuers"][context])) is (step == "issuers"),
+        )
+        check(
+            f"{context}: the issuer is signed by the {'old' if step == 'bundle' else 'new'} anchor",
+            _signed(issuer, certificate(signer)),
+        )
+        values = yaml.safe_load(get(context, "configmap", "-n", "linkerd", "linkerd-config")["data"]["values"])
+        check(
+            f"{context}: linkerd-config carries the same roots",
+            values["identityTrustAnchorsPEM"].strip() == "".join(trusted).strip(),
+        )
+        check(
+            f"{context}: linkerd-config names the Secret's issuer",
+            certificate(values["identity"]["issuer"]["tls"]["crtPEM"]) == issuer,
+        )
+        # Linkerd annotates its pods with the sha256 of the anchors file as read: the roots, one newline each.
+        digest = hashlib.sha256("".join(trusted).encode()).hexdigest()
+        for name in ("linkerd-identity", "linkerd-destination", "linkerd-proxy-injector"):
+            notes = get(context, "deploy", "-n", "linkerd", name)["spec"]["template"]["metadata"]["annotations"]
+            check(f"{context}: {name} rolls to the roots' hash", notes.get("linkerd.io/trust-root-sha256") == digest, notes)
+    check("both clusters trust the same roots", now["roots"]["target"] == now["roots"]["source"])
+    print(json.dumps(now))
+
+
 if __name__ == "__main__":
-    if sys.argv[1] == "issuers":
-        print(json.dumps(issuers()))
+    if sys.argv[1] in ("issuers", "identity"):
+        print(json.dumps(issuers() if sys.argv[1] == "issuers" else identity()))
         sys.exit(0)
-    {"after-up": after_up, "after-destroy": after_destroy, "after-renewal": after_renewal}[sys.argv[1]]()
+    {"after-up": after_up, "after-destroy": after_destroy, "after-renewal": after_renewal, "after-rotation": after_rotation}[
+        sys.argv[1]
+    ]()
     print(f"[live] {sys.argv[1]}: {len(CHECKED)} checks passed on the live objects", file=sys.stderr)

@@ -146,7 +146,7 @@ version = config.check_cluster("context", "target", "kubeconfig", sys.argv[1])
 assert version == (1, 34), version
 config.check_line_fits(upstream.CURRENT, version, "target")
 try:
-    config.check_line_fits(upstream.VERSION_LINES["page"], version, "target")
+    config.check_line_fits(upstream.VERSION_LINES["linkerd-2.8"], version, "target")
 except config.ConfigError as error:
     print(f"[page-line] refused before anything is applied: {error}", file=sys.stderr)
 else:

@@ -14,7 +14,9 @@ import hashlib
 import json
 import os
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
+from enum import StrEnum
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -25,6 +27,14 @@ from support import upstream
 
 ANCHOR_CERT_ENV = "TRUST_ANCHOR_CERT_PEM"
 ANCHOR_KEY_ENV = "TRUST_ANCHOR_KEY_PEM"
+
+
+class RotationStep(StrEnum):
+    """The steps of a trust anchor rotation, one `up` each (Linkerd's "manually rotating the trust anchor")."""
+
+    BUNDLE = "bundle"  # a new anchor; the trust roots carry the old and the new one
+    ISSUERS = "issuers"  # every issuer re-issued by the new anchor; the roots still carry both
+    DROP_OLD = "drop-old"  # the roots carry only the new anchor
 
 
 @dataclass(frozen=True)
@@ -181,6 +191,37 @@ def expiry(cert_pem: str) -> str:
     """A certificate's notAfter as Linkerd writes it (the issuer Secret's linkerd.io/identity-issuer-expiry)."""
     not_after = x509.load_pem_x509_certificate(cert_pem.encode()).not_valid_after_utc
     return not_after.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def bundle(pems: Iterable[str]) -> str:
+    """Trust roots of several anchors: each PEM once, each ending in one newline.
+
+    Linkerd hashes the roots as given (`linkerd.io/trust-root-sha256` is the sha256 of the anchors
+    file), and this is the file `cat old.crt new.crt` makes.
+    """
+    return "".join(pem.strip() + "\n" for pem in pems)
+
+
+def split_bundle(roots_pem: str) -> list[str]:
+    """The PEM certificates of trust roots, in order."""
+    marker = "-----END CERTIFICATE-----"
+    return [part.strip() + "\n" + marker + "\n" for part in roots_pem.split(marker) if part.strip()]
+
+
+def anchor_rows(roots_pem: str, signing_pem: str) -> list[tuple[str, str]]:
+    """(name, PEM) of each anchor the roots carry: `trust-anchor` signs the issuers; during a rotation the
+    other is `new-trust-anchor` (not signing yet) or `old-trust-anchor` (about to be dropped).
+
+    The roots list the anchors oldest first.
+    """
+    signing = x509.load_pem_x509_certificate(signing_pem.encode())
+    rows, seen_signing = [("trust-anchor", signing_pem)], False
+    for pem in split_bundle(roots_pem):
+        if x509.load_pem_x509_certificate(pem.encode()) == signing:
+            seen_signing = True
+        else:
+            rows.append(("new-trust-anchor" if seen_signing else "old-trust-anchor", pem))
+    return rows
 
 
 def describe(name: str, role: str, cert_pem: str, now: datetime.datetime) -> dict[str, object]:

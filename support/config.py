@@ -2,19 +2,10 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import difflib
 import ipaddress
 import json
-import os
 import re
-import socket
-import ssl
-import stat
-import urllib.parse
-import urllib.request
-from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -25,10 +16,26 @@ import pulumi.runtime.config
 import yaml
 
 from support import tools, upstream
+from support.certificates import RotationStep
+from support.clusters import OFFLINE_ENV, check_cluster, check_line_fits, server_version
+from support.errors import PROJECT, SECRET_SHOWN, ConfigError, shown
+from support.manifest_input import read_manifest
 
-PROJECT = "aes-linkerd2"
-# What an error, a render or a summary shows in place of a secret value.
-SECRET_SHOWN = "[secret]"
+# Re-exported: callers read the whole input model from here.
+__all__ = [
+    "OFFLINE_ENV",
+    "PROJECT",
+    "SECRET_SHOWN",
+    "ConfigError",
+    "check_cluster",
+    "check_line_fits",
+    "read_manifest",
+    "server_version",
+    "shown",
+]
+
+# Version lines under their old names.
+RENAMED_LINES = {"page": upstream.PAGE.name}
 # The target signs an issuer for the cluster that links to it; the source reads it by this name.
 PEER = "peer"
 
@@ -47,12 +54,6 @@ _STACK_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,100}(/[A-Za-z0-9_.-]{1,100}){0,2}$"
 _WORD = re.compile(r"^[^\s\x00-\x1f\x7f]{1,4096}$")
 # A file path or command name (linkerdCli, kubectl, kubeconfig): no spaces, quotes or shell syntax.
 _PATH = re.compile(r"^[A-Za-z0-9_./+~@:=,-]{1,4096}$")
-# The longest value an error shows, so a huge or hostile value cannot flood the output.
-SHOWN_VALUE_LIMIT = 200
-# Manifests larger than this are refused before they are parsed (Edge Stack's CRDs are 0.4 MiB).
-MANIFEST_LIMIT_BYTES = 16 * 1024 * 1024
-# Deeper YAML is refused before it is composed; Edge Stack's CRD manifests nest 25 deep.
-MANIFEST_NESTING_LIMIT = 100
 
 # Namespaces that belong to Kubernetes, Linkerd or Edge Stack: meshing or creating them is not this program's business.
 RESERVED_NAMESPACES = frozenset(
@@ -72,23 +73,6 @@ BUILTIN_NAMESPACES = frozenset({"default"})
 # Keys the program reads that Pulumi.yaml does not declare: secrets, and `qotm`, whose default depends on the role.
 UNDECLARED_KEYS = frozenset({"edgeStackLicenseKey", "tlsCertificate", "tlsPrivateKey", "qotm"})
 PROJECT_FILE = Path(__file__).resolve().parent.parent / "Pulumi.yaml"
-
-
-def shown(value: object) -> str:
-    """A value as an error shows it: repr (control characters escaped), at most SHOWN_VALUE_LIMIT characters."""
-    text = repr(value)
-    if len(text) <= SHOWN_VALUE_LIMIT:
-        return text
-    return f"{text[: SHOWN_VALUE_LIMIT - 40]}... ({len(text)} characters)"
-
-
-class ConfigError(pulumi.RunError):
-    """A configuration value that cannot work; raised before the first resource is registered."""
-
-    def __init__(self, key: str, value: object, reason: str) -> None:
-        super().__init__(f"config {PROJECT}:{key} = {shown(value)}: {reason}")
-        self.key = key
-        self.value = value
 
 
 class Role(StrEnum):
@@ -162,6 +146,8 @@ class TargetRole:
 
     gateway_hostname: str
     exported_services: tuple[tuple[str, str], ...]  # (namespace, service)
+    # The step of a trust anchor rotation this update does, if any.
+    trust_anchor_rotation: RotationStep | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -356,99 +342,6 @@ def _service_ref(key: str, value: str) -> tuple[str, str]:
     return _label(key, namespace), _label(key, name)
 
 
-# Set by offline tools (the driver's `render`) that evaluate the program without any cluster.
-OFFLINE_ENV = "AES_LINKERD2_OFFLINE"
-
-
-def _kubeconfig_documents(kubeconfig: str | None) -> list[dict[str, Any]] | None:
-    """The kubeconfig files kubectl would read, or None where there is none here."""
-    paths = [kubeconfig] if kubeconfig else os.environ.get("KUBECONFIG", "").split(os.pathsep)
-    paths = [p for p in paths if p] or [os.path.expanduser("~/.kube/config")]
-    documents = []
-    for path in paths:
-        if os.path.isfile(path):
-            with open(path, encoding="utf-8") as handle:
-                documents.append(yaml.safe_load(handle) or {})
-    return documents or None
-
-
-def _cluster_entry(documents: list[dict[str, Any]], context: str) -> dict[str, Any]:
-    entries = {e.get("name"): e.get("context") or {} for d in documents for e in d.get("contexts") or []}
-    clusters = {e.get("name"): e.get("cluster") or {} for d in documents for e in d.get("clusters") or []}
-    entry = clusters.get(entries.get(context, {}).get("cluster"), {})
-    return entry if isinstance(entry, dict) else {}
-
-
-def server_version(cluster: dict[str, Any]) -> tuple[int, int] | None:
-    """The Kubernetes version the API server reports at /version, or None where it cannot be read here.
-
-    /version needs no credentials (every cluster grants it to all), only the kubeconfig's trust in
-    the server. None means "not known": the check it feeds is then left to `kubernetesVersion`.
-    """
-    server = str(cluster.get("server") or "")
-    if not server.startswith("https://"):
-        return None
-    context = ssl.create_default_context()
-    try:
-        if cluster.get("insecure-skip-tls-verify"):
-            context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
-        elif cluster.get("certificate-authority-data"):
-            context.load_verify_locations(cadata=base64.b64decode(cluster["certificate-authority-data"]).decode())
-        elif cluster.get("certificate-authority"):
-            context.load_verify_locations(cafile=str(cluster["certificate-authority"]))
-        with urllib.request.urlopen(f"{server.rstrip('/')}/version", context=context, timeout=5) as response:  # noqa: S310
-            body = json.loads(response.read(65536))
-        # EKS and GKE say "29+": the digits are the version.
-        major, minor = (int(re.sub(r"\D", "", str(body[part])) or "x") for part in ("major", "minor"))
-    except (OSError, ValueError, KeyError, TypeError, binascii.Error, ssl.SSLError):
-        return None
-    return major, minor
-
-
-def check_cluster(
-    key: str, context: str, kubeconfig_key: str, kubeconfig: str | None, *, require_kubeconfig: bool = False
-) -> tuple[int, int] | None:
-    """The context exists in the kubeconfig and its API server answers, before anything is planned.
-
-    Returns the server's Kubernetes version where it can be read (None otherwise). Skipped where
-    OFFLINE_ENV is set (rendering without clusters).
-    """
-    if os.environ.get(OFFLINE_ENV):
-        return None
-    if kubeconfig and not os.path.isfile(kubeconfig):
-        raise ConfigError(kubeconfig_key, kubeconfig, "no such kubeconfig file")
-    documents = _kubeconfig_documents(kubeconfig)
-    if documents is None:
-        if require_kubeconfig:
-            raise ConfigError(key, context, "no kubeconfig found ($KUBECONFIG, ~/.kube/config) to look the context up in")
-        return None  # the provider reports a missing kubeconfig itself
-    contexts = [e.get("name", "") for d in documents for e in d.get("contexts") or []]
-    if context not in contexts:
-        raise ConfigError(key, context, f"is not a context of the kubeconfig (it has: {', '.join(contexts) or 'none'})")
-    cluster = _cluster_entry(documents, context)
-    server = cluster.get("server")
-    if not server:
-        return None
-    url = urllib.parse.urlparse(str(server))
-    port = url.port or (443 if url.scheme == "https" else 80)
-    try:
-        socket.create_connection((url.hostname or "", port), timeout=5).close()
-    except OSError as error:
-        raise ConfigError(key, context, f"its API server {server} is unreachable ({error})") from None
-    return server_version(cluster)
-
-
-def check_line_fits(line: upstream.VersionLine, version: tuple[int, int], context: str) -> None:
-    """Refuse a version line that cannot install on the cluster's Kubernetes, before anything is applied."""
-    if not line.supports_kubernetes(version):
-        raise ConfigError(
-            "versionLine",
-            line.name,
-            f"the API server of context {context!r} runs Kubernetes {version[0]}.{version[1]}, "
-            f"and this line {line.kubernetes_limit} (its CRDs and APIs are gone there)",
-        )
-
-
 # Ports the gateway port must not take: Edge Stack's own (public, listeners, admin) serve other traffic.
 _EDGE_STACK_PORTS = (
     *upstream.EDGE_STACK_PUBLIC_PORTS,
@@ -489,10 +382,14 @@ def _word(key: str, value: str) -> str:
 def load(config: pulumi.Config | None = None) -> StackConfig:
     """Read and validate the whole stack config; raises ConfigError naming the first bad key."""
     check_keys(set_keys(), known_keys())
-    read = _Reader(config or pulumi.Config(PROJECT))
+    config = config or pulumi.Config(PROJECT)
+    read = _Reader(config)
 
     role = _role(read)
-    line_name = _one_of("versionLine", read.text("versionLine", upstream.DEFAULT_LINE) or "", list(upstream.VERSION_LINES))
+    line_name = read.text("versionLine", upstream.DEFAULT_LINE) or ""
+    if line_name in RENAMED_LINES:
+        raise ConfigError("versionLine", line_name, f"was renamed {RENAMED_LINES[line_name]!r}: set that")
+    _one_of("versionLine", line_name, list(upstream.VERSION_LINES))
     line = upstream.VERSION_LINES[line_name]
 
     kubeconfig = read.path("kubeconfig")
@@ -559,8 +456,18 @@ def load(config: pulumi.Config | None = None) -> StackConfig:
         ),
         gateway=_gateway(read),
         workloads=workloads,
-        role=_target(read, workloads) if role is Role.TARGET else _source(read, cluster),
+        role=_role_settings(read, role, workloads, cluster, config),
     )
+
+
+def _role_settings(
+    read: _Reader, role: Role, workloads: WorkloadSettings, cluster: ClusterSettings, config: pulumi.Config
+) -> TargetRole | SourceRole:
+    if role is Role.TARGET:
+        return _target(read, workloads, trust_anchor_rotation(role, config))
+    source = _source(read, cluster)
+    trust_anchor_rotation(role, config)  # refused on the source, which follows the target's step
+    return source
 
 
 def _role(read: _Reader) -> Role:
@@ -673,7 +580,7 @@ def _tls(read: _Reader) -> Tls | None:
     return Tls(hostname=hostname, certificate=certificate, private_key=private_key, acme_email=acme_email)
 
 
-def _target(read: _Reader, workloads: WorkloadSettings) -> TargetRole:
+def _target(read: _Reader, workloads: WorkloadSettings, rotation: RotationStep | None) -> TargetRole:
     hostname = _dns_name("gatewayHostname", read.required("gatewayHostname"))
     meshed = workloads.meshed_namespaces
     default_exports = [f"{workloads.qotm_namespace}/{upstream.QOTM_SERVICE}"] if workloads.qotm else []
@@ -687,7 +594,7 @@ def _target(read: _Reader, workloads: WorkloadSettings) -> TargetRole:
             raise ConfigError(
                 "exportedServices", ref, f"is in namespace {namespace!r}, not one of meshedNamespaces ({', '.join(meshed)})"
             )
-    return TargetRole(gateway_hostname=hostname, exported_services=exported)
+    return TargetRole(gateway_hostname=hostname, exported_services=exported, trust_anchor_rotation=rotation)
 
 
 def _source(read: _Reader, cluster: ClusterSettings) -> SourceRole:
@@ -726,94 +633,6 @@ def _api_server(value: str | None) -> str | None:
     return None if value is None else _base_url("targetApiServerAddress", value, "the target's API server")
 
 
-def read_manifest(key: str, location: str, read: Callable[[str], str]) -> str:
-    """The manifest at `location`, checked to be a bounded, alias-free Kubernetes manifest; or an error naming the key.
-
-    The checks run on the parser's events, before anything is composed, so an alias bomb or a
-    pathological nesting is refused in milliseconds; no error shows the file's content.
-    """
-    if not re.match(r"^https?://", location):
-        path = Path(location).expanduser()
-        path = path if path.is_absolute() else PROJECT_FILE.parent / path
-        try:
-            status = path.stat()
-        except OSError as error:
-            raise ConfigError(
-                key, location, f"cannot be read ({error.strerror}); point it at a reachable URL or a local copy"
-            ) from None
-        if not stat.S_ISREG(status.st_mode):
-            raise ConfigError(key, location, "is not a regular file")
-        if status.st_size > MANIFEST_LIMIT_BYTES:
-            raise ConfigError(key, location, f"is {status.st_size} bytes, more than a manifest's {MANIFEST_LIMIT_BYTES}")
-    try:
-        text = read(location)
-    except (OSError, ValueError) as error:
-        raise ConfigError(key, location, f"cannot be read ({error}); point it at a reachable URL or a local copy") from None
-    if len(text) > MANIFEST_LIMIT_BYTES:
-        raise ConfigError(key, location, f"is {len(text)} characters, more than a manifest's {MANIFEST_LIMIT_BYTES}")
-    problem = manifest_problem(text)
-    if problem is not None:
-        raise ConfigError(key, location, f"is not a Kubernetes manifest: {problem}")
-    return text
-
-
-def manifest_problem(text: str) -> str | None:
-    """Why `text` is not a manifest this program parses (aliases, nesting, objects without apiVersion and kind), or None.
-
-    Upstream's manifests use no YAML aliases; refusing them closes the door on alias bombs.
-    """
-    scan = _ManifestScan()
-    try:
-        for event in yaml.parse(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
-            problem = scan.feed(event)
-            if problem is not None:
-                return f"document {scan.document} {problem}"
-    except yaml.MarkedYAMLError as error:
-        mark = error.problem_mark or error.context_mark
-        return "it is not valid YAML" + (f" at line {mark.line + 1}, column {mark.column + 1}" if mark else "")
-    except yaml.YAMLError:
-        return "it is not valid YAML"
-    return None if scan.objects else "it holds no Kubernetes object"
-
-
-class _ManifestScan:
-    """Follows a YAML event stream: the document's number, the nesting depth, the top-level keys."""
-
-    NOT_AN_OBJECT = "is not an object with apiVersion and kind"
-
-    def __init__(self) -> None:
-        self.document, self.depth, self.keys, self.expect_key = 0, 0, set[str](), False
-        self.objects = 0
-
-    def feed(self, event: yaml.Event) -> str | None:
-        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
-            return "uses YAML anchors or aliases" + (f" (line {event.start_mark.line + 1})" if event.start_mark else "")
-        if isinstance(event, yaml.DocumentStartEvent):
-            self.document, self.keys, self.expect_key = self.document + 1, set(), False
-        elif isinstance(event, yaml.DocumentEndEvent) and self.keys:
-            if not {"apiVersion", "kind"} <= self.keys:
-                return self.NOT_AN_OBJECT
-            self.objects += 1
-        elif isinstance(event, yaml.MappingStartEvent | yaml.SequenceStartEvent):
-            if self.depth == 0 and isinstance(event, yaml.SequenceStartEvent):
-                return self.NOT_AN_OBJECT
-            # The first event inside the top-level mapping is a key.
-            self.depth, self.expect_key = self.depth + 1, self.depth == 0
-            if self.depth > MANIFEST_NESTING_LIMIT:
-                return f"nests deeper than {MANIFEST_NESTING_LIMIT} levels"
-        elif isinstance(event, yaml.MappingEndEvent | yaml.SequenceEndEvent):
-            # A nested value ends: a top-level key comes next.
-            self.depth -= 1
-            self.expect_key = self.depth == 1
-        elif isinstance(event, yaml.ScalarEvent):
-            if self.depth == 0 and event.value.strip():
-                return self.NOT_AN_OBJECT
-            if self.depth == 1 and self.expect_key:
-                self.keys.add(event.value)
-            self.expect_key = self.depth == 1 and not self.expect_key
-        return None
-
-
 def check_target_outputs(cfg: StackConfig, source: SourceRole, target: pulumi.StackReference) -> None:
     """Fail the update when the target stack was built for something else than this source expects."""
 
@@ -829,3 +648,21 @@ def check_target_outputs(cfg: StackConfig, source: SourceRole, target: pulumi.St
     pulumi.Output.all(
         target.require_output("versionLine"), target.require_output("clusterName"), target.require_output("context")
     ).apply(compare)
+
+
+TRUST_ANCHOR_ROTATION = "trustAnchorRotation"
+
+
+def trust_anchor_rotation(role: Role, config: pulumi.Config | None = None) -> RotationStep | None:
+    """`trustAnchorRotation`: the step of a trust anchor rotation this update does, if any (the target's)."""
+    raw = (config or pulumi.Config(PROJECT)).get(TRUST_ANCHOR_ROTATION) or None
+    if raw is None:
+        return None
+    if role is not Role.TARGET:
+        raise ConfigError(
+            TRUST_ANCHOR_ROTATION, raw, "is read by the target stack only (it owns the anchor); the source follows its step"
+        )
+    steps = [step.value for step in RotationStep]
+    if raw not in steps:
+        raise ConfigError(TRUST_ANCHOR_ROTATION, raw, f"must be one of {', '.join(steps)} (one `up` each, in this order)")
+    return RotationStep(raw)

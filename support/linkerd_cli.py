@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import shlex
 from dataclasses import dataclass
 
 import pulumi
 import pulumi_command as command
+from pulumi.runtime.sync_await import _sync_await
 
 from support import tools
 
@@ -37,7 +39,7 @@ class LinkerdCli:
     def argv(self, *args: str) -> list[str]:
         return [self.binary, *self.cluster.flags(), *args]
 
-    def line(self, *args: str) -> str:
+    def command_line(self, *args: str) -> str:
         return shlex.join(self.argv(*args))
 
     def render(self, *args: str, stdin: str | None = None) -> str:
@@ -46,13 +48,11 @@ class LinkerdCli:
         Goes through pulumi-command's `local.run` invoke, whose output is not kept in state; whatever
         of it becomes a resource is marked secret there where it must be (Secrets are).
         """
-        try:
-            return command.local.run(command=self.line(*args), stdin=stdin, logging=command.local.Logging.NONE).stdout
-        except Exception as error:  # the invoke reports a failed command as a generic error
-            raise ToolError(
-                f"`{self.line(*args)}` failed: {error}. Is the linkerd CLI ({self.binary}) installed, "
-                "on PATH and of the version this stack pins?"
-            ) from None
+        return self.start(*args, stdin=stdin).stdout()
+
+    def start(self, *args: str, stdin: str | None = None) -> PendingRender:
+        """`render`, started now and read later: several renders run at once, and beside the program."""
+        return PendingRender(self, args, stdin)
 
     def client_version(self) -> str:
         """`linkerd version --client --short`; needs no cluster."""
@@ -71,3 +71,32 @@ class LinkerdCli:
                 f"the linkerd CLI `{self.binary}` is {found!r}, but this stack pins linkerdVersion {pinned!r}: "
                 "install that release (its charts are what gets applied) or change linkerdVersion"
             )
+
+
+class PendingRender:
+    """A CLI render under way: pulumi-command's `local.run` invoke, started as a task of the SDK's loop.
+
+    Not its output form: an Output whose invoke failed fails the whole program with the bare invoke
+    error when the program ends, in place of the ToolError that `stdout` raises.
+    """
+
+    def __init__(self, cli: LinkerdCli, args: tuple[str, ...], stdin: str | None) -> None:
+        self.cli, self.args, self.command_line = cli, args, cli.command_line(*args)
+        # The arguments and options the provider's own `local.run` sends (its pinned version included).
+        inputs = {"command": self.command_line, "stdin": stdin, "logging": command.local.Logging.NONE}
+        self._task = asyncio.ensure_future(
+            pulumi.runtime.invoke_async("command:local:run", inputs, command._utilities.get_invoke_opts_defaults())
+        )
+        # A render the program never reads (it stopped on another error first) fails quietly.
+        self._task.add_done_callback(lambda task: task.cancelled() or task.exception())
+
+    def stdout(self) -> str:
+        """Wait for the render (pumping the event loop, as the SDK's own blocking invokes do)."""
+        try:
+            result = _sync_await(self._task)
+        except Exception as error:  # the invoke reports a failed command as a generic error
+            raise ToolError(
+                f"`{self.command_line}` failed: {error}. Is the linkerd CLI ({self.cli.binary}) installed, "
+                "on PATH and of the version this stack pins?"
+            ) from None
+        return str(result["stdout"])

@@ -29,7 +29,7 @@ _BUILTIN_GROUPS = {"", "apps", "batch", "policy", "autoscaling"}
 _FOUNDATION_KINDS = {"Namespace", "CustomResourceDefinition"}
 # Admission webhooks and aggregated APIs answer through Deployments of the same manifest:
 # registering them before those are Ready would block every later pod (failurePolicy: Fail in HA).
-_SERVED_BY_DEPLOYMENTS = {"MutatingWebhookConfiguration", "ValidatingWebhookConfiguration", "APIService"}
+SERVED_BY_DEPLOYMENTS = {"MutatingWebhookConfiguration", "ValidatingWebhookConfiguration", "APIService"}
 
 
 class ManifestError(pulumi.RunError):
@@ -168,7 +168,7 @@ def register(
     Namespaces and CRDs come first; namespaced objects wait for their namespace, custom resources
     for the CRDs, webhooks and API services for the Deployments that serve them.
     """
-    ordered = sorted(objects, key=lambda o: (o.kind not in _FOUNDATION_KINDS, o.kind in _SERVED_BY_DEPLOYMENTS))
+    ordered = sorted(objects, key=lambda o: (o.kind not in _FOUNDATION_KINDS, o.kind in SERVED_BY_DEPLOYMENTS))
     registered: dict[str, pulumi.CustomResource] = {}
     # What custom resources and webhooks wait for, kept as they are registered (in that order).
     waited_for: dict[str, list[pulumi.Resource]] = {kind: [] for kind in ("CustomResourceDefinition", "Deployment")}
@@ -181,7 +181,7 @@ def register(
             after.append(registered[f"Namespace/{obj.namespace}"])
         if not obj.is_builtin:
             after.extend(waited_for["CustomResourceDefinition"])
-        if obj.kind in _SERVED_BY_DEPLOYMENTS:
+        if obj.kind in SERVED_BY_DEPLOYMENTS:
             after.extend(waited_for["Deployment"])
         body = stand_ins.substitute(obj.body, replacements or {})
         resource_opts = pulumi.ResourceOptions.merge(

@@ -159,7 +159,7 @@ def _webhook_material(
 
 
 PAGE = VersionLine(
-    name="page",
+    name="linkerd-2.8",
     summary="The page's own releases: Linkerd stable-2.8.1, Edge Stack 1.14.4, getambassador.io/v2",
     linkerd_versions=("stable-2.8.1",),
     separate_crds=False,

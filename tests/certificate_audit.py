@@ -73,20 +73,23 @@ def certificates(registrations: list[Registration]) -> list[Found]:
 IDENTITY_NAMES = ("root.linkerd.cluster.local", "identity.linkerd.cluster.local")
 
 
-def assert_only_the_real_identity(evaluation: Evaluation, anchor_pem: str, issuer_pem: str) -> None:
-    """Every identity certificate applied is the real anchor or issuer; no stand-in or its child anywhere."""
-    anchor = x509.load_pem_x509_certificate(anchor_pem.encode())
+def assert_only_the_real_identity(evaluation: Evaluation, anchor_pem: str | list[str], issuer_pem: str) -> None:
+    """Every identity certificate applied is a real anchor (during a rotation, either of two) or the real
+    issuer, which one of them signed; no stand-in or its child anywhere."""
+    anchors = [
+        x509.load_pem_x509_certificate(pem.encode()) for pem in ([anchor_pem] if isinstance(anchor_pem, str) else anchor_pem)
+    ]
     issuer = x509.load_pem_x509_certificate(issuer_pem.encode())
     stand_ins = [x509.load_pem_x509_certificate(p.cert_pem.encode()) for p in placeholder_identity("cluster.local")]
     found = certificates(evaluation.registrations)
     identity = [f for f in found if f.common_name in IDENTITY_NAMES]
-    assert {f.certificate for f in identity} == {anchor, issuer}, [f.where for f in identity]
+    assert {f.certificate for f in identity} == {*anchors, issuer}, [f.where for f in identity]
     for each in found:
         assert each.certificate not in stand_ins, each.where
         assert not any(each.signed_by(s) for s in stand_ins), each.where
         if each not in identity:  # the webhooks' own serving certificates
-            assert not each.signed_by(anchor), each.where
-    assert Found("issuer", issuer).signed_by(anchor)
+            assert not any(each.signed_by(anchor) for anchor in anchors), each.where
+    assert any(Found("issuer", issuer).signed_by(anchor) for anchor in anchors)
     # Where every release puts them: the issuer Secret, and the anchor in linkerd-config.
     places = {f.where.split(".")[0] for f in identity}
     assert places >= {"linkerd:linkerd/linkerd-identity-issuer", "linkerd:linkerd/linkerd-config"}, places

@@ -74,9 +74,9 @@ def source_config(line: str = "current", **overrides: Any) -> dict[str, Any]:
 
 
 def edge_stack_files(line: str, product: str) -> dict[str, str]:
-    if line == "page":
+    if line == "linkerd-2.8":
         return {
-            "versionLine": "page",
+            "versionLine": "linkerd-2.8",
             "edgeStackCrds": str(EMISSARY / "aes-crds.v1.14.4.yaml"),
             "edgeStackManifest": str(EMISSARY / "aes.v1.14.4.yaml"),
         }
@@ -168,7 +168,7 @@ def run_stack(
     line = line if line in upstream.VERSION_LINES else "current"  # a bad one is refused before any CLI runs
     if linkerd is None:
         binary = real_linkerd(line)
-        linkerd = FakeLinkerd(PAGE_VERSION if line == "page" else CURRENT_VERSION, binary=binary, answers_all=False)
+        linkerd = FakeLinkerd(PAGE_VERSION if line == "linkerd-2.8" else CURRENT_VERSION, binary=binary, answers_all=False)
         config = {"linkerdCli": binary, **config}
     else:
         config = {"linkerdCli": linkerd.binary, **config}

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.conftest import real_linkerd
+
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "benchmark.py"
 
@@ -39,3 +41,19 @@ def test_the_floor_registers_as_many_plain_objects_as_it_is_asked_for(tmp_path: 
     measured = json.loads(done.stdout)
     assert measured["resources"] == 7
     assert measured["seconds"] > 0
+
+
+def test_a_program_measurement_runs_the_real_cli_for_every_linkerd_object() -> None:
+    cli = real_linkerd()
+    environment = {**os.environ, "AES_LINKERD2_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), "--one", "program", "target", "2", cli],
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    measured = json.loads(done.stdout)
+    # version, install --crds, install, multicluster install, inject: all real, none stood in for
+    assert measured["cli_runs"] == 5 and measured["not_rendered"] == 0
+    assert measured["resources"] > 100 and measured["cli_wait_seconds"] > 0

@@ -112,10 +112,10 @@ def test_the_servers_version_is_read_through_the_kubeconfigs_trust(api_server: V
 
 
 def test_page_line_on_a_current_cluster_is_refused_before_any_resource(api_server: VersionServer) -> None:
-    run = run_stack("target", target_config("page"))
+    run = run_stack("target", target_config("linkerd-2.8"))
     assert isinstance(run.error, config.ConfigError) and run.error.key == "versionLine"
     assert str(run.error) == (
-        f"config aes-linkerd2:versionLine = 'page': the API server of context {TARGET_CONTEXT!r} runs Kubernetes 1.34, "
+        f"config aes-linkerd2:versionLine = 'linkerd-2.8': the API server of context {TARGET_CONTEXT!r} runs Kubernetes 1.34, "
         "and this line needs Kubernetes 1.21 or older (its CRDs and APIs are gone there)"
     )
     assert run.registrations == []
@@ -123,7 +123,7 @@ def test_page_line_on_a_current_cluster_is_refused_before_any_resource(api_serve
 
 def test_page_line_on_a_cluster_of_its_time_goes_ahead(api_server: VersionServer) -> None:
     api_server.reply = {"major": "1", "minor": "21", "gitVersion": "v1.21.14"}
-    cfg_line = upstream.VERSION_LINES["page"]
+    cfg_line = upstream.VERSION_LINES["linkerd-2.8"]
     assert cfg_line.supports_kubernetes((1, 21))
     config.check_line_fits(cfg_line, (1, 21), TARGET_CONTEXT)  # no error
     cluster = {"server": f"https://127.0.0.1:{api_server.port}", "certificate-authority-data": api_server.ca_data}
@@ -141,7 +141,7 @@ def test_the_driver_refuses_it_before_the_engine_starts(api_server: VersionServe
     project.mkdir()
     shutil.copy(ROOT / "Pulumi.yaml", project / "Pulumi.yaml")
     settings = yaml.safe_load((ROOT / "Pulumi.target.yaml").read_text())
-    settings["config"]["aes-linkerd2:versionLine"] = "page"
+    settings["config"]["aes-linkerd2:versionLine"] = "linkerd-2.8"
     settings["config"]["aes-linkerd2:context"] = TARGET_CONTEXT
     (project / "Pulumi.target.yaml").write_text(yaml.safe_dump(settings))
     engine = FakeEngine()
@@ -157,7 +157,7 @@ def test_the_driver_refuses_it_before_the_engine_starts(api_server: VersionServe
     with pytest.raises(DriverError) as raised:
         driver.preview()
     assert str(raised.value) == (
-        f"stack target: config aes-linkerd2:versionLine = 'page': the API server of context {TARGET_CONTEXT!r} "
+        f"stack target: config aes-linkerd2:versionLine = 'linkerd-2.8': the API server of context {TARGET_CONTEXT!r} "
         "runs Kubernetes 1.34, and this line needs Kubernetes 1.21 or older (its CRDs and APIs are gone there)"
     )
     assert raised.value.exit_code == 2 and engine.calls == []

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from support import config, upstream
+from support import config, errors, upstream
 from tests.conftest import ROOT, TARGET_CONTEXT, run_stack, source_config, target_config
 from tests.fake_linkerd import CURRENT_VERSION, FakeLinkerd
 
@@ -64,7 +64,7 @@ def test_official_manifest_urls_are_pinned_to_the_version() -> None:
     cfg = load({"role": "target", "context": TARGET_CONTEXT, "gatewayHostname": "gw.example.com", "edgeStackProduct": "emissary"})
     assert cfg.edge_stack.crds == "https://app.getambassador.io/yaml/emissary/3.9.1/emissary-crds.yaml"
     assert cfg.edge_stack.manifest == "https://app.getambassador.io/yaml/emissary/3.9.1/emissary-emissaryns.yaml"
-    page = load({"role": "target", "context": TARGET_CONTEXT, "gatewayHostname": "gw.example.com", "versionLine": "page"})
+    page = load({"role": "target", "context": TARGET_CONTEXT, "gatewayHostname": "gw.example.com", "versionLine": "linkerd-2.8"})
     assert page.edge_stack.manifest == "https://app.getambassador.io/yaml/ambassador-docs/1.14.4/aes.yaml"
 
 
@@ -74,7 +74,8 @@ BAD_INPUT = [
     ({"role": "gateway"}, "role", "gateway", "is not known; use one of: source, target"),
     ({"context": None}, "context", None, "is required"),
     ({"context": "nowhere"}, "context", "nowhere", "is not a context of the kubeconfig (it has: target-ctx, source-ctx)"),
-    ({"versionLine": "2019"}, "versionLine", "2019", "is not known; use one of: page, current"),
+    ({"versionLine": "2019"}, "versionLine", "2019", "is not known; use one of: linkerd-2.8, current"),
+    ({"versionLine": "page"}, "versionLine", "page", "was renamed 'linkerd-2.8': set that"),
     ({"linkerdVersion": "edge-20.1.1"}, "linkerdVersion", "edge-20.1.1", "is not known; use one of: edge-26.8.3"),
     ({"edgeStackVersion": "2.0.0"}, "edgeStackVersion", "2.0.0", "is not known; use one of: 3.12.12"),
     ({"edgeStackProduct": "nginx"}, "edgeStackProduct", "nginx", "is not known; use one of: edge-stack, emissary"),
@@ -128,14 +129,14 @@ def test_bad_input_names_key_and_value_and_registers_nothing(change: dict[str, A
 
 
 def test_page_line_refuses_a_cluster_that_no_longer_serves_its_crds() -> None:
-    run = run_stack("target", target_config("page", kubernetesVersion="v1.22.0"))
+    run = run_stack("target", target_config("linkerd-2.8", kubernetesVersion="v1.22.0"))
     assert isinstance(run.error, config.ConfigError)
     assert str(run.error) == (
-        "config aes-linkerd2:kubernetesVersion = 'v1.22.0': version line 'page' cannot install on it: "
+        "config aes-linkerd2:kubernetesVersion = 'v1.22.0': version line 'linkerd-2.8' cannot install on it: "
         "needs Kubernetes 1.21 or older"
     )
     assert run.registrations == []
-    assert run_stack("target", target_config("page", kubernetesVersion="1.21")).error is None
+    assert run_stack("target", target_config("linkerd-2.8", kubernetesVersion="1.21")).error is None
 
 
 def test_edge_stack_needs_its_licence_and_emissary_refuses_one() -> None:
@@ -302,5 +303,5 @@ def test_a_file_that_is_no_manifest_is_refused_without_its_content() -> None:
 def test_shown_values_are_bounded() -> None:
     assert config.shown("x" * 10) == repr("x" * 10)
     long = config.shown("x" * 10_000)
-    assert len(long) <= config.SHOWN_VALUE_LIMIT and long.endswith("... (10002 characters)")
+    assert len(long) <= errors.SHOWN_VALUE_LIMIT and long.endswith("... (10002 characters)")
     assert config.shown("a\nb\x1b[31m") == "'a\\nb\\x1b[31m'"

@@ -16,7 +16,7 @@ from tests.schemas import validate_builtin, validate_custom_resource
 
 CURRENT = {"edgeStackCrds": str(EMISSARY / "crds.v4-head.yaml"), "edgeStackManifest": str(FIXTURES / "edge-stack-3.yaml")}
 PAGE = {
-    "versionLine": "page",
+    "versionLine": "linkerd-2.8",
     "edgeStackProduct": "edge-stack",
     "edgeStackCrds": str(EMISSARY / "aes-crds.v1.14.4.yaml"),
     "edgeStackManifest": str(EMISSARY / "aes.v1.14.4.yaml"),
@@ -133,7 +133,7 @@ def test_without_the_cli_what_it_renders_is_listed_not_guessed(tmp_path: Path) -
 
 
 def test_page_line_renders_v2_objects(tmp_path: Path) -> None:
-    summary, out = render(tmp_path, {**PAGE, "linkerdCli": real_linkerd("page")})
+    summary, out = render(tmp_path, {**PAGE, "linkerdCli": real_linkerd("linkerd-2.8")})
     target = objects(out / "target")
     assert target["module-ambassador-ambassador.yaml"]["apiVersion"] == "getambassador.io/v2"
     for body in target.values():

@@ -19,6 +19,8 @@ PRIVATE_NAMES = [
     ("pulumi.runtime.rpc", "_special_secret_sig"),
     ("pulumi.runtime.sync_await", "_sync_await"),
     ("pulumi.runtime.stack", "run_pulumi_func"),
+    # support/linkerd_cli.py: a render started now and read later, with the provider's own invoke options
+    ("pulumi_command._utilities", "get_invoke_opts_defaults"),
 ]
 
 

@@ -8,7 +8,7 @@ from tests import certificate_audit
 from tests.conftest import TARGET_CONTEXT, kubernetes_resources, provider_urn, run_stack, source_config, target_outputs
 from tests.harness import Run
 
-LINES = ["current", "page"]
+LINES = ["current", "linkerd-2.8"]
 
 
 def up(line: str = "current", preview: bool = False, **overrides: object) -> Run:
@@ -66,9 +66,9 @@ def test_checks_depend_on_everything_they_verify() -> None:
 
 def test_a_target_built_for_another_line_fails_the_update() -> None:
     config = source_config()
-    outputs = target_outputs("page")
+    outputs = target_outputs("linkerd-2.8")
     run = run_stack("source", config, stack_references={config["targetStack"]: outputs})
-    assert "the target stack organization/aes-linkerd2/target uses version line 'page'" in str(run.error)
+    assert "the target stack organization/aes-linkerd2/target uses version line 'linkerd-2.8'" in str(run.error)
 
 
 def test_a_target_with_the_same_context_fails_the_update() -> None:

@@ -15,7 +15,7 @@ from tests.conftest import kubernetes_resources, provider_urn, run_stack, target
 from tests.harness import Run
 from tests.schemas import validate_custom_resource
 
-LINES = ["current", "page"]
+LINES = ["current", "linkerd-2.8"]
 
 
 def up(line: str = "current", preview: bool = False, **overrides: object) -> Run:
@@ -54,7 +54,7 @@ def test_kubeconfig_path_not_contents_goes_to_the_provider(kubeconfig: object) -
 @pytest.mark.parametrize("line", LINES)
 def test_every_step_of_the_page_is_registered(line: str) -> None:
     run = up(line)
-    edge = {"current": ("edge-stack", "ambassador"), "page": ("ambassador", "ambassador")}[line]
+    edge = {"current": ("edge-stack", "ambassador"), "linkerd-2.8": ("ambassador", "ambassador")}[line]
     # Linkerd control plane with its identity from the shared anchor, and multicluster.
     assert run.one("Deployment", "linkerd-identity", "linkerd").inputs["spec"]["replicas"] == 3
     assert run.one("MutatingWebhookConfiguration", "linkerd-proxy-injector-webhook-config")
@@ -94,7 +94,7 @@ def test_every_getambassador_object_is_valid_for_its_line(line: str) -> None:
     assert {r.kind for r in objects} >= {"Module", "Mapping", "Host"}
     for resource in objects:
         api_version = resource.type.split(":")[1]
-        assert api_version == ("getambassador.io/v2" if line == "page" else "getambassador.io/v3alpha1")
+        assert api_version == ("getambassador.io/v2" if line == "linkerd-2.8" else "getambassador.io/v3alpha1")
         validate_custom_resource(
             api_version, resource.kind, {k: v for k, v in resource.inputs.items() if k in ("metadata", "spec")}
         )
@@ -115,6 +115,14 @@ def test_order_of_the_page_and_a_removal_linkerd_accepts() -> None:
     assert run.depends(module, on=run.one("CustomResourceDefinition", "modules.getambassador.io"))
     gateway_patch = run.one("ServicePatch", "multicluster-target-gateway-service")
     assert run.depends(gateway_patch, on=inject) and run.depends(gateway_patch, on=control_plane)
+    # The gateway waits for the multicluster extension; only the exports wait for the services they label.
+    service_mirror = run.one("Deployment", "linkerd-local-service-mirror", "linkerd-multicluster")
+    links = run.one("CustomResourceDefinition", "links.multicluster.linkerd.io")
+    assert run.depends(gateway_patch, on=service_mirror) and run.depends(gateway_patch, on=links)
+    qotm_service = run.one("Service", "qotm-linkerd2")
+    export = run.one("ServicePatch", "multicluster-target-export-default-qotm-linkerd2")
+    assert run.depends(export, on=qotm_service) and run.depends(export, on=gateway_patch)
+    assert not run.depends(gateway_patch, on=qotm_service)
 
 
 def test_outputs_for_the_source_and_secrets_kept_secret() -> None:
@@ -173,7 +181,7 @@ def test_every_certificate_applied_is_the_real_anchor_or_this_clusters_issuer(li
     assert key.public_key().public_numbers() == issuer.public_key().public_numbers()  # type: ignore[union-attr]
     # (of the PEM as the CLI read it from its file, with its final newline)
     issuer_secret = run.one("Secret", "linkerd-identity-issuer").inputs["metadata"].get("annotations") or {}
-    if line == "page":  # 2.8 writes the issuer's expiry beside it
+    if line == "linkerd-2.8":  # 2.8 writes the issuer's expiry beside it
         assert issuer_secret["linkerd.io/identity-issuer-expiry"] == expiry(made["identity-target-issuer"].cert_pem)
     anchor_hash = hashlib.sha256(made["identity-trust-anchor"].cert_pem.strip().encode() + b"\n").hexdigest()
     for deployment in run.find("Deployment", namespace="linkerd"):
@@ -183,10 +191,19 @@ def test_every_certificate_applied_is_the_real_anchor_or_this_clusters_issuer(li
 
 
 def test_meshed_workloads_wait_for_what_runs_linkerd_not_for_every_object() -> None:
-    """A dependency per Deployment and webhook, not per ConfigMap and role (the SDK walks every edge)."""
+    """Every Deployment and webhook of the control plane first, through the few that wait for the rest
+    (the SDK walks every edge); not the multicluster extension, which no meshed pod needs."""
     run = up()
     namespace = run.one("NamespacePatch", "ns-default")
     waited = {r.kind for r in run.registrations if r.urn in namespace.dependencies}
     assert waited <= {"Deployment", "MutatingWebhookConfiguration", "ValidatingWebhookConfiguration", "CustomResourceDefinition"}
-    assert {"Deployment", "MutatingWebhookConfiguration"} <= waited
-    assert len(namespace.dependencies) < 20
+    control_plane = [
+        r
+        for kind in ("Deployment", "MutatingWebhookConfiguration", "ValidatingWebhookConfiguration")
+        for r in run.find(kind)
+        if r.namespace == "linkerd" or (r.namespace is None and (r.object_name or "").startswith("linkerd-"))
+    ]
+    assert {r.kind for r in control_plane} == {"Deployment", "MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"}
+    assert all(run.depends(namespace, on=r) for r in control_plane)
+    assert not any(run.depends(namespace, on=r) for r in run.find("Deployment", namespace="linkerd-multicluster"))
+    assert len(namespace.dependencies) <= 3

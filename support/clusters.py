@@ -1,0 +1,111 @@
+"""The clusters a stack names, checked before anything is planned: the context, the API server, its version."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import os
+import re
+import socket
+import ssl
+import urllib.parse
+import urllib.request
+from typing import Any
+
+import yaml
+
+from support import upstream
+from support.errors import ConfigError
+
+# Set by offline tools (the driver's `render`) that evaluate the program without any cluster.
+OFFLINE_ENV = "AES_LINKERD2_OFFLINE"
+
+
+def _kubeconfig_documents(kubeconfig: str | None) -> list[dict[str, Any]] | None:
+    """The kubeconfig files kubectl would read, or None where there is none here."""
+    paths = [kubeconfig] if kubeconfig else os.environ.get("KUBECONFIG", "").split(os.pathsep)
+    paths = [p for p in paths if p] or [os.path.expanduser("~/.kube/config")]
+    documents = []
+    for path in paths:
+        if os.path.isfile(path):
+            with open(path, encoding="utf-8") as handle:
+                documents.append(yaml.safe_load(handle) or {})
+    return documents or None
+
+
+def _cluster_entry(documents: list[dict[str, Any]], context: str) -> dict[str, Any]:
+    entries = {e.get("name"): e.get("context") or {} for d in documents for e in d.get("contexts") or []}
+    clusters = {e.get("name"): e.get("cluster") or {} for d in documents for e in d.get("clusters") or []}
+    entry = clusters.get(entries.get(context, {}).get("cluster"), {})
+    return entry if isinstance(entry, dict) else {}
+
+
+def server_version(cluster: dict[str, Any]) -> tuple[int, int] | None:
+    """The Kubernetes version the API server reports at /version, or None where it cannot be read here.
+
+    /version needs no credentials (every cluster grants it to all), only the kubeconfig's trust in
+    the server. None means "not known": the check it feeds is then left to `kubernetesVersion`.
+    """
+    server = str(cluster.get("server") or "")
+    if not server.startswith("https://"):
+        return None
+    context = ssl.create_default_context()
+    try:
+        if cluster.get("insecure-skip-tls-verify"):
+            context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+        elif cluster.get("certificate-authority-data"):
+            context.load_verify_locations(cadata=base64.b64decode(cluster["certificate-authority-data"]).decode())
+        elif cluster.get("certificate-authority"):
+            context.load_verify_locations(cafile=str(cluster["certificate-authority"]))
+        with urllib.request.urlopen(f"{server.rstrip('/')}/version", context=context, timeout=5) as response:  # noqa: S310
+            body = json.loads(response.read(65536))
+        # EKS and GKE say "29+": the digits are the version.
+        major, minor = (int(re.sub(r"\D", "", str(body[part])) or "x") for part in ("major", "minor"))
+    except (OSError, ValueError, KeyError, TypeError, binascii.Error, ssl.SSLError):
+        return None
+    return major, minor
+
+
+def check_cluster(
+    key: str, context: str, kubeconfig_key: str, kubeconfig: str | None, *, require_kubeconfig: bool = False
+) -> tuple[int, int] | None:
+    """The context exists in the kubeconfig and its API server answers, before anything is planned.
+
+    Returns the server's Kubernetes version where it can be read (None otherwise). Skipped where
+    OFFLINE_ENV is set (rendering without clusters).
+    """
+    if os.environ.get(OFFLINE_ENV):
+        return None
+    if kubeconfig and not os.path.isfile(kubeconfig):
+        raise ConfigError(kubeconfig_key, kubeconfig, "no such kubeconfig file")
+    documents = _kubeconfig_documents(kubeconfig)
+    if documents is None:
+        if require_kubeconfig:
+            raise ConfigError(key, context, "no kubeconfig found ($KUBECONFIG, ~/.kube/config) to look the context up in")
+        return None  # the provider reports a missing kubeconfig itself
+    contexts = [e.get("name", "") for d in documents for e in d.get("contexts") or []]
+    if context not in contexts:
+        raise ConfigError(key, context, f"is not a context of the kubeconfig (it has: {', '.join(contexts) or 'none'})")
+    cluster = _cluster_entry(documents, context)
+    server = cluster.get("server")
+    if not server:
+        return None
+    url = urllib.parse.urlparse(str(server))
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        socket.create_connection((url.hostname or "", port), timeout=5).close()
+    except OSError as error:
+        raise ConfigError(key, context, f"its API server {server} is unreachable ({error})") from None
+    return server_version(cluster)
+
+
+def check_line_fits(line: upstream.VersionLine, version: tuple[int, int], context: str) -> None:
+    """Refuse a version line that cannot install on the cluster's Kubernetes, before anything is applied."""
+    if not line.supports_kubernetes(version):
+        raise ConfigError(
+            "versionLine",
+            line.name,
+            f"the API server of context {context!r} runs Kubernetes {version[0]}.{version[1]}, "
+            f"and this line {line.kubernetes_limit} (its CRDs and APIs are gone there)",
+        )

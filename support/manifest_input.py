@@ -1,0 +1,107 @@
+"""Edge Stack's manifests as the config names them: read, bounded and checked before they are parsed."""
+
+from __future__ import annotations
+
+import re
+import stat
+from collections.abc import Callable
+from pathlib import Path
+
+import yaml
+
+from support.errors import ConfigError
+
+# Manifests larger than this are refused before they are parsed (Edge Stack's CRDs are 0.4 MiB).
+MANIFEST_LIMIT_BYTES = 16 * 1024 * 1024
+# Deeper YAML is refused before it is composed; Edge Stack's CRD manifests nest 25 deep.
+MANIFEST_NESTING_LIMIT = 100
+# Relative paths are the project's.
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+
+
+def read_manifest(key: str, location: str, read: Callable[[str], str]) -> str:
+    """The manifest at `location`, checked to be a bounded, alias-free Kubernetes manifest; or an error naming the key.
+
+    The checks run on the parser's events, before anything is composed, so an alias bomb or a
+    pathological nesting is refused in milliseconds; no error shows the file's content.
+    """
+    if not re.match(r"^https?://", location):
+        path = Path(location).expanduser()
+        path = path if path.is_absolute() else PROJECT_DIR / path
+        try:
+            status = path.stat()
+        except OSError as error:
+            raise ConfigError(
+                key, location, f"cannot be read ({error.strerror}); point it at a reachable URL or a local copy"
+            ) from None
+        if not stat.S_ISREG(status.st_mode):
+            raise ConfigError(key, location, "is not a regular file")
+        if status.st_size > MANIFEST_LIMIT_BYTES:
+            raise ConfigError(key, location, f"is {status.st_size} bytes, more than a manifest's {MANIFEST_LIMIT_BYTES}")
+    try:
+        text = read(location)
+    except (OSError, ValueError) as error:
+        raise ConfigError(key, location, f"cannot be read ({error}); point it at a reachable URL or a local copy") from None
+    if len(text) > MANIFEST_LIMIT_BYTES:
+        raise ConfigError(key, location, f"is {len(text)} characters, more than a manifest's {MANIFEST_LIMIT_BYTES}")
+    problem = manifest_problem(text)
+    if problem is not None:
+        raise ConfigError(key, location, f"is not a Kubernetes manifest: {problem}")
+    return text
+
+
+def manifest_problem(text: str) -> str | None:
+    """Why `text` is not a manifest this program parses (aliases, nesting, objects without apiVersion and kind), or None.
+
+    Upstream's manifests use no YAML aliases; refusing them closes the door on alias bombs.
+    """
+    scan = _ManifestScan()
+    try:
+        for event in yaml.parse(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+            problem = scan.feed(event)
+            if problem is not None:
+                return f"document {scan.document} {problem}"
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        return "it is not valid YAML" + (f" at line {mark.line + 1}, column {mark.column + 1}" if mark else "")
+    except yaml.YAMLError:
+        return "it is not valid YAML"
+    return None if scan.objects else "it holds no Kubernetes object"
+
+
+class _ManifestScan:
+    """Follows a YAML event stream: the document's number, the nesting depth, the top-level keys."""
+
+    NOT_AN_OBJECT = "is not an object with apiVersion and kind"
+
+    def __init__(self) -> None:
+        self.document, self.depth, self.keys, self.expect_key = 0, 0, set[str](), False
+        self.objects = 0
+
+    def feed(self, event: yaml.Event) -> str | None:
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+            return "uses YAML anchors or aliases" + (f" (line {event.start_mark.line + 1})" if event.start_mark else "")
+        if isinstance(event, yaml.DocumentStartEvent):
+            self.document, self.keys, self.expect_key = self.document + 1, set(), False
+        elif isinstance(event, yaml.DocumentEndEvent) and self.keys:
+            if not {"apiVersion", "kind"} <= self.keys:
+                return self.NOT_AN_OBJECT
+            self.objects += 1
+        elif isinstance(event, yaml.MappingStartEvent | yaml.SequenceStartEvent):
+            if self.depth == 0 and isinstance(event, yaml.SequenceStartEvent):
+                return self.NOT_AN_OBJECT
+            # The first event inside the top-level mapping is a key.
+            self.depth, self.expect_key = self.depth + 1, self.depth == 0
+            if self.depth > MANIFEST_NESTING_LIMIT:
+                return f"nests deeper than {MANIFEST_NESTING_LIMIT} levels"
+        elif isinstance(event, yaml.MappingEndEvent | yaml.SequenceEndEvent):
+            # A nested value ends: a top-level key comes next.
+            self.depth -= 1
+            self.expect_key = self.depth == 1
+        elif isinstance(event, yaml.ScalarEvent):
+            if self.depth == 0 and event.value.strip():
+                return self.NOT_AN_OBJECT
+            if self.depth == 1 and self.expect_key:
+                self.keys.add(event.value)
+            self.expect_key = self.depth == 1 and not self.expect_key
+        return None

@@ -1,0 +1,661 @@
+"""`status`: the checks on constructed objects, then on live objects of two local API servers.
+
+The live tests start two clusters with e2e/cluster.sh (etcd, kube-apiserver, controller-manager,
+scheduler and kwok nodes, all on loopback), apply what the stacks and the service mirror leave
+there, and read them back through the real kubectl. Nothing here runs a proxy or a service mirror:
+the mirror objects are written by the test as the service mirror writes them (STAND-IN), so the
+gateway's liveness and latency stay "unknown", as `status` says.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from io import StringIO
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from rich.console import Console
+
+from driver import status
+from driver.settings import StackSettings
+from support import upstream
+from tests.conftest import ROOT, SKIPPED_FOR_TOOLS, real_linkerd
+
+GATEWAY = upstream.CURRENT.edge_stack["emissary"]
+IDENTITY = upstream.gateway_identity(GATEWAY.service_account, GATEWAY.namespace, "cluster.local")
+NOW = datetime.datetime.now(datetime.UTC)
+
+
+def certificate(name: str, role: str, days: int) -> dict[str, Any]:
+    not_after = (NOW + datetime.timedelta(days=days, hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {"name": name, "role": role, "subject": f"CN={name}", "notBefore": "2026-01-01T00:00:00Z", "notAfter": not_after}
+
+
+def outputs(target_context: str = "target", source_context: str = "source", issuer_days: int = 300) -> dict[str, Any]:
+    common = {"edgeStackNamespace": GATEWAY.namespace, "meshedNamespaces": ["default"]}
+    return {
+        "target": {
+            **common,
+            "clusterName": "target",
+            "context": target_context,
+            "gatewayIdentity": IDENTITY,
+            "exportedServices": ["default/qotm-linkerd2"],
+            "identityCertificates": [certificate("trust-anchor", "anchor", 3600), certificate("target-issuer", "issuer", 360)],
+        },
+        "source": {
+            **common,
+            "clusterName": "source",
+            "context": source_context,
+            "linkedCluster": "target",
+            "identityCertificates": [certificate("source-issuer", "issuer", issuer_days)],
+        },
+    }
+
+
+def settings(
+    kubectl: str = "kubectl", kubeconfig: str | None = None, ha: bool = True, linkerd: str | None = None
+) -> dict[str, StackSettings]:
+    common = {
+        "edgeStackProduct": "emissary",
+        "linkerdHa": ha,
+        "kubectl": kubectl,
+        "kubeconfig": kubeconfig,
+        "linkerdCli": linkerd,
+    }
+    return {"target": StackSettings({"role": "target", **common}), "source": StackSettings({"role": "source", **common})}
+
+
+# --- the objects a healthy pair of clusters holds ----------------------------------------------------
+
+
+def meta(name: str, namespace: str | None = None, **extra: Any) -> dict[str, Any]:
+    return {"name": name, **({"namespace": namespace} if namespace else {}), **extra}
+
+
+def deployment(name: str, namespace: str, replicas: int = 1, annotations: dict[str, str] | None = None) -> dict[str, Any]:
+    labels = {"app": name}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": meta(name, namespace),
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels, "annotations": annotations or {}},
+                "spec": {"containers": [{"name": "main", "image": "example.invalid/none:1"}]},
+            },
+        },
+    }
+
+
+def service(name: str, namespace: str, ports: list[dict[str, Any]], selector: bool = True, **metadata: Any) -> dict[str, Any]:
+    spec: dict[str, Any] = {"ports": ports}
+    if selector:
+        spec["selector"] = {"app": name}
+    return {"apiVersion": "v1", "kind": "Service", "metadata": meta(name, namespace, **metadata), "spec": spec}
+
+
+def endpoints(name: str, namespace: str, address: str, port: int, **metadata: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Endpoints",
+        "metadata": meta(name, namespace, **metadata),
+        "subsets": [{"addresses": [{"ip": address}], "ports": [{"port": port}]}],
+    }
+
+
+def webhook(name: str, service_name: str) -> dict[str, Any]:
+    """Linkerd's proxy injector webhook, selecting no namespace so the API server never calls it here."""
+    return {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "MutatingWebhookConfiguration",
+        "metadata": meta(name),
+        "webhooks": [
+            {
+                "name": "linkerd-proxy-injector.linkerd.io",
+                "clientConfig": {"service": {"name": service_name, "namespace": "linkerd", "path": "/"}},
+                "failurePolicy": "Ignore",
+                "sideEffects": "None",
+                "admissionReviewVersions": ["v1"],
+                "namespaceSelector": {"matchLabels": {"status-test": "never"}},
+                "rules": [{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"], "resources": ["pods"]}],
+            }
+        ],
+    }
+
+
+def namespaces() -> list[dict[str, Any]]:
+    made = [{"apiVersion": "v1", "kind": "Namespace", "metadata": meta(name)} for name in ("linkerd", GATEWAY.namespace)]
+    # The extension's label, as `linkerd multicluster install` renders it: the CLI finds the namespace by it.
+    extension = meta("linkerd-multicluster", labels={"linkerd.io/extension": "multicluster"})
+    made.append({"apiVersion": "v1", "kind": "Namespace", "metadata": extension})
+    # `default` exists; the stacks annotate it (MeshedNamespace), which is what server-side apply does here.
+    return [
+        *made,
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": meta("default", annotations={"linkerd.io/inject": "enabled"})},
+    ]
+
+
+MESHED = {
+    "linkerd.io/inject": "enabled",
+    "config.linkerd.io/skip-inbound-ports": "80,443",
+    "config.linkerd.io/proxy-require-identity-inbound-ports": "4143",
+}
+
+
+def cluster_objects(role: str) -> list[dict[str, Any]]:
+    """What `up` leaves on a cluster, reduced to what `status` reads."""
+    objects = namespaces()
+    objects += [deployment(name, "linkerd", replicas=3) for name in status.HA_DEPLOYMENTS]
+    objects += [service("linkerd-proxy-injector", "linkerd", [{"name": "injector", "port": 443, "targetPort": 8443}])]
+    objects += [webhook("linkerd-proxy-injector-webhook-config", "linkerd-proxy-injector")]
+    notes = {**MESHED, **({"config.linkerd.io/enable-gateway": "true"} if role == "target" else {})}
+    objects += [deployment(GATEWAY.deployment, GATEWAY.namespace, annotations=notes)]
+    if role == "target":
+        ports = [
+            {"name": "mc-probe", "port": 80, "targetPort": 8080},
+            {"name": "https", "port": 443, "targetPort": 8443},
+            {"name": "mc-gateway", "port": 4143, "targetPort": 4143},
+        ]
+        annotations = {
+            "mirror.linkerd.io/gateway-identity": IDENTITY,
+            "mirror.linkerd.io/multicluster-gateway": "true",
+            "mirror.linkerd.io/probe-path": upstream.DEFAULT_PROBE_PATH,
+            "mirror.linkerd.io/probe-period": "3",
+        }
+        objects += [service(GATEWAY.service, GATEWAY.namespace, ports, annotations=annotations)]
+        objects += [deployment("qotm", "default")]
+        objects += [service("qotm-linkerd2", "default", [{"port": 80}], labels={"mirror.linkerd.io/exported": "true"})]
+    else:
+        objects += [deployment("controller-target", "linkerd-multicluster")]
+    return objects
+
+
+# The API server refuses loopback addresses in Endpoints, so the stand-in gateway address is
+# TEST-NET-1 (RFC 5737, never routed); nothing here dials it: no proxy or service mirror runs.
+GATEWAY_ADDRESS = "192.0.2.1"
+
+
+def mirror_objects() -> list[dict[str, Any]]:
+    """STAND-IN: what the source's service mirror writes once it reads the target (it does not run here)."""
+    mirrored = {"mirror.linkerd.io/mirrored-service": "true", "mirror.linkerd.io/cluster-name": "target"}
+    gateway = {**mirrored, "mirror.linkerd.io/mirrored-gateway": "true"}
+    return [
+        service("probe-gateway-target", "linkerd-multicluster", [{"name": "mc-probe", "port": 80}], False, labels=gateway),
+        endpoints("probe-gateway-target", "linkerd-multicluster", GATEWAY_ADDRESS, 80, labels=gateway),
+        service("qotm-linkerd2-target", "default", [{"port": 80}], False, labels=mirrored),
+        endpoints("qotm-linkerd2-target", "default", GATEWAY_ADDRESS, 4143, labels=mirrored),
+    ]
+
+
+def link_object() -> dict[str, Any]:
+    return {
+        "apiVersion": "multicluster.linkerd.io/v1alpha3",
+        "kind": "Link",
+        "metadata": meta("target", "linkerd-multicluster"),
+        "spec": {
+            "targetClusterName": "target",
+            "gatewayAddress": GATEWAY_ADDRESS,
+            "gatewayPort": "4143",
+            "gatewayIdentity": IDENTITY,
+            "probeSpec": {"path": upstream.DEFAULT_PROBE_PATH, "port": "80", "period": "3s"},
+        },
+    }
+
+
+LINK_STATUS = {
+    "mirrorServices": [
+        {
+            "controllerName": "linkerd.io/service-mirror",
+            "remoteRef": {"name": "qotm-linkerd2", "namespace": "default", "kind": "Service"},
+            "conditions": [
+                {
+                    "type": "Mirrored",
+                    "status": "True",
+                    "reason": "Mirrored",
+                    "message": "",
+                    "lastTransitionTime": "2026-11-27T00:00:00Z",
+                    "localRef": {"name": "qotm-linkerd2-target", "namespace": "default", "kind": "Service"},
+                }
+            ],
+        }
+    ]
+}
+
+
+def as_listed(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Objects as the API server lists them once every pod is ready (status and Endpoints filled in)."""
+    listed = []
+    for original in objects:
+        item = json.loads(json.dumps(original))
+        if item["kind"] == "Deployment":
+            replicas = item["spec"]["replicas"]
+            item["status"] = {"replicas": replicas, "readyReplicas": replicas, "updatedReplicas": replicas}
+        listed.append(item)
+        if item["kind"] == "Service" and "selector" in item["spec"]:
+            listed.append(endpoints(item["metadata"]["name"], item["metadata"]["namespace"], "127.1.0.5", 8443))
+    return listed
+
+
+def fake_kubectl(objects: dict[str, list[dict[str, Any]]]) -> Any:
+    """kubectl_for over constructed objects: answers the two `get`s `status` makes, by context."""
+
+    def kubectl_for(binary: str, context: str, kubeconfig: str | None) -> status.Kubectl:
+        def run(args: list[str]) -> str:
+            if context not in objects:
+                raise status.KubectlError(f'context "{context}" does not exist')
+            wanted = args[1]
+            items = [o for o in objects[context] if (o["kind"] == "Link") == (wanted == status.LINKS)]
+            return json.dumps({"kind": "List", "items": items})
+
+        return run
+
+    return kubectl_for
+
+
+def healthy_objects() -> dict[str, list[dict[str, Any]]]:
+    link = {**link_object(), "status": LINK_STATUS}
+    return {
+        "target": as_listed(cluster_objects("target")),
+        "source": [*as_listed(cluster_objects("source") + mirror_objects()), link],
+    }
+
+
+def silent(settings: StackSettings, context: str, link: str) -> list[dict[str, Any]]:
+    """`linkerd multicluster gateways -o json` when no service mirror runs (what the real CLI prints here: [])."""
+    return []
+
+
+def by_name(report: status.Report) -> dict[tuple[str, str], status.Check]:
+    return {(c.stack, c.name): c for c in report.checks}
+
+
+# --- constructed objects -------------------------------------------------------------------------------
+
+
+def test_healthy_pair() -> None:
+    report = status.collect(outputs(), settings(), fake_kubectl(healthy_objects()), gateways=silent)
+    checks = by_name(report)
+    assert report.healthy
+    assert checks[("target", "linkerd/linkerd-identity")].detail == "3/3 ready, HA"
+    assert checks[("target", "webhook linkerd-proxy-injector-webhook-config")].detail == (
+        "linkerd/linkerd-proxy-injector: 1 endpoint(s), failurePolicy Ignore"
+    )
+    assert checks[("target", "gateway ports")].detail == "mc-probe 80->8080, https 443->8443, mc-gateway 4143->4143"
+    assert checks[("target", "meshed")].detail == (
+        "config.linkerd.io/enable-gateway=true, config.linkerd.io/proxy-require-identity-inbound-ports=4143, "
+        "config.linkerd.io/skip-inbound-ports=80,443, linkerd.io/inject=enabled"
+    )
+    assert checks[("target", "default/qotm-linkerd2")].detail == "label mirror.linkerd.io/exported set, 1 endpoint(s)"
+    assert checks[("source", "Link target")].detail == (
+        f"gateway 192.0.2.1:4143 as {IDENTITY}, probe :80{upstream.DEFAULT_PROBE_PATH} every 3s"
+    )
+    assert checks[("source", "mirror default/qotm-linkerd2-target")].detail == (
+        "endpoints 192.0.2.1:4143; Link status Mirrored=True Mirrored"
+    )
+    # The real CLI asked the live source: no service mirror holds the lease here, so it lists no probe.
+    assert checks[("source", "gateway alive, latency")].detail == (
+        "unknown: `linkerd multicluster gateways` lists no probe (is the service mirror running?)"
+    )
+    assert checks[("source", "source-issuer (issuer)")].detail.startswith("300 days left")
+    assert report.clusters[1].mirrored == {"default/qotm-linkerd2-target": ["192.0.2.1:4143"]}
+    assert [c.stack for c in report.clusters] == ["target", "source"]
+    assert checks[("source", "namespace default")].detail == "linkerd.io/inject=enabled"
+    assert {c.state for c in report.checks} == {status.OK, status.UNKNOWN}
+    assert [c.name for c in report.checks if c.state == status.UNKNOWN] == ["gateway alive, latency"]
+
+
+def test_each_failure_is_named() -> None:
+    objects = healthy_objects()
+    injector = next(
+        o for o in objects["target"] if o["metadata"]["name"] == "linkerd-proxy-injector" and o["kind"] == "Deployment"
+    )
+    injector["status"]["readyReplicas"] = 2
+    objects["target"] = [
+        o for o in objects["target"] if not (o["kind"] == "Endpoints" and o["metadata"]["name"] == "qotm-linkerd2")
+    ]
+    objects["source"] = [o for o in objects["source"] if o["metadata"]["name"] != "qotm-linkerd2-target"]
+    gateway = next(o for o in objects["source"] if o["kind"] == "Deployment" and o["metadata"]["name"] == GATEWAY.deployment)
+    gateway["spec"]["template"]["metadata"]["annotations"] = {}
+    report = status.collect(outputs(issuer_days=20), settings(), fake_kubectl(objects), gateways=silent)
+    failed = {(c.stack, c.name): c.detail for c in report.checks if c.state == status.FAIL}
+    assert failed == {
+        ("target", "linkerd/linkerd-proxy-injector"): "2/3 ready, HA",
+        ("source", "meshed"): "no Linkerd annotations",
+        ("source", "mirror default/qotm-linkerd2-target"): (
+            "not mirrored (exported as default/qotm-linkerd2); Link status Mirrored=True Mirrored"
+        ),
+        ("source", "source-issuer (issuer)"): failed[("source", "source-issuer (issuer)")],
+    }
+    assert failed[("source", "source-issuer (issuer)")].startswith("20 days left") and failed[
+        ("source", "source-issuer (issuer)")
+    ].endswith("DUE")
+    # The export still stands without endpoints (no pod behind it is not the export's fault).
+    assert by_name(report)[("target", "default/qotm-linkerd2")].detail == "label mirror.linkerd.io/exported set, 0 endpoint(s)"
+    assert not report.healthy
+
+
+def test_ha_off_and_ha_missing() -> None:
+    objects = healthy_objects()
+    for item in objects["target"]:
+        if item["kind"] == "Deployment" and item["metadata"]["name"] in status.HA_DEPLOYMENTS:
+            item["spec"]["replicas"] = item["status"]["readyReplicas"] = item["status"]["updatedReplicas"] = 1
+    with_ha = by_name(status.collect(outputs(), settings(ha=True), fake_kubectl(objects), gateways=silent))
+    assert (with_ha[("target", "linkerd/linkerd-identity")].state, with_ha[("target", "linkerd/linkerd-identity")].detail) == (
+        status.FAIL,
+        "1/1 ready, HA wants 3",
+    )
+    without = by_name(status.collect(outputs(), settings(ha=False), fake_kubectl(objects), gateways=silent))
+    assert (without[("target", "linkerd/linkerd-identity")].state, without[("target", "linkerd/linkerd-identity")].detail) == (
+        status.OK,
+        "1/1 ready (linkerdHa off)",
+    )
+
+
+def test_unreachable_cluster_and_missing_outputs() -> None:
+    values = outputs(source_context="gone")
+    values["target"] = {}
+    report = status.collect(values, settings(), fake_kubectl(healthy_objects()), gateways=silent)
+    failed = {(c.stack, c.name): c.detail for c in report.checks if c.state == status.FAIL}
+    assert failed == {
+        ("target", "stack outputs"): "stack target has no outputs: run `./aes-linkerd2 up`",
+        ("source", "API server"): 'context gone: context "gone" does not exist',
+    }
+
+
+def test_text_json_table_and_svg() -> None:
+    report = status.collect(outputs(), settings(), fake_kubectl(healthy_objects()), gateways=silent)
+    text = status.text(report).splitlines()
+    assert text[0].split() == ["cluster", "area", "check", "state", "detail"]
+    assert text[-1].startswith("healthy (")
+    assert any(line.split()[:4] == ["source", "link", "gateway", "alive,"] and " unknown " in line for line in text)
+    data = json.loads(json.dumps(report.data()))
+    assert data["healthy"] is True
+    assert data["clusters"][1]["linkedTo"] == "target"
+    assert data["clusters"][1]["mirroredServices"] == {"default/qotm-linkerd2-target": ["192.0.2.1:4143"]}
+    unknown = "unknown: `linkerd multicluster gateways` lists no probe (is the service mirror running?)"
+    assert {"area": "link", "name": "gateway alive, latency", "state": "unknown", "detail": unknown} in data["clusters"][1][
+        "checks"
+    ]
+    console = Console(file=StringIO(), width=200, color_system="truecolor", force_terminal=True)
+    console.print(status.table(report))
+    shown = console.file.getvalue()  # type: ignore[attr-defined]
+    assert "\x1b[" in shown and "qotm-linkerd2-target" in shown
+    picture = status.svg(report)
+    assert picture.startswith("<svg") and picture.rstrip().endswith("</svg>")
+    assert "link target: ok" in picture and "default/qotm-linkerd2-target &lt;- 192.0.2.1:4143" in picture
+    assert status.COLOURS[status.FAIL] not in picture
+
+
+def test_gateway_alive_latency() -> None:
+    """What the CLI says of a running service mirror's probe. STAND-IN answers: no service mirror runs here,
+    so the real CLI can only print [] (the live test below runs it)."""
+
+    def answer(*entries: dict[str, Any]) -> status.Gateways:
+        return lambda settings, context, link: list(entries)
+
+    def failing(settings: StackSettings, context: str, link: str) -> list[dict[str, Any]]:
+        raise status.KubectlError("`linkerd multicluster gateways` failed: context deadline exceeded")
+
+    cases = {
+        answer({"clusterName": "target", "alive": True, "numberOfServices": 1, "latency": 3}): (
+            status.OK,
+            "alive, latency 3 ms, 1 service(s) (`linkerd multicluster gateways`)",
+        ),
+        answer(
+            {"clusterName": "other", "alive": True},
+            {"clusterName": "target", "alive": False, "numberOfServices": 1, "latency": 0},
+        ): (
+            status.FAIL,
+            "NOT alive, latency 0 ms, 1 service(s) (`linkerd multicluster gateways`)",
+        ),
+        answer({"clusterName": "other", "alive": True}): (
+            status.UNKNOWN,
+            "unknown: `linkerd multicluster gateways` lists no probe (is the service mirror running?)",
+        ),
+        failing: (status.UNKNOWN, "unknown: `linkerd multicluster gateways` failed: context deadline exceeded"),
+    }
+    for gateways, expected in cases.items():
+        report = status.collect(outputs(), settings(), fake_kubectl(healthy_objects()), gateways=gateways)
+        check = by_name(report)[("source", "gateway alive, latency")]
+        assert (check.state, check.detail) == expected
+
+
+def test_svg_shows_failure_in_red() -> None:
+    objects = healthy_objects()
+    objects["source"] = [o for o in objects["source"] if o["kind"] != "Link"]
+    picture = status.svg(status.collect(outputs(), settings(), fake_kubectl(objects), gateways=silent))
+    assert f'stroke="{status.COLOURS[status.FAIL]}"' in picture
+    assert "no mirrored services" in picture
+
+
+# --- live objects on two local API servers -------------------------------------------------------------
+
+CACHE = Path(os.environ.get("E2E_CACHE") or "~/.cache/linkerd-aes-e2e").expanduser()
+BIN = CACHE / "bin"
+CLUSTER_TOOLS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "kwok")
+
+
+def _versions() -> dict[str, str]:
+    found = {}
+    for line in (CACHE / "versions.env").read_text().splitlines():
+        key, _, value = line.partition("=")
+        if value and not key.startswith("#"):
+            found[key] = value
+    return found
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """Two API servers (contexts `target` and `source`) with kwok nodes, on loopback; stopped afterwards."""
+    missing = [tool for tool in CLUSTER_TOOLS if not os.access(BIN / tool, os.X_OK)]
+    if missing or not (CACHE / "versions.env").is_file() or shutil.which("openssl") is None:
+        message = (
+            f"LOCAL API SERVER TOOLS MISSING in {BIN} ({', '.join(missing) or 'versions.env/openssl'}): live status test NOT RUN"
+        )
+        SKIPPED_FOR_TOOLS.append(message)
+        pytest.skip(message)
+    work = tmp_path_factory.mktemp("status-live")
+    script = f"""
+        set -e
+        PIDS=()
+        trap 'kill "${{PIDS[@]}}" 2>/dev/null; wait; exit 0' TERM
+        . {ROOT}/e2e/cluster.sh
+        start_cluster target 127.0.110.0/24 127.10.0.0/16
+        start_cluster source 127.0.111.0/24 127.11.0.0/16
+        check_loopback target; check_loopback source
+        touch {work}/ready
+        while true; do sleep 1; done
+    """
+    env = {
+        **os.environ,
+        "B": str(BIN),
+        "WORK": str(work),
+        "KUBECONFIG": str(work / "kubeconfig"),
+        "KWOK_STAGES": _versions()["KWOK_STAGES"],
+    }
+    process = subprocess.Popen(
+        ["bash", "-c", script], env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    try:
+        deadline = time.monotonic() + 240
+        while not (work / "ready").exists():
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"local API servers did not start: {process.stderr.read().decode() if process.stderr else ''}")
+            time.sleep(1)
+        yield {"kubectl": str(BIN / "kubectl"), "kubeconfig": str(work / "kubeconfig")}
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=60)
+
+
+def kubectl(live: dict[str, str], context: str, *args: str, stdin: str | None = None) -> str:
+    done = subprocess.run(
+        [live["kubectl"], "--kubeconfig", live["kubeconfig"], "--context", context, *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def apply(live: dict[str, str], context: str, objects: list[dict[str, Any]]) -> None:
+    kubectl(live, context, "apply", "--server-side", "-f", "-", stdin=yaml.safe_dump_all(objects))
+
+
+def link_crd() -> dict[str, Any]:
+    """The real Link CRD, as the pinned linkerd CLI renders the multicluster extension."""
+    rendered = subprocess.run(
+        [real_linkerd(), "multicluster", "install", "--ignore-cluster", "--gateway=false"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
+    return next(d for d in yaml.safe_load_all(rendered) if d and d["metadata"]["name"] == "links.multicluster.linkerd.io")
+
+
+def live_report(live: dict[str, str]) -> status.Report:
+    return status.collect(outputs(), settings(live["kubectl"], live["kubeconfig"], linkerd=real_linkerd()), status.kubectl_runner)
+
+
+def no_pods_here(check: status.Check) -> bool:
+    """A webhook without endpoints: the API server refuses kwok's loopback pod IPs in Endpoints and EndpointSlices."""
+    return check.name.startswith("webhook ") and ": 0 endpoint(s)," in check.detail
+
+
+def wait_ready(live: dict[str, str], timeout: float = 180) -> status.Report:
+    """Until every check but those nothing here can pass is ok (kwok's pods take a few seconds)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        report = live_report(live)
+        if all(c.state != status.FAIL or no_pods_here(c) for c in report.checks) or time.monotonic() > deadline:
+            return report
+        time.sleep(3)
+
+
+def test_live_clusters(live: dict[str, str]) -> None:
+    crd = link_crd()
+    apply(live, "target", cluster_objects("target"))
+    apply(live, "source", [crd])
+    kubectl(live, "source", "wait", "--for=condition=Established", "crd/links.multicluster.linkerd.io", "--timeout=60s")
+    apply(live, "source", [*cluster_objects("source"), *mirror_objects(), link_object()])
+    patch = json.dumps({"status": LINK_STATUS})
+    kubectl(
+        live,
+        "source",
+        "patch",
+        "link",
+        "target",
+        "-n",
+        "linkerd-multicluster",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        patch,
+    )
+
+    report = wait_ready(live)
+    failed = [(c.stack, c.name, c.detail) for c in report.checks if c.state == status.FAIL]
+    # Only what needs pods with real addresses fails, and says why.
+    assert failed == [
+        (
+            stack,
+            "webhook linkerd-proxy-injector-webhook-config",
+            "linkerd/linkerd-proxy-injector: 0 endpoint(s), failurePolicy Ignore",
+        )
+        for stack in ("target", "source")
+    ], status.text(report)
+    assert not report.healthy
+    checks = by_name(report)
+    # Real Deployments, scheduled on kwok's nodes by the real scheduler and controllers.
+    assert checks[("target", "linkerd/linkerd-destination")].detail == "3/3 ready, HA"
+    assert checks[("source", "linkerd-multicluster/controller-target")].detail == "1/1 ready"
+    assert checks[("target", "gateway annotations")].detail == (
+        f"mirror.linkerd.io/gateway-identity={IDENTITY}, mirror.linkerd.io/multicluster-gateway=true, "
+        f"mirror.linkerd.io/probe-path={upstream.DEFAULT_PROBE_PATH}, mirror.linkerd.io/probe-period=3"
+    )
+    assert checks[("target", "gateway ports")].detail == "mc-probe 80->8080, https 443->8443, mc-gateway 4143->4143"
+    assert checks[("source", "gateway mirror")].detail == "linkerd-multicluster/probe-gateway-target -> 192.0.2.1:80"
+    assert checks[("source", "mirror default/qotm-linkerd2-target")].detail == (
+        "endpoints 192.0.2.1:4143; Link status Mirrored=True Mirrored"
+    )
+    assert checks[("source", "namespace default")].detail == "linkerd.io/inject=enabled"
+    # The real CLI asked the live source: no service mirror holds the lease here, so it lists no probe.
+    assert checks[("source", "gateway alive, latency")].detail == (
+        "unknown: `linkerd multicluster gateways` lists no probe (is the service mirror running?)"
+    )
+
+    # Break it live: the source's service mirror loses its pods, the gateway its annotation, the mirror its endpoints.
+    kubectl(live, "source", "scale", "deploy", "controller-target", "-n", "linkerd-multicluster", "--replicas=0")
+    kubectl(
+        live, "target", "annotate", "svc", GATEWAY.service, "-n", GATEWAY.namespace, "mirror.linkerd.io/multicluster-gateway-"
+    )
+    kubectl(live, "source", "delete", "endpoints", "qotm-linkerd2-target", "-n", "default")
+    report = live_report(live)
+    failed_now = {(c.stack, c.name): c.detail for c in report.checks if c.state == status.FAIL and not no_pods_here(c)}
+    assert set(failed_now) == {
+        ("source", "linkerd-multicluster/controller-target"),
+        ("target", "gateway annotations"),
+        ("source", "mirror default/qotm-linkerd2-target"),
+    }, failed_now
+    assert failed_now[("source", "linkerd-multicluster/controller-target")] == "0/0 ready"
+    assert failed_now[("source", "mirror default/qotm-linkerd2-target")] == "endpoints none; Link status Mirrored=True Mirrored"
+
+
+def test_live_unreachable(live: dict[str, str]) -> None:
+    """A context kubectl cannot reach is one failed line for its cluster; the other cluster is still read."""
+    values = outputs(target_context="nowhere")
+    report = status.collect(values, settings(live["kubectl"], live["kubeconfig"], linkerd=real_linkerd()), status.kubectl_runner)
+    target = [(c.area, c.name, c.state) for c in report.checks if c.stack == "target"]
+    assert target == [
+        ("control plane", "API server", status.FAIL),
+        ("certificates", "trust-anchor (anchor)", status.OK),
+        ("certificates", "target-issuer (issuer)", status.OK),
+    ]
+    assert (
+        report.checks[0].detail == "context nowhere: Error in configuration: context was not found for specified context: nowhere"
+    )
+    assert any(c.stack == "source" and c.name == "Link target" and c.state == status.OK for c in report.checks)
+
+
+def test_driver_status_prints_json_text_svg_and_exits_by_health(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """`./aes-linkerd2 status` from the stacks' outputs (a fake engine) over constructed objects."""
+    from driver.__main__ import main
+    from tests.test_driver import FakeEngine, deployment
+
+    class Deployed(FakeEngine):
+        def outputs(self, stack: str) -> dict[str, Any]:
+            return dict(outputs()[stack])
+
+    objects = healthy_objects()
+    monkeypatch.setattr("driver.__main__.Deployment", lambda *a, **k: deployment(Deployed(), kubeconfig=tmp_path / "kubeconfig"))
+    monkeypatch.setattr("driver.status.kubectl_runner", fake_kubectl(objects))
+    monkeypatch.setattr("driver.status.linkerd_gateways", silent)
+
+    assert main(["status", "--json", "--svg", str(tmp_path / "status.svg")]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["healthy"] is True and [c["context"] for c in data["clusters"]] == ["target", "source"]
+    assert (tmp_path / "status.svg").read_text().startswith("<svg")
+
+    gateway = next(o for o in objects["target"] if o["kind"] == "Service" and o["metadata"]["name"] == GATEWAY.service)
+    gateway["metadata"]["annotations"] = {}
+    assert main(["status"]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert [line.split()[:4] for line in out if " FAIL " in line] == [["target", "edge", "stack", "gateway"]]
+    assert out[-1].startswith("NOT HEALTHY: 1 check(s) failed")
