@@ -187,7 +187,7 @@ class Deployment:
                     stack_config.check_line_fits(settings.line, version, str(name))
             except stack_config.ConfigError as error:
                 raise DriverError(f"stack {stack}: {error}") from None
-        pinned = str(settings.get("linkerdVersion") or settings.line.linkerd_versions[0])
+        pinned = settings.linkerd_version
         binary = str(settings.get("linkerdCli") or self._find_linkerd(pinned) or "linkerd")
         if self._which(binary) is None:
             raise DriverError(

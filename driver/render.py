@@ -137,7 +137,7 @@ def render_stack(
         if target_outputs is None or not target_outputs.is_file():
             raise DriverError("rendering the source needs the target's render first")
         references[str(values.get("targetStack"))] = json.loads(target_outputs.read_text(encoding="utf-8"))
-    pinned = str(values.get("linkerdVersion") or settings.line.linkerd_versions[0])
+    pinned = settings.linkerd_version
     mocks = RenderMocks(
         str(values.get("linkerdCli") or find_linkerd(pinned) or "linkerd"),
         pinned,

@@ -34,6 +34,11 @@ class StackSettings:
     def line(self) -> upstream.VersionLine:
         return upstream.VERSION_LINES.get(str(self.get("versionLine") or upstream.DEFAULT_LINE), upstream.CURRENT)
 
+    @property
+    def linkerd_version(self) -> str:
+        """The linkerd release the stack pins: its `linkerdVersion`, else its line's."""
+        return str(self.get("linkerdVersion") or self.line.linkerd_versions[0])
+
 
 def read_settings(project_dir: Path, stack: str) -> StackSettings:
     project = _mapping(project_dir / "Pulumi.yaml")

@@ -29,6 +29,7 @@ from rich.text import Text
 from driver import certs
 from driver.settings import StackSettings
 from support import tools, upstream
+from support.linkerd_cli import ClusterAccess
 
 OK, FAIL, UNKNOWN = "ok", "FAIL", "unknown"
 AREAS = ("control plane", "edge stack", "exports", "link", "certificates")
@@ -136,7 +137,7 @@ class Objects:
 
 
 def kubectl_runner(binary: str, context: str, kubeconfig: str | None, timeout: float = 30) -> Kubectl:
-    prefix = [binary, "--context", context, *(["--kubeconfig", kubeconfig] if kubeconfig else []), "--request-timeout", "15s"]
+    prefix = [binary, *ClusterAccess(context=context, kubeconfig=kubeconfig).flags(), "--request-timeout", "15s"]
 
     def run(args: list[str]) -> str:
         try:
@@ -153,15 +154,15 @@ def kubectl_runner(binary: str, context: str, kubeconfig: str | None, timeout: f
 
 def linkerd_gateways(settings: StackSettings, context: str, link_name: str) -> list[dict[str, Any]]:
     """The service mirror's view of the gateway, through the pinned linkerd CLI (it scrapes the mirror's metrics)."""
-    pinned = str(settings.get("linkerdVersion") or settings.line.linkerd_versions[0])
+    pinned = settings.linkerd_version
     binary = settings.get("linkerdCli") or tools.find_linkerd(pinned)
     if not binary:
         raise KubectlError(f"no linkerd CLI {pinned} here ({tools.where_to_look(pinned)})")
     kubeconfig = settings.get("kubeconfig")
     # After the subcommand: the extension's own flags, not the root's (which it would ignore).
-    command = [str(binary), "multicluster", "gateways", "--context", context]
+    access = ClusterAccess(context=context, kubeconfig=str(kubeconfig) if kubeconfig else None)
+    command = [str(binary), "multicluster", "gateways", *access.flags()]
     command += [
-        *(["--kubeconfig", str(kubeconfig)] if kubeconfig else []),
         "--cluster-name",
         link_name,
         "-o",

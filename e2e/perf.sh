@@ -36,7 +36,7 @@ fi
 if [ ${#missing[@]} -gt 0 ]; then
   {
     echo "==========================================================================================="
-    echo "END-TO-END TIER NOT RUN (e2e/full.sh): these tools are missing:"
+    echo "PERFORMANCE TIER NOT RUN (e2e/perf.sh): these tools are missing:"
     printf '  %s\n' "${missing[@]}"
     echo "Build them as CONTRIBUTING.md says (e2e/build-tools.sh, and the hand-built linkerd CLI,"
     echo "pulumi-command provider and Python language host)."
