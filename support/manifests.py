@@ -30,6 +30,10 @@ _FOUNDATION_KINDS = {"Namespace", "CustomResourceDefinition"}
 # Admission webhooks and aggregated APIs answer through Deployments of the same manifest:
 # registering them before those are Ready would block every later pod (failurePolicy: Fail in HA).
 SERVED_BY_DEPLOYMENTS = {"MutatingWebhookConfiguration", "ValidatingWebhookConfiguration", "APIService"}
+# The token controller fills a token Secret only for an account that exists, and deletes it otherwise;
+# created first, it stays empty (and pulumi-kubernetes before 4.32 panics awaiting it).
+SERVICE_ACCOUNT_TOKEN = "kubernetes.io/service-account-token"
+SERVICE_ACCOUNT_ANNOTATION = "kubernetes.io/service-account.name"
 
 
 class ManifestError(pulumi.RunError):
@@ -65,6 +69,14 @@ class ManifestObject:
     def key(self) -> str:
         """`Kind/namespace/name`, or `Kind/name` for cluster-scoped objects."""
         return "/".join(part for part in (self.kind, self.namespace, self.name) if part)
+
+    @property
+    def token_account_key(self) -> str | None:
+        """For a service-account-token Secret, the `ServiceAccount/namespace/name` key it belongs to."""
+        if self.kind != "Secret" or self.body.get("type") != SERVICE_ACCOUNT_TOKEN:
+            return None
+        account = (self.body["metadata"].get("annotations") or {}).get(SERVICE_ACCOUNT_ANNOTATION)
+        return f"ServiceAccount/{self.namespace}/{account}" if account and self.namespace else None
 
     @property
     def is_builtin(self) -> bool:
@@ -166,9 +178,13 @@ def register(
     """Register every object, keyed by `ManifestObject.key`.
 
     Namespaces and CRDs come first; namespaced objects wait for their namespace, custom resources
-    for the CRDs, webhooks and API services for the Deployments that serve them.
+    for the CRDs, service-account tokens for their account, webhooks and API services for the
+    Deployments that serve them.
     """
-    ordered = sorted(objects, key=lambda o: (o.kind not in _FOUNDATION_KINDS, o.kind in SERVED_BY_DEPLOYMENTS))
+    ordered = sorted(
+        objects,
+        key=lambda o: (o.kind not in _FOUNDATION_KINDS, o.token_account_key is not None, o.kind in SERVED_BY_DEPLOYMENTS),
+    )
     registered: dict[str, pulumi.CustomResource] = {}
     # What custom resources and webhooks wait for, kept as they are registered (in that order).
     waited_for: dict[str, list[pulumi.Resource]] = {kind: [] for kind in ("CustomResourceDefinition", "Deployment")}
@@ -183,6 +199,9 @@ def register(
             after.extend(waited_for["CustomResourceDefinition"])
         if obj.kind in SERVED_BY_DEPLOYMENTS:
             after.extend(waited_for["Deployment"])
+        account = obj.token_account_key
+        if account and account in registered:
+            after.append(registered[account])
         body = stand_ins.substitute(obj.body, replacements or {})
         resource_opts = pulumi.ResourceOptions.merge(
             opts,

@@ -95,3 +95,40 @@ def test_register_applies_ignore_changes_by_key_and_refuses_duplicates() -> None
 
 def test_read_location_reads_project_relative_paths() -> None:
     assert "name: aes-linkerd2" in manifests.read_location("Pulumi.yaml")
+
+
+TOKEN_MANIFEST = """
+apiVersion: v1
+kind: Secret
+type: kubernetes.io/service-account-token
+metadata:
+  name: mirror-token
+  namespace: mesh
+  annotations: {kubernetes.io/service-account.name: mirror}
+---
+apiVersion: v1
+kind: Secret
+type: kubernetes.io/service-account-token
+metadata:
+  name: elsewhere-token
+  namespace: mesh
+  annotations: {kubernetes.io/service-account.name: not-in-this-manifest}
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: mirror, namespace: mesh}
+"""
+
+
+def test_service_account_tokens_wait_for_their_account() -> None:
+    """The token controller fills a token only for an account that exists: created first, it stays empty."""
+
+    def program() -> None:
+        manifests.register(manifests.parse(TOKEN_MANIFEST), prefix="t", opts=pulumi.ResourceOptions())
+
+    run = run_program(program)
+    assert run.error is None, run.error
+    account = run.one("ServiceAccount", "mirror")
+    assert run.depends(run.one("Secret", "mirror-token"), on=account)
+    # An account the manifest does not declare is someone else's to create: no dependency, no error.
+    assert run.one("Secret", "elsewhere-token").dependencies == []

@@ -123,6 +123,11 @@ def test_order_of_the_page_and_a_removal_linkerd_accepts() -> None:
     export = run.one("ServicePatch", "multicluster-target-export-default-qotm-linkerd2")
     assert run.depends(export, on=qotm_service) and run.depends(export, on=gateway_patch)
     assert not run.depends(gateway_patch, on=qotm_service)
+    # The link's token is filled only once its account exists (the real CLI renders both).
+    token = run.one("Secret", "linkerd-service-mirror-remote-access-default-token", "linkerd-multicluster")
+    assert token.inputs["type"] == "kubernetes.io/service-account-token"
+    account = run.one("ServiceAccount", "linkerd-service-mirror-remote-access-default", "linkerd-multicluster")
+    assert run.depends(token, on=account)
 
 
 def test_outputs_for_the_source_and_secrets_kept_secret() -> None:
