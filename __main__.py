@@ -7,6 +7,7 @@ of multicluster. Everything is validated before the first resource: config, the 
 manifests.
 """
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,6 +49,8 @@ class Cluster:
     edge_stack_crds: str
     edge_stack_manifest: str
     on_cluster: pulumi.ResourceOptions
+    # This stack's outputs as its last update left them: how old each issuer is, which rotation step ran.
+    last_outputs: Mapping[str, Any]
     # The target's anchors for this update (a rotation's step), decided from its last outputs.
     anchors: AnchorPlan
 
@@ -152,14 +155,12 @@ def export_cluster(cfg: config.StackConfig, identity: ClusterIdentity) -> None:
 def target_stack(cluster: Cluster, role: config.TargetRole) -> None:
     """The gateway side: the shared anchor and both issuers, the page on this cluster, then the gateway."""
     cfg, ports = cluster.cfg, cluster.cfg.gateway
-    # This stack's own last outputs say how old each issuer is (renewal is decided from them).
-    itself = pulumi.StackReference(f"{pulumi.get_organization()}/{pulumi.get_project()}/{pulumi.get_stack()}")
     certificates = LinkerdIdentity(
         "identity",
         LinkerdIdentityArgs(
             trust_domain=cfg.linkerd.trust_domain,
             clusters=(cfg.cluster.name, config.PEER),
-            previous_issuers=itself.get_output("identityIssuers"),
+            previous_issuers=cluster.last_outputs.get("identityIssuers"),
             renew_before_days=cfg.linkerd.issuer_renew_before_days,
             anchors=cluster.anchors,
         ),
@@ -267,9 +268,10 @@ def last_outputs() -> dict[str, Any]:
 
 def main() -> None:
     cfg = config.load()
+    last = last_outputs()
     # A rotation step that skips one, or goes back, is refused here, before the first registration.
     anchors = (
-        anchor_plan(last_outputs().get("identityAnchors"), cfg.role.trust_anchor_rotation)
+        anchor_plan(last.get("identityAnchors"), cfg.role.trust_anchor_rotation)
         if isinstance(cfg.role, config.TargetRole)
         else AnchorPlan()
     )
@@ -280,7 +282,8 @@ def main() -> None:
     manifest = config.read_manifest("edgeStackManifest", cfg.edge_stack.manifest, read_location)
     # A fixed name: renaming the provider would replace every object it manages.
     provider = k8s.Provider("cluster", kubeconfig=cfg.cluster.kubeconfig, context=cfg.cluster.context)
-    cluster = Cluster(cfg, cli, crds, manifest, pulumi.ResourceOptions(providers={"kubernetes": provider}), anchors)
+    on_cluster = pulumi.ResourceOptions(providers={"kubernetes": provider})
+    cluster = Cluster(cfg, cli, crds, manifest, on_cluster, last_outputs=last, anchors=anchors)
     match cfg.role:
         case config.TargetRole():
             target_stack(cluster, cfg.role)
