@@ -151,6 +151,32 @@ for line in open(sys.argv[1]):
 for took, began, name in sorted(((end.get(n, began) - began, began, n) for n, began in start.items()), reverse=True)[:15]:
     print(f"    {took:4d}s  {began:4d} -> {began + took:4d}  {name}")
 EOF
+say "each Deployment: seconds from its creation until the API server had it Available (and its last rollout done), against how long up awaited it:"
+"$B/kubectl" --context target get deploy -A -o json | python3 -c '
+import datetime, json, re, sys
+start, end, done_before = {}, {}, 0
+for line in open(sys.argv[1]):
+    m = re.match(r"\[target\] up: (\d+) done, (\d+):(\d+)  create (.*)", line.strip())
+    if m:
+        done, at, name = int(m[1]), int(m[2]) * 60 + int(m[3]), m[4]
+        if done > done_before:
+            end[name] = at
+        else:
+            start.setdefault(name, at)
+        done_before = done
+def seconds(stamp):
+    return datetime.datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+for item in json.load(sys.stdin)["items"]:
+    meta = item["metadata"]
+    created = seconds(meta["creationTimestamp"])
+    conditions = {c["type"]: c for c in item.get("status", {}).get("conditions", [])}
+    available = seconds(conditions["Available"]["lastTransitionTime"]) - created if "Available" in conditions else -1
+    rollout = seconds(conditions["Progressing"]["lastUpdateTime"]) - created if "Progressing" in conditions else -1
+    names = [n for n in start if n.endswith(":" + meta["namespace"] + "/" + meta["name"])]
+    awaited = max((end.get(n, start[n]) - start[n] for n in names), default=-1)
+    where = meta["namespace"] + "/" + meta["name"]
+    print(f"    {where}: Available after {available:.0f}s, last rollout done after {rollout:.0f}s; up awaited {awaited}s")
+' "$WORK/up.log" >&2
 t_preview=$(driver preview --stack target --expect-no-changes)
 target_preview_s=$(awk '$1 == "target" && $2 == "ok" {print $NF}' "$WORK/preview.log" | tail -1)
 # --- the same objects with kubectl, on a fresh API server -------------------------------------------
