@@ -92,6 +92,18 @@ def prepare_object(body: dict[str, Any], product: upstream.EdgeStackProduct, por
     return body
 
 
+def not_awaited_if_service(obj: manifests.ManifestObject) -> manifests.ManifestObject:
+    """The CRD manifest's Services (emissary-apiext's) count as ready once created.
+
+    Everything else waits for the whole CRD manifest, and the provider holds a Service until its
+    endpoints have not changed for 10 seconds; the Deployment behind it is awaited itself, as the page
+    waits for it (`kubectl wait --for=condition=available deployment emissary-apiext`).
+    """
+    if obj.kind != "Service":
+        return obj
+    return manifests.with_annotations(obj, {upstream.SKIP_AWAIT_ANNOTATION: "true"})
+
+
 class EdgeStack(pulumi.ComponentResource):
     # The Service's ports as the manifest declares them, in order.
     service_ports: tuple[dict[str, Any], ...]
@@ -118,7 +130,9 @@ class EdgeStack(pulumi.ComponentResource):
         )
         self.crds = list(
             manifests.register(
-                manifests.parse(args.crds_yaml), prefix=f"{name}-crds", opts=pulumi.ResourceOptions(parent=self)
+                [not_awaited_if_service(obj) for obj in manifests.parse(args.crds_yaml)],
+                prefix=f"{name}-crds",
+                opts=pulumi.ResourceOptions(parent=self),
             ).values()
         )
 

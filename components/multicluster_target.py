@@ -86,11 +86,16 @@ def export_metadata(
     line: upstream.VersionLine, gateway: GatewayRef, name: str, namespace: str
 ) -> k8s.meta.v1.ObjectMetaPatchArgs:
     """A service's metadata that exports it through this gateway: a label, or 2.8's annotations."""
+    # The label changes nothing the provider's Service await looks at (endpoints, settled for 10 seconds).
+    not_awaited = {upstream.SKIP_AWAIT_ANNOTATION: "true"}
     if line.export_by_label:
-        return k8s.meta.v1.ObjectMetaPatchArgs(name=name, namespace=namespace, labels={upstream.EXPORTED_LABEL: "true"})
+        return k8s.meta.v1.ObjectMetaPatchArgs(
+            name=name, namespace=namespace, labels={upstream.EXPORTED_LABEL: "true"}, annotations=not_awaited
+        )
     annotations = {
         upstream.EXPORT_GATEWAY_NAME_ANNOTATION: gateway.deployment,
         upstream.EXPORT_GATEWAY_NAMESPACE_ANNOTATION: gateway.namespace,
+        **not_awaited,
     }
     return k8s.meta.v1.ObjectMetaPatchArgs(name=name, namespace=namespace, annotations=annotations)
 

@@ -48,6 +48,11 @@ start_cluster() {
   "$B/kubectl" config set-context "$name" --cluster "$name" --user "$name" >/dev/null
   local k=("$B/kubectl" --context "$name")
   for _ in $(seq 120); do "${k[@]}" get --raw /readyz >/dev/null 2>&1 && break; sleep 1; done
+  if grep -q "RequestWatchProgress feature is not supported" "$dir/apiserver.log"; then
+    echo "WARNING: $("$B/etcd" --version | head -1) cannot serve watch progress requests: every informer of" >&2
+    echo "  the controllers and kwok will back off and rollouts take minutes (build etcd 3.6 from the module proxy:" >&2
+    echo "  ETCD_SOURCE=go E2E_TOOLS=etcd e2e/build-tools.sh)" >&2
+  fi
   # The controllers read a kubeconfig whose current context is this cluster.
   "$B/kubectl" config view --minify --flatten --context "$name" > "$dir/kubeconfig"
   local common=(--kubeconfig "$dir/kubeconfig" --authentication-kubeconfig "$dir/kubeconfig"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -30,8 +31,11 @@ def build(
     license_key: str | None = "licence-token",
     gateway_port: int = 4143,
     preview: bool = False,
+    crds_file: Path | None = None,
 ) -> Run:
     files = PAGE_FILES if line is upstream.PAGE else CURRENT_FILES if product == "edge-stack" else EMISSARY_FILES
+    if crds_file is not None:
+        files = (crds_file, files[1])
     # The page line's inject runs at `up` against the cluster: nothing runs the CLI while the program runs.
     binary = real_linkerd(line) if line.inject_offline else "linkerd"
 
@@ -150,6 +154,17 @@ def test_emissary_namespace_is_created_when_its_manifest_lacks_it() -> None:
     assert run.one("Namespace", "emissary").inputs["metadata"] == {"name": "emissary"}
     assert run.one("Deployment", "emissary-ingress", "emissary")
     assert run.find("Secret") == []
+
+
+def test_apiext_service_is_not_awaited_its_deployment_is() -> None:
+    """What waits for the CRD manifest waits for apiext's Deployment, not 10 seconds of settled endpoints."""
+    run = build(upstream.CURRENT, "emissary", license_key=None, crds_file=EMISSARY / "emissary-crds.v3.9.1.yaml")
+    service = run.one("Service", "emissary-apiext", "emissary-system")
+    assert service.inputs["metadata"]["annotations"] == {"pulumi.com/skipAwait": "true"}
+    deployment = run.one("Deployment", "emissary-apiext", "emissary-system")
+    assert "pulumi.com/skipAwait" not in (deployment.inputs["metadata"].get("annotations") or {})
+    module = run.one("Module", "ambassador")
+    assert run.depends(module, on=deployment) and run.depends(module, on=service)
 
 
 def test_load_balancer_service_is_not_awaited() -> None:
