@@ -38,69 +38,26 @@
 #   e2e/page-line.sh                      exits 2 when a tool is missing
 #   e2e/page-line.sh --skip-if-missing    exits 0 instead, after saying loudly what did not run (CI)
 set -euo pipefail
-cd "$(dirname "$0")/.."
-ROOT=$PWD
-CACHE=${E2E_CACHE:-$HOME/.cache/linkerd-aes-e2e}
-B=$CACHE/bin
-SKIP_IF_MISSING=false
-[ "${1:-}" = --skip-if-missing ] && SKIP_IF_MISSING=true
-say() { printf '[page-line] %s\n' "$*" >&2; }
-
-# --- the tools --------------------------------------------------------------------------------
+# shellcheck source=e2e/tier.sh
+. "$(dirname "$0")/tier.sh"
+tier_init page-line "$@"
 LINKERD=$B/linkerd-stable-2.8.1
 CONTROLLER=$B/linkerd-controller-stable-2.8.1
-PYTHON_HOST_DIR=$CACHE/plugins/python
-COMMAND_DIR=$CACHE/plugins/command
-missing=()
-for tool in "$B/pulumi" "$B/pulumi-resource-kubernetes" "$COMMAND_DIR/pulumi-resource-command" "$B/kube-apiserver" \
-  "$B/kube-controller-manager" "$B/kube-scheduler" "$B/kubectl" "$B/etcd" "$B/kwok" "$LINKERD" "$CONTROLLER"; do
-  [ -x "$tool" ] || missing+=("$tool")
-done
-if [ ! -x "$PYTHON_HOST_DIR/pulumi-language-python" ]; then
-  if [ -x "$B/pulumi-language-python" ]; then
-    PYTHON_HOST_DIR=$B
-    say "WARNING: the hand-built Python language host is missing; using the v3.68.0 fallback in $B"
-  else
-    missing+=("$PYTHON_HOST_DIR/pulumi-language-python")
-  fi
-fi
+find_tools "$LINKERD" "$CONTROLLER"
 # The public-api reads linkerd-config's keys at a fixed path (/var/run/linkerd/config): it gets them
 # in a mount namespace of its own, so nothing is written outside the scratch folder.
-unshare --mount --propagation private true 2>/dev/null || missing+=("unshare --mount (root, for the public-api's config path)")
+unshare --mount --propagation private true 2>/dev/null || MISSING+=("unshare --mount (root, for the public-api's config path)")
 REFERENCE=${E2E_REFERENCE:-$ROOT/../shared/reference/emissary}
 AES_CRDS=$REFERENCE/aes-crds.v1.14.4.yaml
 AES_MANIFEST=$REFERENCE/aes.v1.14.4.yaml
 for file in "$AES_CRDS" "$AES_MANIFEST"; do
-  [ -f "$file" ] || missing+=("$file (E2E_REFERENCE: a folder with Edge Stack 1.14.4's release files)")
+  [ -f "$file" ] || MISSING+=("$file (E2E_REFERENCE: a folder with Edge Stack 1.14.4's release files)")
 done
-if [ ${#missing[@]} -gt 0 ]; then
-  {
-    echo "==========================================================================================="
-    echo "PAGE-LINE TIER NOT RUN (e2e/page-line.sh): these are missing:"
-    printf '  %s\n' "${missing[@]}"
-    echo "So the page line's inject against a live stable-2.8.1 control plane was NOT shown."
-    echo "Build them as CONTRIBUTING.md says (e2e/build-tools.sh, the hand-built linkerd CLI and"
-    echo "controller of stable-2.8.1, the pulumi-command provider and the Python language host)."
-    echo "==========================================================================================="
-  } >&2
-  $SKIP_IF_MISSING && exit 0
-  exit 2
-fi
-# shellcheck disable=SC1091
-. "$CACHE/versions.env"
-
-scripts/setup
-WORK=$(mktemp -d /tmp/aes-linkerd2-page.XXXXXX)
-PIDS=()
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  [ -n "${KEEP_WORK:-}" ] || rm -rf "$WORK"
-}
-trap cleanup EXIT
-export KUBECONFIG=$WORK/kubeconfig
-# shellcheck source=e2e/cluster.sh
-. "$ROOT/e2e/cluster.sh"
+stop_if_missing "PAGE-LINE TIER NOT RUN (e2e/page-line.sh): these are missing:" \
+  "So the page line's inject against a live stable-2.8.1 control plane was NOT shown." \
+  "Build them as CONTRIBUTING.md says (e2e/build-tools.sh, the hand-built linkerd CLI and" \
+  "controller of stable-2.8.1, the pulumi-command provider and the Python language host)."
+start_work
 k=("$B/kubectl" --context target)
 started=$SECONDS
 
@@ -347,12 +304,10 @@ EdgeStack(
     opts=pulumi.ResourceOptions(providers={"kubernetes": provider}),
 )
 EOF
-export PATH="$PYTHON_HOST_DIR:$COMMAND_DIR:$B:$ROOT/venv/bin:$PATH" AES_LINKERD2_ROOT=$ROOT
-export PULUMI_HOME=$WORK/pulumi-home PULUMI_BACKEND_URL=file://$WORK/state
-export PULUMI_CONFIG_PASSPHRASE=page-e2e PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true PULUMI_SKIP_UPDATE_CHECK=true
+use_engine
+export AES_LINKERD2_ROOT=$ROOT
 # 2.8.1's CLI asks versioncheck.linkerd.io for nothing here, but keep anything it might dial on loopback.
 export HTTPS_PROXY=http://127.0.0.1:9 NO_PROXY=127.0.0.0/8
-mkdir -p "$WORK/state"
 pulumi_() {  # pulumi_ VERB [ARGS...]: prints its seconds, keeps its log
   local verb=$1 began=$SECONDS; shift
   if ! (cd "$PROJECT" && pulumi "$verb" --stack target --non-interactive "$@") > "$WORK/$verb.log" 2>&1; then

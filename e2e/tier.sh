@@ -1,0 +1,324 @@
+# e2e/tier.sh - sourced first by the end-to-end scripts (full.sh, perf.sh, page-line.sh): what they
+# share, from the tool check to the PERFORMANCE line. It sources e2e/cluster.sh and e2e/webhooks.sh.
+#
+#   tier_init NAME [--skip-if-missing]  from the repository's root: ROOT, CACHE ($E2E_CACHE or the tool
+#                                      cache), B (its bin); `say` prints "[NAME] ..." on stderr
+#   find_tools TOOL...                 MISSING: the engine's, providers' and clusters' tools, and the TOOLs,
+#                                      that are not there; PYTHON_HOST_DIR (the hand-built language host,
+#                                      else the v3.68.0 fallback, said so), COMMAND_DIR
+#   stop_if_missing HEADING [LINE...]  with anything in MISSING: a loud banner (HEADING, what is missing,
+#                                      the LINEs, by default how to build the tools), then exit 2 (0 with
+#                                      --skip-if-missing); else reads the cache's versions.env
+#   emissary_files                     EMISSARY_CRDS, EMISSARY_MANIFEST: Emissary 3.9.1's release files in
+#                                      $E2E_REFERENCE (default ../shared/reference/emissary); exits 2 without
+#   start_work                         scripts/setup; WORK (a scratch folder), the PIDS array (killed on exit,
+#                                      then WORK removed unless KEEP_WORK is set), KUBECONFIG
+#   webhook_servers NAME...            e2e/webhooks.sh's servers for the clusters NAME, where they are built
+#   copy_project                       PROJECT: a copy of the repository whose committed stacks are changed
+#                                      only where the local servers force it (full.sh's header says each);
+#                                      Emissary's own CRDs where webhook_servers found apiext, else a stand-in
+#   use_engine                         PATH and PULUMI_*: the cache's engine, providers and language host, a
+#                                      file backend in WORK
+#   say_engine                         which engine, language host, providers and linkerd CLI ($LINKERD) run
+#   driver VERB [ARGS...]              ./aes-linkerd2 VERB in PROJECT; prints its seconds, keeps WORK/VERB.log;
+#                                      on failure prints its errors and exits 1
+#   stack_seconds STACK LOG            STACK's own seconds in a driver log
+#   slowest_steps STACK LOG            the 15 slowest steps of STACK's up, from the driver's progress in LOG
+#   deployment_times STACK LOG         each Deployment on cluster STACK: seconds until the API server had it
+#                                      Available (and its last rollout done), beside how long up awaited it
+#   performance UP_S PREVIEW_S         the target's objects with kubectl on a fresh API server against up's
+#                                      UP_S and the no-change preview's PREVIEW_S: the PERFORMANCE line; says
+#                                      PERFORMANCE NOT MEASURED and returns 1 when the comparison fails
+#
+# Each function after start_work needs what the ones before it set; e2e/cluster.sh's and
+# e2e/webhooks.sh's functions are there for the caller too.
+# shellcheck source=e2e/cluster.sh
+. "$(dirname "${BASH_SOURCE[0]}")/cluster.sh"
+# shellcheck source=e2e/webhooks.sh
+. "$(dirname "${BASH_SOURCE[0]}")/webhooks.sh"
+
+tier_init() {
+  TIER=$1
+  cd "$(dirname "$0")/.."
+  ROOT=$PWD
+  CACHE=${E2E_CACHE:-$HOME/.cache/linkerd-aes-e2e}
+  B=$CACHE/bin
+  SKIP_IF_MISSING=false
+  [ "${2:-}" = --skip-if-missing ] && SKIP_IF_MISSING=true
+  return 0
+}
+say() { printf '[%s] %s\n' "$TIER" "$*" >&2; }
+
+# --- the tools --------------------------------------------------------------------------------
+find_tools() {
+  local tool
+  PYTHON_HOST_DIR=$CACHE/plugins/python   # hand-built from pulumi/pulumi's source (CONTRIBUTING.md)
+  COMMAND_DIR=$CACHE/plugins/command
+  MISSING=()
+  for tool in "$B/pulumi" "$B/pulumi-resource-kubernetes" "$COMMAND_DIR/pulumi-resource-command" \
+    "$B/kube-apiserver" "$B/kube-controller-manager" "$B/kube-scheduler" "$B/kubectl" "$B/etcd" "$B/kwok" "$@"; do
+    [ -x "$tool" ] || MISSING+=("$tool")
+  done
+  if [ ! -x "$PYTHON_HOST_DIR/pulumi-language-python" ]; then
+    if [ -x "$B/pulumi-language-python" ]; then
+      PYTHON_HOST_DIR=$B
+      say "WARNING: the hand-built Python language host is missing; using the v3.68.0 fallback in $B"
+    else
+      MISSING+=("$PYTHON_HOST_DIR/pulumi-language-python")
+    fi
+  fi
+}
+
+stop_if_missing() {
+  if [ ${#MISSING[@]} -gt 0 ]; then
+    local heading=$1; shift
+    [ $# -gt 0 ] || set -- "Build them as CONTRIBUTING.md says (e2e/build-tools.sh, and the hand-built linkerd CLI," \
+      "pulumi-command provider and Python language host)."
+    {
+      echo "==========================================================================================="
+      echo "$heading"
+      printf '  %s\n' "${MISSING[@]}"
+      printf '%s\n' "$@"
+      echo "==========================================================================================="
+    } >&2
+    $SKIP_IF_MISSING && exit 0
+    exit 2
+  fi
+  # shellcheck disable=SC1091
+  . "$CACHE/versions.env"
+}
+
+emissary_files() {
+  local reference=${E2E_REFERENCE:-$ROOT/../shared/reference/emissary} file
+  EMISSARY_CRDS=$reference/emissary-crds.v3.9.1.yaml
+  EMISSARY_MANIFEST=$reference/emissary-emissaryns.v3.9.1.yaml
+  for file in "$EMISSARY_CRDS" "$EMISSARY_MANIFEST"; do
+    [ -f "$file" ] || { say "missing $file (set E2E_REFERENCE to a folder with Emissary 3.9.1's release files)"; exit 2; }
+  done
+}
+
+# --- the scratch folder, and what is killed when the script ends --------------------------------
+start_work() {
+  scripts/setup
+  WORK=$(mktemp -d "/tmp/aes-linkerd2-$TIER.XXXXXX")
+  PIDS=()
+  trap cleanup EXIT
+  export KUBECONFIG=$WORK/kubeconfig
+}
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  [ -n "${KEEP_WORK:-}" ] || rm -rf "$WORK"
+}
+
+webhook_servers() {
+  local name
+  webhooks_check
+  for name in "$@"; do serve_webhooks "$name"; done
+}
+
+# --- a copy of the project with the committed stacks, changed only where the local servers force it ---
+# Each a config value (nothing in the program changes for the test):
+#   context/targetContext   the local clusters' contexts, `target` and `source`, each in its own
+#   kubeconfig/targetKubeconfig  kubeconfig file (with one file holding both contexts, the source's
+#                            provider awaited the source's proxy injector for ever: still open)
+#   linkerdHa=false          HA's webhooks fail closed (failurePolicy Fail): the proxy injector is served
+#                            here (e2e/webhooks.sh), but the policy validator (the Rust policy controller)
+#                            and the ServiceProfile validator are not, and the multicluster extension
+#                            creates policy Servers; without HA they are Ignore, and the API server's
+#                            call to their loopback ClusterIP ends at once
+#   gatewayAddresses         the gateway Service has no load balancer here: 127.0.0.1
+#   verify=false             `linkerd multicluster check` and `gateways` probe running proxies; both run
+#                            after `up` anyway, and what they report is printed, not asserted
+#   edgeStackCrds            only without the hand-built apiext (e2e/webhooks.sh --check): Emissary's own
+#                            CRDs store v2 and convert v3alpha1 through the emissary-apiext webhook; with
+#                            no server, the same CRDs with v3alpha1 stored and no conversion (STAND-IN)
+#   edgeStackManifest        Emissary 3.9.1's release manifest, read from a file (no internet here)
+copy_project() {
+  local crds=$EMISSARY_CRDS
+  PROJECT=$WORK/project
+  mkdir -p "$PROJECT"
+  git ls-files -co --exclude-standard -z -- . ":(exclude)venv" | tar --null -T - -cf - | tar -xf - -C "$PROJECT"
+  ln -s "$ROOT/venv" "$PROJECT/venv"
+  if [ -z "$WEBHOOK_APIEXT" ]; then
+    crds=$WORK/emissary-crds.no-webhook.yaml
+    python3 - "$EMISSARY_CRDS" "$crds" <<'EOF'
+import sys, yaml
+documents = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+for document in documents:
+    if document["kind"] == "CustomResourceDefinition" and document["spec"].get("conversion", {}).get("strategy") == "Webhook":
+        names = [v["name"] for v in document["spec"]["versions"]]
+        for version in document["spec"]["versions"]:
+            version["storage"] = version["name"] == ("v3alpha1" if "v3alpha1" in names else names[-1])
+        document["spec"]["conversion"] = {"strategy": "None"}
+yaml.safe_dump_all(documents, open(sys.argv[2], "w"), sort_keys=False)
+EOF
+  fi
+  "$ROOT/venv/bin/python" - "$PROJECT" "$crds" "$EMISSARY_MANIFEST" "$WORK" <<'EOF'
+import sys, yaml
+project, crds, manifest = sys.argv[1:4]
+work = sys.argv[4]
+forced = {
+    "target": {"context": "target", "kubeconfig": f"{work}/target/kubeconfig"},
+    "source": {
+        "context": "source",
+        "kubeconfig": f"{work}/source/kubeconfig",
+        "targetContext": "target",
+        "targetKubeconfig": f"{work}/target/kubeconfig",
+        "gatewayAddresses": ["127.0.0.1"],
+        "verify": False,
+    },
+}
+for stack, values in forced.items():
+    path = f"{project}/Pulumi.{stack}.yaml"
+    document = yaml.safe_load(open(path))
+    values.update({"linkerdHa": False, "edgeStackCrds": crds, "edgeStackManifest": manifest})
+    document["config"].update({f"aes-linkerd2:{key}": value for key, value in values.items()})
+    yaml.safe_dump(document, open(path, "w"), sort_keys=False)
+EOF
+}
+
+# --- the real engine, providers and language host -------------------------------------------
+use_engine() {
+  export PATH="$PYTHON_HOST_DIR:$COMMAND_DIR:$B:$ROOT/venv/bin:$PATH"
+  export PULUMI_HOME=$WORK/pulumi-home PULUMI_BACKEND_URL=file://$WORK/state
+  export PULUMI_CONFIG_PASSPHRASE=$TIER-e2e PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true PULUMI_SKIP_UPDATE_CHECK=true
+  mkdir -p "$WORK/state"
+}
+say_engine() {
+  say "engine $(pulumi version), language host $(pulumi-language-python -version 2>&1 | head -1) ($PYTHON_HOST_DIR),"
+  say "  kubernetes provider $PULUMI_KUBERNETES_VERSION, command provider $(pulumi-resource-command -version 2>/dev/null || echo 1.2.1), linkerd $("$LINKERD" version --client --short)"
+}
+
+driver() {
+  local verb=$1 began=$SECONDS; shift
+  if ! (cd "$PROJECT" && ./aes-linkerd2 "$verb" "$@") > "$WORK/$verb.log" 2>&1; then
+    grep -E "error|failed|\\* " "$WORK/$verb.log" | grep -v "pulumi-language-python" | head -60 >&2
+    tail -20 "$WORK/$verb.log" >&2
+    say "FAILED: ./aes-linkerd2 $verb $*"
+    exit 1
+  fi
+  echo $((SECONDS - began))
+}
+stack_seconds() { awk -v stack="$1" '$1 == stack && $2 == "ok" {print $NF}' "$2" | tail -1; }
+
+# --- where up's time went, from the driver's progress lines ("[STACK] up: N done, MM:SS  OP NAME":
+# a line whose count went up ends NAME's step, any other starts it) --------------------------------
+slowest_steps() {
+  say "the slowest steps of up (seconds from the stack's start; objects of one name, of any kind, are one line; components last as long as their children):"
+  _up_steps slowest "$@"
+}
+deployment_times() {
+  say "each Deployment: seconds from its creation until the API server had it Available (and its last rollout done), against how long up awaited it:"
+  "$B/kubectl" --context "$1" get deploy -A -o json > "$WORK/deployments.json"
+  _up_steps deployments "$@" "$WORK/deployments.json"
+}
+_up_steps() {  # _up_steps slowest|deployments STACK LOG [DEPLOYMENTS.json]
+  python3 - "$@" <<'EOF' >&2
+import datetime, json, re, sys
+mode, stack, log = sys.argv[1:4]
+start, end, done_before = {}, {}, 0
+for line in open(log):
+    m = re.match(r"\[" + re.escape(stack) + r"\] up: (\d+) done, (\d+):(\d+)  \w+ (.*)", line.strip())
+    if m:
+        done, at, name = int(m[1]), int(m[2]) * 60 + int(m[3]), m[4]
+        if done > done_before:
+            end[name] = at
+        else:
+            start.setdefault(name, at)
+        done_before = done
+if mode == "slowest":
+    for took, began, name in sorted(((end.get(n, began) - began, began, n) for n, began in start.items()), reverse=True)[:15]:
+        print(f"    {took:4d}s  {began:4d} -> {began + took:4d}  {name}")
+    sys.exit()
+def seconds(stamp):
+    return datetime.datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+for item in json.load(open(sys.argv[4]))["items"]:
+    meta = item["metadata"]
+    created = seconds(meta["creationTimestamp"])
+    conditions = {c["type"]: c for c in item.get("status", {}).get("conditions", [])}
+    available = seconds(conditions["Available"]["lastTransitionTime"]) - created if "Available" in conditions else -1
+    rollout = seconds(conditions["Progressing"]["lastUpdateTime"]) - created if "Progressing" in conditions else -1
+    names = [n for n in start if n.endswith(":" + meta["namespace"] + "/" + meta["name"])]
+    awaited = max((end.get(n, start[n]) - start[n] for n in names), default=-1)
+    where = meta["namespace"] + "/" + meta["name"]
+    print(f"    {where}: Available after {available:.0f}s, last rollout done after {rollout:.0f}s; up awaited {awaited}s")
+EOF
+}
+
+# --- the same objects with kubectl, on a fresh API server -------------------------------------------
+# `up` of the target against `kubectl apply --server-side` of what it applies (render's YAML, in the
+# page's order: namespaces and CRDs, then the rest, then the custom resources, then waiting for every
+# Deployment, as `up` waits), and the no-change preview against `kubectl diff --server-side`.
+performance() {
+  local up_s=$1 preview_s=$2 up_ratio rollout_ratio preview_ratio
+  if kubectl_bench; then
+    read -r up_ratio rollout_ratio preview_ratio < <(python3 -c "
+print(f'{$up_s / $kubectl_apply_s:.2f}x', f'{$up_s / $kubectl_rollout_s:.2f}x', f'{$preview_s / $kubectl_diff_s:.2f}x')")
+    say "PERFORMANCE: target up ${up_s}s vs kubectl apply --server-side + wait ${kubectl_apply_s}s (${up_ratio});" \
+      "+ every rollout done ${kubectl_rollout_s}s (${rollout_ratio}); no-change preview ${preview_s}s vs kubectl diff ${kubectl_diff_s}s (${preview_ratio})"
+  else
+    say "PERFORMANCE NOT MEASURED: the kubectl comparison failed (see $WORK/render.log and the bench cluster's logs)"
+    return 1
+  fi
+}
+kubectl_bench() {
+  local k=("$B/kubectl" --context bench) began group status=0
+  start_cluster bench 127.0.105.0/24 127.5.0.0/16 && check_loopback bench && serve_webhooks bench || return 1
+  (cd "$PROJECT" && ./aes-linkerd2 render --stack target --out "$WORK/rendered") > "$WORK/render.log" 2>&1 || return 1
+  "$ROOT/venv/bin/python" - "$WORK/rendered/target" "$WORK/bench-objects" <<'EOF' || return 1
+import pathlib, sys, yaml
+source, out = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+out.mkdir()
+groups = {"1-namespaces": [], "2-crds": [], "3-objects": [], "4-custom": [], "5-patches": []}
+for path in sorted(source.glob("*.yaml")):
+    if path.name == "steps.yaml":
+        continue
+    body = yaml.safe_load(path.read_text())
+    if body["kind"] == "Secret":  # render masks secret values; any valid ones apply the same way
+        keys = ["tls.crt", "tls.key"] if body.get("type") == "kubernetes.io/tls" else ["masked"]
+        for field, value in (("data", "eA=="), ("stringData", "x")):
+            if body.get(field) == "[secret]":
+                body[field] = dict.fromkeys(keys, value)
+            elif isinstance(body.get(field), dict):
+                body[field] = {k: value if v == "[secret]" else v for k, v in body[field].items()}
+    if path.name.split("-", 1)[0].endswith("patch"):  # the page's `kubectl patch`es, after what they patch
+        group = "5-patches"
+    elif body["kind"] in ("Namespace", "CustomResourceDefinition"):
+        group = "1-namespaces" if body["kind"] == "Namespace" else "2-crds"
+    else:
+        group = "4-custom" if "getambassador.io" in body["apiVersion"] or ".linkerd.io" in body["apiVersion"] else "3-objects"
+    groups[group].append(body)
+for name, bodies in groups.items():
+    (out / f"{name}.yaml").write_text(yaml.safe_dump_all(bodies))
+EOF
+  began=$(date +%s.%N)
+  for group in 1-namespaces 2-crds; do
+    "${k[@]}" apply --server-side --force-conflicts -f "$WORK/bench-objects/$group.yaml" >/dev/null || return 1
+  done
+  "${k[@]}" wait --for=condition=Established crd --all --timeout=120s >/dev/null || return 1
+  for group in 3-objects 4-custom; do
+    [ "$group" = 3-objects ] || webhooks_ready bench || return 1
+    "${k[@]}" apply --server-side --force-conflicts -f "$WORK/bench-objects/$group.yaml" >/dev/null || return 1
+  done
+  "${k[@]}" apply --server-side --force-conflicts --field-manager page-patches -f "$WORK/bench-objects/5-patches.yaml" \
+    >/dev/null || return 1
+  "${k[@]}" wait --for=condition=Available deploy --all -A --timeout=600s >/dev/null || return 1
+  kubectl_apply_s=$(python3 -c "import time; print(f'{time.time() - $began:.1f}')")
+  # What `up` awaits of each Deployment, its rollout complete (the patched template's too), where
+  # Available above is already true while the old pods still serve: the same objects, kubectl's way.
+  "${k[@]}" get deploy -A -o jsonpath='{range .items[*]}{.metadata.namespace} {.metadata.name}{"\n"}{end}' \
+    | while read -r namespace deployment; do
+        "${k[@]}" -n "$namespace" rollout status "deploy/$deployment" --timeout=600s >/dev/null || exit 1
+      done || return 1
+  kubectl_rollout_s=$(python3 -c "import time; print(f'{time.time() - $began:.1f}')")
+  began=$(date +%s.%N)
+  for group in 1-namespaces 2-crds 3-objects 4-custom; do
+    "${k[@]}" diff --server-side --force-conflicts -f "$WORK/bench-objects/$group.yaml" >/dev/null 2>&1 || status=$?
+    [ "$status" -le 1 ] || return 1
+  done
+  "${k[@]}" diff --server-side --force-conflicts --field-manager page-patches -f "$WORK/bench-objects/5-patches.yaml" \
+    >/dev/null 2>&1 || status=$?
+  [ "$status" -le 1 ] || return 1
+  kubectl_diff_s=$(python3 -c "import time; print(f'{time.time() - $began:.1f}')")
+}
