@@ -26,8 +26,9 @@
 #   slowest_steps STACK LOG            the 15 slowest steps of STACK's up, from the driver's progress in LOG
 #   deployment_times STACK LOG         each Deployment on cluster STACK: seconds until the API server had it
 #                                      Available (and its last rollout done), beside how long up awaited it
-#   performance UP_S PREVIEW_S         the target's objects with kubectl on a fresh API server against up's
-#                                      UP_S and the no-change preview's PREVIEW_S: the PERFORMANCE line; says
+#   performance UP_S PREVIEW_S         the target's objects with kubectl on fresh API servers (all at once, and
+#                                      in the page's order with its waits) against up's UP_S and the no-change
+#                                      preview's PREVIEW_S: the PERFORMANCE line; says
 #                                      PERFORMANCE NOT MEASURED and returns 1 when the comparison fails
 #
 # Each function after start_work needs what the ones before it set; e2e/cluster.sh's and
@@ -250,13 +251,45 @@ EOF
 # `up` of the target against `kubectl apply --server-side` of what it applies (render's YAML, in the
 # page's order: namespaces and CRDs, then the rest, then the custom resources, then waiting for every
 # Deployment, as `up` waits), and the no-change preview against `kubectl diff --server-side`.
+# The same objects in the page's order, each step applied when the page applies it and waited for
+# where the page waits (`linkerd check` after each install, the CRDs established and emissary-apiext
+# available before Edge Stack, Edge Stack available, the QOTM pods watched), on a cluster of its own;
+# then every rollout done, as `up` ends.
+kubectl_page_bench() {
+  local k=("$B/kubectl" --context page) began dir="$WORK/bench-objects/page" file
+  start_cluster page 127.0.106.0/24 127.6.0.0/16 && check_loopback page && serve_webhooks page || return 1
+  apply_step() {  # apply_step STEP: its objects, then its patches under their own field manager
+    for file in "$dir/$1.yaml" "$dir/$1-patches.yaml"; do
+      [ -f "$file" ] || continue
+      "${k[@]}" apply --server-side --force-conflicts --field-manager "page-$1" -f "$file" >/dev/null || return 1
+    done
+  }
+  available() { "${k[@]}" wait --for=condition=Available deploy --all -A --timeout=600s >/dev/null; }
+  began=$(date +%s.%N)
+  apply_step 1-linkerd-crds && "${k[@]}" wait --for=condition=Established crd --all --timeout=120s >/dev/null || return 1
+  apply_step 2-linkerd && available || return 1
+  apply_step 3-edge-stack-crds && "${k[@]}" wait --for=condition=Established crd --all --timeout=120s >/dev/null \
+    && available && webhooks_ready page || return 1
+  apply_step 4-edge-stack && available || return 1
+  apply_step 5-namespaces && apply_step 5-qotm && available || return 1
+  apply_step 6-inject || return 1
+  apply_step 7-multicluster && available || return 1
+  apply_step 8-gateway || return 1
+  "${k[@]}" get deploy -A -o jsonpath='{range .items[*]}{.metadata.namespace} {.metadata.name}{"\n"}{end}' \
+    | while read -r namespace deployment; do
+        "${k[@]}" -n "$namespace" rollout status "deploy/$deployment" --timeout=600s >/dev/null || exit 1
+      done || return 1
+  kubectl_page_s=$(python3 -c "import time; print(f'{time.time() - $began:.1f}')")
+}
+
 performance() {
-  local up_s=$1 preview_s=$2 up_ratio rollout_ratio preview_ratio
+  local up_s=$1 preview_s=$2 up_ratio rollout_ratio page_ratio preview_ratio
   if kubectl_bench; then
-    read -r up_ratio rollout_ratio preview_ratio < <(python3 -c "
-print(f'{$up_s / $kubectl_apply_s:.2f}x', f'{$up_s / $kubectl_rollout_s:.2f}x', f'{$preview_s / $kubectl_diff_s:.2f}x')")
+    read -r up_ratio rollout_ratio page_ratio preview_ratio < <(python3 -c "
+print(f'{$up_s / $kubectl_apply_s:.2f}x', f'{$up_s / $kubectl_rollout_s:.2f}x', f'{$up_s / $kubectl_page_s:.2f}x', f'{$preview_s / $kubectl_diff_s:.2f}x')")
     say "PERFORMANCE: target up ${up_s}s vs kubectl apply --server-side + wait ${kubectl_apply_s}s (${up_ratio});" \
-      "+ every rollout done ${kubectl_rollout_s}s (${rollout_ratio}); no-change preview ${preview_s}s vs kubectl diff ${kubectl_diff_s}s (${preview_ratio})"
+      "+ every rollout done ${kubectl_rollout_s}s (${rollout_ratio}); in the page's order with its waits ${kubectl_page_s}s (${page_ratio});" \
+      "no-change preview ${preview_s}s vs kubectl diff ${kubectl_diff_s}s (${preview_ratio})"
   else
     say "PERFORMANCE NOT MEASURED: the kubectl comparison failed (see $WORK/render.log and the bench cluster's logs)"
     return 1
@@ -271,6 +304,13 @@ import pathlib, sys, yaml
 source, out = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
 out.mkdir()
 groups = {"1-namespaces": [], "2-crds": [], "3-objects": [], "4-custom": [], "5-patches": []}
+# The page's steps, by the prefix of the program's resource names (the longest prefixes first).
+PAGE_STEPS = [
+    ("linkerd-crds:", "1-linkerd-crds"), ("linkerd-multicluster:", "7-multicluster"), ("linkerd:", "2-linkerd"),
+    ("edge-stack-crds:", "3-edge-stack-crds"), ("edge-stack-linkerd-inject", "6-inject"), ("edge-stack:", "4-edge-stack"),
+    ("ns-", "5-namespaces"), ("qotm", "5-qotm"), ("multicluster-target", "8-gateway"),
+]
+page = {}
 for path in sorted(source.glob("*.yaml")):
     if path.name == "steps.yaml":
         continue
@@ -282,15 +322,25 @@ for path in sorted(source.glob("*.yaml")):
                 body[field] = dict.fromkeys(keys, value)
             elif isinstance(body.get(field), dict):
                 body[field] = {k: value if v == "[secret]" else v for k, v in body[field].items()}
-    if path.name.split("-", 1)[0].endswith("patch"):  # the page's `kubectl patch`es, after what they patch
+    patch = path.name.split("-", 1)[0].endswith("patch")
+    if patch:  # the page's `kubectl patch`es, after what they patch
         group = "5-patches"
     elif body["kind"] in ("Namespace", "CustomResourceDefinition"):
         group = "1-namespaces" if body["kind"] == "Namespace" else "2-crds"
     else:
         group = "4-custom" if "getambassador.io" in body["apiVersion"] or ".linkerd.io" in body["apiVersion"] else "3-objects"
     groups[group].append(body)
+    # The same objects by the page's steps, from the resource name render writes on the first line.
+    resource = path.read_text().splitlines()[0].split(" ", 2)[2]
+    step = next((s for prefix, s in PAGE_STEPS if resource.startswith(prefix)), None)
+    if step is None:
+        sys.exit(f"kubectl_bench: no page step for {resource} ({path.name})")
+    page.setdefault(step + ("-patches" if patch else ""), []).append(body)
 for name, bodies in groups.items():
     (out / f"{name}.yaml").write_text(yaml.safe_dump_all(bodies))
+(out / "page").mkdir()
+for name, bodies in page.items():
+    (out / "page" / f"{name}.yaml").write_text(yaml.safe_dump_all(bodies))
 EOF
   began=$(date +%s.%N)
   for group in 1-namespaces 2-crds; do
@@ -312,6 +362,7 @@ EOF
         "${k[@]}" -n "$namespace" rollout status "deploy/$deployment" --timeout=600s >/dev/null || exit 1
       done || return 1
   kubectl_rollout_s=$(python3 -c "import time; print(f'{time.time() - $began:.1f}')")
+  kubectl_page_bench || return 1
   began=$(date +%s.%N)
   for group in 1-namespaces 2-crds 3-objects 4-custom; do
     "${k[@]}" diff --server-side --force-conflicts -f "$WORK/bench-objects/$group.yaml" >/dev/null 2>&1 || status=$?
