@@ -339,7 +339,8 @@ for path in sorted(source.glob("*.yaml")):
 for name, bodies in groups.items():
     (out / f"{name}.yaml").write_text(yaml.safe_dump_all(bodies))
 (out / "page").mkdir()
-for name, bodies in page.items():
+for name, bodies in page.items():  # kubectl applies in file order: namespaces and CRDs first
+    bodies.sort(key=lambda b: {"Namespace": 0, "CustomResourceDefinition": 1}.get(b["kind"], 2))
     (out / "page" / f"{name}.yaml").write_text(yaml.safe_dump_all(bodies))
 EOF
   began=$(date +%s.%N)
