@@ -13,19 +13,22 @@
 #   context/targetContext   the local clusters' contexts, `target` and `source`, each in its own
 #   kubeconfig/targetKubeconfig  kubeconfig file (with one file holding both contexts, the source's
 #                            provider awaited the source's proxy injector for ever: still open)
-#   linkerdHa=false          HA's webhooks fail closed (failurePolicy Fail): the proxy injector is served
-#                            here (e2e/webhooks.sh), but the policy validator (the Rust policy controller)
-#                            and the ServiceProfile validator are not, and the multicluster extension
-#                            creates policy Servers; without HA they are Ignore, and the API server's
-#                            call to their loopback ClusterIP ends at once
+#   linkerdHa                true (the page's HA control plane: 3 replicas of each controller, required pod
+#                            anti-affinity over the 3 kwok nodes, PodDisruptionBudgets) when all three of
+#                            Linkerd's webhook servers are served here (e2e/webhooks.sh: the proxy injector,
+#                            the ServiceProfile validator and the policy validator, the Rust policy controller):
+#                            HA's webhooks fail closed (failurePolicy Fail) and the multicluster extension
+#                            creates policy Servers. With any one missing, false, and the run says LOUDLY which
+#                            (without HA they are Ignore, and a call to an unserved loopback ClusterIP ends at once)
 #   gatewayAddresses         the gateway Service has no load balancer here: 127.0.0.1
 #   verify=false             `linkerd multicluster check` and `gateways` probe running proxies; both run
 #                            after `up` anyway, and what they report is printed, not asserted
 #   edgeStackCrds            only without the hand-built apiext (e2e/webhooks.sh --check): Emissary's own
 #                            CRDs store v2 and convert v3alpha1 through the emissary-apiext webhook; with
 #                            no server, the same CRDs with v3alpha1 stored and no conversion (STAND-IN)
-# The real webhook servers, where built: Linkerd's proxy injector and Emissary's apiext run as local
-# processes on their Services' loopback ClusterIPs (e2e/webhooks.sh); missing, the run says so loudly.
+# The real webhook servers, where built: Linkerd's proxy injector, ServiceProfile and policy validators and
+# Emissary's apiext run as local processes on their Services' loopback ClusterIPs (e2e/webhooks.sh);
+# missing, the run says so loudly.
 #   edgeStackManifest        Emissary 3.9.1's release manifest, read from a file (no internet here)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -98,6 +101,7 @@ say "two clusters up in $((SECONDS - started))s: $("$B/kube-apiserver" --version
 webhooks_check
 serve_webhooks target; serve_webhooks source
 export E2E_INJECTOR_SERVED=${WEBHOOK_INJECTOR:+1} E2E_APIEXT_SERVED=${WEBHOOK_APIEXT:+1}
+export E2E_LINKERD_HA=$WEBHOOK_LINKERD_HA  # webhooks_check: true only when all three of Linkerd's are served
 STACK_CRDS=$EMISSARY_CRDS
 [ -n "$WEBHOOK_APIEXT" ] || STACK_CRDS=$WORK/emissary-crds.no-webhook.yaml
 
@@ -118,7 +122,7 @@ for document in documents:
 yaml.safe_dump_all(documents, open(sys.argv[2], "w"), sort_keys=False)
 EOF
 "$ROOT/venv/bin/python" - "$PROJECT" "$STACK_CRDS" "$EMISSARY_MANIFEST" "$WORK" <<'EOF'
-import sys, yaml
+import os, sys, yaml
 project, crds, manifest = sys.argv[1:4]
 work = sys.argv[4]
 forced = {
@@ -135,7 +139,8 @@ forced = {
 for stack, values in forced.items():
     path = f"{project}/Pulumi.{stack}.yaml"
     document = yaml.safe_load(open(path))
-    values.update({"linkerdHa": False, "edgeStackCrds": crds, "edgeStackManifest": manifest})
+    ha = os.environ["E2E_LINKERD_HA"] == "true"
+    values.update({"linkerdHa": ha, "edgeStackCrds": crds, "edgeStackManifest": manifest})
     document["config"].update({f"aes-linkerd2:{key}": value for key, value in values.items()})
     yaml.safe_dump(document, open(path, "w"), sort_keys=False)
 EOF
@@ -351,7 +356,9 @@ fi
 say "passed in $((SECONDS - started))s: up ${t_up}s, no-change preview ${t_preview}s, second up ${t_up2}s, refresh ${t_refresh}s, renewal ${t_renew}s, rotation ${t_rotation[*]}, destroy ${t_destroy}s"
 [ -n "$WEBHOOK_INJECTOR" ] && say "SHOWN: the real proxy injector served both clusters; the meshed pods carry its proxy"
 [ -n "$WEBHOOK_APIEXT" ] && say "SHOWN: Emissary's real CRDs (v2 stored), v3alpha1 written through the real apiext conversion"
-say "NOT SHOWN here (no real pods): the policy validator serving its webhook (so HA is off),"
+$WEBHOOK_LINKERD_HA && say "SHOWN: Linkerd in HA: 3 replicas on distinct nodes, PDBs, its three webhooks fail closed, each served by the real server"
+say "NOT SHOWN here (no real pods):"
+$WEBHOOK_LINKERD_HA || say "  Linkerd in HA (linkerdHa forced false: not every webhook server is built, e2e/webhooks.sh --check),"
 [ -n "$WEBHOOK_INJECTOR" ] || say "  the proxy injector serving its webhook (not built: e2e/webhooks.sh --check),"
 [ -n "$WEBHOOK_APIEXT" ] || say "  Emissary's v3alpha1 conversion webhook (not built; a stand-in CRD stores v3alpha1),"
 say "  the data-plane probes of \`linkerd multicluster check\`/\`gateways\`, traffic through the gateway."
