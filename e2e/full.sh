@@ -29,6 +29,8 @@
 # The real webhook servers, where built: Linkerd's proxy injector, ServiceProfile and policy validators and
 # Emissary's apiext run as local processes on their Services' loopback ClusterIPs (e2e/webhooks.sh);
 # missing, the run says so loudly.
+# STAND-IN: an empty Endpoints object for a Service the endpoints controller gave none (kwok's loopback pod
+# IPs are refused in Endpoints; pulumi-kubernetes would await such a Service for 10 minutes; e2e/webhooks.sh).
 #   edgeStackManifest        Emissary 3.9.1's release manifest, read from a file (no internet here)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -309,7 +311,9 @@ for path in sorted(source.glob("*.yaml")):
     elif body["kind"] in ("Namespace", "CustomResourceDefinition"):
         group = "1-namespaces" if body["kind"] == "Namespace" else "2-crds"
     else:
-        group = "4-custom" if "getambassador.io" in body["apiVersion"] or ".linkerd.io" in body["apiVersion"] else "3-objects"
+        custom = "getambassador.io" in body["apiVersion"] or ".linkerd.io" in body["apiVersion"]
+        # HA's webhooks fail closed (the injector's takes Services too): registered once their servers run.
+        group = "4-custom" if custom or body["kind"].endswith("WebhookConfiguration") else "3-objects"
     groups[group].append(body)
 for name, bodies in groups.items():
     (out / f"{name}.yaml").write_text(yaml.safe_dump_all(bodies))

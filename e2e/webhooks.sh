@@ -218,6 +218,40 @@ _start_apiext() {  # _start_apiext NAME IP
     "$APIEXT_NAMESPACE" "$APIEXT_SERVICE" "$ip" >&2
 }
 
+# STAND-IN for what kwok cannot give: the API server refuses its loopback pod IPs in Endpoints, so the
+# endpoints controller never creates the Endpoints of a Service whose pods already had IPs when it was
+# created (in HA, the proxy injector's, often). pulumi-kubernetes 4.25 awaits a selector Service until
+# its Endpoints object has been seen and settled 10 s: without one it waits out its 10-minute timeout
+# (then passes). An empty Endpoints object is what the controller makes for a Service with no pod IPs
+# yet; owned by its Service, it goes with it.
+_endpoints_stand_in() {  # _endpoints_stand_in NAME
+  "$B/kubectl" --kubeconfig "$WORK/$1/kubeconfig" get svc,endpoints -A -o json 2>/dev/null | python3 -c '
+import json, sys
+try:
+    items = json.load(sys.stdin)["items"]
+except (ValueError, KeyError):
+    sys.exit(0)
+have = {(i["metadata"]["namespace"], i["metadata"]["name"]) for i in items if i["kind"] == "Endpoints"}
+missing = [
+    {"apiVersion": "v1", "kind": "Endpoints",
+     "metadata": {"name": s["metadata"]["name"], "namespace": s["metadata"]["namespace"],
+                  "labels": {"e2e.aes-linkerd2/stand-in": "empty-endpoints"},
+                  "ownerReferences": [{"apiVersion": "v1", "kind": "Service", "name": s["metadata"]["name"],
+                                       "uid": s["metadata"]["uid"]}]}}
+    for s in items
+    if s["kind"] == "Service" and s["spec"].get("selector") and s["spec"].get("clusterIP") != "None"
+    and s["spec"].get("type") != "ExternalName" and "deletionTimestamp" not in s["metadata"]
+    and (s["metadata"]["namespace"], s["metadata"]["name"]) not in have
+]
+if missing:
+    print(json.dumps({"apiVersion": "v1", "kind": "List", "items": missing}))
+' > "$WORK/$1/webhooks/endpoints.json" || return 0
+  [ -s "$WORK/$1/webhooks/endpoints.json" ] || return 0
+  "$B/kubectl" --kubeconfig "$WORK/$1/kubeconfig" create -f "$WORK/$1/webhooks/endpoints.json" 2>/dev/null \
+    | sed "s/^/[webhooks] $1: STAND-IN empty /" >&2
+  return 0
+}
+
 # The watcher: polls every second until every server runs, then keeps their files current.
 # It stops its servers when it is stopped (the caller kills it by its pid).
 # Each server's state: off (not built), wanted, started or refused; in $dir/state, in this order.
@@ -273,6 +307,7 @@ _watch_webhooks() {
         _start_apiext "$name" "$ip"; apiext=started
       fi
     fi
+    _endpoints_stand_in "$name"
     echo "$injector $apiext $spv $policy" > "$dir/state"
     tick=$((tick + 1))
     sleep 1 & wait $!
