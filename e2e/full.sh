@@ -10,8 +10,9 @@
 #
 # The local servers force a few config values of a copy of the committed stacks (nothing in the
 # program changes for the test): e2e/tier.sh lists them at copy_project. The real webhook servers,
-# where built: Linkerd's proxy injector and Emissary's apiext run as local processes on their Services'
-# loopback ClusterIPs (e2e/webhooks.sh); missing, the run says so loudly. After up it prints how long
+# where built: Linkerd's proxy injector, ServiceProfile and policy validators (then Linkerd runs in HA) and
+# Emissary's apiext run as local processes on their Services' loopback ClusterIPs (e2e/webhooks.sh);
+# missing, the run says so loudly. After up it prints how long
 # each of the target's Deployments took on the API server against how long up awaited it; at the end,
 # the PERFORMANCE line of e2e/perf.sh (the target's objects with kubectl on a fresh API server).
 set -euo pipefail
@@ -31,6 +32,7 @@ check_loopback target; check_loopback source
 say "two clusters up in $((SECONDS - started))s: $("$B/kube-apiserver" --version), 3 kwok nodes each, services on 127.0.100.0/24 and 127.0.101.0/24"
 webhook_servers target source
 export E2E_INJECTOR_SERVED=${WEBHOOK_INJECTOR:+1} E2E_APIEXT_SERVED=${WEBHOOK_APIEXT:+1}
+export E2E_LINKERD_HA=$WEBHOOK_LINKERD_HA  # webhooks_check: true only when all three of Linkerd's are served
 copy_project
 use_engine
 say_engine
@@ -156,7 +158,9 @@ performance "$target_up_s" "$target_preview_s" || true
 say "passed in $((SECONDS - started))s: up ${t_up}s, no-change preview ${t_preview}s, second up ${t_up2}s, refresh ${t_refresh}s, renewal ${t_renew}s, rotation ${t_rotation[*]}, destroy ${t_destroy}s"
 [ -n "$WEBHOOK_INJECTOR" ] && say "SHOWN: the real proxy injector served both clusters; the meshed pods carry its proxy"
 [ -n "$WEBHOOK_APIEXT" ] && say "SHOWN: Emissary's real CRDs (v2 stored), v3alpha1 written through the real apiext conversion"
-say "NOT SHOWN here (no real pods): the policy validator serving its webhook (so HA is off),"
+$WEBHOOK_LINKERD_HA && say "SHOWN: Linkerd in HA: 3 replicas on distinct nodes, PDBs, its three webhooks fail closed, each served by the real server"
+say "NOT SHOWN here (no real pods):"
+$WEBHOOK_LINKERD_HA || say "  Linkerd in HA (linkerdHa forced false: not every webhook server is built, e2e/webhooks.sh --check),"
 [ -n "$WEBHOOK_INJECTOR" ] || say "  the proxy injector serving its webhook (not built: e2e/webhooks.sh --check),"
 [ -n "$WEBHOOK_APIEXT" ] || say "  Emissary's v3alpha1 conversion webhook (not built; a stand-in CRD stores v3alpha1),"
 say "  the data-plane probes of \`linkerd multicluster check\`/\`gateways\`, traffic through the gateway."

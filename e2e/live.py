@@ -39,6 +39,19 @@ CHECKED: list[str] = []
 # are in place and what the servers would show is said to be not checked.
 INJECTOR_SERVED = os.environ.get("E2E_INJECTOR_SERVED") == "1"
 APIEXT_SERVED = os.environ.get("E2E_APIEXT_SERVED") == "1"
+# e2e/full.sh sets linkerdHa true, and this, only when all three of Linkerd's webhooks are served.
+LINKERD_HA = os.environ.get("E2E_LINKERD_HA") == "true"
+# `linkerd install --ha` (values-ha.yaml): replicas of each controller, and each one's PDB.
+HA_REPLICAS = 3
+CONTROLLERS = {
+    "linkerd-identity": "linkerd-identity",
+    "linkerd-destination": "linkerd-dst",
+    "linkerd-proxy-injector": "linkerd-proxy-injector",
+}
+WEBHOOKS = {
+    "mutatingwebhookconfiguration": ["linkerd-proxy-injector-webhook-config"],
+    "validatingwebhookconfiguration": ["linkerd-sp-validator-webhook-config", "linkerd-policy-validator-webhook-config"],
+}
 
 
 def get(context: str, *args: str) -> Any:
@@ -66,9 +79,15 @@ def common_name(cert: x509.Certificate) -> str:
 
 def control_plane(context: str) -> tuple[x509.Certificate, x509.Certificate]:
     """Linkerd's control plane with its identity; returns the live anchor and issuer."""
-    for name in ("linkerd-identity", "linkerd-destination", "linkerd-proxy-injector"):
+    replicas = HA_REPLICAS if LINKERD_HA else 1
+    for name in CONTROLLERS:
         deployment = get(context, "deploy", "-n", "linkerd", name)
-        check(f"{context}: Deployment linkerd/{name} ready", deployment and deployment["status"].get("readyReplicas") == 1)
+        check(
+            f"{context}: Deployment linkerd/{name} ready, {replicas} replica(s)",
+            deployment and deployment["status"].get("readyReplicas") == replicas == deployment["spec"]["replicas"],
+            deployment and deployment["status"],
+        )
+    high_availability(context)
     roots = get(context, "configmap", "-n", "linkerd", "linkerd-identity-trust-roots")["data"]["ca-bundle.crt"]
     anchor = certificate(roots)
     check(f"{context}: trust roots hold the anchor", common_name(anchor) == "root.linkerd.cluster.local")
@@ -89,6 +108,48 @@ def control_plane(context: str) -> tuple[x509.Certificate, x509.Certificate]:
     )
     check(f"{context}: Link CRD", get(context, "crd", "links.multicluster.linkerd.io"))
     return anchor, issuer
+
+
+def high_availability(context: str) -> None:
+    """HA: each controller's 3 pods ready on 3 distinct nodes (required anti-affinity), a PDB of
+    maxUnavailable 1 selecting them, and Linkerd's three webhooks failing closed; without HA, open."""
+    policy = "Fail" if LINKERD_HA else "Ignore"
+    for kind, names in WEBHOOKS.items():
+        for name in names:
+            hooks = (get(context, kind, name) or {}).get("webhooks", [])
+            policies = [hook.get("failurePolicy") for hook in hooks]
+            check(f"{context}: {name} failurePolicy {policy}", bool(policies) and set(policies) == {policy}, policies)
+    if not LINKERD_HA:
+        print(f"[live] NOT CHECKED: {context}: Linkerd in HA (linkerdHa forced false)", file=sys.stderr)
+        return
+    for name, budget in CONTROLLERS.items():
+        pods = current_pods(context, "linkerd", name)
+        ready = [
+            p for p in pods if any(c["type"] == "Ready" and c["status"] == "True" for c in p["status"].get("conditions", []))
+        ]
+        nodes = sorted({p["spec"].get("nodeName", "") for p in ready})
+        check(f"{context}: {name}'s {HA_REPLICAS} pods ready on distinct nodes", len(ready) == len(nodes) == HA_REPLICAS, nodes)
+        affinity = pods[0]["spec"].get("affinity", {}).get("podAntiAffinity", {})
+        terms = affinity.get("requiredDuringSchedulingIgnoredDuringExecution", [])
+        check(
+            f"{context}: {name} requires one pod per node",
+            [t["topologyKey"] for t in terms] == ["kubernetes.io/hostname"],
+            affinity,
+        )
+        pdb = get(context, "pdb", "-n", "linkerd", budget)
+        check(f"{context}: PodDisruptionBudget linkerd/{budget}", pdb is not None)
+        labels = pods[0]["metadata"]["labels"]
+        selector = pdb["spec"]["selector"]["matchLabels"]
+        check(
+            f"{context}: PDB {budget} maxUnavailable 1 over {name}'s pods",
+            pdb["spec"].get("maxUnavailable") == 1 and selector.items() <= labels.items(),
+            pdb["spec"],
+        )
+        check(
+            f"{context}: PDB {budget} sees {HA_REPLICAS} healthy pods",
+            pdb["status"].get("currentHealthy") == HA_REPLICAS and pdb["status"].get("disruptionsAllowed") == 1,
+            pdb["status"],
+        )
 
 
 def _signed(child: x509.Certificate, parent: x509.Certificate) -> bool:
@@ -354,7 +415,7 @@ def after_rotation() -> None:
         )
         # Linkerd annotates its pods with the sha256 of the anchors file as read: the roots, one newline each.
         digest = hashlib.sha256("".join(trusted).encode()).hexdigest()
-        for name in ("linkerd-identity", "linkerd-destination", "linkerd-proxy-injector"):
+        for name in CONTROLLERS:
             notes = get(context, "deploy", "-n", "linkerd", name)["spec"]["template"]["metadata"]["annotations"]
             check(f"{context}: {name} rolls to the roots' hash", notes.get("linkerd.io/trust-root-sha256") == digest, notes)
     check("both clusters trust the same roots", now["roots"]["target"] == now["roots"]["source"])

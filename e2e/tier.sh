@@ -123,11 +123,13 @@ webhook_servers() {
 #   context/targetContext   the local clusters' contexts, `target` and `source`, each in its own
 #   kubeconfig/targetKubeconfig  kubeconfig file (with one file holding both contexts, the source's
 #                            provider awaited the source's proxy injector for ever: still open)
-#   linkerdHa=false          HA's webhooks fail closed (failurePolicy Fail): the proxy injector is served
-#                            here (e2e/webhooks.sh), but the policy validator (the Rust policy controller)
-#                            and the ServiceProfile validator are not, and the multicluster extension
-#                            creates policy Servers; without HA they are Ignore, and the API server's
-#                            call to their loopback ClusterIP ends at once
+#   linkerdHa                true (the page's HA control plane: 3 replicas of each controller, required pod
+#                            anti-affinity over the 3 kwok nodes, PodDisruptionBudgets) when all three of
+#                            Linkerd's webhook servers are served here (e2e/webhooks.sh: the proxy injector,
+#                            the ServiceProfile validator and the policy validator, the Rust policy controller):
+#                            HA's webhooks fail closed (failurePolicy Fail) and the multicluster extension
+#                            creates policy Servers. With any one missing, false, and the run says LOUDLY which
+#                            (without HA they are Ignore, and a call to an unserved loopback ClusterIP ends at once)
 #   gatewayAddresses         the gateway Service has no load balancer here: 127.0.0.1
 #   verify=false             `linkerd multicluster check` and `gateways` probe running proxies; both run
 #                            after `up` anyway, and what they report is printed, not asserted
@@ -135,6 +137,8 @@ webhook_servers() {
 #                            CRDs store v2 and convert v3alpha1 through the emissary-apiext webhook; with
 #                            no server, the same CRDs with v3alpha1 stored and no conversion (STAND-IN)
 #   edgeStackManifest        Emissary 3.9.1's release manifest, read from a file (no internet here)
+# STAND-IN: an empty Endpoints object for a Service the endpoints controller gave none (kwok's loopback pod
+# IPs are refused in Endpoints; pulumi-kubernetes would await such a Service for 10 minutes; e2e/webhooks.sh).
 copy_project() {
   local crds=$EMISSARY_CRDS
   PROJECT=$WORK/project
@@ -155,9 +159,10 @@ for document in documents:
 yaml.safe_dump_all(documents, open(sys.argv[2], "w"), sort_keys=False)
 EOF
   fi
-  "$ROOT/venv/bin/python" - "$PROJECT" "$crds" "$EMISSARY_MANIFEST" "$WORK" <<'EOF'
+  "$ROOT/venv/bin/python" - "$PROJECT" "$crds" "$EMISSARY_MANIFEST" "$WORK" "${WEBHOOK_LINKERD_HA:-false}" <<'EOF'
 import sys, yaml
 project, crds, manifest = sys.argv[1:4]
+ha = sys.argv[5] == "true"  # webhooks_check: true only when all three of Linkerd's webhooks are served
 work = sys.argv[4]
 forced = {
     "target": {"context": "target", "kubeconfig": f"{work}/target/kubeconfig"},
@@ -173,7 +178,7 @@ forced = {
 for stack, values in forced.items():
     path = f"{project}/Pulumi.{stack}.yaml"
     document = yaml.safe_load(open(path))
-    values.update({"linkerdHa": False, "edgeStackCrds": crds, "edgeStackManifest": manifest})
+    values.update({"linkerdHa": ha, "edgeStackCrds": crds, "edgeStackManifest": manifest})
     document["config"].update({f"aes-linkerd2:{key}": value for key, value in values.items()})
     yaml.safe_dump(document, open(path, "w"), sort_keys=False)
 EOF
@@ -329,6 +334,8 @@ for path in sorted(source.glob("*.yaml")):
         group = "1-namespaces" if body["kind"] == "Namespace" else "2-crds"
     else:
         group = "4-custom" if "getambassador.io" in body["apiVersion"] or ".linkerd.io" in body["apiVersion"] else "3-objects"
+    if body["kind"].endswith("WebhookConfiguration"):  # masked certs: no server can answer; HA's fail closed
+        body["webhooks"] = [{**hook, "failurePolicy": "Ignore"} for hook in body["webhooks"]]
     groups[group].append(body)
     # The same objects by the page's steps, from the resource name render writes on the first line.
     resource = path.read_text().splitlines()[0].split(" ", 2)[2]

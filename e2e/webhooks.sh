@@ -6,35 +6,57 @@
 #   e2e/webhooks.sh --check      says which hand-built servers are in the tool cache; exits 1 if any is missing
 #
 # Sourced by e2e/full.sh (needs $B, $WORK, $CACHE and the PIDS array the caller kills on exit):
-#   webhooks_check               sets WEBHOOK_INJECTOR / WEBHOOK_APIEXT to the binaries found (empty when
-#                                missing) and says LOUDLY what falls back to the forced config
-#   serve_webhooks NAME          a watcher for cluster NAME: as soon as a webhook's Service (and, for the
-#                                injector, the Secret and ConfigMaps its pod would mount) exist, it starts
-#                                that server bound to exactly the ClusterIP; refuses anything off loopback
+#   webhooks_check               sets WEBHOOK_INJECTOR / WEBHOOK_SP_VALIDATOR / WEBHOOK_POLICY / WEBHOOK_APIEXT
+#                                to the binaries found (empty when missing), says LOUDLY what is not served,
+#                                and sets WEBHOOK_LINKERD_HA=true only when all three of Linkerd's are served
+#   serve_webhooks NAME          a watcher for cluster NAME: as soon as a webhook's Service (and what its pod
+#                                would mount or read) exist, it starts that server bound to exactly the
+#                                ClusterIP; refuses anything off loopback
 #   webhooks_ready NAME          waits until NAME's servers run and apiext's CA is in the CRDs
-#   webhooks_served NAME         fails unless every server started for NAME answered the API server
+#   webhooks_served NAME         fails unless every server started for NAME runs and answered the API server
 #
 # The servers (hand-built into the cache, never committed; CONTRIBUTING.md says how):
-#   linkerd-controller-edge-26.8.3 proxy-injector   Linkerd's controller binary. It reads its cert,
-#       linkerd-config's values and the trust roots from fixed paths under /var/run/linkerd, so each
-#       runs in its own mount namespace with the cluster's copies bind-mounted on /run.
+#   linkerd-controller-edge-26.8.3 proxy-injector | sp-validator   Linkerd's controller binary. Both read
+#       their cert (and the injector linkerd-config's values and the trust roots) from fixed paths under
+#       /var/run/linkerd, so each runs in its own mount namespace with the cluster's copies bind-mounted
+#       on /run.
+#   linkerd-policy-controller-edge-26.8.3   Linkerd's policy controller (Rust, policy-controller/ at the
+#       tag): the policy validator's admission server, with the container's own args read from the live
+#       linkerd-destination Deployment. Its cert paths are args. It dials only the API server (the
+#       kubeconfig's, on 127.0.0.1): --cluster-domain and --identity-domain only name things in its
+#       answers, --cluster-networks and --probe-networks only classify addresses; it listens on the
+#       ClusterIP (443, gRPC 8090, admin 9990) and needs the Deployment (its Lease's owner) to exist.
 #   emissary-apiext-loopback-3.9.1   Emissary's apiext (its CA Secret, the CRDs' caBundle patching and
 #       the conversion handler, all upstream code) with a main that serves on one address instead of
 #       :8443 and :8080 on every interface.
 INJECTOR_NAMESPACE=linkerd
 INJECTOR_SERVICE=linkerd-proxy-injector
 INJECTOR_SECRET=linkerd-proxy-injector-k8s-tls
+SP_VALIDATOR_SERVICE=linkerd-sp-validator
+SP_VALIDATOR_SECRET=linkerd-sp-validator-k8s-tls
+POLICY_SERVICE=linkerd-policy-validator
+POLICY_SECRET=linkerd-policy-validator-k8s-tls
+POLICY_DEPLOYMENT=linkerd-destination
 APIEXT_NAMESPACE=emissary-system
 APIEXT_SERVICE=emissary-apiext
 
 webhooks_check() {
-  local cache=${CACHE:-$HOME/.cache/linkerd-aes-e2e} missing=0 found
+  local cache=${CACHE:-$HOME/.cache/linkerd-aes-e2e} missing=0 found unserved=()
   WEBHOOK_INJECTOR=$cache/bin/linkerd-controller-edge-26.8.3
+  WEBHOOK_SP_VALIDATOR=$WEBHOOK_INJECTOR
+  WEBHOOK_POLICY=$cache/bin/linkerd-policy-controller-edge-26.8.3
   WEBHOOK_APIEXT=$cache/bin/emissary-apiext-loopback-3.9.1
   if [ ! -x "$WEBHOOK_INJECTOR" ]; then
     printf '[webhooks] MISSING %s: NOT SHOWN: the proxy injector serving its webhook (no pod is injected)\n' \
       "$WEBHOOK_INJECTOR" >&2
-    WEBHOOK_INJECTOR=""; missing=1
+    printf '[webhooks] MISSING %s: NOT SHOWN: the ServiceProfile validator (linkerd-sp-validator)\n' "$WEBHOOK_INJECTOR" >&2
+    WEBHOOK_INJECTOR=""; WEBHOOK_SP_VALIDATOR=""; missing=1
+    unserved+=("linkerd-proxy-injector and linkerd-sp-validator (no $cache/bin/linkerd-controller-edge-26.8.3)")
+  fi
+  if [ ! -x "$WEBHOOK_POLICY" ]; then
+    printf '[webhooks] MISSING %s: NOT SHOWN: the policy validator (linkerd-policy-validator)\n' "$WEBHOOK_POLICY" >&2
+    unserved+=("linkerd-policy-validator (no $WEBHOOK_POLICY)")
+    WEBHOOK_POLICY=""; missing=1
   fi
   if [ ! -x "$WEBHOOK_APIEXT" ]; then
     printf '[webhooks] MISSING %s: NOT SHOWN: Emissary'"'"'s conversion webhook; a STAND-IN of its CRDs stores v3alpha1\n' \
@@ -42,7 +64,13 @@ webhooks_check() {
     WEBHOOK_APIEXT=""; missing=1
   fi
   [ "$missing" = 0 ] || printf '[webhooks] build them as CONTRIBUTING.md says (hand-built, in the tool cache)\n' >&2
-  for found in $WEBHOOK_INJECTOR $WEBHOOK_APIEXT; do printf '[webhooks] found %s\n' "$found" >&2; done
+  for found in $WEBHOOK_INJECTOR $WEBHOOK_POLICY $WEBHOOK_APIEXT; do printf '[webhooks] found %s\n' "$found" >&2; done
+  # HA's three Linkerd webhooks fail closed (failurePolicy Fail): HA only when every one is served.
+  WEBHOOK_LINKERD_HA=true
+  if [ ${#unserved[@]} -gt 0 ]; then
+    WEBHOOK_LINKERD_HA=false
+    printf '[webhooks] LINKERD HA OFF: HA'"'"'s webhooks fail closed and nothing would serve %s\n' "${unserved[*]}" >&2
+  fi
   return 0
 }
 
@@ -89,6 +117,63 @@ for path, body in files.items():
 ' "$run" "$INJECTOR_SECRET"
 }
 
+# A webhook's TLS Secret as tls.crt/tls.key in DIR, each replaced only when it changed.
+_tls_files() {  # _tls_files NAME SECRET DIR
+  "$B/kubectl" --kubeconfig "$WORK/$1/kubeconfig" get -n "$INJECTOR_NAMESPACE" "secret/$2" --ignore-not-found -o json \
+    2>/dev/null | python3 -c '
+import base64, json, os, sys
+try:
+    data = json.load(sys.stdin)["data"]
+except (ValueError, KeyError):  # not there yet (or gone at destroy): the caller tries again
+    sys.exit(1)
+os.makedirs(sys.argv[1], mode=0o700, exist_ok=True)
+for name in ("tls.crt", "tls.key"):
+    path, body = os.path.join(sys.argv[1], name), base64.b64decode(data[name])
+    if os.path.exists(path) and open(path, "rb").read() == body:
+        continue
+    with open(path + ".new", "wb", opener=lambda p, f: os.open(p, f, 0o600)) as out:
+        out.write(body)
+    os.replace(path + ".new", path)
+' "$3"
+}
+
+# The policy container's args from the live Deployment (what the chart rendered), its listening
+# addresses moved to the ClusterIP and its cert paths to our copies, NUL-separated in OUT. Refuses an
+# argument it does not know (from the chart at the tag): anything new could name something to dial.
+_policy_args() {  # _policy_args NAME IP TLS_DIR OUT
+  "$B/kubectl" --kubeconfig "$WORK/$1/kubeconfig" get -n "$INJECTOR_NAMESPACE" "deploy/$POLICY_DEPLOYMENT" \
+    --ignore-not-found -o json 2>/dev/null | python3 -c '
+import json, sys
+ip, tls, out = sys.argv[1:4]
+try:
+    deployment = json.load(sys.stdin)
+except ValueError:  # not there yet
+    sys.exit(1)
+containers = {c["name"]: c for c in deployment["spec"]["template"]["spec"]["containers"]}
+def refuse(message):  # exit 2: the watcher gives up on this server
+    print(f"[webhooks] REFUSING the policy controller: {message}", file=sys.stderr)
+    sys.exit(2)
+if "policy" not in containers:
+    refuse("the Deployment has no policy container")
+moved = {"--admin-addr": f"{ip}:9990", "--grpc-addr": f"{ip}:8090", "--server-addr": f"{ip}:443",
+         "--server-tls-key": f"{tls}/tls.key", "--server-tls-certs": f"{tls}/tls.crt"}
+kept = {"--control-plane-namespace", "--cluster-networks", "--identity-domain", "--cluster-domain", "--default-policy",
+        "--log-level", "--log-format", "--default-opaque-ports", "--global-egress-network-namespace", "--probe-networks"}
+args = []
+for arg in containers["policy"]["args"]:
+    name, _, value = arg.partition("=")
+    if name in moved:
+        args.append(f"{name}={moved.pop(name)}")
+    elif name in kept:
+        args.append(arg)
+    else:
+        refuse(f"unknown argument {arg!r}")
+if moved:
+    refuse(f"the policy container lacks {sorted(moved)}")
+open(out, "w").write("\0".join(args) + "\0")
+' "$2" "$3" "$4"
+}
+
 _start_injector() {  # _start_injector NAME IP
   local name=$1 ip=$2 dir=$WORK/$1/webhooks
   # A private mount namespace: the bind mount on /run is seen by this process only.
@@ -96,9 +181,32 @@ _start_injector() {  # _start_injector NAME IP
     "$dir/run" "$WEBHOOK_INJECTOR" proxy-injector -addr "$ip:443" -metrics-addr "$ip:9995" \
     -kubeconfig "$WORK/$name/kubeconfig" -linkerd-namespace "$INJECTOR_NAMESPACE" -log-level info \
     > "$dir/proxy-injector.log" 2>&1 &
-  echo $! >> "$dir/pids"
+  echo $! >> "$dir/pids"; echo $! > "$dir/proxy-injector.pid"
   printf '[webhooks] %s: Linkerd'"'"'s proxy injector (pid %s) serves %s/%s on %s:443\n' "$name" "$!" \
     "$INJECTOR_NAMESPACE" "$INJECTOR_SERVICE" "$ip" >&2
+}
+
+_start_sp_validator() {  # _start_sp_validator NAME IP
+  local name=$1 ip=$2 dir=$WORK/$1/webhooks
+  unshare --mount --propagation private -- /bin/sh -c 'mount --bind "$1" /run && shift && exec "$@"' sh \
+    "$dir/sp-run" "$WEBHOOK_SP_VALIDATOR" sp-validator -addr "$ip:443" -metrics-addr "$ip:9997" \
+    -kubeconfig "$WORK/$name/kubeconfig" -log-level info > "$dir/sp-validator.log" 2>&1 &
+  echo $! >> "$dir/pids"; echo $! > "$dir/sp-validator.pid"
+  printf '[webhooks] %s: Linkerd'"'"'s ServiceProfile validator (pid %s) serves %s/%s on %s:443\n' "$name" "$!" \
+    "$INJECTOR_NAMESPACE" "$SP_VALIDATOR_SERVICE" "$ip" >&2
+}
+
+_start_policy() {  # _start_policy NAME IP: 1 while the Deployment is not there yet, 2 when its args are refused
+  local name=$1 ip=$2 dir=$WORK/$1/webhooks args=() rc=0
+  _policy_args "$name" "$ip" "$dir/policy-tls" "$dir/policy.args" || rc=$?
+  [ "$rc" = 0 ] || return "$rc"
+  mapfile -d '' args < "$dir/policy.args"
+  # HOSTNAME: the Lease claimant (a pod's name in the cluster).
+  HOSTNAME=linkerd-destination-loopback "$WEBHOOK_POLICY" "${args[@]}" --kubeconfig "$WORK/$name/kubeconfig" \
+    >> "$dir/policy.log" 2>&1 &
+  echo $! >> "$dir/pids"; echo $! > "$dir/policy.pid"
+  printf '[webhooks] %s: Linkerd'"'"'s policy controller (pid %s) serves %s/%s on %s:443\n' "$name" "$!" \
+    "$INJECTOR_NAMESPACE" "$POLICY_SERVICE" "$ip" >&2
 }
 
 _start_apiext() {  # _start_apiext NAME IP
@@ -110,10 +218,48 @@ _start_apiext() {  # _start_apiext NAME IP
     "$APIEXT_NAMESPACE" "$APIEXT_SERVICE" "$ip" >&2
 }
 
-# The watcher: polls every second until both servers run, then keeps the injector's files current.
+# STAND-IN for what kwok cannot give: the API server refuses its loopback pod IPs in Endpoints, so the
+# endpoints controller never creates the Endpoints of a Service whose pods already had IPs when it was
+# created (in HA, the proxy injector's, often). pulumi-kubernetes 4.25 awaits a selector Service until
+# its Endpoints object has been seen and settled 10 s: without one it waits out its 10-minute timeout
+# (then passes). An empty Endpoints object is what the controller makes for a Service with no pod IPs
+# yet; owned by its Service, it goes with it.
+_endpoints_stand_in() {  # _endpoints_stand_in NAME
+  "$B/kubectl" --kubeconfig "$WORK/$1/kubeconfig" get svc,endpoints -A -o json 2>/dev/null | python3 -c '
+import json, sys
+try:
+    items = json.load(sys.stdin)["items"]
+except (ValueError, KeyError):
+    sys.exit(0)
+have = {(i["metadata"]["namespace"], i["metadata"]["name"]) for i in items if i["kind"] == "Endpoints"}
+missing = [
+    {"apiVersion": "v1", "kind": "Endpoints",
+     "metadata": {"name": s["metadata"]["name"], "namespace": s["metadata"]["namespace"],
+                  "labels": {"e2e.aes-linkerd2/stand-in": "empty-endpoints"},
+                  "ownerReferences": [{"apiVersion": "v1", "kind": "Service", "name": s["metadata"]["name"],
+                                       "uid": s["metadata"]["uid"]}]}}
+    for s in items
+    if s["kind"] == "Service" and s["spec"].get("selector") and s["spec"].get("clusterIP") != "None"
+    and s["spec"].get("type") != "ExternalName" and "deletionTimestamp" not in s["metadata"]
+    and (s["metadata"]["namespace"], s["metadata"]["name"]) not in have
+]
+if missing:
+    print(json.dumps({"apiVersion": "v1", "kind": "List", "items": missing}))
+' > "$WORK/$1/webhooks/endpoints.json" || return 0
+  [ -s "$WORK/$1/webhooks/endpoints.json" ] || return 0
+  "$B/kubectl" --kubeconfig "$WORK/$1/kubeconfig" create -f "$WORK/$1/webhooks/endpoints.json" 2>/dev/null \
+    | sed "s/^/[webhooks] $1: STAND-IN empty /" >&2
+  return 0
+}
+
+# The watcher: polls every second until every server runs, then keeps their files current.
 # It stops its servers when it is stopped (the caller kills it by its pid).
+# Each server's state: off (not built), wanted, started or refused; in $dir/state, in this order.
 _watch_webhooks() {
-  local name=$1 dir=$WORK/$1/webhooks ip injector=${WEBHOOK_INJECTOR:+wanted} apiext=${WEBHOOK_APIEXT:+wanted} tick=0
+  local name=$1 dir=$WORK/$1/webhooks ip tick=0 rc
+  local injector=${WEBHOOK_INJECTOR:+wanted} apiext=${WEBHOOK_APIEXT:+wanted}
+  local spv=${WEBHOOK_SP_VALIDATOR:+wanted} policy=${WEBHOOK_POLICY:+wanted}
+  injector=${injector:-off} apiext=${apiext:-off} spv=${spv:-off} policy=${policy:-off}
   set +e  # a failed poll (the API server busy or gone) must not end the watcher and orphan its servers
   # shellcheck disable=SC2046  # one pid a line
   trap '[ -f "$dir/pids" ] && kill $(cat "$dir/pids") 2>/dev/null; exit 0' TERM INT
@@ -129,6 +275,29 @@ _watch_webhooks() {
     elif [ "$injector" = started ] && [ $((tick % 10)) = 0 ]; then
       _injector_files "$name" || true
     fi
+    if [ "$spv" = wanted ]; then
+      ip=$(_cluster_ip "$name" "$INJECTOR_NAMESPACE" "$SP_VALIDATOR_SERVICE")
+      if [ -n "$ip" ] && ! _on_loopback "$ip"; then
+        printf '[webhooks] REFUSING: %s/%s has ClusterIP %s, off loopback\n' "$name" "$SP_VALIDATOR_SERVICE" "$ip" >&2
+        spv=refused
+      elif [ -n "$ip" ] && _tls_files "$name" "$SP_VALIDATOR_SECRET" "$dir/sp-run/linkerd/tls"; then
+        _start_sp_validator "$name" "$ip"; spv=started
+      fi
+    elif [ "$spv" = started ] && [ $((tick % 10)) = 0 ]; then
+      _tls_files "$name" "$SP_VALIDATOR_SECRET" "$dir/sp-run/linkerd/tls" || true
+    fi
+    if [ "$policy" = wanted ]; then
+      ip=$(_cluster_ip "$name" "$INJECTOR_NAMESPACE" "$POLICY_SERVICE")
+      if [ -n "$ip" ] && ! _on_loopback "$ip"; then
+        printf '[webhooks] REFUSING: %s/%s has ClusterIP %s, off loopback\n' "$name" "$POLICY_SERVICE" "$ip" >&2
+        policy=refused
+      elif [ -n "$ip" ] && _tls_files "$name" "$POLICY_SECRET" "$dir/policy-tls"; then
+        rc=0; _start_policy "$name" "$ip" || rc=$?
+        case $rc in 0) policy=started ;; 2) policy=refused ;; esac
+      fi
+    elif [ "$policy" = started ] && [ $((tick % 10)) = 0 ]; then
+      _tls_files "$name" "$POLICY_SECRET" "$dir/policy-tls" || true
+    fi
     if [ "$apiext" = wanted ]; then
       ip=$(_cluster_ip "$name" "$APIEXT_NAMESPACE" "$APIEXT_SERVICE")
       if [ -n "$ip" ] && ! _on_loopback "$ip"; then
@@ -138,7 +307,8 @@ _watch_webhooks() {
         _start_apiext "$name" "$ip"; apiext=started
       fi
     fi
-    echo "$injector $apiext" > "$dir/state"
+    _endpoints_stand_in "$name"
+    echo "$injector $apiext $spv $policy" > "$dir/state"
     tick=$((tick + 1))
     sleep 1 & wait $!
   done
@@ -152,41 +322,91 @@ serve_webhooks() {
     https://127.0.0.1:*) ;;
     *) printf '[webhooks] REFUSING: %s'"'"'s API server is %s, not on loopback\n' "$name" "$server" >&2; return 1 ;;
   esac
-  [ -n "${WEBHOOK_INJECTOR}${WEBHOOK_APIEXT}" ] || return 0
+  [ -n "${WEBHOOK_INJECTOR}${WEBHOOK_POLICY}${WEBHOOK_APIEXT}" ] || return 0
   _watch_webhooks "$name" &
   PIDS+=($!)
 }
 
-# Both servers run for NAME and apiext has patched its CA into the CRDs: what Emissary's install
+# Every server runs for NAME and apiext has patched its CA into the CRDs: what Emissary's install
 # waits for (the emissary-apiext Deployment available) before any getambassador.io object.
 webhooks_ready() {
-  local name=$1 state ok
+  local name=$1 injector apiext spv policy ok server
   for _ in $(seq 120); do
-    state=$(cat "$WORK/$name/webhooks/state" 2>/dev/null || echo "none none"); ok=true
-    [ -z "$WEBHOOK_INJECTOR" ] || [ "${state% *}" = started ] || ok=false
+    read -r injector apiext spv policy < "$WORK/$name/webhooks/state" 2>/dev/null || injector=none; ok=true
+    for server in "$injector" "$spv" "$policy"; do
+      [ "$server" = off ] || [ "$server" = started ] || ok=false
+    done
     if [ -n "$WEBHOOK_APIEXT" ]; then
-      [ "${state#* }" = started ] && [ -n "$("$B/kubectl" --kubeconfig "$WORK/$name/kubeconfig" get crd modules.getambassador.io \
+      [ "$apiext" = started ] && [ -n "$("$B/kubectl" --kubeconfig "$WORK/$name/kubeconfig" get crd modules.getambassador.io \
         -o 'jsonpath={.spec.conversion.webhook.clientConfig.caBundle}' 2>/dev/null)" ] || ok=false
     fi
     $ok && return 0
     sleep 0.5
   done
-  printf '[webhooks] FAILED: %s: the webhook servers are not ready (%s)\n' "$name" "$state" >&2
+  printf '[webhooks] FAILED: %s: the webhook servers are not ready (%s)\n' "$name" \
+    "$(cat "$WORK/$name/webhooks/state" 2>/dev/null)" >&2
   return 1
 }
 
-# Every server started answered: the injector logged an admission request it handled, apiext's
-# conversion endpoint is what the CRDs call (caBundle patched in, checked on the live CRDs by live.py).
+# _denied NAME WHAT EXPECTED: a server-side dry run of an object the validator must refuse (read on
+# stdin) is refused with EXPECTED, upstream's own message: the API server called the real server.
+_denied() {
+  local name=$1 what=$2 expected=$3 out
+  if out=$("$B/kubectl" --kubeconfig "$WORK/$name/kubeconfig" create --dry-run=server -f - 2>&1); then
+    printf '[webhooks] FAILED: %s: the %s admitted an invalid object: %s\n' "$name" "$what" "$out" >&2; return 1
+  fi
+  case $out in
+    *"$expected"*) printf '[webhooks] %s: the %s refused an invalid object: %s\n' "$name" "$what" "${out##*: }" >&2 ;;
+    *) printf '[webhooks] FAILED: %s: the %s did not refuse with %s: %s\n' "$name" "$what" "$expected" "$out" >&2; return 1 ;;
+  esac
+}
+
+_alive() {  # _alive NAME SERVER: its process still runs
+  local pid
+  pid=$(cat "$WORK/$1/webhooks/$2.pid" 2>/dev/null) && kill -0 "$pid" 2>/dev/null && return 0
+  tail -20 "$WORK/$1/webhooks/$2.log" >&2
+  printf '[webhooks] FAILED: %s: the %s exited\n' "$1" "$2" >&2
+  return 1
+}
+
+# Every server started answered: the injector logged an admission request it handled, the two
+# validators refuse an invalid object in a dry run (with their own messages), apiext's conversion
+# endpoint is what the CRDs call (caBundle patched in, checked on the live CRDs by live.py).
 webhooks_served() {
-  local name=$1 dir=$WORK/$1/webhooks state
-  state=$(cat "$dir/state" 2>/dev/null || echo "none none")
+  local name=$1 dir=$WORK/$1/webhooks injector=none apiext=none spv=none policy=none
+  read -r injector apiext spv policy < "$dir/state" 2>/dev/null || true
   if [ -n "$WEBHOOK_INJECTOR" ]; then
-    [ "${state% *}" = started ] || { printf '[webhooks] FAILED: %s: the proxy injector never started (%s)\n' "$name" "$state" >&2; return 1; }
+    [ "$injector" = started ] || { printf '[webhooks] FAILED: %s: the proxy injector never started (%s)\n' "$name" "$injector" >&2; return 1; }
+    _alive "$name" proxy-injector || return 1
     grep -q "received " "$dir/proxy-injector.log" \
       || { tail -20 "$dir/proxy-injector.log" >&2; printf '[webhooks] FAILED: %s: the proxy injector handled no request\n' "$name" >&2; return 1; }
   fi
+  if [ -n "$WEBHOOK_SP_VALIDATOR" ]; then
+    [ "$spv" = started ] || { printf '[webhooks] FAILED: %s: the ServiceProfile validator never started (%s)\n' "$name" "$spv" >&2; return 1; }
+    _alive "$name" sp-validator || return 1
+    _denied "$name" "ServiceProfile validator" "has a route with an invalid timeout" <<'EOF' || return 1
+apiVersion: linkerd.io/v1alpha2
+kind: ServiceProfile
+metadata: {name: e2e-probe.default.svc.cluster.local, namespace: default}
+spec:
+  routes:
+  - {name: probe, condition: {method: GET, pathRegex: /probe}, timeout: soon}
+EOF
+  fi
+  if [ -n "$WEBHOOK_POLICY" ]; then
+    [ "$policy" = started ] || { printf '[webhooks] FAILED: %s: the policy controller never started (%s)\n' "$name" "$policy" >&2; return 1; }
+    _alive "$name" policy || return 1
+    _denied "$name" "policy validator" "cannot target another namespace" <<'EOF' || return 1
+apiVersion: policy.linkerd.io/v1alpha1
+kind: AuthorizationPolicy
+metadata: {name: e2e-probe, namespace: default}
+spec:
+  targetRef: {kind: Namespace, name: elsewhere}
+  requiredAuthenticationRefs: []
+EOF
+  fi
   if [ -n "$WEBHOOK_APIEXT" ]; then
-    [ "${state#* }" = started ] || { printf '[webhooks] FAILED: %s: apiext never started (%s)\n' "$name" "$state" >&2; return 1; }
+    [ "$apiext" = started ] || { printf '[webhooks] FAILED: %s: apiext never started (%s)\n' "$name" "$apiext" >&2; return 1; }
   fi
   return 0
 }
@@ -194,5 +414,5 @@ webhooks_served() {
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then
   [ "${1:-}" = --check ] || { echo "usage: $0 --check" >&2; exit 2; }
   webhooks_check
-  [ -n "$WEBHOOK_INJECTOR" ] && [ -n "$WEBHOOK_APIEXT" ]
+  [ -n "$WEBHOOK_INJECTOR" ] && [ -n "$WEBHOOK_POLICY" ] && [ -n "$WEBHOOK_APIEXT" ]
 fi
