@@ -1,9 +1,13 @@
 """Where the external tools are: the linkerd CLI of each release, the Pulumi CLI and its plugins.
 
 Looked up, in order, in the environment (`AES_LINKERD2_LINKERD_<VERSION>` for one CLI), the tool
-cache (`AES_LINKERD2_TOOLS`, default ~/.cache/linkerd-aes-e2e/bin, where e2e/build-tools.sh and the
+cache (`bin/` of the project's cache, where `./aes-linkerd2 setup`, e2e/build-tools.sh and the
 contributor's page put them, each named with its version) and PATH, where a `linkerd` counts only
 when it is the release asked for.
+
+The project's cache is one folder for everything fetched or built outside the repository:
+`$AES_LINKERD2_CACHE`, else `$XDG_CACHE_HOME/aes-linkerd2`, else `~/.cache/aes-linkerd2`; its `bin/`
+holds the tools (`$AES_LINKERD2_TOOLS` overrides), its `reference/` upstream's release files.
 """
 
 from __future__ import annotations
@@ -14,12 +18,25 @@ import shutil
 import subprocess
 from pathlib import Path
 
+CACHE_ENV = "AES_LINKERD2_CACHE"
 TOOLS_ENV = "AES_LINKERD2_TOOLS"
-DEFAULT_TOOLS = Path("~/.cache/linkerd-aes-e2e/bin")
+
+
+def cache_root() -> Path:
+    """The project's cache: the tools in bin/, upstream's release files in reference/."""
+    named = os.environ.get(CACHE_ENV)
+    if named:
+        return Path(named).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or "~/.cache").expanduser() / "aes-linkerd2"
 
 
 def tools_dir() -> Path:
-    return Path(os.environ.get(TOOLS_ENV) or DEFAULT_TOOLS).expanduser()
+    named = os.environ.get(TOOLS_ENV)
+    return Path(named).expanduser() if named else cache_root() / "bin"
+
+
+def reference_dir() -> Path:
+    return cache_root() / "reference"
 
 
 def linkerd_env(version: str) -> str:
