@@ -28,24 +28,38 @@ VERBS = {
     f"exit 1 when one has fewer than --warn-days ({certs.WARN_DAYS}, as `linkerd check` warns)",
     "status": "read both clusters live (through each stack's outputs and kube context): control plane, Edge Stack "
     "and the gateway, the link and mirrored services, certificates; exit 1 when any check fails",
+    "check": "the pre-flight alone: the Pulumi CLI, the passphrase, each stack file and key, each cluster (and its "
+    "nodes for linkerdHa), the linkerd CLI; lists every problem at once (up, preview, refresh and destroy run it first)",
     "render": "write every Kubernetes object each stack would apply as YAML, one folder per stack, "
     "offline: no cluster, no Pulumi CLI; secrets are not written",
 }
 
 
+def _common_options(parser: argparse.ArgumentParser, *, inherited: bool) -> None:
+    """--stack, --project-dir and --json, before or after the verb (after it, they keep what came before)."""
+    project = str(Path(__file__).resolve().parent.parent)
+    # On a verb, an option not given leaves the value given before the verb alone.
+    stacks: Any = argparse.SUPPRESS if inherited else None
+    parser.add_argument("--stack", choices=STACKS, action="append", default=stacks, help="only this stack (repeatable)")
+    parser.add_argument(
+        "--project-dir", default=argparse.SUPPRESS if inherited else project, help="the Pulumi project (default: this checkout)"
+    )
+    json_default: Any = argparse.SUPPRESS if inherited else False
+    parser.add_argument("--json", action="store_true", default=json_default, help="print the result as JSON")
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(
-        prog="python -m driver",
+        prog="./aes-linkerd2",
         description="Ambassador Edge Stack's Linkerd 2 integration on two clusters: the target and source stacks, in order.",
         epilog="State defaults to a local backend in .state/ (PULUMI_BACKEND_URL overrides it); "
         "PULUMI_CONFIG_PASSPHRASE (or _FILE) must be set. Exit codes: 0 done, 1 a stack failed, 2 nothing ran.",
     )
+    _common_options(root, inherited=False)
     verbs = root.add_subparsers(dest="verb", required=True, metavar="VERB")
     for verb, help_text in VERBS.items():
         sub = verbs.add_parser(verb, help=help_text, description=help_text)
-        sub.add_argument("--stack", choices=STACKS, action="append", help="only this stack (repeatable; default: both)")
-        sub.add_argument("--project-dir", default=str(Path(__file__).resolve().parent.parent), help="the Pulumi project")
-        sub.add_argument("--json", action="store_true", help="print the result as JSON")
+        _common_options(sub, inherited=True)
         if verb == "certs":
             sub.add_argument("--warn-days", type=int, default=certs.WARN_DAYS, help="mark what has fewer days left")
         if verb == "status":
@@ -96,6 +110,16 @@ def show_status(deployment: Deployment, args: argparse.Namespace) -> int:
     return 0 if report.healthy else 1
 
 
+def show_checks(deployment: Deployment, args: argparse.Namespace) -> int:
+    """`check`: every pre-flight check, passed or not; exit 2 (nothing would run) when any fails."""
+    findings = deployment.check()
+    if args.json:
+        print(json.dumps({"ok": all(f.ok for f in findings), "checks": [vars(f) for f in findings]}, indent=2))
+    else:
+        print("\n".join(f.line() for f in findings))
+    return 0 if all(f.ok for f in findings) else 2
+
+
 def render_report(summary: dict[str, Any]) -> str:
     lines = []
     for stack, result in summary.items():
@@ -143,28 +167,44 @@ def stack_outputs(deployment: Deployment) -> dict[str, dict[str, Any]]:
         raise DriverError(f"outputs: {first.strip()[:300]}") from None
 
 
+def show_render(deployment: Deployment, args: argparse.Namespace) -> int:
+    summary = deployment.render(args.out, overrides(args.set))
+    print(json.dumps(summary, indent=2) if args.json else render_report(summary))
+    return 0
+
+
+def show_outputs(deployment: Deployment, args: argparse.Namespace) -> int:
+    print(json.dumps(stack_outputs(deployment), indent=2, default=str))
+    return 0
+
+
+def show_certs(deployment: Deployment, args: argparse.Namespace) -> int:
+    found = certs.rows(stack_outputs(deployment), args.warn_days)
+    if args.json:
+        print(json.dumps({"warnDays": args.warn_days, "certificates": found}, indent=2))
+    else:
+        print(certs.table(found, args.warn_days))
+    return 1 if any(row["due"] for row in found) else 0
+
+
+# The verbs that change nothing: each prints its result and returns the exit code.
+READ_ONLY_VERBS = {
+    "status": show_status,
+    "check": show_checks,
+    "render": show_render,
+    "outputs": show_outputs,
+    "certs": show_certs,
+}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     started = time.monotonic()
     display = Display(sys.stderr)
     try:
         deployment = Deployment(args.project_dir, stacks=args.stack or STACKS, on_progress=None if args.json else display.update)
-        if args.verb == "status":
-            return show_status(deployment, args)
-        if args.verb == "render":
-            summary = deployment.render(args.out, overrides(args.set))
-            print(json.dumps(summary, indent=2) if args.json else render_report(summary))
-            return 0
-        if args.verb == "outputs":
-            print(json.dumps(stack_outputs(deployment), indent=2, default=str))
-            return 0
-        if args.verb == "certs":
-            found = certs.rows(stack_outputs(deployment), args.warn_days)
-            if args.json:
-                print(json.dumps({"warnDays": args.warn_days, "certificates": found}, indent=2))
-            else:
-                print(certs.table(found, args.warn_days))
-            return 1 if any(row["due"] for row in found) else 0
+        if args.verb in READ_ONLY_VERBS:
+            return READ_ONLY_VERBS[args.verb](deployment, args)
         operation = getattr(deployment, args.verb)
         with display:
             result: OperationResult = (

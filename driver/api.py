@@ -17,16 +17,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from driver import preflight
 from driver.automation import AutomationEngine
 from driver.render import render_stacks
-from driver.settings import DriverError, StackSettings, read_settings
-from support import config as stack_config
+from driver.settings import DriverError
 from support import tools
 
 STACKS = ("target", "source")
 CHANGE_KINDS = ("create", "update", "replace", "delete", "same")
-PASSPHRASE_VARIABLES = ("PULUMI_CONFIG_PASSPHRASE", "PULUMI_CONFIG_PASSPHRASE_FILE")
-PULUMI_INSTALL = "install it from https://www.pulumi.com/docs/install/ (or `curl -fsSL https://get.pulumi.com | sh`)"
 
 
 @dataclass(frozen=True)
@@ -156,47 +154,20 @@ class Deployment:
 
     # --- checks before anything runs ----------------------------------------------------------
 
-    def preflight(self, operation: str) -> None:
-        """Everything that can be known wrong before a stack runs, as one clear error."""
-        if self._which("pulumi") is None:
-            raise DriverError(f"the Pulumi CLI (`pulumi`) is not on PATH: {PULUMI_INSTALL}")
-        if self.backend_url.startswith("file://") and not any(self.environ.get(v) for v in PASSPHRASE_VARIABLES):
-            raise DriverError(
-                "PULUMI_CONFIG_PASSPHRASE is not set: the local backend encrypts the stacks' secrets with it "
-                "(export PULUMI_CONFIG_PASSPHRASE=... or PULUMI_CONFIG_PASSPHRASE_FILE=...)"
-            )
-        if operation in ("up", "preview", "refresh"):
-            for stack in self.stacks:
-                self._check_stack(stack, read_settings(self.project_dir, stack))
+    def check(self, operation: str = "check") -> list[preflight.Finding]:
+        """Every check `operation` needs, each reported, none stopping the others (`./aes-linkerd2 check`)."""
+        # Reading outputs needs only the CLI and the state; the stacks' files and clusters matter to the rest.
+        stacks = [] if operation == "outputs" else self.stacks
+        tools_ = preflight.Tools(which=self._which, run=self._run_tool, find_linkerd=self._find_linkerd)
+        return preflight.run_checks(
+            self.project_dir, stacks, operation, backend_url=self.backend_url, environ=self.environ, tools_=tools_
+        )
 
-    def _check_stack(self, stack: str, settings: StackSettings) -> None:
-        context = settings.get("context")
-        if context is None:
-            raise DriverError(
-                f"stack {stack}: config aes-linkerd2:context is not set (pulumi config set context <name> --stack {stack})"
-            )
-        clusters = [("context", context, settings.get("kubeconfig"))]
-        if settings.get("role") == "source" and settings.get("targetContext"):
-            clusters.append(
-                ("targetContext", settings.get("targetContext"), settings.get("targetKubeconfig") or settings.get("kubeconfig"))
-            )
-        for key, name, kubeconfig in clusters:
-            try:
-                version = stack_config.check_cluster(key, str(name), "kubeconfig", kubeconfig, require_kubeconfig=True)
-                if version is not None:
-                    stack_config.check_line_fits(settings.line, version, str(name))
-            except stack_config.ConfigError as error:
-                raise DriverError(f"stack {stack}: {error}") from None
-        pinned = settings.linkerd_version
-        binary = str(settings.get("linkerdCli") or self._find_linkerd(pinned) or "linkerd")
-        if self._which(binary) is None:
-            raise DriverError(
-                f"stack {stack}: the linkerd CLI {pinned} is not found (looked for {tools.where_to_look(pinned)}): "
-                "install it (https://linkerd.io/2/getting-started/) or set config aes-linkerd2:linkerdCli to its path"
-            )
-        found = self._run_tool([binary, *tools.LINKERD_VERSION_ARGS]).strip()
-        if found != pinned:
-            raise DriverError(f"stack {stack}: the linkerd CLI `{binary}` is {found!r}; this stack pins {pinned!r}")
+    def preflight(self, operation: str) -> None:
+        """Stop before anything runs, with every problem listed, when any check fails."""
+        findings = self.check(operation)
+        if not all(f.ok for f in findings):
+            raise DriverError(preflight.report(findings, operation))
 
     # --- running ------------------------------------------------------------------------------
 

@@ -25,6 +25,8 @@ class StackSettings:
     """What the driver reads from Pulumi.yaml and Pulumi.<stack>.yaml before anything runs."""
 
     values: Mapping[str, Any]
+    # Keys whose value the stack file holds encrypted (`secure:`): set, but never read here.
+    secret_keys: frozenset[str] = frozenset()
 
     def get(self, key: str) -> Any:
         value = self.values.get(key)
@@ -54,10 +56,13 @@ def read_settings(project_dir: Path, stack: str) -> StackSettings:
     if not isinstance(config, dict) or not all(isinstance(key, str) for key in config):
         found = "keys that are not text" if isinstance(config, dict) else f"a {type(config).__name__}"
         raise DriverError(f"{stack_file}: `config` must be a mapping of <project>:<key> to values, not {found}")
+    secret_keys = set()
     for key, value in config.items():
         if key.startswith(prefix):
             values[key[len(prefix) :]] = value
-    return StackSettings(values)
+            if isinstance(value, dict) and "secure" in value:
+                secret_keys.add(key[len(prefix) :])
+    return StackSettings(values, frozenset(secret_keys))
 
 
 # A settings file is a few kilobytes, a few levels deep; anything near these is not one.

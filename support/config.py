@@ -6,10 +6,11 @@ import difflib
 import ipaddress
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pulumi
 import pulumi.runtime.config
@@ -177,14 +178,70 @@ class StackConfig:
         return isinstance(self.role, TargetRole)
 
 
-class _Reader:
-    """Typed access to pulumi.Config that names the key in every error."""
+class ConfigSource(Protocol):
+    """Where a stack's config values come from: the Pulumi runtime (the program) or a stack file (the driver)."""
 
-    def __init__(self, config: pulumi.Config) -> None:
-        self._config = config
+    stack: str
+
+    def get(self, key: str) -> str | None:
+        """The value as Pulumi hands it to a program: text, lists and objects as JSON."""
+        ...
+
+    def is_secret(self, key: str) -> bool: ...
+
+    def names(self) -> list[str]:
+        """The keys of this project's namespace that are set."""
+        ...
+
+
+class RuntimeSource:
+    """The config of the running Pulumi program."""
+
+    def __init__(self) -> None:
+        self._config = pulumi.Config(PROJECT)
+        self.stack = pulumi.get_stack()
+
+    def get(self, key: str) -> str | None:
+        return self._config.get(key)
+
+    def is_secret(self, key: str) -> bool:
+        return pulumi.runtime.config.is_config_secret(f"{PROJECT}:{key}")
+
+    def names(self) -> list[str]:
+        return set_keys()
+
+
+class SettingsSource:
+    """A stack file's values as the driver reads them (secure values are present, never decrypted)."""
+
+    def __init__(self, values: Mapping[str, Any], secret_keys: frozenset[str], stack: str) -> None:
+        self._values, self._secret_keys, self.stack = values, secret_keys, stack
+
+    def get(self, key: str) -> str | None:
+        value = self._values.get(key)
+        if key in self._secret_keys:
+            return SECRET_SHOWN
+        if value is None or isinstance(value, str):
+            return value
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        return json.dumps(value)
+
+    def is_secret(self, key: str) -> bool:
+        return key in self._secret_keys
+
+    def names(self) -> list[str]:
+        return sorted(key for key, value in self._values.items() if value not in (None, ""))
+
+
+class _Reader:
+    """Typed access to a stack's config that names the key in every error."""
+
+    def __init__(self, source: ConfigSource) -> None:
+        self._source = source
 
     def text(self, key: str, default: str | None = None) -> str | None:
-        value = self._config.get(key)
+        value = self._source.get(key)
         if value is None or value == "":
             return default
         return value
@@ -239,9 +296,13 @@ class _Reader:
         return value
 
     def secret(self, key: str) -> pulumi.Output[str] | None:
-        if self._config.get(key) in (None, ""):
+        value = self._source.get(key)
+        if value in (None, ""):
             return None
-        return self._config.require_secret(key)
+        if not self._source.is_secret(key):
+            # A plain value sits readable in the stack file and the state.
+            raise ConfigError(key, "[not shown]", f"must be a secret: `pulumi config set --secret {key} <value>`")
+        return pulumi.Output.secret(value)
 
 
 def _port(key: str, value: int) -> int:
@@ -309,14 +370,13 @@ def set_keys() -> list[str]:
     return sorted(name[len(prefix) :] for name in names if isinstance(name, str) and name.startswith(prefix))
 
 
-def check_keys(keys: list[str], known: frozenset[str]) -> None:
+def check_keys(source: ConfigSource, known: frozenset[str]) -> None:
     """Refuse a key the program does not read (a typo would otherwise be ignored), suggesting the nearest."""
-    for key in keys:
+    for key in source.names():
         if key not in known:
             close = difflib.get_close_matches(key, sorted(known), n=1)
             hint = f"did you mean {close[0]}?" if close else "Pulumi.yaml declares the keys"
-            name = f"{PROJECT}:{key}"
-            value = SECRET_SHOWN if pulumi.runtime.config.is_config_secret(name) else pulumi.runtime.config.get_config(name)
+            value = SECRET_SHOWN if source.is_secret(key) else source.get(key)
             raise ConfigError(key, value, f"is not a key of {PROJECT}; {hint}")
 
 
@@ -379,11 +439,15 @@ def _word(key: str, value: str) -> str:
     return value
 
 
-def load(config: pulumi.Config | None = None) -> StackConfig:
-    """Read and validate the whole stack config; raises ConfigError naming the first bad key."""
-    check_keys(set_keys(), known_keys())
-    config = config or pulumi.Config(PROJECT)
-    read = _Reader(config)
+def load(source: ConfigSource | None = None, *, check_clusters: bool = True) -> StackConfig:
+    """Read and validate the whole stack config; raises ConfigError naming the first bad key.
+
+    `source` defaults to the running program's config; the driver's pre-flight passes a stack file's
+    values and checks the clusters itself (`check_clusters=False`), so that it can list every problem.
+    """
+    source = source or RuntimeSource()
+    check_keys(source, known_keys())
+    read = _Reader(source)
 
     role = _role(read)
     line_name = read.text("versionLine", upstream.DEFAULT_LINE) or ""
@@ -394,9 +458,10 @@ def load(config: pulumi.Config | None = None) -> StackConfig:
 
     kubeconfig = read.path("kubeconfig")
     context = _word("context", read.required("context"))
-    live_version = check_cluster("context", context, "kubeconfig", kubeconfig)
-    if live_version is not None:
-        check_line_fits(line, live_version, context)
+    if check_clusters:
+        live_version = check_cluster("context", context, "kubeconfig", kubeconfig)
+        if live_version is not None:
+            check_line_fits(line, live_version, context)
 
     kubernetes_version = _kubernetes_version("kubernetesVersion", read.text("kubernetesVersion"))
     if kubernetes_version is not None and not line.supports_kubernetes(kubernetes_version):
@@ -429,7 +494,7 @@ def load(config: pulumi.Config | None = None) -> StackConfig:
 
     tls = _tls(read)
     trust_domain = _dns_name("trustDomain", read.text("trustDomain", upstream.DEFAULT_TRUST_DOMAIN) or "")
-    cluster_name = _label("clusterName", read.text("clusterName", pulumi.get_stack()) or "")
+    cluster_name = _label("clusterName", read.text("clusterName", source.stack) or "")
     if cluster_name == PEER:
         raise ConfigError("clusterName", cluster_name, f"is reserved: the target signs the linking cluster's issuer as {PEER!r}")
 
@@ -456,17 +521,17 @@ def load(config: pulumi.Config | None = None) -> StackConfig:
         ),
         gateway=_gateway(read),
         workloads=workloads,
-        role=_role_settings(read, role, workloads, cluster, config),
+        role=_role_settings(read, role, workloads, cluster, check_clusters),
     )
 
 
 def _role_settings(
-    read: _Reader, role: Role, workloads: WorkloadSettings, cluster: ClusterSettings, config: pulumi.Config
+    read: _Reader, role: Role, workloads: WorkloadSettings, cluster: ClusterSettings, check_clusters: bool
 ) -> TargetRole | SourceRole:
     if role is Role.TARGET:
-        return _target(read, workloads, trust_anchor_rotation(role, config))
-    source = _source(read, cluster)
-    trust_anchor_rotation(role, config)  # refused on the source, which follows the target's step
+        return _target(read, workloads, trust_anchor_rotation(role, read))
+    source = _source(read, cluster, check_clusters)
+    trust_anchor_rotation(role, read)  # refused on the source, which follows the target's step
     return source
 
 
@@ -597,7 +662,7 @@ def _target(read: _Reader, workloads: WorkloadSettings, rotation: RotationStep |
     return TargetRole(gateway_hostname=hostname, exported_services=exported, trust_anchor_rotation=rotation)
 
 
-def _source(read: _Reader, cluster: ClusterSettings) -> SourceRole:
+def _source(read: _Reader, cluster: ClusterSettings, check_clusters: bool) -> SourceRole:
     context, kubeconfig, cluster_name = cluster.context, cluster.kubeconfig, cluster.name
     target_stack = read.required("targetStack")
     if not _STACK_NAME.fullmatch(target_stack):
@@ -606,7 +671,8 @@ def _source(read: _Reader, cluster: ClusterSettings) -> SourceRole:
     if target_context == context:
         raise ConfigError("targetContext", target_context, "is the same context as `context`: the two stacks need two clusters")
     target_kubeconfig = read.path("targetKubeconfig", kubeconfig)
-    check_cluster("targetContext", target_context, "targetKubeconfig", target_kubeconfig)
+    if check_clusters:
+        check_cluster("targetContext", target_context, "targetKubeconfig", target_kubeconfig)
     addresses = tuple(_address("gatewayAddresses", address) for address in read.string_list("gatewayAddresses", []))
     if len(set(addresses)) != len(addresses):
         raise ConfigError("gatewayAddresses", list(addresses), "lists an address twice")
@@ -653,9 +719,9 @@ def check_target_outputs(cfg: StackConfig, source: SourceRole, target: pulumi.St
 TRUST_ANCHOR_ROTATION = "trustAnchorRotation"
 
 
-def trust_anchor_rotation(role: Role, config: pulumi.Config | None = None) -> RotationStep | None:
+def trust_anchor_rotation(role: Role, read: _Reader) -> RotationStep | None:
     """`trustAnchorRotation`: the step of a trust anchor rotation this update does, if any (the target's)."""
-    raw = (config or pulumi.Config(PROJECT)).get(TRUST_ANCHOR_ROTATION) or None
+    raw = read.text(TRUST_ANCHOR_ROTATION)
     if raw is None:
         return None
     if role is not Role.TARGET:

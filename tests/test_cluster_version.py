@@ -135,13 +135,15 @@ def test_the_driver_refuses_it_before_the_engine_starts(api_server: VersionServe
 
     from driver import Deployment, DriverError
     from tests.conftest import ROOT
-    from tests.test_driver import ENV, FakeEngine
+    from tests.test_driver import ENV, FakeEngine, tool_answers
 
     project = tmp_path / "project"
     project.mkdir()
     shutil.copy(ROOT / "Pulumi.yaml", project / "Pulumi.yaml")
+    shutil.copy(ROOT / ".pulumi-version", project / ".pulumi-version")
     settings = yaml.safe_load((ROOT / "Pulumi.target.yaml").read_text())
     settings["config"]["aes-linkerd2:versionLine"] = "linkerd-2.8"
+    del settings["config"]["aes-linkerd2:edgeStackProduct"]  # the page's line has Edge Stack alone
     settings["config"]["aes-linkerd2:context"] = TARGET_CONTEXT
     (project / "Pulumi.target.yaml").write_text(yaml.safe_dump(settings))
     engine = FakeEngine()
@@ -151,13 +153,15 @@ def test_the_driver_refuses_it_before_the_engine_starts(api_server: VersionServe
         environ={**ENV, "KUBECONFIG": str(api_server.kubeconfig(tmp_path / "kube"))},
         engine=engine,
         which=lambda tool: "/usr/bin/" + tool,
-        run_tool=lambda argv: "stable-2.8.1\n",
+        run_tool=tool_answers("stable-2.8.1"),
         find_linkerd=lambda version: None,
     )
     with pytest.raises(DriverError) as raised:
         driver.preview()
-    assert str(raised.value) == (
-        f"stack target: config aes-linkerd2:versionLine = 'linkerd-2.8': the API server of context {TARGET_CONTEXT!r} "
-        "runs Kubernetes 1.34, and this line needs Kubernetes 1.21 or older (its CRDs and APIs are gone there)"
-    )
+    assert str(raised.value).splitlines() == [
+        "1 problem found before preview; nothing was applied:",
+        f"  - target: context {TARGET_CONTEXT}: config aes-linkerd2:versionLine = 'linkerd-2.8': the API server of context "
+        f"{TARGET_CONTEXT!r} runs Kubernetes 1.34, and this line needs Kubernetes 1.21 or older (its CRDs and APIs are gone "
+        "there)",
+    ]
     assert raised.value.exit_code == 2 and engine.calls == []

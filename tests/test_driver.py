@@ -16,6 +16,24 @@ from driver.api import Progress
 from tests.conftest import ROOT
 
 ENV = {"PULUMI_CONFIG_PASSPHRASE": "test", "KUBECONFIG": ""}
+PULUMI_VERSION = "v" + (ROOT / ".pulumi-version").read_text().strip()
+
+
+def ready_node(name: str, **spec: Any) -> dict[str, Any]:
+    return {"metadata": {"name": name}, "spec": spec, "status": {"conditions": [{"type": "Ready", "status": "True"}]}}
+
+
+def tool_answers(linkerd_version: str = "edge-26.8.3", nodes: int = 3, pulumi: str = PULUMI_VERSION) -> Callable[[list[str]], str]:
+    """What `pulumi version`, `kubectl get nodes` and `linkerd version` answer (the pre-flight's questions)."""
+
+    def run(argv: list[str]) -> str:
+        if argv[:2] == ["pulumi", "version"]:
+            return pulumi + "\n"
+        if "nodes" in argv:
+            return json.dumps({"items": [ready_node(f"node-{i}") for i in range(nodes)]})
+        return linkerd_version + "\n"
+
+    return run
 
 
 class FakeEngine:
@@ -47,7 +65,7 @@ def deployment(engine: FakeEngine, *, kubeconfig: Path, linkerd_version: str = "
         environ={**ENV, "KUBECONFIG": str(kubeconfig)},
         engine=engine,
         which=kwargs.pop("which", tools.get),
-        run_tool=kwargs.pop("run_tool", lambda argv: linkerd_version + "\n"),
+        run_tool=kwargs.pop("run_tool", tool_answers(linkerd_version)),
         find_linkerd=lambda version: None,  # nothing in the tool cache: what `which` says decides
         **kwargs,
     )
@@ -106,41 +124,114 @@ def test_preview_can_require_no_changes(kube: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("tools", "version", "message"),
+    ("tools", "version", "problem"),
     [
         (
             {"linkerd": "/l"},
             "edge-26.8.3",
-            "the Pulumi CLI (`pulumi`) is not on PATH: install it from https://www.pulumi.com/docs/install/",
+            f"  - Pulumi CLI: `pulumi` is not on PATH: install {PULUMI_VERSION} (https://www.pulumi.com/docs/install/)",
         ),
         (
             {"pulumi": "/p"},
             "edge-26.8.3",
-            "stack target: the linkerd CLI edge-26.8.3 is not found (looked for $AES_LINKERD2_LINKERD_EDGE_26_8_3, ",
+            "  - target: linkerd CLI edge-26.8.3: not found (looked for $AES_LINKERD2_LINKERD_EDGE_26_8_3, ",
         ),
         (
             {"pulumi": "/p", "linkerd": "/l"},
             "edge-25.4.4",
-            "stack target: the linkerd CLI `linkerd` is 'edge-25.4.4'; this stack pins 'edge-26.8.3'",
+            "  - target: linkerd CLI edge-26.8.3: the `linkerd` on PATH `linkerd` is 'edge-25.4.4', not 'edge-26.8.3': "
+            "`./aes-linkerd2 setup` fetches edge-26.8.3",
         ),
     ],
 )
-def test_missing_or_wrong_tools_stop_before_anything_runs(kube: Path, tools: dict[str, str], version: str, message: str) -> None:
+def test_missing_or_wrong_tools_stop_before_anything_runs(kube: Path, tools: dict[str, str], version: str, problem: str) -> None:
     engine = FakeEngine()
     with pytest.raises(DriverError) as raised:
         deployment(engine, kubeconfig=kube, which=tools.get, linkerd_version=version).up()
-    assert str(raised.value).startswith(message)
+    lines = str(raised.value).splitlines()
+    assert lines[0].endswith("found before up; nothing was applied:")
+    assert any(line.startswith(problem) for line in lines), lines
     assert raised.value.exit_code == 2 and engine.calls == []
+
+
+def test_every_problem_is_listed_at_once(kube: Path, tmp_path: Path) -> None:
+    """A new user's first run: no Pulumi CLI, no passphrase, a typo in a key, one node with linkerdHa, no linkerd CLI."""
+    project = tmp_path / "project"
+    project.mkdir()
+    for name in ("Pulumi.yaml", "Pulumi.source.yaml", ".pulumi-version"):
+        (project / name).write_text((ROOT / name).read_text())
+    target = (ROOT / "Pulumi.target.yaml").read_text().replace("aes-linkerd2:meshedNamespaces:", "aes-linkerd2:meshedNamespace:")
+    (project / "Pulumi.target.yaml").write_text(target)
+    engine = FakeEngine()
+    with pytest.raises(DriverError) as raised:
+        Deployment(
+            project,
+            environ={"KUBECONFIG": str(kube)},
+            engine=engine,
+            which={"kubectl": "/k"}.get,
+            run_tool=tool_answers(nodes=1),
+            find_linkerd=lambda version: None,
+        ).up()
+    assert str(raised.value).splitlines() == [
+        "7 problems found before up; nothing was applied:",
+        f"  - Pulumi CLI: `pulumi` is not on PATH: install {PULUMI_VERSION} (https://www.pulumi.com/docs/install/)",
+        "  - PULUMI_CONFIG_PASSPHRASE: not set: the local backend encrypts the stacks' secrets with it "
+        "(export PULUMI_CONFIG_PASSPHRASE=... or PULUMI_CONFIG_PASSPHRASE_FILE=...)",
+        "  - Pulumi.target.yaml config: config aes-linkerd2:meshedNamespace = '[\"default\"]': is not a key of aes-linkerd2; "
+        "did you mean meshedNamespaces?",
+        "  - target: linkerdHa on kind-target: config aes-linkerd2:linkerdHa = true needs 3 schedulable nodes (required "
+        "anti-affinity); the cluster has 1 of 1 nodes schedulable: add nodes (scripts/kind-clusters makes 4 each) or "
+        "`pulumi config set linkerdHa false --stack target`",
+        "  - target: linkerd CLI edge-26.8.3: not found (looked for " + tools_where("edge-26.8.3") + ")",
+        "  - source: linkerdHa on kind-source: config aes-linkerd2:linkerdHa = true needs 3 schedulable nodes (required "
+        "anti-affinity); the cluster has 1 of 1 nodes schedulable: add nodes (scripts/kind-clusters makes 4 each) or "
+        "`pulumi config set linkerdHa false --stack source`",
+        "  - source: linkerd CLI edge-26.8.3: not found (looked for " + tools_where("edge-26.8.3") + ")",
+    ]
+    assert raised.value.exit_code == 2 and engine.calls == []
+
+
+def tools_where(version: str) -> str:
+    from support import tools
+
+    return tools.where_to_look(version)
+
+
+@pytest.mark.parametrize(
+    ("node", "counts"),
+    [
+        (ready_node("n"), True),
+        (ready_node("n", unschedulable=True), False),
+        (ready_node("n", taints=[{"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}]), False),
+        (ready_node("n", taints=[{"key": "x", "effect": "PreferNoSchedule"}]), True),
+        ({"metadata": {"name": "n"}, "spec": {}, "status": {"conditions": [{"type": "Ready", "status": "False"}]}}, False),
+    ],
+)
+def test_ha_counts_only_nodes_a_pod_can_land_on(node: dict[str, Any], counts: bool) -> None:
+    from driver import preflight
+    from driver.settings import StackSettings
+
+    nodes = [ready_node("a"), ready_node("b"), node]
+    found = preflight.ha_nodes("target", StackSettings({}), "ctx", None, lambda argv: json.dumps({"items": nodes}))
+    assert found is not None and found.ok is counts
+    assert preflight.ha_nodes("target", StackSettings({"linkerdHa": False}), "ctx", None, lambda argv: "") is None
+
+
+def test_an_old_pulumi_cli_is_named_with_the_version_wanted(kube: Path) -> None:
+    engine = FakeEngine()
+    with pytest.raises(DriverError) as raised:
+        deployment(engine, kubeconfig=kube, run_tool=tool_answers(pulumi="v3.100.0")).up()
+    assert f"  - Pulumi CLI: is v3.100.0, older than {PULUMI_VERSION} (.pulumi-version)" in str(raised.value)
 
 
 def test_missing_passphrase_is_named_before_anything_runs(kube: Path) -> None:
     engine = FakeEngine()
-    with pytest.raises(DriverError, match="PULUMI_CONFIG_PASSPHRASE is not set"):
+    with pytest.raises(DriverError, match="PULUMI_CONFIG_PASSPHRASE: not set"):
         Deployment(ROOT, environ={"KUBECONFIG": str(kube)}, engine=engine, which=lambda tool: "/bin/" + tool).up()
     assert engine.calls == []
     # Another backend keeps its own secrets provider.
     Deployment(ROOT, backend_url="s3://bucket", environ={"KUBECONFIG": str(kube)}, engine=engine, which=lambda t: "/b/" + t,
-               run_tool=lambda argv: "edge-26.8.3").up()  # fmt: skip
+               run_tool=tool_answers(), find_linkerd=lambda version: None).up()  # fmt: skip
     assert len(engine.calls) == 2
 
 
@@ -152,7 +243,7 @@ def test_unknown_context_and_unreachable_cluster(kubeconfig: Path, kube: Path) -
     kube.write_text(yaml.safe_dump(document))
     engine = FakeEngine()
     with pytest.raises(
-        DriverError, match=r"stack source: config aes-linkerd2:context = 'kind-source': is not a context of the kubeconfig"
+        DriverError, match=r"- source: context kind-source: config aes-linkerd2:context = 'kind-source': is not a context of the kubeco"
     ):
         deployment(engine, kubeconfig=kube).up()
     document = yaml.safe_load(kube.read_text())
@@ -160,7 +251,7 @@ def test_unknown_context_and_unreachable_cluster(kubeconfig: Path, kube: Path) -
     kube.write_text(yaml.safe_dump(document))
     with pytest.raises(
         DriverError,
-        match=r"stack target: config aes-linkerd2:context = 'kind-target': its API server https://127.0.0.1:9 is unreachable",
+        match=r"- target: context kind-target: config aes-linkerd2:context = 'kind-target': its API server https://127.0.0.1:9 is u",
     ):
         deployment(engine, kubeconfig=kube).up()
     assert engine.calls == []
@@ -202,7 +293,7 @@ def test_cli_help_explains_every_verb(capsys: pytest.CaptureFixture[str]) -> Non
 def test_cli_exit_codes(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], kube: Path) -> None:
     monkeypatch.setenv("PATH", "/nonexistent")
     assert main(["up"]) == 2
-    assert "error: the Pulumi CLI (`pulumi`) is not on PATH" in capsys.readouterr().err
+    assert "  - Pulumi CLI: `pulumi` is not on PATH" in capsys.readouterr().err
     engine = FakeEngine(fail={"source": "link failed"})
     monkeypatch.setattr(
         "driver.__main__.Deployment",
@@ -248,7 +339,7 @@ def test_json_is_printed_even_when_nothing_ran(monkeypatch: pytest.MonkeyPatch, 
     assert main(["up", "--json"]) == 2
     report = json.loads(capsys.readouterr().out)
     assert report["succeeded"] is False and report["exitCode"] == 2 and report["operation"] == "up"
-    assert report["error"].startswith("the Pulumi CLI (`pulumi`) is not on PATH")
+    assert "  - Pulumi CLI: `pulumi` is not on PATH" in report["error"]
 
 
 def test_outputs_turns_an_engine_error_into_one_line(

@@ -1,0 +1,225 @@
+"""The pre-flight: everything that can be known wrong before a stack runs, listed at once.
+
+`./aes-linkerd2 check` prints every check; `up`, `preview`, `refresh` and `destroy` run the same
+checks first and stop, having applied nothing, when any fails. Each check is independent, so one
+problem never hides the next: a new user learns in one run that the Pulumi CLI is missing, the
+passphrase unset, a context unknown and a cluster too small for `linkerdHa`.
+
+No check needs the Pulumi CLI to run: the stack files are read and validated with the program's own
+rules (`support.config.load` on the file's values), the clusters are asked with `kubectl`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from driver.settings import DriverError, StackSettings, read_settings
+from support import config as stack_config
+from support import tools
+
+PULUMI_INSTALL = "https://www.pulumi.com/docs/install/"
+PASSPHRASE_VARIABLES = ("PULUMI_CONFIG_PASSPHRASE", "PULUMI_CONFIG_PASSPHRASE_FILE")
+# Linkerd's HA charts spread three replicas with required anti-affinity on the node's hostname.
+HA_NODES = 3
+# What every operation needs; `up`, `preview` and `refresh` run the program, which needs the rest.
+RUNS_PROGRAM = ("up", "preview", "refresh", "check")
+
+RunTool = Callable[[list[str]], str]
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One check: what was checked, whether it passed, and what was found (or how to fix it)."""
+
+    subject: str
+    ok: bool
+    message: str
+
+    def line(self) -> str:
+        return f"{'ok  ' if self.ok else 'FAIL'}  {self.subject}: {self.message}"
+
+
+@dataclass(frozen=True)
+class Tools:
+    """How the pre-flight reaches the outside world (replaced in tests)."""
+
+    which: Callable[[str], str | None]
+    run: RunTool
+    find_linkerd: Callable[[str], str | None]
+
+
+def pulumi_cli(project_dir: Path, which: Callable[[str], str | None], run: RunTool) -> Finding:
+    wanted = _pulumi_version_wanted(project_dir)
+    if which("pulumi") is None:
+        return Finding("Pulumi CLI", False, f"`pulumi` is not on PATH: install {wanted} ({PULUMI_INSTALL})")
+    try:
+        found = run(["pulumi", "version"]).strip()
+    except DriverError as error:
+        return Finding("Pulumi CLI", False, f"`pulumi version` failed: {error}")
+    if _version_tuple(found) < _version_tuple(wanted):
+        return Finding("Pulumi CLI", False, f"is {found}, older than {wanted} (.pulumi-version): upgrade it ({PULUMI_INSTALL})")
+    return Finding("Pulumi CLI", True, found)
+
+
+def passphrase(backend_url: str, environ: Mapping[str, str]) -> Finding:
+    if not backend_url.startswith("file://"):
+        return Finding(
+            "secrets", True, f"the backend {backend_url.split('://', maxsplit=1)[0]}:// keeps its own secrets provider"
+        )
+    if any(environ.get(v) for v in PASSPHRASE_VARIABLES):
+        return Finding("PULUMI_CONFIG_PASSPHRASE", True, "set")
+    return Finding(
+        "PULUMI_CONFIG_PASSPHRASE",
+        False,
+        "not set: the local backend encrypts the stacks' secrets with it (export PULUMI_CONFIG_PASSPHRASE=... or "
+        "PULUMI_CONFIG_PASSPHRASE_FILE=...)",
+    )
+
+
+def stack_file(project_dir: Path, stack: str) -> tuple[StackSettings | None, Finding]:
+    subject = f"Pulumi.{stack}.yaml"
+    try:
+        settings = read_settings(project_dir, stack)
+    except DriverError as error:
+        return None, Finding(subject, False, str(error))
+    return settings, Finding(subject, True, "read")
+
+
+def stack_config_values(settings: StackSettings, stack: str) -> Finding:
+    """The stack's config through the program's own rules, without the Pulumi CLI or a cluster."""
+    subject = f"Pulumi.{stack}.yaml config"
+    source = stack_config.SettingsSource(settings.values, settings.secret_keys, stack)
+    try:
+        stack_config.load(source, check_clusters=False)
+    except stack_config.ConfigError as error:
+        return Finding(subject, False, str(error))
+    return Finding(subject, True, "valid")
+
+
+def clusters_of(settings: StackSettings) -> list[tuple[str, str, str, str | None]]:
+    """(key, context, kubeconfig key, kubeconfig) of each cluster the stack reaches."""
+    context = settings.get("context")
+    found: list[tuple[str, str, str, str | None]] = []
+    if context is not None:
+        found.append(("context", str(context), "kubeconfig", settings.get("kubeconfig")))
+    target = settings.get("targetContext")
+    if settings.get("role") == "source" and target is not None:
+        kubeconfig = settings.get("targetKubeconfig") or settings.get("kubeconfig")
+        found.append(("targetContext", str(target), "targetKubeconfig", kubeconfig))
+    return found
+
+
+def cluster(
+    stack: str, settings: StackSettings, *, key: str, context: str, kubeconfig_key: str, kubeconfig: str | None
+) -> Finding:
+    subject = f"{stack}: {key} {context}"
+    try:
+        version = stack_config.check_cluster(key, context, kubeconfig_key, kubeconfig, require_kubeconfig=True)
+        if version is not None:
+            stack_config.check_line_fits(settings.line, version, context)
+    except stack_config.ConfigError as error:
+        return Finding(subject, False, str(error))
+    return Finding(subject, True, "API server answers" + (f", Kubernetes {version[0]}.{version[1]}" if version else ""))
+
+
+def ha_nodes(stack: str, settings: StackSettings, context: str, kubeconfig: str | None, run: RunTool) -> Finding | None:
+    """With `linkerdHa`, the cluster needs three nodes a pod can be scheduled on."""
+    if str(settings.get("linkerdHa")).lower() == "false" or settings.get("linkerdHa") is False:
+        return None
+    subject = f"{stack}: linkerdHa on {context}"
+    kubectl = str(settings.get("kubectl") or "kubectl")
+    argv = [kubectl, "--context", context, *(["--kubeconfig", kubeconfig] if kubeconfig else [])]
+    try:
+        nodes = json.loads(run([*argv, "get", "nodes", "--request-timeout=10s", "-o", "json"])).get("items") or []
+    except DriverError as error:
+        return Finding(subject, False, f"cannot count the cluster's nodes: {error}")
+    except ValueError:
+        return Finding(subject, False, "cannot count the cluster's nodes: `kubectl get nodes` did not print JSON")
+    usable = [node for node in nodes if _schedulable(node)]
+    if len(usable) >= HA_NODES:
+        return Finding(subject, True, f"{len(usable)} schedulable nodes")
+    return Finding(
+        subject,
+        False,
+        f"config {stack_config.PROJECT}:linkerdHa = true needs {HA_NODES} schedulable nodes (required anti-affinity); "
+        f"the cluster has {len(usable)} of {len(nodes)} nodes schedulable: add nodes (scripts/kind-clusters makes "
+        f"{HA_NODES + 1} each) or `pulumi config set linkerdHa false --stack {stack}`",
+    )
+
+
+def linkerd_cli(stack: str, settings: StackSettings, tools_: Tools) -> Finding:
+    pinned = settings.linkerd_version
+    subject = f"{stack}: linkerd CLI {pinned}"
+    configured = settings.get("linkerdCli")
+    binary = str(configured or tools_.find_linkerd(pinned) or "linkerd")
+    if tools_.which(binary) is None:
+        where = "config aes-linkerd2:linkerdCli" if configured else f"looked for {tools.where_to_look(pinned)}"
+        return Finding(subject, False, f"not found ({where})")
+    try:
+        found = tools_.run([binary, *tools.LINKERD_VERSION_ARGS]).strip()
+    except DriverError as error:
+        return Finding(subject, False, str(error))
+    if found != pinned:
+        blame = "config aes-linkerd2:linkerdCli" if configured else "the `linkerd` on PATH"
+        fix = f"`./aes-linkerd2 setup` fetches {pinned}"
+        return Finding(subject, False, f"{blame} `{binary}` is {found[:80]!r}, not {pinned!r}: {fix}")
+    return Finding(subject, True, binary)
+
+
+def run_checks(
+    project_dir: Path,
+    stacks: Sequence[str],
+    operation: str,
+    *,
+    backend_url: str,
+    environ: Mapping[str, str],
+    tools_: Tools,
+) -> list[Finding]:
+    """Every check `operation` needs, each independent of the others' results."""
+    findings = [pulumi_cli(project_dir, tools_.which, tools_.run), passphrase(backend_url, environ)]
+    for stack in stacks:
+        settings, read = stack_file(project_dir, stack)
+        findings.append(read)
+        if settings is None:
+            continue
+        if operation in RUNS_PROGRAM:
+            findings.append(stack_config_values(settings, stack))
+        for key, context, kubeconfig_key, kubeconfig in clusters_of(settings):
+            reached = cluster(stack, settings, key=key, context=context, kubeconfig_key=kubeconfig_key, kubeconfig=kubeconfig)
+            findings.append(reached)
+            if reached.ok and key == "context" and operation in RUNS_PROGRAM:
+                findings.extend(f for f in [ha_nodes(stack, settings, context, kubeconfig, tools_.run)] if f)
+        if operation in RUNS_PROGRAM:
+            findings.append(linkerd_cli(stack, settings, tools_))
+    return findings
+
+
+def report(findings: Sequence[Finding], operation: str) -> str:
+    """The failed checks as one message: what `up` and the others stop with."""
+    failed = [f for f in findings if not f.ok]
+    head = f"{len(failed)} problem{'s' if len(failed) != 1 else ''} found before {operation}; nothing was applied:"
+    return "\n".join([head, *(f"  - {f.subject}: {f.message}" for f in failed)])
+
+
+def _schedulable(node: Mapping[str, Any]) -> bool:
+    spec, status = node.get("spec") or {}, node.get("status") or {}
+    if spec.get("unschedulable"):
+        return False
+    if any(t.get("effect") in ("NoSchedule", "NoExecute") for t in spec.get("taints") or []):
+        return False
+    ready = [c for c in status.get("conditions") or [] if c.get("type") == "Ready"]
+    return bool(ready) and ready[0].get("status") == "True"
+
+
+def _pulumi_version_wanted(project_dir: Path) -> str:
+    path = project_dir / ".pulumi-version"
+    return "v" + path.read_text(encoding="utf-8").strip().lstrip("v") if path.is_file() else "v3"
+
+
+def _version_tuple(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in re.findall(r"\d+", text.split("-", maxsplit=1)[0])[:3])
