@@ -688,9 +688,23 @@ def _source(read: _Reader, cluster: ClusterSettings, check_clusters: bool) -> So
         target_stack=target_stack,
         target=ClusterSettings(name=target_cluster_name, context=target_context, kubeconfig=target_kubeconfig),
         gateway_addresses=addresses,
-        target_api_server_address=_api_server(read.text("targetApiServerAddress")),
+        target_api_server_address=_api_server(read.text("targetApiServerAddress") or kind_internal_address(target_context)),
         verify=read.boolean("verify", True),
     )
+
+
+# kind names a cluster's context `kind-<cluster>` and its control-plane container `<cluster>-control-plane`.
+_KIND_CONTEXT = re.compile(r"^kind-(?P<cluster>[a-z0-9]([-a-z0-9]{0,40}[a-z0-9])?)$")
+
+
+def kind_internal_address(context: str) -> str | None:
+    """The API server of a kind cluster as the other kind clusters reach it (what `kind get kubeconfig --internal` says).
+
+    The kubeconfig's own address (https://127.0.0.1:<port>) is the host's: from the source cluster's
+    service mirror it leads nowhere. kind's API server certificate names the container, so this one verifies.
+    """
+    match = _KIND_CONTEXT.fullmatch(context)
+    return f"https://{match.group('cluster')}-control-plane:6443" if match else None
 
 
 def _api_server(value: str | None) -> str | None:

@@ -305,3 +305,45 @@ def test_shown_values_are_bounded() -> None:
     long = config.shown("x" * 10_000)
     assert len(long) <= errors.SHOWN_VALUE_LIMIT and long.endswith("... (10002 characters)")
     assert config.shown("a\nb\x1b[31m") == "'a\\nb\\x1b[31m'"
+
+
+def parse(values: dict[str, Any], stack: str = "source", secrets: frozenset[str] = frozenset()) -> config.StackConfig:
+    """The program's own parse of a stack file's values, as the driver's pre-flight runs it: no engine, no cluster."""
+    return config.load(config.SettingsSource(values, secrets, stack), check_clusters=False)
+
+
+def test_a_kind_target_is_reached_at_its_control_plane_container() -> None:
+    values = {"role": "source", "context": "kind-source", "targetStack": "organization/aes-linkerd2/target",
+              "targetContext": "kind-target", "edgeStackProduct": "emissary"}  # fmt: skip
+    role = parse(values).role
+    assert isinstance(role, config.SourceRole)
+    assert role.target_api_server_address == "https://target-control-plane:6443"
+    role = parse({**values, "targetApiServerAddress": "https://172.18.0.3:6443"}).role
+    assert isinstance(role, config.SourceRole) and role.target_api_server_address == "https://172.18.0.3:6443"
+    role = parse({**values, "targetContext": "prod-eu"}).role
+    assert isinstance(role, config.SourceRole) and role.target_api_server_address is None
+    assert config.kind_internal_address("kind-a-b") == "https://a-b-control-plane:6443"
+    assert config.kind_internal_address("kind-") is None and config.kind_internal_address("kind-Upper") is None
+
+
+@pytest.mark.parametrize("key", ["edgeStackLicenseKey", "tlsPrivateKey", "tlsCertificate"])
+def test_a_secret_key_in_plain_text_is_refused_without_its_value(key: str) -> None:
+    values = {"role": "target", "context": "kind-target", "gatewayHostname": "gw.example.com", "tlsHostname": "a.example.com",
+              "tlsCertificate": "cert", "tlsPrivateKey": "key", "edgeStackLicenseKey": "token"}  # fmt: skip
+    secrets = frozenset({"edgeStackLicenseKey", "tlsPrivateKey", "tlsCertificate"} - {key})
+    with pytest.raises(config.ConfigError) as raised:
+        parse(values, "target", secrets)
+    assert str(raised.value) == (
+        f"config aes-linkerd2:{key} = '[not shown]': must be a secret: `pulumi config set --secret {key} <value>`"
+    )
+    parsed = parse(values, "target", secrets | {key})
+    assert parsed.edge_stack.tls is not None and parsed.edge_stack.tls.hostname == "a.example.com"
+
+
+def test_the_committed_stack_files_parse_as_the_pre_flight_reads_them() -> None:
+    from driver.settings import read_settings
+
+    for stack in ("target", "source"):
+        settings = read_settings(ROOT, stack)
+        parsed = config.load(config.SettingsSource(settings.values, settings.secret_keys, stack), check_clusters=False)
+        assert parsed.cluster.context == f"kind-{stack}" and parsed.linkerd.ha is True
