@@ -87,11 +87,13 @@ def run(items: list[Item], *, fetch: bool, out: Callable[[str], None] = print) -
     hosts: dict[str, None] = {}  # the hosts the network did not reach (a redirect's, too), in order
     there = 0
     for item in items:
-        if item.host in unreachable:
-            unreachable[item.host].append(item.title)
-            continue
+        # A host the network did not reach is not dialled again: what is cached still counts.
+        offline = item.host in unreachable
         try:
-            cached = item.get(fetch)
+            cached = item.get(fetch and not offline)
+            if offline and cached.state == "missing":
+                unreachable[item.host].append(item.title)
+                continue
         except UnreachableError as error:
             unreachable[item.host] = [item.title]
             hosts[error.host] = None

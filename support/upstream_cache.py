@@ -93,7 +93,7 @@ class UpstreamCache:
         if path.is_file():
             if expected is not None and file_sha256(path) == expected.sha256:
                 return Cached(title, "have", path)
-            note = "no digest recorded yet" if expected is None else f"its sha256 differs from {expected.source}'s"
+            note = "no digest recorded yet" if expected is None else f"its sha256 is not the one {expected.source} gives"
         else:
             note = "not in the cache"
         if not fetch:

@@ -430,16 +430,21 @@ class NoNetwork(urllib.request.BaseHandler):
 def test_setup_without_a_network_says_so_in_one_line(cache_env: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     NoNetwork.calls = 0
     offline = Downloader(urllib.request.build_opener(NoNetwork()), timeout=1)
+    # One file is cached, pinned by the lock file: it counts, though its host is not reached.
+    cached = next(file for file in upstream.release_manifests() if file.cache_name == "edge-stack/aes.v3.12.12.yaml")
+    (tools.reference_dir() / "edge-stack").mkdir(parents=True)
+    (tools.reference_dir() / cached.cache_name).write_bytes(MANIFEST)
+    LockFile(tmp_path / "aes-linkerd2.lock").record(cached.url, sha256(MANIFEST))
     assert setup.main(["--all", "--project-dir", str(tmp_path)], offline) == 1
     out = capsys.readouterr().out.splitlines()
     assert out == [
-        "FAILED   the network does not reach github.com or app.getambassador.io: 8 not fetched (linkerd CLI stable-2.8.1, "
+        f"have     edge-stack 3.12.12 manifest  {tools.reference_dir() / cached.cache_name}",
+        "FAILED   the network does not reach github.com or app.getambassador.io: 7 not fetched (linkerd CLI stable-2.8.1, "
         "linkerd CLI edge-26.8.3, edge-stack 1.14.4 CRDs, edge-stack 1.14.4 manifest, edge-stack 3.12.12 CRDs, "
-        "edge-stack 3.12.12 manifest, emissary 3.9.1 CRDs, emissary 3.9.1 manifest)",
-        "setup: 8 of 8 missing",
+        "emissary 3.9.1 CRDs, emissary 3.9.1 manifest)",
+        "setup: 7 of 8 missing",
     ]
     assert NoNetwork.calls == 2  # one try per host, then no more
-    assert not (tmp_path / "aes-linkerd2.lock").exists()
 
 
 def test_setup_of_the_committed_stacks_needs_their_cli_and_manifests(cache_env: Path) -> None:
