@@ -12,7 +12,7 @@ from typing import Any
 from rich.console import Console
 from rich.live import Live
 
-from driver import certs, status
+from driver import certs, setup, status
 from driver.api import STACKS, Deployment, OperationResult
 from driver.progress import Display
 from driver.settings import DriverError, read_settings
@@ -32,6 +32,8 @@ VERBS = {
     "nodes for linkerdHa), the linkerd CLI; lists every problem at once (up, preview, refresh and destroy run it first)",
     "render": "write every Kubernetes object each stack would apply as YAML, one folder per stack, "
     "offline: no cluster, no Pulumi CLI; secrets are not written",
+    "setup": "fetch what the stacks need (the pinned linkerd CLI, Edge Stack's release manifests) into the cache, "
+    "verified; --check only reports, --all fetches every pinned release (`setup --help`)",
 }
 
 
@@ -198,6 +200,9 @@ READ_ONLY_VERBS = {
 
 
 def main(argv: list[str] | None = None) -> int:
+    words = sys.argv[1:] if argv is None else argv
+    if words[:1] == ["setup"]:  # its own options, and no Pulumi project or engine involved
+        return setup.main(words[1:])
     args = parser().parse_args(argv)
     started = time.monotonic()
     display = Display(sys.stderr)

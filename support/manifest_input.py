@@ -1,4 +1,4 @@
-"""Edge Stack's manifests as the config names them: read, bounded and checked before they are parsed."""
+"""Edge Stack's manifests as the config names them: read (a URL from its verified cached copy), bounded, checked."""
 
 from __future__ import annotations
 
@@ -9,37 +9,39 @@ from pathlib import Path
 
 import yaml
 
+from support.downloads import DownloadError
 from support.errors import ConfigError
+from support.lockfile import LockError
+from support.tools import SETUP_COMMAND
+from support.upstream_cache import MANIFEST_LIMIT_BYTES, UpstreamCache
 
-# Manifests larger than this are refused before they are parsed (Edge Stack's CRDs are 0.4 MiB).
-MANIFEST_LIMIT_BYTES = 16 * 1024 * 1024
 # Deeper YAML is refused before it is composed; Edge Stack's CRD manifests nest 25 deep.
 MANIFEST_NESTING_LIMIT = 100
 # Relative paths are the project's.
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
 
-def read_manifest(key: str, location: str, read: Callable[[str], str]) -> str:
+def read_manifest(key: str, location: str, read: Callable[[str], str], cache: UpstreamCache | None = None) -> str:
     """The manifest at `location`, checked to be a bounded, alias-free Kubernetes manifest; or an error naming the key.
 
-    The checks run on the parser's events, before anything is composed, so an alias bomb or a
-    pathological nesting is refused in milliseconds; no error shows the file's content.
+    An https URL is read from its verified copy in the project's cache (`cache`), fetched there first
+    when missing; plain http is refused. The checks run on the parser's events, before anything is
+    composed, so an alias bomb or a pathological nesting is refused in milliseconds; no error shows the
+    file's content.
     """
-    if not re.match(r"^https?://", location):
-        path = Path(location).expanduser()
-        path = path if path.is_absolute() else PROJECT_DIR / path
-        try:
-            status = path.stat()
-        except OSError as error:
-            raise ConfigError(
-                key, location, f"cannot be read ({error.strerror}); point it at a reachable URL or a local copy"
-            ) from None
-        if not stat.S_ISREG(status.st_mode):
-            raise ConfigError(key, location, "is not a regular file")
-        if status.st_size > MANIFEST_LIMIT_BYTES:
-            raise ConfigError(key, location, f"is {status.st_size} bytes, more than a manifest's {MANIFEST_LIMIT_BYTES}")
+    path = _local_path(key, location, cache)
     try:
-        text = read(location)
+        status = path.stat()
+    except OSError as error:
+        raise ConfigError(
+            key, location, f"cannot be read ({error.strerror}); point it at a reachable URL or a local copy"
+        ) from None
+    if not stat.S_ISREG(status.st_mode):
+        raise ConfigError(key, location, "is not a regular file")
+    if status.st_size > MANIFEST_LIMIT_BYTES:
+        raise ConfigError(key, location, f"is {status.st_size} bytes, more than a manifest's {MANIFEST_LIMIT_BYTES}")
+    try:
+        text = read(str(path))
     except (OSError, ValueError) as error:
         raise ConfigError(key, location, f"cannot be read ({error}); point it at a reachable URL or a local copy") from None
     if len(text) > MANIFEST_LIMIT_BYTES:
@@ -48,6 +50,21 @@ def read_manifest(key: str, location: str, read: Callable[[str], str]) -> str:
     if problem is not None:
         raise ConfigError(key, location, f"is not a Kubernetes manifest: {problem}")
     return text
+
+
+def _local_path(key: str, location: str, cache: UpstreamCache | None) -> Path:
+    """Where the manifest named by `location` is on this machine: a path (relative to the project), or a URL's cached copy."""
+    if re.match(r"^http://", location, re.IGNORECASE):
+        raise ConfigError(key, location, "plain http is refused: name the https URL (or a local copy)")
+    if re.match(r"^https://", location, re.IGNORECASE):
+        try:
+            return (cache or UpstreamCache()).local_copy(location)
+        except (DownloadError, LockError) as error:
+            raise ConfigError(
+                key, location, f"cannot be fetched ({error}); run {SETUP_COMMAND} where the network reaches it, or name a copy"
+            ) from None
+    path = Path(location).expanduser()
+    return path if path.is_absolute() else PROJECT_DIR / path
 
 
 def manifest_problem(text: str) -> str | None:

@@ -11,7 +11,6 @@ import copy
 import functools
 import importlib
 import re
-import urllib.request
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -117,10 +116,10 @@ def parse(text: str) -> list[ManifestObject]:
 
 
 def read_location(location: str) -> str:
-    """The text at an https URL or at a path (relative paths start at the project root)."""
-    if re.match(r"^https?://", location):
-        with urllib.request.urlopen(location, timeout=60) as response:  # noqa: S310 (scheme checked)
-            return str(response.read().decode("utf-8"))
+    """The text of the file at a path (relative paths start at the project root).
+
+    URLs never reach here: `manifest_input.read_manifest` reads them from their verified cached copy.
+    """
     path = Path(location).expanduser()
     return (path if path.is_absolute() else PROJECT_ROOT / path).read_text(encoding="utf-8")
 

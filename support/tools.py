@@ -20,6 +20,8 @@ from pathlib import Path
 
 CACHE_ENV = "AES_LINKERD2_CACHE"
 TOOLS_ENV = "AES_LINKERD2_TOOLS"
+# What fetches the pinned tools and upstream's release files into the cache, verified.
+SETUP_COMMAND = "./aes-linkerd2 setup"
 
 
 def cache_root() -> Path:
@@ -68,4 +70,7 @@ def find_linkerd(version: str) -> str | None:
 
 
 def where_to_look(version: str) -> str:
-    return f"${linkerd_env(version)}, {tools_dir() / f'linkerd-{version}'} or a `linkerd` of that release on PATH"
+    return (
+        f"${linkerd_env(version)}, {tools_dir() / f'linkerd-{version}'} or a `linkerd` of that release on PATH; "
+        f"run {SETUP_COMMAND} to fetch it"
+    )

@@ -7,6 +7,7 @@ probe path and health Mapping prefix) are derived where they are used, never wri
 
 from __future__ import annotations
 
+import platform
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -90,6 +91,9 @@ class EdgeStackProduct:
     versions: tuple[str, ...]  # the first is the default
     crds_url: str  # "{version}" is replaced
     manifest_url: str
+    # Where each lands in the project's cache (reference/), "{version}" replaced likewise.
+    crds_cache: str
+    manifest_cache: str
     namespace: str
     deployment: str
     service: str
@@ -193,6 +197,8 @@ PAGE = VersionLine(
             versions=("1.14.4",),
             crds_url="https://app.getambassador.io/yaml/ambassador-docs/{version}/aes-crds.yaml",
             manifest_url="https://app.getambassador.io/yaml/ambassador-docs/{version}/aes.yaml",
+            crds_cache="emissary/aes-crds.v{version}.yaml",
+            manifest_cache="emissary/aes.v{version}.yaml",
             namespace="ambassador",
             deployment="ambassador",
             service="ambassador",
@@ -246,6 +252,8 @@ CURRENT = VersionLine(
             versions=("3.12.12",),
             crds_url="https://app.getambassador.io/yaml/edge-stack/{version}/aes-crds.yaml",
             manifest_url="https://app.getambassador.io/yaml/edge-stack/{version}/aes.yaml",
+            crds_cache="edge-stack/aes-crds.v{version}.yaml",
+            manifest_cache="edge-stack/aes.v{version}.yaml",
             namespace="ambassador",
             deployment="edge-stack",
             service="edge-stack",
@@ -260,6 +268,8 @@ CURRENT = VersionLine(
             versions=("3.9.1",),
             crds_url="https://app.getambassador.io/yaml/emissary/{version}/emissary-crds.yaml",
             manifest_url="https://app.getambassador.io/yaml/emissary/{version}/emissary-emissaryns.yaml",
+            crds_cache="emissary/emissary-crds.v{version}.yaml",
+            manifest_cache="emissary/emissary-emissaryns.v{version}.yaml",
             namespace="emissary",
             deployment="emissary-ingress",
             service="emissary-ingress",
@@ -272,3 +282,102 @@ CURRENT = VersionLine(
 
 VERSION_LINES: Mapping[str, VersionLine] = {line.name: line for line in (PAGE, CURRENT)}
 DEFAULT_LINE = CURRENT.name
+
+
+# --- What the project fetches: the catalogue -------------------------------------------------------
+# The sha256 of the published release files the project knows, by URL. Files without one here (Edge
+# Stack 3.12.12's, the linkerd CLIs) are pinned by the lock file at their first verified fetch.
+PUBLISHED_SHA256: Mapping[str, str] = {
+    "https://app.getambassador.io/yaml/ambassador-docs/1.14.4/aes-crds.yaml": (
+        "a5f6f631494f4c086d63a8f7f840e883d7941d4ebd0717d27aac7ca33d089c15"
+    ),
+    "https://app.getambassador.io/yaml/ambassador-docs/1.14.4/aes.yaml": (
+        "66eea3338d07835ab46217859d19c53e42ef1714ebbe767d67012607b88bf08c"
+    ),
+    "https://app.getambassador.io/yaml/emissary/3.9.1/emissary-crds.yaml": (
+        "4ee02280402b80a3de31c7c5ea968f3389752719daf276c73aa211916f2afea4"
+    ),
+    "https://app.getambassador.io/yaml/emissary/3.9.1/emissary-emissaryns.yaml": (
+        "a3e3ab6cf7c0ed1e13cc135ee1b7d259927973fb2fd012730820e2ca92ec1082"
+    ),
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReleaseFile:
+    """One release manifest: where its release publishes it, where it lands in the cache, its digest if known."""
+
+    title: str
+    url: str
+    cache_name: str  # relative to the cache's reference/
+    sha256: str | None
+
+
+def edge_stack_files(product: EdgeStackProduct, version: str) -> tuple[ReleaseFile, ReleaseFile]:
+    """The CRD manifest and the main manifest of one product release."""
+
+    def entry(what: str, url: str, cache: str) -> ReleaseFile:
+        url = url.format(version=version)
+        return ReleaseFile(
+            title=f"{product.name} {version} {what}",
+            url=url,
+            cache_name=cache.format(version=version),
+            sha256=PUBLISHED_SHA256.get(url),
+        )
+
+    return entry("CRDs", product.crds_url, product.crds_cache), entry("manifest", product.manifest_url, product.manifest_cache)
+
+
+def release_manifests() -> tuple[ReleaseFile, ...]:
+    """Every release manifest of every pinned product release of every line."""
+    return tuple(
+        file
+        for line in VERSION_LINES.values()
+        for product in line.edge_stack.values()
+        for version in product.versions
+        for file in edge_stack_files(product, version)
+    )
+
+
+def release_manifest(url: str) -> ReleaseFile | None:
+    """The catalogue's entry for `url`, or None."""
+    return next((file for file in release_manifests() if file.url == url), None)
+
+
+LINKERD_RELEASES = "https://github.com/linkerd/linkerd2/releases/download"
+# Releases published before the CLI assets carried an architecture (2.9 added ARM builds): their
+# x86-64 Linux CLI is plain `-linux`.
+LINKERD_UNSUFFIXED_LINUX = frozenset({"stable-2.8.1"})
+
+
+@dataclass(frozen=True, kw_only=True)
+class LinkerdCliAsset:
+    """A linkerd release's CLI for one OS and architecture, and the release's own checksum file of it."""
+
+    version: str
+    url: str
+
+    @property
+    def checksum_url(self) -> str:
+        return f"{self.url}.sha256"
+
+
+def linkerd_versions() -> tuple[str, ...]:
+    """Every pinned linkerd release of every line."""
+    return tuple(dict.fromkeys(version for line in VERSION_LINES.values() for version in line.linkerd_versions))
+
+
+def linkerd_cli(version: str, system: str | None = None, machine: str | None = None) -> LinkerdCliAsset:
+    """The release asset as linkerd's install script names it (run.linkerd.io/install), for this machine by default."""
+    system = (system or platform.system()).lower()
+    machine = (machine or platform.machine()).lower()
+    arch = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(machine)
+    if arch is None:
+        arch = "arm64" if machine.startswith("armv8") else "arm" if machine.startswith("arm") else machine
+    if system == "windows":
+        name = "windows.exe"
+    elif arch == "amd64" and (system == "darwin" or version in LINKERD_UNSUFFIXED_LINUX):
+        name = system
+    else:
+        name = f"{system}-{arch}"
+    return LinkerdCliAsset(version=version, url=f"{LINKERD_RELEASES}/{version}/linkerd2-cli-{version}-{name}")

@@ -22,8 +22,8 @@ from tests.harness import Run, run_program
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 # Upstream's release manifests and CRDs, which may not be committed here: $AES_LINKERD2_REFERENCE, else
-# ../shared/reference beside the clone, else the cache scripts/fetch-reference fills from the official
-# release URLs. Tests that need them are skipped, by name and loudly, without.
+# ../shared/reference beside the clone, else the project's cache (reference/), which `./aes-linkerd2 setup
+# --all` fills, verified, from the official release URLs. Tests that need them are skipped, by name and loudly, without.
 REFERENCE_FILES = (
     "emissary/aes-crds.v1.14.4.yaml",
     "emissary/aes.v1.14.4.yaml",
@@ -37,8 +37,7 @@ def _reference_dir() -> Path:
     named = os.environ.get("AES_LINKERD2_REFERENCE")
     if named:
         return Path(named)
-    cache = os.environ.get("AES_LINKERD2_REFERENCE_CACHE") or "~/.cache/aes-linkerd2/reference"
-    candidates = [ROOT.parent / "shared" / "reference", Path(cache).expanduser()]
+    candidates = [ROOT.parent / "shared" / "reference", tools.reference_dir()]
     complete = [c for c in candidates if all((c / name).is_file() for name in REFERENCE_FILES)]
     return (complete or candidates)[0]
 
@@ -126,7 +125,7 @@ def require_upstream_files() -> None:
     if MISSING_REFERENCE:
         message = (
             f"UPSTREAM RELEASE FILES MISSING under {REFERENCE} ({', '.join(MISSING_REFERENCE)}; "
-            "set AES_LINKERD2_REFERENCE to a folder holding them, or run scripts/fetch-reference): test NOT RUN"
+            f"set AES_LINKERD2_REFERENCE to a folder holding them, or run {tools.SETUP_COMMAND} --all): test NOT RUN"
         )
         SKIPPED_FOR_TOOLS.append(message)
         pytest.skip(message)

@@ -10,6 +10,7 @@ import yaml
 from tests.conftest import ROOT
 
 WORKFLOW = ROOT / ".github" / "workflows" / "pulumi.yml"
+PULUMI_ACTION = "pulumi/actions@8582a9e8cc630786854029b4e09281acd6794b58"  # v6.6.1
 
 
 def test_workflow_lints_clean() -> None:
@@ -52,7 +53,7 @@ def test_main_runs_up_behind_a_protected_environment_with_the_pinned_cli() -> No
     up = workflow["jobs"]["up"]
     assert up["environment"] == "production"
     assert up["if"] == "github.event_name == 'push' && github.ref == 'refs/heads/main'"
-    assert {"uses": "pulumi/actions@v6", "name": "Install the Pulumi CLI (version from .pulumi-version)",
+    assert {"uses": PULUMI_ACTION, "name": "Install the Pulumi CLI (version from .pulumi-version)",
             "with": {"pulumi-version-file": ".pulumi-version"}} in up["steps"]  # fmt: skip
     assert up["steps"][-1]["run"] == "./aes-linkerd2 up"
     version = (ROOT / ".pulumi-version").read_text().strip()
@@ -89,3 +90,15 @@ def test_previews_get_their_own_scoped_secrets_behind_reviewers_and_never_for_fo
     for job in jobs.values():
         checkout = next(s for s in job["steps"] if str(s.get("uses", "")).startswith("actions/checkout@"))
         assert checkout["with"]["persist-credentials"] is False
+
+
+def test_every_action_is_pinned_by_commit_with_its_tag_named() -> None:
+    """A tag can be moved to other code; a commit cannot. The comment says which release it is."""
+    import re
+
+    for workflow in (ROOT / ".github" / "workflows").glob("*.yml"):
+        uses = re.findall(r"uses: (\S+)(.*)", workflow.read_text())
+        assert uses, workflow
+        for action, comment in uses:
+            assert re.fullmatch(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}", action), (workflow.name, action)
+            assert re.fullmatch(r" # v\d+\.\d+\.\d+", comment), (workflow.name, action, comment)

@@ -1,0 +1,140 @@
+"""`setup`: fetch what the stacks need into the project's cache, verified; `--check` only says what is there.
+
+What a stack needs: the linkerd CLI release it pins, and its Edge Stack product's release manifests (or
+the https URLs its `edgeStackCrds`/`edgeStackManifest` name; a path is the user's own file). `--all`:
+every pinned release of every line. One line per item; the items whose host the network does not reach
+share one line, and a host found unreachable is not dialled again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import urllib.parse
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from driver.api import STACKS
+from driver.settings import DriverError, StackSettings, read_settings
+from support import upstream
+from support.downloads import Downloader, DownloadError, UnreachableError
+from support.lockfile import LOCK_NAME, LockError, LockFile
+from support.tools import SETUP_COMMAND
+from support.upstream_cache import Cached, UpstreamCache
+
+MANIFEST_KEYS = ("edgeStackCrds", "edgeStackManifest")
+
+
+@dataclass(frozen=True)
+class Item:
+    """One thing to have: what setup calls it, the host it comes from, and how to get (or only look for) it."""
+
+    title: str
+    host: str
+    get: Callable[[bool], Cached]  # argument: fetch when missing
+
+
+def _host(url: str) -> str:
+    return urllib.parse.urlsplit(url).hostname or url
+
+
+def linkerd_item(cache: UpstreamCache, version: str) -> Item:
+    asset = upstream.linkerd_cli(version)
+    return Item(f"linkerd CLI {version}", _host(asset.checksum_url), lambda fetch: cache.linkerd(version, fetch=fetch))
+
+
+def manifest_item(cache: UpstreamCache, file: upstream.ReleaseFile) -> Item:
+    return Item(file.title, _host(file.url), lambda fetch: cache.manifest(file, fetch=fetch))
+
+
+def url_item(cache: UpstreamCache, url: str) -> Item:
+    """An https URL a stack names: the catalogue's file, or its own, cached under reference/urls/ and pinned by the lock file."""
+    listed = upstream.release_manifest(url)
+    if listed is not None:
+        return manifest_item(cache, listed)
+    return Item(url, _host(url), lambda fetch: cache.url(url, fetch=fetch))
+
+
+def stack_items(cache: UpstreamCache, settings: StackSettings) -> list[Item]:
+    """What one stack needs: its linkerd CLI and its two release manifests."""
+    items = [linkerd_item(cache, settings.linkerd_version)]
+    product = settings.line.edge_stack.get(str(settings.get("edgeStackProduct") or settings.line.default_product))
+    if product is None:
+        return items  # the program refuses the product, naming the key
+    files = upstream.edge_stack_files(product, str(settings.get("edgeStackVersion") or product.versions[0]))
+    for key, file in zip(MANIFEST_KEYS, files, strict=True):
+        named = str(settings.get(key) or "")
+        if not named:
+            items.append(manifest_item(cache, file))
+        elif named.lower().startswith("https://"):
+            items.append(url_item(cache, named))
+    return items
+
+
+def needed(cache: UpstreamCache, project_dir: Path, stacks: Iterable[str], everything: bool) -> list[Item]:
+    """The items, each once, in order: the stacks' (or with `everything`, every pinned release's)."""
+    if everything:
+        items = [linkerd_item(cache, version) for version in upstream.linkerd_versions()]
+        items += [manifest_item(cache, file) for file in upstream.release_manifests()]
+    else:
+        items = [item for stack in stacks for item in stack_items(cache, read_settings(project_dir, stack))]
+    return list({item.title: item for item in items}.values())
+
+
+def run(items: list[Item], *, fetch: bool, out: Callable[[str], None] = print) -> int:
+    """Have or fetch each item, one line each; 0 when all are there."""
+    unreachable: dict[str, list[str]] = {}  # an unreachable item's host -> the items it would have given
+    hosts: dict[str, None] = {}  # the hosts the network did not reach (a redirect's, too), in order
+    there = 0
+    for item in items:
+        # A host the network did not reach is not dialled again: what is cached still counts.
+        offline = item.host in unreachable
+        try:
+            cached = item.get(fetch and not offline)
+            if offline and cached.state == "missing":
+                unreachable[item.host].append(item.title)
+                continue
+        except UnreachableError as error:
+            unreachable[item.host] = [item.title]
+            hosts[error.host] = None
+            continue
+        except (DownloadError, LockError) as error:
+            out(f"FAILED   {item.title}: {error}")
+            continue
+        there += cached.state != "missing"
+        note = f" ({cached.note})" if cached.note else ""
+        out(f"{cached.state:<8} {item.title}  {cached.path}{note}")
+    if unreachable:
+        titles = [title for group in unreachable.values() for title in group]
+        out(f"FAILED   the network does not reach {' or '.join(hosts)}: {len(titles)} not fetched ({', '.join(titles)})")
+    missing = len(items) - there
+    if not missing:
+        out(f"setup: all {len(items)} there")
+    else:
+        out(f"setup: {missing} of {len(items)} missing" + ("" if fetch else f": {SETUP_COMMAND} fetches them"))
+    return 0 if there == len(items) else 1
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(
+        prog="python -m driver setup",
+        description="Fetch what the stacks need (the linkerd CLI each pins, its Edge Stack release manifests) into the "
+        "project's cache, each verified (sha256 from the version table, the release's checksum file or aes-linkerd2.lock)",
+    )
+    root.add_argument("--stack", choices=STACKS, action="append", help="only this stack (repeatable; default: both)")
+    root.add_argument("--project-dir", default=str(Path(__file__).resolve().parent.parent), help="the Pulumi project")
+    root.add_argument("--all", action="store_true", help="every pinned release of every version line (what the tests use)")
+    root.add_argument("--check", action="store_true", help="only say what is there; fetch nothing")
+    return root
+
+
+def main(argv: list[str], downloader: Downloader | None = None) -> int:
+    args = parser().parse_args(argv)
+    project_dir = Path(args.project_dir)
+    cache = UpstreamCache(downloader=downloader or Downloader(), lock=LockFile(project_dir / LOCK_NAME))
+    try:
+        items = needed(cache, project_dir, args.stack or STACKS, args.all)
+    except DriverError as error:
+        print(f"error: {error}")
+        return error.exit_code
+    return run(items, fetch=not args.check)
