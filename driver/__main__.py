@@ -13,9 +13,9 @@ from rich.console import Console
 from rich.live import Live
 
 from driver import certs, setup, status
-from driver.api import STACKS, Deployment, OperationResult
+from driver.api import Deployment, OperationResult
 from driver.progress import Display
-from driver.settings import DriverError, read_settings
+from driver.settings import STACKS, DriverError, read_settings
 
 VERBS = {
     "up": "deploy: the target stack (Linkerd, Edge Stack as gateway, exports, trust anchor), then the source "

@@ -17,13 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from driver import preflight
+from driver import preflight, setup
 from driver.automation import AutomationEngine
 from driver.render import render_stacks
-from driver.settings import DriverError
+from driver.settings import STACKS, DriverError, StackSettings
 from support import tools
 
-STACKS = ("target", "source")
 CHANGE_KINDS = ("create", "update", "replace", "delete", "same")
 
 
@@ -100,6 +99,7 @@ class Deployment:
         which: Callable[[str], str | None] = shutil.which,
         run_tool: Callable[[list[str]], str] | None = None,
         find_linkerd: Callable[[str], str | None] = tools.find_linkerd,
+        release_files: Callable[[str, StackSettings, bool], list[preflight.Finding]] | None = None,
     ) -> None:
         self.project_dir = Path(project_dir).resolve()
         unknown = [s for s in stacks if s not in STACKS]
@@ -112,6 +112,9 @@ class Deployment:
         self._which = which
         self._run_tool = run_tool or _run_tool
         self._find_linkerd = find_linkerd
+        self._release_files = release_files or (
+            lambda stack, settings, fetch: setup.findings(self.project_dir, stack, settings, fetch=fetch)
+        )
         self._engine = engine
 
     # --- operations ---------------------------------------------------------------------------
@@ -155,10 +158,16 @@ class Deployment:
     # --- checks before anything runs ----------------------------------------------------------
 
     def check(self, operation: str = "check") -> list[preflight.Finding]:
-        """Every check `operation` needs, each reported, none stopping the others (`./aes-linkerd2 check`)."""
+        """Every check `operation` needs, each reported, none stopping the others (`./aes-linkerd2 check`).
+
+        Before `up`, `preview` and `refresh` it first fetches what the stacks need and the cache lacks
+        (the set-up); `check` only looks.
+        """
         # Reading outputs needs only the CLI and the state; the stacks' files and clusters matter to the rest.
         stacks = [] if operation == "outputs" else self.stacks
-        tools_ = preflight.Tools(which=self._which, run=self._run_tool, find_linkerd=self._find_linkerd)
+        tools_ = preflight.Tools(
+            which=self._which, run=self._run_tool, find_linkerd=self._find_linkerd, release_files=self._release_files
+        )
         return preflight.run_checks(
             self.project_dir, stacks, operation, backend_url=self.backend_url, environ=self.environ, tools_=tools_
         )

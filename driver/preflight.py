@@ -51,6 +51,8 @@ class Tools:
     which: Callable[[str], str | None]
     run: RunTool
     find_linkerd: Callable[[str], str | None]
+    # (stack, settings, fetch): the set-up's items for the stack, each there (fetched first when asked) or not.
+    release_files: Callable[[str, StackSettings, bool], list[Finding]]
 
 
 def pulumi_cli(project_dir: Path, which: Callable[[str], str | None], run: RunTool) -> Finding:
@@ -195,6 +197,8 @@ def run_checks(
             if reached.ok and key == "context" and operation in RUNS_PROGRAM:
                 findings.extend(f for f in [ha_nodes(stack, settings, context, kubeconfig, tools_.run)] if f)
         if operation in RUNS_PROGRAM:
+            # The set-up first: `up`, `preview` and `refresh` fetch what is missing; `check` only looks.
+            findings.extend(tools_.release_files(stack, settings, operation != "check"))
             findings.append(linkerd_cli(stack, settings, tools_))
     return findings
 

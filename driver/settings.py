@@ -11,6 +11,9 @@ import yaml
 
 from support import upstream
 
+# The stacks, in the order `up` runs them (the target owns what the source reads).
+STACKS = ("target", "source")
+
 
 class DriverError(Exception):
     """Stops the driver before (or instead of) running a stack; `exit_code` 2 means nothing ran."""

@@ -14,8 +14,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from driver.api import STACKS
-from driver.settings import DriverError, StackSettings, read_settings
+from driver.preflight import Finding
+from driver.settings import STACKS, DriverError, StackSettings, read_settings
 from support import upstream
 from support.downloads import Downloader, DownloadError, UnreachableError
 from support.lockfile import LOCK_NAME, LockError, LockFile
@@ -69,6 +69,29 @@ def stack_items(cache: UpstreamCache, settings: StackSettings) -> list[Item]:
         elif named.lower().startswith("https://"):
             items.append(url_item(cache, named))
     return items
+
+
+def findings(project_dir: Path, stack: str, settings: StackSettings, *, fetch: bool) -> list[Finding]:
+    """The pre-flight's view of one stack's set-up: each item there (fetched first when `fetch`), or why not."""
+    cache = UpstreamCache(downloader=Downloader(), lock=LockFile(project_dir / LOCK_NAME))
+    found = []
+    for item in stack_items(cache, settings):
+        subject = f"{stack}: {item.title}"
+        try:
+            cached = item.get(fetch)
+        except (DownloadError, LockError) as error:
+            found.append(Finding(subject, False, str(error)))
+            continue
+        if cached.state == "missing":
+            why = f" ({cached.note})" if cached.note else ""
+            found.append(
+                Finding(
+                    subject, False, f"not in the cache{why}: `{SETUP_COMMAND}` fetches it where the network reaches {item.host}"
+                )
+            )
+        else:
+            found.append(Finding(subject, True, f"{cached.state}: {cached.path}"))
+    return found
 
 
 def needed(cache: UpstreamCache, project_dir: Path, stacks: Iterable[str], everything: bool) -> list[Item]:

@@ -155,6 +155,7 @@ def test_the_driver_refuses_it_before_the_engine_starts(api_server: VersionServe
         which=lambda tool: "/usr/bin/" + tool,
         run_tool=tool_answers("stable-2.8.1"),
         find_linkerd=lambda version: None,
+        release_files=lambda stack, settings, fetch: [],
     )
     with pytest.raises(DriverError) as raised:
         driver.preview()

@@ -67,6 +67,7 @@ def deployment(engine: FakeEngine, *, kubeconfig: Path, linkerd_version: str = "
         which=kwargs.pop("which", tools.get),
         run_tool=kwargs.pop("run_tool", tool_answers(linkerd_version)),
         find_linkerd=lambda version: None,  # nothing in the tool cache: what `which` says decides
+        release_files=kwargs.pop("release_files", lambda stack, settings, fetch: []),
         **kwargs,
     )
 
@@ -171,6 +172,7 @@ def test_every_problem_is_listed_at_once(kube: Path, tmp_path: Path) -> None:
             which={"kubectl": "/k"}.get,
             run_tool=tool_answers(nodes=1),
             find_linkerd=lambda version: None,
+            release_files=lambda stack, settings, fetch: [],
         ).up()
     assert str(raised.value).splitlines() == [
         "7 problems found before up; nothing was applied:",
@@ -231,7 +233,8 @@ def test_missing_passphrase_is_named_before_anything_runs(kube: Path) -> None:
     assert engine.calls == []
     # Another backend keeps its own secrets provider.
     Deployment(ROOT, backend_url="s3://bucket", environ={"KUBECONFIG": str(kube)}, engine=engine, which=lambda t: "/b/" + t,
-               run_tool=tool_answers(), find_linkerd=lambda version: None).up()  # fmt: skip
+               run_tool=tool_answers(), find_linkerd=lambda version: None,
+               release_files=lambda stack, settings, fetch: []).up()  # fmt: skip
     assert len(engine.calls) == 2
 
 
@@ -428,3 +431,23 @@ def test_destroying_the_target_alone_is_refused_while_the_source_links_to_it(kub
     # Both stacks: the source first, so nothing is refused.
     engine.outputs = lambda stack: {"linkedCluster": "target"}  # type: ignore[method-assign]
     assert [s.stack for s in deployment(engine, kubeconfig=kube).destroy().stacks] == ["source", "target"]
+
+
+def test_up_fetches_what_the_stacks_need_first_and_check_only_looks(kube: Path) -> None:
+    from driver.preflight import Finding
+
+    asked: list[tuple[str, bool]] = []
+
+    def release_files(stack: str, settings: Any, fetch: bool) -> list[Finding]:
+        asked.append((stack, fetch))
+        there = fetch or stack == "source"
+        return [Finding(f"{stack}: Emissary 3.9.1 CRDs", there, "fetched" if there else "not in the cache")]
+
+    engine = FakeEngine()
+    findings = deployment(engine, kubeconfig=kube, release_files=release_files).check()
+    assert asked == [("target", False), ("source", False)]
+    assert [f.line() for f in findings if not f.ok] == ["FAIL  target: Emissary 3.9.1 CRDs: not in the cache"]
+    asked.clear()
+    assert deployment(engine, kubeconfig=kube, release_files=release_files).up().succeeded
+    assert asked == [("target", True), ("source", True)]
+    assert engine.calls == [("target", "up", False), ("source", "up", False)]
