@@ -23,7 +23,9 @@ def ready_node(name: str, **spec: Any) -> dict[str, Any]:
     return {"metadata": {"name": name}, "spec": spec, "status": {"conditions": [{"type": "Ready", "status": "True"}]}}
 
 
-def tool_answers(linkerd_version: str = "edge-26.8.3", nodes: int = 3, pulumi: str = PULUMI_VERSION) -> Callable[[list[str]], str]:
+def tool_answers(
+    linkerd_version: str = "edge-26.8.3", nodes: int = 3, pulumi: str = PULUMI_VERSION
+) -> Callable[[list[str]], str]:
     """What `pulumi version`, `kubectl get nodes` and `linkerd version` answer (the pre-flight's questions)."""
 
     def run(argv: list[str]) -> str:
@@ -246,7 +248,8 @@ def test_unknown_context_and_unreachable_cluster(kubeconfig: Path, kube: Path) -
     kube.write_text(yaml.safe_dump(document))
     engine = FakeEngine()
     with pytest.raises(
-        DriverError, match=r"- source: context kind-source: config aes-linkerd2:context = 'kind-source': is not a context of the kubeco"
+        DriverError,
+        match=r"- source: context kind-source: config aes-linkerd2:context = 'kind-source': is not a context of the kubeco",
     ):
         deployment(engine, kubeconfig=kube).up()
     document = yaml.safe_load(kube.read_text())

@@ -15,7 +15,7 @@ PULUMI_ACTION = "pulumi/actions@8582a9e8cc630786854029b4e09281acd6794b58"  # v6.
 
 def test_workflow_lints_clean() -> None:
     actionlint = shutil.which("actionlint", path=str(ROOT / "venv" / "bin")) or shutil.which("actionlint")
-    assert actionlint, "actionlint is missing: scripts/setup builds it (needs Go)"
+    assert actionlint, "actionlint is missing: scripts/setup --dev builds it (needs Go)"
     result = subprocess.run([actionlint, "-no-color", str(WORKFLOW)], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -102,3 +102,27 @@ def test_every_action_is_pinned_by_commit_with_its_tag_named() -> None:
         for action, comment in uses:
             assert re.fullmatch(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}", action), (workflow.name, action)
             assert re.fullmatch(r" # v\d+\.\d+\.\d+", comment), (workflow.name, action, comment)
+
+
+def test_the_kind_job_runs_the_readmes_quick_start_word_for_word() -> None:
+    """The README's kind quick start is what the kind job runs, in order, with nothing edited in between."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Quick start on kind", 1)[1]
+    block = section.split("```sh\n", 1)[1].split("```", 1)[0]
+    commands = [line for line in block.splitlines() if line and not line.startswith("export ")]
+    assert commands == ["scripts/kind-clusters", "./aes-linkerd2 up", "./aes-linkerd2 status"]
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "e2e-kind.yml").read_text())
+    runs = [step.get("run", "") for step in workflow["jobs"]["kind"]["steps"]]
+    start = runs.index(commands[0])
+    assert runs[start : start + len(commands)] == commands
+    # The exported variable is the job's environment, and no step before edits a stack file.
+    assert "PULUMI_CONFIG_PASSPHRASE" in workflow["env"]
+    assert not any("Pulumi." in run for run in runs[: start + len(commands)])
+
+
+def test_the_kind_workflow_lints_clean() -> None:
+    actionlint = shutil.which("actionlint", path=str(ROOT / "venv" / "bin")) or shutil.which("actionlint")
+    assert actionlint, "actionlint is missing: scripts/setup --dev builds it (needs Go)"
+    kind = ROOT / ".github" / "workflows" / "e2e-kind.yml"
+    result = subprocess.run([actionlint, "-no-color", str(kind)], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
