@@ -72,6 +72,8 @@ class Registration:
     ignore_changes: list[str]
     additional_secret_outputs: list[str]
     deleted_with: str
+    retain_on_delete: bool = False
+    protect: bool = False
 
     def is_secret(self, *path: str) -> bool:
         """Whether the input at `path` (or some value inside it) travels to the engine as a secret."""
@@ -236,6 +238,8 @@ class RecordingMonitor(MockMonitor):
                     ignore_changes=list(request.ignoreChanges),
                     additional_secret_outputs=list(request.additionalSecretOutputs),
                     deleted_with=request.deletedWith,
+                    retain_on_delete=request.retainOnDelete,
+                    protect=request.protect,
                 )
             )
         return response

@@ -22,16 +22,40 @@ from support.errors import ConfigError
 OFFLINE_ENV = "AES_LINKERD2_OFFLINE"
 
 
-def _kubeconfig_documents(kubeconfig: str | None) -> list[dict[str, Any]] | None:
-    """The kubeconfig files kubectl would read, or None where there is none here."""
+# A kubeconfig is a few kilobytes (certificates inline); anything near this is not one.
+KUBECONFIG_LIMIT_BYTES = 4 * 1024 * 1024
+
+
+def _kubeconfig_documents(kubeconfig: str | None, key: str) -> list[dict[str, Any]] | None:
+    """The kubeconfig files kubectl would read, or None where there is none here; a broken one names `key`."""
     paths = [kubeconfig] if kubeconfig else os.environ.get("KUBECONFIG", "").split(os.pathsep)
     paths = [p for p in paths if p] or [os.path.expanduser("~/.kube/config")]
     documents = []
     for path in paths:
         if os.path.isfile(path):
-            with open(path, encoding="utf-8") as handle:
-                documents.append(yaml.safe_load(handle) or {})
+            documents.append(_kubeconfig_document(path, kubeconfig, key))
     return documents or None
+
+
+def _kubeconfig_document(path: str, kubeconfig: str | None, key: str) -> dict[str, Any]:
+    """One kubeconfig file as a mapping; never shown (it may hold credentials), only named."""
+    shown_as = kubeconfig or path
+    try:
+        if os.path.getsize(path) > KUBECONFIG_LIMIT_BYTES:
+            raise ConfigError(key, shown_as, f"is larger than a kubeconfig's {KUBECONFIG_LIMIT_BYTES} bytes")
+        with open(path, encoding="utf-8") as handle:
+            document = yaml.safe_load(handle)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError) as error:
+        raise ConfigError(key, shown_as, f"cannot be read as a kubeconfig ({type(error).__name__})") from None
+    if document is None:
+        return {}
+    lists = ("contexts", "clusters", "users")
+    if not isinstance(document, dict) or not all(isinstance(document.get(part) or [], list) for part in lists):
+        raise ConfigError(key, shown_as, "is not a kubeconfig (a mapping with contexts, clusters and users lists)")
+    for part in lists:
+        if not all(isinstance(entry, dict) for entry in document.get(part) or []):
+            raise ConfigError(key, shown_as, f"is not a kubeconfig: an entry of {part} is not a mapping")
+    return document
 
 
 def _cluster_entry(documents: list[dict[str, Any]], context: str) -> dict[str, Any]:
@@ -79,7 +103,7 @@ def check_cluster(
         return None
     if kubeconfig and not os.path.isfile(kubeconfig):
         raise ConfigError(kubeconfig_key, kubeconfig, "no such kubeconfig file")
-    documents = _kubeconfig_documents(kubeconfig)
+    documents = _kubeconfig_documents(kubeconfig, kubeconfig_key)
     if documents is None:
         if require_kubeconfig:
             raise ConfigError(key, context, "no kubeconfig found ($KUBECONFIG, ~/.kube/config) to look the context up in")
@@ -92,7 +116,10 @@ def check_cluster(
     if not server:
         return None
     url = urllib.parse.urlparse(str(server))
-    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        port = url.port or (443 if url.scheme == "https" else 80)
+    except ValueError:
+        raise ConfigError(key, context, f"its cluster's server {str(server)[:120]!r} has no valid port") from None
     try:
         socket.create_connection((url.hostname or "", port), timeout=5).close()
     except OSError as error:

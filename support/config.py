@@ -335,6 +335,8 @@ def _dns_name(key: str, value: str) -> str:
 def _address(key: str, value: str) -> str:
     if not (_is_ip(value) or is_dns_name(value)):
         raise ConfigError(key, value, "each entry must be an IP address or a DNS name")
+    if _is_ip(value) and ipaddress.ip_address(value).is_unspecified:
+        raise ConfigError(key, value, "is the unspecified address: no gateway answers there")
     return value
 
 
@@ -493,8 +495,8 @@ def load(source: ConfigSource | None = None, *, check_clusters: bool = True) -> 
     workloads = _workloads(read, role)
 
     tls = _tls(read)
-    trust_domain = _dns_name("trustDomain", read.text("trustDomain", upstream.DEFAULT_TRUST_DOMAIN) or "")
-    cluster_name = _label("clusterName", read.text("clusterName", source.stack) or "")
+    trust_domain = _trust_domain(read.text("trustDomain", upstream.DEFAULT_TRUST_DOMAIN) or "")
+    cluster_name = _cluster_name("clusterName", read.text("clusterName", source.stack) or "")
     if cluster_name == PEER:
         raise ConfigError("clusterName", cluster_name, f"is reserved: the target signs the linking cluster's issuer as {PEER!r}")
 
@@ -519,17 +521,49 @@ def load(source: ConfigSource | None = None, *, check_clusters: bool = True) -> 
             add_linkerd_headers=read.boolean("addLinkerdHeaders", True),
             tls=tls,
         ),
-        gateway=_gateway(read),
+        gateway=_probe_path_free(_gateway(read), workloads),
         workloads=workloads,
-        role=_role_settings(read, role, workloads, cluster, check_clusters),
+        role=_role_settings(read, role=role, workloads=workloads, cluster=cluster, check_clusters=check_clusters, tls=tls),
     )
 
 
+# The identity controller's certificate names itself identity.linkerd.<trust domain>: an X.509
+# common name holds at most 64 characters.
+_COMMON_NAME_LIMIT = 64
+# Linkerd names the mirror of the target's gateway probe `probe-gateway-<cluster>`, a DNS label.
+_PROBE_MIRROR_PREFIX = "probe-gateway-"
+_DNS_LABEL_LIMIT = 63
+
+
+def _trust_domain(value: str) -> str:
+    _dns_name("trustDomain", value)
+    longest = _COMMON_NAME_LIMIT - len(upstream.issuer_common_name(""))
+    if len(value) > longest:
+        raise ConfigError(
+            "trustDomain", value, f"is longer than {longest}: identity.linkerd.<trustDomain> is an X.509 common name"
+        )
+    return value
+
+
+def _cluster_name(key: str, value: str) -> str:
+    _label(key, value)
+    longest = _DNS_LABEL_LIMIT - len(_PROBE_MIRROR_PREFIX)
+    if len(value) > longest:
+        raise ConfigError(key, value, f"is longer than {longest}: Linkerd names the mirrored probe {_PROBE_MIRROR_PREFIX}<name>")
+    return value
+
+
 def _role_settings(
-    read: _Reader, role: Role, workloads: WorkloadSettings, cluster: ClusterSettings, check_clusters: bool
+    read: _Reader,
+    *,
+    role: Role,
+    workloads: WorkloadSettings,
+    cluster: ClusterSettings,
+    check_clusters: bool,
+    tls: Tls | None,
 ) -> TargetRole | SourceRole:
     if role is Role.TARGET:
-        return _target(read, workloads, trust_anchor_rotation(role, read))
+        return _target(read, workloads, trust_anchor_rotation(role, read), cluster.name, tls)
     source = _source(read, cluster, check_clusters)
     trust_anchor_rotation(role, read)  # refused on the source, which follows the target's step
     return source
@@ -545,6 +579,20 @@ def _role(read: _Reader) -> Role:
     return role
 
 
+def _probe_path_free(gateway: GatewaySettings, workloads: WorkloadSettings) -> GatewaySettings:
+    """The health Mapping's prefix must not take another Mapping's requests (Edge Stack routes the longest prefix)."""
+    path = gateway.probe_path
+    if path == "/":
+        raise ConfigError("probePath", path, "would route every request no other Mapping takes to the ready check")
+    if workloads.qotm and (path.startswith(upstream.QOTM_PREFIX) or path.rstrip("/") == upstream.QOTM_PREFIX.rstrip("/")):
+        raise ConfigError("probePath", path, f"would take requests of QOTM's Mapping ({upstream.QOTM_PREFIX})")
+    return gateway
+
+
+# A gateway probed less often than hourly is not watched.
+_PROBE_PERIOD_LIMIT = 3600
+
+
 def _gateway(read: _Reader) -> GatewaySettings:
     """gatewayPort, probePort, probeTargetPort, probePath, probePeriodSeconds, checked together."""
     gateway_port = _port("gatewayPort", read.integer("gatewayPort", upstream.PROXY_INBOUND_PORT))
@@ -554,6 +602,10 @@ def _gateway(read: _Reader) -> GatewaySettings:
         raise ConfigError(
             "gatewayPort", gateway_port, f"is one of Edge Stack's own ports ({', '.join(map(str, _EDGE_STACK_PORTS))})"
         )
+    for key, port in (("gatewayPort", gateway_port), ("probePort", probe_port)):
+        if port in upstream.PROXY_OTHER_PORTS:
+            proxy_ports = ", ".join(map(str, upstream.PROXY_OTHER_PORTS))
+            raise ConfigError(key, port, f"is one of the Linkerd proxy's own ports ({proxy_ports})")
     if gateway_port == probe_port:
         raise ConfigError("gatewayPort", gateway_port, "equals probePort: the gateway and its probe need two ports")
     if probe_target_port not in _PROBE_TARGET_PORTS:
@@ -568,8 +620,8 @@ def _gateway(read: _Reader) -> GatewaySettings:
     if not _URL_PATH.fullmatch(probe_path):
         raise ConfigError("probePath", probe_path, "must be a URL path of letters, digits and . _ ~ / - (at most 200)")
     probe_period = read.integer("probePeriodSeconds", upstream.DEFAULT_PROBE_PERIOD_SECONDS)
-    if probe_period < 1:
-        raise ConfigError("probePeriodSeconds", probe_period, "must be at least 1")
+    if not 1 <= probe_period <= _PROBE_PERIOD_LIMIT:
+        raise ConfigError("probePeriodSeconds", probe_period, f"must be between 1 and {_PROBE_PERIOD_LIMIT} (an hour)")
     return GatewaySettings(
         port=gateway_port,
         probe_port=probe_port,
@@ -645,8 +697,12 @@ def _tls(read: _Reader) -> Tls | None:
     return Tls(hostname=hostname, certificate=certificate, private_key=private_key, acme_email=acme_email)
 
 
-def _target(read: _Reader, workloads: WorkloadSettings, rotation: RotationStep | None) -> TargetRole:
+def _target(
+    read: _Reader, workloads: WorkloadSettings, rotation: RotationStep | None, cluster_name: str, tls: Tls | None
+) -> TargetRole:
     hostname = _dns_name("gatewayHostname", read.required("gatewayHostname"))
+    if tls is not None and tls.hostname == hostname:
+        raise ConfigError("tlsHostname", hostname, "equals gatewayHostname: two Hosts (redirect and insecure route) for one name")
     meshed = workloads.meshed_namespaces
     default_exports = [f"{workloads.qotm_namespace}/{upstream.QOTM_SERVICE}"] if workloads.qotm else []
     # An empty list (Pulumi.yaml's default) means the default: the QOTM service when QOTM is on.
@@ -659,7 +715,22 @@ def _target(read: _Reader, workloads: WorkloadSettings, rotation: RotationStep |
             raise ConfigError(
                 "exportedServices", ref, f"is in namespace {namespace!r}, not one of meshedNamespaces ({', '.join(meshed)})"
             )
+        _check_export(ref, exported[refs.index(ref)], workloads, cluster_name)
     return TargetRole(gateway_hostname=hostname, exported_services=exported, trust_anchor_rotation=rotation)
+
+
+def _check_export(ref: str, service: tuple[str, str], workloads: WorkloadSettings, cluster_name: str) -> None:
+    namespace, name = service
+    if service == ("default", "kubernetes"):
+        raise ConfigError("exportedServices", ref, "is the API server's own Service: exporting it would mirror the API server")
+    if name == upstream.QOTM_SERVICE and not workloads.qotm and namespace == workloads.qotm_namespace:
+        raise ConfigError("exportedServices", ref, "is QOTM's Service, and qotm is false: nothing would create it")
+    if len(name) + 1 + len(cluster_name) > _DNS_LABEL_LIMIT:
+        raise ConfigError(
+            "exportedServices",
+            ref,
+            f"its mirror <service>-{cluster_name} would be longer than a Service name's {_DNS_LABEL_LIMIT}",
+        )
 
 
 def _source(read: _Reader, cluster: ClusterSettings, check_clusters: bool) -> SourceRole:
@@ -677,7 +748,7 @@ def _source(read: _Reader, cluster: ClusterSettings, check_clusters: bool) -> So
     if len(set(addresses)) != len(addresses):
         raise ConfigError("gatewayAddresses", list(addresses), "lists an address twice")
     # The target's clusterName defaults to its stack name, so this one does too.
-    target_cluster_name = _label("targetClusterName", read.text("targetClusterName", target_stack.split("/")[-1]) or "")
+    target_cluster_name = _cluster_name("targetClusterName", read.text("targetClusterName", target_stack.split("/")[-1]) or "")
     if target_cluster_name == cluster_name:
         raise ConfigError(
             "targetClusterName", target_cluster_name, "is this stack's own clusterName: the two clusters need two names"

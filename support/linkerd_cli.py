@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import shlex
 from dataclasses import dataclass
 
@@ -60,12 +61,18 @@ class LinkerdCli:
             return command.local.run(command=shlex.join([self.binary, *tools.LINKERD_VERSION_ARGS])).stdout.strip()
         except Exception as error:
             raise ToolError(
-                f"the linkerd CLI `{self.binary}` cannot run ({error}); install it "
-                "(https://linkerd.io/2/getting-started/) or set config aes-linkerd2:linkerdCli to its path"
+                f"the linkerd CLI `{self.binary}` cannot run ({error}): `{tools.SETUP_COMMAND}` fetches the pinned "
+                "release, or set config aes-linkerd2:linkerdCli to its path"
             ) from None
 
     def require_version(self, pinned: str) -> None:
         found = self.client_version()
+        if not re.fullmatch(r"(stable|edge|enterprise)-[0-9][0-9A-Za-z.+-]{0,40}", found):
+            # Not a release name at all: the binary is not linkerd, whatever linkerdVersion says.
+            raise ToolError(
+                f"`{self.binary}` is not a linkerd CLI (`version --client --short` printed {found[:80]!r}): set config "
+                f"aes-linkerd2:linkerdCli to the linkerd CLI {pinned}, or `{tools.SETUP_COMMAND}` fetches it"
+            )
         if found != pinned:
             raise ToolError(
                 f"the linkerd CLI `{self.binary}` is {found!r}, but this stack pins linkerdVersion {pinned!r}: "

@@ -39,6 +39,10 @@ class ManifestError(pulumi.RunError):
     """A manifest this program cannot apply as it is."""
 
 
+# Helm's resource policy: an object so marked survives `helm uninstall`.
+KEEP_ANNOTATION = "helm.sh/resource-policy"
+
+
 @dataclass(frozen=True)
 class ManifestObject:
     body: dict[str, Any]
@@ -76,6 +80,11 @@ class ManifestObject:
             return None
         account = (self.body["metadata"].get("annotations") or {}).get(SERVICE_ACCOUNT_ANNOTATION)
         return f"ServiceAccount/{self.namespace}/{account}" if account and self.namespace else None
+
+    @property
+    def kept_by_upstream(self) -> bool:
+        """Whether upstream's chart keeps it on uninstall (`helm.sh/resource-policy: keep`): others' objects need it."""
+        return (self.body["metadata"].get("annotations") or {}).get(KEEP_ANNOTATION) == "keep"
 
     @property
     def is_builtin(self) -> bool:
@@ -204,7 +213,12 @@ def register(
         body = stand_ins.substitute(obj.body, replacements or {})
         resource_opts = pulumi.ResourceOptions.merge(
             opts,
-            pulumi.ResourceOptions(depends_on=after, ignore_changes=list((ignore_changes or {}).get(key, []))),
+            pulumi.ResourceOptions(
+                depends_on=after,
+                ignore_changes=list((ignore_changes or {}).get(key, [])),
+                # What upstream keeps on uninstall (shared CRDs such as Gateway API's) outlives `destroy`.
+                retain_on_delete=True if obj.kept_by_upstream else None,
+            ),
         )
         name = f"{prefix}:{obj.namespace}/{obj.name}" if obj.namespace else f"{prefix}:{obj.name}"
         registered[key] = _register_one(obj, name, body, resource_opts)

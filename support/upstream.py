@@ -26,6 +26,8 @@ GATEWAY_PORT_NAME = "mc-gateway"
 PROBE_PORT_NAME = "mc-probe"
 # The multicluster gateway port is the proxy's inbound port; identity is required on it.
 PROXY_INBOUND_PORT = 4143
+# The proxy's other ports (outbound, control, admin: the probe's 4191): never the gateway's.
+PROXY_OTHER_PORTS = (4140, 4190, 4191)
 DEFAULT_TRUST_DOMAIN = "cluster.local"
 CONTROL_PLANE_NAMESPACE = "linkerd"
 MULTICLUSTER_NAMESPACE = "linkerd-multicluster"

@@ -87,7 +87,7 @@ BAD_INPUT = [
     ({"meshedNamespaces": "default"}, "meshedNamespaces", "default", "must be a list of strings"),
     ({"meshedNamespaces": ["a", "a"]}, "meshedNamespaces", ["a", "a"], "lists a namespace twice"),
     ({"probePath": "-/ambassador/ready"}, "probePath", "-/ambassador/ready", "must start with '/'"),
-    ({"probePeriodSeconds": "0"}, "probePeriodSeconds", 0, "must be at least 1"),
+    ({"probePeriodSeconds": "0"}, "probePeriodSeconds", 0, "must be between 1 and 3600 (an hour)"),
     ({"exportedServices": ["qotm-linkerd2"]}, "exportedServices", "qotm-linkerd2", "each entry must be <namespace>/<service>"),
     ({"exportedServices": ["default/Qotm"]}, "exportedServices", "Qotm", "must be a DNS-1123 label"),
     ({"gatewayHostname": None}, "gatewayHostname", None, "is required"),
@@ -347,3 +347,85 @@ def test_the_committed_stack_files_parse_as_the_pre_flight_reads_them() -> None:
         settings = read_settings(ROOT, stack)
         parsed = config.load(config.SettingsSource(settings.values, settings.secret_keys, stack), check_clusters=False)
         assert parsed.cluster.context == f"kind-{stack}" and parsed.linkerd.ha is True
+
+
+TARGET_VALUES = {"role": "target", "context": "kind-target", "gatewayHostname": "gw.example.com", "edgeStackProduct": "emissary"}
+
+
+@pytest.mark.parametrize(
+    ("change", "key", "shown", "reason"),
+    [
+        ({"gatewayPort": 4191}, "gatewayPort", 4191, "is one of the Linkerd proxy's own ports (4140, 4190, 4191)"),
+        ({"gatewayPort": 4140}, "gatewayPort", 4140, "is one of the Linkerd proxy's own ports (4140, 4190, 4191)"),
+        ({"probePort": 4190}, "probePort", 4190, "is one of the Linkerd proxy's own ports (4140, 4190, 4191)"),
+        ({"probePeriodSeconds": 86400}, "probePeriodSeconds", 86400, "must be between 1 and 3600 (an hour)"),
+        ({"probePath": "/"}, "probePath", "/", "would route every request no other Mapping takes to the ready check"),
+        ({"probePath": "/qotm-linkerd2/"}, "probePath", "/qotm-linkerd2/", "would take requests of QOTM's Mapping"),
+        ({"probePath": "/qotm-linkerd2/x"}, "probePath", "/qotm-linkerd2/x", "would take requests of QOTM's Mapping"),
+        ({"exportedServices": ["default/kubernetes"]}, "exportedServices", "default/kubernetes",
+         "is the API server's own Service"),
+        ({"qotm": False, "exportedServices": ["default/qotm-linkerd2"]}, "exportedServices", "default/qotm-linkerd2",
+         "is QOTM's Service, and qotm is false: nothing would create it"),
+        ({"exportedServices": ["default/" + "s" * 60]}, "exportedServices", "default/" + "s" * 60,
+         "its mirror <service>-kind-target would be longer than a Service name's 63"),
+        ({"tlsHostname": "gw.example.com", "tlsAcmeEmail": "me@example.com"}, "tlsHostname", "gw.example.com",
+         "equals gatewayHostname: two Hosts (redirect and insecure route) for one name"),
+        ({"trustDomain": "a" * 40 + ".example.com"}, "trustDomain", "a" * 40 + ".example.com",
+         "is longer than 47: identity.linkerd.<trustDomain> is an X.509 common name"),
+        ({"clusterName": "c" * 50}, "clusterName", "c" * 50, "is longer than 49: Linkerd names the mirrored probe"),
+    ],
+)  # fmt: skip
+def test_collisions_and_derived_names_are_refused(change: dict[str, Any], key: str, shown: Any, reason: str) -> None:
+    values = {**TARGET_VALUES, "clusterName": "kind-target", **change}
+    with pytest.raises(config.ConfigError) as raised:
+        parse(values, "target")
+    assert str(raised.value).startswith(f"config aes-linkerd2:{key} = {errors.shown(shown)}: {reason}")
+
+
+def test_the_longest_accepted_names_are_accepted() -> None:
+    parsed = parse({**TARGET_VALUES, "trustDomain": "a" * 35 + ".example.com", "clusterName": "c" * 49}, "target")
+    assert len(upstream.issuer_common_name(parsed.linkerd.trust_domain)) == 64 and parsed.cluster.name == "c" * 49
+    assert parse({**TARGET_VALUES, "probePath": "/qotm-linkerd2-health"}, "target").gateway.probe_path == "/qotm-linkerd2-health"
+
+
+def test_an_unspecified_gateway_address_is_refused() -> None:
+    values = {"role": "source", "context": "kind-source", "targetStack": "target", "targetContext": "kind-target",
+              "edgeStackProduct": "emissary"}  # fmt: skip
+    for address in ("0.0.0.0", "::"):  # noqa: S104 (refused, never bound)
+        with pytest.raises(config.ConfigError, match=r"gatewayAddresses = '(0\.0\.0\.0|::)': is the unspecified address"):
+            parse({**values, "gatewayAddresses": [address]})
+    assert (
+        parse({**values, "gatewayAddresses": ["172.18.0.5"]}).role == parse({**values, "gatewayAddresses": ["172.18.0.5"]}).role
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("just a string\n", "is not a kubeconfig (a mapping with contexts, clusters and users lists)"),
+        ("contexts: {a: 1}\n", "is not a kubeconfig (a mapping with contexts, clusters and users lists)"),
+        ("contexts: [1, 2]\n", "is not a kubeconfig: an entry of contexts is not a mapping"),
+        ("contexts: [\n", "cannot be read as a kubeconfig (ParserError)"),
+        ("a: b: c\n", "cannot be read as a kubeconfig (ScannerError)"),
+    ],
+)
+def test_a_broken_kubeconfig_is_a_config_error_naming_the_key(tmp_path: Path, text: str, reason: str) -> None:
+    path = tmp_path / "kubeconfig"
+    path.write_text(text)
+    with pytest.raises(config.ConfigError) as raised:
+        config.check_cluster("context", "kind-target", "kubeconfig", str(path))
+    assert str(raised.value) == f"config aes-linkerd2:kubeconfig = {str(path)!r}: {reason}"
+
+
+def test_a_server_with_an_impossible_port_is_a_config_error(tmp_path: Path) -> None:
+    path = tmp_path / "kubeconfig"
+    path.write_text(yaml.safe_dump({
+        "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:99999"}}],
+        "contexts": [{"name": "kind-target", "context": {"cluster": "c", "user": "u"}}],
+        "users": [{"name": "u", "user": {}}],
+    }))  # fmt: skip
+    with pytest.raises(config.ConfigError) as raised:
+        config.check_cluster("context", "kind-target", "kubeconfig", str(path))
+    assert str(raised.value) == (
+        "config aes-linkerd2:context = 'kind-target': its cluster's server 'https://127.0.0.1:99999' has no valid port"
+    )

@@ -257,7 +257,7 @@ def test_unknown_context_and_unreachable_cluster(kubeconfig: Path, kube: Path) -
     kube.write_text(yaml.safe_dump(document))
     with pytest.raises(
         DriverError,
-        match=r"- target: context kind-target: config aes-linkerd2:context = 'kind-target': its API server https://127.0.0.1:9 is u",
+        match=r"- target: context kind-target: config aes-linkerd2:context = .kind-target.: its API server https://127.0.0.1:9 ",
     ):
         deployment(engine, kubeconfig=kube).up()
     assert engine.calls == []

@@ -212,3 +212,19 @@ def test_meshed_workloads_wait_for_what_runs_linkerd_not_for_every_object() -> N
     assert all(run.depends(namespace, on=r) for r in control_plane)
     assert not any(run.depends(namespace, on=r) for r in run.find("Deployment", namespace="linkerd-multicluster"))
     assert len(namespace.dependencies) <= 3
+
+
+@pytest.mark.parametrize("preview", [False, True])
+def test_what_upstream_keeps_on_uninstall_outlives_destroy(preview: bool) -> None:
+    """The Gateway API CRDs Linkerd's real render marks `helm.sh/resource-policy: keep`: other teams' routes need them."""
+    run = up(preview=preview)
+    retained = sorted(r.object_name or "" for r in kubernetes_resources(run) if r.retain_on_delete)
+    assert retained == [
+        "grpcroutes.gateway.networking.k8s.io",
+        "httproutes.gateway.networking.k8s.io",
+        "tcproutes.gateway.networking.k8s.io",
+        "tlsroutes.gateway.networking.k8s.io",
+    ]
+    for resource in kubernetes_resources(run):
+        annotations = (resource.inputs.get("metadata") or {}).get("annotations") or {}
+        assert resource.retain_on_delete is (annotations.get("helm.sh/resource-policy") == "keep"), resource.name
