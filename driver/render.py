@@ -244,7 +244,10 @@ def render_stack(
     if evaluation.error is not None:
         raise DriverError(f"stack {stack}: {evaluation.error}", exit_code=1)
     outputs = {k: SECRET if k in evaluation.secret_outputs else v for k, v in evaluation.outputs.items()}
-    masks = Masks([*(mask_secrets(r.wrapped, SECRET) for r in evaluation.registrations), outputs, references])
+    # Learnt from everything that may hold a certificate: the objects, the outputs, and what the certificate steps printed.
+    masks = Masks(
+        [*(mask_secrets(r.wrapped, SECRET) for r in evaluation.registrations), outputs, references, mocks.command_stdouts]
+    )
     paths = Placeholders(project_dir, linkerd)
     count, steps, left_out = write_objects(evaluation.registrations, out, masks, paths)
     if outputs_file is not None:
