@@ -15,6 +15,7 @@ from rich.live import Live
 from driver import certs, setup, status
 from driver.api import Deployment, OperationResult
 from driver.progress import Display
+from driver.render import RENDERED_INCOMPLETELY, incomplete
 from driver.settings import STACKS, DriverError, read_settings
 
 VERBS = {
@@ -31,7 +32,8 @@ VERBS = {
     "check": "the pre-flight alone: the Pulumi CLI, the passphrase, each stack file and key, each cluster (and its "
     "nodes for linkerdHa), the linkerd CLI; lists every problem at once (up, preview, refresh and destroy run it first)",
     "render": "write every Kubernetes object each stack would apply as YAML, one folder per stack, "
-    "offline: no cluster, no Pulumi CLI; secrets are not written",
+    "offline: no cluster, no Pulumi CLI; secrets are not written; the same inputs give the same bytes. "
+    f"Exit {RENDERED_INCOMPLETELY} when the linkerd CLI was missing (what it renders is listed in NOT-RENDERED.md)",
     "setup": "fetch what the stacks need (the pinned linkerd CLI, Edge Stack's release manifests) into the cache, "
     "verified; --check only reports, --all fetches every pinned release (`setup --help`)",
 }
@@ -74,7 +76,7 @@ def parser() -> argparse.ArgumentParser:
         if verb in ("up", "preview", "refresh"):
             sub.add_argument("--expect-no-changes", action="store_true", help="fail a stack whose plan changes anything")
         if verb == "render":
-            sub.add_argument("--out", default="rendered", help="output folder (default: rendered/)")
+            sub.add_argument("--out", default="rendered", help="output folder, from the current directory (default: rendered/)")
             sub.add_argument(
                 "--set", action="append", default=[], metavar="STACK:KEY=VALUE", help="override a stack's config for this render"
             )
@@ -172,7 +174,9 @@ def stack_outputs(deployment: Deployment) -> dict[str, dict[str, Any]]:
 def show_render(deployment: Deployment, args: argparse.Namespace) -> int:
     summary = deployment.render(args.out, overrides(args.set))
     print(json.dumps(summary, indent=2) if args.json else render_report(summary))
-    return 0
+    for line in incomplete(summary):
+        print(line, file=sys.stderr)
+    return RENDERED_INCOMPLETELY if incomplete(summary) else 0
 
 
 def show_outputs(deployment: Deployment, args: argparse.Namespace) -> int:

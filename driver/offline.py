@@ -165,6 +165,10 @@ class ProgramMocks(Mocks):
         """The answer to a CLI command that cannot run for real here, or None to run it."""
         return None
 
+    def inject_stand_in(self, stdin: str, reason: str) -> str:
+        """What stands in for `linkerd inject` where it cannot run: here, the Deployment as given."""
+        return stdin
+
     def new_resource(self, args: MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
         if args.typ == "pulumi:pulumi:StackReference":
             name = args.inputs["name"]
@@ -191,9 +195,10 @@ class ProgramMocks(Mocks):
             environment = unwrap_secrets(inputs.get("environment") or {})
             return run_like_the_command_provider(line, None, environment, inputs.get("dir"))
         if cli_args(line)[:1] == ["inject"]:
-            # 2.8's inject answers only against a live control plane: the Deployment comes back as given.
-            self.not_rendered.append(f"`{line}` (asks the live control plane at `pulumi up`)")
-            return str(unwrap_secrets(inputs.get("stdin") or ""))
+            # 2.8's inject answers only against a live control plane.
+            reason = "asks the live control plane at `pulumi up`"
+            self.not_rendered.append(f"`{line}` ({reason})")
+            return self.inject_stand_in(str(unwrap_secrets(inputs.get("stdin") or "")), reason)
         return ""
 
     def call(self, args: MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:

@@ -15,12 +15,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Render one stack (used by `python -m driver render`).")
     parser.add_argument("--project-dir", type=Path, required=True)
     parser.add_argument("--stack", required=True)
-    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--out", type=Path, required=True, help="a folder that does not exist yet")
+    parser.add_argument("--outputs", type=Path, help="where to write the stack's outputs for the source")
     parser.add_argument("--overrides", default="{}")
     parser.add_argument("--target-outputs", type=Path)
     args = parser.parse_args(argv)
     try:
-        summary = render_stack(args.project_dir, args.stack, args.out, json.loads(args.overrides), args.target_outputs)
+        summary = render_stack(
+            args.project_dir, args.stack, args.out, json.loads(args.overrides), args.target_outputs, outputs_file=args.outputs
+        )
     except DriverError as error:
         print(error, file=sys.stderr)
         return error.exit_code
