@@ -1,4 +1,5 @@
-"""Shared fixtures: the stacks' config, the reference manifests, an isolated kubeconfig."""
+"""Shared fixtures: the stacks' config (on the project's own fixtures), upstream's release files by name,
+the real linkerd CLI, an isolated kubeconfig, and the closing list of every test that did not run."""
 
 from __future__ import annotations
 
@@ -55,7 +56,6 @@ def _reference_dir(candidates: list[Path]) -> Path:
 
 REFERENCE_CANDIDATES = reference_candidates()
 REFERENCE = _reference_dir(REFERENCE_CANDIDATES)
-EMISSARY = REFERENCE / "emissary"
 
 
 def looked_in() -> str:
@@ -180,14 +180,23 @@ def run_stack(
     )
 
 
-def run_refused(stack: str, config: dict[str, Any], *, secret_config: dict[str, str] | None = None) -> Run:
+def run_refused(
+    stack: str,
+    config: dict[str, Any],
+    *,
+    preview: bool = False,
+    secret_config: dict[str, str] | None = None,
+    stack_references: dict[str, dict[str, Any]] | None = None,
+) -> Run:
     """Run the program on config it must refuse before any command runs or anything is registered.
 
     The linkerd CLI is a recording stand-in that answers nothing: the test fails if the program asks it
     anything, so the stand-in never decides an outcome.
     """
     never_asked = FakeLinkerd(fail={"": "stand-in: this config must be refused before any command runs"})
-    run = run_stack(stack, config, linkerd=never_asked, secret_config=secret_config)
+    run = run_stack(
+        stack, config, preview=preview, linkerd=never_asked, secret_config=secret_config, stack_references=stack_references
+    )
     assert never_asked.commands == [], never_asked.commands
     assert run.mocks.commands == [] and run.mocks.commands_run == [], (run.mocks.commands, run.mocks.commands_run)
     assert run.registrations == [], [r.name for r in run.registrations]
