@@ -13,7 +13,7 @@
 #   e2e/build-tools.sh --help
 #
 # Environment (all optional):
-#   E2E_CACHE      cache root (default: $HOME/.cache/linkerd-aes-e2e)
+#   E2E_CACHE      cache root (default: $HOME/.cache/aes-linkerd2)
 #                  binaries: $E2E_CACHE/bin, logs: $E2E_CACHE/logs,
 #                  generated wrapper modules: $E2E_CACHE/src,
 #                  summary of what is there: $E2E_CACHE/versions.env
@@ -59,7 +59,7 @@ ALL_TOOLS="linkerd command pulumi pulumi-python kubernetes kube etcd kwok linker
 DEFAULT_TOOLS="linkerd command pulumi pulumi-python kubernetes kube etcd kwok"
 E2E_TOOLS=${E2E_TOOLS:-$DEFAULT_TOOLS}
 
-CACHE=${E2E_CACHE:-$HOME/.cache/linkerd-aes-e2e}
+CACHE=${E2E_CACHE:-$HOME/.cache/aes-linkerd2}
 BIN=$CACHE/bin
 LOGS=$CACHE/logs
 SRC=$CACHE/src

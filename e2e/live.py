@@ -27,7 +27,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from support import upstream
 
 # The local tier's kubectl and contexts by default; the kind job passes its own.
-KUBECTL = os.environ.get("E2E_KUBECTL") or os.path.expanduser("~/.cache/linkerd-aes-e2e/bin/kubectl")
+KUBECTL = os.environ.get("E2E_KUBECTL") or os.path.expanduser("~/.cache/aes-linkerd2/bin/kubectl")
 PREFIX = os.environ.get("E2E_CONTEXT_PREFIX", "")
 # The gateway address the Link must carry ("any": whatever the load balancer gave).
 GATEWAY_ADDRESS = os.environ.get("E2E_GATEWAY_ADDRESS", "127.0.0.1")

@@ -42,7 +42,7 @@ tier_init() {
   TIER=$1
   cd "$(dirname "$0")/.."
   ROOT=$PWD
-  CACHE=${E2E_CACHE:-$HOME/.cache/linkerd-aes-e2e}
+  CACHE=${E2E_CACHE:-$HOME/.cache/aes-linkerd2}
   B=$CACHE/bin
   SKIP_IF_MISSING=false
   [ "${2:-}" = --skip-if-missing ] && SKIP_IF_MISSING=true

@@ -41,7 +41,7 @@ APIEXT_NAMESPACE=emissary-system
 APIEXT_SERVICE=emissary-apiext
 
 webhooks_check() {
-  local cache=${CACHE:-$HOME/.cache/linkerd-aes-e2e} missing=0 found unserved=()
+  local cache=${CACHE:-$HOME/.cache/aes-linkerd2} missing=0 found unserved=()
   WEBHOOK_INJECTOR=$cache/bin/linkerd-controller-edge-26.8.3
   WEBHOOK_SP_VALIDATOR=$WEBHOOK_INJECTOR
   WEBHOOK_POLICY=$cache/bin/linkerd-policy-controller-edge-26.8.3

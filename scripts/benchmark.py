@@ -44,7 +44,8 @@ from support.linkerd_cli import PendingRender  # noqa: E402
 from support.tools import find_linkerd, linkerd_client_version, where_to_look  # noqa: E402
 from support.upstream import VERSION_LINES  # noqa: E402
 
-REFERENCE = ROOT.parent / "shared" / "reference" / "emissary"
+# Upstream's release files, as the tests look for them: $AES_LINKERD2_REFERENCE, else ../shared/reference.
+REFERENCE = Path(os.environ.get("AES_LINKERD2_REFERENCE") or ROOT.parent / "shared" / "reference") / "emissary"
 LINE = "current"
 TARGET_STACK = "organization/aes-linkerd2/target"
 # Where no CLI runs: a path that is not one, so RenderMocks stands in for every CLI step.

@@ -1,12 +1,13 @@
-"""Shared fixtures: the stacks' config, the reference manifests, an isolated kubeconfig."""
+"""Shared fixtures: the stacks' config (on the project's own fixtures), upstream's release files by name,
+the real linkerd CLI, an isolated kubeconfig, and the closing list of every test that did not run."""
 
 from __future__ import annotations
 
-import functools
 import os
 import runpy
 import socket
 import threading
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,9 +22,13 @@ from tests.harness import Run, run_program
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
-# Upstream's release manifests and CRDs, which may not be committed here: $AES_LINKERD2_REFERENCE, else
-# ../shared/reference beside the clone, else the project's cache (reference/), which `./aes-linkerd2 setup
-# --all` fills, verified, from the official release URLs. Tests that need them are skipped, by name and loudly, without.
+# The getambassador.io CRDs the program's own objects need (Module, Mapping, Host, Listener), written
+# for this project: the stacks' config points at them, so no test needs upstream's files for that.
+OWN_CRDS = FIXTURES / "getambassador-crds.v3alpha1.yaml"
+# The one command that gets every real tool and upstream file a skipped test needs.
+SETUP = "./aes-linkerd2 setup --all"
+# Upstream's release manifests and CRDs, which are not committed here. Tests that need one are skipped,
+# by name and loudly, without it.
 REFERENCE_FILES = (
     "emissary/aes-crds.v1.14.4.yaml",
     "emissary/aes.v1.14.4.yaml",
@@ -33,20 +38,38 @@ REFERENCE_FILES = (
 )
 
 
-def _reference_dir() -> Path:
+def reference_candidates() -> list[Path]:
+    """Where upstream's files are looked for: $AES_LINKERD2_REFERENCE alone when set, else ../shared/reference
+    beside the clone, then the project's cache (what `./aes-linkerd2 setup --all` fills)."""
     named = os.environ.get("AES_LINKERD2_REFERENCE")
     if named:
-        return Path(named)
-    candidates = [ROOT.parent / "shared" / "reference", tools.reference_dir()]
+        return [Path(named).expanduser()]
+    return [ROOT.parent / "shared" / "reference", tools.reference_dir()]
+
+
+def _reference_dir(candidates: list[Path]) -> Path:
+    """The first folder holding all of upstream's files, else the first that holds any, else the first."""
     complete = [c for c in candidates if all((c / name).is_file() for name in REFERENCE_FILES)]
-    return (complete or candidates)[0]
+    partial = [c for c in candidates if any((c / name).is_file() for name in REFERENCE_FILES)]
+    return (complete or partial or candidates)[0]
 
 
-REFERENCE = _reference_dir()
-EMISSARY = REFERENCE / "emissary"
-MISSING_REFERENCE = [name for name in REFERENCE_FILES if not (REFERENCE / name).is_file()]
-# What in a test module's text says it reads those files (directly or through the stacks' config).
-_READS_REFERENCE = ("EMISSARY", "target_config", "source_config", "run_stack", "tests.schemas")
+REFERENCE_CANDIDATES = reference_candidates()
+REFERENCE = _reference_dir(REFERENCE_CANDIDATES)
+
+
+def looked_in() -> str:
+    return ", ".join(f"{c}{'' if c.is_dir() else ' (absent)'}" for c in REFERENCE_CANDIDATES)
+
+
+def upstream_file(name: str) -> Path:
+    """One of upstream's release files (a name of REFERENCE_FILES); the test is skipped, loudly, without it."""
+    assert name in REFERENCE_FILES, name
+    path = REFERENCE / name
+    if not path.is_file():
+        pytest.skip(f"UPSTREAM FILE {name} NOT FOUND (looked in {looked_in()}): test NOT RUN; `{SETUP}` fetches it")
+    return path
+
 
 TARGET_CONTEXT = "target-ctx"
 SOURCE_CONTEXT = "source-ctx"
@@ -73,17 +96,18 @@ def source_config(line: str = "current", **overrides: Any) -> dict[str, Any]:
 
 
 def edge_stack_files(line: str, product: str) -> dict[str, str]:
+    """The page line installs upstream's 1.14.4 release files; today's line the project's own stand-ins."""
     if line == "linkerd-2.8":
         return {
             "versionLine": "linkerd-2.8",
-            "edgeStackCrds": str(EMISSARY / "aes-crds.v1.14.4.yaml"),
-            "edgeStackManifest": str(EMISSARY / "aes.v1.14.4.yaml"),
+            "edgeStackCrds": str(upstream_file("emissary/aes-crds.v1.14.4.yaml")),
+            "edgeStackManifest": str(upstream_file("emissary/aes.v1.14.4.yaml")),
         }
     manifest = "edge-stack-3.yaml" if product == "edge-stack" else "emissary-3.yaml"
     return {
         "versionLine": "current",
         "edgeStackProduct": product,
-        "edgeStackCrds": str(EMISSARY / "crds.v4-head.yaml"),
+        "edgeStackCrds": str(OWN_CRDS),
         "edgeStackManifest": str(FIXTURES / manifest),
     }
 
@@ -111,41 +135,13 @@ def target_outputs(line: str = "current", product: str = "edge-stack") -> dict[s
     }
 
 
-SKIPPED_FOR_TOOLS: list[str] = []
-
-
-@functools.cache
-def _reads_reference(path: str) -> bool:
-    text = Path(path).read_text(encoding="utf-8")
-    return any(marker in text for marker in _READS_REFERENCE)
-
-
-def require_upstream_files() -> None:
-    """Skip, loudly, when upstream's release files are not here."""
-    if MISSING_REFERENCE:
-        message = (
-            f"UPSTREAM RELEASE FILES MISSING under {REFERENCE} ({', '.join(MISSING_REFERENCE)}; "
-            f"set AES_LINKERD2_REFERENCE to a folder holding them, or run {tools.SETUP_COMMAND} --all): test NOT RUN"
-        )
-        SKIPPED_FOR_TOOLS.append(message)
-        pytest.skip(message)
-
-
-@pytest.fixture(autouse=True)
-def upstream_release_files(request: pytest.FixtureRequest) -> None:
-    if _reads_reference(str(request.path)):
-        require_upstream_files()
-
-
 def real_linkerd(line: str | upstream.VersionLine = "current") -> str:
     """The real linkerd CLI of the line's pinned release; the test is skipped, loudly, without it."""
     version_line = upstream.VERSION_LINES[line] if isinstance(line, str) else line
     version = version_line.linkerd_versions[0]
     found = tools.find_linkerd(version)
     if found is None:
-        message = f"REAL linkerd CLI {version} NOT FOUND ({tools.where_to_look(version)}): test NOT RUN"
-        SKIPPED_FOR_TOOLS.append(message)
-        pytest.skip(message)
+        pytest.skip(f"REAL linkerd CLI {version} NOT FOUND ({tools.where_to_look(version)}): test NOT RUN; `{SETUP}` gets it")
     return found
 
 
@@ -182,6 +178,29 @@ def run_stack(
         linkerd=linkerd,
         stack_references=stack_references,
     )
+
+
+def run_refused(
+    stack: str,
+    config: dict[str, Any],
+    *,
+    preview: bool = False,
+    secret_config: dict[str, str] | None = None,
+    stack_references: dict[str, dict[str, Any]] | None = None,
+) -> Run:
+    """Run the program on config it must refuse before any command runs or anything is registered.
+
+    The linkerd CLI is a recording stand-in that answers nothing: the test fails if the program asks it
+    anything, so the stand-in never decides an outcome.
+    """
+    never_asked = FakeLinkerd(fail={"": "stand-in: this config must be refused before any command runs"})
+    run = run_stack(
+        stack, config, preview=preview, linkerd=never_asked, secret_config=secret_config, stack_references=stack_references
+    )
+    assert never_asked.commands == [], never_asked.commands
+    assert run.mocks.commands == [] and run.mocks.commands_run == [], (run.mocks.commands, run.mocks.commands_run)
+    assert run.registrations == [], [r.name for r in run.registrations]
+    return run
 
 
 @pytest.fixture(scope="session")
@@ -234,10 +253,20 @@ def kubernetes_resources(run: Run) -> list[Registration]:
     return [r for r in run.registrations if r.type.startswith("kubernetes:")]
 
 
+def skip_reason(report: pytest.TestReport) -> str:
+    longrepr = report.longrepr
+    reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+    return reason.removeprefix("Skipped: ")
+
+
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    """Say loudly what did not run for want of a real tool."""
-    if SKIPPED_FOR_TOOLS:
-        terminalreporter.write_sep("!", "REAL TOOLS OR UPSTREAM FILES MISSING: THESE TESTS DID NOT RUN", red=True, bold=True)
-        for message in sorted(set(SKIPPED_FOR_TOOLS)):
-            count = SKIPPED_FOR_TOOLS.count(message)
-            terminalreporter.write_line(f"{count:4d} x {message}", red=True, bold=True)
+    """Say loudly what did not run and why: every skip pytest counted, grouped by its reason."""
+    reasons = Counter(skip_reason(report) for report in terminalreporter.stats.get("skipped", []))
+    if not reasons:
+        return
+    total = sum(reasons.values())
+    terminalreporter.write_sep("!", f"{total} TESTS DID NOT RUN (real tools or upstream files missing)", red=True, bold=True)
+    for reason, count in sorted(reasons.items(), key=lambda item: item[0]):
+        terminalreporter.write_line(f"{count:4d} x {reason}", red=True, bold=True)
+    if any("UPSTREAM FILE" in reason for reason in reasons):
+        terminalreporter.write_line(f"upstream's files were looked for in: {looked_in()}", red=True, bold=True)

@@ -1,5 +1,6 @@
-"""Validation of what the program registers: getambassador.io objects against the real upstream CRD
-schemas in ../shared/reference/emissary/, built-in kinds against Kubernetes' own (kubernetes-validate).
+"""Validation of what the program registers: getambassador.io objects against the project's own CRDs
+(tests/fixtures, today's line) and then upstream's real CRD schemas (skipped, loudly, where upstream's
+files are not found), built-in kinds against Kubernetes' own (kubernetes-validate).
 
 Unknown fields are rejected (CRD schemas only prune them on the server, so a misspelt field would
 otherwise vanish silently).
@@ -16,13 +17,15 @@ import jsonschema
 import kubernetes_validate
 import yaml
 
-from tests.conftest import EMISSARY
+from tests.conftest import OWN_CRDS, upstream_file
 
 # The page's line is validated against the CRDs it installs; today's against Emissary's current CRDs.
-CRD_FILES = {
-    "getambassador.io/v2": EMISSARY / "aes-crds.v1.14.4.yaml",
-    "getambassador.io/v3alpha1": EMISSARY / "crds.v4-head.yaml",
+UPSTREAM_CRDS = {
+    "getambassador.io/v2": "emissary/aes-crds.v1.14.4.yaml",
+    "getambassador.io/v3alpha1": "emissary/crds.v4-head.yaml",
 }
+# What the stacks' test config installs on today's line in place of upstream's CRDs.
+OWN_CRD_FILES = {"getambassador.io/v3alpha1": OWN_CRDS}
 
 
 @functools.cache
@@ -61,11 +64,17 @@ def _strict(schema: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
-def validate_custom_resource(api_version: str, kind: str, body: dict[str, Any]) -> None:
-    schemas = _crd_schemas(CRD_FILES[api_version])
-    schema = schemas.get((api_version, kind))
-    assert schema is not None, f"{api_version} {kind} is not served by {CRD_FILES[api_version].name}"
+def _validate(path: Path, api_version: str, kind: str, body: dict[str, Any]) -> None:
+    schema = _crd_schemas(path).get((api_version, kind))
+    assert schema is not None, f"{api_version} {kind} is not served by {path.name}"
     jsonschema.validate({"apiVersion": api_version, "kind": kind, **body}, schema)
+
+
+def validate_custom_resource(api_version: str, kind: str, body: dict[str, Any]) -> None:
+    """Against the project's own CRDs where it has them, then upstream's (the test skips without those)."""
+    if api_version in OWN_CRD_FILES:
+        _validate(OWN_CRD_FILES[api_version], api_version, kind, body)
+    _validate(upstream_file(UPSTREAM_CRDS[api_version]), api_version, kind, body)
 
 
 def validate_builtin(api_version: str, kind: str, body: dict[str, Any], kubernetes_version: str) -> None:

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import real_linkerd
+from tests.conftest import real_linkerd, upstream_file
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "benchmark.py"
@@ -45,7 +45,9 @@ def test_the_floor_registers_as_many_plain_objects_as_it_is_asked_for(tmp_path: 
 
 def test_a_program_measurement_runs_the_real_cli_for_every_linkerd_object() -> None:
     cli = real_linkerd()
-    environment = {**os.environ, "AES_LINKERD2_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
+    # The program installs upstream's CRDs here, from the folder the tests found them in.
+    reference = upstream_file("emissary/crds.v4-head.yaml").parent.parent
+    environment = {**os.environ, "AES_LINKERD2_OFFLINE": "1", "PYTHONPATH": str(ROOT), "AES_LINKERD2_REFERENCE": str(reference)}
     done = subprocess.run(
         [sys.executable, str(SCRIPT), "--one", "program", "target", "2", cli],
         env=environment,

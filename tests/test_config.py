@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from support import config, errors, upstream
-from tests.conftest import ROOT, TARGET_CONTEXT, run_stack, source_config, target_config
+from tests.conftest import ROOT, TARGET_CONTEXT, run_refused, run_stack, source_config, target_config
 from tests.fake_linkerd import CURRENT_VERSION, FakeLinkerd
 
 
@@ -120,12 +120,10 @@ def test_bad_input_names_key_and_value_and_registers_nothing(change: dict[str, A
     for k, v in change.items():
         if v is None:
             values.pop(k, None)
-    run = run_stack("target", values)
+    run = run_refused("target", values)
     assert isinstance(run.error, config.ConfigError), run.error
     assert run.error.key == key
     assert str(run.error).startswith(f"config aes-linkerd2:{key} = {shown!r}: {reason}"), str(run.error)
-    assert run.registrations == []
-    assert run.mocks.calls == [], "no CLI step may run either"
 
 
 def test_page_line_refuses_a_cluster_that_no_longer_serves_its_crds() -> None:
@@ -140,32 +138,31 @@ def test_page_line_refuses_a_cluster_that_no_longer_serves_its_crds() -> None:
 
 
 def test_edge_stack_needs_its_licence_and_emissary_refuses_one() -> None:
-    run = run_stack("target", target_config(), secret_config={})
+    run = run_refused("target", target_config(), secret_config={})
     assert isinstance(run.error, config.ConfigError) and run.error.key == "edgeStackLicenseKey"
-    assert "needs a licence token" in str(run.error) and run.registrations == []
-    run = run_stack("target", target_config(edgeStackProduct="emissary"), secret_config={"edgeStackLicenseKey": "x"})
+    assert "needs a licence token" in str(run.error)
+    run = run_refused("target", target_config(edgeStackProduct="emissary"), secret_config={"edgeStackLicenseKey": "x"})
     assert isinstance(run.error, config.ConfigError) and run.error.key == "edgeStackLicenseKey"
     assert "takes no licence key" in str(run.error) and "'x'" not in str(run.error)
 
 
 def test_source_needs_a_second_cluster() -> None:
-    run = run_stack("source", source_config(targetContext="source-ctx"))
+    run = run_refused("source", source_config(targetContext="source-ctx"))
     assert isinstance(run.error, config.ConfigError) and run.error.key == "targetContext"
     assert "is the same context as `context`" in str(run.error)
-    assert run.registrations == []
     missing = source_config()
     del missing["targetStack"]
-    run = run_stack("source", missing)
-    assert isinstance(run.error, config.ConfigError) and run.error.key == "targetStack" and run.registrations == []
+    run = run_refused("source", missing)
+    assert isinstance(run.error, config.ConfigError) and run.error.key == "targetStack"
 
 
 def test_tls_certificate_and_key_come_together() -> None:
-    run = run_stack(
+    run = run_refused(
         "target",
         target_config(tlsHostname="www.example.com"),
         secret_config={"edgeStackLicenseKey": "x", "tlsCertificate": "CERT"},
     )
-    assert isinstance(run.error, config.ConfigError) and run.error.key == "tlsPrivateKey" and run.registrations == []
+    assert isinstance(run.error, config.ConfigError) and run.error.key == "tlsPrivateKey"
 
 
 def test_unreachable_cluster_is_named(kubeconfig: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -176,15 +173,16 @@ def test_unreachable_cluster_is_named(kubeconfig: Path, monkeypatch: pytest.Monk
     document = yaml.safe_load(kubeconfig.read_text())
     document["clusters"][0]["cluster"]["server"] = f"https://127.0.0.1:{closed_port}"
     kubeconfig.write_text(yaml.safe_dump(document))
-    run = run_stack("target", target_config())
+    run = run_refused("target", target_config())
     assert isinstance(run.error, config.ConfigError) and run.error.key == "context"
     assert f"its API server https://127.0.0.1:{closed_port} is unreachable" in str(run.error)
-    assert run.registrations == []
 
 
 def test_missing_or_wrong_linkerd_cli_stops_before_any_resource() -> None:
-    run = run_stack("target", target_config(linkerdCli="/opt/no/linkerd"))
+    # A CLI that is not there: the program runs the path it was given (no stand-in answers for it).
+    run = run_stack("target", target_config(linkerdCli="/opt/no/linkerd"), linkerd=FakeLinkerd(answers_all=False))
     assert "the linkerd CLI `/opt/no/linkerd` cannot run" in str(run.error)
+    assert run.mocks.commands == ["/opt/no/linkerd version --client --short"]
     assert run.registrations == []
     run = run_stack("target", target_config(), linkerd=FakeLinkerd("edge-25.1.1"))
     assert str(run.error).startswith(
@@ -280,12 +278,12 @@ def test_strict_checks_still_take_every_good_value(url: str) -> None:
 
 
 def test_a_typo_is_refused_with_the_nearest_key() -> None:
-    run = run_stack("target", {**target_config(), "probePeriod": "5"})
+    run = run_refused("target", {**target_config(), "probePeriod": "5"})
     assert isinstance(run.error, config.ConfigError) and run.error.key == "probePeriod"
     assert (
         str(run.error) == "config aes-linkerd2:probePeriod = '5': is not a key of aes-linkerd2; did you mean probePeriodSeconds?"
     )
-    secret = run_stack("target", target_config(), secret_config={"edgeStackLicenceKey": "token-value"})
+    secret = run_refused("target", target_config(), secret_config={"edgeStackLicenceKey": "token-value"})
     assert isinstance(secret.error, config.ConfigError) and "token-value" not in str(secret.error)
     assert str(secret.error).startswith("config aes-linkerd2:edgeStackLicenceKey = '[secret]': is not a key")
     assert "did you mean edgeStackLicenseKey?" in str(secret.error)

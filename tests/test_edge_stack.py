@@ -13,13 +13,14 @@ from components.edge_stack import EdgeStack, EdgeStackArgs, prepare_object
 from support import manifests, upstream
 from support.config import Tls
 from support.linkerd_cli import ClusterAccess, LinkerdCli
-from tests.conftest import EMISSARY, FIXTURES, provider_urn, real_linkerd
+from tests.conftest import FIXTURES, OWN_CRDS, provider_urn, real_linkerd, upstream_file
 from tests.harness import Run, run_program
 from tests.schemas import validate_builtin, validate_custom_resource
 
-PAGE_FILES = (EMISSARY / "aes-crds.v1.14.4.yaml", EMISSARY / "aes.v1.14.4.yaml")
-CURRENT_FILES = (EMISSARY / "crds.v4-head.yaml", FIXTURES / "edge-stack-3.yaml")
-EMISSARY_FILES = (EMISSARY / "crds.v4-head.yaml", FIXTURES / "emissary-3.yaml")
+# The page line's are upstream's 1.14.4 release files (skipped, loudly, without); today's the project's own.
+PAGE_FILES = ("emissary/aes-crds.v1.14.4.yaml", "emissary/aes.v1.14.4.yaml")
+CURRENT_FILES = (OWN_CRDS, FIXTURES / "edge-stack-3.yaml")
+EMISSARY_FILES = (OWN_CRDS, FIXTURES / "emissary-3.yaml")
 
 
 def build(
@@ -33,7 +34,10 @@ def build(
     preview: bool = False,
     crds_file: Path | None = None,
 ) -> Run:
-    files = PAGE_FILES if line is upstream.PAGE else CURRENT_FILES if product == "edge-stack" else EMISSARY_FILES
+    if line is upstream.PAGE:
+        files = (upstream_file(PAGE_FILES[0]), upstream_file(PAGE_FILES[1]))
+    else:
+        files = CURRENT_FILES if product == "edge-stack" else EMISSARY_FILES
     if crds_file is not None:
         files = (crds_file, files[1])
     # The page line's inject runs at `up` against the cluster: nothing runs the CLI while the program runs.
@@ -89,7 +93,7 @@ def test_crds_first_then_everything_else() -> None:
     run = build()
     crds = run.find("CustomResourceDefinition")
     in_file = CURRENT_FILES[0].read_text().count("kind: CustomResourceDefinition")
-    assert len(crds) == in_file == 14 and all(r.name.startswith("edge-stack-crds:") for r in crds)
+    assert len(crds) == in_file == 4 and all(r.name.startswith("edge-stack-crds:") for r in crds)
     installed = [r for r in run.registrations if r.name.startswith("edge-stack:")]
     assert {r.kind for r in installed} == {"Namespace", "ServiceAccount", "Service", "Deployment", "Module", "Listener", "Secret"}
     for resource in installed:
@@ -158,7 +162,7 @@ def test_emissary_namespace_is_created_when_its_manifest_lacks_it() -> None:
 
 def test_apiext_service_is_not_awaited_its_deployment_is() -> None:
     """What waits for the CRD manifest waits for apiext's Deployment, not 10 seconds of settled endpoints."""
-    run = build(upstream.CURRENT, "emissary", license_key=None, crds_file=EMISSARY / "emissary-crds.v3.9.1.yaml")
+    run = build(upstream.CURRENT, "emissary", license_key=None, crds_file=upstream_file("emissary/emissary-crds.v3.9.1.yaml"))
     service = run.one("Service", "emissary-apiext", "emissary-system")
     assert service.inputs["metadata"]["annotations"] == {"pulumi.com/skipAwait": "true"}
     deployment = run.one("Deployment", "emissary-apiext", "emissary-system")
@@ -278,7 +282,7 @@ def test_service_declares_the_port_names_the_stack_gives_it() -> None:
 def test_aggregated_roles_leave_their_rules_to_the_aggregation_controller() -> None:
     """Emissary's release manifest aggregates its roles; applying their `rules: []` conflicted at the next up."""
     product = upstream.CURRENT.edge_stack["emissary"]
-    bodies = [o.body for o in manifests.parse((EMISSARY / "emissary-emissaryns.v3.9.1.yaml").read_text())]
+    bodies = [o.body for o in manifests.parse(upstream_file("emissary/emissary-emissaryns.v3.9.1.yaml").read_text())]
     aggregated = [b for b in bodies if b["kind"] == "ClusterRole" and "aggregationRule" in b]
     assert len(aggregated) >= 2 and all("rules" in b for b in aggregated)
     for body in aggregated:

@@ -9,7 +9,7 @@ import yaml
 
 from components.multicluster_target import GatewayRef, MulticlusterTarget, MulticlusterTargetArgs
 from support import upstream
-from tests.conftest import EMISSARY, provider_urn
+from tests.conftest import provider_urn, upstream_file
 from tests.harness import Run, run_program
 from tests.schemas import validate_builtin, validate_custom_resource
 
@@ -137,7 +137,7 @@ def test_patched_page_service_is_a_valid_service() -> None:
     """The page's Service with the patch merged as server-side apply would (ports keyed by port/protocol)."""
     service = next(
         d
-        for d in yaml.safe_load_all((EMISSARY / "aes.v1.14.4.yaml").read_text())
+        for d in yaml.safe_load_all(upstream_file("emissary/aes.v1.14.4.yaml").read_text())
         if d and d["kind"] == "Service" and d["metadata"]["name"] == "ambassador"
     )
     patch = build(upstream.PAGE).one("ServicePatch", "multicluster-target-gateway-service").inputs

@@ -25,18 +25,24 @@ from driver.render_folder import MANIFEST, place, plan
 from driver.render_stable import GENERATED, Masks, Placeholders, mask_field
 from driver.settings import DriverError
 from support import certificates
-from tests.conftest import EMISSARY, FIXTURES, SKIPPED_FOR_TOOLS, real_linkerd, require_upstream_files
+from tests.conftest import FIXTURES, OWN_CRDS, real_linkerd, upstream_file
 from tests.schemas import validate_builtin, validate_custom_resource
 
 ROOT = Path(__file__).resolve().parent.parent
 
-CURRENT = {"edgeStackCrds": str(EMISSARY / "crds.v4-head.yaml"), "edgeStackManifest": str(FIXTURES / "edge-stack-3.yaml")}
-PAGE = {
-    "versionLine": "linkerd-2.8",
-    "edgeStackProduct": "edge-stack",
-    "edgeStackCrds": str(EMISSARY / "aes-crds.v1.14.4.yaml"),
-    "edgeStackManifest": str(EMISSARY / "aes.v1.14.4.yaml"),
-}
+CURRENT = {"edgeStackCrds": str(OWN_CRDS), "edgeStackManifest": str(FIXTURES / "edge-stack-3.yaml")}
+
+
+def page() -> dict[str, str]:
+    """The page line's settings: upstream's 1.14.4 release files (the test is skipped, loudly, without)."""
+    return {
+        "versionLine": "linkerd-2.8",
+        "edgeStackProduct": "edge-stack",
+        "edgeStackCrds": str(upstream_file("emissary/aes-crds.v1.14.4.yaml")),
+        "edgeStackManifest": str(upstream_file("emissary/aes.v1.14.4.yaml")),
+    }
+
+
 LICENCE = "eyJhbGciOi.licence-token-that-must-not-be-written"
 
 
@@ -65,7 +71,6 @@ def current_settings() -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def current(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Path]:
-    require_upstream_files()  # module-scoped: before the autouse check of each test
     return render(tmp_path_factory.mktemp("current"), current_settings())
 
 
@@ -199,7 +204,7 @@ def test_without_the_cli_what_it_renders_is_listed_not_guessed(tmp_path: Path) -
 
 
 def test_page_line_renders_v2_objects(tmp_path: Path) -> None:
-    summary, out = render(tmp_path, {**PAGE, "linkerdCli": real_linkerd("linkerd-2.8")})
+    summary, out = render(tmp_path, {**page(), "linkerdCli": real_linkerd("linkerd-2.8")})
     target = objects(out / "target")
     assert target["module-ambassador-ambassador.yaml"]["apiVersion"] == "getambassador.io/v2"
     for body in target.values():
@@ -221,7 +226,7 @@ NO_TOOLS = "no-tools"
 
 def cli_settings(stacks: tuple[str, ...] = ("target", "source")) -> list[str]:
     """--set options pointing each stack at local manifests (the official URLs need the network)."""
-    files = {"edgeStackCrds": EMISSARY / "crds.v4-head.yaml", "edgeStackManifest": FIXTURES / "emissary-3.yaml"}
+    files = {"edgeStackCrds": OWN_CRDS, "edgeStackManifest": FIXTURES / "emissary-3.yaml"}
     return [f"--set={stack}:{key}={path}" for stack in stacks for key, path in files.items()]
 
 
@@ -287,7 +292,6 @@ def test_it_never_deletes_or_overwrites_a_file_it_did_not_write(tmp_path: Path) 
 
 def test_it_renders_with_no_network_at_all(tmp_path: Path) -> None:
     """Under `unshare -rn`: a network namespace with only loopback. Same bytes as a render with the network."""
-    require_upstream_files()
     real_linkerd("current")
     probe = (
         subprocess.run(["unshare", "-rn", "true"], capture_output=True, text=True, check=False)
@@ -296,7 +300,6 @@ def test_it_renders_with_no_network_at_all(tmp_path: Path) -> None:
     )
     if probe is None or probe.returncode != 0:
         message = f"unshare -rn NOT PERMITTED here ({probe.stderr.strip() if probe else 'no unshare'}): offline render NOT TESTED"
-        SKIPPED_FOR_TOOLS.append(message)
         pytest.skip(message)
     offline = run_cli(tmp_path, "--out", "offline", *cli_settings(), prefix=("unshare", "-rn"))
     assert offline.returncode == 0, offline.stderr

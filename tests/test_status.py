@@ -27,8 +27,8 @@ from rich.console import Console
 
 from driver import status
 from driver.settings import StackSettings
-from support import upstream
-from tests.conftest import ROOT, SKIPPED_FOR_TOOLS, real_linkerd
+from support import tools, upstream
+from tests.conftest import ROOT, real_linkerd
 
 GATEWAY = upstream.CURRENT.edge_stack["emissary"]
 IDENTITY = upstream.gateway_identity(GATEWAY.service_account, GATEWAY.namespace, "cluster.local")
@@ -441,9 +441,12 @@ def test_svg_shows_failure_in_red() -> None:
 
 # --- live objects on two local API servers -------------------------------------------------------------
 
-CACHE = Path(os.environ.get("E2E_CACHE") or "~/.cache/linkerd-aes-e2e").expanduser()
-BIN = CACHE / "bin"
+# The kube binaries e2e/build-tools.sh builds: in the project's tool cache, or $E2E_CACHE/bin when set.
+_E2E_CACHE = os.environ.get("E2E_CACHE")
+CACHE = Path(_E2E_CACHE).expanduser() if _E2E_CACHE else tools.cache_root()
+BIN = CACHE / "bin" if _E2E_CACHE else tools.tools_dir()
 CLUSTER_TOOLS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "kwok")
+BUILD_TOOLS = 'E2E_TOOLS="kube etcd kwok" e2e/build-tools.sh'
 
 
 def _versions() -> dict[str, str]:
@@ -455,16 +458,47 @@ def _versions() -> dict[str, str]:
     return found
 
 
+def cluster_tools(folder: Path) -> tuple[dict[str, str], list[str]]:
+    """Each tool e2e/cluster.sh runs, from the tool cache or else PATH, and the names found in neither."""
+    found: dict[str, str] = {}
+    for tool in CLUSTER_TOOLS:
+        path = str(folder / tool) if os.access(folder / tool, os.X_OK) else shutil.which(tool)
+        if path is not None:
+            found[tool] = path
+    return found, [tool for tool in CLUSTER_TOOLS if tool not in found]
+
+
+def test_a_cluster_tool_on_path_is_found_not_listed_missing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cache, on_path = tmp_path / "cache", tmp_path / "path"
+    for folder, tool in ((cache, "etcd"), (on_path, "kubectl"), (on_path, "kwok")):
+        folder.mkdir(exist_ok=True)
+        (folder / tool).write_text("#!/bin/sh\n")
+        (folder / tool).chmod(0o755)
+    monkeypatch.setenv("PATH", str(on_path))
+    found, missing = cluster_tools(cache)
+    assert found == {"etcd": str(cache / "etcd"), "kubectl": str(on_path / "kubectl"), "kwok": str(on_path / "kwok")}
+    assert missing == ["kube-apiserver", "kube-controller-manager", "kube-scheduler"]
+
+
+def tools_folder(found: dict[str, str], folder: Path) -> Path:
+    """One folder holding every tool by its name (e2e/cluster.sh runs them from $B)."""
+    folder.mkdir()
+    for tool, path in found.items():
+        (folder / tool).symlink_to(path)
+    return folder
+
+
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """Two API servers (contexts `target` and `source`) with kwok nodes, on loopback; stopped afterwards."""
-    missing = [tool for tool in CLUSTER_TOOLS if not os.access(BIN / tool, os.X_OK)]
-    if missing or not (CACHE / "versions.env").is_file() or shutil.which("openssl") is None:
-        message = (
-            f"LOCAL API SERVER TOOLS MISSING in {BIN} ({', '.join(missing) or 'versions.env/openssl'}): live status test NOT RUN"
+    found, missing = cluster_tools(BIN)
+    lacking = [*missing, *(["versions.env"] if not (CACHE / "versions.env").is_file() else [])]
+    lacking += ["openssl"] if shutil.which("openssl") is None else []
+    if lacking:
+        pytest.skip(
+            f"LOCAL API SERVER TOOLS NOT FOUND in {BIN} or on PATH ({', '.join(lacking)}): live status test NOT RUN; "
+            f"`{BUILD_TOOLS}` builds them"
         )
-        SKIPPED_FOR_TOOLS.append(message)
-        pytest.skip(message)
     work = tmp_path_factory.mktemp("status-live")
     script = f"""
         set -e
@@ -479,7 +513,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """
     env = {
         **os.environ,
-        "B": str(BIN),
+        "B": str(tools_folder(found, work / "bin")),
         "WORK": str(work),
         "KUBECONFIG": str(work / "kubeconfig"),
         "KWOK_STAGES": _versions()["KWOK_STAGES"],
@@ -493,7 +527,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"local API servers did not start: {process.stderr.read().decode() if process.stderr else ''}")
             time.sleep(1)
-        yield {"kubectl": str(BIN / "kubectl"), "kubeconfig": str(work / "kubeconfig")}
+        yield {"kubectl": found["kubectl"], "kubeconfig": str(work / "kubeconfig")}
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=60)
