@@ -106,7 +106,12 @@ def mesh_cluster(cluster: Cluster, identity: ClusterIdentity) -> Mesh:
     namespaces = {
         name: MeshedNamespace(
             f"ns-{name}",
-            MeshedNamespaceArgs(name=name, exists=name in workloads.existing_namespaces, control_plane=linkerd.ready),
+            MeshedNamespaceArgs(
+                name=name,
+                exists=name in workloads.existing_namespaces,
+                owner=config.namespace_owner(pulumi.get_stack()),
+                control_plane=linkerd.ready,
+            ),
             opts=on_cluster,
         )
         for name in workloads.meshed_namespaces

@@ -20,7 +20,7 @@ from typing import Any
 
 from driver.settings import DriverError, StackSettings, read_settings
 from support import config as stack_config
-from support import tools
+from support import tools, upstream
 
 PULUMI_INSTALL = "https://www.pulumi.com/docs/install/"
 PASSPHRASE_VARIABLES = ("PULUMI_CONFIG_PASSPHRASE", "PULUMI_CONFIG_PASSPHRASE_FILE")
@@ -92,15 +92,60 @@ def stack_file(project_dir: Path, stack: str) -> tuple[StackSettings | None, Fin
     return settings, Finding(subject, True, "read")
 
 
-def stack_config_values(settings: StackSettings, stack: str) -> Finding:
+def stack_config_values(settings: StackSettings, stack: str) -> tuple[stack_config.StackConfig | None, Finding]:
     """The stack's config through the program's own rules, without the Pulumi CLI or a cluster."""
     subject = f"Pulumi.{stack}.yaml config"
     source = stack_config.SettingsSource(settings.values, settings.secret_keys, stack)
     try:
-        stack_config.load(source, check_clusters=False)
+        parsed = stack_config.load(source, check_clusters=False)
     except stack_config.ConfigError as error:
-        return Finding(subject, False, str(error))
-    return Finding(subject, True, "valid")
+        return None, Finding(subject, False, str(error))
+    return parsed, Finding(subject, True, "valid")
+
+
+def namespaces(stack: str, cfg: stack_config.StackConfig, run: RunTool) -> list[Finding]:
+    """Each meshed namespace as the cluster has it: one to create must not be someone else's, one to patch must exist.
+
+    pulumi-kubernetes creates with server-side apply: a create over an existing namespace would take it
+    over, and `destroy` would then delete it with everything in it.
+    """
+    argv = [
+        cfg.kubectl,
+        "--context",
+        cfg.cluster.context,
+        *(["--kubeconfig", cfg.cluster.kubeconfig] if cfg.cluster.kubeconfig else []),
+    ]
+    subject = f"{stack}: meshedNamespaces on {cfg.cluster.context}"
+    try:
+        items = json.loads(run([*argv, "get", "namespaces", "--request-timeout=10s", "-o", "json"])).get("items") or []
+    except (DriverError, ValueError) as error:
+        return [Finding(subject, False, f"cannot list the cluster's namespaces: {error}")]
+    live = {str((item.get("metadata") or {}).get("name")): item.get("metadata") or {} for item in items}
+    owner = stack_config.namespace_owner(stack)
+    found = []
+    for name in cfg.workloads.meshed_namespaces:
+        listed = name in cfg.workloads.existing_namespaces
+        metadata = live.get(name)
+        ours = metadata is not None and (metadata.get("annotations") or {}).get(upstream.OWNER_STACK_ANNOTATION) == owner
+        if listed and metadata is None:
+            found.append(
+                Finding(
+                    f"{subject}: {name}",
+                    False,
+                    "is listed in existingNamespaces but does not exist: "
+                    "remove it from existingNamespaces and the program creates it",
+                )
+            )
+        elif not listed and metadata is not None and not ours:
+            found.append(
+                Finding(
+                    f"{subject}: {name}",
+                    False,
+                    "exists and was not created by this stack: add it to existingNamespaces in "
+                    f"Pulumi.{stack}.yaml (it is then only annotated, never created or deleted)",
+                )
+            )
+    return found or [Finding(subject, True, ", ".join(cfg.workloads.meshed_namespaces) or "none")]
 
 
 def clusters_of(settings: StackSettings) -> list[tuple[str, str, str, str | None]]:
@@ -189,13 +234,17 @@ def run_checks(
         findings.append(read)
         if settings is None:
             continue
+        parsed = None
         if operation in RUNS_PROGRAM:
-            findings.append(stack_config_values(settings, stack))
+            parsed, valid = stack_config_values(settings, stack)
+            findings.append(valid)
         for key, context, kubeconfig_key, kubeconfig in clusters_of(settings):
             reached = cluster(stack, settings, key=key, context=context, kubeconfig_key=kubeconfig_key, kubeconfig=kubeconfig)
             findings.append(reached)
             if reached.ok and key == "context" and operation in RUNS_PROGRAM:
                 findings.extend(f for f in [ha_nodes(stack, settings, context, kubeconfig, tools_.run)] if f)
+                if parsed is not None:
+                    findings.extend(namespaces(stack, parsed, tools_.run))
         if operation in RUNS_PROGRAM:
             # The set-up first: `up`, `preview` and `refresh` fetch what is missing; `check` only looks.
             findings.extend(tools_.release_files(stack, settings, operation != "check"))

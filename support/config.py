@@ -764,6 +764,11 @@ def _source(read: _Reader, cluster: ClusterSettings, check_clusters: bool) -> So
     )
 
 
+def namespace_owner(stack: str) -> str:
+    """What the program writes on a namespace it creates, and what the pre-flight looks for: `<project>/<stack>`."""
+    return f"{PROJECT}/{stack}"
+
+
 # kind names a cluster's context `kind-<cluster>` and its control-plane container `<cluster>-control-plane`.
 _KIND_CONTEXT = re.compile(r"^kind-(?P<cluster>[a-z0-9]([-a-z0-9]{0,40}[a-z0-9])?)$")
 

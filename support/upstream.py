@@ -81,6 +81,12 @@ QOTM_SERVICE_PORT = 80
 QOTM_MAPPING = "linkerd2-qotm"
 QOTM_PREFIX = "/qotm-linkerd2/"
 
+# --- This program's own marks ----------------------------------------------------------------
+# On every namespace the program creates: who made it, so that a namespace made by someone else is never taken over.
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+MANAGED_BY = "aes-linkerd2"
+OWNER_STACK_ANNOTATION = "aes-linkerd2.io/stack"
+
 # --- Pulumi (pulumi-kubernetes annotations) ----------------------------------------------------
 SKIP_AWAIT_ANNOTATION = "pulumi.com/skipAwait"
 

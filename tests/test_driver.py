@@ -24,15 +24,20 @@ def ready_node(name: str, **spec: Any) -> dict[str, Any]:
 
 
 def tool_answers(
-    linkerd_version: str = "edge-26.8.3", nodes: int = 3, pulumi: str = PULUMI_VERSION
+    linkerd_version: str = "edge-26.8.3",
+    nodes: int = 3,
+    pulumi: str = PULUMI_VERSION,
+    namespaces: tuple[str, ...] = ("default",),
 ) -> Callable[[list[str]], str]:
-    """What `pulumi version`, `kubectl get nodes` and `linkerd version` answer (the pre-flight's questions)."""
+    """What `pulumi version`, `kubectl get nodes|namespaces` and `linkerd version` answer (the pre-flight's questions)."""
 
     def run(argv: list[str]) -> str:
         if argv[:2] == ["pulumi", "version"]:
             return pulumi + "\n"
         if "nodes" in argv:
             return json.dumps({"items": [ready_node(f"node-{i}") for i in range(nodes)]})
+        if "namespaces" in argv:
+            return json.dumps({"items": [{"metadata": {"name": name}} for name in namespaces]})
         return linkerd_version + "\n"
 
     return run
@@ -454,3 +459,43 @@ def test_up_fetches_what_the_stacks_need_first_and_check_only_looks(kube: Path) 
     assert deployment(engine, kubeconfig=kube, release_files=release_files).up().succeeded
     assert asked == [("target", True), ("source", True)]
     assert engine.calls == [("target", "up", False), ("source", "up", False)]
+
+
+@pytest.mark.parametrize(
+    ("meshed", "existing", "live", "problem"),
+    [
+        (["default", "shop"], ["default"], {"default": {}, "shop": {}},
+         "target: meshedNamespaces on kind-target: shop: exists and was not created by this stack: add it to "
+         "existingNamespaces in Pulumi.target.yaml (it is then only annotated, never created or deleted)"),
+        (["default", "shop"], ["default", "shop"], {"default": {}},
+         "target: meshedNamespaces on kind-target: shop: is listed in existingNamespaces but does not exist: "
+         "remove it from existingNamespaces and the program creates it"),
+        (["default", "shop"], ["default"], {"default": {}, "shop": {"aes-linkerd2.io/stack": "aes-linkerd2/source"}},
+         "target: meshedNamespaces on kind-target: shop: exists and was not created by this stack: add it to "
+         "existingNamespaces in Pulumi.target.yaml (it is then only annotated, never created or deleted)"),
+        (["default", "shop"], ["default"], {"default": {}, "shop": {"aes-linkerd2.io/stack": "aes-linkerd2/target"}}, None),
+        (["default", "shop"], ["default"], {"default": {}}, None),
+    ],
+)  # fmt: skip
+def test_a_namespace_is_never_taken_over_nor_patched_when_missing(
+    meshed: list[str], existing: list[str], live: dict[str, dict[str, str]], problem: str | None
+) -> None:
+    from driver import preflight
+    from driver.settings import StackSettings
+    from support import config
+
+    values = {"role": "target", "context": "kind-target", "gatewayHostname": "gw.example.com", "edgeStackProduct": "emissary",
+              "meshedNamespaces": meshed, "existingNamespaces": existing}  # fmt: skip
+    settings = StackSettings(values)
+    cfg = config.load(config.SettingsSource(settings.values, settings.secret_keys, "target"), check_clusters=False)
+    items = [{"metadata": {"name": name, "annotations": annotations}} for name, annotations in live.items()]
+    asked: list[list[str]] = []
+
+    def kubectl(argv: list[str]) -> str:
+        asked.append(argv)
+        return json.dumps({"items": items})
+
+    found = preflight.namespaces("target", cfg, kubectl)
+    assert asked == [["kubectl", "--context", "kind-target", "get", "namespaces", "--request-timeout=10s", "-o", "json"]]
+    failed = [f"{f.subject}: {f.message}" for f in found if not f.ok]
+    assert failed == ([problem] if problem else [])

@@ -19,7 +19,7 @@ def build(name: str, exists: bool, preview: bool = False) -> Run:
         )
         MeshedNamespace(
             f"ns-{name}",
-            MeshedNamespaceArgs(name=name, exists=exists, control_plane=[injector]),
+            MeshedNamespaceArgs(name=name, exists=exists, owner="aes-linkerd2/target", control_plane=[injector]),
             opts=pulumi.ResourceOptions(providers={"kubernetes": provider}),
         )
 
@@ -40,11 +40,19 @@ def test_existing_namespace_is_patched_with_the_annotation_only(preview: bool) -
     assert run.find("Namespace") == []
     assert patch.parent == run.one("MeshedNamespace").urn
     assert run.depends(patch, on=run.one("Deployment", "linkerd-proxy-injector"))
+    # Patched, never owned: a later change cannot turn it into a delete.
+    assert patch.retain_on_delete is False and patch.protect is False
 
 
 def test_new_namespace_is_created_annotated_and_valid() -> None:
     run = build("demo", exists=False)
     namespace = run.one("Namespace", "demo")
-    assert namespace.inputs["metadata"] == {"name": "demo", "annotations": {"linkerd.io/inject": "enabled"}}
+    assert namespace.inputs["metadata"] == {
+        "name": "demo",
+        "labels": {"app.kubernetes.io/managed-by": "aes-linkerd2"},
+        "annotations": {"linkerd.io/inject": "enabled", "aes-linkerd2.io/stack": "aes-linkerd2/target"},
+    }
+    # Users' workloads live here: letting go of the namespace (destroy, unlisting it) leaves it standing.
+    assert namespace.retain_on_delete is True
     assert run.find("NamespacePatch") == []
     validate_builtin("v1", "Namespace", {"metadata": namespace.inputs["metadata"]}, "1.34")
