@@ -1,4 +1,4 @@
-"""python -m driver: both stacks of the Linkerd 2 integration, in order, with one command."""
+"""`./aes-linkerd2` (python -m driver): both stacks of the Linkerd 2 integration, in order, with one command."""
 
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ from driver.settings import DriverError
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Render one stack (used by `python -m driver render`).")
+    parser = argparse.ArgumentParser(description="Render one stack (used by `./aes-linkerd2 render`).")
     parser.add_argument("--project-dir", type=Path, required=True)
     parser.add_argument("--stack", required=True)
     parser.add_argument("--out", type=Path, required=True, help="a folder that does not exist yet")

@@ -140,7 +140,7 @@ def run(items: list[Item], *, fetch: bool, out: Callable[[str], None] = print) -
 
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(
-        prog="python -m driver setup",
+        prog="./aes-linkerd2 setup",
         description="Fetch what the stacks need (the linkerd CLI each pins, its Edge Stack release manifests) into the "
         "project's cache, each verified (sha256 from the version table, the release's checksum file or aes-linkerd2.lock)",
     )

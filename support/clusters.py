@@ -11,6 +11,7 @@ import socket
 import ssl
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
 from typing import Any
 
 import yaml
@@ -44,7 +45,12 @@ def _kubeconfig_document(path: str, kubeconfig: str | None, key: str) -> dict[st
         if os.path.getsize(path) > KUBECONFIG_LIMIT_BYTES:
             raise ConfigError(key, shown_as, f"is larger than a kubeconfig's {KUBECONFIG_LIMIT_BYTES} bytes")
         with open(path, encoding="utf-8") as handle:
-            document = yaml.safe_load(handle)
+            text = handle.read()
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        problem = _yaml_shape_problem(yaml.parse(text, Loader=loader))
+        if problem:
+            raise ConfigError(key, shown_as, f"is not a kubeconfig: it {problem}")
+        document = yaml.load(text, Loader=loader)  # noqa: S506 (a safe loader)
     except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError) as error:
         raise ConfigError(key, shown_as, f"cannot be read as a kubeconfig ({type(error).__name__})") from None
     if document is None:
@@ -56,6 +62,25 @@ def _kubeconfig_document(path: str, kubeconfig: str | None, key: str) -> dict[st
         if not all(isinstance(entry, dict) for entry in document.get(part) or []):
             raise ConfigError(key, shown_as, f"is not a kubeconfig: an entry of {part} is not a mapping")
     return document
+
+
+# A kubeconfig nests a few levels; kubectl's own files never use YAML aliases.
+_KUBECONFIG_NESTING_LIMIT = 20
+
+
+def _yaml_shape_problem(events: Iterator[yaml.Event]) -> str | None:
+    """Aliases (alias bombs) and deep nesting, found in the parser's events before anything is composed."""
+    depth = 0
+    for event in events:
+        if isinstance(event, yaml.AliasEvent):
+            return "uses YAML aliases"
+        if isinstance(event, yaml.MappingStartEvent | yaml.SequenceStartEvent):
+            depth += 1
+            if depth > _KUBECONFIG_NESTING_LIMIT:
+                return f"nests deeper than {_KUBECONFIG_NESTING_LIMIT} levels"
+        elif isinstance(event, yaml.MappingEndEvent | yaml.SequenceEndEvent):
+            depth -= 1
+    return None
 
 
 def _cluster_entry(documents: list[dict[str, Any]], context: str) -> dict[str, Any]:

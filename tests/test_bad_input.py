@@ -53,6 +53,17 @@ def manifest_with(text: str) -> Callable[[Path], str]:
     return make
 
 
+def kubeconfig_with(text: str) -> Callable[[Path], str]:
+    """A kubeconfig file holding `text`, in the test's folder; its path is the config value."""
+
+    def make(folder: Path) -> str:
+        path = folder / "kubeconfig-under-test"
+        path.write_text(text)
+        return str(path)
+
+    return make
+
+
 def huge_file(folder: Path) -> str:
     path = folder / "huge.yaml"
     with path.open("wb") as handle:
@@ -314,6 +325,87 @@ CASES = [
     s("gatewayAddresses-bad-ip", "gatewayAddresses", "300.1.1.1", gatewayAddresses=["300.1.1.1"]),
     s("gatewayAddresses-not-a-list", "gatewayAddresses", "192.0.2.1", gatewayAddresses="192.0.2.1"),
     s("verify-word", "verify", "nope", verify="nope"),
+    # collisions: ports Linkerd's proxy or Edge Stack use, probe paths that take others' requests, names twice
+    *(t(f"gatewayPort-proxy-{port}", "gatewayPort", port, gatewayPort=str(port)) for port in (4140, 4190, 4191)),
+    *(t(f"probePort-proxy-{port}", "probePort", port, probePort=str(port)) for port in (4140, 4190, 4191)),
+    t("probePeriodSeconds-a-day", "probePeriodSeconds", 86400, probePeriodSeconds="86400"),
+    t("probePeriodSeconds-huge", "probePeriodSeconds", 9999999999, probePeriodSeconds="9999999999"),
+    t("probePath-root", "probePath", "/", probePath="/"),
+    t("probePath-qotm", "probePath", "/qotm-linkerd2/", probePath="/qotm-linkerd2/"),
+    t("probePath-qotm-no-slash", "probePath", "/qotm-linkerd2", probePath="/qotm-linkerd2"),
+    t("probePath-under-qotm", "probePath", "/qotm-linkerd2/ready", probePath="/qotm-linkerd2/ready"),
+    t("exportedServices-api-server", "exportedServices", "default/kubernetes", exportedServices=["default/kubernetes"]),
+    t(
+        "exportedServices-qotm-off",
+        "exportedServices",
+        "default/qotm-linkerd2",
+        qotm="false",
+        exportedServices=["default/qotm-linkerd2"],
+    ),
+    t("exportedServices-mirror-too-long", "exportedServices", "default/" + "s" * 57, exportedServices=["default/" + "s" * 57]),
+    t(
+        "tlsHostname-is-gatewayHostname",
+        "tlsHostname",
+        "gateway.example.com",
+        tlsHostname="gateway.example.com",
+        tlsAcmeEmail="me@example.com",
+    ),
+    # derived names the API server or X.509 would refuse mid-`up`
+    t("trustDomain-too-long", "trustDomain", "d" * 40 + ".example.com", trustDomain="d" * 40 + ".example.com"),
+    t("trustDomain-253", "trustDomain", ("d" * 60 + ".") * 4 + "com", trustDomain=("d" * 60 + ".") * 4 + "com"),
+    t("clusterName-too-long", "clusterName", "c" * 50, clusterName="c" * 50),
+    t("clusterName-63", "clusterName", "c" * 63, clusterName="c" * 63),
+    s("clusterName-too-long-source", "clusterName", "c" * 50, clusterName="c" * 50),
+    s("targetClusterName-too-long", "targetClusterName", "t" * 50, targetClusterName="t" * 50),
+    s("gatewayAddresses-unspecified-v4", "gatewayAddresses", "0.0.0.0", gatewayAddresses=["0.0.0.0"]),  # noqa: S104
+    s("gatewayAddresses-unspecified-v6", "gatewayAddresses", "::", gatewayAddresses=["::"]),
+    s("gatewayAddresses-unspecified-long-v6", "gatewayAddresses", "0:0::0", gatewayAddresses=["0:0::0"]),
+    # secret keys in plain text: refused, the value never shown
+    Case(
+        "edgeStackLicenseKey-plain", {"edgeStackLicenseKey": "do-not-show-me"}, "edgeStackLicenseKey", "[not shown]", secrets={}
+    ),
+    Case(
+        "tlsPrivateKey-plain",
+        {"tlsHostname": "tls.example.com", "tlsPrivateKey": "do-not-show-me"},
+        "tlsPrivateKey",
+        "[not shown]",
+        secrets={"edgeStackLicenseKey": LICENSE, "tlsCertificate": "cert"},
+    ),
+    Case(
+        "tlsCertificate-plain",
+        {"tlsHostname": "tls.example.com", "tlsCertificate": "do-not-show-me"},
+        "tlsCertificate",
+        "[not shown]",
+        secrets={"edgeStackLicenseKey": LICENSE, "tlsPrivateKey": "key"},
+    ),
+    # kubeconfig files that are not kubeconfigs: the key named, the file never shown
+    *(
+        Case(f"kubeconfig-{name}", {}, "kubeconfig", None, files={"kubeconfig": kubeconfig_with(text)})
+        for name, text in (
+            ("string", "do-not-show-me\n"),
+            ("list", "- do-not-show-me\n"),
+            ("contexts-mapping", "contexts: {do-not-show-me: 1}\n"),
+            ("contexts-strings", "contexts: [do-not-show-me]\n"),
+            ("not-yaml", "contexts: [do-not-show-me\n"),
+            ("scanner", "a: b: do-not-show-me\n"),
+            ("alias-bomb", ALIAS_BOMB),
+            ("deep", "[" * 100_000),
+            ("binary", "\x00\x01 do-not-show-me"),
+        )
+    ),
+    Case("kubeconfig-huge", {}, "kubeconfig", None, files={"kubeconfig": huge_file}),
+    Case(
+        "context-port-out-of-range",
+        {},
+        "context",
+        "target-ctx",
+        files={
+            "kubeconfig": kubeconfig_with(
+                "clusters: [{name: c, cluster: {server: 'https://127.0.0.1:99999'}}]\n"
+                "contexts: [{name: target-ctx, context: {cluster: c, user: u}}]\nusers: [{name: u, user: {}}]\n"
+            )
+        },
+    ),
     # manifests: unreadable, huge, recursive, not YAML, not Kubernetes
     read("edgeStackCrds-missing-file", "edgeStackCrds", "/nowhere/crds.yaml"),
     read("edgeStackManifest-missing-file", "edgeStackManifest", "/nowhere/aes.yaml"),

@@ -693,3 +693,59 @@ def test_driver_status_prints_json_text_svg_and_exits_by_health(
     out = capsys.readouterr().out.splitlines()
     assert [line.split()[:4] for line in out if " FAIL " in line] == [["target", "edge", "stack", "gateway"]]
     assert out[-1].startswith("NOT HEALTHY: 1 check(s) failed")
+
+
+def test_the_pre_flight_reads_a_live_cluster_and_lists_every_problem_at_once(live: dict[str, str], tmp_path: Path) -> None:
+    """Linkerd in HA on a cluster with one schedulable node, a namespace someone else made, no Pulumi CLI, no
+    passphrase: one `check`, every problem, each named, read through the real kubectl from a real API server."""
+    from driver import Deployment
+
+    project = tmp_path / "project"
+    project.mkdir()
+    for name in ("Pulumi.yaml", ".pulumi-version"):
+        shutil.copy(ROOT / name, project / name)
+    fixtures = ROOT / "tests" / "fixtures"
+    settings = {
+        "aes-linkerd2:role": "target",
+        "aes-linkerd2:context": "target",
+        "aes-linkerd2:kubeconfig": live["kubeconfig"],
+        "aes-linkerd2:kubectl": live["kubectl"],
+        "aes-linkerd2:edgeStackProduct": "emissary",
+        "aes-linkerd2:edgeStackCrds": str(fixtures / "getambassador-crds.v3alpha1.yaml"),
+        "aes-linkerd2:edgeStackManifest": str(fixtures / "emissary-3.yaml"),
+        "aes-linkerd2:gatewayHostname": "gw.example.com",
+        "aes-linkerd2:meshedNamespaces": ["default", "shop"],
+        "aes-linkerd2:linkerdCli": real_linkerd(),
+    }
+    (project / "Pulumi.target.yaml").write_text(yaml.safe_dump({"config": settings}))
+    nodes = json.loads(kubectl(live, "target", "get", "nodes", "-o", "json"))["items"]
+    cordoned = [node["metadata"]["name"] for node in nodes[1:]]
+    kubectl(live, "target", "create", "namespace", "shop")
+    for node in cordoned:
+        kubectl(live, "target", "cordon", node)
+    try:
+        no_pulumi = {"PATH": os.environ["PATH"]}  # and no passphrase
+        deployment = Deployment(
+            project, stacks=["target"], environ=no_pulumi, which=lambda tool: None if tool == "pulumi" else shutil.which(tool)
+        )
+        findings = deployment.check()
+    finally:
+        for node in cordoned:
+            kubectl(live, "target", "uncordon", node)
+        kubectl(live, "target", "delete", "namespace", "shop", "--wait=false")
+    failed = [f"{f.subject}: {f.message}" for f in findings if not f.ok]
+    wanted = (project / ".pulumi-version").read_text().strip()
+    assert failed == [
+        f"Pulumi CLI: `pulumi` is not on PATH: install v{wanted} (https://www.pulumi.com/docs/install/)",
+        "PULUMI_CONFIG_PASSPHRASE: not set: the local backend encrypts the stacks' secrets with it (export "
+        "PULUMI_CONFIG_PASSPHRASE=... or PULUMI_CONFIG_PASSPHRASE_FILE=...)",
+        f"target: linkerdHa on target: config aes-linkerd2:linkerdHa = true needs 3 schedulable nodes (required "
+        f"anti-affinity); the cluster has 1 of {len(nodes)} nodes schedulable: add nodes (scripts/kind-clusters makes 4 "
+        "each) or `pulumi config set linkerdHa false --stack target`",
+        "target: meshedNamespaces on target: shop: exists and was not created by this stack: add it to existingNamespaces "
+        "in Pulumi.target.yaml (it is then only annotated, never created or deleted)",
+    ]
+    # What passed was read live too: the API server's version, the CLI of the pinned release.
+    passed = {f.subject: f.message for f in findings if f.ok}
+    assert passed["target: context target"] == "API server answers, Kubernetes 1.34"
+    assert passed["target: linkerd CLI edge-26.8.3"] == real_linkerd()
