@@ -53,6 +53,8 @@ class Cluster:
     last_outputs: Mapping[str, Any]
     # The target's anchors for this update (a rotation's step), decided from its last outputs.
     anchors: AnchorPlan
+    # On the source: the target stack's outputs (trust roots, peer issuer, gateway), read and checked up front.
+    target_outputs: Mapping[str, Any]
 
 
 @dataclass(frozen=True)
@@ -222,16 +224,16 @@ def source_stack(cluster: Cluster, role: config.SourceRole) -> None:
     During a rotation it follows the target's step: the target's outputs carry that step's roots and issuer.
     """
     cfg = cluster.cfg
-    target = pulumi.StackReference(role.target_stack)
-    config.check_target_outputs(cfg, role, target)
-    issuer_cert_pem = target.require_output("peerIssuerCertPem")
-    anchor_pem = target.require_output("trustAnchorPem")
+    target = cluster.target_outputs
+    issuer_cert_pem = str(target["peerIssuerCertPem"])
+    anchor_pem = str(target["trustAnchorPem"])
     identity = ClusterIdentity(
         # A target from before rotations exported only its one anchor.
-        trust_roots_pem=pulumi.Output.all(target.get_output("trustRootsPem"), anchor_pem).apply(lambda pems: pems[0] or pems[1]),
+        trust_roots_pem=str(target.get("trustRootsPem") or anchor_pem),
         trust_anchor_pem=anchor_pem,
         issuer_cert_pem=issuer_cert_pem,
-        issuer_key_pem=pulumi.Output.secret(target.require_output("peerIssuerKeyPem")),
+        # Read in plain (the engine's invoke unwraps secrets): secret again before anything sees it.
+        issuer_key_pem=pulumi.Output.secret(str(target["peerIssuerKeyPem"])),
         issuers=((f"{cfg.cluster.name}-issuer", issuer_cert_pem),),
     )
     mesh = mesh_cluster(cluster, identity)
@@ -245,8 +247,8 @@ def source_stack(cluster: Cluster, role: config.SourceRole) -> None:
             cli=cluster.cli,
             target_cli=target_cli,
             target_cluster_name=role.target.name,
-            gateway_name=target.require_output("gatewayName"),
-            gateway_namespace=target.require_output("gatewayNamespace"),
+            gateway_name=str(target["gatewayName"]),
+            gateway_namespace=str(target["gatewayNamespace"]),
             gateway_addresses=role.gateway_addresses,
             api_server_address=role.target_api_server_address,
             control_plane=mesh.linkerd.multicluster_ready,
@@ -264,16 +266,21 @@ def source_stack(cluster: Cluster, role: config.SourceRole) -> None:
     pulumi.export("linkedCluster", role.target.name)
 
 
-def last_outputs() -> dict[str, Any]:
-    """This stack's outputs as its last update left them ({} before the first), read before anything is registered."""
-    name = f"{pulumi.get_organization()}/{pulumi.get_project()}/{pulumi.get_stack()}"
+def stack_outputs(name: str) -> dict[str, Any]:
+    """A stack's outputs as its last update left them ({} before the first), read before anything is registered."""
     read = pulumi.runtime.invoke("pulumi:pulumi:readStackOutputs", {"name": name})
     return dict((read.value or {}).get("outputs") or {})
 
 
 def main() -> None:
     cfg = config.load()
-    last = last_outputs()
+    last = stack_outputs(f"{pulumi.get_organization()}/{pulumi.get_project()}/{pulumi.get_stack()}")
+    # The source's view of the target, checked before the first registration like everything else.
+    target = (
+        config.check_target_outputs(cfg, cfg.role, stack_outputs(cfg.role.target_stack))
+        if isinstance(cfg.role, config.SourceRole)
+        else {}
+    )
     # A rotation step that skips one, or goes back, is refused here, before the first registration.
     anchors = (
         anchor_plan(last.get("identityAnchors"), cfg.role.trust_anchor_rotation)
@@ -288,7 +295,7 @@ def main() -> None:
     # A fixed name: renaming the provider would replace every object it manages.
     provider = k8s.Provider("cluster", kubeconfig=cfg.cluster.kubeconfig, context=cfg.cluster.context)
     on_cluster = pulumi.ResourceOptions(providers={"kubernetes": provider})
-    cluster = Cluster(cfg, cli, crds, manifest, on_cluster, last_outputs=last, anchors=anchors)
+    cluster = Cluster(cfg, cli, crds, manifest, on_cluster, last_outputs=last, anchors=anchors, target_outputs=target)
     match cfg.role:
         case config.TargetRole():
             target_stack(cluster, cfg.role)

@@ -789,21 +789,33 @@ def _api_server(value: str | None) -> str | None:
     return None if value is None else _base_url("targetApiServerAddress", value, "the target's API server")
 
 
-def check_target_outputs(cfg: StackConfig, source: SourceRole, target: pulumi.StackReference) -> None:
-    """Fail the update when the target stack was built for something else than this source expects."""
+# What the source reads from the target stack's outputs.
+TARGET_OUTPUTS = (
+    "versionLine",
+    "clusterName",
+    "context",
+    "trustAnchorPem",
+    "peerIssuerCertPem",
+    "peerIssuerKeyPem",
+    "gatewayName",
+    "gatewayNamespace",
+)
 
-    def compare(values: list[Any]) -> None:
-        line, cluster_name, context = values
-        if line != cfg.line.name:
-            raise ConfigError("versionLine", cfg.line.name, f"the target stack {source.target_stack} uses version line {line!r}")
-        if cluster_name != source.target.name:
-            raise ConfigError("targetClusterName", source.target.name, f"the target stack's clusterName is {cluster_name!r}")
-        if context == cfg.cluster.context:
-            raise ConfigError("context", cfg.cluster.context, f"the target stack {source.target_stack} uses the same context")
 
-    pulumi.Output.all(
-        target.require_output("versionLine"), target.require_output("clusterName"), target.require_output("context")
-    ).apply(compare)
+def check_target_outputs(cfg: StackConfig, source: SourceRole, outputs: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The target stack's outputs, refused before any registration when missing or built for something else."""
+    missing = [key for key in TARGET_OUTPUTS if outputs.get(key) in (None, "")]
+    if missing:
+        why = "has no outputs: `up` the target stack first" if not outputs else f"lacks {', '.join(missing)}"
+        raise ConfigError("targetStack", source.target_stack, f"the target stack {why}")
+    line, cluster_name, context = outputs["versionLine"], outputs["clusterName"], outputs["context"]
+    if line != cfg.line.name:
+        raise ConfigError("versionLine", cfg.line.name, f"the target stack {source.target_stack} uses version line {line!r}")
+    if cluster_name != source.target.name:
+        raise ConfigError("targetClusterName", source.target.name, f"the target stack's clusterName is {cluster_name!r}")
+    if context == cfg.cluster.context:
+        raise ConfigError("context", cfg.cluster.context, f"the target stack {source.target_stack} uses the same context")
+    return outputs
 
 
 TRUST_ANCHOR_ROTATION = "trustAnchorRotation"

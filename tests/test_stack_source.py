@@ -68,7 +68,27 @@ def test_a_target_built_for_another_line_fails_the_update() -> None:
     config = source_config()
     outputs = target_outputs("linkerd-2.8")
     run = run_stack("source", config, stack_references={config["targetStack"]: outputs})
-    assert "the target stack organization/aes-linkerd2/target uses version line 'linkerd-2.8'" in str(run.error)
+    assert str(run.error) == (
+        "config aes-linkerd2:versionLine = 'current': the target stack organization/aes-linkerd2/target uses version line "
+        "'linkerd-2.8'"
+    )
+    # Read and refused before the first registration, as every other refusal.
+    assert run.registrations == []
+
+
+@pytest.mark.parametrize(
+    ("outputs", "reason"),
+    [
+        ({}, "the target stack has no outputs: `up` the target stack first"),
+        ({"versionLine": "current", "clusterName": "target", "context": "target-ctx"},
+         "the target stack lacks trustAnchorPem, peerIssuerCertPem, peerIssuerKeyPem, gatewayName, gatewayNamespace"),
+    ],
+)  # fmt: skip
+def test_a_target_not_yet_up_is_refused_before_anything(outputs: dict[str, str], reason: str) -> None:
+    config = source_config()
+    run = run_stack("source", config, stack_references={config["targetStack"]: outputs})
+    assert str(run.error) == f"config aes-linkerd2:targetStack = 'organization/aes-linkerd2/target': {reason}"
+    assert run.registrations == []
 
 
 def test_a_target_with_the_same_context_fails_the_update() -> None:
