@@ -37,8 +37,8 @@ def build(
                 cli=LinkerdCli(binary="linkerd", cluster=ClusterAccess(context="source-ctx")),
                 target_cli=LinkerdCli(binary="linkerd", cluster=ClusterAccess(context="target-ctx", kubeconfig="/t/config")),
                 target_cluster_name="target",
-                gateway_name=pulumi.Output.from_input("edge-stack"),
-                gateway_namespace=pulumi.Output.from_input("ambassador"),
+                gateway_name="edge-stack",
+                gateway_namespace="ambassador",
                 gateway_addresses=addresses,
                 api_server_address=api_server_address,
                 control_plane=[extension],
@@ -108,3 +108,17 @@ def test_checks_ask_again_when_what_they_verify_changes() -> None:
 
 def test_verification_can_be_turned_off() -> None:
     assert build(verify=False).find("Command") == []
+
+
+@pytest.mark.parametrize("preview", [False, True])
+def test_preview_lists_the_link_and_its_credentials_as_planned_resources(preview: bool) -> None:
+    """Registered at the component's top level, not inside an apply: a preview shows them like every other object."""
+    run = build(preview=preview)
+    component = run.one("MulticlusterSource").urn
+    link, credentials = run.one("Link"), run.one("Secret")
+    assert link.parent == component and credentials.parent == component
+    assert credentials.is_secret("data") or credentials.is_secret("stringData")
+    assert [r.kind for r in run.registrations if r.parent == component and r.type.startswith("kubernetes:")] != []
+    # The checks wait for the Link itself, known when they are registered.
+    check = run.one("Command", "multicluster-source-multicluster-check")
+    assert run.depends(check, on=link) and run.depends(check, on=credentials)
