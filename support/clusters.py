@@ -64,16 +64,15 @@ def _kubeconfig_document(path: str, kubeconfig: str | None, key: str) -> dict[st
     return document
 
 
-# A kubeconfig nests a few levels; kubectl's own files never use YAML aliases.
+# A kubeconfig nests a few levels. Aliases are legal there (kubectl reads them) and cost nothing here:
+# the safe loader shares an aliased node instead of copying it, and only a few lists are read.
 _KUBECONFIG_NESTING_LIMIT = 20
 
 
 def _yaml_shape_problem(events: Iterator[yaml.Event]) -> str | None:
-    """Aliases (alias bombs) and deep nesting, found in the parser's events before anything is composed."""
+    """Deep nesting, found in the parser's events before anything is composed."""
     depth = 0
     for event in events:
-        if isinstance(event, yaml.AliasEvent):
-            return "uses YAML aliases"
         if isinstance(event, yaml.MappingStartEvent | yaml.SequenceStartEvent):
             depth += 1
             if depth > _KUBECONFIG_NESTING_LIMIT:

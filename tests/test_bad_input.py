@@ -388,7 +388,6 @@ CASES = [
             ("contexts-strings", "contexts: [do-not-show-me]\n"),
             ("not-yaml", "contexts: [do-not-show-me\n"),
             ("scanner", "a: b: do-not-show-me\n"),
-            ("alias-bomb", ALIAS_BOMB),
             ("deep", "[" * 100_000),
             ("binary", "\x00\x01 do-not-show-me"),
         )
