@@ -31,6 +31,8 @@ from typing import Any
 
 from cryptography import x509
 
+from support.stand_ins import strings_in
+
 GENERATED = "[generated]"
 FIRST_KEYS = ("apiVersion", "kind", "metadata")
 _PEM = re.compile(r"-----BEGIN (?P<label>[A-Z0-9 ]+)-----.*?-----END (?P=label)-----", re.DOTALL)
@@ -55,17 +57,6 @@ def kubectl_order(body: dict[str, Any]) -> dict[str, Any]:
     """A Kubernetes object with sorted keys, apiVersion, kind and metadata first."""
     ordered: dict[str, Any] = sorted_keys(body)
     return {key: ordered[key] for key in FIRST_KEYS if key in ordered} | ordered
-
-
-def _strings(value: Any) -> Iterable[str]:
-    if isinstance(value, dict):
-        for item in value.values():
-            yield from _strings(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _strings(item)
-    elif isinstance(value, str):
-        yield value
 
 
 def _decoded(text: str) -> str | None:
@@ -101,7 +92,7 @@ class Masks:
 
     def __init__(self, values: Iterable[Any]) -> None:
         self.traces: set[str] = set()
-        for text in (t for value in values for t in _strings(value)):
+        for text in (t for value in values for t in strings_in(value)):
             decoded = _decoded(text)
             pems = [m.group(0) for m in _PEM.finditer(decoded if decoded is not None else text)]
             if not pems:

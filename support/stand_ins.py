@@ -152,13 +152,14 @@ def _substitute(value: Any, replacements: Mapping[str, pulumi.Input[str]], print
     )
 
 
-def _strings(value: Any) -> Iterable[str]:
+def strings_in(value: Any) -> Iterable[str]:
+    """Every string inside a decoded document, depth first."""
     if isinstance(value, dict):
         for item in value.values():
-            yield from _strings(item)
+            yield from strings_in(item)
     elif isinstance(value, list):
         for item in value:
-            yield from _strings(item)
+            yield from strings_in(item)
     elif isinstance(value, str):
         yield value
 
@@ -170,5 +171,5 @@ def leftovers(bodies: Mapping[str, Any], decoys: Mapping[str, str]) -> list[str]
     return [
         key
         for key, body in bodies.items()
-        if any(mentions(replace(text, pairs), stand_ins) for text in _strings(body) if mentions(text, stand_ins))
+        if any(mentions(replace(text, pairs), stand_ins) for text in strings_in(body) if mentions(text, stand_ins))
     ]

@@ -42,26 +42,23 @@ ALIAS_BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
 )
 
 
-def manifest_with(text: str) -> Callable[[Path], str]:
-    """A manifest file holding `text`, made in the test's folder; its path is the config value."""
+def file_with(name: str, text: str) -> Callable[[Path], str]:
+    """A file `name` holding `text`, made in the test's folder; its path is the config value."""
 
     def make(folder: Path) -> str:
-        path = folder / "manifest.yaml"
+        path = folder / name
         path.write_text(text)
         return str(path)
 
     return make
+
+
+def manifest_with(text: str) -> Callable[[Path], str]:
+    return file_with("manifest.yaml", text)
 
 
 def kubeconfig_with(text: str) -> Callable[[Path], str]:
-    """A kubeconfig file holding `text`, in the test's folder; its path is the config value."""
-
-    def make(folder: Path) -> str:
-        path = folder / "kubeconfig-under-test"
-        path.write_text(text)
-        return str(path)
-
-    return make
+    return file_with("kubeconfig-under-test", text)
 
 
 def huge_file(folder: Path) -> str:
