@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from driver.settings import DriverError, StackSettings, read_settings
+from driver.settings import STACKS, DriverError, StackSettings, read_settings
 from support import config as stack_config
 from support import tools, upstream
 
@@ -247,16 +247,28 @@ def run_checks(
                     findings.extend(namespaces(stack, parsed, tools_.run))
         if operation in RUNS_PROGRAM:
             # The set-up first: `up`, `preview` and `refresh` fetch what is missing; `check` only looks.
-            findings.extend(tools_.release_files(stack, settings, operation != "check"))
-            findings.append(linkerd_cli(stack, settings, tools_))
+            fetched = tools_.release_files(stack, settings, operation != "check")
+            findings.extend(fetched)
+            cli = linkerd_cli(stack, settings, tools_)
+            # A CLI the set-up could not get is one problem, said once (with why it could not).
+            if cli.ok or not any(f.subject == cli.subject and not f.ok for f in fetched):
+                findings.append(cli)
     return findings
 
 
 def report(findings: Sequence[Finding], operation: str) -> str:
     """The failed checks as one message: what `up` and the others stop with."""
-    failed = [f for f in findings if not f.ok]
-    head = f"{len(failed)} problem{'s' if len(failed) != 1 else ''} found before {operation}; nothing was applied:"
-    return "\n".join([head, *(f"  - {f.subject}: {f.message}" for f in failed)])
+    # The same problem in both stacks (one unreachable host, say) is one line naming both.
+    stacks_of: dict[tuple[str, str], list[str]] = {}
+    for finding in (f for f in findings if not f.ok):
+        stack, colon, rest = finding.subject.partition(": ")
+        key = (rest, finding.message) if colon and stack in STACKS else (finding.subject, finding.message)
+        stacks_of.setdefault(key, []).extend([stack] if colon and stack in STACKS else [])
+    lines = [
+        f"  - {', '.join(stacks)}{': ' if stacks else ''}{subject}: {message}" for (subject, message), stacks in stacks_of.items()
+    ]
+    head = f"{len(lines)} problem{'s' if len(lines) != 1 else ''} found before {operation}; nothing was applied:"
+    return "\n".join([head, *lines])
 
 
 def _schedulable(node: Mapping[str, Any]) -> bool:

@@ -142,12 +142,12 @@ def test_preview_can_require_no_changes(kube: Path) -> None:
         (
             {"pulumi": "/p"},
             "edge-26.8.3",
-            "  - target: linkerd CLI edge-26.8.3: not found (looked for $AES_LINKERD2_LINKERD_EDGE_26_8_3, ",
+            "  - target, source: linkerd CLI edge-26.8.3: not found (looked for $AES_LINKERD2_LINKERD_EDGE_26_8_3, ",
         ),
         (
             {"pulumi": "/p", "linkerd": "/l"},
             "edge-25.4.4",
-            "  - target: linkerd CLI edge-26.8.3: the `linkerd` on PATH `linkerd` is 'edge-25.4.4', not 'edge-26.8.3': "
+            "  - target, source: linkerd CLI edge-26.8.3: the `linkerd` on PATH `linkerd` is 'edge-25.4.4', not 'edge-26.8.3': "
             "`./aes-linkerd2 setup` fetches edge-26.8.3",
         ),
     ],
@@ -182,7 +182,7 @@ def test_every_problem_is_listed_at_once(kube: Path, tmp_path: Path) -> None:
             release_files=lambda stack, settings, fetch: [],
         ).up()
     assert str(raised.value).splitlines() == [
-        "7 problems found before up; nothing was applied:",
+        "6 problems found before up; nothing was applied:",
         f"  - Pulumi CLI: `pulumi` is not on PATH: install {PULUMI_VERSION} (https://www.pulumi.com/docs/install/)",
         "  - PULUMI_CONFIG_PASSPHRASE: not set: the local backend encrypts the stacks' secrets with it "
         "(export PULUMI_CONFIG_PASSPHRASE=... or PULUMI_CONFIG_PASSPHRASE_FILE=...)",
@@ -191,11 +191,11 @@ def test_every_problem_is_listed_at_once(kube: Path, tmp_path: Path) -> None:
         "  - target: linkerdHa on kind-target: config aes-linkerd2:linkerdHa = true needs 3 schedulable nodes (required "
         "anti-affinity); the cluster has 1 of 1 nodes schedulable: add nodes (scripts/kind-clusters makes 4 each) or "
         "`pulumi config set linkerdHa false --stack target`",
-        "  - target: linkerd CLI edge-26.8.3: not found (looked for " + tools_where("edge-26.8.3") + ")",
+        # The same problem in both stacks: one line naming both.
+        "  - target, source: linkerd CLI edge-26.8.3: not found (looked for " + tools_where("edge-26.8.3") + ")",
         "  - source: linkerdHa on kind-source: config aes-linkerd2:linkerdHa = true needs 3 schedulable nodes (required "
         "anti-affinity); the cluster has 1 of 1 nodes schedulable: add nodes (scripts/kind-clusters makes 4 each) or "
         "`pulumi config set linkerdHa false --stack source`",
-        "  - source: linkerd CLI edge-26.8.3: not found (looked for " + tools_where("edge-26.8.3") + ")",
     ]
     assert raised.value.exit_code == 2 and engine.calls == []
 
