@@ -292,8 +292,12 @@ def main() -> None:
     cli.require_version(cfg.linkerd.version)
     crds = config.read_manifest("edgeStackCrds", cfg.edge_stack.crds, read_location)
     manifest = config.read_manifest("edgeStackManifest", cfg.edge_stack.manifest, read_location)
-    # A fixed name: renaming the provider would replace every object it manages.
-    provider = k8s.Provider("cluster", kubeconfig=cfg.cluster.kubeconfig, context=cfg.cluster.context)
+    # A fixed name: renaming the provider would replace every object it manages. Its identity is the
+    # cluster's name, not the kubeconfig's path: the same cluster reached through another kubeconfig
+    # (a CI runner, a colleague's laptop) is an update of the provider, never a replacement of everything.
+    provider = k8s.Provider(
+        "cluster", kubeconfig=cfg.cluster.kubeconfig, context=cfg.cluster.context, cluster_identifier=cfg.cluster.name
+    )
     on_cluster = pulumi.ResourceOptions(providers={"kubernetes": provider})
     cluster = Cluster(cfg, cli, crds, manifest, on_cluster, last_outputs=last, anchors=anchors, target_outputs=target)
     match cfg.role:

@@ -42,6 +42,8 @@ def test_every_kubernetes_resource_uses_the_stacks_provider(line: str, preview: 
     provider_inputs = run.one("kubernetes", "cluster").inputs
     # A path (here $KUBECONFIG's), never a kubeconfig's contents.
     assert provider_inputs["context"] == "target-ctx" and provider_inputs["kubeconfig"].endswith("/kubeconfig")
+    # Its identity is the cluster's name: another kubeconfig path for the same cluster updates it, replaces nothing.
+    assert provider_inputs["clusterIdentifier"] == "target"
     for resource in kubernetes_resources(run):
         assert resource.provider == provider, resource.name
 
