@@ -282,6 +282,8 @@ def main() -> None:
         else {}
     )
     # A rotation step that skips one, or goes back, is refused here, before the first registration.
+    if isinstance(cfg.role, config.TargetRole):
+        config.check_trust_domain_kept(cfg.linkerd.trust_domain, last.get("trustAnchorPem"))
     anchors = (
         anchor_plan(last.get("identityAnchors"), cfg.role.trust_anchor_rotation)
         if isinstance(cfg.role, config.TargetRole)

@@ -193,6 +193,9 @@ class LinkerdIdentity(pulumi.ComponentResource):
                 upstream.trust_anchor_common_name(args.trust_domain),
                 upstream.TRUST_ANCHOR_VALIDITY_HOURS,
                 triggers=[args.trust_domain],
+                # The newest anchor is protected: no update replaces it, no plain `pulumi destroy` deletes it.
+                # The one a rotation drops is let go of from its `bundle` step on, so `drop-old` can delete it.
+                protect=generation == plan.generation,
             )
             for generation in plan.trusted
         }
@@ -254,6 +257,7 @@ class LinkerdIdentity(pulumi.ComponentResource):
         *,
         triggers: list[pulumi.Input[str]],
         environment: dict[str, pulumi.Input[str]] | None = None,
+        protect: bool = False,
     ) -> tuple[pulumi.Output[str], pulumi.Output[str]]:
         """A key pair made once by a Command; only `triggers` replace it."""
         made = command.local.Command(
@@ -265,7 +269,10 @@ class LinkerdIdentity(pulumi.ComponentResource):
             triggers=triggers,
             # The interpreter's path differs between machines: a new path must not regenerate the keys.
             opts=pulumi.ResourceOptions(
-                parent=self, additional_secret_outputs=["stdout"], ignore_changes=["create", "dir", "environment"]
+                parent=self,
+                additional_secret_outputs=["stdout"],
+                ignore_changes=["create", "dir", "environment"],
+                protect=protect,
             ),
         )
         return _key_pair(made)

@@ -73,6 +73,11 @@ def parser() -> argparse.ArgumentParser:
             sub.add_argument("--svg", metavar="FILE", help="also draw the clusters, the gateway and the link as SVG")
         if verb == "destroy":
             sub.add_argument("--force", action="store_true", help="destroy the target alone even while the source links to it")
+            sub.add_argument(
+                "--delete-trust-anchor",
+                action="store_true",
+                help="destroying the target deletes the trust anchor both meshes trust (protected): say so to go on",
+            )
         if verb in ("up", "preview", "refresh"):
             sub.add_argument("--expect-no-changes", action="store_true", help="fail a stack whose plan changes anything")
         if verb == "render":
@@ -217,7 +222,9 @@ def main(argv: list[str] | None = None) -> int:
         operation = getattr(deployment, args.verb)
         with display:
             result: OperationResult = (
-                operation(expect_no_changes=args.expect_no_changes) if args.verb != "destroy" else operation(force=args.force)
+                operation(expect_no_changes=args.expect_no_changes)
+                if args.verb != "destroy"
+                else operation(force=args.force, delete_trust_anchor=args.delete_trust_anchor)
             )
     except DriverError as error:
         if args.json:

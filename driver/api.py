@@ -83,6 +83,10 @@ class Engine(Protocol):
 
     def outputs(self, stack: str) -> dict[str, Any]: ...
 
+    def unprotect(self, stack: str) -> None:
+        """Let go of every protected resource of `stack` (the trust anchor) so its destroy can delete it."""
+        ...
+
 
 class Deployment:
     """The whole page on two clusters. Each instance holds its own settings; none is process-wide."""
@@ -128,8 +132,17 @@ class Deployment:
     def refresh(self, *, expect_no_changes: bool = False) -> OperationResult:
         return self._run("refresh", self.stacks, expect_no_changes)
 
-    def destroy(self, *, force: bool = False) -> OperationResult:
-        # The source's Link and checks go before the target they point at.
+    def destroy(self, *, force: bool = False, delete_trust_anchor: bool = False) -> OperationResult:
+        """The source first (its Link and checks point at the target), then the target.
+
+        The target's trust anchor is protected in state (both meshes trust it): it goes only when asked
+        for by name, `delete_trust_anchor`, and is then let go of just before the target's destroy.
+        """
+        if "target" in self.stacks and not delete_trust_anchor:
+            raise DriverError(
+                "destroying the target deletes the trust anchor both meshes trust (protected in its state): pass "
+                "--delete-trust-anchor to delete it with the rest, or --stack source to destroy the source alone"
+            )
         if self.stacks == ["target"] and not force:
             self._refuse_while_linked()
         return self._run("destroy", list(reversed(self.stacks)))
@@ -205,6 +218,8 @@ class Deployment:
                     self.on_progress(Progress(stack, operation, done, time.monotonic() - started, step))
 
             try:
+                if operation == "destroy" and stack == "target":
+                    engine.unprotect(stack)  # destroy() was told to delete the trust anchor too
                 changes, outputs = engine.run(stack, operation, on_step, expect_no_changes)
             except Exception as error:
                 results.append(StackResult(stack, operation, False, {}, time.monotonic() - started, error=str(error)))

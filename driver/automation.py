@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -76,3 +78,14 @@ class AutomationEngine:
 
     def outputs(self, stack: str) -> dict[str, Any]:
         return _outputs(self._stack(stack).outputs())
+
+    def unprotect(self, stack: str) -> None:
+        # The Automation API has no call for it; the CLI's own command, on the same workspace and backend.
+        subprocess.run(
+            ["pulumi", "state", "unprotect", "--all", "--yes", "--stack", stack, "--cwd", str(self.project_dir)],
+            env={**os.environ, **self.environment},
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )

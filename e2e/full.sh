@@ -151,7 +151,7 @@ grep -q "config aes-linkerd2:trustAnchorRotation = 'issuers': skips a step or go
   || { tail -20 "$WORK/skipped.log" >&2; say "FAILED: the skipped step's error does not name the key"; exit 1; }
 rotation ""
 say "rotation: ${t_rotation[*]}; then no changes with drop-old kept (${t_kept}s) and removed (${t_removed}s); a skipped step refused"
-t_destroy=$(driver destroy)
+t_destroy=$(driver destroy --delete-trust-anchor)
 say "destroy (source, then target): ${t_destroy}s"
 live after-destroy
 performance "$target_up_s" "$target_preview_s" || true

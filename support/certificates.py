@@ -187,6 +187,12 @@ def placeholder_identity(trust_domain: str) -> tuple[KeyPair, KeyPair]:
     return anchor, issuer
 
 
+def common_name(cert_pem: str) -> str:
+    """A certificate's subject common name."""
+    names = x509.load_pem_x509_certificate(cert_pem.encode()).subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+    return str(names[0].value) if names else ""
+
+
 def expiry(cert_pem: str) -> str:
     """A certificate's notAfter as Linkerd writes it (the issuer Secret's linkerd.io/identity-issuer-expiry)."""
     not_after = x509.load_pem_x509_certificate(cert_pem.encode()).not_valid_after_utc

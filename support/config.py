@@ -17,7 +17,7 @@ import pulumi.runtime.config
 import yaml
 
 from support import tools, upstream
-from support.certificates import RotationStep
+from support.certificates import RotationStep, common_name
 from support.clusters import OFFLINE_ENV, check_cluster, check_line_fits, server_version
 from support.errors import PROJECT, SECRET_SHOWN, ConfigError, shown
 from support.manifest_input import read_manifest
@@ -816,6 +816,27 @@ def check_target_outputs(cfg: StackConfig, source: SourceRole, outputs: Mapping[
     if context == cfg.cluster.context:
         raise ConfigError("context", cfg.cluster.context, f"the target stack {source.target_stack} uses the same context")
     return outputs
+
+
+def check_trust_domain_kept(trust_domain: str, anchor_pem: object) -> None:
+    """The anchor names its trust domain: a new one would replace the anchor of both clusters at once.
+
+    Every proxy of both meshes would lose the trust of the other side until it restarted; the anchor
+    is protected, so the engine would refuse mid-`up` anyway. Said here, before anything is planned.
+    """
+    if not isinstance(anchor_pem, str) or not anchor_pem.strip():
+        return
+    made_for = common_name(anchor_pem)
+    wanted = upstream.trust_anchor_common_name(trust_domain)
+    if made_for != wanted:
+        old = made_for.removeprefix(upstream.trust_anchor_common_name(""))
+        raise ConfigError(
+            "trustDomain",
+            trust_domain,
+            f"the stack's trust anchor was made for trust domain {old!r}: a new domain needs a new anchor on both "
+            "clusters at once (every proxy restarted); destroy both stacks (`./aes-linkerd2 destroy "
+            "--delete-trust-anchor`) and `up` again, or set trustDomain back",
+        )
 
 
 TRUST_ANCHOR_ROTATION = "trustAnchorRotation"

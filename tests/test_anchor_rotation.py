@@ -299,3 +299,40 @@ def test_the_page_lines_objects_carry_the_bundle_too() -> None:
     for place in places:
         assert {f.certificate for f in anchors_found if f.where == place} == {cert(old), cert(new)}, place
     assert len(places) > 5
+
+
+@pytest.mark.parametrize(
+    ("value", "previous", "protected", "let_go"),
+    [
+        (None, None, ["identity-trust-anchor"], []),
+        ("bundle", anchors(0, "stable"), ["identity-trust-anchor-1"], ["identity-trust-anchor"]),
+        ("issuers", anchors(1, "bundle"), ["identity-trust-anchor-1"], ["identity-trust-anchor"]),
+        ("drop-old", anchors(1, "issuers"), ["identity-trust-anchor-1"], []),
+    ],
+)
+def test_the_newest_anchor_is_protected_and_the_one_a_rotation_drops_is_let_go(
+    value: str | None, previous: dict[str, Any] | None, protected: list[str], let_go: list[str]
+) -> None:
+    """No update replaces the anchor and no plain `pulumi destroy` deletes it; `drop-old` can delete the old one."""
+    run = step(value, previous)
+    assert run.error is None, run.error
+    commands = {r.name: r for r in run.find("Command")}
+    assert sorted(name for name, r in commands.items() if r.protect) == protected
+    assert sorted(name for name, r in commands.items() if "trust-anchor" in name and not r.protect) == let_go
+    # Issuers are renewed and re-issued by design: never protected.
+    assert not any(r.protect for name, r in commands.items() if name.endswith("-issuer"))
+
+
+def test_a_new_trust_domain_is_refused_before_the_anchor_it_would_replace() -> None:
+    anchor = new_trust_anchor("root.linkerd.cluster.local", 24)
+    previous = {"identityAnchors": anchors(0, "stable"), "trustAnchorPem": anchor.cert_pem}
+    run = run_refused("target", target_config(trustDomain="mesh.example.com"), stack_references={OWN: previous})
+    assert str(run.error) == (
+        "config aes-linkerd2:trustDomain = 'mesh.example.com': the stack's trust anchor was made for trust domain "
+        "'cluster.local': a new domain needs a new anchor on both clusters at once (every proxy restarted); destroy "
+        "both stacks (`./aes-linkerd2 destroy --delete-trust-anchor`) and `up` again, or set trustDomain back"
+    )
+    assert run.registrations == []
+    # The domain it was made for goes on as before.
+    kept = run_stack("target", target_config(), stack_references={OWN: previous})
+    assert kept.error is None, kept.error

@@ -49,6 +49,8 @@ class FakeEngine:
     def __init__(self, fail: dict[str, str] | None = None) -> None:
         self.calls: list[tuple[str, str, bool]] = []
         self.fail = fail or {}
+        # The stacks let go of their protected resources, each with the calls made before it.
+        self.unprotected: list[tuple[str, int]] = []
 
     def run(
         self, stack: str, operation: str, on_step: Callable[[str, bool], None], expect_no_changes: bool = False
@@ -63,6 +65,9 @@ class FakeEngine:
 
     def outputs(self, stack: str) -> dict[str, Any]:
         return {"clusterName": stack}
+
+    def unprotect(self, stack: str) -> None:
+        self.unprotected.append((stack, len(self.calls)))
 
 
 def deployment(engine: FakeEngine, *, kubeconfig: Path, linkerd_version: str = "edge-26.8.3", **kwargs: Any) -> Deployment:
@@ -112,7 +117,7 @@ def test_up_runs_target_then_source_and_reports_each(kube: Path) -> None:
 
 def test_destroy_runs_source_first(kube: Path) -> None:
     engine = FakeEngine()
-    deployment(engine, kubeconfig=kube).destroy()
+    deployment(engine, kubeconfig=kube).destroy(delete_trust_anchor=True)
     assert engine.calls == [("source", "destroy", False), ("target", "destroy", False)]
 
 
@@ -429,16 +434,16 @@ def test_destroying_the_target_alone_is_refused_while_the_source_links_to_it(kub
     engine = FakeEngine()  # its source stack reports outputs: it exists and links
     engine.outputs = lambda stack: {"linkedCluster": "target"} if stack == "source" else {}  # type: ignore[method-assign]
     with pytest.raises(DriverError, match="the source stack still links to cluster 'target': destroy it first"):
-        deployment(engine, kubeconfig=kube, stacks=["target"]).destroy()
+        deployment(engine, kubeconfig=kube, stacks=["target"]).destroy(delete_trust_anchor=True)
     assert engine.calls == []
-    assert deployment(engine, kubeconfig=kube, stacks=["target"]).destroy(force=True).succeeded
+    assert deployment(engine, kubeconfig=kube, stacks=["target"]).destroy(force=True, delete_trust_anchor=True).succeeded
     assert engine.calls == [("target", "destroy", False)]
     engine.calls.clear()
     engine.outputs = lambda stack: {}  # type: ignore[method-assign]
-    assert deployment(engine, kubeconfig=kube, stacks=["target"]).destroy().succeeded
+    assert deployment(engine, kubeconfig=kube, stacks=["target"]).destroy(delete_trust_anchor=True).succeeded
     # Both stacks: the source first, so nothing is refused.
     engine.outputs = lambda stack: {"linkedCluster": "target"}  # type: ignore[method-assign]
-    assert [s.stack for s in deployment(engine, kubeconfig=kube).destroy().stacks] == ["source", "target"]
+    assert [s.stack for s in deployment(engine, kubeconfig=kube).destroy(delete_trust_anchor=True).stacks] == ["source", "target"]
 
 
 def test_up_fetches_what_the_stacks_need_first_and_check_only_looks(kube: Path) -> None:
@@ -499,3 +504,23 @@ def test_a_namespace_is_never_taken_over_nor_patched_when_missing(
     assert asked == [["kubectl", "--context", "kind-target", "get", "namespaces", "--request-timeout=10s", "-o", "json"]]
     failed = [f"{f.subject}: {f.message}" for f in found if not f.ok]
     assert failed == ([problem] if problem else [])
+
+
+def test_the_trust_anchor_goes_only_when_asked_for_by_name(kube: Path) -> None:
+    """Protected in state: a destroy that reaches the target is refused unless told to delete the anchor."""
+    engine = FakeEngine()
+    with pytest.raises(DriverError) as raised:
+        deployment(engine, kubeconfig=kube).destroy()
+    assert str(raised.value) == (
+        "destroying the target deletes the trust anchor both meshes trust (protected in its state): pass "
+        "--delete-trust-anchor to delete it with the rest, or --stack source to destroy the source alone"
+    )
+    assert engine.calls == [] and engine.unprotected == []
+    # The source alone needs no such word, and lets go of nothing.
+    assert deployment(engine, kubeconfig=kube, stacks=["source"]).destroy().succeeded
+    assert engine.calls == [("source", "destroy", False)] and engine.unprotected == []
+    engine.calls.clear()
+    assert deployment(engine, kubeconfig=kube).destroy(delete_trust_anchor=True).succeeded
+    # Let go of right before the target's destroy, after the source's.
+    assert engine.calls == [("source", "destroy", False), ("target", "destroy", False)]
+    assert engine.unprotected == [("target", 1)]
