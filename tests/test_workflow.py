@@ -126,3 +126,26 @@ def test_the_kind_workflow_lints_clean() -> None:
     kind = ROOT / ".github" / "workflows" / "e2e-kind.yml"
     result = subprocess.run([actionlint, "-no-color", str(kind)], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_each_secret_reaches_only_the_steps_that_need_it() -> None:
+    """No job-level env: the set-up steps (which run the pull request's own set-up code) never see the state."""
+    jobs = yaml.safe_load(WORKFLOW.read_text())["jobs"]
+    for name in ("preview", "up"):
+        assert "env" not in jobs[name], name
+    where = {
+        name: {secret: [step.get("name", step.get("uses")) for step in job["steps"] if secret in secrets_used(step)]
+               for secret in secrets_used(job)}
+        for name, job in jobs.items()
+    }  # fmt: skip
+    assert where["preview"] == {
+        "PREVIEW_PULUMI_BACKEND_URL": ["Preview ${{ matrix.stack }}"],
+        "PULUMI_CONFIG_PASSPHRASE": ["Preview ${{ matrix.stack }}"],
+        "PREVIEW_KUBECONFIG_B64": ["Set up the project and the tools"],
+        "GITHUB_TOKEN": ["Preview ${{ matrix.stack }}"],
+    }
+    assert where["up"] == {
+        "PULUMI_BACKEND_URL": ["Up, target then source"],
+        "PULUMI_CONFIG_PASSPHRASE": ["Up, target then source"],
+        "KUBECONFIG_B64": ["Set up the project and the tools"],
+    }
