@@ -291,9 +291,10 @@ def main() -> None:
     )
     access = ClusterAccess(context=cfg.cluster.context, kubeconfig=cfg.cluster.kubeconfig)
     cli = LinkerdCli(binary=cfg.linkerd.cli, cluster=access)
-    cli.require_version(cfg.linkerd.version)
     crds = config.read_manifest("edgeStackCrds", cfg.edge_stack.crds, read_location)
     manifest = config.read_manifest("edgeStackManifest", cfg.edge_stack.manifest, read_location)
+    config.check_edge_stack_manifest(cfg.edge_stack, manifest)
+    cli.require_version(cfg.linkerd.version)
     # A fixed name: renaming the provider would replace every object it manages. Its identity is the
     # cluster's name, not the kubeconfig's path: the same cluster reached through another kubeconfig
     # (a CI runner, a colleague's laptop) is an update of the provider, never a replacement of everything.

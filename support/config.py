@@ -21,6 +21,7 @@ from support.certificates import RotationStep, common_name
 from support.clusters import OFFLINE_ENV, check_cluster, check_line_fits, server_version
 from support.errors import PROJECT, SECRET_SHOWN, ConfigError, shown
 from support.manifest_input import read_manifest
+from support.manifests import parse as parse_manifest
 
 # Re-exported: callers read the whole input model from here.
 __all__ = [
@@ -837,6 +838,27 @@ def check_trust_domain_kept(trust_domain: str, anchor_pem: object) -> None:
             "clusters at once (every proxy restarted); destroy both stacks (`./aes-linkerd2 destroy "
             "--delete-trust-anchor`) and `up` again, or set trustDomain back",
         )
+
+
+def check_edge_stack_manifest(edge_stack: EdgeStackSettings, text: str) -> None:
+    """The manifest holds the Deployment and the Service the program meshes and patches, as the product names them."""
+    product = edge_stack.product
+    found = {(o.kind, o.namespace, o.name): o.body for o in parse_manifest(text)}
+    for kind, name in (("Deployment", product.deployment), ("Service", product.service)):
+        body = found.get((kind, product.namespace, name))
+        if body is None:
+            raise ConfigError(
+                "edgeStackManifest",
+                edge_stack.manifest,
+                f"holds no {kind} {product.namespace}/{name}: it is not {product.name} {edge_stack.version}'s manifest",
+            )
+        spec = body.get("spec")
+        shape_ok = isinstance(spec, dict) and (
+            isinstance(spec.get("template"), dict) if kind == "Deployment" else isinstance(spec.get("ports"), list)
+        )
+        if not shape_ok:
+            part = "spec.template" if kind == "Deployment" else "spec.ports"
+            raise ConfigError("edgeStackManifest", edge_stack.manifest, f"its {kind} {product.namespace}/{name} has no {part}")
 
 
 TRUST_ANCHOR_ROTATION = "trustAnchorRotation"

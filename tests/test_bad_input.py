@@ -26,7 +26,6 @@ from tests.conftest import (
     REFERENCE_FILES,
     ROOT,
     run_refused,
-    run_stack,
     source_config,
     target_config,
     upstream_file,
@@ -78,8 +77,6 @@ class Case:
     secrets: dict[str, str] | None = None
     # Values computed in the test's folder (files), by key.
     files: dict[str, Callable[[Path], str]] = field(default_factory=dict)
-    # A manifest file's content is read after the linkerd CLI's version check (__main__.main).
-    after_cli: bool = False
 
 
 def t(name: str, key: str, value: Any, **change: Any) -> Case:
@@ -91,12 +88,12 @@ def s(name: str, key: str, value: Any, **change: Any) -> Case:
 
 
 def f(name: str, key: str, make: Callable[[Path], str]) -> Case:
-    return Case(name, {}, key, None, files={key: make}, after_cli=True)
+    return Case(name, {}, key, None, files={key: make})
 
 
 def read(name: str, key: str, value: str) -> Case:
     """A manifest path the config takes, whose file is refused once read."""
-    return Case(name, {key: value}, key, value, after_cli=True)
+    return Case(name, {key: value}, key, value)
 
 
 CASES = [
@@ -422,6 +419,42 @@ CASES = [
     f("edgeStackManifest-no-kind", "edgeStackManifest", manifest_with("apiVersion: v1\nmetadata: {name: x}\n")),
     f("edgeStackManifest-invalid", "edgeStackManifest", manifest_with("apiVersion: v1\nkind: [Namespace\n")),
     f("edgeStackCrds-binary", "edgeStackCrds", manifest_with("\x00\x01\x02 secret-looking text")),
+    # a manifest that is not the product's: no Deployment or Service to mesh and patch, or no shape to patch
+    f(
+        "edgeStackManifest-no-deployment",
+        "edgeStackManifest",
+        manifest_with("apiVersion: v1\nkind: Service\nmetadata: {name: edge-stack, namespace: ambassador}\nspec: {ports: []}\n"),
+    ),
+    f(
+        "edgeStackManifest-no-service",
+        "edgeStackManifest",
+        manifest_with(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: edge-stack, namespace: ambassador}\nspec: {template: {}}\n"
+        ),
+    ),
+    f(
+        "edgeStackManifest-other-namespace",
+        "edgeStackManifest",
+        manifest_with(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: edge-stack, namespace: default}\nspec: {template: {}}\n"
+        ),
+    ),
+    f(
+        "edgeStackManifest-deployment-without-template",
+        "edgeStackManifest",
+        manifest_with(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: edge-stack, namespace: ambassador}\nspec: {replicas: 1}\n"
+            "---\napiVersion: v1\nkind: Service\nmetadata: {name: edge-stack, namespace: ambassador}\nspec: {ports: []}\n"
+        ),
+    ),
+    f(
+        "edgeStackManifest-service-without-ports",
+        "edgeStackManifest",
+        manifest_with(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: edge-stack, namespace: ambassador}\nspec: {template: {}}\n"
+            "---\napiVersion: v1\nkind: Service\nmetadata: {name: edge-stack, namespace: ambassador}\nspec: {ports: 80}\n"
+        ),
+    ),
 ]
 
 
@@ -461,12 +494,7 @@ def test_bad_config_is_refused_before_anything_with_key_and_value(case: Case, tm
     values = values_for(case, tmp_path)
     shown = case.files[case.key](tmp_path) if case.key in case.files else case.value
     started = time.monotonic()
-    if case.after_cli:
-        run = run_stack(case.stack, values, secret_config=case.secrets)
-        assert [call[:1] for call in run.mocks.calls] == [["version"]], run.mocks.calls
-        assert run.registrations == [] and run.mocks.commands_run == []
-    else:
-        run = run_refused(case.stack, values, secret_config=case.secrets)
+    run = run_refused(case.stack, values, secret_config=case.secrets)
     elapsed = time.monotonic() - started
     message = str(run.error)
     assert isinstance(run.error, config.ConfigError), f"{type(run.error).__name__}: {message[:500]}"
