@@ -21,7 +21,7 @@ from components.meshed_namespace import MeshedNamespace, MeshedNamespaceArgs
 from components.multicluster_source import MulticlusterSource, MulticlusterSourceArgs
 from components.multicluster_target import GatewayRef, MulticlusterTarget, MulticlusterTargetArgs
 from components.qotm_demo import QotmDemo, QotmDemoArgs
-from support import clock, config, upstream
+from support import clock, config, stack_outputs, upstream
 from support.certificates import anchor_rows, describe
 from support.linkerd_cli import ClusterAccess, LinkerdCli
 from support.manifests import read_location
@@ -266,18 +266,12 @@ def source_stack(cluster: Cluster, role: config.SourceRole) -> None:
     pulumi.export("linkedCluster", role.target.name)
 
 
-def stack_outputs(name: str) -> dict[str, Any]:
-    """A stack's outputs as its last update left them ({} before the first), read before anything is registered."""
-    read = pulumi.runtime.invoke("pulumi:pulumi:readStackOutputs", {"name": name})
-    return dict((read.value or {}).get("outputs") or {})
-
-
 def main() -> None:
     cfg = config.load()
-    last = stack_outputs(f"{pulumi.get_organization()}/{pulumi.get_project()}/{pulumi.get_stack()}")
+    last = stack_outputs.read(f"{pulumi.get_organization()}/{pulumi.get_project()}/{pulumi.get_stack()}")
     # The source's view of the target, checked before the first registration like everything else.
     target = (
-        config.check_target_outputs(cfg, cfg.role, stack_outputs(cfg.role.target_stack))
+        config.check_target_outputs(cfg, cfg.role, stack_outputs.read(cfg.role.target_stack))
         if isinstance(cfg.role, config.SourceRole)
         else {}
     )
