@@ -333,6 +333,8 @@ for path in sorted(source.glob("*.yaml")):
             return {k: valid_bytes(v, k) for k, v in value.items()}
         if isinstance(value, list):
             return [valid_bytes(v, key) for v in value]
+        if value == "[generated]" and key in ("data", "stringData"):
+            return "[secret]"  # a whole map masked: filled in below as a masked secret is
         return "eA==" if value == "[generated]" and (key == "caBundle" or body["kind"] == "Secret") else value
     body = valid_bytes(body)
     if body["kind"] == "Secret":  # render masks secret values; any valid ones apply the same way
