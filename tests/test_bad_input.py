@@ -56,6 +56,12 @@ def manifest_with(text: str) -> Callable[[Path], str]:
     return file_with("manifest.yaml", text)
 
 
+def latin1_file(folder: Path) -> str:
+    path = folder / "kubeconfig-latin1"
+    path.write_bytes("contexts: [do-not-show-me \u00e9]\n".encode("latin-1"))
+    return str(path)
+
+
 def kubeconfig_with(text: str) -> Callable[[Path], str]:
     return file_with("kubeconfig-under-test", text)
 
@@ -398,6 +404,199 @@ CASES = [
                 "contexts: [{name: target-ctx, context: {cluster: c, user: u}}]\nusers: [{name: u, user: {}}]\n"
             )
         },
+    ),
+    # boundaries and variations of the rules above, each refused on its own
+    t("trustDomain-48", "trustDomain", "d" * 36 + ".example.com", trustDomain="d" * 36 + ".example.com"),
+    t("clusterName-50", "clusterName", "c" * 50, clusterName="c" * 50),
+    s("targetClusterName-63", "targetClusterName", "t" * 63, targetClusterName="t" * 63),
+    t("probePort-proxy-equals-gateway", "probePort", 4191, probePort="4191", gatewayPort="4143"),
+    t("gatewayPort-proxy-admin-with-probe", "gatewayPort", 4191, gatewayPort="4191", probePort="81"),
+    t("probePeriodSeconds-hour-and-one", "probePeriodSeconds", 3601, probePeriodSeconds="3601"),
+    t("probePath-qotm-deeper", "probePath", "/qotm-linkerd2/a/b", probePath="/qotm-linkerd2/a/b"),
+    t("probePath-qotm-double-slash", "probePath", "/qotm-linkerd2//", probePath="/qotm-linkerd2//"),
+    t(
+        "exportedServices-api-server-among-others",
+        "exportedServices",
+        "default/kubernetes",
+        exportedServices=["default/qotm-linkerd2", "default/kubernetes"],
+    ),
+    t(
+        "exportedServices-qotm-off-other-namespace",
+        "exportedServices",
+        "shop/qotm-linkerd2",
+        qotm="false",
+        meshedNamespaces=["default", "shop"],
+        qotmNamespace="shop",
+        exportedServices=["shop/qotm-linkerd2"],
+    ),
+    t(
+        "tlsHostname-is-gatewayHostname-with-certificate",
+        "tlsHostname",
+        "gateway.example.com",
+        tlsHostname="gateway.example.com",
+        tlsAcmeEmail="ops@example.com",
+    ),
+    s("gatewayAddresses-unspecified-among-others", "gatewayAddresses", "0.0.0.0", gatewayAddresses=["192.0.2.10", "0.0.0.0"]),  # noqa: S104
+    s("gatewayAddresses-unspecified-v6-zero", "gatewayAddresses", "::0", gatewayAddresses=["::0"]),
+    s("gatewayAddresses-unspecified-v6-full", "gatewayAddresses", "0:0:0:0:0:0:0:0", gatewayAddresses=["0:0:0:0:0:0:0:0"]),
+    Case(
+        "edgeStackLicenseKey-plain-shell",
+        {"edgeStackLicenseKey": "$(touch PWNED) do-not-show-me"},
+        "edgeStackLicenseKey",
+        "[not shown]",
+        secrets={},
+    ),
+    Case(
+        "edgeStackLicenseKey-plain-huge",
+        {"edgeStackLicenseKey": "do-not-show-me" * 10_000},
+        "edgeStackLicenseKey",
+        "[not shown]",
+        secrets={},
+    ),
+    Case(
+        "tlsPrivateKey-plain-pem",
+        {
+            "tlsHostname": "tls.example.com",
+            "tlsPrivateKey": "-----BEGIN PRIVATE KEY-----\ndo-not-show-me\n-----END PRIVATE KEY-----\n",
+        },
+        "tlsPrivateKey",
+        "[not shown]",
+        secrets={"edgeStackLicenseKey": LICENSE, "tlsCertificate": "cert"},
+    ),
+    Case("kubeconfig-directory", {}, "kubeconfig", None, files={"kubeconfig": str}),
+    Case(
+        "kubeconfig-clusters-mapping",
+        {},
+        "kubeconfig",
+        None,
+        files={"kubeconfig": kubeconfig_with("clusters: {do-not-show-me: 1}\n")},
+    ),
+    Case("kubeconfig-users-strings", {}, "kubeconfig", None, files={"kubeconfig": kubeconfig_with("users: [do-not-show-me]\n")}),
+    Case("kubeconfig-number", {}, "kubeconfig", None, files={"kubeconfig": kubeconfig_with("42\n")}),
+    Case(
+        "kubeconfig-tab-indent", {}, "kubeconfig", None, files={"kubeconfig": kubeconfig_with("contexts:\n\t- do-not-show-me\n")}
+    ),
+    Case(
+        "kubeconfig-nested-deep",
+        {},
+        "kubeconfig",
+        None,
+        files={"kubeconfig": kubeconfig_with("a: " + "[" * 30 + "]" * 30 + "\n")},
+    ),
+    Case("kubeconfig-latin1", {}, "kubeconfig", None, files={"kubeconfig": latin1_file}),
+    Case(
+        "targetKubeconfig-not-a-kubeconfig",
+        {},
+        "targetKubeconfig",
+        None,
+        stack="source",
+        files={"targetKubeconfig": kubeconfig_with("- do-not-show-me\n")},
+    ),
+    Case(
+        "context-port-zero-text",
+        {},
+        "context",
+        "target-ctx",
+        files={
+            "kubeconfig": kubeconfig_with(
+                "clusters: [{name: c, cluster: {server: 'https://127.0.0.1:port'}}]\n"
+                "contexts: [{name: target-ctx, context: {cluster: c, user: u}}]\nusers: [{name: u, user: {}}]\n"
+            )
+        },
+    ),
+    # the same rules on the source stack, which reads the keys of both roles
+    *(s(f"gatewayPort-proxy-{port}-source", "gatewayPort", port, gatewayPort=str(port)) for port in (4140, 4190, 4191)),
+    s("trustDomain-too-long-source", "trustDomain", "d" * 40 + ".example.com", trustDomain="d" * 40 + ".example.com"),
+    Case(
+        "edgeStackLicenseKey-plain-source",
+        {"edgeStackLicenseKey": "do-not-show-me"},
+        "edgeStackLicenseKey",
+        "[not shown]",
+        stack="source",
+        secrets={},
+    ),
+    Case(
+        "kubeconfig-not-a-kubeconfig-source",
+        {},
+        "kubeconfig",
+        None,
+        stack="source",
+        files={"kubeconfig": kubeconfig_with("do-not-show-me\n")},
+    ),
+    Case(
+        "targetKubeconfig-contexts-mapping",
+        {},
+        "targetKubeconfig",
+        None,
+        stack="source",
+        files={"targetKubeconfig": kubeconfig_with("contexts: {do-not-show-me: 1}\n")},
+    ),
+    Case(
+        "targetKubeconfig-not-yaml",
+        {},
+        "targetKubeconfig",
+        None,
+        stack="source",
+        files={"targetKubeconfig": kubeconfig_with("contexts: [do-not-show-me\n")},
+    ),
+    Case(
+        "targetContext-port-out-of-range",
+        {},
+        "targetContext",
+        "target-ctx",
+        stack="source",
+        files={
+            "targetKubeconfig": kubeconfig_with(
+                "clusters: [{name: c, cluster: {server: 'https://127.0.0.1:70000'}}]\n"
+                "contexts: [{name: target-ctx, context: {cluster: c, user: u}}]\nusers: [{name: u, user: {}}]\n"
+            )
+        },
+    ),
+    t(
+        "exportedServices-api-server-qotm-off",
+        "exportedServices",
+        "default/kubernetes",
+        qotm="false",
+        exportedServices=["default/kubernetes"],
+    ),
+    t(
+        "probePath-qotm-with-qotm-namespace",
+        "probePath",
+        "/qotm-linkerd2/",
+        probePath="/qotm-linkerd2/",
+        meshedNamespaces=["default", "shop"],
+        qotmNamespace="shop",
+    ),
+    # the key of the other role, read as Pulumi hands it over (JSON text)
+    t("gatewayAddresses-on-target", "gatewayAddresses", '["0.0.0.0"]', gatewayAddresses=["0.0.0.0"]),  # noqa: S104
+    # manifests that are not the product's, for Emissary too
+    Case(
+        "edgeStackManifest-emissary-names-edge-stack",
+        {"edgeStackProduct": "emissary"},
+        "edgeStackManifest",
+        None,
+        files={
+            "edgeStackManifest": manifest_with(
+                "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: edge-stack, namespace: ambassador}\n"
+                "spec: {template: {}}\n"
+                "---\napiVersion: v1\nkind: Service\nmetadata: {name: edge-stack, namespace: ambassador}\nspec: {ports: []}\n"
+            )
+        },
+    ),
+    f(
+        "edgeStackManifest-only-crds",
+        "edgeStackManifest",
+        manifest_with(
+            "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata: {name: mappings.getambassador.io}\n"
+        ),
+    ),
+    f(
+        "edgeStackManifest-deployment-spec-list",
+        "edgeStackManifest",
+        manifest_with(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: edge-stack, namespace: ambassador}\nspec: [1]\n"
+            "---\napiVersion: v1\nkind: Service\nmetadata: {name: edge-stack, namespace: ambassador}\nspec: {ports: []}\n"
+        ),
     ),
     # manifests: unreadable, huge, recursive, not YAML, not Kubernetes
     read("edgeStackCrds-missing-file", "edgeStackCrds", "/nowhere/crds.yaml"),
