@@ -21,6 +21,7 @@ from typing import Any
 from driver.settings import STACKS, DriverError, StackSettings, read_settings
 from support import config as stack_config
 from support import tools, upstream
+from support.linkerd_cli import ClusterAccess
 
 PULUMI_INSTALL = "https://www.pulumi.com/docs/install/"
 PASSPHRASE_VARIABLES = ("PULUMI_CONFIG_PASSPHRASE", "PULUMI_CONFIG_PASSPHRASE_FILE")
@@ -109,16 +110,11 @@ def namespaces(stack: str, cfg: stack_config.StackConfig, run: RunTool) -> list[
     pulumi-kubernetes creates with server-side apply: a create over an existing namespace would take it
     over, and `destroy` would then delete it with everything in it.
     """
-    argv = [
-        cfg.kubectl,
-        "--context",
-        cfg.cluster.context,
-        *(["--kubeconfig", cfg.cluster.kubeconfig] if cfg.cluster.kubeconfig else []),
-    ]
     subject = f"{stack}: meshedNamespaces on {cfg.cluster.context}"
+    access = ClusterAccess(context=cfg.cluster.context, kubeconfig=cfg.cluster.kubeconfig)
     try:
-        items = json.loads(run([*argv, "get", "namespaces", "--request-timeout=10s", "-o", "json"])).get("items") or []
-    except (DriverError, ValueError) as error:
+        items = _kubectl_list(run, cfg.kubectl, access, "namespaces")
+    except DriverError as error:
         return [Finding(subject, False, f"cannot list the cluster's namespaces: {error}")]
     live = {str((item.get("metadata") or {}).get("name")): item.get("metadata") or {} for item in items}
     owner = stack_config.namespace_owner(stack)
@@ -176,17 +172,14 @@ def cluster(
 
 def ha_nodes(stack: str, settings: StackSettings, context: str, kubeconfig: str | None, run: RunTool) -> Finding | None:
     """With `linkerdHa`, the cluster needs three nodes a pod can be scheduled on."""
-    if str(settings.get("linkerdHa")).lower() == "false" or settings.get("linkerdHa") is False:
+    if str(settings.get("linkerdHa")).lower() == "false":
         return None
     subject = f"{stack}: linkerdHa on {context}"
     kubectl = str(settings.get("kubectl") or "kubectl")
-    argv = [kubectl, "--context", context, *(["--kubeconfig", kubeconfig] if kubeconfig else [])]
     try:
-        nodes = json.loads(run([*argv, "get", "nodes", "--request-timeout=10s", "-o", "json"])).get("items") or []
+        nodes = _kubectl_list(run, kubectl, ClusterAccess(context=context, kubeconfig=kubeconfig), "nodes")
     except DriverError as error:
         return Finding(subject, False, f"cannot count the cluster's nodes: {error}")
-    except ValueError:
-        return Finding(subject, False, "cannot count the cluster's nodes: `kubectl get nodes` did not print JSON")
     usable = [node for node in nodes if _schedulable(node)]
     if len(usable) >= HA_NODES:
         return Finding(subject, True, f"{len(usable)} schedulable nodes")
@@ -269,6 +262,15 @@ def report(findings: Sequence[Finding], operation: str) -> str:
     ]
     head = f"{len(lines)} problem{'s' if len(lines) != 1 else ''} found before {operation}; nothing was applied:"
     return "\n".join([head, *lines])
+
+
+def _kubectl_list(run: RunTool, kubectl: str, access: ClusterAccess, kind: str) -> list[dict[str, Any]]:
+    """`kubectl get KIND -o json`'s items, read from the live cluster."""
+    try:
+        listed = json.loads(run([kubectl, *access.flags(), "get", kind, "--request-timeout=10s", "-o", "json"]))
+    except ValueError:
+        raise DriverError(f"`kubectl get {kind}` did not print JSON") from None
+    return list(listed.get("items") or [])
 
 
 def _schedulable(node: Mapping[str, Any]) -> bool:

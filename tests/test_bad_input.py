@@ -56,6 +56,14 @@ def manifest_with(text: str) -> Callable[[Path], str]:
     return file_with("manifest.yaml", text)
 
 
+def kubeconfig_reaching(server: str) -> Callable[[Path], str]:
+    """A kubeconfig whose one context, target-ctx, names `server`."""
+    return kubeconfig_with(
+        f"clusters: [{{name: c, cluster: {{server: '{server}'}}}}]\n"
+        "contexts: [{name: target-ctx, context: {cluster: c, user: u}}]\nusers: [{name: u, user: {}}]\n"
+    )
+
+
 def latin1_file(folder: Path) -> str:
     path = folder / "kubeconfig-latin1"
     path.write_bytes("contexts: [do-not-show-me \u00e9]\n".encode("latin-1"))
@@ -398,12 +406,7 @@ CASES = [
         {},
         "context",
         "target-ctx",
-        files={
-            "kubeconfig": kubeconfig_with(
-                "clusters: [{name: c, cluster: {server: 'https://127.0.0.1:99999'}}]\n"
-                "contexts: [{name: target-ctx, context: {cluster: c, user: u}}]\nusers: [{name: u, user: {}}]\n"
-            )
-        },
+        files={"kubeconfig": kubeconfig_reaching("https://127.0.0.1:99999")},
     ),
     # boundaries and variations of the rules above, each refused on its own
     t("trustDomain-48", "trustDomain", "d" * 36 + ".example.com", trustDomain="d" * 36 + ".example.com"),
@@ -493,16 +496,11 @@ CASES = [
         files={"targetKubeconfig": kubeconfig_with("- do-not-show-me\n")},
     ),
     Case(
-        "context-port-zero-text",
+        "context-port-not-a-number",
         {},
         "context",
         "target-ctx",
-        files={
-            "kubeconfig": kubeconfig_with(
-                "clusters: [{name: c, cluster: {server: 'https://127.0.0.1:port'}}]\n"
-                "contexts: [{name: target-ctx, context: {cluster: c, user: u}}]\nusers: [{name: u, user: {}}]\n"
-            )
-        },
+        files={"kubeconfig": kubeconfig_reaching("https://127.0.0.1:port")},
     ),
     # the same rules on the source stack, which reads the keys of both roles
     *(s(f"gatewayPort-proxy-{port}-source", "gatewayPort", port, gatewayPort=str(port)) for port in (4140, 4190, 4191)),
@@ -545,12 +543,7 @@ CASES = [
         "targetContext",
         "target-ctx",
         stack="source",
-        files={
-            "targetKubeconfig": kubeconfig_with(
-                "clusters: [{name: c, cluster: {server: 'https://127.0.0.1:70000'}}]\n"
-                "contexts: [{name: target-ctx, context: {cluster: c, user: u}}]\nusers: [{name: u, user: {}}]\n"
-            )
-        },
+        files={"targetKubeconfig": kubeconfig_reaching("https://127.0.0.1:70000")},
     ),
     t(
         "exportedServices-api-server-qotm-off",
