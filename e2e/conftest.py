@@ -9,7 +9,7 @@ says so in a banner.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 
 import pytest
 from clusters import LiveCluster, missing_tools
@@ -31,11 +31,11 @@ def cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
     """Cluster `target` on loopback with a copy of the project and the real engine; stopped at the end."""
     missing = missing_tools()
     if missing:
-        reason = f"SAFETY TIER NOT RUN: tools missing from the cache: {', '.join(missing)} (CONTRIBUTING.md, 'The tool cache')"
+        reason = "SAFETY TIER NOT RUN: the tool cache is incomplete (CONTRIBUTING.md, 'The tool cache'); missing:"
         if not request.config.getoption("--skip-if-missing"):
-            pytest.exit(reason, returncode=2)
-        SKIPPED.append(reason)
-        pytest.skip(reason)
+            pytest.exit("\n  ".join([reason, *missing]), returncode=2)
+        SKIPPED.extend([reason, *missing])
+        pytest.skip(f"SAFETY TIER NOT RUN: {len(missing)} tools or files missing (listed at the end)")
     began = time.monotonic()
     live = LiveCluster.start(tmp_path_factory.mktemp("safety"))
     print(f"\n[safety] cluster up in {time.monotonic() - began:.0f}s; apiext served: {live.apiext_served}")
@@ -46,7 +46,9 @@ def cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[pytest.TestReport]:
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report: pytest.TestReport = yield
     if report.failed and report.when in ("setup", "call"):
         FAILED.setdefault(item.nodeid.split("::")[0], item.name)
@@ -62,9 +64,12 @@ def earlier_steps(request: pytest.FixtureRequest) -> None:
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if SKIPPED:
-        skipped = [r.nodeid for r in terminalreporter.stats.get("skipped", [])]
+        reason, *missing = SKIPPED
         terminalreporter.write_line(BANNER, red=True, bold=True)
-        terminalreporter.write_line(SKIPPED[0], red=True, bold=True)
-        for nodeid in skipped:
-            terminalreporter.write_line(f"  SKIPPED {nodeid}", red=True)
+        terminalreporter.write_line(reason, red=True, bold=True)
+        for item in missing:
+            terminalreporter.write_line(f"  {item}", red=True)
+        terminalreporter.write_line("so these did NOT run:", red=True, bold=True)
+        for report in terminalreporter.stats.get("skipped", []):
+            terminalreporter.write_line(f"  SKIPPED {report.nodeid}", red=True)
         terminalreporter.write_line(BANNER, red=True, bold=True)

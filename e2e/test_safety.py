@@ -43,11 +43,11 @@ def metadata(obj: dict[str, Any]) -> dict[str, Any]:
     return found
 
 
-def annotations(obj: dict[str, Any]) -> dict[str, str]:
+def annotations_of(obj: dict[str, Any]) -> dict[str, str]:
     return metadata(obj).get("annotations") or {}
 
 
-def labels(obj: dict[str, Any]) -> dict[str, str]:
+def labels_of(obj: dict[str, Any]) -> dict[str, str]:
     return metadata(obj).get("labels") or {}
 
 
@@ -133,7 +133,7 @@ def test_1_an_existing_namespace_not_listed_stops_preview_and_up_before_anything
     after = inventory(cluster)
     assert sorted(set(after) ^ set(before)) == [], "objects appeared or went"
     assert after == before, "an object was replaced (same name, new uid)"
-    assert INJECT[0] not in annotations(cluster.get("namespace", USERS))
+    assert INJECT[0] not in annotations_of(cluster.get("namespace", USERS))
 
 
 @pytest.mark.xfail(
@@ -168,13 +168,13 @@ def test_2_listed_in_existing_namespaces_it_is_annotated_not_taken_over(cluster:
     after = inventory(cluster)
     assert uids(after, *others(before)) == uids(before, *others(before))
     users = cluster.get("namespace", USERS)
-    assert annotations(users).get(INJECT[0]) == INJECT[1]
+    assert annotations_of(users).get(INJECT[0]) == INJECT[1]
     # Patched, not adopted: the program did not mark it as its own, so it never deletes it.
-    assert OWNER[0] not in annotations(users) and MANAGED_BY[0] not in labels(users), metadata(users)
+    assert OWNER[0] not in annotations_of(users) and MANAGED_BY[0] not in labels_of(users), metadata(users)
     assert cluster.get("configmap", "settings", "-n", USERS)["data"] == {"owner": "team a"}
     created = cluster.get("namespace", CREATED)
-    assert annotations(created).get(OWNER[0]) == OWNER[1] and labels(created).get(MANAGED_BY[0]) == MANAGED_BY[1]
-    assert annotations(created).get(INJECT[0]) == INJECT[1]
+    assert annotations_of(created).get(OWNER[0]) == OWNER[1] and labels_of(created).get(MANAGED_BY[0]) == MANAGED_BY[1]
+    assert annotations_of(created).get(INJECT[0]) == INJECT[1]
 
 
 def test_3_a_created_namespace_let_go_of_keeps_someone_elses_workload(cluster: LiveCluster) -> None:
@@ -211,10 +211,10 @@ def test_3_a_created_namespace_let_go_of_keeps_someone_elses_workload(cluster: L
         for item in json.loads(
             cluster.kubectl("get", "all,configmaps,secrets,serviceaccounts", "-n", CREATED, "-o", "json").stdout
         )["items"]
-        if labels(item).get(MANAGED_BY[0]) == MANAGED_BY[1] or OWNER[0] in annotations(item)
+        if labels_of(item).get(MANAGED_BY[0]) == MANAGED_BY[1] or OWNER[0] in annotations_of(item)
     ]
     assert ours == []
-    print(f"\n[safety] {CREATED} after it was let go of: annotations {annotations(namespace)}, labels {labels(namespace)}")
+    print(f"\n[safety] {CREATED} after it was let go of: annotations {annotations_of(namespace)}, labels {labels_of(namespace)}")
 
 
 # The two ways a second kubeconfig reaches the same cluster: a copy at another path (a CI runner's), and
@@ -248,7 +248,7 @@ def second_kubeconfig(request: pytest.FixtureRequest, cluster: LiveCluster) -> I
     "meshedNamespaces (retain_on_delete leaves the object as it was): its new pods are still meshed",
 )
 def test_3_a_namespace_let_go_of_is_no_longer_meshed(cluster: LiveCluster) -> None:
-    assert INJECT[0] not in annotations(cluster.get("namespace", CREATED)), metadata(cluster.get("namespace", CREATED))
+    assert INJECT[0] not in annotations_of(cluster.get("namespace", CREATED)), metadata(cluster.get("namespace", CREATED))
 
 
 def test_4_a_second_kubeconfig_for_the_same_cluster_replaces_nothing(cluster: LiveCluster, second_kubeconfig: str) -> None:
@@ -260,7 +260,14 @@ def test_4_a_second_kubeconfig_for_the_same_cluster_replaces_nothing(cluster: Li
     assert changed == {"cluster": "update"}, changed
     summary = plan["changeSummary"]
     assert set(summary) == {"same", "update"} and summary["update"] == 1 and summary["same"] > 100, summary
-    print(f"\n[safety] {second_kubeconfig}: {summary}, the provider's diff: {plan['steps'][-1].get('diffs')}")
+    (provider,) = [step for step in plan["steps"] if step["urn"].endswith("pulumi:providers:kubernetes::cluster")]
+    # Only how the cluster is reached changed; its identity (clusterIdentifier) did not.
+    expected = {"kubeconfig"} if second_kubeconfig == "target" else {"kubeconfig", "context"}
+    before_inputs, after_inputs = provider["oldState"]["inputs"], provider["newState"]["inputs"]
+    differ = {key for key in {*before_inputs, *after_inputs} if before_inputs.get(key) != after_inputs.get(key)}
+    assert differ == expected, {key: (before_inputs.get(key), after_inputs.get(key)) for key in differ}
+    assert after_inputs["clusterIdentifier"] == "target"
+    print(f"\n[safety] {second_kubeconfig}: {summary}, the provider's inputs that differ: {sorted(differ)}")
 
 
 @pytest.mark.xfail(
@@ -284,10 +291,18 @@ def test_5_destroy_leaves_the_gateway_api_crds_and_routes_that_were_there(cluste
     run = cluster.driver("destroy", "--stack", "target", "--delete-trust-anchor")
     assert run.returncode == 0, run.said()
     after = inventory(cluster)
+    # It did destroy: the control plane's namespace and Linkerd's own CRDs (not marked `keep`) are going or gone.
+    for namespace in ("linkerd", "emissary"):
+        found = cluster.get("namespace", namespace)
+        assert found is None or "deletionTimestamp" in metadata(found), (namespace, metadata(found))
+    crds = cluster.get("crd")["items"]
+    assert [
+        metadata(c)["name"] for c in crds if c["spec"]["group"].endswith("linkerd.io") and "deletionTimestamp" not in metadata(c)
+    ] == []
     kept = [key for key in others(before) if key.startswith(("CustomResourceDefinition ", "HTTPRoute "))]
-    assert len(kept) >= 2, others(before)
+    assert f"HTTPRoute {ROUTES}/web" in kept and len(kept) >= 2, others(before)
     assert uids(after, *kept) == uids(before, *kept)
     users = cluster.get("namespace", USERS)
-    assert metadata(users)["uid"] == before[f"Namespace /{USERS}"] and INJECT[0] not in annotations(users)
+    assert metadata(users)["uid"] == before[f"Namespace /{USERS}"] and INJECT[0] not in annotations_of(users)
     assert cluster.get("configmap", "settings", "-n", USERS)["data"] == {"owner": "team a"}
     assert cluster.get("namespace", CREATED) is not None, "the namespace let go of in step 3 went with destroy"
