@@ -12,6 +12,11 @@ order (a failed step skips the ones after it, which build on it):
    another) previews no change;
 5. `destroy` leaves the Gateway API CRDs that were there before the first `up`, and a route of theirs.
 
+What the program does not do yet is shown beside the step, as `xfail(strict=True)` with what was seen:
+plain `pulumi preview` (no driver, so no pre-flight) plans a create over the unlisted namespace; a
+namespace let go of stays meshed; a second kubeconfig is an update of the provider, so
+`--expect-no-changes` fails (step 4's passing test shows that nothing else changes).
+
 Every check reads the live objects with kubectl, never what Pulumi reports.
 """
 
@@ -19,6 +24,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -57,13 +63,11 @@ def inventory(cluster: LiveCluster, namespace: str | None = None) -> dict[str, s
     kinds = cluster.kubectl("api-resources", "--verbs=list", "-o", "name", *scope).stdout.split()
     where = ["-n", namespace] if namespace else ["-A"]
     items = json.loads(cluster.kubectl("get", ",".join(kinds), *where, "-o", "json").stdout)["items"]
-    return {
-        f"{item['kind']} {metadata(item).get('namespace', '')}/{metadata(item)['name']}": metadata(item).get(
-            "uid", ""
-        )  # ComponentStatus has none
-        for item in items
-        if item["kind"] not in CHURN
-    }
+    return {key(item): metadata(item).get("uid", "") for item in items if item["kind"] not in CHURN}  # ComponentStatus: no uid
+
+
+def key(item: dict[str, Any]) -> str:
+    return f"{item['kind']} {metadata(item).get('namespace', '')}/{metadata(item)['name']}"
 
 
 def gateway_api_crds(cluster: LiveCluster) -> list[dict[str, Any]]:
@@ -73,6 +77,20 @@ def gateway_api_crds(cluster: LiveCluster) -> list[dict[str, Any]]:
     crds = [d for d in yaml.safe_load_all(done.stdout) if d and d["spec"]["group"] == GATEWAY_API_GROUP]
     assert {c["metadata"]["name"] for c in crds} >= {f"httproutes.{GATEWAY_API_GROUP}"}, [c["metadata"]["name"] for c in crds]
     return crds
+
+
+def established(cluster: LiveCluster, names: list[str], timeout: float = 60) -> None:
+    """Until each CRD is Established (`kubectl wait` fails on one whose status has no conditions yet)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        conditions = [
+            {c["type"]: c["status"] for c in (cluster.get("crd", name).get("status") or {}).get("conditions") or []}
+            for name in names
+        ]
+        if all(found.get("Established") == "True" for found in conditions):
+            return
+        assert time.monotonic() < deadline, dict(zip(names, conditions, strict=True))
+        time.sleep(1)
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +108,7 @@ def before(cluster: LiveCluster) -> dict[str, str]:
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ROUTES}},
         *crds,
     )
-    cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", *(f"crd/{c['metadata']['name']}" for c in crds))
+    established(cluster, [c["metadata"]["name"] for c in crds])
     cluster.apply(
         {
             "apiVersion": f"{GATEWAY_API_GROUP}/v1",
@@ -111,12 +129,8 @@ def uids(found: dict[str, str], *keys: str) -> dict[str, str | None]:
 
 def others(before: dict[str, str]) -> list[str]:
     """The keys of the objects others made before the first `up`: theirs, never the program's."""
-    return [
-        key
-        for key in before
-        if key.startswith((f"Namespace /{USERS}", f"ConfigMap {USERS}/settings", f"Namespace /{ROUTES}", "HTTPRoute "))
-        or (key.startswith("CustomResourceDefinition ") and key.endswith(GATEWAY_API_GROUP))
-    ]
+    made = {f"Namespace /{USERS}", f"ConfigMap {USERS}/settings", f"Namespace /{ROUTES}", f"HTTPRoute {ROUTES}/web"}
+    return [k for k in before if k in made or (k.startswith("CustomResourceDefinition ") and k.endswith(GATEWAY_API_GROUP))]
 
 
 def test_1_an_existing_namespace_not_listed_stops_preview_and_up_before_anything_changes(
