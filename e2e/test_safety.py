@@ -7,7 +7,9 @@ order (a failed step skips the ones after it, which build on it):
    naming the key, before anything changes on the cluster;
 2. listed there, `up` applies without deleting it: same uid, the owner's ConfigMap untouched, annotated;
 3. a namespace the program created, holding someone else's workload, removed from `meshedNamespaces`:
-   `up` leaves the namespace and the workload, and nothing of the program's is left in it;
+   `up` leaves the namespace and the workload, and nothing of the program's is left in it; in the same
+   `up`, another one listed in `existingNamespaces` (its `Namespace` becomes a `NamespacePatch`) keeps
+   its uid and workload too;
 4. the same stack through a second kubeconfig file for the same cluster (same context name, then
    another) previews no change;
 5. `destroy` leaves the Gateway API CRDs that were there before the first `up`, and a route of theirs.
@@ -37,7 +39,8 @@ MANAGED_BY = ("app.kubernetes.io/managed-by", "aes-linkerd2")
 OWNER = ("aes-linkerd2.io/stack", "aes-linkerd2/target")
 INJECT = ("linkerd.io/inject", "enabled")
 USERS = "team-a"  # the user's namespace, there before the first `up`
-CREATED = "team-b"  # created by the program, then given someone else's workload
+CREATED = "team-b"  # created by the program, then given someone else's workload, then unlisted
+SWAPPED = "team-c"  # created by the program, given a workload, then listed in existingNamespaces
 ROUTES = "routes"  # another team's HTTPRoute lives here
 GATEWAY_API_GROUP = "gateway.networking.k8s.io"
 # Changes of churn the controllers make on their own, not by anyone's `up`.
@@ -136,7 +139,7 @@ def others(before: dict[str, str]) -> list[str]:
 def test_1_an_existing_namespace_not_listed_stops_preview_and_up_before_anything_changes(
     cluster: LiveCluster, before: dict[str, str]
 ) -> None:
-    cluster.set_config(meshedNamespaces=["default", USERS, CREATED], existingNamespaces=["default"])
+    cluster.set_config(meshedNamespaces=["default", USERS, CREATED, SWAPPED], existingNamespaces=["default"])
     for verb in ("preview", "up"):
         run = cluster.driver(verb, "--stack", "target")
         said = run.stdout + run.stderr
@@ -186,19 +189,20 @@ def test_2_listed_in_existing_namespaces_it_is_annotated_not_taken_over(cluster:
     # Patched, not adopted: the program did not mark it as its own, so it never deletes it.
     assert OWNER[0] not in annotations_of(users) and MANAGED_BY[0] not in labels_of(users), metadata(users)
     assert cluster.get("configmap", "settings", "-n", USERS)["data"] == {"owner": "team a"}
-    created = cluster.get("namespace", CREATED)
-    assert annotations_of(created).get(OWNER[0]) == OWNER[1] and labels_of(created).get(MANAGED_BY[0]) == MANAGED_BY[1]
-    assert annotations_of(created).get(INJECT[0]) == INJECT[1]
+    for name in (CREATED, SWAPPED):
+        created = cluster.get("namespace", name)
+        assert annotations_of(created).get(OWNER[0]) == OWNER[1] and labels_of(created).get(MANAGED_BY[0]) == MANAGED_BY[1]
+        assert annotations_of(created).get(INJECT[0]) == INJECT[1]
 
 
-def test_3_a_created_namespace_let_go_of_keeps_someone_elses_workload(cluster: LiveCluster) -> None:
-    namespace_uid = metadata(cluster.get("namespace", CREATED))["uid"]
-    cluster.apply(
-        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "orders", "namespace": CREATED}, "data": {"a": "1"}},
+def workload(namespace: str) -> list[dict[str, Any]]:
+    """Someone else's ConfigMap and Deployment, made with kubectl."""
+    return [
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "orders", "namespace": namespace}, "data": {"a": "1"}},
         {
             "apiVersion": "apps/v1",
             "kind": "Deployment",
-            "metadata": {"name": "orders", "namespace": CREATED},
+            "metadata": {"name": "orders", "namespace": namespace},
             "spec": {
                 "replicas": 1,
                 "selector": {"matchLabels": {"app": "orders"}},
@@ -208,27 +212,58 @@ def test_3_a_created_namespace_let_go_of_keeps_someone_elses_workload(cluster: L
                 },
             },
         },
-    )
-    theirs = inventory(cluster, CREATED)
-    cluster.set_config(meshedNamespaces=["default", USERS])
+    ]
+
+
+@pytest.fixture(scope="module")
+def let_go(cluster: LiveCluster) -> dict[str, dict[str, str]]:
+    """One `up` that lets go of CREATED (unlisted) and switches SWAPPED from created to patched (listed as
+    existing), each holding someone else's workload; what was in each namespace before it, by key."""
+    for namespace in (CREATED, SWAPPED):
+        cluster.apply(*workload(namespace))
+    everything = inventory(cluster)
+    theirs = {
+        namespace: {k: uid for k, uid in everything.items() if k == f"Namespace /{namespace}" or f" {namespace}/" in k}
+        for namespace in (CREATED, SWAPPED)
+    }
+    cluster.set_config(meshedNamespaces=["default", USERS, SWAPPED], existingNamespaces=["default", USERS, SWAPPED])
     run = cluster.driver("up", "--stack", "target")
     assert run.returncode == 0, run.said()
-    namespace = cluster.get("namespace", CREATED)
-    assert namespace is not None and metadata(namespace)["uid"] == namespace_uid
-    assert "deletionTimestamp" not in metadata(namespace) and namespace["status"]["phase"] == "Active"
-    left = inventory(cluster, CREATED)
-    for key in ("ConfigMap team-b/orders", "Deployment team-b/orders"):
-        assert left.get(key) == theirs[key], (key, left)
+    return theirs
+
+
+def still_there(cluster: LiveCluster, namespace: str, theirs: dict[str, str]) -> dict[str, Any]:
+    """The namespace, the same one, active, with the workload's objects the same ones."""
+    found = cluster.get("namespace", namespace)
+    assert found is not None and metadata(found)["uid"] == theirs[f"Namespace /{namespace}"]
+    assert "deletionTimestamp" not in metadata(found) and found["status"]["phase"] == "Active"
+    left = inventory(cluster, namespace)
+    for name in (f"ConfigMap {namespace}/orders", f"Deployment {namespace}/orders"):
+        assert left.get(name) == theirs[name], (name, left)
+    return dict(found)
+
+
+def test_3_a_created_namespace_let_go_of_keeps_someone_elses_workload(
+    cluster: LiveCluster, let_go: dict[str, dict[str, str]]
+) -> None:
+    namespace = still_there(cluster, CREATED, let_go[CREATED])
     # Nothing the program made is left inside it: the objects there are the workload's and Kubernetes' own.
+    inside = json.loads(cluster.kubectl("get", "all,configmaps,secrets,serviceaccounts", "-n", CREATED, "-o", "json").stdout)
     ours = [
-        f"{item['kind']} {metadata(item)['name']}"
-        for item in json.loads(
-            cluster.kubectl("get", "all,configmaps,secrets,serviceaccounts", "-n", CREATED, "-o", "json").stdout
-        )["items"]
+        key(item)
+        for item in inside["items"]
         if labels_of(item).get(MANAGED_BY[0]) == MANAGED_BY[1] or OWNER[0] in annotations_of(item)
     ]
     assert ours == []
     print(f"\n[safety] {CREATED} after it was let go of: annotations {annotations_of(namespace)}, labels {labels_of(namespace)}")
+
+
+def test_3_a_created_namespace_listed_as_existing_is_patched_not_deleted(
+    cluster: LiveCluster, let_go: dict[str, dict[str, str]]
+) -> None:
+    """Namespace -> NamespacePatch: the engine's delete of the first would delete the namespace with the workload."""
+    namespace = still_there(cluster, SWAPPED, let_go[SWAPPED])
+    assert annotations_of(namespace).get(INJECT[0]) == INJECT[1]
 
 
 # The two ways a second kubeconfig reaches the same cluster: a copy at another path (a CI runner's), and
@@ -261,7 +296,7 @@ def second_kubeconfig(request: pytest.FixtureRequest, cluster: LiveCluster) -> I
     reason="a namespace the program created keeps `linkerd.io/inject: enabled` when it is removed from "
     "meshedNamespaces (retain_on_delete leaves the object as it was): its new pods are still meshed",
 )
-def test_3_a_namespace_let_go_of_is_no_longer_meshed(cluster: LiveCluster) -> None:
+def test_3_a_namespace_let_go_of_is_no_longer_meshed(cluster: LiveCluster, let_go: dict[str, dict[str, str]]) -> None:
     assert INJECT[0] not in annotations_of(cluster.get("namespace", CREATED)), metadata(cluster.get("namespace", CREATED))
 
 
@@ -289,7 +324,7 @@ def test_4_a_second_kubeconfig_for_the_same_cluster_replaces_nothing(cluster: Li
     raises=AssertionError,
     reason="the provider's `kubeconfig` (and `context`) inputs are the file's path and the context's name, so a second "
     "kubeconfig is an in-place update of the provider: `~ pulumi:providers:kubernetes: (update) ~ kubeconfig: "
-    '"/tmp/.../target/kubeconfig" => "/tmp/.../elsewhere"`, `1 to update, 139 unchanged`, and `preview '
+    '"/tmp/.../target/kubeconfig" => "/tmp/.../elsewhere"`, `1 to update` and every other resource unchanged, and `preview '
     "--expect-no-changes` fails (issue 18 item 5 asks for no changes)",
 )
 def test_4_a_second_kubeconfig_for_the_same_cluster_previews_no_change(cluster: LiveCluster, second_kubeconfig: str) -> None:
@@ -320,3 +355,8 @@ def test_5_destroy_leaves_the_gateway_api_crds_and_routes_that_were_there(cluste
     assert metadata(users)["uid"] == before[f"Namespace /{USERS}"] and INJECT[0] not in annotations_of(users)
     assert cluster.get("configmap", "settings", "-n", USERS)["data"] == {"owner": "team a"}
     assert cluster.get("namespace", CREATED) is not None, "the namespace let go of in step 3 went with destroy"
+    swapped = cluster.get("namespace", SWAPPED)
+    assert swapped is not None and "deletionTimestamp" not in metadata(swapped), (
+        "the namespace listed as existing went with destroy"
+    )
+    assert cluster.get("deployment", "orders", "-n", SWAPPED) is not None
