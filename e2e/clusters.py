@@ -1,0 +1,135 @@
+"""The live cluster of the e2e pytest tier, and how a test drives the program and reads the cluster back.
+
+`LiveCluster.start` runs e2e/clusters.sh (e2e/tier.sh's functions: the API server with kwok nodes on
+loopback, the webhook watcher, a copy of the project, the real engine's environment) and stops it by
+its process group when the session ends. Tests then drive `./aes-linkerd2` in the copy, as a user
+does, and read what is on the cluster with kubectl, never from what Pulumi reports.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+E2E = Path(__file__).resolve().parent
+LAUNCHER = E2E / "clusters.sh"
+CONTEXT = "target"
+# Cold start of etcd, the API server, the controllers and kwok on a loaded 2-core machine.
+START_SECONDS = 300
+
+
+def missing_tools() -> list[str]:
+    """The tools e2e/tier.sh's find_tools looks for that are not in the cache (its list, not a copy)."""
+    done = subprocess.run([str(LAUNCHER), "--check"], capture_output=True, text=True, check=False, timeout=60)
+    if done.returncode != 0:
+        return [f"{LAUNCHER} --check failed: {done.stderr.strip()}"]
+    return done.stdout.splitlines()
+
+
+@dataclass(frozen=True)
+class Run:
+    """One command's result, with its words for the failure message."""
+
+    argv: list[str]
+    returncode: int
+    stdout: str
+    stderr: str
+    seconds: float
+
+    def said(self) -> str:
+        return f"$ {' '.join(self.argv)}  (exit {self.returncode}, {self.seconds:.0f}s)\n{self.stdout}\n{self.stderr}"
+
+
+class LiveCluster:
+    def __init__(self, process: subprocess.Popen[bytes], env: dict[str, str], log: Path) -> None:
+        self.process, self.log = process, log
+        self.env = {**os.environ, **env}
+        self.project = Path(env["PROJECT"])
+        self.work = Path(env["WORK"])
+        self.kubectl_binary = env["KUBECTL"]
+        self.linkerd = env["LINKERD"]
+        self.apiext_served = bool(env["APIEXT"])
+
+    @classmethod
+    def start(cls, scratch: Path) -> LiveCluster:
+        ready, log = scratch / "ready.env", scratch / "clusters.log"
+        with log.open("wb") as out:
+            process = subprocess.Popen(
+                [str(LAUNCHER), str(ready)], stdout=out, stderr=subprocess.STDOUT, start_new_session=True, cwd=E2E.parent
+            )
+        deadline = time.monotonic() + START_SECONDS
+        while not ready.exists():
+            if process.poll() is not None or time.monotonic() > deadline:
+                _stop(process)
+                raise RuntimeError(f"e2e/clusters.sh did not start the cluster:\n{log.read_text()[-4000:]}")
+            time.sleep(1)
+        env = dict(line.split("=", 1) for line in ready.read_text().splitlines() if "=" in line)
+        return cls(process, env, log)
+
+    def stop(self) -> None:
+        _stop(self.process)
+
+    # --- the program, as a user runs it ---------------------------------------------------------
+    def driver(self, *words: str, timeout: float = 600) -> Run:
+        """`./aes-linkerd2 WORDS...` in the project's copy (the target stack unless WORDS name another)."""
+        return self.run(["./aes-linkerd2", *words], cwd=self.project, timeout=timeout)
+
+    def stack_config(self, stack: str = "target") -> dict[str, Any]:
+        document: dict[str, Any] = yaml.safe_load((self.project / f"Pulumi.{stack}.yaml").read_text())
+        return document
+
+    def set_config(self, stack: str = "target", **values: Any) -> None:
+        """Set (None: remove) `aes-linkerd2:KEY` values in the copy's stack file, as a user edits it."""
+        path = self.project / f"Pulumi.{stack}.yaml"
+        document = self.stack_config(stack)
+        for key, value in values.items():
+            document["config"].pop(f"aes-linkerd2:{key}", None)
+            if value is not None:
+                document["config"][f"aes-linkerd2:{key}"] = value
+        path.write_text(yaml.safe_dump(document, sort_keys=False))
+
+    # --- the cluster, read back with kubectl ------------------------------------------------------
+    def kubectl(self, *args: str, stdin: str | None = None, check: bool = True) -> Run:
+        run = self.run([self.kubectl_binary, "--context", CONTEXT, *args], stdin=stdin, timeout=120)
+        if check and run.returncode != 0:
+            raise AssertionError(run.said())
+        return run
+
+    def get(self, *args: str) -> Any:
+        """`kubectl get ARGS -o json`, parsed; None when the object is not there."""
+        run = self.kubectl("get", *args, "-o", "json", check=False)
+        if run.returncode != 0:
+            if "NotFound" in run.stderr:
+                return None
+            raise AssertionError(run.said())
+        return json.loads(run.stdout)
+
+    def apply(self, *objects: dict[str, Any]) -> None:
+        """Objects of someone else's: created with kubectl (its own field manager), not by the program."""
+        self.kubectl("create", "-f", "-", stdin=yaml.safe_dump_all(objects))
+
+    def run(self, argv: list[str], *, cwd: Path | None = None, stdin: str | None = None, timeout: float) -> Run:
+        began = time.monotonic()
+        done = subprocess.run(
+            argv, cwd=cwd, env=self.env, input=stdin, capture_output=True, text=True, check=False, timeout=timeout
+        )
+        return Run(argv, done.returncode, done.stdout, done.stderr, time.monotonic() - began)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to the launcher (its EXIT trap stops what it started); its whole group only if it hangs."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=30)

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# e2e/clusters.sh - the processes behind e2e/clusters.py's pytest fixtures (not run by hand): e2e/tier.sh's
+# functions, nothing of its own.
+#
+#   e2e/clusters.sh --check     prints each missing tool (and Emissary's release files, when missing), one a
+#                               line; nothing when all are there
+#   e2e/clusters.sh READY       cluster `target` (etcd, kube-apiserver, controllers, kwok; services on
+#                               127.0.112.0/24), the webhook watcher (Emissary's apiext where built, and
+#                               the empty-Endpoints stand-in; Linkerd's servers are left off: nothing here
+#                               needs a meshed pod, and Linkerd runs without HA), a copy of the project
+#                               (copy_project) and the engine's environment (use_engine); then writes
+#                               READY (NAME=VALUE lines) and waits until it is sent SIGTERM, when it stops
+#                               everything it started and removes its scratch folder.
+set -euo pipefail
+# shellcheck source=e2e/tier.sh
+. "$(dirname "$0")/tier.sh"
+tier_init safety
+find_tools "$B/linkerd-edge-26.8.3"
+if [ "${1:-}" = --check ]; then
+  reference=$( (emissary_files) 2>&1 ) || MISSING+=("${reference#\[safety\] }")
+  [ ${#MISSING[@]} -eq 0 ] || printf '%s\n' "${MISSING[@]}"
+  exit 0
+fi
+ready=$1
+stop_if_missing "SAFETY TIER NOT RUN (e2e/clusters.sh): these tools are missing:"
+emissary_files
+start_work
+# Each process stopped before the one it talks to (etcd last): all at once, the API server's shutdown
+# waits on requests to a gone etcd (20 s and more). start_work's EXIT trap then removes WORK.
+stop_in_order() {
+  local i
+  for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do kill "${PIDS[i]}" 2>/dev/null && wait "${PIDS[i]}" 2>/dev/null || true; done
+  PIDS=()
+}
+trap 'stop_in_order; exit 143' TERM INT
+start_cluster target 127.0.112.0/24 127.12.0.0/16
+check_loopback target
+webhooks_check 2>/dev/null
+WEBHOOK_INJECTOR="" WEBHOOK_SP_VALIDATOR="" WEBHOOK_POLICY="" WEBHOOK_LINKERD_HA=false
+serve_webhooks target
+copy_project
+use_engine
+LINKERD=$B/linkerd-edge-26.8.3
+{
+  printf 'WORK=%s\nPROJECT=%s\nKUBECONFIG=%s\nKUBECTL=%s\nLINKERD=%s\nAPIEXT=%s\n' \
+    "$WORK" "$PROJECT" "$KUBECONFIG" "$B/kubectl" "$LINKERD" "${WEBHOOK_APIEXT:-}"
+  env | grep -E '^(PATH|PULUMI_[A-Z_]+)='
+} > "$ready.tmp"
+mv "$ready.tmp" "$ready"
+while :; do sleep 1 & wait $!; done

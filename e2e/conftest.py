@@ -1,0 +1,75 @@
+"""The e2e pytest tier's fixtures: the live cluster for the session, and a loud word when it cannot start.
+
+Collected only when asked (`venv/bin/python -m pytest e2e`): pyproject's testpaths is `tests`, so
+`scripts/test` never starts a cluster. Without the tool cache the run stops with exit 2 naming what is
+missing; with `--skip-if-missing` (CI) every test is skipped by name instead and the end of the run
+says so in a banner.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Generator, Iterator
+
+import pytest
+from clusters import LiveCluster, missing_tools
+
+SKIPPED: list[str] = []
+BANNER = "=" * 90
+# The first failed step of each module: the steps after it build on it, so they are skipped, naming it.
+FAILED: dict[str, str] = {}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--skip-if-missing", action="store_true", help="skip (loudly) instead of failing when the tool cache is missing"
+    )
+
+
+@pytest.fixture(scope="session")
+def cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveCluster]:
+    """Cluster `target` on loopback with a copy of the project and the real engine; stopped at the end."""
+    missing = missing_tools()
+    if missing:
+        reason = "SAFETY TIER NOT RUN: the tool cache is incomplete (CONTRIBUTING.md, 'The tool cache'); missing:"
+        if not request.config.getoption("--skip-if-missing"):
+            pytest.exit("\n  ".join([reason, *missing]), returncode=2)
+        SKIPPED.extend([reason, *missing])
+        pytest.skip(f"SAFETY TIER NOT RUN: {len(missing)} tools or files missing (listed at the end)")
+    began = time.monotonic()
+    live = LiveCluster.start(tmp_path_factory.mktemp("safety"))
+    print(f"\n[safety] cluster up in {time.monotonic() - began:.0f}s; apiext served: {live.apiext_served}")
+    try:
+        yield live
+    finally:
+        live.stop()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report: pytest.TestReport = yield
+    if report.failed and report.when in ("setup", "call"):
+        FAILED.setdefault(item.nodeid.split("::")[0], item.name)
+    return report
+
+
+@pytest.fixture(autouse=True)
+def earlier_steps(request: pytest.FixtureRequest) -> None:
+    failed = FAILED.get(request.node.nodeid.split("::")[0])
+    if failed is not None:
+        pytest.skip(f"an earlier step failed: {failed}")
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if SKIPPED:
+        reason, *missing = SKIPPED
+        terminalreporter.write_line(BANNER, red=True, bold=True)
+        terminalreporter.write_line(reason, red=True, bold=True)
+        for item in missing:
+            terminalreporter.write_line(f"  {item}", red=True)
+        terminalreporter.write_line("so these did NOT run:", red=True, bold=True)
+        for report in terminalreporter.stats.get("skipped", []):
+            terminalreporter.write_line(f"  SKIPPED {report.nodeid}", red=True)
+        terminalreporter.write_line(BANNER, red=True, bold=True)
