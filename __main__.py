@@ -255,7 +255,7 @@ def source_stack(cluster: Cluster, role: config.SourceRole) -> None:
             verify=role.verify,
             verify_after=[
                 mesh.edge_stack.mesh,
-                *(ns.namespace for ns in mesh.namespaces.values()),
+                *(ns.meshed for ns in mesh.namespaces.values()),
                 *([mesh.qotm] if mesh.qotm else []),
             ],
             verify_inputs=[cfg.linkerd.version, cfg.edge_stack.version, identity.trust_roots_pem, issuer_cert_pem],

@@ -1,10 +1,11 @@
 """A namespace whose pods Linkerd's proxy injector meshes: `linkerd.io/inject: enabled`.
 
-A namespace that already exists (the page's `default`) is patched server-side instead of created:
-the patch owns only the annotation, and `destroy` removes only that. A namespace the program creates
-is marked as this stack's (the pre-flight refuses to create one that exists unmarked) and is retained
-when the program lets go of it (removed from meshedNamespaces, listed as existing, `destroy`): it is
-where users put their workloads, and deleting a namespace deletes everything in it.
+The annotation is always a server-side patch of its own, so letting go of a namespace (removing it
+from meshedNamespaces, `destroy`) removes exactly that annotation: new pods there are no longer meshed.
+A namespace that already exists (the page's `default`) gets only that patch. A namespace the program
+creates is marked as this stack's (the pre-flight refuses to create one that exists unmarked) and is
+retained when the program lets go of it: it is where users put their workloads, and deleting a
+namespace deletes everything in it. The mark stays on it, saying which stack made it.
 """
 
 from __future__ import annotations
@@ -30,26 +31,33 @@ class MeshedNamespaceArgs:
 
 class MeshedNamespace(pulumi.ComponentResource):
     name: pulumi.Output[str]
-    namespace: k8s.core.v1.Namespace | k8s.core.v1.NamespacePatch
+    # The namespace the program made (retained on delete); None for one that already existed.
+    created: k8s.core.v1.Namespace | None
+    # The inject annotation: once it is in place, new pods here are meshed.
+    meshed: k8s.core.v1.NamespacePatch
 
     def __init__(self, name: str, args: MeshedNamespaceArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("aes-linkerd2:index:MeshedNamespace", name, None, opts)
-        annotations = {upstream.INJECT_ANNOTATION: upstream.INJECT_ENABLED}
         child = pulumi.ResourceOptions(parent=self, depends_on=list(args.control_plane))
-        if args.exists:
-            self.namespace = k8s.core.v1.NamespacePatch(
-                name, metadata=k8s.meta.v1.ObjectMetaPatchArgs(name=args.name, annotations=annotations), opts=child
-            )
-        else:
-            self.namespace = k8s.core.v1.Namespace(
+        self.created = None
+        if not args.exists:
+            self.created = k8s.core.v1.Namespace(
                 name,
                 metadata=k8s.meta.v1.ObjectMetaArgs(
                     name=args.name,
                     labels={upstream.MANAGED_BY_LABEL: upstream.MANAGED_BY},
-                    annotations={**annotations, upstream.OWNER_STACK_ANNOTATION: args.owner},
+                    annotations={upstream.OWNER_STACK_ANNOTATION: args.owner},
                 ),
                 opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(retain_on_delete=True)),
             )
-        # The name, once the namespace (or its annotation) is in place.
-        self.name = self.namespace.id.apply(lambda _: args.name)
+        # An existing namespace's patch keeps the name it always had (a new name would delete and re-add it).
+        self.meshed = k8s.core.v1.NamespacePatch(
+            name if args.exists else f"{name}-inject",
+            metadata=k8s.meta.v1.ObjectMetaPatchArgs(
+                name=args.name, annotations={upstream.INJECT_ANNOTATION: upstream.INJECT_ENABLED}
+            ),
+            opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[self.created] if self.created else [])),
+        )
+        # The name, once the namespace and its annotation are in place.
+        self.name = self.meshed.id.apply(lambda _: args.name)
         self.register_outputs({"name": self.name})

@@ -15,9 +15,8 @@ order (a failed step skips the ones after it, which build on it):
 5. `destroy` leaves the Gateway API CRDs that were there before the first `up`, and a route of theirs.
 
 What the program does not do yet is shown beside the step, as `xfail(strict=True)` with what was seen:
-plain `pulumi preview` (no driver, so no pre-flight) plans a create over the unlisted namespace; a
-namespace let go of stays meshed; a second kubeconfig is an update of the provider, so
-`--expect-no-changes` fails (step 4's passing test shows that nothing else changes).
+plain `pulumi preview` (no driver, so no pre-flight) plans a create over the unlisted namespace; a second
+kubeconfig is an update of the provider, so `--expect-no-changes` fails (step 4's passing test shows that nothing else changes).
 
 Every check reads the live objects with kubectl, never what Pulumi reports.
 """
@@ -290,12 +289,6 @@ def second_kubeconfig(request: pytest.FixtureRequest, cluster: LiveCluster) -> I
         cluster.set_config(kubeconfig=first, context="target")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="a namespace the program created keeps `linkerd.io/inject: enabled` when it is removed from "
-    "meshedNamespaces (retain_on_delete leaves the object as it was): its new pods are still meshed",
-)
 def test_3_a_namespace_let_go_of_is_no_longer_meshed(cluster: LiveCluster, let_go: dict[str, dict[str, str]]) -> None:
     assert INJECT[0] not in annotations_of(cluster.get("namespace", CREATED)), metadata(cluster.get("namespace", CREATED))
 

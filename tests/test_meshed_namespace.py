@@ -44,15 +44,25 @@ def test_existing_namespace_is_patched_with_the_annotation_only(preview: bool) -
     assert patch.retain_on_delete is False and patch.protect is False
 
 
-def test_new_namespace_is_created_annotated_and_valid() -> None:
+def test_new_namespace_is_created_marked_retained_and_annotated_by_its_own_patch() -> None:
     run = build("demo", exists=False)
     namespace = run.one("Namespace", "demo")
+    assert namespace.name == "ns-demo"
     assert namespace.inputs["metadata"] == {
         "name": "demo",
         "labels": {"app.kubernetes.io/managed-by": "aes-linkerd2"},
-        "annotations": {"linkerd.io/inject": "enabled", "aes-linkerd2.io/stack": "aes-linkerd2/target"},
+        "annotations": {"aes-linkerd2.io/stack": "aes-linkerd2/target"},
     }
     # Users' workloads live here: letting go of the namespace (destroy, unlisting it) leaves it standing.
     assert namespace.retain_on_delete is True
-    assert run.find("NamespacePatch") == []
     validate_builtin("v1", "Namespace", {"metadata": namespace.inputs["metadata"]}, "1.34")
+    # The annotation is a patch of its own, deleted (not retained) when the program lets go: new pods there
+    # are then no longer meshed, while the namespace and its workloads stay.
+    patch = run.one("NamespacePatch")
+    assert patch.name == "ns-demo-inject"
+    assert patch.inputs["metadata"] == {"name": "demo", "annotations": {"linkerd.io/inject": "enabled"}}
+    assert patch.retain_on_delete is False and patch.protect is False
+    assert run.depends(patch, on=namespace)
+    assert run.depends(patch, on=run.one("Deployment", "linkerd-proxy-injector"))
+    assert run.depends(namespace, on=run.one("Deployment", "linkerd-proxy-injector"))
+    assert {patch.parent, namespace.parent} == {run.one("MeshedNamespace").urn}
