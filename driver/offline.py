@@ -7,10 +7,15 @@ deleted_with, so this monitor keeps the whole request.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import shlex
+import shutil
 import subprocess
+import tempfile
+from pathlib import Path
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,7 +27,26 @@ from pulumi.runtime.mocks import MockCallArgs, MockMonitor, MockResourceArgs, Mo
 from pulumi.runtime.proto import resource_pb2
 
 from driver.sdk import is_secret_value, run_to_completion
+from support import certificates
 from support.config import PROJECT
+
+# The clusters' `linkerd` namespaces as the certificate Commands see them offline: one private folder
+# per process, one sub-folder per kube context (a target evaluated first leaves its anchor for the source).
+_OFFLINE_CLUSTERS = tempfile.TemporaryDirectory(prefix="aes-linkerd2-offline-")
+
+
+def offline_cluster(context: str) -> certificates.FolderStore:
+    return certificates.FolderStore(Path(_OFFLINE_CLUSTERS.name) / context)
+
+
+def forget_offline_clusters() -> None:
+    for entry in os.listdir(_OFFLINE_CLUSTERS.name):
+        shutil.rmtree(os.path.join(_OFFLINE_CLUSTERS.name, entry))
+
+
+class _OfflineClusters(dict[str, certificates.SecretStore]):
+    def __missing__(self, context: str) -> certificates.SecretStore:
+        return offline_cluster(context)
 
 
 def unwrap_secrets(value: Any) -> Any:
@@ -191,9 +215,14 @@ class ProgramMocks(Mocks):
         line = str(unwrap_secrets(inputs.get("create", "")))
         self.commands_run.append(line)
         if "support.certificates" in line:
-            # The program's own certificate maker: fresh certificates, as at `up` (which makes its own).
-            environment = unwrap_secrets(inputs.get("environment") or {})
-            return run_like_the_command_provider(line, None, environment, inputs.get("dir"))
+            # The program's own certificate maker, on folders standing in for the clusters' Secrets.
+            argv = shlex.split(line)
+            out, err = io.StringIO(), io.StringIO()
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                status = certificates.main(argv[argv.index("support.certificates") + 1 :], stores=_OfflineClusters())
+            if status != 0:
+                raise RuntimeError(f"`{line}` failed: {err.getvalue().strip()}")
+            return out.getvalue()
         if cli_args(line)[:1] == ["inject"]:
             # 2.8's inject answers only against a live control plane.
             reason = "asks the live control plane at `pulumi up`"

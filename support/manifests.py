@@ -182,17 +182,21 @@ def register(
     opts: pulumi.ResourceOptions,
     replacements: Mapping[str, pulumi.Input[str]] | None = None,
     ignore_changes: Mapping[str, Sequence[str]] | None = None,
+    before: Mapping[str, pulumi.CustomResource] | None = None,
+    depends: Mapping[str, Sequence[pulumi.Resource]] | None = None,
 ) -> dict[str, pulumi.CustomResource]:
     """Register every object, keyed by `ManifestObject.key`.
 
     Namespaces and CRDs come first; namespaced objects wait for their namespace, custom resources
     for the CRDs, service-account tokens for their account, webhooks and API services for the
-    Deployments that serve them.
+    Deployments that serve them. `before`: objects of the same manifest registered before (their
+    namespace, say), which these wait for as if registered here; `depends`: more to wait for, by key.
     """
     ordered = sorted(
         objects,
         key=lambda o: (o.kind not in _FOUNDATION_KINDS, o.token_account_key is not None, o.kind in SERVED_BY_DEPLOYMENTS),
     )
+    before = before or {}
     registered: dict[str, pulumi.CustomResource] = {}
     # What custom resources and webhooks wait for, kept as they are registered (in that order).
     waited_for: dict[str, list[pulumi.Resource]] = {kind: [] for kind in ("CustomResourceDefinition", "Deployment")}
@@ -201,8 +205,10 @@ def register(
         if key in registered:
             raise ManifestError(f"{prefix}: {key} appears twice in the manifest")
         after: list[pulumi.Resource] = []
-        if obj.namespace and f"Namespace/{obj.namespace}" in registered:
-            after.append(registered[f"Namespace/{obj.namespace}"])
+        namespace = f"Namespace/{obj.namespace}"
+        if obj.namespace and namespace in (registered.keys() | before.keys()):
+            after.append(registered.get(namespace) or before[namespace])
+        after.extend((depends or {}).get(key, ()))
         if not obj.is_builtin:
             after.extend(waited_for["CustomResourceDefinition"])
         if obj.kind in SERVED_BY_DEPLOYMENTS:
