@@ -53,7 +53,7 @@ class Mesh:
     qotm: QotmDemo | None
 
 
-def make_identity(cluster: Cluster, namespace: pulumi.Resource) -> LinkerdIdentity:
+def make_identity(cluster: Cluster, namespace: pulumi.Resource | None) -> LinkerdIdentity:
     """The target: the anchors (in its cluster) and its issuer. The source: its issuer, from the target's anchor."""
     cfg, access = cluster.cfg, cluster.cli.cluster
     anchors, shared, target_access = None, None, access
@@ -93,7 +93,7 @@ def mesh_cluster(cluster: Cluster) -> Mesh:
     gateway, workloads = cfg.gateway, cfg.workloads
     made: list[LinkerdIdentity] = []
 
-    def identity(namespace: pulumi.Resource) -> ControlPlaneIdentity:
+    def identity(namespace: pulumi.Resource | None) -> ControlPlaneIdentity:
         made.append(make_identity(cluster, namespace))
         return ControlPlaneIdentity(trust_roots_pem=made[0].trust_roots_pem, issuer=made[0].issuer)
 

@@ -39,7 +39,7 @@ class LinkerdControlPlaneArgs:
     ha: bool
     trust_domain: str
     # Made once the render's `linkerd` Namespace is registered (the identity's Secrets go there).
-    identity: Callable[[pulumi.Resource], ControlPlaneIdentity]
+    identity: Callable[[pulumi.Resource | None], ControlPlaneIdentity]
     multicluster: bool
     # Links whose service mirror the multicluster install declares (lines that need it).
     links: tuple[str, ...] = ()
@@ -193,7 +193,8 @@ class LinkerdControlPlane(pulumi.ComponentResource):
             prefix=name,
             opts=pulumi.ResourceOptions(parent=self, depends_on=self.crds),
         )
-        identity = args.identity(namespace[_NAMESPACE])
+        # None where nothing was rendered (`render` without the CLI).
+        identity = args.identity(namespace.get(_NAMESPACE))
         replacements: dict[str, pulumi.Input[str]] = {anchor.cert_pem: identity.trust_roots_pem}
         registered = manifests.register(
             [obj for obj in install if obj.key != _NAMESPACE],

@@ -146,7 +146,7 @@ class LinkerdIdentityArgs:
     kubectl: str
     scheme: str  # the issuer Secret's format (certificates.SCHEME_EXTERNAL, or the 2.8 line's own)
     # The `linkerd` Namespace of the render: every Secret goes there, so the Commands wait for it.
-    namespace: pulumi.Resource
+    namespace: pulumi.Resource | None
     # Each further cluster's issuer lives ISSUER_STAGGER_DAYS shorter: renewals never fall together.
     stagger: int = 0
     # An issuer with fewer days left than this is re-issued by the next `up`.
@@ -233,7 +233,7 @@ class LinkerdIdentity(pulumi.ComponentResource):
             triggers=[self.trust_anchor_pem, str(generation)],
             opts=pulumi.ResourceOptions(
                 parent=self,
-                depends_on=[args.namespace, *signer],
+                depends_on=[*([args.namespace] if args.namespace else []), *signer],
                 # Interpreter and kubeconfig paths differ between machines: not a reason to re-issue.
                 ignore_changes=["create", "dir", "environment"],
             ),
@@ -270,7 +270,7 @@ class LinkerdIdentity(pulumi.ComponentResource):
             triggers=[args.trust_domain],
             opts=pulumi.ResourceOptions(
                 parent=self,
-                depends_on=[args.namespace],
+                depends_on=[args.namespace] if args.namespace else [],
                 # The newest anchor is protected: no update replaces it, no plain `pulumi destroy` deletes it.
                 # The one a rotation drops is let go of from its `bundle` step on, so `drop-old` can delete it.
                 protect=generation == plan.generation,

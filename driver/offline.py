@@ -32,16 +32,23 @@ from support.config import PROJECT
 
 # The clusters' `linkerd` namespaces as the certificate Commands see them offline: one private folder
 # per process, one sub-folder per kube context (a target evaluated first leaves its anchor for the source).
+# `render` shares one between its processes (the target's, then the source's) through OFFLINE_CLUSTERS_ENV.
+OFFLINE_CLUSTERS_ENV = "AES_LINKERD2_OFFLINE_CLUSTERS"
 _OFFLINE_CLUSTERS = tempfile.TemporaryDirectory(prefix="aes-linkerd2-offline-")
 
 
+def _offline_root() -> Path:
+    return Path(os.environ.get(OFFLINE_CLUSTERS_ENV) or _OFFLINE_CLUSTERS.name)
+
+
 def offline_cluster(context: str) -> certificates.FolderStore:
-    return certificates.FolderStore(Path(_OFFLINE_CLUSTERS.name) / context)
+    return certificates.FolderStore(_offline_root() / context)
 
 
 def forget_offline_clusters() -> None:
-    for entry in os.listdir(_OFFLINE_CLUSTERS.name):
-        shutil.rmtree(os.path.join(_OFFLINE_CLUSTERS.name, entry))
+    root = _offline_root()
+    for entry in os.listdir(root) if root.is_dir() else []:
+        shutil.rmtree(root / entry)
 
 
 class _OfflineClusters(dict[str, certificates.SecretStore]):
