@@ -7,17 +7,15 @@ deleted_with, so this monitor keeps the whole request.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
 import shlex
 import shutil
 import subprocess
 import tempfile
-from pathlib import Path
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pulumi
@@ -224,12 +222,10 @@ class ProgramMocks(Mocks):
         if "support.certificates" in line:
             # The program's own certificate maker, on folders standing in for the clusters' Secrets.
             argv = shlex.split(line)
-            out, err = io.StringIO(), io.StringIO()
-            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-                status = certificates.main(argv[argv.index("support.certificates") + 1 :], stores=_OfflineClusters())
-            if status != 0:
-                raise RuntimeError(f"`{line}` failed: {err.getvalue().strip()}")
-            return out.getvalue()
+            try:
+                return certificates.run(argv[argv.index("support.certificates") + 1 :], stores=_OfflineClusters())
+            except certificates.CertificateError as error:
+                raise RuntimeError(f"`{line}` failed: certificates: {error}") from None
         if cli_args(line)[:1] == ["inject"]:
             # 2.8's inject answers only against a live control plane.
             reason = "asks the live control plane at `pulumi up`"

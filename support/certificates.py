@@ -379,7 +379,10 @@ class FolderStore:
 
     def apply(self, secret: Mapping[str, Any]) -> None:
         self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        self._path(secret["metadata"]["name"]).write_text(json.dumps(secret))
+        path = self._path(secret["metadata"]["name"])
+        partial = path.with_suffix(".partial")
+        partial.write_text(json.dumps(secret))
+        partial.replace(path)  # whole or not at all, for a reader at the same time
 
     def delete(self, name: str) -> None:
         self._path(name).unlink(missing_ok=True)
@@ -433,8 +436,9 @@ def _cluster_flags(kubeconfig: str | None, context: str) -> tuple[str, ...]:
     return (*(("--kubeconfig", kubeconfig) if kubeconfig else ()), "--context", context)
 
 
-def main(argv: list[str] | None = None, *, stores: Mapping[str, SecretStore] | None = None) -> int:
-    """The Commands' entry point. `stores` (by context) stands in for the clusters in offline renders."""
+def run(argv: list[str] | None = None, *, stores: Mapping[str, SecretStore] | None = None) -> str:
+    """What a certificate Command prints (a public certificate, or nothing). `stores` (by context) stands
+    in for the clusters in offline renders; raises CertificateError."""
     parser = argparse.ArgumentParser(prog="python -m support.certificates", description=__doc__)
     parser.add_argument("kind", choices=["anchor", "delete-anchor", "issuer"])
     parser.add_argument("--secret", required=True, help="the anchor's Secret (read by `issuer`)")
@@ -454,20 +458,22 @@ def main(argv: list[str] | None = None, *, stores: Mapping[str, SecretStore] | N
         return KubectlStore(args.kubectl, _cluster_flags(kubeconfig, context))
 
     here = store(args.kubeconfig, args.context)
+    if args.kind == "delete-anchor":
+        delete_anchor(here, args.secret)
+        return ""
+    if not args.common_name or not args.valid_hours:
+        parser.error("--common-name and --valid-hours are required")
+    if args.kind == "anchor":
+        return ensure_anchor(here, args.secret, args.common_name, args.valid_hours)
+    anchors = store(args.anchor_kubeconfig, args.anchor_context or args.context)
+    return write_issuer(
+        anchors, args.secret, here, common_name=args.common_name, valid_hours=args.valid_hours, scheme=args.scheme
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
     try:
-        if args.kind == "delete-anchor":
-            delete_anchor(here, args.secret)
-            return 0
-        if not args.common_name or not args.valid_hours:
-            parser.error("--common-name and --valid-hours are required")
-        if args.kind == "anchor":
-            print(ensure_anchor(here, args.secret, args.common_name, args.valid_hours), end="")
-        else:
-            anchors = store(args.anchor_kubeconfig, args.anchor_context or args.context)
-            issued = write_issuer(
-                anchors, args.secret, here, common_name=args.common_name, valid_hours=args.valid_hours, scheme=args.scheme
-            )
-            print(issued, end="")
+        print(run(argv), end="")
     except CertificateError as error:
         print(f"certificates: {error}", file=sys.stderr)
         return 1
