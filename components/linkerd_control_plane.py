@@ -89,10 +89,11 @@ def _external(obj: manifests.ManifestObject, scheme: str) -> manifests.ManifestO
     body = copy.deepcopy(obj.body)
     if obj.key == _IDENTITY_DEPLOYMENT:
         for container in body["spec"]["template"]["spec"]["containers"]:
-            container["args"] = [
-                f"-identity-scheme={scheme}" if arg == f"-identity-scheme={SCHEME_LINKERD}" else arg
-                for arg in container.get("args", [])
-            ]
+            if "args" in container:  # the proxy has none, and must not get an empty list
+                container["args"] = [
+                    f"-identity-scheme={scheme}" if arg == f"-identity-scheme={SCHEME_LINKERD}" else arg
+                    for arg in container["args"]
+                ]
     else:
         values = _exactly_once(_SCHEME_VALUE, rf"\g<1>{scheme}", body["data"]["values"], "issuer schemes")
         body["data"]["values"] = _exactly_once(_ISSUER_CERT_VALUE, '\\g<indent>crtPEM: ""\n', values, "issuer certificates")

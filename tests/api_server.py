@@ -69,7 +69,7 @@ def api_server(folder: Path) -> Iterator[ApiServer]:
         check=True,
         capture_output=True,
     )
-    (folder / "tokens.csv").write_text("admin-token,admin,admin,system:masters\npreview-token,preview,preview\n")
+    (folder / "tokens.csv").write_text("admin-token,admin,admin,system:masters\npreview-token,aes-linkerd2-preview,preview\n")
     logs = (folder / "etcd.log").open("w"), (folder / "apiserver.log").open("w")
     processes = [
         subprocess.Popen(
