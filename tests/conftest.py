@@ -121,9 +121,8 @@ def licence_for(config: dict[str, Any]) -> dict[str, str]:
 
 
 def target_outputs(line: str = "current", product: str = "edge-stack") -> dict[str, Any]:
-    from support import certificates
-
     from driver.offline import offline_cluster
+    from support import certificates
 
     anchor = certificates.new_trust_anchor("root.linkerd.cluster.local", 24)
     # The target's anchor Secret, as the target's `up` leaves it in its cluster (offline: a folder).

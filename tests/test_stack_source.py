@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from driver.offline import offline_cluster
 from tests import certificate_audit
 from tests.conftest import TARGET_CONTEXT, kubernetes_resources, provider_urn, run_stack, source_config, target_outputs
 from tests.harness import Run
@@ -54,7 +55,7 @@ def test_source_trusts_the_targets_anchor_and_makes_its_own_issuer_in_its_cluste
     secret = certificate_audit.cluster_secret("source-ctx", "linkerd-identity-issuer")
     certificate_audit.assert_issuer_secret(secret, refs["trustAnchorPem"], "kubernetes.io/tls")
     # Nothing written into the target cluster: the source only reads the anchor there.
-    assert certificate_audit.offline_cluster("target-ctx").get("linkerd-identity-issuer") is None
+    assert offline_cluster("target-ctx").get("linkerd-identity-issuer") is None
     assert run.outputs["trustAnchorPem"] == refs["trustAnchorPem"]
     assert list(run.outputs["identityIssuers"]) == ["source"] and run.secret_outputs == set()
 
