@@ -490,10 +490,16 @@ def after_rotation() -> None:
 
 
 def _texts(value: Any, where: str) -> list[tuple[str, str]]:
+    """Every string in a state, a secret's `plaintext` (JSON of the value) opened too."""
     if isinstance(value, dict):
         return [t for k, v in value.items() for t in _texts(v, f"{where}.{k}")]
     if isinstance(value, list):
         return [t for i, v in enumerate(value) for t in _texts(v, f"{where}[{i}]")]
+    if isinstance(value, str) and value[:1] in "{[":
+        try:
+            return _texts(json.loads(value), where)
+        except ValueError:
+            pass
     return [(where, value)] if isinstance(value, str) else []
 
 
@@ -518,13 +524,16 @@ def no_keys_in_state() -> None:
         text = json.dumps(state)
         compact = "".join(text.replace("\\n", "").split())
         check(f"{path}: no identity key (PEM body)", not any(k in compact for k in keys))
-        holders = set()
+        holders, identity = set(), set()
         for resource in state["deployment"].get("resources") or []:
-            for where, value in _texts(resource.get("inputs") or {}, "inputs") + _texts(resource.get("outputs") or {}, "outputs"):
+            name = resource["urn"].rsplit("::", 1)[1]
+            for _, value in _texts(resource.get("inputs") or {}, "inputs") + _texts(resource.get("outputs") or {}, "outputs"):
                 decoded = _decoded(value)
                 if "PRIVATE KEY" in value or "PRIVATE KEY" in decoded:
-                    holders.add(resource["urn"].rsplit("::", 1)[1])
-                check(f"{path}: {where} is no identity key", not any(k in "".join(decoded.split()) for k in keys))
+                    holders.add(name)
+                if any(k in "".join(value.replace("\\n", "").split()) or k in "".join(decoded.split()) for k in keys):
+                    identity.add(name)
+        check(f"{path}: no identity key, as PEM or base64, in any resource", not identity, sorted(identity))
         webhook_keys = {
             f"linkerd:linkerd/{name}"
             for name in ("linkerd-proxy-injector-k8s-tls", "linkerd-sp-validator-k8s-tls", "linkerd-policy-validator-k8s-tls")
