@@ -95,51 +95,6 @@ t_up2=$(driver up --expect-no-changes)
 say "second up, no changes: ${t_up2}s"
 t_refresh=$(driver refresh --expect-no-changes)
 say "refresh, no drift: ${t_refresh}s"
-# The PR preview's credentials (docs/pull-requests.md): deploy/preview-rbac.yaml, bound to a user that
-# has no group, swapped into the stacks' kubeconfig files for the preview alone (the controllers read
-# theirs at start). It may not read the keys; it still previews both stacks, with and without a change.
-as_reviewer() {  # as_reviewer on|off
-  local c
-  for c in target source; do
-    if [ "$1" = on ]; then
-      "$B/kubectl" --kubeconfig "$WORK/$c/kubeconfig" --context "$c" apply -f "$ROOT/deploy/preview-rbac.yaml" > /dev/null
-      cp "$WORK/$c/kubeconfig" "$WORK/$c/kubeconfig.admin"
-      "$B/kubectl" --kubeconfig "$WORK/$c/kubeconfig" config set-credentials "$c" --token "$c-preview-token" > /dev/null
-    else
-      mv "$WORK/$c/kubeconfig.admin" "$WORK/$c/kubeconfig"
-    fi
-  done
-}
-probe_period() {  # probe_period SECONDS|"": the target's probePeriodSeconds (unset: the default)
-  "$ROOT/venv/bin/python" - "$PROJECT/Pulumi.target.yaml" "$1" <<'EOF'
-import sys, yaml
-path, value = sys.argv[1:3]
-document = yaml.safe_load(open(path))
-document["config"].pop("aes-linkerd2:probePeriodSeconds", None)
-if value:
-    document["config"]["aes-linkerd2:probePeriodSeconds"] = int(value)
-yaml.safe_dump(document, open(path, "w"), sort_keys=False)
-EOF
-}
-as_reviewer on
-for c in target source; do
-  for denied in "get secrets -n linkerd" "list secrets -A" "get secret/linkerd-identity-issuer -n linkerd"; do
-    # shellcheck disable=SC2086
-    answer=$("$B/kubectl" --kubeconfig "$WORK/$c/kubeconfig" --context "$c" auth can-i $denied || true)
-    [ "$answer" = no ] || { as_reviewer off; say "FAILED: the preview identity may $denied on $c ($answer)"; exit 1; }
-  done
-  if "$B/kubectl" --kubeconfig "$WORK/$c/kubeconfig" --context "$c" get secret -n linkerd linkerd-identity-issuer > /dev/null 2>&1; then
-    as_reviewer off; say "FAILED: the preview identity read the issuer's Secret on $c"; exit 1
-  fi
-done
-t_reviewer=$(driver preview --expect-no-changes) || { as_reviewer off; exit 1; }
-probe_period 7
-t_reviewer_change=$(driver preview --stack target) || { probe_period ""; as_reviewer off; exit 1; }
-probe_period ""
-as_reviewer off
-grep -q 'mirror.linkerd.io/probe-period.*"7"' "$WORK/preview.log" \
-  || { grep -n "probe-period" "$WORK/preview.log" >&2; say "FAILED: the reviewer's preview did not show the changed probe period"; exit 1; }
-say "as the PR preview's identity (no Secret in linkerd readable): no-change preview of both ${t_reviewer}s; a changed probePeriodSeconds shown in the target's diff (${t_reviewer_change}s)"
 say "what the linkerd CLI says from the source (needs running proxies for its probes; shown, not asserted;"
 say "its version check of versioncheck.linkerd.io is sent to a dead loopback proxy, so it leaves nothing):"
 HTTPS_PROXY=http://127.0.0.1:9 NO_PROXY=127.0.0.0/8 timeout 120 "$LINKERD" --kubeconfig "$WORK/source/kubeconfig" --context source multicluster check --wait 30s 2>&1 \
