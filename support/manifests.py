@@ -175,6 +175,23 @@ def _register_one(
     )
 
 
+def _waits_for(
+    obj: ManifestObject, known: Mapping[str, pulumi.Resource], waited_for: Mapping[str, list[pulumi.Resource]]
+) -> list[pulumi.Resource]:
+    """What `obj` waits for: its namespace, the CRDs (a custom resource), the Deployments (a webhook), its account (a token)."""
+    after: list[pulumi.Resource] = []
+    if obj.namespace and f"Namespace/{obj.namespace}" in known:
+        after.append(known[f"Namespace/{obj.namespace}"])
+    if not obj.is_builtin:
+        after.extend(waited_for["CustomResourceDefinition"])
+    if obj.kind in SERVED_BY_DEPLOYMENTS:
+        after.extend(waited_for["Deployment"])
+    account = obj.token_account_key
+    if account and account in known:
+        after.append(known[account])
+    return after
+
+
 def register(
     objects: Iterable[ManifestObject],
     *,
@@ -196,26 +213,15 @@ def register(
         objects,
         key=lambda o: (o.kind not in _FOUNDATION_KINDS, o.token_account_key is not None, o.kind in SERVED_BY_DEPLOYMENTS),
     )
-    before = before or {}
     registered: dict[str, pulumi.CustomResource] = {}
+    known = dict(before or {})  # what an object may wait for by key: registered before, or here
     # What custom resources and webhooks wait for, kept as they are registered (in that order).
     waited_for: dict[str, list[pulumi.Resource]] = {kind: [] for kind in ("CustomResourceDefinition", "Deployment")}
     for obj in ordered:
         key = obj.key
         if key in registered:
             raise ManifestError(f"{prefix}: {key} appears twice in the manifest")
-        after: list[pulumi.Resource] = []
-        namespace = f"Namespace/{obj.namespace}"
-        if obj.namespace and namespace in (registered.keys() | before.keys()):
-            after.append(registered.get(namespace) or before[namespace])
-        after.extend((depends or {}).get(key, ()))
-        if not obj.is_builtin:
-            after.extend(waited_for["CustomResourceDefinition"])
-        if obj.kind in SERVED_BY_DEPLOYMENTS:
-            after.extend(waited_for["Deployment"])
-        account = obj.token_account_key
-        if account and account in registered:
-            after.append(registered[account])
+        after = _waits_for(obj, known, waited_for) + list((depends or {}).get(key, ()))
         body = stand_ins.substitute(obj.body, replacements or {})
         resource_opts = pulumi.ResourceOptions.merge(
             opts,
@@ -227,7 +233,7 @@ def register(
             ),
         )
         name = f"{prefix}:{obj.namespace}/{obj.name}" if obj.namespace else f"{prefix}:{obj.name}"
-        registered[key] = _register_one(obj, name, body, resource_opts)
+        registered[key] = known[key] = _register_one(obj, name, body, resource_opts)
         if obj.kind in waited_for:
             waited_for[obj.kind].append(registered[key])
     return registered
