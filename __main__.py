@@ -15,8 +15,8 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.edge_stack import EdgeStack, EdgeStackArgs
-from components.linkerd_control_plane import LinkerdControlPlane, LinkerdControlPlaneArgs
-from components.linkerd_identity import AnchorPlan, LinkerdIdentity, LinkerdIdentityArgs, anchor_plan
+from components.linkerd_control_plane import ControlPlaneIdentity, LinkerdControlPlane, LinkerdControlPlaneArgs
+from components.linkerd_identity import AnchorPlan, LinkerdIdentity, LinkerdIdentityArgs, SharedAnchor, anchor_plan
 from components.meshed_namespace import MeshedNamespace, MeshedNamespaceArgs
 from components.multicluster_source import MulticlusterSource, MulticlusterSourceArgs
 from components.multicluster_target import GatewayRef, MulticlusterTarget, MulticlusterTargetArgs
@@ -25,19 +25,6 @@ from support import clock, config, stack_outputs, upstream
 from support.certificates import anchor_rows, describe
 from support.linkerd_cli import ClusterAccess, LinkerdCli
 from support.manifests import read_location
-
-
-@dataclass(frozen=True)
-class ClusterIdentity:
-    """The trust roots, the anchor that signs the issuers, this cluster's issuer, and the issuers the stack reports."""
-
-    # One anchor, or during a rotation the old and the new one: what every proxy trusts.
-    trust_roots_pem: pulumi.Input[str]
-    trust_anchor_pem: pulumi.Input[str]
-    issuer_cert_pem: pulumi.Input[str]
-    issuer_key_pem: pulumi.Input[str]
-    # (name, certificate) of every issuer the stack applies or hands on; the anchors are reported from the roots.
-    issuers: tuple[tuple[str, pulumi.Input[str]], ...]
 
 
 @dataclass(frozen=True)
@@ -53,22 +40,63 @@ class Cluster:
     last_outputs: Mapping[str, Any]
     # The target's anchors for this update (a rotation's step), decided from its last outputs.
     anchors: AnchorPlan
-    # On the source: the target stack's outputs (trust roots, peer issuer, gateway), read and checked up front.
+    # On the source: the target stack's outputs (trust roots, the anchor's Secret, gateway), read and checked up front.
     target_outputs: Mapping[str, Any]
 
 
 @dataclass(frozen=True)
 class Mesh:
+    identity: LinkerdIdentity
     linkerd: LinkerdControlPlane
     edge_stack: EdgeStack
     namespaces: dict[str, MeshedNamespace]
     qotm: QotmDemo | None
 
 
-def mesh_cluster(cluster: Cluster, identity: ClusterIdentity) -> Mesh:
-    """Linkerd (HA), Edge Stack meshed with the add_linkerd_headers Module, meshed namespaces, QOTM."""
+def make_identity(cluster: Cluster, namespace: pulumi.Resource | None) -> LinkerdIdentity:
+    """The target: the anchors (in its cluster) and its issuer. The source: its issuer, from the target's anchor."""
+    cfg, access = cluster.cfg, cluster.cli.cluster
+    anchors, shared, target_access = None, None, access
+    if isinstance(cfg.role, config.TargetRole):
+        anchors = cluster.anchors
+    else:
+        outputs = cluster.target_outputs
+        target_access = ClusterAccess(context=cfg.role.target.context, kubeconfig=cfg.role.target.kubeconfig)
+        shared = SharedAnchor(
+            secret=str(outputs["trustAnchorSecret"]),
+            cert_pem=str(outputs["trustAnchorPem"]),
+            roots_pem=str(outputs.get("trustRootsPem") or outputs["trustAnchorPem"]),
+        )
+    return LinkerdIdentity(
+        "identity",
+        LinkerdIdentityArgs(
+            trust_domain=cfg.linkerd.trust_domain,
+            cluster=cfg.cluster.name,
+            access=access,
+            target_access=target_access,
+            kubectl=cfg.kubectl,
+            scheme=cfg.line.issuer_scheme,
+            namespace=namespace,
+            # The source's issuer lives shorter than the target's: the two are never due on the same day.
+            stagger=0 if cfg.is_target else 1,
+            renew_before_days=cfg.linkerd.issuer_renew_before_days,
+            previous_issuers=cluster.last_outputs.get("identityIssuers"),
+            anchors=anchors,
+            shared=shared,
+        ),
+    )
+
+
+def mesh_cluster(cluster: Cluster) -> Mesh:
+    """Linkerd (HA) with its identity, Edge Stack meshed with the add_linkerd_headers Module, meshed namespaces, QOTM."""
     cfg, cli, on_cluster = cluster.cfg, cluster.cli, cluster.on_cluster
     gateway, workloads = cfg.gateway, cfg.workloads
+    made: list[LinkerdIdentity] = []
+
+    def identity(namespace: pulumi.Resource | None) -> ControlPlaneIdentity:
+        made.append(make_identity(cluster, namespace))
+        return ControlPlaneIdentity(trust_roots_pem=made[0].trust_roots_pem, issuer=made[0].issuer)
+
     linkerd = LinkerdControlPlane(
         "linkerd",
         LinkerdControlPlaneArgs(
@@ -77,9 +105,7 @@ def mesh_cluster(cluster: Cluster, identity: ClusterIdentity) -> Mesh:
             line=cfg.line,
             ha=cfg.linkerd.ha,
             trust_domain=cfg.linkerd.trust_domain,
-            trust_anchor_pem=identity.trust_roots_pem,
-            issuer_cert_pem=identity.issuer_cert_pem,
-            issuer_key_pem=identity.issuer_key_pem,
+            identity=identity,
             multicluster=True,
             links=(cfg.role.target.name,)
             if isinstance(cfg.role, config.SourceRole) and cfg.line.link_controllers_in_install
@@ -130,10 +156,10 @@ def mesh_cluster(cluster: Cluster, identity: ClusterIdentity) -> Mesh:
             ),
             opts=on_cluster,
         )
-    return Mesh(linkerd=linkerd, edge_stack=edge_stack, namespaces=namespaces, qotm=qotm)
+    return Mesh(identity=made[0], linkerd=linkerd, edge_stack=edge_stack, namespaces=namespaces, qotm=qotm)
 
 
-def export_cluster(cfg: config.StackConfig, identity: ClusterIdentity) -> None:
+def export_cluster(cfg: config.StackConfig, identity: LinkerdIdentity) -> None:
     pulumi.export("clusterName", cfg.cluster.name)
     pulumi.export("context", cfg.cluster.context)
     pulumi.export("versionLine", cfg.line.name)
@@ -143,44 +169,27 @@ def export_cluster(cfg: config.StackConfig, identity: ClusterIdentity) -> None:
     pulumi.export("meshedNamespaces", list(cfg.workloads.meshed_namespaces))
     pulumi.export("trustAnchorPem", identity.trust_anchor_pem)
     pulumi.export("trustRootsPem", identity.trust_roots_pem)
+    pulumi.export("identityIssuers", identity.issuer_state)
     now = clock.now()
-    names = [name for name, _ in identity.issuers]
+    issuer_name = f"{cfg.cluster.name}-issuer"
 
-    def rows(roots: str, anchor: str, *issuers: str) -> list[dict[str, object]]:
+    def rows(roots: str, anchor: str, issuer: str) -> list[dict[str, object]]:
         return [describe(name, "anchor", pem, now) for name, pem in anchor_rows(roots, anchor)] + [
-            describe(name, "issuer", pem, now) for name, pem in zip(names, issuers, strict=True)
+            describe(issuer_name, "issuer", issuer, now)
         ]
 
     pulumi.export(
         "identityCertificates",
-        pulumi.Output.all(identity.trust_roots_pem, identity.trust_anchor_pem, *(pem for _, pem in identity.issuers)).apply(
+        pulumi.Output.all(identity.trust_roots_pem, identity.trust_anchor_pem, identity.issuer_cert_pem).apply(
             lambda values: rows(*values)
         ),
     )
 
 
 def target_stack(cluster: Cluster, role: config.TargetRole) -> None:
-    """The gateway side: the shared anchor and both issuers, the page on this cluster, then the gateway."""
+    """The gateway side: the shared anchor and its own issuer, the page on this cluster, then the gateway."""
     cfg, ports = cluster.cfg, cluster.cfg.gateway
-    certificates = LinkerdIdentity(
-        "identity",
-        LinkerdIdentityArgs(
-            trust_domain=cfg.linkerd.trust_domain,
-            clusters=(cfg.cluster.name, config.PEER),
-            previous_issuers=cluster.last_outputs.get("identityIssuers"),
-            renew_before_days=cfg.linkerd.issuer_renew_before_days,
-            anchors=cluster.anchors,
-        ),
-    )
-    own, peer = certificates.issuers[cfg.cluster.name], certificates.issuers[config.PEER]
-    identity = ClusterIdentity(
-        trust_roots_pem=certificates.trust_roots_pem,
-        trust_anchor_pem=certificates.trust_anchor_pem,
-        issuer_cert_pem=own.cert_pem,
-        issuer_key_pem=own.key_pem,
-        issuers=((f"{cfg.cluster.name}-issuer", own.cert_pem), ("peer-issuer", peer.cert_pem)),
-    )
-    mesh = mesh_cluster(cluster, identity)
+    mesh = mesh_cluster(cluster)
     gateway = GatewayRef(
         namespace=cfg.edge_stack.product.namespace,
         deployment=cfg.edge_stack.product.deployment,
@@ -207,11 +216,10 @@ def target_stack(cluster: Cluster, role: config.TargetRole) -> None:
         ),
         opts=cluster.on_cluster,
     )
-    export_cluster(cfg, identity)
-    pulumi.export("peerIssuerCertPem", peer.cert_pem)
-    pulumi.export("peerIssuerKeyPem", peer.key_pem)
-    pulumi.export("identityIssuers", certificates.issuer_state)
-    pulumi.export("identityAnchors", certificates.anchor_state)
+    export_cluster(cfg, mesh.identity)
+    # What the source's issuer is signed with: the anchor's Secret by name (its key never leaves the cluster).
+    pulumi.export("trustAnchorSecret", mesh.identity.anchor_secret)
+    pulumi.export("identityAnchors", mesh.identity.anchor_state)
     pulumi.export("gatewayName", gateway.deployment)
     pulumi.export("gatewayNamespace", gateway.namespace)
     pulumi.export("gatewayIdentity", multicluster.gateway_identity)
@@ -219,24 +227,14 @@ def target_stack(cluster: Cluster, role: config.TargetRole) -> None:
 
 
 def source_stack(cluster: Cluster, role: config.SourceRole) -> None:
-    """The linking side: the target's trust roots and the issuer it signed for it, the page, then the Link and checks.
+    """The linking side: the target's trust roots and its own issuer signed by the target's anchor, the page,
+    then the Link and checks.
 
-    During a rotation it follows the target's step: the target's outputs carry that step's roots and issuer.
+    During a rotation it follows the target's step: the target's outputs carry that step's roots and signing anchor.
     """
     cfg = cluster.cfg
     target = cluster.target_outputs
-    issuer_cert_pem = str(target["peerIssuerCertPem"])
-    anchor_pem = str(target["trustAnchorPem"])
-    identity = ClusterIdentity(
-        # A target from before rotations exported only its one anchor.
-        trust_roots_pem=str(target.get("trustRootsPem") or anchor_pem),
-        trust_anchor_pem=anchor_pem,
-        issuer_cert_pem=issuer_cert_pem,
-        # Read in plain (the engine's invoke unwraps secrets): secret again before anything sees it.
-        issuer_key_pem=pulumi.Output.secret(str(target["peerIssuerKeyPem"])),
-        issuers=((f"{cfg.cluster.name}-issuer", issuer_cert_pem),),
-    )
-    mesh = mesh_cluster(cluster, identity)
+    mesh = mesh_cluster(cluster)
     target_cli = LinkerdCli(
         binary=cfg.linkerd.cli, cluster=ClusterAccess(context=role.target.context, kubeconfig=role.target.kubeconfig)
     )
@@ -258,11 +256,16 @@ def source_stack(cluster: Cluster, role: config.SourceRole) -> None:
                 *(ns.meshed for ns in mesh.namespaces.values()),
                 *([mesh.qotm] if mesh.qotm else []),
             ],
-            verify_inputs=[cfg.linkerd.version, cfg.edge_stack.version, identity.trust_roots_pem, issuer_cert_pem],
+            verify_inputs=[
+                cfg.linkerd.version,
+                cfg.edge_stack.version,
+                mesh.identity.trust_roots_pem,
+                mesh.identity.issuer_cert_pem,
+            ],
         ),
         opts=cluster.on_cluster,
     )
-    export_cluster(cfg, identity)
+    export_cluster(cfg, mesh.identity)
     pulumi.export("linkedCluster", role.target.name)
 
 

@@ -2,9 +2,11 @@
 
 The objects are rendered by the pinned linkerd CLI at program time (`install --ignore-cluster`, so a
 preview needs no cluster) and registered one by one, so a preview lists every object and field.
-The CLI never sees a real key: it renders with a fixed stand-in anchor and issuer (see
-`certificates.placeholder_identity`), and every occurrence is replaced by the shared anchor and
-this cluster's issuer, which stay secret in state.
+The CLI never sees a real key: it renders with a fixed public stand-in anchor and issuer (see
+`certificates.placeholder_identity`). The render is then turned into what `install
+--identity-external-issuer` renders (which needs a live cluster): the issuer Secret is not applied
+(the identity's Command writes the real one into the cluster) and the identity controller reads it
+as `kubernetes.io/tls`. The stand-in anchor is replaced by the real, public, trust roots.
 
 I/O while it is built, where it cannot be avoided: the CLI renders run then (started together, read
 where needed), because a preview can only list objects the program knows at program time; the
@@ -14,8 +16,10 @@ stand-in certificate files the CLI reads live in a private temporary directory f
 from __future__ import annotations
 
 import contextlib
+import copy
+import re
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +27,7 @@ import pulumi
 import pulumi_command as command
 
 from support import manifests, stand_ins, upstream
-from support.certificates import decoys_for, expiry, placeholder_identity
+from support.certificates import ISSUER_SECRET, SCHEME_LINKERD, placeholder_identity
 from support.linkerd_cli import LinkerdCli, PendingRender
 
 
@@ -34,12 +38,66 @@ class LinkerdControlPlaneArgs:
     line: upstream.VersionLine
     ha: bool
     trust_domain: str
-    trust_anchor_pem: pulumi.Input[str]
-    issuer_cert_pem: pulumi.Input[str]
-    issuer_key_pem: pulumi.Input[str]
+    # Made once the render's `linkerd` Namespace is registered (the identity's Secrets go there).
+    identity: Callable[[pulumi.Resource | None], ControlPlaneIdentity]
     multicluster: bool
     # Links whose service mirror the multicluster install declares (lines that need it).
     links: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ControlPlaneIdentity:
+    """What the control plane takes from the identity: public roots, and the Command that writes its issuer."""
+
+    trust_roots_pem: pulumi.Input[str]
+    issuer: pulumi.Resource
+
+
+_IDENTITY_DEPLOYMENT = f"Deployment/{upstream.CONTROL_PLANE_NAMESPACE}/linkerd-identity"
+_CONFIG = f"ConfigMap/{upstream.CONTROL_PLANE_NAMESPACE}/linkerd-config"
+_NAMESPACE = f"Namespace/{upstream.CONTROL_PLANE_NAMESPACE}"
+_ISSUER_SECRET_KEY = f"Secret/{upstream.CONTROL_PLANE_NAMESPACE}/{ISSUER_SECRET}"
+# In linkerd-config's values: the issuer's scheme, and its certificate as a block scalar.
+_SCHEME_VALUE = re.compile(rf"^(\s+scheme: ){re.escape(SCHEME_LINKERD)}$", re.MULTILINE)
+_ISSUER_CERT_VALUE = re.compile(r"^(?P<indent>\s+)crtPEM: \|\n(?:(?P=indent)\s+.*\n)+", re.MULTILINE)
+
+
+def _exactly_once(pattern: re.Pattern[str], replacement: str, text: str, what: str) -> str:
+    changed, count = pattern.subn(replacement, text)
+    if count != 1:
+        raise manifests.ManifestError(f"linkerd-config's values hold {count} {what}, not one: cannot make it an external issuer")
+    return changed
+
+
+def external_issuer(objects: list[manifests.ManifestObject], scheme: str) -> list[manifests.ManifestObject]:
+    """The render without its issuer Secret; with `kubernetes.io/tls`, as `install --identity-external-issuer` renders it.
+
+    Linkerd's chart (templates/identity.yaml, config.yaml): the Secret is rendered only for the
+    `linkerd.io/tls` scheme, the identity controller is told the scheme, and linkerd-config's values
+    carry it with an empty issuer certificate. tests/test_identity_live.py compares this with the
+    real CLI's `--identity-external-issuer` render against a live API server.
+    """
+    kept = [obj for obj in objects if obj.key != _ISSUER_SECRET_KEY]
+    if scheme == SCHEME_LINKERD:  # the 2.8 line: the Command writes the Secret in the chart's own format
+        return kept
+    return [_external(obj, scheme) for obj in kept]
+
+
+def _external(obj: manifests.ManifestObject, scheme: str) -> manifests.ManifestObject:
+    if obj.key not in {_IDENTITY_DEPLOYMENT, _CONFIG}:
+        return obj
+    body = copy.deepcopy(obj.body)
+    if obj.key == _IDENTITY_DEPLOYMENT:
+        for container in body["spec"]["template"]["spec"]["containers"]:
+            if "args" in container:  # the proxy has none, and must not get an empty list
+                container["args"] = [
+                    f"-identity-scheme={scheme}" if arg == f"-identity-scheme={SCHEME_LINKERD}" else arg
+                    for arg in container["args"]
+                ]
+    else:
+        values = _exactly_once(_SCHEME_VALUE, rf"\g<1>{scheme}", body["data"]["values"], "issuer schemes")
+        body["data"]["values"] = _exactly_once(_ISSUER_CERT_VALUE, '\\g<indent>crtPEM: ""\n', values, "issuer certificates")
+    return manifests.ManifestObject(body)
 
 
 @contextlib.contextmanager
@@ -96,13 +154,8 @@ class LinkerdControlPlane(pulumi.ComponentResource):
         super().__init__("aes-linkerd2:index:LinkerdControlPlane", name, None, opts)
         line = args.line
         anchor, issuer = placeholder_identity(args.trust_domain)
-        self._decoys = decoys_for(anchor, issuer)
-        replacements: dict[str, pulumi.Input[str]] = {
-            anchor.cert_pem: args.trust_anchor_pem,
-            issuer.cert_pem: args.issuer_cert_pem,
-            issuer.key_pem: args.issuer_key_pem,
-            expiry(issuer.cert_pem): pulumi.Output.from_input(args.issuer_cert_pem).apply(expiry),
-        }
+        self._stand_in = anchor.cert_pem
+        self._decoy = placeholder_identity("decoy.invalid")[0].cert_pem
 
         # Every render starts at once (the CLI runs beside the program) and is read where it is needed.
         crds_render = args.cli.start("install", "--crds", "--ignore-cluster", *line.crds_args) if line.separate_crds else None
@@ -134,13 +187,25 @@ class LinkerdControlPlane(pulumi.ComponentResource):
                     manifests.register(crds, prefix=f"{name}-crds", opts=pulumi.ResourceOptions(parent=self)).values()
                 )
             # Read before the stand-in files go.
-            install = self._objects(args, name, install_render)
+            install = external_issuer(self._objects(args, name, install_render), line.issuer_scheme)
+        # The namespace first: the identity's Commands write their Secrets into it.
+        namespace = manifests.register(
+            [obj for obj in install if obj.key == _NAMESPACE],
+            prefix=name,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=self.crds),
+        )
+        # None where nothing was rendered (`render` without the CLI).
+        identity = args.identity(namespace.get(_NAMESPACE))
+        replacements: dict[str, pulumi.Input[str]] = {anchor.cert_pem: identity.trust_roots_pem}
         registered = manifests.register(
-            install,
+            [obj for obj in install if obj.key != _NAMESPACE],
             prefix=name,
             opts=pulumi.ResourceOptions(parent=self, depends_on=self.crds),
             replacements=replacements,
             ignore_changes=line.generated_fields,
+            before=namespace,
+            # The identity controller never starts without its issuer's Secret.
+            depends={_IDENTITY_DEPLOYMENT: [identity.issuer]},
         )
         self.control_plane = list(registered.values())
         self.ready = _readiness(registered)
@@ -157,13 +222,15 @@ class LinkerdControlPlane(pulumi.ComponentResource):
         self.register_outputs({})
 
     def _objects(self, args: LinkerdControlPlaneArgs, name: str, render: PendingRender) -> list[manifests.ManifestObject]:
-        """The objects a render printed, refused where a stand-in certificate would survive."""
+        """The objects a render printed, refused where the stand-in anchor would survive."""
         objects = [obj for obj in manifests.parse(render.stdout()) if obj.key not in args.line.dropped_objects]
-        stuck = stand_ins.leftovers({obj.key: obj.body for obj in objects}, self._decoys)
+        stuck = stand_ins.leftovers(
+            {obj.key: obj.body for obj in objects if obj.key != _ISSUER_SECRET_KEY}, {self._stand_in: self._decoy}
+        )
         if stuck:
             raise manifests.ManifestError(
-                f"{name}: `linkerd {' '.join(render.args[:2])}` put the identity certificates into {', '.join(stuck)} "
-                "in a form this program cannot replace; refusing to apply stand-in certificates"
+                f"{name}: `linkerd {' '.join(render.args[:2])}` put the trust anchor into {', '.join(stuck)} "
+                "in a form this program cannot replace; refusing to apply a stand-in anchor"
             )
         return objects
 

@@ -1,8 +1,11 @@
-"""One trust anchor for both clusters and an issuer per cluster signed by it.
+"""One trust anchor for both clusters, and this cluster's issuer signed by it.
 
 Two clusters installed with `linkerd install`'s own certificates share no anchor, and multicluster
-then fails. The anchor is made once, by a Command whose output stays in state (as a secret), and is
-never regenerated on a later `up`: only a change of trust domain replaces it.
+then fails. The target makes the anchor once, by a Command that keeps its key in a Secret of the
+target cluster (reused, never overwritten, when the Command is made again) and prints only its
+certificate. Each stack makes its own cluster's issuer with a Command that reads the anchor's Secret
+from the target cluster and writes the issuer's Secret into its own: no private key ever enters
+Pulumi's state, config, outputs or logs, nor the linkerd CLI.
 
 Rotating it takes three `up`s (`trustAnchorRotation`: bundle, issuers, drop-old), as Linkerd's guide
 does by hand: a new anchor (a new Command, by its generation's name) joins the trust roots; then
@@ -13,7 +16,6 @@ while either signs an issuer, so none is rejected at any step.
 from __future__ import annotations
 
 import datetime
-import functools
 import shlex
 import sys
 from collections.abc import Mapping
@@ -25,9 +27,10 @@ import pulumi
 import pulumi_command as command
 
 from support import clock, upstream
-from support.certificates import ANCHOR_CERT_ENV, ANCHOR_KEY_ENV, KeyPair, RotationStep, bundle, expiry
+from support.certificates import RotationStep, anchor_secret_name, bundle, expiry
 from support.config import TRUST_ANCHOR_ROTATION as ROTATION_KEY
 from support.config import ConfigError
+from support.linkerd_cli import ClusterAccess
 from support.manifests import PROJECT_ROOT
 
 
@@ -45,8 +48,8 @@ class AnchorPlan:
 
     generation: int = 0
     phase: Phase = Phase.STABLE
-    # What the preview says about this update's step (None: no step, nothing to say).
-    said: str | None = None
+    # The warning the preview gives about this update's step (None: no step, nothing to say).
+    preview_warning: str | None = None
 
     @property
     def trusted(self) -> tuple[int, ...]:
@@ -126,17 +129,34 @@ def anchor_resource_name(name: str, generation: int) -> str:
 
 
 @dataclass(frozen=True, kw_only=True)
+class SharedAnchor:
+    """The target's anchors as the source reads them from the target's outputs (all public)."""
+
+    secret: str  # the Secret of the anchor that signs the issuers, in the target's `linkerd` namespace
+    cert_pem: str
+    roots_pem: str
+
+
+@dataclass(frozen=True, kw_only=True)
 class LinkerdIdentityArgs:
     trust_domain: str
-    clusters: tuple[str, ...]  # an issuer for each, e.g. ("target", "source")
-    python: str = sys.executable
+    cluster: str  # this cluster's name, which names its issuer
+    access: ClusterAccess  # this cluster, where the issuer's Secret goes
+    target_access: ClusterAccess  # the target cluster, where the anchors' Secrets live
+    kubectl: str
+    scheme: str  # the issuer Secret's format (certificates.SCHEME_EXTERNAL, or the 2.8 line's own)
+    # The `linkerd` Namespace of the render: every Secret goes there, so the Commands wait for it.
+    namespace: pulumi.Resource | None
+    # Each further cluster's issuer lives ISSUER_STAGGER_DAYS shorter: renewals never fall together.
+    stagger: int = 0
     # An issuer with fewer days left than this is re-issued by the next `up`.
     renew_before_days: int = upstream.ISSUER_RENEW_BEFORE_DAYS
-    # The issuers as the last update left them ({cluster: {"generation": n, "notAfter": ...}}),
-    # read from this stack's own outputs; None or {} on the first update.
-    previous_issuers: pulumi.Input[Mapping[str, Any]] | None = None
-    # The anchors this update keeps (a rotation's step); decided before anything is registered.
-    anchors: AnchorPlan = AnchorPlan()
+    # This stack's issuers as its last update left them ({cluster: {"generation": n, "notAfter": ...}}).
+    previous_issuers: Mapping[str, Any] | None = None
+    # The target's: the anchors this update keeps (a rotation's step), decided before anything is registered.
+    anchors: AnchorPlan | None = None
+    # The source's: the target's anchor, from its outputs.
+    shared: SharedAnchor | None = None
 
 
 def issuer_generation(previous: Mapping[str, Any] | None, now: datetime.datetime, renew_before_days: int) -> int:
@@ -148,131 +168,126 @@ def issuer_generation(previous: Mapping[str, Any] | None, now: datetime.datetime
     return int(previous["generation"]) + (1 if due else 0)
 
 
-@dataclass(frozen=True)
-class Issuer:
-    cert_pem: pulumi.Output[str]
-    key_pem: pulumi.Output[str]
-    # Bumped by each renewal; kept in the stack's outputs for the next update to compare.
-    generation: pulumi.Output[int]
-
-
-def _certificate_command(kind: str, common_name: str, valid_hours: int, python: str) -> str:
+def _certificates(kind: str, secret: str, kubectl: str, access: ClusterAccess, *args: str) -> str:
+    """The command line of a certificate Command: the cluster by kubeconfig path and context, never a key."""
     return shlex.join(
-        [python, "-m", "support.certificates", kind, "--common-name", common_name, "--valid-hours", str(valid_hours)]
+        [sys.executable, "-m", "support.certificates", kind, "--secret", secret, "--kubectl", kubectl, *access.flags(), *args]
     )
-
-
-def _key_pair(cmd: command.local.Command) -> tuple[pulumi.Output[str], pulumi.Output[str]]:
-    pair = cmd.stdout.apply(KeyPair.from_json)
-    # A certificate is public; only the key stays secret.
-    return pulumi.Output.unsecret(pair.apply(lambda p: p.cert_pem)), pulumi.Output.secret(pair.apply(lambda p: p.key_pem))
 
 
 class LinkerdIdentity(pulumi.ComponentResource):
     # The anchor that signs the issuers, and the roots every proxy trusts (during a rotation, two anchors).
     trust_anchor_pem: pulumi.Output[str]
-    trust_anchor_key_pem: pulumi.Output[str]
     trust_roots_pem: pulumi.Output[str]
-    issuers: dict[str, Issuer]
+    # The signing anchor's Secret in the target cluster (the target exports it for the source).
+    anchor_secret: str
+    issuer: command.local.Command
+    issuer_cert_pem: pulumi.Output[str]
     # {cluster: {"generation": n, "notAfter": ...}}, for the next update's renewal decision.
     issuer_state: pulumi.Output[dict[str, Any]]
-    # {"generation": n, "phase": ...}, for the next update's rotation step.
-    anchor_state: dict[str, Any]
+    # The target's {"generation": n, "phase": ...}, for the next update's rotation step.
+    anchor_state: dict[str, Any] | None
 
     def __init__(self, name: str, args: LinkerdIdentityArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("aes-linkerd2:index:LinkerdIdentity", name, None, opts)
-        self._python = args.python
-        plan = args.anchors
-        if plan.said:
-            # Said in the preview, before the update does it.
-            pulumi.log.warn(plan.said, self)
-        anchors = {
-            generation: self._certificate(
-                anchor_resource_name(name, generation),
-                "anchor",
-                upstream.trust_anchor_common_name(args.trust_domain),
-                upstream.TRUST_ANCHOR_VALIDITY_HOURS,
-                triggers=[args.trust_domain],
-                # The newest anchor is protected: no update replaces it, no plain `pulumi destroy` deletes it.
-                # The one a rotation drops is let go of from its `bundle` step on, so `drop-old` can delete it.
-                protect=generation == plan.generation,
-            )
-            for generation in plan.trusted
-        }
-        self.trust_anchor_pem, self.trust_anchor_key_pem = anchors[plan.signing]
-        self.trust_roots_pem = pulumi.Output.all(*(anchors[g][0] for g in plan.trusted)).apply(bundle)
-        self.anchor_state = plan.state()
-        previous = pulumi.Output.from_input(args.previous_issuers or {})
-        now = clock.now()
-        self.issuers = {}
-        for index, cluster in enumerate(args.clusters):
-            generation = previous.apply(functools.partial(self._generation, cluster, now, args.renew_before_days))
-            cert_pem, key_pem = self._certificate(
-                f"{name}-{cluster}-issuer",
+        signer: list[pulumi.Resource] = []
+        if args.anchors is not None:
+            plan = args.anchors
+            if plan.preview_warning:
+                # Said in the preview, before the update does it.
+                pulumi.log.warn(plan.preview_warning, self)
+            anchors = {generation: self._anchor(name, generation, args, plan) for generation in plan.trusted}
+            self.trust_anchor_pem = anchors[plan.signing].stdout
+            self.trust_roots_pem = pulumi.Output.all(*(anchors[g].stdout for g in plan.trusted)).apply(bundle)
+            self.anchor_secret = anchor_secret_name(plan.signing)
+            self.anchor_state = plan.state()
+            signer = [anchors[plan.signing]]
+        elif args.shared is not None:
+            self.trust_anchor_pem = pulumi.Output.from_input(args.shared.cert_pem)
+            self.trust_roots_pem = pulumi.Output.from_input(args.shared.roots_pem)
+            self.anchor_secret = args.shared.secret
+            self.anchor_state = None
+        else:
+            raise ValueError("LinkerdIdentity needs the anchors to make (target) or the target's (source)")
+        generation = self._generation(args)
+        target = args.target_access
+        self.issuer = command.local.Command(
+            f"{name}-{args.cluster}-issuer",
+            create=_certificates(
                 "issuer",
-                upstream.issuer_common_name(args.trust_domain),
+                self.anchor_secret,
+                args.kubectl,
+                args.access,
+                *(["--anchor-kubeconfig", target.kubeconfig] if target.kubeconfig else []),
+                *("--anchor-context", target.context),
+                *("--common-name", upstream.issuer_common_name(args.trust_domain)),
                 # Each cluster's issuer is due on another day: renewals never fall together.
-                upstream.ISSUER_VALIDITY_HOURS - 24 * upstream.ISSUER_STAGGER_DAYS * index,
-                # A new anchor, or a due renewal, makes a new issuer.
-                triggers=[self.trust_anchor_pem, generation.apply(str)],
-                environment={ANCHOR_CERT_ENV: self.trust_anchor_pem, ANCHOR_KEY_ENV: self.trust_anchor_key_pem},
-            )
-            self.issuers[cluster] = Issuer(cert_pem=cert_pem, key_pem=key_pem, generation=generation)
-        self.issuer_state = pulumi.Output.all(
-            *(pulumi.Output.all(issuer.generation, issuer.cert_pem) for issuer in self.issuers.values())
-        ).apply(
-            lambda states: {
-                cluster: {"generation": generation, "notAfter": expiry(cert_pem)}
-                for cluster, (generation, cert_pem) in zip(self.issuers, states, strict=True)
-            }
+                *("--valid-hours", str(upstream.ISSUER_VALIDITY_HOURS - 24 * upstream.ISSUER_STAGGER_DAYS * args.stagger)),
+                *("--scheme", args.scheme),
+            ),
+            # No delete: the namespace goes with `destroy`, and a renewal's new Command overwrites the same
+            # Secret (created before the old one is deleted, whose deletion must not remove it).
+            dir=str(PROJECT_ROOT),
+            logging=command.local.Logging.STDERR,
+            # A new signing anchor, or a due renewal, makes a new issuer.
+            triggers=[self.trust_anchor_pem, str(generation)],
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=[*([args.namespace] if args.namespace else []), *signer],
+                # Interpreter and kubeconfig paths differ between machines: not a reason to re-issue.
+                ignore_changes=["create", "dir", "environment"],
+            ),
         )
+        self.issuer_cert_pem = self.issuer.stdout
+        cluster = args.cluster
+        self.issuer_state = self.issuer_cert_pem.apply(lambda pem: {cluster: {"generation": generation, "notAfter": expiry(pem)}})
         self.register_outputs(
             {
                 "trustAnchorPem": self.trust_anchor_pem,
                 "trustRootsPem": self.trust_roots_pem,
-                "anchors": self.anchor_state,
                 "issuers": self.issuer_state,
-                **{f"{cluster}IssuerCertPem": issuer.cert_pem for cluster, issuer in self.issuers.items()},
+                "issuerCertPem": self.issuer_cert_pem,
             }
         )
 
-    def _generation(self, cluster: str, now: datetime.datetime, renew_before_days: int, issuers: Mapping[str, Any] | None) -> int:
-        last = (issuers or {}).get(cluster)
-        generation = issuer_generation(last, now, renew_before_days)
+    def _anchor(self, name: str, generation: int, args: LinkerdIdentityArgs, plan: AnchorPlan) -> command.local.Command:
+        """One anchor generation: its key made once into a Secret of the target cluster, its certificate printed."""
+        secret = anchor_secret_name(generation)
+        return command.local.Command(
+            anchor_resource_name(name, generation),
+            create=_certificates(
+                "anchor",
+                secret,
+                args.kubectl,
+                args.target_access,
+                *("--common-name", upstream.trust_anchor_common_name(args.trust_domain)),
+                *("--valid-hours", str(upstream.TRUST_ANCHOR_VALIDITY_HOURS)),
+            ),
+            # `drop-old` and `destroy --delete-trust-anchor` take the key with the Command.
+            delete=_certificates("delete-anchor", secret, args.kubectl, args.target_access),
+            dir=str(PROJECT_ROOT),
+            logging=command.local.Logging.STDERR,
+            triggers=[args.trust_domain],
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=[args.namespace] if args.namespace else [],
+                # The newest anchor is protected: no update replaces it, no plain `pulumi destroy` deletes it.
+                # The one a rotation drops is let go of from its `bundle` step on, so `drop-old` can delete it.
+                protect=generation == plan.generation,
+                # A replacement would find the old key's Secret and reuse it, then delete it: delete it first.
+                delete_before_replace=True,
+                ignore_changes=["create", "delete", "dir", "environment"],
+            ),
+        )
+
+    def _generation(self, args: LinkerdIdentityArgs) -> int:
+        last = (args.previous_issuers or {}).get(args.cluster)
+        generation = issuer_generation(last, clock.now(), args.renew_before_days)
         if last and generation != int(last["generation"]):
             # Said in the preview, before the update replaces it.
             pulumi.log.warn(
-                f"the {cluster} issuer expires {last['notAfter']}, within {renew_before_days} days: "
+                f"the {args.cluster} issuer expires {last['notAfter']}, within {args.renew_before_days} days: "
                 "this update issues a new one from the trust anchor that signs the issuers",
                 self,
             )
         return generation
-
-    def _certificate(
-        self,
-        resource_name: str,
-        kind: str,
-        common_name: str,
-        valid_hours: int,
-        *,
-        triggers: list[pulumi.Input[str]],
-        environment: dict[str, pulumi.Input[str]] | None = None,
-        protect: bool = False,
-    ) -> tuple[pulumi.Output[str], pulumi.Output[str]]:
-        """A key pair made once by a Command; only `triggers` replace it."""
-        made = command.local.Command(
-            resource_name,
-            create=_certificate_command(kind, common_name, valid_hours, self._python),
-            dir=str(PROJECT_ROOT),
-            environment=environment,
-            logging=command.local.Logging.NONE,
-            triggers=triggers,
-            # The interpreter's path differs between machines: a new path must not regenerate the keys.
-            opts=pulumi.ResourceOptions(
-                parent=self,
-                additional_secret_outputs=["stdout"],
-                ignore_changes=["create", "dir", "environment"],
-                protect=protect,
-            ),
-        )
-        return _key_pair(made)

@@ -10,9 +10,12 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import shutil
 import subprocess
+import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pulumi
@@ -22,7 +25,33 @@ from pulumi.runtime.mocks import MockCallArgs, MockMonitor, MockResourceArgs, Mo
 from pulumi.runtime.proto import resource_pb2
 
 from driver.sdk import is_secret_value, run_to_completion
+from support import certificates
 from support.config import PROJECT
+
+# The clusters' `linkerd` namespaces as the certificate Commands see them offline: one private folder
+# per process, one sub-folder per kube context (a target evaluated first leaves its anchor for the source).
+# `render` shares one between its processes (the target's, then the source's) through OFFLINE_CLUSTERS_ENV.
+OFFLINE_CLUSTERS_ENV = "AES_LINKERD2_OFFLINE_CLUSTERS"
+_OFFLINE_CLUSTERS = tempfile.TemporaryDirectory(prefix="aes-linkerd2-offline-")
+
+
+def _offline_root() -> Path:
+    return Path(os.environ.get(OFFLINE_CLUSTERS_ENV) or _OFFLINE_CLUSTERS.name)
+
+
+def offline_cluster(context: str) -> certificates.FolderStore:
+    return certificates.FolderStore(_offline_root() / context)
+
+
+def forget_offline_clusters() -> None:
+    root = _offline_root()
+    for entry in os.listdir(root) if root.is_dir() else []:
+        shutil.rmtree(root / entry)
+
+
+class _OfflineClusters(dict[str, certificates.SecretStore]):
+    def __missing__(self, context: str) -> certificates.SecretStore:
+        return offline_cluster(context)
 
 
 def unwrap_secrets(value: Any) -> Any:
@@ -191,9 +220,12 @@ class ProgramMocks(Mocks):
         line = str(unwrap_secrets(inputs.get("create", "")))
         self.commands_run.append(line)
         if "support.certificates" in line:
-            # The program's own certificate maker: fresh certificates, as at `up` (which makes its own).
-            environment = unwrap_secrets(inputs.get("environment") or {})
-            return run_like_the_command_provider(line, None, environment, inputs.get("dir"))
+            # The program's own certificate maker, on folders standing in for the clusters' Secrets.
+            argv = shlex.split(line)
+            try:
+                return certificates.run(argv[argv.index("support.certificates") + 1 :], stores=_OfflineClusters())
+            except certificates.CertificateError as error:
+                raise RuntimeError(f"`{line}` failed: certificates: {error}") from None
         if cli_args(line)[:1] == ["inject"]:
             # 2.8's inject answers only against a live control plane.
             reason = "asks the live control plane at `pulumi up`"

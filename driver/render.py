@@ -29,7 +29,7 @@ from typing import Any
 
 import yaml
 
-from driver.offline import ProgramMocks, Registration, cli_args, evaluate, mask_secrets, needs_a_cluster
+from driver.offline import OFFLINE_CLUSTERS_ENV, ProgramMocks, Registration, cli_args, evaluate, mask_secrets, needs_a_cluster
 from driver.render_folder import place, plan
 from driver.render_stable import GENERATED, Masks, Placeholders, kubectl_order, map_strings, mask_field
 from driver.settings import DriverError, read_settings
@@ -77,6 +77,8 @@ def _render_in_process(
     if stack == "source":
         command += ["--target-outputs", str(scratch / "target.outputs.json")]
     environment = {**os.environ, stack_config.OFFLINE_ENV: "1", "PYTHONPATH": str(project_dir)}
+    # The target's anchor Secret, which the source's issuer is signed with, in a folder both renders share.
+    environment[OFFLINE_CLUSTERS_ENV] = str(scratch / "clusters")
     done = subprocess.run(command, capture_output=True, text=True, env=environment, cwd=project_dir, check=False)
     if done.returncode != 0:
         detail = done.stderr.strip() or done.stdout.strip() or f"exit status {done.returncode}"

@@ -38,6 +38,14 @@ use_engine
 say_engine
 
 live() { "$ROOT/venv/bin/python" "$ROOT/e2e/live.py" "$@"; }
+# Both stacks' whole state, decrypted: no identity key in it, in any form (e2e/live.py no-keys-in-state).
+no_keys_in_state() {
+  local stack
+  for stack in target source; do
+    (cd "$PROJECT" && pulumi stack export --stack "$stack" --show-secrets) > "$WORK/state-$stack.json"
+  done
+  live no-keys-in-state "$WORK/state-target.json" "$WORK/state-source.json"
+}
 
 t_up=$(driver up)
 target_up_s=$(stack_seconds target "$WORK/up.log")
@@ -45,6 +53,7 @@ say "up (target, then source): ${t_up}s"
 deployment_times target "$WORK/up.log"
 check_loopback target; check_loopback source
 live after-up
+no_keys_in_state
 # `status` answers from the live clusters. Where nothing real runs, its lines fail, and only those:
 # no Service has endpoints here (the API server refuses kwok's loopback pod IPs in Endpoints), so
 # Linkerd's webhooks show none, and no service mirror runs, so nothing is mirrored; whether the
@@ -93,12 +102,12 @@ HTTPS_PROXY=http://127.0.0.1:9 NO_PROXY=127.0.0.0/8 timeout 120 "$LINKERD" --kub
 HTTPS_PROXY=http://127.0.0.1:9 NO_PROXY=127.0.0.0/8 timeout 60 "$LINKERD" --kubeconfig "$WORK/source/kubeconfig" --context source multicluster gateways --wait 10s 2>&1 \
   | sed 's/^/    /' >&2 || true
 # Certificates over time, on the clock moved to 30 days before the source's issuer expires (it is
-# the first due: the peer issuer lives 90 days less). The target re-issues it; the source applies it.
+# the first due: it lives 90 days less). The source re-issues it from the anchor in the target cluster.
 (cd "$PROJECT" && ./aes-linkerd2 certs) 2>/dev/null | sed 's/^/    /' >&2
-due_day=$( (cd "$PROJECT" && ./aes-linkerd2 outputs --stack target) 2>/dev/null | python3 -c '
+due_day=$( (cd "$PROJECT" && ./aes-linkerd2 outputs --stack source) 2>/dev/null | python3 -c '
 import datetime, json, sys
-peer = json.load(sys.stdin)["target"]["identityIssuers"]["peer"]["notAfter"]
-print((datetime.datetime.fromisoformat(peer.replace("Z", "+00:00")) - datetime.timedelta(days=30)).strftime("%Y-%m-%dT%H:%M:%SZ"))')
+own = json.load(sys.stdin)["source"]["identityIssuers"]["source"]["notAfter"]
+print((datetime.datetime.fromisoformat(own.replace("Z", "+00:00")) - datetime.timedelta(days=30)).strftime("%Y-%m-%dT%H:%M:%SZ"))')
 live issuers > "$WORK/issuers-before.json"
 export AES_LINKERD2_NOW=$due_day
 if (cd "$PROJECT" && ./aes-linkerd2 certs) > "$WORK/certs-due.txt" 2>&1; then
@@ -106,8 +115,9 @@ if (cd "$PROJECT" && ./aes-linkerd2 certs) > "$WORK/certs-due.txt" 2>&1; then
 fi
 sed 's/^/    /' "$WORK/certs-due.txt" >&2
 t_renew=$(driver up)
-grep -q "the peer issuer expires" "$WORK/up.log" || { say "FAILED: up did not say it renews the peer issuer"; exit 1; }
+grep -q "the source issuer expires" "$WORK/up.log" || { say "FAILED: up did not say it renews the source's issuer"; exit 1; }
 live after-renewal "$WORK/issuers-before.json"
+no_keys_in_state
 # Back on today's clock: the new issuer (made today, as certificates always are) is far from due.
 unset AES_LINKERD2_NOW
 t_renew_again=$(driver preview --expect-no-changes)
@@ -137,6 +147,7 @@ for step in bundle issuers drop-old; do
   t_rotation+=("$step $(driver up)s")
   grep -q "trust anchor rotation, step $step" "$WORK/up.log" || { say "FAILED: up did not say step $step"; exit 1; }
   live after-rotation "$step" "$before" > "$WORK/identity-after-$step.json"
+  no_keys_in_state
   before=$WORK/identity-after-$step.json
 done
 (cd "$PROJECT" && ./aes-linkerd2 certs) 2>/dev/null | sed 's/^/    /' >&2

@@ -3,6 +3,7 @@
     python e2e/live.py after-up | after-destroy | issuers | identity
     python e2e/live.py after-renewal ISSUERS.json
     python e2e/live.py after-rotation bundle|issuers|drop-old IDENTITY.json   (prints the identity it found)
+    python e2e/live.py no-keys-in-state EXPORT.json...   (`pulumi stack export --show-secrets` of each stack)
 
 Reads the committed stacks' names (Emissary in `emissary`, QOTM on the target) from upstream's table,
 so a check says what the page asks for, not what the program happened to do.
@@ -93,21 +94,62 @@ def control_plane(context: str) -> tuple[x509.Certificate, x509.Certificate]:
     check(f"{context}: trust roots hold the anchor", common_name(anchor) == "root.linkerd.cluster.local")
     values = yaml.safe_load(get(context, "configmap", "-n", "linkerd", "linkerd-config")["data"]["values"])
     check(f"{context}: linkerd-config holds the same anchor", certificate(values["identityTrustAnchorsPEM"]) == anchor)
-    secret = get(context, "secret", "-n", "linkerd", "linkerd-identity-issuer")["data"]
-    issuer = certificate(base64.b64decode(secret["crt.pem"]).decode())
-    check(
-        f"{context}: issuer linkerd-config names is the Secret's",
-        certificate(values["identity"]["issuer"]["tls"]["crtPEM"]) == issuer,
-    )
+    external_issuer(context, values)
+    issuer, signer = issuer_secret(context)
+    check(f"{context}: the issuer Secret's ca.crt is the anchor", signer == anchor)
     check(f"{context}: issuer signed by the anchor", _signed(issuer, anchor))
-    key = serialization.load_pem_private_key(base64.b64decode(secret["key.pem"]), password=None)
-    check(f"{context}: issuer key matches", key.public_key().public_numbers() == issuer.public_key().public_numbers())  # type: ignore[union-attr]
     check(
         f"{context}: proxy injector webhook",
         get(context, "mutatingwebhookconfiguration", "linkerd-proxy-injector-webhook-config"),
     )
     check(f"{context}: Link CRD", get(context, "crd", "links.multicluster.linkerd.io"))
     return anchor, issuer
+
+
+MANAGED = f"{upstream.MANAGED_BY_LABEL}={upstream.MANAGED_BY}"
+
+
+def external_issuer(context: str, values: dict[str, Any]) -> None:
+    """linkerd-config and the identity controller as `install --identity-external-issuer` leaves them."""
+    check(
+        f"{context}: linkerd-config: issuer scheme kubernetes.io/tls",
+        values["identity"]["issuer"]["scheme"] == "kubernetes.io/tls",
+    )
+    check(f"{context}: linkerd-config: no issuer certificate", values["identity"]["issuer"]["tls"] == {"crtPEM": ""})
+    containers = get(context, "deploy", "-n", "linkerd", "linkerd-identity")["spec"]["template"]["spec"]["containers"]
+    args = [arg for c in containers if c["name"] == "identity" for arg in c["args"]]
+    check(f"{context}: identity controller reads kubernetes.io/tls", "-identity-scheme=kubernetes.io/tls" in args, args)
+
+
+def _key_pair(secret: dict[str, Any], what: str) -> x509.Certificate:
+    """A kubernetes.io/tls Secret of ours: its certificate, checked against its key."""
+    check(f"{what}: type kubernetes.io/tls", secret["type"] == "kubernetes.io/tls", secret["type"])
+    check(f"{what}: ours", (secret["metadata"].get("labels") or {}).get(upstream.MANAGED_BY_LABEL) == upstream.MANAGED_BY)
+    data = secret["data"]
+    check(f"{what}: tls.crt, tls.key, ca.crt", sorted(data) == ["ca.crt", "tls.crt", "tls.key"], sorted(data))
+    cert = certificate(base64.b64decode(data["tls.crt"]).decode())
+    key = serialization.load_pem_private_key(base64.b64decode(data["tls.key"]), password=None)
+    check(f"{what}: its key is its certificate's", key.public_key().public_numbers() == cert.public_key().public_numbers())  # type: ignore[union-attr]
+    return cert
+
+
+def issuer_secret(context: str) -> tuple[x509.Certificate, x509.Certificate]:
+    """The live issuer Secret in the external issuer's format: (issuer, the anchor in its ca.crt)."""
+    secret = get(context, "secret", "-n", "linkerd", "linkerd-identity-issuer")
+    issuer = _key_pair(secret, f"{context}: issuer Secret")
+    return issuer, certificate(base64.b64decode(secret["data"]["ca.crt"]).decode())
+
+
+def anchor_secrets() -> dict[str, x509.Certificate]:
+    """The target's anchor Secrets (ours, in linkerd), each checked: {name: anchor}."""
+    found = get("target", "secret", "-n", "linkerd", "-l", MANAGED)["items"]
+    anchors = {}
+    for secret in found:
+        name = secret["metadata"]["name"]
+        if name.startswith("linkerd-trust-anchor"):
+            anchors[name] = _key_pair(secret, f"target: anchor Secret {name}")
+            check(f"target: {name}: ca.crt is itself", secret["data"]["ca.crt"] == secret["data"]["tls.crt"])
+    return anchors
 
 
 def high_availability(context: str) -> None:
@@ -323,6 +365,15 @@ def after_up() -> None:
     source_anchor, source_issuer = control_plane("source")
     check("one trust anchor for both clusters", target_anchor == source_anchor)
     check("an issuer per cluster", target_issuer != source_issuer)
+    check("the anchor's key in its Secret in the target", anchor_secrets() == {"linkerd-trust-anchor": target_anchor})
+    ours = {
+        c: sorted(x["metadata"]["name"] for x in get(c, "secret", "-A", "-l", MANAGED)["items"]) for c in ("target", "source")
+    }
+    check(
+        "the keys' Secrets: anchor and issuer in the target, the issuer alone in the source",
+        ours == {"target": ["linkerd-identity-issuer", "linkerd-trust-anchor"], "source": ["linkerd-identity-issuer"]},
+        ours,
+    )
     edge_stack("target", gateway=True)
     edge_stack("source", gateway=False)
     gateway("target")
@@ -350,12 +401,14 @@ def after_destroy() -> None:
         check(f"{context}: default as it was", "linkerd.io/inject" not in default, default)
         left = [d["metadata"]["name"] for d in get(context, "deploy,svc", "-n", "default")["items"]]
         check(f"{context}: nothing of ours in default", left == ["kubernetes"], left)
+        keys = [s["metadata"]["name"] for s in get(context, "secret", "-A", "-l", MANAGED)["items"]]
+        check(f"{context}: no Secret of ours left (anchors, issuer)", keys == [], keys)
 
 
 def issuers() -> dict[str, str]:
     """Each cluster's live issuer certificate (PEM)."""
     return {
-        context: base64.b64decode(get(context, "secret", "-n", "linkerd", "linkerd-identity-issuer")["data"]["crt.pem"]).decode()
+        context: base64.b64decode(get(context, "secret", "-n", "linkerd", "linkerd-identity-issuer")["data"]["tls.crt"]).decode()
         for context in ("target", "source")
     }
 
@@ -418,24 +471,86 @@ def after_rotation() -> None:
             f"{context}: linkerd-config carries the same roots",
             values["identityTrustAnchorsPEM"].strip() == "".join(trusted).strip(),
         )
-        check(
-            f"{context}: linkerd-config names the Secret's issuer",
-            certificate(values["identity"]["issuer"]["tls"]["crtPEM"]) == issuer,
-        )
+        external_issuer(context, values)
+        live_issuer, ca = issuer_secret(context)
+        check(f"{context}: the issuer Secret is the one read", live_issuer == issuer)
+        check(f"{context}: the issuer Secret's ca.crt is its signer", ca == certificate(signer))
         # Linkerd annotates its pods with the sha256 of the anchors file as read: the roots, one newline each.
         digest = hashlib.sha256("".join(trusted).encode()).hexdigest()
         for name in CONTROLLERS:
             notes = get(context, "deploy", "-n", "linkerd", name)["spec"]["template"]["metadata"]["annotations"]
             check(f"{context}: {name} rolls to the roots' hash", notes.get("linkerd.io/trust-root-sha256") == digest, notes)
     check("both clusters trust the same roots", now["roots"]["target"] == now["roots"]["source"])
+    # The anchors' keys: both Secrets while both anchors are trusted; after drop-old, only the new one's.
+    anchors = anchor_secrets()
+    expected = {"linkerd-trust-anchor": certificate(now["roots"]["target"][0])} if step != "drop-old" else {}
+    expected["linkerd-trust-anchor-1"] = certificate(now["roots"]["target"][-1])
+    check(f"target: the anchor Secrets after {step}", anchors == expected, sorted(anchors))
     print(json.dumps(now))
+
+
+def _texts(value: Any, where: str) -> list[tuple[str, str]]:
+    """Every string in a state, a secret's `plaintext` (JSON of the value) opened too."""
+    if isinstance(value, dict):
+        return [t for k, v in value.items() for t in _texts(v, f"{where}.{k}")]
+    if isinstance(value, list):
+        return [t for i, v in enumerate(value) for t in _texts(v, f"{where}[{i}]")]
+    if isinstance(value, str) and value[:1] in "{[":
+        try:
+            return _texts(json.loads(value), where)
+        except ValueError:
+            pass
+    return [(where, value)] if isinstance(value, str) else []
+
+
+def _decoded(text: str) -> str:
+    try:
+        return base64.b64decode("".join(text.split()), validate=True).decode()
+    except (ValueError, UnicodeDecodeError):
+        return ""
+
+
+def no_keys_in_state() -> None:
+    """No identity key in either stack's state, decrypted (`--show-secrets`), as PEM or base64, nor any other key
+    but the webhooks' own serving keys, which the CLI renders (secret in state; they sign no identity)."""
+    keys = []
+    for context in ("target", "source"):
+        for secret in get(context, "secret", "-n", "linkerd", "-l", MANAGED)["items"]:
+            pem = base64.b64decode(secret["data"]["tls.key"]).decode()
+            keys.append("".join(line for line in pem.strip().splitlines()[1:-1]))  # the key's base64 body
+    check("identity keys found live to look for", len(keys) >= 3, len(keys))
+    for path in sys.argv[2:]:
+        state = json.loads(Path(path).read_text())
+        text = json.dumps(state)
+        compact = "".join(text.replace("\\n", "").split())
+        check(f"{path}: no identity key (PEM body)", not any(k in compact for k in keys))
+        holders, identity = set(), set()
+        for resource in state["deployment"].get("resources") or []:
+            name = resource["urn"].rsplit("::", 1)[1]
+            for _, value in _texts(resource.get("inputs") or {}, "inputs") + _texts(resource.get("outputs") or {}, "outputs"):
+                decoded = _decoded(value)
+                if "PRIVATE KEY" in value or "PRIVATE KEY" in decoded:
+                    holders.add(name)
+                if any(k in "".join(value.replace("\\n", "").split()) or k in "".join(decoded.split()) for k in keys):
+                    identity.add(name)
+        check(f"{path}: no identity key, as PEM or base64, in any resource", not identity, sorted(identity))
+        webhook_keys = {
+            f"linkerd:linkerd/{name}"
+            for name in ("linkerd-proxy-injector-k8s-tls", "linkerd-sp-validator-k8s-tls", "linkerd-policy-validator-k8s-tls")
+        }
+        check(f"{path}: no private key but the webhooks' serving keys", holders <= webhook_keys, sorted(holders - webhook_keys))
+        print(f"[live] {path}: private keys in state (decrypted): {sorted(holders) or 'none'}", file=sys.stderr)
 
 
 if __name__ == "__main__":
     if sys.argv[1] in ("issuers", "identity"):
         print(json.dumps(issuers() if sys.argv[1] == "issuers" else identity()))
         sys.exit(0)
-    {"after-up": after_up, "after-destroy": after_destroy, "after-renewal": after_renewal, "after-rotation": after_rotation}[
-        sys.argv[1]
-    ]()
+    {
+        "after-up": after_up,
+        "after-destroy": after_destroy,
+        "after-renewal": after_renewal,
+        "after-rotation": after_rotation,
+        "no-keys-in-state": no_keys_in_state,
+    }[sys.argv[1]]()
     print(f"[live] {sys.argv[1]}: {len(CHECKED)} checks passed on the live objects", file=sys.stderr)

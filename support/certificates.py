@@ -1,22 +1,27 @@
 """Linkerd's identity certificates, made with `cryptography` (ECDSA P-256, as Linkerd's docs ask).
 
-Run as `python -m support.certificates anchor|issuer ...` by a pulumi-command Command, so the
-key pair is made once at create time and kept in state (as a secret) afterwards. An issuer is signed
-by the anchor given in the environment (TRUST_ANCHOR_CERT_PEM / TRUST_ANCHOR_KEY_PEM), never on argv.
+Run as `python -m support.certificates anchor|issuer|delete-anchor ...` by pulumi-command Commands.
+Private keys live only in the clusters, in Secrets of the `linkerd` namespace (as Linkerd's own
+cert-manager recipe keeps them): each trust anchor in the target cluster, each issuer in the cluster
+it serves. They travel between kubectl and this process over pipes only, never on a command line,
+and a Command prints only the public certificate, so no key reaches Pulumi's state or logs.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import datetime
 import functools
 import hashlib
 import json
-import os
+import subprocess
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from pathlib import Path
+from typing import Any, Protocol
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -24,9 +29,6 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from support import upstream
-
-ANCHOR_CERT_ENV = "TRUST_ANCHOR_CERT_PEM"
-ANCHOR_KEY_ENV = "TRUST_ANCHOR_KEY_PEM"
 
 
 class RotationStep(StrEnum):
@@ -41,14 +43,6 @@ class RotationStep(StrEnum):
 class KeyPair:
     cert_pem: str
     key_pem: str
-
-    def to_json(self) -> str:
-        return json.dumps({"certPem": self.cert_pem, "keyPem": self.key_pem})
-
-    @staticmethod
-    def from_json(text: str) -> KeyPair:
-        data = json.loads(text)
-        return KeyPair(cert_pem=data["certPem"], key_pem=data["keyPem"])
 
 
 # A fixed window for placeholders, so that their PEM is the same at every render.
@@ -153,11 +147,12 @@ def new_issuer(anchor: KeyPair, common_name: str, valid_hours: int) -> KeyPair:
 
 @functools.cache
 def placeholder_identity(trust_domain: str) -> tuple[KeyPair, KeyPair]:
-    """A stand-in anchor and issuer with which the Linkerd CLI can render offline.
+    """A public stand-in anchor and issuer with which the Linkerd CLI can render offline.
 
     Derived from fixed seeds and signed deterministically, so every render is byte-identical and
-    whatever the CLI hashes from them stays stable. Their keys protect nothing: every occurrence is
-    replaced by the real certificates before anything is applied.
+    whatever the CLI hashes from them stays stable. Their keys are public and protect nothing: the
+    render's issuer Secret is dropped (the real one is written by the issuer's Command) and the
+    anchor is replaced by the real trust roots before anything is applied.
     """
 
     def key(seed: str) -> ec.EllipticCurvePrivateKey:
@@ -244,33 +239,244 @@ def describe(name: str, role: str, cert_pem: str, now: datetime.datetime) -> dic
     }
 
 
-def decoys_for(anchor: KeyPair, issuer: KeyPair) -> dict[str, str]:
-    """Other values of the same shapes, standing in for the real ones when looking for stand-ins that survive."""
-    decoy_anchor, decoy_issuer = placeholder_identity("decoy.invalid")
+# --- The Secrets that hold the keys ------------------------------------------------------------
+
+NAMESPACE = upstream.CONTROL_PLANE_NAMESPACE
+ISSUER_SECRET = "linkerd-identity-issuer"
+# The schemes of Linkerd's identity controller: its own format (crt.pem, key.pem: the 2.8 line)
+# and the external issuer's (kubernetes.io/tls: tls.crt, tls.key, ca.crt; cert-manager's format).
+SCHEME_LINKERD = "linkerd.io/tls"
+SCHEME_EXTERNAL = "kubernetes.io/tls"
+_OURS = {upstream.MANAGED_BY_LABEL: upstream.MANAGED_BY}
+
+
+class CertificateError(Exception):
+    """A Secret this program needs is missing, or one it would write belongs to someone else."""
+
+
+def anchor_secret_name(generation: int) -> str:
+    # Generation 0 keeps the plain name; each rotation's anchor is a Secret of its own.
+    return "linkerd-trust-anchor" if generation == 0 else f"linkerd-trust-anchor-{generation}"
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def _secret(
+    name: str, data: Mapping[str, str], *, kind: str, labels: Mapping[str, str] = {}, annotations: Mapping[str, str] = {}
+) -> dict[str, Any]:
+    metadata: dict[str, Any] = {"name": name, "namespace": NAMESPACE, "labels": {**labels, **_OURS}}
+    if annotations:
+        metadata["annotations"] = dict(annotations)
     return {
-        anchor.cert_pem: decoy_anchor.cert_pem,
-        issuer.cert_pem: decoy_issuer.cert_pem,
-        issuer.key_pem: decoy_issuer.key_pem,
-        expiry(issuer.cert_pem): "1999-12-31T23:59:59Z",
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": metadata,
+        "type": kind,
+        "data": {k: _b64(v) for k, v in data.items()},
     }
 
 
-def main(argv: list[str] | None = None) -> int:
+def anchor_secret(name: str, anchor: KeyPair) -> dict[str, Any]:
+    """A trust anchor as cert-manager keeps a CA: `ca.crt` is the anchor itself."""
+    data = {"tls.crt": anchor.cert_pem, "tls.key": anchor.key_pem, "ca.crt": anchor.cert_pem}
+    return _secret(name, data, kind=SCHEME_EXTERNAL)
+
+
+def issuer_secret(issuer: KeyPair, anchor_pem: str, scheme: str) -> dict[str, Any]:
+    """The issuer Secret Linkerd's identity controller reads, in the format of its scheme."""
+    if scheme == SCHEME_EXTERNAL:
+        data = {"tls.crt": issuer.cert_pem, "tls.key": issuer.key_pem, "ca.crt": anchor_pem}
+        return _secret(ISSUER_SECRET, data, kind=SCHEME_EXTERNAL)
+    # What 2.8's chart renders (templates/identity.yaml), with the CLI's expiry annotation.
+    return _secret(
+        ISSUER_SECRET,
+        {"crt.pem": issuer.cert_pem.strip(), "key.pem": issuer.key_pem.strip()},
+        kind="Opaque",
+        labels={"linkerd.io/control-plane-component": "identity", "linkerd.io/control-plane-ns": NAMESPACE},
+        annotations={"linkerd.io/identity-issuer-expiry": expiry(issuer.cert_pem)},
+    )
+
+
+def key_pair_of(secret: Mapping[str, Any]) -> KeyPair:
+    data = secret.get("data") or {}
+    cert, key = (data.get("tls.crt") or data.get("crt.pem")), (data.get("tls.key") or data.get("key.pem"))
+    if not cert or not key:
+        raise CertificateError(f"Secret {NAMESPACE}/{secret['metadata']['name']} holds no certificate and key")
+    return KeyPair(cert_pem=base64.b64decode(cert).decode(), key_pem=base64.b64decode(key).decode())
+
+
+def is_ours(secret: Mapping[str, Any]) -> bool:
+    return bool((secret.get("metadata", {}).get("labels") or {}).get(upstream.MANAGED_BY_LABEL) == upstream.MANAGED_BY)
+
+
+class SecretStore(Protocol):
+    """Where Secrets are read and written: a cluster through kubectl, or (offline renders) a folder."""
+
+    def get(self, name: str) -> dict[str, Any] | None: ...
+    def create(self, secret: Mapping[str, Any]) -> None: ...
+    def apply(self, secret: Mapping[str, Any]) -> None: ...
+    def delete(self, name: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class KubectlStore:
+    """One cluster's `linkerd` namespace through kubectl; Secrets go in and out over pipes only."""
+
+    kubectl: str
+    flags: tuple[str, ...]  # --kubeconfig PATH --context NAME (a path, never the file's contents)
+
+    def _run(self, *args: str, stdin: str | None = None) -> str:
+        done = subprocess.run(
+            [self.kubectl, *self.flags, *args], input=stdin, capture_output=True, text=True, check=False, timeout=120
+        )
+        if done.returncode != 0:
+            raise CertificateError(f"`{self.kubectl} {' '.join(args[:4])}` failed: {done.stderr.strip()[:400]}")
+        return done.stdout
+
+    def get(self, name: str) -> dict[str, Any] | None:
+        text = self._run("get", "secret", name, "-n", NAMESPACE, "-o", "json", "--ignore-not-found")
+        return json.loads(text) if text.strip() else None
+
+    def create(self, secret: Mapping[str, Any]) -> None:
+        self._run("create", "-f", "-", stdin=json.dumps(secret))
+
+    def apply(self, secret: Mapping[str, Any]) -> None:
+        # Server-side: no last-applied annotation carrying a second copy of the key.
+        self._run(
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "--field-manager",
+            upstream.MANAGED_BY,
+            "-f",
+            "-",
+            stdin=json.dumps(secret),
+        )
+
+    def delete(self, name: str) -> None:
+        self._run("delete", "secret", name, "-n", NAMESPACE, "--ignore-not-found")
+
+
+@dataclass(frozen=True)
+class FolderStore:
+    """Secrets as files of a private folder: what the offline render and the tests use for a cluster."""
+
+    folder: Path
+
+    def _path(self, name: str) -> Path:
+        return self.folder / f"{name}.json"
+
+    def get(self, name: str) -> dict[str, Any] | None:
+        path = self._path(name)
+        return json.loads(path.read_text()) if path.exists() else None
+
+    def create(self, secret: Mapping[str, Any]) -> None:
+        if self._path(secret["metadata"]["name"]).exists():
+            raise CertificateError(f"Secret {secret['metadata']['name']} already exists")
+        self.apply(secret)
+
+    def apply(self, secret: Mapping[str, Any]) -> None:
+        self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path = self._path(secret["metadata"]["name"])
+        partial = path.with_suffix(".partial")
+        partial.write_text(json.dumps(secret))
+        partial.replace(path)  # whole or not at all, for a reader at the same time
+
+    def delete(self, name: str) -> None:
+        self._path(name).unlink(missing_ok=True)
+
+
+def ensure_anchor(store: SecretStore, name: str, common_name: str, valid_hours: int) -> str:
+    """The anchor's certificate: from its Secret when one of ours exists (it outlives the state), else a new one.
+
+    A new Secret is created, never overwritten: a Secret of that name that is not ours stops here.
+    """
+    found = store.get(name)
+    if found is not None:
+        if not is_ours(found):
+            raise CertificateError(
+                f"Secret {NAMESPACE}/{name} exists but is not this program's (no label {upstream.MANAGED_BY_LABEL}="
+                f"{upstream.MANAGED_BY}): refusing to use or replace it"
+            )
+        return key_pair_of(found).cert_pem
+    anchor = new_trust_anchor(common_name, valid_hours)
+    store.create(anchor_secret(name, anchor))
+    return anchor.cert_pem
+
+
+def delete_anchor(store: SecretStore, name: str) -> None:
+    """Deletes the anchor's Secret when it is ours; a Secret of someone else's stays."""
+    found = store.get(name)
+    if found is not None and is_ours(found):
+        store.delete(name)
+
+
+def write_issuer(
+    anchors: SecretStore, anchor_name: str, served: SecretStore, *, common_name: str, valid_hours: int, scheme: str
+) -> str:
+    """Mints an issuer signed by the anchor in `anchor_name`, writes it where it serves, returns its certificate."""
+    found = anchors.get(anchor_name)
+    if found is None or not is_ours(found):
+        raise CertificateError(f"the trust anchor's Secret {NAMESPACE}/{anchor_name} is missing from the target cluster")
+    anchor = key_pair_of(found)
+    existing = served.get(ISSUER_SECRET)
+    if existing is not None and not is_ours(existing):
+        raise CertificateError(
+            f"Secret {NAMESPACE}/{ISSUER_SECRET} exists but is not this program's (no label "
+            f"{upstream.MANAGED_BY_LABEL}={upstream.MANAGED_BY}): refusing to replace it"
+        )
+    issuer = new_issuer(anchor, common_name, valid_hours)
+    served.apply(issuer_secret(issuer, anchor.cert_pem, scheme))
+    return issuer.cert_pem
+
+
+def _cluster_flags(kubeconfig: str | None, context: str) -> tuple[str, ...]:
+    return (*(("--kubeconfig", kubeconfig) if kubeconfig else ()), "--context", context)
+
+
+def run(argv: list[str] | None = None, *, stores: Mapping[str, SecretStore] | None = None) -> str:
+    """What a certificate Command prints (a public certificate, or nothing). `stores` (by context) stands
+    in for the clusters in offline renders; raises CertificateError."""
     parser = argparse.ArgumentParser(prog="python -m support.certificates", description=__doc__)
-    parser.add_argument("kind", choices=["anchor", "issuer"])
-    parser.add_argument("--common-name", required=True)
-    parser.add_argument("--valid-hours", type=int, required=True)
+    parser.add_argument("kind", choices=["anchor", "delete-anchor", "issuer"])
+    parser.add_argument("--secret", required=True, help="the anchor's Secret (read by `issuer`)")
+    parser.add_argument("--kubectl", default="kubectl")
+    parser.add_argument("--kubeconfig", help="the cluster the anchor lives in (`issuer`: the one it serves)")
+    parser.add_argument("--context", required=True)
+    parser.add_argument("--anchor-kubeconfig", help="`issuer`: the target cluster, where the anchor lives")
+    parser.add_argument("--anchor-context")
+    parser.add_argument("--common-name")
+    parser.add_argument("--valid-hours", type=int)
+    parser.add_argument("--scheme", choices=[SCHEME_EXTERNAL, SCHEME_LINKERD], default=SCHEME_EXTERNAL)
     args = parser.parse_args(argv)
+
+    def store(kubeconfig: str | None, context: str) -> SecretStore:
+        if stores is not None:
+            return stores[context]
+        return KubectlStore(args.kubectl, _cluster_flags(kubeconfig, context))
+
+    here = store(args.kubeconfig, args.context)
+    if args.kind == "delete-anchor":
+        delete_anchor(here, args.secret)
+        return ""
+    if not args.common_name or not args.valid_hours:
+        parser.error("--common-name and --valid-hours are required")
     if args.kind == "anchor":
-        pair = new_trust_anchor(args.common_name, args.valid_hours)
-    else:
-        missing = [name for name in (ANCHOR_CERT_ENV, ANCHOR_KEY_ENV) if not os.environ.get(name)]
-        if missing:
-            print(f"certificates: {', '.join(missing)} not set", file=sys.stderr)
-            return 2
-        anchor = KeyPair(cert_pem=os.environ[ANCHOR_CERT_ENV], key_pem=os.environ[ANCHOR_KEY_ENV])
-        pair = new_issuer(anchor, args.common_name, args.valid_hours)
-    print(pair.to_json())
+        return ensure_anchor(here, args.secret, args.common_name, args.valid_hours)
+    anchors = store(args.anchor_kubeconfig, args.anchor_context or args.context)
+    return write_issuer(
+        anchors, args.secret, here, common_name=args.common_name, valid_hours=args.valid_hours, scheme=args.scheme
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        print(run(argv), end="")
+    except CertificateError as error:
+        print(f"certificates: {error}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -796,8 +796,7 @@ TARGET_OUTPUTS = (
     "clusterName",
     "context",
     "trustAnchorPem",
-    "peerIssuerCertPem",
-    "peerIssuerKeyPem",
+    "trustAnchorSecret",
     "gatewayName",
     "gatewayNamespace",
 )

@@ -175,6 +175,23 @@ def _register_one(
     )
 
 
+def _waits_for(
+    obj: ManifestObject, known: Mapping[str, pulumi.Resource], waited_for: Mapping[str, list[pulumi.Resource]]
+) -> list[pulumi.Resource]:
+    """What `obj` waits for: its namespace, the CRDs (a custom resource), the Deployments (a webhook), its account (a token)."""
+    after: list[pulumi.Resource] = []
+    if obj.namespace and f"Namespace/{obj.namespace}" in known:
+        after.append(known[f"Namespace/{obj.namespace}"])
+    if not obj.is_builtin:
+        after.extend(waited_for["CustomResourceDefinition"])
+    if obj.kind in SERVED_BY_DEPLOYMENTS:
+        after.extend(waited_for["Deployment"])
+    account = obj.token_account_key
+    if account and account in known:
+        after.append(known[account])
+    return after
+
+
 def register(
     objects: Iterable[ManifestObject],
     *,
@@ -182,34 +199,29 @@ def register(
     opts: pulumi.ResourceOptions,
     replacements: Mapping[str, pulumi.Input[str]] | None = None,
     ignore_changes: Mapping[str, Sequence[str]] | None = None,
+    before: Mapping[str, pulumi.CustomResource] | None = None,
+    depends: Mapping[str, Sequence[pulumi.Resource]] | None = None,
 ) -> dict[str, pulumi.CustomResource]:
     """Register every object, keyed by `ManifestObject.key`.
 
     Namespaces and CRDs come first; namespaced objects wait for their namespace, custom resources
     for the CRDs, service-account tokens for their account, webhooks and API services for the
-    Deployments that serve them.
+    Deployments that serve them. `before`: objects of the same manifest registered before (their
+    namespace, say), which these wait for as if registered here; `depends`: more to wait for, by key.
     """
     ordered = sorted(
         objects,
         key=lambda o: (o.kind not in _FOUNDATION_KINDS, o.token_account_key is not None, o.kind in SERVED_BY_DEPLOYMENTS),
     )
     registered: dict[str, pulumi.CustomResource] = {}
+    known = dict(before or {})  # what an object may wait for by key: registered before, or here
     # What custom resources and webhooks wait for, kept as they are registered (in that order).
     waited_for: dict[str, list[pulumi.Resource]] = {kind: [] for kind in ("CustomResourceDefinition", "Deployment")}
     for obj in ordered:
         key = obj.key
         if key in registered:
             raise ManifestError(f"{prefix}: {key} appears twice in the manifest")
-        after: list[pulumi.Resource] = []
-        if obj.namespace and f"Namespace/{obj.namespace}" in registered:
-            after.append(registered[f"Namespace/{obj.namespace}"])
-        if not obj.is_builtin:
-            after.extend(waited_for["CustomResourceDefinition"])
-        if obj.kind in SERVED_BY_DEPLOYMENTS:
-            after.extend(waited_for["Deployment"])
-        account = obj.token_account_key
-        if account and account in registered:
-            after.append(registered[account])
+        after = _waits_for(obj, known, waited_for) + list((depends or {}).get(key, ()))
         body = stand_ins.substitute(obj.body, replacements or {})
         resource_opts = pulumi.ResourceOptions.merge(
             opts,
@@ -221,7 +233,7 @@ def register(
             ),
         )
         name = f"{prefix}:{obj.namespace}/{obj.name}" if obj.namespace else f"{prefix}:{obj.name}"
-        registered[key] = _register_one(obj, name, body, resource_opts)
+        registered[key] = known[key] = _register_one(obj, name, body, resource_opts)
         if obj.kind in waited_for:
             waited_for[obj.kind].append(registered[key])
     return registered

@@ -1,14 +1,13 @@
-"""Stand-in certificates in rendered text: replaced by the real ones, and refused wherever one survives.
+"""The public stand-in trust anchor in rendered text: replaced by the real roots, refused wherever it survives.
 
-A stand-in is a PEM, or a one-line value derived from one (an issuer's expiry date).
-
-The linkerd CLI renders offline with a fixed stand-in anchor and issuer, because the real ones are
-only known once their resources exist (and the CLI must never see the real issuer key). Releases
-put those PEMs in many shapes: as written, JSON-escaped, as YAML block scalars indented to any
-depth inside a string (`linkerd-config`'s `values`), base64-encoded whole or inside an encoded
-blob, and hashed. `replace` handles each shape as a pure function of the text; `leftovers` runs
-it with decoys and reports any object in which a trace of a stand-in is still found, so a shape
-nobody taught it stops the program instead of reaching a cluster.
+The linkerd CLI renders offline with a fixed public stand-in anchor, because the real roots are only
+known once the anchor's Command has run. (No issuer is substituted: the issuer Secret is not part of
+what is applied, see `external_issuer`.) Releases put the anchor in several shapes: as written,
+JSON-escaped, as YAML block scalars indented to any depth inside a string (`linkerd-config`'s
+`values`), base64-encoded, and hashed (`linkerd.io/trust-root-sha256`). `replace` handles each shape
+as a pure function of the text; `leftovers` runs it with a decoy and reports any object in which a
+trace of the stand-in is still found, so a shape nobody taught it stops the program instead of
+reaching a cluster.
 """
 
 from __future__ import annotations
@@ -57,8 +56,6 @@ def fingerprints(pem: str) -> tuple[str, ...]:
     The end of its base64 body is unique to it (a certificate ends in its signature, a key in its
     public point); its other lines can be shared structure (the same extensions) with any CA.
     """
-    if len(_lines(pem)) == 1:  # a plain value derived from a stand-in, such as its expiry
-        return (pem.strip(),)
     body = "".join(line for line in _lines(pem) if not _PEM_ARMOUR.match(line)).rstrip("=")
     return (body[-40:], *_digests(pem))
 
@@ -103,9 +100,6 @@ def replace(text: str, pairs: Sequence[tuple[str, str]]) -> str:
         trailing = text[len(text.rstrip()) :]
         return base64.b64encode(replace(decoded, pairs).encode()).decode() + trailing
     for stand_in, real in pairs:
-        if len(_lines(stand_in)) == 1:
-            text = text.replace(stand_in.strip(), real.strip())
-            continue
         text = _line_pattern(stand_in).sub(functools.partial(_rejoin, _lines(real)), text)
         for stand_in_digest, real_digest in zip(_digests(stand_in), _digests(real), strict=True):
             text = text.replace(stand_in_digest, real_digest)

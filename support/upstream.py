@@ -31,7 +31,6 @@ PROXY_OTHER_PORTS = (4140, 4190, 4191)
 DEFAULT_TRUST_DOMAIN = "cluster.local"
 CONTROL_PLANE_NAMESPACE = "linkerd"
 MULTICLUSTER_NAMESPACE = "linkerd-multicluster"
-IDENTITY_ISSUER_SECRET = "linkerd-identity-issuer"
 # The service mirror a source's multicluster install declares per link (2.18+).
 LINK_CONTROLLER_DEPLOYMENT = "controller-{link}"
 # Linkerd's docs: the anchor outlives the issuer; `linkerd check` warns under 60 days left.
@@ -128,6 +127,10 @@ class VersionLine:
     generated_fields: Mapping[str, tuple[str, ...]]
     # Whether `multicluster install` renders without a cluster (2.8's reads linkerd-config from it).
     multicluster_offline: bool
+    # The issuer Secret's scheme: `kubernetes.io/tls` (an external issuer, as cert-manager's) where
+    # the identity controller reads it; 2.8's CLI renders an external issuer only against a live
+    # cluster of its time, so that line keeps Linkerd's own format (crt.pem, key.pem).
+    issuer_scheme: str
     multicluster_install_args: tuple[str, ...]
     # Per-link service mirrors declared by the source's multicluster install (the link-gen era).
     link_controllers_in_install: bool
@@ -188,6 +191,7 @@ PAGE = VersionLine(
         ("v1alpha1.tap.linkerd.io",),
     ),
     multicluster_offline=False,
+    issuer_scheme="linkerd.io/tls",
     multicluster_install_args=("--gateway=false",),
     link_controllers_in_install=False,
     link_command=("multicluster", "link"),
@@ -243,6 +247,7 @@ CURRENT = VersionLine(
         },
     },
     multicluster_offline=True,
+    issuer_scheme="kubernetes.io/tls",
     multicluster_install_args=("--gateway=false",),
     link_controllers_in_install=True,
     link_command=("multicluster", "link-gen"),

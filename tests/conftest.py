@@ -121,15 +121,16 @@ def licence_for(config: dict[str, Any]) -> dict[str, str]:
 
 
 def target_outputs(line: str = "current", product: str = "edge-stack") -> dict[str, Any]:
+    from driver.offline import offline_cluster
     from support import certificates
 
     anchor = certificates.new_trust_anchor("root.linkerd.cluster.local", 24)
-    issuer = certificates.new_issuer(anchor, "identity.linkerd.cluster.local", 12)
+    # The target's anchor Secret, as the target's `up` leaves it in its cluster (offline: a folder).
+    offline_cluster(TARGET_CONTEXT).apply(certificates.anchor_secret("linkerd-trust-anchor", anchor))
     gateway = upstream.VERSION_LINES[line].edge_stack[product]
     return {
         "trustAnchorPem": anchor.cert_pem,
-        "peerIssuerCertPem": issuer.cert_pem,
-        "peerIssuerKeyPem": issuer.key_pem,
+        "trustAnchorSecret": "linkerd-trust-anchor",
         "gatewayName": gateway.deployment,
         "gatewayNamespace": gateway.namespace,
         "clusterName": "target",
@@ -224,6 +225,14 @@ def api_server_port() -> Iterator[int]:
     threading.Thread(target=accept, daemon=True).start()
     yield listener.getsockname()[1]
     listener.close()
+
+
+@pytest.fixture(autouse=True)
+def offline_clusters() -> None:
+    """Each test starts with empty offline clusters: no anchor Secret left by an earlier test."""
+    from driver.offline import forget_offline_clusters
+
+    forget_offline_clusters()
 
 
 @pytest.fixture(autouse=True)

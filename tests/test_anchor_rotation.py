@@ -1,14 +1,14 @@
 """Trust anchor rotation: one `up` per step (`trustAnchorRotation`), decoded from what each step would apply.
 
 Each step runs the real program under mocks with the real linkerd CLI rendering Linkerd's objects;
-the stack's last `identityAnchors` output is what the step before it exported. Under mocks every
-Command makes fresh certificates, so which anchor signs what is checked within each step, by the
-resource that made it; that the engine keeps each anchor across steps is shown by e2e/full.sh.
+the stack's last `identityAnchors` output is what the step before it exported. The certificate
+Commands run for real on folders standing in for the clusters' `linkerd` namespaces, so an anchor's
+Secret made by one step is the one the next step finds and reuses, as in a cluster; that the engine
+keeps each Command across steps (and deletes the old anchor's Secret) is shown by e2e/full.sh.
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import logging
 from collections.abc import Iterator
@@ -18,10 +18,11 @@ import pytest
 from cryptography import x509
 
 from components.linkerd_identity import AnchorPlan, Phase, anchor_plan
-from support.certificates import KeyPair, RotationStep, bundle, new_issuer, new_trust_anchor, split_bundle
+from driver.offline import offline_cluster
+from support.certificates import RotationStep, anchor_secret, bundle, new_trust_anchor, split_bundle
 from support.config import ConfigError
 from tests import certificate_audit
-from tests.conftest import run_refused, run_stack, source_config, target_config, target_outputs
+from tests.conftest import TARGET_CONTEXT, run_refused, run_stack, source_config, target_config, target_outputs
 from tests.harness import Run
 
 OWN = "organization/aes-linkerd2/target"
@@ -53,7 +54,7 @@ def test_each_step_keeps_the_anchors_it_needs(
 ) -> None:
     plan = anchor_plan(previous, step)
     # Only a step that changes something says so in the preview; repeating or keeping the value says nothing.
-    assert (plan.generation, plan.phase, plan.trusted, plan.signing, plan.said is not None) == expected
+    assert (plan.generation, plan.phase, plan.trusted, plan.signing, plan.preview_warning is not None) == expected
 
 
 @pytest.mark.parametrize(
@@ -97,8 +98,9 @@ def step(value: str | None, previous: dict[str, Any] | None, *, preview: bool = 
     return run_stack("target", config, preview=preview, stack_references=references)
 
 
-def made(run: Run) -> dict[str, KeyPair]:
-    return {name: KeyPair.from_json(text) for name, text in run.mocks.command_stdouts.items() if name.startswith("identity-")}
+def made(run: Run) -> dict[str, str]:
+    """The certificate each identity Command printed (public: the keys stay in the clusters' Secrets)."""
+    return {name: text for name, text in run.mocks.command_stdouts.items() if name.startswith("identity-")}
 
 
 def cert(pem: str) -> x509.Certificate:
@@ -109,8 +111,10 @@ def applied_roots(run: Run) -> str:
     return str(run.one("ConfigMap", "linkerd-identity-trust-roots").inputs["data"]["ca-bundle.crt"])
 
 
-def applied_issuer(run: Run) -> x509.Certificate:
-    return cert(base64.b64decode(run.one("Secret", "linkerd-identity-issuer").inputs["data"]["crt.pem"]).decode())
+def written_issuer(context: str, signer: str) -> x509.Certificate:
+    """The issuer Secret in a cluster: the new format, its key matching, signed by `signer`."""
+    secret = certificate_audit.cluster_secret(context, "linkerd-identity-issuer")
+    return certificate_audit.assert_issuer_secret(secret, signer, "kubernetes.io/tls")
 
 
 def assert_applied(run: Run, roots: list[str], signer: str) -> None:
@@ -118,13 +122,9 @@ def assert_applied(run: Run, roots: list[str], signer: str) -> None:
     expected = bundle(roots)
     # The ConfigMap proxies and the injector read (the chart trims the final newline) ...
     assert applied_roots(run) == expected.strip()
-    # ... every certificate decoded from every object: the roots and this cluster's issuer, nothing else ...
-    issuer = made(run)["identity-target-issuer"].cert_pem
-    certificate_audit.assert_only_the_real_identity(run, roots, issuer)
-    assert applied_issuer(run) == cert(issuer)
-    cert(issuer).verify_directly_issued_by(cert(signer))
-    assert cert(made(run)["identity-peer-issuer"].cert_pem).issuer == cert(signer).subject
-    cert(made(run)["identity-peer-issuer"].cert_pem).verify_directly_issued_by(cert(signer))
+    # ... every certificate decoded from every object: the roots, nothing else; the issuer is in the cluster ...
+    certificate_audit.assert_only_the_real_identity(run, roots)
+    assert written_issuer(TARGET_CONTEXT, signer) == cert(made(run)["identity-target-issuer"])
     # ... and the pods' linkerd.io/trust-root-sha256 is Linkerd's: the sha256 of the anchors file as read
     # (pkg/charts/linkerd2 `identityTrustAnchorsPEM | sha256sum`), here the bundle `cat old new` makes.
     digest = hashlib.sha256(expected.encode()).hexdigest()
@@ -159,7 +159,7 @@ def test_a_rotation_walks_bundle_issuers_drop_old_with_both_anchors_trusted_whil
     run = step("bundle", anchors(0, "stable"))
     assert run.error is None, run.error
     assert anchor_commands(run) == ["identity-trust-anchor", "identity-trust-anchor-1"]
-    old, new = made(run)["identity-trust-anchor"].cert_pem, made(run)["identity-trust-anchor-1"].cert_pem
+    old, new = made(run)["identity-trust-anchor"], made(run)["identity-trust-anchor-1"]
     assert cert(old) != cert(new) and cert(new).subject == cert(old).subject
     assert_applied(run, [old, new], signer=old)
     assert run.outputs["identityAnchors"] == {"generation": 1, "phase": "bundle"}
@@ -177,7 +177,8 @@ def test_a_rotation_walks_bundle_issuers_drop_old_with_both_anchors_trusted_whil
     run = step("issuers", anchors(1, "bundle"))
     assert run.error is None, run.error
     assert anchor_commands(run) == ["identity-trust-anchor", "identity-trust-anchor-1"]
-    old, new = made(run)["identity-trust-anchor"].cert_pem, made(run)["identity-trust-anchor-1"].cert_pem
+    # The anchors' Secrets made by the bundle step, found and kept (no new key).
+    assert (made(run)["identity-trust-anchor"], made(run)["identity-trust-anchor-1"]) == (old, new)
     assert_applied(run, [old, new], signer=new)
     issuer_triggers = {r.name: r.inputs["triggers"][0] for r in run.find("Command") if r.name.endswith("-issuer")}
     assert set(issuer_triggers.values()) == {new}, "a new signer replaces each issuer's Command"
@@ -190,17 +191,17 @@ def test_a_rotation_walks_bundle_issuers_drop_old_with_both_anchors_trusted_whil
     run = step("drop-old", anchors(1, "issuers"))
     assert run.error is None, run.error
     assert anchor_commands(run) == ["identity-trust-anchor-1"]
-    new = made(run)["identity-trust-anchor-1"].cert_pem
+    assert made(run)["identity-trust-anchor-1"] == new
     assert_applied(run, [new], signer=new)
     assert run.outputs["identityAnchors"] == {"generation": 1, "phase": "stable"}
-    assert [r["name"] for r in run.outputs["identityCertificates"]] == ["trust-anchor", "target-issuer", "peer-issuer"]
+    assert [r["name"] for r in run.outputs["identityCertificates"]] == ["trust-anchor", "target-issuer"]
     assert any("step drop-old: the trust roots carry only trust anchor 1" in said for said in warnings_said)
     warnings_said.clear()
 
 
 def registered_identity(run: Run) -> list[tuple[str, Any]]:
     """The identity Commands with what would replace them (their triggers, anchors named by resource)."""
-    names = {pair.cert_pem: name for name, pair in made(run).items()}
+    names = {pem: name for name, pem in made(run).items()}
     return sorted(
         (r.name, [names.get(t, t) for t in r.inputs["triggers"]]) for r in run.find("Command") if r.name.startswith("identity-")
     )
@@ -221,11 +222,8 @@ def test_a_later_rotation_makes_the_next_anchor() -> None:
     run = step("bundle", anchors(1, "stable"))
     assert run.error is None, run.error
     assert anchor_commands(run) == ["identity-trust-anchor-1", "identity-trust-anchor-2"]
-    assert registered_identity(run)[:2] == [
-        ("identity-peer-issuer", ["identity-trust-anchor-1", "0"]),
-        ("identity-target-issuer", ["identity-trust-anchor-1", "0"]),
-    ]
-    old, new = made(run)["identity-trust-anchor-1"].cert_pem, made(run)["identity-trust-anchor-2"].cert_pem
+    assert registered_identity(run)[:1] == [("identity-target-issuer", ["identity-trust-anchor-1", "0"])]
+    old, new = made(run)["identity-trust-anchor-1"], made(run)["identity-trust-anchor-2"]
     assert_applied(run, [old, new], signer=old)
 
 
@@ -258,25 +256,23 @@ def test_a_bad_value_is_refused_naming_the_key(stack: str, value: str, reason: s
 
 @pytest.mark.parametrize("phase", ["bundle", "issuers", "stable"])
 def test_the_source_follows_the_targets_step(phase: str) -> None:
-    """The source applies the roots and the issuer the target's outputs carry at each step."""
-    old, new = new_trust_anchor("root.linkerd.cluster.local", 24), new_trust_anchor("root.linkerd.cluster.local", 24)
-    signer = old if phase == "bundle" else new
-    roots = [new] if phase == "stable" else [old, new]
-    peer = new_issuer(signer, "identity.linkerd.cluster.local", 12)
-    outputs = {
-        **target_outputs(),
-        "trustAnchorPem": signer.cert_pem,
-        "trustRootsPem": bundle(p.cert_pem for p in roots),
-        "peerIssuerCertPem": peer.cert_pem,
-        "peerIssuerKeyPem": peer.key_pem,
-    }
+    """The source applies the roots the target's outputs carry, and signs its issuer with the anchor they name."""
+    outputs = target_outputs()  # its anchor's Secret, generation 0, in the target cluster
+    old_pem = outputs["trustAnchorPem"]
+    new = new_trust_anchor("root.linkerd.cluster.local", 24)
+    offline_cluster(TARGET_CONTEXT).apply(anchor_secret("linkerd-trust-anchor-1", new))
+    signer, secret = (old_pem, "linkerd-trust-anchor") if phase == "bundle" else (new.cert_pem, "linkerd-trust-anchor-1")
+    roots = [new.cert_pem] if phase == "stable" else [old_pem, new.cert_pem]
+    outputs = {**outputs, "trustAnchorPem": signer, "trustAnchorSecret": secret, "trustRootsPem": bundle(roots)}
     run = run_stack("source", source_config(), stack_references={OWN: outputs})
     assert run.error is None, run.error
-    assert applied_roots(run) == bundle(p.cert_pem for p in roots).strip()
-    certificate_audit.assert_only_the_real_identity(run, [p.cert_pem for p in roots], peer.cert_pem)
-    assert split_bundle(run.outputs["trustRootsPem"]) == [p.cert_pem for p in roots]
+    assert applied_roots(run) == bundle(roots).strip()
+    certificate_audit.assert_only_the_real_identity(run, roots)
+    assert written_issuer("source-ctx", signer) == cert(made(run)["identity-source-issuer"])
+    assert run.one("Command", "identity-source-issuer").inputs["triggers"] == [signer, "0"]
+    assert split_bundle(run.outputs["trustRootsPem"]) == roots
     # The multicluster checks run again when the roots change (they compare both clusters' anchors).
-    digest = hashlib.sha256(bundle(p.cert_pem for p in roots).encode()).hexdigest()
+    digest = hashlib.sha256(bundle(roots).encode()).hexdigest()
     assert digest in run.one("Command", "multicluster-source-multicluster-check").inputs["triggers"]
 
 
@@ -289,8 +285,11 @@ def test_the_page_lines_objects_carry_the_bundle_too() -> None:
     config = target_config("linkerd-2.8", trustAnchorRotation="bundle")
     run = run_stack("target", config, stack_references={OWN: {"identityAnchors": anchors(0, "stable")}})
     assert run.error is None, run.error
-    old, new = made(run)["identity-trust-anchor"].cert_pem, made(run)["identity-trust-anchor-1"].cert_pem
-    certificate_audit.assert_only_the_real_identity(run, [old, new], made(run)["identity-target-issuer"].cert_pem)
+    old, new = made(run)["identity-trust-anchor"], made(run)["identity-trust-anchor-1"]
+    certificate_audit.assert_only_the_real_identity(run, [old, new])
+    certificate_audit.assert_issuer_secret(
+        certificate_audit.cluster_secret(TARGET_CONTEXT, "linkerd-identity-issuer"), old, "linkerd.io/tls"
+    )
     anchors_found = [
         f for f in certificate_audit.certificates(run.registrations) if f.common_name == "root.linkerd.cluster.local"
     ]

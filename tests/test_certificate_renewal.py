@@ -10,12 +10,13 @@ from cryptography import x509
 
 from components.linkerd_identity import issuer_generation
 from support import clock
-from support.certificates import KeyPair
-from tests.conftest import run_stack, target_config
+from tests import certificate_audit
+from tests.conftest import run_stack, source_config, target_config, target_outputs
 from tests.harness import Run
 
 NOW = datetime.datetime(2030, 6, 1, tzinfo=datetime.UTC)
-OWN = "organization/aes-linkerd2/target"
+OWN = TARGET = "organization/aes-linkerd2/target"
+SOURCE = "organization/aes-linkerd2/source"
 
 
 def stamp(moment: datetime.datetime) -> str:
@@ -43,6 +44,16 @@ def up(previous: Mapping[str, object] | None = None, preview: bool = False) -> R
     return run
 
 
+def source_up(previous: Mapping[str, object] | None = None, preview: bool = False) -> Run:
+    """The source, which renews its own issuer by the same rules, from its own last outputs."""
+    references: dict[str, dict[str, object]] = {TARGET: target_outputs()}
+    if previous is not None:
+        references[SOURCE] = {"identityIssuers": previous}
+    run = run_stack("source", source_config(), preview=preview, stack_references=references)
+    assert run.error is None, run.error
+    return run
+
+
 def issuer_trigger(run: Run, cluster: str) -> str:
     return str(run.one("Command", f"identity-{cluster}-issuer").inputs["triggers"][1])
 
@@ -56,54 +67,63 @@ def test_each_stack_reports_its_certificates_and_days_left(monkeypatch: pytest.M
     assert [(row["name"], row["role"]) for row in run.outputs["identityCertificates"]] == [
         ("trust-anchor", "anchor"),
         ("target-issuer", "issuer"),
-        ("peer-issuer", "issuer"),
     ]
     assert rows["trust-anchor"]["subject"] == "CN=root.linkerd.cluster.local"
     assert rows["target-issuer"]["subject"] == "CN=identity.linkerd.cluster.local"
-    # Made now: the anchor ten years, the target's issuer one year, the peer's 90 days less.
-    assert (rows["trust-anchor"]["daysLeft"], rows["target-issuer"]["daysLeft"], rows["peer-issuer"]["daysLeft"]) == (
-        3649,
-        364,
-        274,
-    )
-    made = KeyPair.from_json(run.mocks.command_stdouts["identity-target-issuer"])
-    not_after = x509.load_pem_x509_certificate(made.cert_pem.encode()).not_valid_after_utc
+    # Made now: the anchor ten years, the target's issuer one year.
+    assert (rows["trust-anchor"]["daysLeft"], rows["target-issuer"]["daysLeft"]) == (3649, 364)
+    made = run.mocks.command_stdouts["identity-target-issuer"]
+    not_after = x509.load_pem_x509_certificate(made.encode()).not_valid_after_utc
     assert rows["target-issuer"]["notAfter"] == stamp(not_after)
-    assert run.outputs["identityIssuers"] == {
-        "target": {"generation": 0, "notAfter": stamp(not_after)},
-        "peer": {"generation": 0, "notAfter": rows["peer-issuer"]["notAfter"]},
+    assert run.outputs["identityIssuers"] == {"target": {"generation": 0, "notAfter": stamp(not_after)}}
+    # The source's own issuer: 90 days less, so the two are never due on the same day.
+    source = source_up()
+    source_rows = {row["name"]: row for row in source.outputs["identityCertificates"]}
+    assert [row["name"] for row in source.outputs["identityCertificates"]] == ["trust-anchor", "source-issuer"]
+    assert source_rows["source-issuer"]["daysLeft"] == 274
+    assert source.outputs["identityIssuers"] == {
+        "source": {"generation": 0, "notAfter": source_rows["source-issuer"]["notAfter"]}
     }
 
 
-def test_a_due_issuer_is_reissued_and_the_other_kept(monkeypatch: pytest.MonkeyPatch) -> None:
-    """On the day: the clock says the target's issuer has 30 days left, the peer's 200."""
+def test_a_due_issuer_is_reissued_and_one_not_due_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On the day: the clock says the target's issuer has 30 days left, the source's 200."""
     monkeypatch.setenv(clock.CLOCK_ENV, stamp(NOW))
-    previous = {
-        "target": {"generation": 0, "notAfter": stamp(NOW + datetime.timedelta(days=30))},
-        "peer": {"generation": 4, "notAfter": stamp(NOW + datetime.timedelta(days=200))},
-    }
     for preview in (True, False):  # the preview shows the replacement before `up` makes it
-        run = up(previous, preview=preview)
-        assert (issuer_trigger(run, "target"), issuer_trigger(run, "peer")) == ("1", "4")
-    made = KeyPair.from_json(run.mocks.command_stdouts["identity-target-issuer"])
+        run = up({"target": {"generation": 0, "notAfter": stamp(NOW + datetime.timedelta(days=30))}}, preview=preview)
+        assert issuer_trigger(run, "target") == "1"
+        source = source_up({"source": {"generation": 4, "notAfter": stamp(NOW + datetime.timedelta(days=200))}}, preview)
+        assert issuer_trigger(source, "source") == "4"
+    made = run.mocks.command_stdouts["identity-target-issuer"]
     assert run.outputs["identityIssuers"]["target"]["generation"] == 1
-    assert run.outputs["identityIssuers"]["peer"]["generation"] == 4
-    # The same anchor signs the new issuer, and it is what the control plane's Secret now carries.
+    assert source.outputs["identityIssuers"]["source"]["generation"] == 4
+    # The same anchor signs the new issuer, and it is what the cluster's issuer Secret now carries.
     anchor = x509.load_pem_x509_certificate(run.outputs["trustAnchorPem"].encode())
-    x509.load_pem_x509_certificate(made.cert_pem.encode()).verify_directly_issued_by(anchor)
+    x509.load_pem_x509_certificate(made.encode()).verify_directly_issued_by(anchor)
+    secret = certificate_audit.cluster_secret("target-ctx", "linkerd-identity-issuer")
+    assert certificate_audit.key_pair(secret).cert_pem == made
     # Days left are counted on the clock the test set.
     rows = {row["name"]: row for row in run.outputs["identityCertificates"]}
-    assert (
-        rows["target-issuer"]["daysLeft"]
-        == (x509.load_pem_x509_certificate(made.cert_pem.encode()).not_valid_after_utc - NOW).days
-    )
+    assert rows["target-issuer"]["daysLeft"] == (x509.load_pem_x509_certificate(made.encode()).not_valid_after_utc - NOW).days
+
+
+def test_the_source_renews_its_own_issuer_and_says_so_first(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv(clock.CLOCK_ENV, stamp(NOW))
+    due = stamp(NOW + datetime.timedelta(days=30))
+    run = source_up({"source": {"generation": 4, "notAfter": due}}, preview=True)
+    assert issuer_trigger(run, "source") == "5"
+    assert f"the source issuer expires {due}, within 60 days" in caplog.text
+    run = source_up({"source": {"generation": 4, "notAfter": due}})
+    assert run.outputs["identityIssuers"]["source"]["generation"] == 5
+    secret = certificate_audit.cluster_secret("source-ctx", "linkerd-identity-issuer")
+    certificate_audit.assert_issuer_secret(secret, run.outputs["trustAnchorPem"], "kubernetes.io/tls")
 
 
 def test_a_second_up_after_a_renewal_changes_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(clock.CLOCK_ENV, stamp(NOW))
-    previous = {
-        "target": {"generation": 1, "notAfter": stamp(NOW + datetime.timedelta(days=364))},
-        "peer": {"generation": 4, "notAfter": stamp(NOW + datetime.timedelta(days=200))},
-    }
-    run = up(previous)
-    assert (issuer_trigger(run, "target"), issuer_trigger(run, "peer")) == ("1", "4")
+    run = up({"target": {"generation": 1, "notAfter": stamp(NOW + datetime.timedelta(days=364))}})
+    assert issuer_trigger(run, "target") == "1"
+    source = source_up({"source": {"generation": 4, "notAfter": stamp(NOW + datetime.timedelta(days=200))}})
+    assert issuer_trigger(source, "source") == "4"

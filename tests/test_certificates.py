@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import datetime
-import json
-import subprocess
-import sys
+from pathlib import Path
 
 import pytest
 from cryptography import x509
@@ -13,7 +12,6 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from support import certificates
-from tests.conftest import ROOT
 
 
 def _cert(pem: str) -> x509.Certificate:
@@ -63,33 +61,96 @@ def test_placeholders_are_identical_at_every_render_and_form_a_valid_chain() -> 
     assert _cert(issuer.cert_pem).not_valid_before_utc < now < _cert(issuer.cert_pem).not_valid_after_utc
 
 
-def test_command_line_prints_a_key_pair_and_reads_the_anchor_from_the_environment() -> None:
-    run = [sys.executable, "-m", "support.certificates"]
-    anchor = subprocess.run(
-        [*run, "anchor", "--common-name", "root.linkerd.cluster.local", "--valid-hours", "5"],
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    pair = certificates.KeyPair.from_json(anchor.stdout)
-    env = {certificates.ANCHOR_CERT_ENV: pair.cert_pem, certificates.ANCHOR_KEY_ENV: pair.key_pem}
-    issuer = subprocess.run(
-        [*run, "issuer", "--common-name", "identity.linkerd.cluster.local", "--valid-hours", "2"],
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-        text=True,
-        env=env,
-    )
-    _cert(json.loads(issuer.stdout)["certPem"]).verify_directly_issued_by(_cert(pair.cert_pem))
-    assert pair.key_pem not in issuer.stdout and pair.key_pem not in " ".join(run)
+def stores(tmp_path: Path) -> dict[str, certificates.SecretStore]:
+    """The two clusters' `linkerd` namespaces, as folders."""
+    return {context: certificates.FolderStore(tmp_path / context) for context in ("target", "source")}
 
 
-def test_issuer_without_anchor_in_environment_fails_and_says_which(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    monkeypatch.delenv(certificates.ANCHOR_CERT_ENV, raising=False)
-    monkeypatch.setenv(certificates.ANCHOR_KEY_ENV, "key")
-    assert certificates.main(["issuer", "--common-name", "x", "--valid-hours", "1"]) == 2
-    assert capsys.readouterr().err == "certificates: TRUST_ANCHOR_CERT_PEM not set\n"
+ANCHOR = ["anchor", "--secret", "linkerd-trust-anchor", "--context", "target"]
+NAMES = ["--common-name", "root.linkerd.cluster.local", "--valid-hours", "5"]
+ISSUER = ["issuer", "--secret", "linkerd-trust-anchor", "--context", "source", "--anchor-context", "target"]
+ISSUER_NAMES = ["--common-name", "identity.linkerd.cluster.local", "--valid-hours", "2"]
+
+
+def test_the_anchor_is_made_once_into_its_secret_and_only_its_certificate_printed(tmp_path: Path) -> None:
+    clusters = stores(tmp_path)
+    printed = certificates.run([*ANCHOR, *NAMES], stores=clusters)
+    secret = clusters["target"].get("linkerd-trust-anchor")
+    assert secret is not None and secret["type"] == "kubernetes.io/tls"
+    assert secret["metadata"] == {
+        "name": "linkerd-trust-anchor",
+        "namespace": "linkerd",
+        "labels": {"app.kubernetes.io/managed-by": "aes-linkerd2"},
+    }
+    pair = certificates.key_pair_of(secret)
+    assert printed == pair.cert_pem and "PRIVATE KEY" not in printed
+    assert base64.b64decode(secret["data"]["ca.crt"]).decode() == pair.cert_pem
+    # Made again (state lost, a Command re-created): the Secret outlives it and is reused, never overwritten.
+    assert certificates.run([*ANCHOR, *NAMES], stores=clusters) == printed
+    assert clusters["target"].get("linkerd-trust-anchor") == secret
+
+
+def test_a_secret_of_that_name_that_is_not_ours_is_neither_used_nor_replaced_nor_deleted(tmp_path: Path) -> None:
+    clusters = stores(tmp_path)
+    foreign = certificates.anchor_secret("linkerd-trust-anchor", certificates.new_trust_anchor("root.linkerd.cluster.local", 1))
+    del foreign["metadata"]["labels"]["app.kubernetes.io/managed-by"]
+    clusters["target"].apply(foreign)
+    with pytest.raises(certificates.CertificateError, match="exists but is not this program's"):
+        certificates.run([*ANCHOR, *NAMES], stores=clusters)
+    certificates.run(["delete-anchor", "--secret", "linkerd-trust-anchor", "--context", "target"], stores=clusters)
+    assert clusters["target"].get("linkerd-trust-anchor") == foreign
+    with pytest.raises(certificates.CertificateError, match="missing from the target cluster"):
+        certificates.run([*ISSUER, *ISSUER_NAMES], stores=clusters)
+
+
+def test_the_issuer_is_signed_with_the_anchor_in_the_target_and_written_where_it_serves(tmp_path: Path) -> None:
+    clusters = stores(tmp_path)
+    anchor = certificates.run([*ANCHOR, *NAMES], stores=clusters)
+    printed = certificates.run([*ISSUER, *ISSUER_NAMES], stores=clusters)
+    assert clusters["target"].get("linkerd-identity-issuer") is None
+    secret = clusters["source"].get("linkerd-identity-issuer")
+    assert secret is not None and secret["type"] == "kubernetes.io/tls"
+    assert sorted(secret["data"]) == ["ca.crt", "tls.crt", "tls.key"]
+    pair = certificates.key_pair_of(secret)
+    assert printed == pair.cert_pem and base64.b64decode(secret["data"]["ca.crt"]).decode() == anchor
+    _cert(printed).verify_directly_issued_by(_cert(anchor))
+    # A renewal overwrites it with a new issuer (ours).
+    assert certificates.run([*ISSUER, *ISSUER_NAMES], stores=clusters) != printed
+
+
+def test_the_page_lines_issuer_secret_is_in_linkerds_own_format(tmp_path: Path) -> None:
+    clusters = stores(tmp_path)
+    certificates.run([*ANCHOR, *NAMES], stores=clusters)
+    printed = certificates.run([*ISSUER, *ISSUER_NAMES, "--scheme", "linkerd.io/tls"], stores=clusters)
+    secret = clusters["source"].get("linkerd-identity-issuer")
+    assert secret is not None and secret["type"] == "Opaque" and sorted(secret["data"]) == ["crt.pem", "key.pem"]
+    assert secret["metadata"]["annotations"] == {"linkerd.io/identity-issuer-expiry": certificates.expiry(printed)}
+    assert secret["metadata"]["labels"] == {
+        "linkerd.io/control-plane-component": "identity",
+        "linkerd.io/control-plane-ns": "linkerd",
+        "app.kubernetes.io/managed-by": "aes-linkerd2",
+    }
+
+
+def test_an_issuer_secret_not_ours_is_not_replaced(tmp_path: Path) -> None:
+    clusters = stores(tmp_path)
+    certificates.run([*ANCHOR, *NAMES], stores=clusters)
+    clusters["source"].apply({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "linkerd-identity-issuer"}})
+    with pytest.raises(certificates.CertificateError, match="linkerd-identity-issuer exists but is not this program's"):
+        certificates.run([*ISSUER, *ISSUER_NAMES], stores=clusters)
+
+
+def test_delete_anchor_deletes_our_secret(tmp_path: Path) -> None:
+    clusters = stores(tmp_path)
+    certificates.run([*ANCHOR, *NAMES], stores=clusters)
+    certificates.run(["delete-anchor", "--secret", "linkerd-trust-anchor", "--context", "target"], stores=clusters)
+    assert clusters["target"].get("linkerd-trust-anchor") is None
+
+
+def test_the_command_line_fails_with_one_line_naming_the_secret(capsys: pytest.CaptureFixture[str]) -> None:
+    # A kubectl that answers nothing: the Secret is not there.
+    args = [*ISSUER, "--kubectl", "true", *ISSUER_NAMES]
+    assert certificates.main(args) == 1
+    assert capsys.readouterr().err == (
+        "certificates: the trust anchor's Secret linkerd/linkerd-trust-anchor is missing from the target cluster\n"
+    )

@@ -9,11 +9,12 @@ import os
 from typing import Any
 
 import pulumi
+import pulumi_command as command
 import pulumi_kubernetes as k8s
 import pytest
 import yaml
 
-from components.linkerd_control_plane import LinkerdControlPlane, LinkerdControlPlaneArgs
+from components.linkerd_control_plane import ControlPlaneIdentity, LinkerdControlPlane, LinkerdControlPlaneArgs
 from driver.offline import cli_args, run_like_the_command_provider
 from support import certificates, stand_ins, upstream
 from support.linkerd_cli import ClusterAccess, LinkerdCli
@@ -22,7 +23,14 @@ from tests.fake_linkerd import FakeLinkerd
 from tests.harness import Run, run_program
 
 ANCHOR = certificates.new_trust_anchor("root.linkerd.cluster.local", 10)
-ISSUER = certificates.new_issuer(ANCHOR, "identity.linkerd.cluster.local", 5)
+
+
+def identity(namespace: pulumi.Resource | None) -> ControlPlaneIdentity:
+    """The real roots, and a Command standing for the one that writes the issuer Secret (in the namespace)."""
+    issuer = command.local.Command(
+        "identity-issuer", create="true", opts=pulumi.ResourceOptions(depends_on=[namespace] if namespace else [])
+    )
+    return ControlPlaneIdentity(trust_roots_pem=ANCHOR.cert_pem, issuer=issuer)
 
 
 def build(line: upstream.VersionLine = upstream.CURRENT, *, ha: bool = True, links: tuple[str, ...] = ("target",)) -> Run:
@@ -39,9 +47,7 @@ def build(line: upstream.VersionLine = upstream.CURRENT, *, ha: bool = True, lin
                 line=line,
                 ha=ha,
                 trust_domain="cluster.local",
-                trust_anchor_pem=ANCHOR.cert_pem,
-                issuer_cert_pem=ISSUER.cert_pem,
-                issuer_key_pem=pulumi.Output.secret(ISSUER.key_pem),
+                identity=identity,
                 multicluster=True,
                 links=links,
             ),
@@ -63,9 +69,7 @@ def minimal_control_plane() -> None:
             line=upstream.CURRENT,
             ha=True,
             trust_domain="cluster.local",
-            trust_anchor_pem=ANCHOR.cert_pem,
-            issuer_cert_pem=ISSUER.cert_pem,
-            issuer_key_pem=ISSUER.key_pem,
+            identity=identity,
             multicluster=False,
         ),
     )
@@ -107,10 +111,10 @@ def test_renders_offline_with_the_pinned_cli_and_exact_flags() -> None:
     # Every step runs against this stack's kubeconfig and context.
     binary = real_linkerd()
     assert all(c.startswith(f"{binary} --kubeconfig /k/config --context target-ctx ") for c in run.mocks.commands)
-    # The CLI only ever sees stand-ins, from a private directory that is gone once it has read them.
+    # The CLI only ever sees public stand-ins, from a private directory that is gone once it has read them.
     folders = {os.path.dirname(path) for path in files.values()}
     assert len(folders) == 1 and not os.path.exists(folders.pop())
-    assert ISSUER.key_pem not in " ".join(run.mocks.commands)
+    assert "PRIVATE KEY" not in " ".join(run.mocks.commands)
 
 
 def test_every_object_is_its_own_typed_resource_on_the_stack_provider() -> None:
@@ -127,7 +131,6 @@ def test_every_object_is_its_own_typed_resource_on_the_stack_provider() -> None:
         ("Namespace", None, "linkerd"),
         ("ConfigMap", "linkerd", "linkerd-config"),
         ("ConfigMap", "linkerd", "linkerd-identity-trust-roots"),
-        ("Secret", "linkerd", "linkerd-identity-issuer"),
         ("Deployment", "linkerd", "linkerd-identity"),
         ("Deployment", "linkerd", "linkerd-destination"),
         ("Deployment", "linkerd", "linkerd-proxy-injector"),
@@ -139,6 +142,8 @@ def test_every_object_is_its_own_typed_resource_on_the_stack_provider() -> None:
         ("Deployment", "linkerd-multicluster", "controller-target"),
         ("Server", "linkerd-multicluster", "controller"),
     }
+    # The issuer Secret is written by its Command, never applied from the render.
+    assert ("Secret", "linkerd", "linkerd-identity-issuer") not in registered
     for resource in resources:
         assert resource.provider == provider, resource.name
         assert resource.parent == component.urn, resource.name
@@ -149,18 +154,23 @@ def test_upgrade_blob_holding_the_issuer_key_is_not_applied() -> None:
     assert run.find("Secret", "linkerd-config-overrides") == []
 
 
-def test_real_anchor_and_issuer_replace_the_stand_ins_and_the_key_stays_secret() -> None:
+def test_the_real_roots_replace_the_stand_in_and_the_render_is_an_external_issuers() -> None:
     run = build()
     roots = run.one("ConfigMap", "linkerd-identity-trust-roots").inputs["data"]["ca-bundle.crt"]
     assert roots.strip() == ANCHOR.cert_pem.strip()
-    # linkerd-config holds the values as YAML, the issuer deeper in it than the anchor.
+    # linkerd-config's values: the anchor; the issuer as `install --identity-external-issuer` leaves it.
     values = yaml.safe_load(run.one("ConfigMap", "linkerd-config").inputs["data"]["values"])
     assert values["identityTrustAnchorsPEM"].strip() == ANCHOR.cert_pem.strip()
-    assert values["identity"]["issuer"]["tls"]["crtPEM"].strip() == ISSUER.cert_pem.strip()
-    issuer = run.one("Secret", "linkerd-identity-issuer")
-    assert base64.b64decode(issuer.inputs["data"]["key.pem"]).decode().strip() == ISSUER.key_pem.strip()
-    assert base64.b64decode(issuer.inputs["data"]["crt.pem"]).decode().strip() == ISSUER.cert_pem.strip()
-    assert issuer.is_secret("data", "key.pem")
+    assert values["identity"]["issuer"]["scheme"] == "kubernetes.io/tls"
+    assert values["identity"]["issuer"]["tls"] == {"crtPEM": ""}
+    identity_deployment = run.one("Deployment", "linkerd-identity")
+    [container] = [c for c in identity_deployment.inputs["spec"]["template"]["spec"]["containers"] if c["name"] == "identity"]
+    assert "-identity-scheme=kubernetes.io/tls" in container["args"]
+    assert not any(arg == "-identity-scheme=linkerd.io/tls" for arg in container["args"])
+    # The identity controller waits for its issuer's Command, which waits for the namespace.
+    issuer = run.one("Command", "identity-issuer")
+    assert run.depends(identity_deployment, on=issuer)
+    assert run.depends(issuer, on=run.one("Namespace", "linkerd"))
     anchor_hash = hashlib.sha256(ANCHOR.cert_pem.encode()).hexdigest()
     annotations = run.one("Deployment", "linkerd-destination").inputs["spec"]["template"]["metadata"]["annotations"]
     assert annotations["linkerd.io/trust-root-sha256"] == anchor_hash
@@ -170,6 +180,14 @@ def test_real_anchor_and_issuer_replace_the_stand_ins_and_the_key_stays_secret()
             assert not stand_ins.mentions(text, [stand_in_anchor.cert_pem, stand_in_issuer.cert_pem, stand_in_issuer.key_pem]), (
                 resource.name
             )
+
+
+def test_the_page_line_keeps_its_own_scheme_and_drops_only_the_issuer_secret() -> None:
+    run = build(upstream.PAGE)
+    assert run.find("Secret", "linkerd-identity-issuer") == []
+    config = json.loads(run.one("ConfigMap", "linkerd-config").inputs["data"]["global"])
+    assert config["identityContext"]["scheme"] == "linkerd.io/tls"
+    assert run.depends(run.one("Deployment", "linkerd-identity"), on=run.one("Command", "identity-issuer"))
 
 
 def _strings(value: Any) -> list[str]:
@@ -267,7 +285,7 @@ def test_page_line_installs_crds_with_the_control_plane_and_multicluster_with_ku
 @pytest.mark.parametrize("preview", [False, True])
 def test_placeholder_in_a_form_that_cannot_be_replaced_stops_the_program(preview: bool) -> None:
     class LeakyLinkerd(FakeLinkerd):
-        """The real CLI, whose install also carries the issuer key in a shape `stand_ins.replace` does not know.
+        """The real CLI, whose install also carries the anchor in a shape `stand_ins.replace` does not know.
 
         A failure the real release cannot be made to show on demand: the fake adds only the leak.
         """
@@ -277,17 +295,17 @@ def test_placeholder_in_a_form_that_cannot_be_replaced_stops_the_program(preview
             args = cli_args(command)
             if args[:1] != ["install"] or "--crds" in args:
                 return printed
-            with open(args[args.index("--identity-issuer-key-file") + 1]) as handle:
-                key = handle.read()
-            one_line = "".join(key.strip().splitlines()[1:-1])  # the key's DER on one line
-            blob = base64.b64encode(f"keyDER: {one_line}\n".encode()).decode()
+            with open(args[args.index("--identity-trust-anchors-file") + 1]) as handle:
+                anchor = handle.read()
+            one_line = "".join(anchor.strip().splitlines()[1:-1])  # the anchor's DER on one line
+            blob = base64.b64encode(f"anchorDER: {one_line}\n".encode()).decode()
             return (
                 printed
                 + f"\n---\napiVersion: v1\nkind: Secret\nmetadata: {{name: leak, namespace: linkerd}}\ndata: {{x: {blob}}}\n"
             )
 
     run = run_program(minimal_control_plane, linkerd=LeakyLinkerd(), preview=preview)
-    assert "put the identity certificates into Secret/linkerd/leak" in str(run.error)
+    assert "put the trust anchor into Secret/linkerd/leak" in str(run.error)
     assert kubernetes_resources(run) == [r for r in kubernetes_resources(run) if "crds" in r.name]
 
 

@@ -101,7 +101,9 @@ def test_one_folder_per_stack_with_every_object(current: tuple[dict[str, Any], P
         "spec": {"prefix": "/qotm-linkerd2/", "service": "qotm-linkerd2", "hostname": "*"},
     }
     steps = yaml.safe_load((out / "target" / "steps.yaml").read_text())
-    assert [s["name"] for s in steps] == ["identity-peer-issuer", "identity-target-issuer", "identity-trust-anchor"]
+    assert [s["name"] for s in steps] == ["identity-target-issuer", "identity-trust-anchor"]
+    source_steps = yaml.safe_load((out / "source" / "steps.yaml").read_text())
+    assert [s["name"] for s in source_steps if s["name"].startswith("identity-")] == ["identity-source-issuer"]
 
 
 def test_rendered_objects_pass_the_schema_checks(current: tuple[dict[str, Any], Path]) -> None:
@@ -123,9 +125,11 @@ def test_no_secret_is_written_in_plain_text(current: tuple[dict[str, Any], Path]
     licence = objects(out / "target")["secret-ambassador-ambassador-edge-stack.yaml"]
     assert licence["stringData"] == "[secret]"
     outputs = json.loads((out / "target" / "outputs.json").read_text())
-    assert outputs["peerIssuerKeyPem"] == "[secret]"
+    # No key of any kind in the outputs: the anchor's stays in its Secret, named here.
+    assert "peerIssuerKeyPem" not in outputs and "peerIssuerCertPem" not in outputs
+    assert outputs["trustAnchorSecret"] == "linkerd-trust-anchor"
     # Certificates the render made itself (`up` makes its own): masked, so renders compare.
-    pems = {key: outputs[key] for key in ("trustAnchorPem", "trustRootsPem", "peerIssuerCertPem")}
+    pems = {key: outputs[key] for key in ("trustAnchorPem", "trustRootsPem")}
     assert pems == dict.fromkeys(pems, GENERATED + "\n")
     assert outputs["identityCertificates"][0] == {
         "daysLeft": GENERATED,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from driver.offline import offline_cluster
 from tests import certificate_audit
 from tests.conftest import TARGET_CONTEXT, kubernetes_resources, provider_urn, run_stack, source_config, target_outputs
 from tests.harness import Run
@@ -33,15 +34,30 @@ def test_source_keeps_edge_stacks_port_names() -> None:
     assert up().one("Service", "edge-stack", "ambassador").inputs["spec"]["ports"][0]["name"] == "http"
 
 
-def test_source_trusts_the_targets_anchor_and_uses_the_issuer_it_signed() -> None:
+def test_source_trusts_the_targets_anchor_and_makes_its_own_issuer_in_its_cluster() -> None:
     run = up()
     refs = run.mocks.stack_references["organization/aes-linkerd2/target"]
     roots = run.one("ConfigMap", "linkerd-identity-trust-roots").inputs["data"]["ca-bundle.crt"]
     assert roots.strip() == refs["trustAnchorPem"].strip()
-    issuer = run.one("Secret", "linkerd-identity-issuer")
-    assert issuer.is_secret("data", "key.pem")
+    assert run.find("Secret", "linkerd-identity-issuer") == []
     assert run.find("Command", "identity-trust-anchor") == [], "only the target makes an anchor"
+    issuer = run.one("Command", "identity-source-issuer")
+    python = issuer.inputs["create"].split(" ")[0]
+    # Reads the anchor's Secret from the target cluster, writes its own issuer into the source cluster.
+    assert issuer.inputs["create"] == (
+        f"{python} -m support.certificates issuer --secret linkerd-trust-anchor --kubectl kubectl --context source-ctx "
+        "--anchor-context target-ctx --common-name identity.linkerd.cluster.local --valid-hours 6600 "
+        "--scheme kubernetes.io/tls"
+    )
+    assert issuer.inputs["triggers"] == [refs["trustAnchorPem"], "0"]
+    assert run.depends(issuer, on=run.one("Namespace", "linkerd"))
+    assert run.depends(run.one("Deployment", "linkerd-identity", "linkerd"), on=issuer)
+    secret = certificate_audit.cluster_secret("source-ctx", "linkerd-identity-issuer")
+    certificate_audit.assert_issuer_secret(secret, refs["trustAnchorPem"], "kubernetes.io/tls")
+    # Nothing written into the target cluster: the source only reads the anchor there.
+    assert offline_cluster("target-ctx").get("linkerd-identity-issuer") is None
     assert run.outputs["trustAnchorPem"] == refs["trustAnchorPem"]
+    assert list(run.outputs["identityIssuers"]) == ["source"] and run.secret_outputs == set()
 
 
 def test_source_declares_the_service_mirror_for_the_target_link() -> None:
@@ -81,7 +97,7 @@ def test_a_target_built_for_another_line_fails_the_update() -> None:
     [
         ({}, "the target stack has no outputs: `up` the target stack first"),
         ({"versionLine": "current", "clusterName": "target", "context": "target-ctx"},
-         "the target stack lacks trustAnchorPem, peerIssuerCertPem, peerIssuerKeyPem, gatewayName, gatewayNamespace"),
+         "the target stack lacks trustAnchorPem, trustAnchorSecret, gatewayName, gatewayNamespace"),
     ],
 )  # fmt: skip
 def test_a_target_not_yet_up_is_refused_before_anything(outputs: dict[str, str], reason: str) -> None:
@@ -102,7 +118,7 @@ def test_a_target_with_the_same_context_fails_the_update() -> None:
 def test_every_certificate_applied_is_the_targets_anchor_or_the_issuer_it_signed(line: str) -> None:
     run = up(line)
     refs = run.mocks.stack_references["organization/aes-linkerd2/target"]
-    certificate_audit.assert_only_the_real_identity(run, refs["trustAnchorPem"], refs["peerIssuerCertPem"])
+    certificate_audit.assert_only_the_real_identity(run, refs["trustAnchorPem"])
 
 
 def test_the_link_waits_for_its_crd_and_the_running_control_plane() -> None:

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import base64
 import hashlib
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 
-from support.certificates import KeyPair, expiry
+from support import upstream
 from tests import certificate_audit
 from tests.conftest import kubernetes_resources, provider_urn, run_stack, target_config
 from tests.harness import Run
@@ -60,7 +58,9 @@ def test_every_step_of_the_page_is_registered(line: str) -> None:
     # Linkerd control plane with its identity from the shared anchor, and multicluster.
     assert run.one("Deployment", "linkerd-identity", "linkerd").inputs["spec"]["replicas"] == 3
     assert run.one("MutatingWebhookConfiguration", "linkerd-proxy-injector-webhook-config")
-    assert run.one("Secret", "linkerd-identity-issuer", "linkerd")
+    # The issuer Secret is not an object of the render: the issuer's Command writes it into the cluster.
+    assert run.find("Secret", "linkerd-identity-issuer") == []
+    assert run.depends(run.one("Deployment", "linkerd-identity", "linkerd"), on=run.one("Command", "identity-target-issuer"))
     # Edge Stack, its Module with add_linkerd_headers, meshed by inject.
     assert run.one("Deployment", edge[0], edge[1])
     assert run.one("Module", "ambassador", edge[1]).inputs["spec"]["config"]["add_linkerd_headers"] is True
@@ -132,7 +132,7 @@ def test_order_of_the_page_and_a_removal_linkerd_accepts() -> None:
     assert run.depends(token, on=account)
 
 
-def test_outputs_for_the_source_and_secrets_kept_secret() -> None:
+def test_outputs_for_the_source_and_no_key_among_them() -> None:
     run = up()
     outputs = run.outputs
     assert outputs["clusterName"] == "target" and outputs["context"] == "target-ctx"
@@ -140,29 +140,53 @@ def test_outputs_for_the_source_and_secrets_kept_secret() -> None:
     assert outputs["gatewayName"] == "edge-stack" and outputs["gatewayNamespace"] == "ambassador"
     assert outputs["exportedServices"] == ["default/qotm-linkerd2"]
     assert outputs["trustAnchorPem"].startswith("-----BEGIN CERTIFICATE-----")
-    assert outputs["peerIssuerKeyPem"].startswith("-----BEGIN EC PRIVATE KEY-----")
-    assert "peerIssuerKeyPem" in run.secret_outputs
-    assert "trustAnchorPem" not in run.secret_outputs and "peerIssuerCertPem" not in run.secret_outputs
+    # The source signs its own issuer with the anchor in this Secret of the target cluster.
+    assert outputs["trustAnchorSecret"] == "linkerd-trust-anchor"
+    assert "peerIssuerKeyPem" not in outputs and "peerIssuerCertPem" not in outputs
+    assert run.secret_outputs == set()
+    assert "PRIVATE KEY" not in repr(outputs)
+    assert list(outputs["identityIssuers"]) == ["target"]
 
 
-def test_certificates_are_made_once_and_kept() -> None:
+def test_the_anchor_and_issuer_keys_live_only_in_the_cluster() -> None:
     run = up()
+    namespace = run.one("Namespace", "linkerd")
+    python = run.one("Command", "identity-trust-anchor").inputs["create"].split(" ")[0]
+    cluster = "--kubectl kubectl --context target-ctx"
     anchor = run.one("Command", "identity-trust-anchor")
-    assert anchor.additional_secret_outputs == ["stdout"]
-    assert anchor.ignore_changes == ["create", "dir", "environment"]
-    assert anchor.inputs["logging"] == "none"
-    assert anchor.inputs["triggers"] == ["cluster.local"]
-    assert (
-        " -m support.certificates anchor --common-name root.linkerd.cluster.local --valid-hours 87600" in anchor.inputs["create"]
+    assert anchor.inputs["create"] == (
+        f"{python} -m support.certificates anchor --secret linkerd-trust-anchor {cluster} "
+        "--common-name root.linkerd.cluster.local --valid-hours 87600"
     )
-    # The peer's issuer lives 90 days shorter: the two are never due on the same day.
-    for cluster, hours in (("target", 8760), ("peer", 8760 - 90 * 24)):
-        issuer = run.one("Command", f"identity-{cluster}-issuer")
-        assert issuer.is_secret("environment") and issuer.additional_secret_outputs == ["stdout"]
-        assert f"issuer --common-name identity.linkerd.cluster.local --valid-hours {hours}" in issuer.inputs["create"]
-        assert run.depends(issuer, on=anchor)
-    # The control plane's issuer Secret is this cluster's issuer, and secret.
-    assert run.one("Secret", "linkerd-identity-issuer").is_secret("data")
+    assert anchor.inputs["delete"] == f"{python} -m support.certificates delete-anchor --secret linkerd-trust-anchor {cluster}"
+    assert anchor.inputs["triggers"] == ["cluster.local"]
+    assert anchor.ignore_changes == ["create", "delete", "dir", "environment"]
+    assert anchor.protect and anchor.raw.get("deleteBeforeReplace", True)
+    assert run.depends(anchor, on=namespace)
+    issuer = run.one("Command", "identity-target-issuer")
+    assert issuer.inputs["create"] == (
+        f"{python} -m support.certificates issuer --secret linkerd-trust-anchor {cluster} --anchor-context target-ctx "
+        "--common-name identity.linkerd.cluster.local --valid-hours 8760 --scheme kubernetes.io/tls"
+    )
+    assert "delete" not in issuer.inputs
+    assert issuer.ignore_changes == ["create", "dir", "environment"]
+    assert run.depends(issuer, on=anchor) and run.depends(issuer, on=namespace)
+    # Nothing a Command holds is secret, because nothing it prints or is given is a key.
+    for command in (anchor, issuer):
+        assert command.additional_secret_outputs == [] and "environment" not in command.inputs
+        assert "PRIVATE KEY" not in run.mocks.command_stdouts[command.name]
+    anchor_secret = certificate_audit.cluster_secret("target-ctx", "linkerd-trust-anchor")
+    assert anchor_secret["type"] == "kubernetes.io/tls" and sorted(anchor_secret["data"]) == ["ca.crt", "tls.crt", "tls.key"]
+    assert certificate_audit.key_pair(anchor_secret).cert_pem == run.outputs["trustAnchorPem"]
+    issuer_secret = certificate_audit.cluster_secret("target-ctx", "linkerd-identity-issuer")
+    made = certificate_audit.assert_issuer_secret(issuer_secret, run.outputs["trustAnchorPem"], "kubernetes.io/tls")
+    assert made == x509.load_pem_x509_certificate(run.mocks.command_stdouts["identity-target-issuer"].encode())
+
+
+def test_a_second_up_reuses_the_anchor_in_the_cluster() -> None:
+    """State lost, or the Command made again: the anchor Secret outlives it and is not replaced."""
+    first = up().outputs["trustAnchorPem"]
+    assert up().outputs["trustAnchorPem"] == first
 
 
 def test_emissary_and_no_qotm() -> None:
@@ -174,23 +198,15 @@ def test_emissary_and_no_qotm() -> None:
 
 
 @pytest.mark.parametrize("line", LINES)
-def test_every_certificate_applied_is_the_real_anchor_or_this_clusters_issuer(line: str) -> None:
-    """Decoded from every object, in every shape the real CLI writes them: no stand-in survives."""
+def test_every_certificate_applied_is_the_real_anchor_and_the_issuer_is_in_the_cluster(line: str) -> None:
+    """Decoded from every object, in every shape the real CLI writes them: no stand-in survives, no key is applied."""
     run = up(line)
-    made = {name: KeyPair.from_json(text) for name, text in run.mocks.command_stdouts.items() if name.startswith("identity-")}
-    issuer = x509.load_pem_x509_certificate(made["identity-target-issuer"].cert_pem.encode())
-    certificate_audit.assert_only_the_real_identity(
-        run, made["identity-trust-anchor"].cert_pem, made["identity-target-issuer"].cert_pem
-    )
-    # The issuer's key is the issuer certificate's, and the pods carry the real anchor's hash.
-    key_pem = base64.b64decode(run.one("Secret", "linkerd-identity-issuer").inputs["data"]["key.pem"])
-    key = serialization.load_pem_private_key(key_pem, password=None)
-    assert key.public_key().public_numbers() == issuer.public_key().public_numbers()  # type: ignore[union-attr]
-    # (of the PEM as the CLI read it from its file, with its final newline)
-    issuer_secret = run.one("Secret", "linkerd-identity-issuer").inputs["metadata"].get("annotations") or {}
-    if line == "linkerd-2.8":  # 2.8 writes the issuer's expiry beside it
-        assert issuer_secret["linkerd.io/identity-issuer-expiry"] == expiry(made["identity-target-issuer"].cert_pem)
-    anchor_hash = hashlib.sha256(made["identity-trust-anchor"].cert_pem.strip().encode() + b"\n").hexdigest()
+    anchor_pem = run.mocks.command_stdouts["identity-trust-anchor"]
+    certificate_audit.assert_only_the_real_identity(run, anchor_pem)
+    scheme = upstream.VERSION_LINES[line].issuer_scheme
+    secret = certificate_audit.cluster_secret("target-ctx", "linkerd-identity-issuer")
+    certificate_audit.assert_issuer_secret(secret, anchor_pem, scheme)
+    anchor_hash = hashlib.sha256(anchor_pem.strip().encode() + b"\n").hexdigest()
     for deployment in run.find("Deployment", namespace="linkerd"):
         annotations = deployment.inputs["spec"]["template"]["metadata"].get("annotations") or {}
         if line == "current":

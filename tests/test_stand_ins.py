@@ -1,4 +1,4 @@
-"""Stand-in certificates are replaced in every shape a release writes them, and refused where one survives."""
+"""The public stand-in anchor is replaced in every shape a release writes it, and refused where it survives."""
 
 from __future__ import annotations
 
@@ -11,22 +11,20 @@ import pulumi_kubernetes as k8s
 import pytest
 import yaml
 
-from driver.offline import unwrap_secrets
 from support import certificates, stand_ins
 from tests.harness import run_program
 
-STAND_IN, STAND_IN_ISSUER = certificates.placeholder_identity("cluster.local")
+STAND_IN = certificates.placeholder_identity("cluster.local")[0]
+DECOY = certificates.placeholder_identity("decoy.invalid")[0]
 REAL = certificates.new_trust_anchor("root.linkerd.cluster.local", 10)
-REAL_ISSUER = certificates.new_issuer(REAL, "identity.linkerd.cluster.local", 5)
-PAIRS = [
-    (STAND_IN.cert_pem, REAL.cert_pem),
-    (STAND_IN_ISSUER.cert_pem, REAL_ISSUER.cert_pem),
-    (STAND_IN_ISSUER.key_pem, REAL_ISSUER.key_pem),
-]
+# Two real anchors, as during a rotation: the roots are a bundle.
+OTHER = certificates.new_trust_anchor("root.linkerd.cluster.local", 10)
+ROOTS = certificates.bundle([REAL.cert_pem, OTHER.cert_pem])
+PAIRS = [(STAND_IN.cert_pem, REAL.cert_pem)]
 
 
 def _literal_block(text: str) -> str:
-    """Helm values as linkerd-config holds them: `key: |` blocks, the issuer deeper than the anchor."""
+    """Helm values as linkerd-config holds them: `key: |` blocks, at the top and deeper."""
 
     def block(pem: str, indent: int) -> str:
         pad = " " * indent
@@ -34,9 +32,8 @@ def _literal_block(text: str) -> str:
 
     return (
         f"identityTrustAnchorsPEM: {block(STAND_IN.cert_pem, 2)}"
-        "identity:\n  issuer:\n    tls:\n"
-        f"      crtPEM: {block(STAND_IN_ISSUER.cert_pem, 8)}"
-        f"      keyPEM: {block(STAND_IN_ISSUER.key_pem, 8)}"
+        "policy:\n  deeper:\n    still:\n"
+        f"      anchors: {block(STAND_IN.cert_pem, 8)}"
     ) + text
 
 
@@ -65,27 +62,24 @@ def test_replace_handles_each_shape(shape: str) -> None:
     assert stand_ins.replace(written, PAIRS).strip() == expected.strip()
 
 
-def test_block_scalars_at_any_depth_are_replaced_and_parse_to_the_real_pems() -> None:
+def test_block_scalars_at_any_depth_are_replaced_and_parse_to_the_real_pem() -> None:
     text = _literal_block("")
     replaced = stand_ins.replace(text, PAIRS)
     values = yaml.safe_load(replaced)
     assert values["identityTrustAnchorsPEM"].strip() == REAL.cert_pem.strip()
-    assert values["identity"]["issuer"]["tls"]["crtPEM"].strip() == REAL_ISSUER.cert_pem.strip()
-    assert values["identity"]["issuer"]["tls"]["keyPEM"].strip() == REAL_ISSUER.key_pem.strip()
+    assert values["policy"]["deeper"]["still"]["anchors"].strip() == REAL.cert_pem.strip()
     # And inside base64, as a Secret would carry the same YAML.
     decoded = base64.b64decode(stand_ins.replace(_b64(text), PAIRS)).decode()
     assert yaml.safe_load(decoded) == values
+    # A bundle of two anchors replaces the one stand-in, each line indented as the block is.
+    bundled = yaml.safe_load(stand_ins.replace(text, [(STAND_IN.cert_pem, ROOTS)]))
+    assert certificates.split_bundle(bundled["identityTrustAnchorsPEM"]) == [REAL.cert_pem, OTHER.cert_pem]
 
 
-def test_substitute_makes_an_output_of_the_real_values_and_keeps_them_secret() -> None:
+def test_substitute_makes_an_output_of_the_real_roots_which_are_public() -> None:
     def program() -> None:
         data = stand_ins.substitute(
-            {"values": _literal_block(""), "other": "x"},
-            {
-                STAND_IN.cert_pem: REAL.cert_pem,
-                STAND_IN_ISSUER.cert_pem: REAL_ISSUER.cert_pem,
-                STAND_IN_ISSUER.key_pem: pulumi.Output.secret(REAL_ISSUER.key_pem),
-            },
+            {"values": _literal_block(""), "other": "x"}, {STAND_IN.cert_pem: pulumi.Output.from_input(REAL.cert_pem)}
         )
         assert isinstance(data["values"], pulumi.Output) and data["other"] == "x"
         k8s.core.v1.ConfigMap("values", data=data)
@@ -93,15 +87,15 @@ def test_substitute_makes_an_output_of_the_real_values_and_keeps_them_secret() -
     run = run_program(program)
     assert run.error is None, run.error
     config_map = run.one("ConfigMap")
-    values = yaml.safe_load(unwrap_secrets(config_map.inputs["data"])["values"])
-    assert values["identity"]["issuer"]["tls"]["keyPEM"].strip() == REAL_ISSUER.key_pem.strip()
-    assert config_map.is_secret("data")
+    values = yaml.safe_load(config_map.inputs["data"]["values"])
+    assert values["identityTrustAnchorsPEM"].strip() == REAL.cert_pem.strip()
+    assert not config_map.is_secret("data")
 
 
 def test_leftovers_names_objects_where_a_stand_in_survives_in_an_unknown_shape() -> None:
-    decoys = certificates.decoys_for(STAND_IN, STAND_IN_ISSUER)
+    decoys = {STAND_IN.cert_pem: DECOY.cert_pem}
     der_one_line = "".join(STAND_IN.cert_pem.strip().splitlines()[1:-1])  # no armour, no breaks
-    reversed_lines = "\n".join(reversed(STAND_IN_ISSUER.cert_pem.strip().splitlines()))
+    reversed_lines = "\n".join(reversed(STAND_IN.cert_pem.strip().splitlines()))
     bodies = {
         "ConfigMap/n/fine": {"data": {"values": _literal_block(""), "b64": _b64(_literal_block(""))}},
         "ConfigMap/n/der": {"data": {"anchor": der_one_line}},
