@@ -21,10 +21,13 @@ from components.meshed_namespace import MeshedNamespace, MeshedNamespaceArgs
 from components.multicluster_source import MulticlusterSource, MulticlusterSourceArgs
 from components.multicluster_target import GatewayRef, MulticlusterTarget, MulticlusterTargetArgs
 from components.qotm_demo import QotmDemo, QotmDemoArgs
-from support import clock, config, stack_outputs, upstream
+from support import clock, clusters, config, stack_checks, stack_outputs, upstream
 from support.certificates import anchor_rows, describe
-from support.linkerd_cli import ClusterAccess, LinkerdCli
+from support.config_model import SourceRole, StackConfig, TargetRole
+from support.linkerd_cli import LinkerdCli
+from support.manifest_input import read_manifest
 from support.manifests import read_location
+from support.project import namespace_owner
 
 
 @dataclass(frozen=True)
@@ -44,7 +47,7 @@ class ClusterIdentity:
 class Cluster:
     """This stack's cluster, as read and checked before anything is registered."""
 
-    cfg: config.StackConfig
+    cfg: StackConfig
     cli: LinkerdCli
     edge_stack_crds: str
     edge_stack_manifest: str
@@ -81,9 +84,7 @@ def mesh_cluster(cluster: Cluster, identity: ClusterIdentity) -> Mesh:
             issuer_cert_pem=identity.issuer_cert_pem,
             issuer_key_pem=identity.issuer_key_pem,
             multicluster=True,
-            links=(cfg.role.target.name,)
-            if isinstance(cfg.role, config.SourceRole) and cfg.line.link_controllers_in_install
-            else (),
+            links=(cfg.role.target.name,) if isinstance(cfg.role, SourceRole) and cfg.line.link_controllers_in_install else (),
         ),
         opts=on_cluster,
     )
@@ -111,7 +112,7 @@ def mesh_cluster(cluster: Cluster, identity: ClusterIdentity) -> Mesh:
             MeshedNamespaceArgs(
                 name=name,
                 exists=name in workloads.existing_namespaces,
-                owner=config.namespace_owner(pulumi.get_stack()),
+                owner=namespace_owner(pulumi.get_stack()),
                 control_plane=linkerd.ready,
             ),
             opts=on_cluster,
@@ -133,7 +134,7 @@ def mesh_cluster(cluster: Cluster, identity: ClusterIdentity) -> Mesh:
     return Mesh(linkerd=linkerd, edge_stack=edge_stack, namespaces=namespaces, qotm=qotm)
 
 
-def export_cluster(cfg: config.StackConfig, identity: ClusterIdentity) -> None:
+def export_cluster(cfg: StackConfig, identity: ClusterIdentity) -> None:
     pulumi.export("clusterName", cfg.cluster.name)
     pulumi.export("context", cfg.cluster.context)
     pulumi.export("versionLine", cfg.line.name)
@@ -159,7 +160,7 @@ def export_cluster(cfg: config.StackConfig, identity: ClusterIdentity) -> None:
     )
 
 
-def target_stack(cluster: Cluster, role: config.TargetRole) -> None:
+def target_stack(cluster: Cluster, role: TargetRole) -> None:
     """The gateway side: the shared anchor and both issuers, the page on this cluster, then the gateway."""
     cfg, ports = cluster.cfg, cluster.cfg.gateway
     certificates = LinkerdIdentity(
@@ -218,7 +219,7 @@ def target_stack(cluster: Cluster, role: config.TargetRole) -> None:
     pulumi.export("exportedServices", [f"{ns}/{name}" for ns, name in role.exported_services])
 
 
-def source_stack(cluster: Cluster, role: config.SourceRole) -> None:
+def source_stack(cluster: Cluster, role: SourceRole) -> None:
     """The linking side: the target's trust roots and the issuer it signed for it, the page, then the Link and checks.
 
     During a rotation it follows the target's step: the target's outputs carry that step's roots and issuer.
@@ -237,9 +238,7 @@ def source_stack(cluster: Cluster, role: config.SourceRole) -> None:
         issuers=((f"{cfg.cluster.name}-issuer", issuer_cert_pem),),
     )
     mesh = mesh_cluster(cluster, identity)
-    target_cli = LinkerdCli(
-        binary=cfg.linkerd.cli, cluster=ClusterAccess(context=role.target.context, kubeconfig=role.target.kubeconfig)
-    )
+    target_cli = LinkerdCli(binary=cfg.linkerd.cli, cluster=role.target)
     MulticlusterSource(
         "multicluster-source",
         MulticlusterSourceArgs(
@@ -268,27 +267,28 @@ def source_stack(cluster: Cluster, role: config.SourceRole) -> None:
 
 def main() -> None:
     cfg = config.load()
+    clusters.check_stack(cfg)
     last = stack_outputs.read(f"{pulumi.get_organization()}/{pulumi.get_project()}/{pulumi.get_stack()}")
     # The source's view of the target, checked before the first registration like everything else.
     target = (
-        config.check_target_outputs(cfg, cfg.role, stack_outputs.read(cfg.role.target_stack))
-        if isinstance(cfg.role, config.SourceRole)
+        stack_checks.check_target_outputs(cfg, cfg.role, stack_outputs.read(cfg.role.target_stack))
+        if isinstance(cfg.role, SourceRole)
         else {}
     )
     # A rotation step that skips one, or goes back, is refused here, before the first registration.
-    if isinstance(cfg.role, config.TargetRole):
-        config.check_trust_domain_kept(cfg.linkerd.trust_domain, last.get("trustAnchorPem"))
+    if isinstance(cfg.role, TargetRole):
+        stack_checks.check_trust_domain_kept(cfg.linkerd.trust_domain, last.get("trustAnchorPem"))
     anchors = (
         anchor_plan(last.get("identityAnchors"), cfg.role.trust_anchor_rotation)
-        if isinstance(cfg.role, config.TargetRole)
+        if isinstance(cfg.role, TargetRole)
         else AnchorPlan()
     )
-    access = ClusterAccess(context=cfg.cluster.context, kubeconfig=cfg.cluster.kubeconfig)
-    cli = LinkerdCli(binary=cfg.linkerd.cli, cluster=access)
-    crds = config.read_manifest("edgeStackCrds", cfg.edge_stack.crds, read_location)
-    manifest = config.read_manifest("edgeStackManifest", cfg.edge_stack.manifest, read_location)
-    config.check_edge_stack_manifest(cfg.edge_stack, manifest)
-    cli.require_version(cfg.linkerd.version)
+    cli = LinkerdCli(binary=cfg.linkerd.cli, cluster=cfg.cluster)
+    crds = read_manifest("edgeStackCrds", cfg.edge_stack.crds, read_location)
+    manifest = read_manifest("edgeStackManifest", cfg.edge_stack.manifest, read_location)
+    stack_checks.check_edge_stack_manifest(cfg.edge_stack, manifest)
+    if not clusters.checked_by_preflight():
+        cli.require_version(cfg.linkerd.version)
     # A fixed name: renaming the provider would replace every object it manages. Its identity is the
     # cluster's name, not the kubeconfig's path: the same cluster reached through another kubeconfig
     # (a CI runner, a colleague's laptop) is an update of the provider, never a replacement of everything.
@@ -298,9 +298,9 @@ def main() -> None:
     on_cluster = pulumi.ResourceOptions(providers={"kubernetes": provider})
     cluster = Cluster(cfg, cli, crds, manifest, on_cluster, last_outputs=last, anchors=anchors, target_outputs=target)
     match cfg.role:
-        case config.TargetRole():
+        case TargetRole():
             target_stack(cluster, cfg.role)
-        case config.SourceRole():
+        case SourceRole():
             source_stack(cluster, cfg.role)
 
 

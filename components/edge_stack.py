@@ -23,7 +23,7 @@ import pulumi_command as command
 import pulumi_kubernetes as k8s
 
 from support import ambassador, manifests, upstream
-from support.config import Tls
+from support.config_model import Tls
 from support.linkerd_cli import LinkerdCli, PendingRender
 
 

@@ -27,8 +27,8 @@ import pulumi_command as command
 from support import clock, upstream
 from support.certificates import ANCHOR_CERT_ENV, ANCHOR_KEY_ENV, KeyPair, RotationStep, bundle, expiry
 from support.config import TRUST_ANCHOR_ROTATION as ROTATION_KEY
-from support.config import ConfigError
-from support.manifests import PROJECT_ROOT
+from support.errors import ConfigError
+from support.project import PROJECT_ROOT, RUNS_OFFLINE_ENV
 
 
 class Phase(StrEnum):
@@ -264,7 +264,8 @@ class LinkerdIdentity(pulumi.ComponentResource):
             resource_name,
             create=_certificate_command(kind, common_name, valid_hours, self._python),
             dir=str(PROJECT_ROOT),
-            environment=environment,
+            # Marks the Command as the program's own: the offline evaluation runs it for real.
+            environment={**(environment or {}), RUNS_OFFLINE_ENV: "1"},
             logging=command.local.Logging.NONE,
             triggers=triggers,
             # The interpreter's path differs between machines: a new path must not regenerate the keys.

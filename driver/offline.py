@@ -17,12 +17,11 @@ from typing import Any
 
 import pulumi
 from google.protobuf import json_format
-from pulumi.runtime import rpc, settings
-from pulumi.runtime.mocks import MockCallArgs, MockMonitor, MockResourceArgs, Mocks
-from pulumi.runtime.proto import resource_pb2
+from pulumi.runtime import MockCallArgs, MockResourceArgs, Mocks
 
 from driver.sdk import is_secret_value, run_to_completion
-from support.config import PROJECT
+from support import sdk_internals
+from support.project import PROJECT, RUNS_OFFLINE_ENV
 
 
 def unwrap_secrets(value: Any) -> Any:
@@ -170,13 +169,6 @@ class ProgramMocks(Mocks):
         return stdin
 
     def new_resource(self, args: MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
-        if args.typ == "pulumi:pulumi:StackReference":
-            name = args.inputs["name"]
-            if name not in self.stack_references and name == f"organization/{PROJECT}/{pulumi.get_stack()}":
-                return name, {"name": name, "outputs": {}}  # the stack's own, before its first update
-            if name not in self.stack_references:
-                raise RuntimeError(f"no outputs of stack {name}: evaluate (or render) that stack first")
-            return name, {"name": name, "outputs": dict(self.stack_references[name])}
         outputs = dict(args.inputs)
         if args.typ == "command:local:Command" and not self.preview:
             outputs["stdout"] = self.command_stdouts[args.name] = self._command_stdout(args.inputs)
@@ -190,9 +182,9 @@ class ProgramMocks(Mocks):
     def _command_stdout(self, inputs: dict[str, Any]) -> str:
         line = str(unwrap_secrets(inputs.get("create", "")))
         self.commands_run.append(line)
-        if "support.certificates" in line:
-            # The program's own certificate maker: fresh certificates, as at `up` (which makes its own).
-            environment = unwrap_secrets(inputs.get("environment") or {})
+        environment = unwrap_secrets(inputs.get("environment") or {})
+        if RUNS_OFFLINE_ENV in environment:
+            # The program's own Command (the certificate maker): fresh output, as at `up` (which makes its own).
             return run_like_the_command_provider(line, None, environment, inputs.get("dir"))
         if cli_args(line)[:1] == ["inject"]:
             # 2.8's inject answers only against a live control plane.
@@ -202,7 +194,7 @@ class ProgramMocks(Mocks):
         return ""
 
     def call(self, args: MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:
-        if args.token == "pulumi:pulumi:readStackOutputs":  # the engine's builtin: a stack's last outputs
+        if args.token == sdk_internals.READ_STACK_OUTPUTS:  # the engine's builtin: a stack's last outputs
             name = str(args.args["name"])
             return {"name": name, "outputs": dict(self.stack_references.get(name) or {})}, []
         if args.token != "command:local:run":
@@ -220,7 +212,7 @@ class ProgramMocks(Mocks):
         return {"stdout": stdout, "stderr": "", "command": command}, []
 
 
-class RecordingMonitor(MockMonitor):
+class RecordingMonitor(sdk_internals.MockMonitor):
     def __init__(self, mocks: Mocks) -> None:
         super().__init__(mocks)
         self.registrations: list[Registration] = []
@@ -228,7 +220,7 @@ class RecordingMonitor(MockMonitor):
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (the gRPC method's name)
         response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
         if request.type != "pulumi:pulumi:Stack":
-            wrapped = rpc.deserialize_properties(request.object)
+            wrapped = sdk_internals.deserialize_properties(request.object)
             self.registrations.append(
                 Registration(
                     type=request.type,
@@ -255,7 +247,7 @@ class RecordingMonitor(MockMonitor):
         # answering them in preview too is what the engine does (the SDK's own fallback gate,
         # used without this feature, would leave them unknown).
         info = super().GetDeploymentInfo(request)  # type: ignore[no-untyped-call]
-        info.supportedFeatures.append(resource_pb2.RESOURCE_MONITOR_FEATURE_INVOKE_DEPENDS_ON)
+        info.supportedFeatures.append(sdk_internals.INVOKE_DEPENDS_ON)
         return info
 
 
@@ -312,7 +304,7 @@ def evaluate(
     Pulumi's runtime settings are process-wide: evaluate one program at a time per process.
     """
     monitor = RecordingMonitor(mocks)
-    settings.ROOT.set(None)
+    sdk_internals.reset_root_resource()
     pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=preview, monitor=monitor, organization="organization")
     values = {f"{PROJECT}:{k}": v if isinstance(v, str) else json.dumps(v) for k, v in config.items()}
     pulumi.runtime.set_all_config(values, [f"{PROJECT}:{k}" for k in secret_keys or []])
@@ -321,7 +313,7 @@ def evaluate(
     async def program_and_exports() -> None:
         program()
         # pulumi.export() collects on the root stack; under mocks nothing registers them.
-        root = settings.get_root_resource()
+        root = pulumi.runtime.get_root_resource()
         for key, value in (getattr(root, "outputs", None) or {}).items():
             output = pulumi.Output.from_input(value)
             if await output.is_known():

@@ -18,6 +18,7 @@ from driver.preflight import Finding
 from driver.settings import STACKS, DriverError, StackSettings, read_settings
 from support import upstream
 from support.downloads import Downloader, DownloadError, UnreachableError
+from support.errors import ConfigError
 from support.lockfile import LOCK_NAME, LockError, LockFile
 from support.tools import SETUP_COMMAND
 from support.upstream_cache import Cached, UpstreamCache
@@ -56,12 +57,13 @@ def url_item(cache: UpstreamCache, url: str) -> Item:
 
 
 def stack_items(cache: UpstreamCache, settings: StackSettings) -> list[Item]:
-    """What one stack needs: its linkerd CLI and its two release manifests."""
-    items = [linkerd_item(cache, settings.linkerd_version)]
-    product = settings.line.edge_stack.get(str(settings.get("edgeStackProduct") or settings.line.default_product))
-    if product is None:
-        return items  # the program refuses the product, naming the key
-    files = upstream.edge_stack_files(product, str(settings.get("edgeStackVersion") or product.versions[0]))
+    """What one stack needs: its linkerd CLI and its two release manifests (none where the config refuses them)."""
+    try:
+        items = [linkerd_item(cache, settings.linkerd_version)]
+        product, version = settings.edge_stack_product()
+    except ConfigError:
+        return []  # the pre-flight's config check names the key
+    files = upstream.edge_stack_files(product, version)
     for key, file in zip(MANIFEST_KEYS, files, strict=True):
         named = str(settings.get(key) or "")
         if not named:
@@ -71,27 +73,27 @@ def stack_items(cache: UpstreamCache, settings: StackSettings) -> list[Item]:
     return items
 
 
-def findings(project_dir: Path, stack: str, settings: StackSettings, *, fetch: bool) -> list[Finding]:
+def project_cache(project_dir: Path) -> UpstreamCache:
+    """The cache with the project's lock file: one per run, so a host found unreachable is not dialled again."""
+    return UpstreamCache(downloader=Downloader(), lock=LockFile(project_dir / LOCK_NAME))
+
+
+def findings(stack: str, settings: StackSettings, *, fetch: bool, cache: UpstreamCache) -> list[Finding]:
     """The pre-flight's view of one stack's set-up: each item there (fetched first when `fetch`), or why not."""
-    cache = UpstreamCache(downloader=Downloader(), lock=LockFile(project_dir / LOCK_NAME))
-    found = []
-    for item in stack_items(cache, settings):
-        subject = f"{stack}: {item.title}"
-        try:
-            cached = item.get(fetch)
-        except (DownloadError, LockError) as error:
-            found.append(Finding(subject, False, str(error)))
-            continue
-        if cached.state == "missing":
-            why = f" ({cached.note})" if cached.note else ""
-            found.append(
-                Finding(
-                    subject, False, f"not in the cache{why}: `{SETUP_COMMAND}` fetches it where the network reaches {item.host}"
-                )
-            )
-        else:
-            found.append(Finding(subject, True, f"{cached.state}: {cached.path}"))
-    return found
+    return [_item_finding(stack, item, fetch) for item in stack_items(cache, settings)]
+
+
+def _item_finding(stack: str, item: Item, fetch: bool) -> Finding:
+    subject = f"{stack}: {item.title}"
+    try:
+        cached = item.get(fetch)
+    except (DownloadError, LockError) as error:
+        return Finding(subject, False, str(error), stack)
+    if cached.state == "missing":
+        why = f" ({cached.note})" if cached.note else ""
+        fix = f"`{SETUP_COMMAND}` fetches it where the network reaches {item.host}"
+        return Finding(subject, False, f"not in the cache{why}: {fix}", stack)
+    return Finding(subject, True, f"{cached.state}: {cached.path}", stack)
 
 
 def needed(cache: UpstreamCache, project_dir: Path, stacks: Iterable[str], everything: bool) -> list[Item]:

@@ -29,7 +29,7 @@ from rich.text import Text
 from driver import certs
 from driver.settings import StackSettings
 from support import tools, upstream
-from support.linkerd_cli import ClusterAccess
+from support.config_model import ClusterAccess
 
 OK, FAIL, UNKNOWN = "ok", "FAIL", "unknown"
 AREAS = ("control plane", "edge stack", "exports", "link", "certificates")

@@ -11,16 +11,24 @@ import socket
 import ssl
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
 from typing import Any
 
 import yaml
 
 from support import upstream
+from support.config_model import SourceRole, StackConfig
 from support.errors import ConfigError
+from support.yaml_events import SAFE_LOADER, shape_problem
 
 # Set by offline tools (the driver's `render`) that evaluate the program without any cluster.
 OFFLINE_ENV = "AES_LINKERD2_OFFLINE"
+# Set by the driver for the stacks it runs once its pre-flight passed: it checked the clusters (and the
+# linkerd CLI) already, so the program does not ask them again. Plain `pulumi up` leaves it unset.
+PREFLIGHT_ENV = "AES_LINKERD2_PREFLIGHT_PASSED"
+
+
+def checked_by_preflight() -> bool:
+    return bool(os.environ.get(PREFLIGHT_ENV))
 
 
 # A kubeconfig is a few kilobytes (certificates inline); anything near this is not one.
@@ -46,11 +54,12 @@ def _kubeconfig_document(path: str, kubeconfig: str | None, key: str) -> dict[st
             raise ConfigError(key, shown_as, f"is larger than a kubeconfig's {KUBECONFIG_LIMIT_BYTES} bytes")
         with open(path, encoding="utf-8") as handle:
             text = handle.read()
-        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-        problem = _yaml_shape_problem(yaml.parse(text, Loader=loader))
+        # Aliases are legal in a kubeconfig (kubectl reads them) and cost nothing here: the safe loader
+        # shares an aliased node instead of copying it, and only a few lists are read.
+        problem = shape_problem(yaml.parse(text, Loader=SAFE_LOADER), _KUBECONFIG_NESTING_LIMIT, aliases=True)
         if problem:
             raise ConfigError(key, shown_as, f"is not a kubeconfig: it {problem}")
-        document = yaml.load(text, Loader=loader)  # noqa: S506 (a safe loader)
+        document = yaml.load(text, Loader=SAFE_LOADER)  # noqa: S506 (a safe loader)
     except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError) as error:
         raise ConfigError(key, shown_as, f"cannot be read as a kubeconfig ({type(error).__name__})") from None
     if document is None:
@@ -64,22 +73,8 @@ def _kubeconfig_document(path: str, kubeconfig: str | None, key: str) -> dict[st
     return document
 
 
-# A kubeconfig nests a few levels. Aliases are legal there (kubectl reads them) and cost nothing here:
-# the safe loader shares an aliased node instead of copying it, and only a few lists are read.
+# A kubeconfig nests a few levels.
 _KUBECONFIG_NESTING_LIMIT = 20
-
-
-def _yaml_shape_problem(events: Iterator[yaml.Event]) -> str | None:
-    """Deep nesting, found in the parser's events before anything is composed."""
-    depth = 0
-    for event in events:
-        if isinstance(event, yaml.MappingStartEvent | yaml.SequenceStartEvent):
-            depth += 1
-            if depth > _KUBECONFIG_NESTING_LIMIT:
-                return f"nests deeper than {_KUBECONFIG_NESTING_LIMIT} levels"
-        elif isinstance(event, yaml.MappingEndEvent | yaml.SequenceEndEvent):
-            depth -= 1
-    return None
 
 
 def _cluster_entry(documents: list[dict[str, Any]], context: str) -> dict[str, Any]:
@@ -160,3 +155,18 @@ def check_line_fits(line: upstream.VersionLine, version: tuple[int, int], contex
             f"the API server of context {context!r} runs Kubernetes {version[0]}.{version[1]}, "
             f"and this line {line.kubernetes_limit} (its CRDs and APIs are gone there)",
         )
+
+
+def check_stack(cfg: StackConfig) -> None:
+    """The clusters a stack's config names answer, and this one runs a Kubernetes its version line installs on.
+
+    What the program checks itself under plain `pulumi up`; the driver's pre-flight checks the same
+    (and sets PREFLIGHT_ENV), the offline render skips it (OFFLINE_ENV).
+    """
+    if checked_by_preflight():
+        return
+    version = check_cluster("context", cfg.cluster.context, "kubeconfig", cfg.cluster.kubeconfig)
+    if version is not None:
+        check_line_fits(cfg.line, version, cfg.cluster.context)
+    if isinstance(cfg.role, SourceRole):
+        check_cluster("targetContext", cfg.role.target.context, "targetKubeconfig", cfg.role.target.kubeconfig)

@@ -12,13 +12,12 @@ import yaml
 from support.downloads import DownloadError
 from support.errors import ConfigError
 from support.lockfile import LockError
+from support.project import PROJECT_ROOT
 from support.tools import SETUP_COMMAND
 from support.upstream_cache import MANIFEST_LIMIT_BYTES, UpstreamCache
 
 # Deeper YAML is refused before it is composed; Edge Stack's CRD manifests nest 25 deep.
 MANIFEST_NESTING_LIMIT = 100
-# Relative paths are the project's.
-PROJECT_DIR = Path(__file__).resolve().parent.parent
 
 
 def read_manifest(key: str, location: str, read: Callable[[str], str], cache: UpstreamCache | None = None) -> str:
@@ -64,7 +63,7 @@ def _local_path(key: str, location: str, cache: UpstreamCache | None) -> Path:
                 key, location, f"cannot be fetched ({error}); run {SETUP_COMMAND} where the network reaches it, or name a copy"
             ) from None
     path = Path(location).expanduser()
-    return path if path.is_absolute() else PROJECT_DIR / path
+    return path if path.is_absolute() else PROJECT_ROOT / path  # relative paths are the project's
 
 
 def manifest_problem(text: str) -> str | None:

@@ -21,8 +21,8 @@ import pulumi_kubernetes as k8s
 import yaml
 
 from support import stand_ins
+from support.project import PROJECT_ROOT
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 _BUILTIN_GROUPS = {"", "apps", "batch", "policy", "autoscaling"}
 # Objects that others in the same manifest lean on while they are created.
 _FOUNDATION_KINDS = {"Namespace", "CustomResourceDefinition"}

@@ -19,7 +19,7 @@ from cryptography import x509
 
 from components.linkerd_identity import AnchorPlan, Phase, anchor_plan
 from support.certificates import KeyPair, RotationStep, bundle, new_issuer, new_trust_anchor, split_bundle
-from support.config import ConfigError
+from support.errors import ConfigError
 from tests import certificate_audit
 from tests.conftest import run_refused, run_stack, source_config, target_config, target_outputs
 from tests.harness import Run
