@@ -439,6 +439,48 @@ def test_svg_shows_failure_in_red() -> None:
     assert "no mirrored services" in picture
 
 
+# --- the views of recorded live answers, byte for byte ----------------------------------------------------
+
+# What kubectl answered from the live clusters of test_live_clusters (after `up`, after breaking it, and with
+# the target's context unknown), managedFields left out (status never reads them), with the text, SVG, JSON
+# and terminal table the status code drew from them when they were recorded (main 98754f2, before status was
+# split into read/checks/views). Certificates at fixed dates on a fixed clock, one issuer due.
+RECORDED = ROOT / "tests" / "fixtures" / "status"
+RECORDED_NOW = "2026-12-07T00:00:00Z"
+
+
+def recorded_kubectl(answers: dict[str, dict[str, str]]) -> Any:
+    """kubectl_for that answers the two `get`s exactly as the live API servers did (or fails as kubectl did)."""
+
+    def kubectl_for(binary: str, context: str, kubeconfig: str | None) -> status.Kubectl:
+        def run(args: list[str]) -> str:
+            assert args in [["get", kinds, "--all-namespaces", "-o", "json"] for kinds in (status.KINDS, status.LINKS)]
+            said = answers[context]["links" if args[1] == status.LINKS else "kinds"]
+            if said.startswith("ERROR: "):
+                raise status.KubectlError(said.removeprefix("ERROR: "))
+            return said
+
+        return run
+
+    return kubectl_for
+
+
+@pytest.mark.parametrize("recorded", ["up", "broken", "unreachable"])
+def test_views_of_recorded_live_answers_are_unchanged(recorded: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = RECORDED / recorded
+    monkeypatch.setenv("AES_LINKERD2_NOW", RECORDED_NOW)
+    answers = json.loads((folder / "answers.json").read_text())
+    values = json.loads((folder / "outputs.json").read_text())
+    report = status.collect(values, settings(), recorded_kubectl(answers), gateways=silent)
+    console = Console(file=StringIO(), width=200, color_system="truecolor", force_terminal=True)
+    console.print(status.table(report))
+    # What `./aes-linkerd2 status` prints (text and a newline) and writes with --svg, and the JSON it prints.
+    assert status.text(report) + "\n" == (folder / "view.text").read_text()
+    assert status.svg(report) == (folder / "view.svg").read_text()
+    assert json.dumps(report.data(), indent=2) + "\n" == (folder / "view.json").read_text()
+    assert console.file.getvalue() == (folder / "view.table").read_text()  # type: ignore[attr-defined]
+
+
 # --- live objects on two local API servers -------------------------------------------------------------
 
 # The kube binaries e2e/build-tools.sh builds: in the project's tool cache, or $E2E_CACHE/bin when set.

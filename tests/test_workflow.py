@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 
@@ -149,3 +150,111 @@ def test_each_secret_reaches_only_the_steps_that_need_it() -> None:
         "PULUMI_CONFIG_PASSPHRASE": ["Up, target then source"],
         "KUBECONFIG_B64": ["Set up the project and the tools"],
     }
+
+
+# --- dependencies: installed from the hash-pinned locks only -------------------------------------------
+
+# Each lock and the ranges it is compiled from (pip-compile --generate-hashes; CONTRIBUTING.md, "Dependencies").
+LOCKS = {"requirements.lock": "requirements.txt", "requirements-dev.lock": "requirements-dev.txt"}
+PIP_INSTALL = re.compile(r"\bpip3?\s+install\b|\buv\s+pip\s+install\b|\bpip-sync\b")
+LOCK_ENTRY = re.compile(r"^([A-Za-z0-9._-]+)==(\S+)((?:[ \t]*\\\n[ \t]+--hash=sha256:[0-9a-f]{64})+)", re.MULTILINE)
+
+
+def shell_run_by_ci() -> dict[str, str]:
+    """Every shell text CI and the workflows run: each workflow step's `run`, and the project's own scripts."""
+    found = {}
+    for workflow in sorted((ROOT / ".github" / "workflows").glob("*.yml")):
+        for job_name, job in yaml.safe_load(workflow.read_text())["jobs"].items():
+            for index, step in enumerate(job["steps"]):
+                if "run" in step:
+                    found[f"{workflow.name}: {job_name}, step {index + 1}"] = step["run"]
+    scripts = [ROOT / ".ci" / "run", ROOT / "aes-linkerd2", *(ROOT / "e2e").glob("*.sh")]
+    scripts += [path for path in (ROOT / "scripts").iterdir() if path.suffix != ".py"]
+    found.update({str(path.relative_to(ROOT)): path.read_text() for path in scripts if path.is_file()})
+    return found
+
+
+def pip_installs(shell: str) -> list[str]:
+    """Each command line (continuations joined) that installs Python packages."""
+    return [line for line in shell.replace("\\\n", " ").splitlines() if PIP_INSTALL.search(line)]
+
+
+def read_lock(name: str) -> dict[str, tuple[str, list[str]]]:
+    """name (normalised) -> (pinned version, its sha256 hashes)."""
+    text = (ROOT / name).read_text()
+    return {
+        canonical(entry[1]): (entry[2], re.findall(r"sha256:([0-9a-f]{64})", entry[3])) for entry in LOCK_ENTRY.finditer(text)
+    }
+
+
+def canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def test_every_pip_install_in_ci_and_the_workflows_requires_hashes_from_a_lock() -> None:
+    seen = []
+    for where, shell in shell_run_by_ci().items():
+        for command in pip_installs(shell):
+            seen.append(where)
+            assert "--require-hashes" in command.split(), (where, command)
+            sources = re.findall(r"(?:^|\s)(?:-r|--requirement|-c|--constraint)\s+(\S+)", command)
+            named = [source.strip("\"'") for source in sources]
+            assert len(named) == 1 and "-c" not in command.split(), (where, command)
+            if named[0].startswith("$"):
+                # A variable (scripts/setup's "$lock"): every value the script gives it is a lock.
+                variable = named[0].strip("${}")
+                values = re.findall(rf"(?:^|[\s;&]){variable}=(\S+)", shell, flags=re.MULTILINE)
+                assert values and set(values) <= set(LOCKS), (where, variable, values)
+            else:
+                assert named[0] in LOCKS, (where, command)
+    # CI's one install: scripts/setup, which every job reaches through scripts/test or ./aes-linkerd2.
+    assert seen == ["scripts/setup"]
+
+
+def test_every_workflow_job_sets_up_the_venv_before_anything_runs_python() -> None:
+    """Pulumi's language host would make venv/ itself from requirements.txt (ranges, no hashes) if it were
+    missing: every job runs the project's set-up (the lock) before a Pulumi step or the venv's Python."""
+    set_up = ("./aes-linkerd2", "scripts/test", "scripts/setup")
+    for workflow in sorted((ROOT / ".github" / "workflows").glob("*.yml")):
+        for job_name, job in yaml.safe_load(workflow.read_text())["jobs"].items():
+            ready = False
+            for step in job["steps"]:
+                run = step.get("run", "")
+                pulumi_run = str(step.get("uses", "")).startswith("pulumi/actions@") and "command" in step.get("with", {})
+                if pulumi_run or ("venv/bin/" in run and not ready):
+                    assert ready, (workflow.name, job_name, step.get("name"))
+                ready = ready or any(command in run for command in set_up)
+            runs_python = any("scripts/test" in s.get("run", "") or "./aes-linkerd2" in s.get("run", "") for s in job["steps"])
+            assert ready == runs_python, (workflow.name, job_name)
+
+
+def test_the_locks_pin_every_requirement_with_hashes_for_the_workflows_python() -> None:
+    from packaging.requirements import Requirement
+
+    for lock, ranges in LOCKS.items():
+        pinned = read_lock(lock)
+        entries = [line for line in (ROOT / lock).read_text().splitlines() if re.match(r"[A-Za-z0-9]", line)]
+        assert len(entries) == len(pinned) > 0, lock  # every entry carries a hash
+        for line in (ROOT / "requirements.txt").read_text().splitlines() + (ROOT / ranges).read_text().splitlines():
+            if not line.strip() or line.startswith(("#", "-r ")):
+                continue
+            wanted = Requirement(line)
+            version, hashes = pinned[canonical(wanted.name)]
+            assert wanted.specifier.contains(version, prereleases=True), (lock, wanted, version)
+            assert hashes and all(len(h) == 64 for h in hashes), (lock, wanted.name)
+    # The program's lock is the dev lock's subset, byte for byte: users and CI install the same files.
+    runtime, dev = read_lock("requirements.lock"), read_lock("requirements-dev.lock")
+    assert {name: dev[name] for name in runtime} == runtime
+    # Compiled for the one Python the workflows set up.
+    workflows = "".join(path.read_text() for path in (ROOT / ".github" / "workflows").glob("*.yml"))
+    (python,) = set(re.findall(r'python-version: "([\d.]+)"', workflows))
+    for lock in LOCKS:
+        assert f"# This file is autogenerated by pip-compile with Python {python}\n" in (ROOT / lock).read_text()
+
+
+def test_the_venv_the_tests_run_in_is_the_lock() -> None:
+    """scripts/test sets up venv/ from requirements-dev.lock: what is installed is exactly what the lock pins."""
+    from importlib import metadata
+
+    for name, (version, _) in read_lock("requirements-dev.lock").items():
+        assert metadata.version(name) == version, name

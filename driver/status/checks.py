@@ -1,0 +1,419 @@
+"""The checks of `status`: each cluster's objects against what its stack's outputs say should be there.
+
+Each check is one line, `ok`, `FAIL` or `unknown`. Whether the gateway is alive and its latency are
+known only to the source's running service mirror, whose probe keeps them as metrics: they come from
+`linkerd multicluster gateways` (`read.linkerd_gateways`) and are "unknown", with why, when it cannot
+answer. What the service mirror writes (the gateway's probe Service, the mirrored Services with their
+Endpoints, the Link's status) is read from the cluster.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from driver import certs
+from driver.settings import StackSettings
+from driver.status.read import GATEWAYS, Gateways, Kubectl, KubectlError, Objects, linkerd_gateways, read_objects
+from support import upstream
+
+OK, FAIL, UNKNOWN = "ok", "FAIL", "unknown"
+AREAS = ("control plane", "edge stack", "exports", "link", "certificates")
+# HA runs three replicas of each of these (`linkerd install --ha`).
+HA_DEPLOYMENTS = ("linkerd-identity", "linkerd-destination", "linkerd-proxy-injector")
+HA_REPLICAS = 3
+MIRRORED_LABEL = "mirror.linkerd.io/mirrored-service"
+MIRRORED_GATEWAY_LABEL = "mirror.linkerd.io/mirrored-gateway"
+CLUSTER_NAME_LABEL = "mirror.linkerd.io/cluster-name"
+
+
+@dataclass(frozen=True)
+class Check:
+    stack: str
+    area: str
+    name: str
+    state: str  # ok, FAIL or unknown
+    detail: str
+
+
+@dataclass
+class ClusterStatus:
+    """One cluster as read: its checks, and what the picture draws."""
+
+    stack: str
+    cluster_name: str
+    context: str
+    checks: list[Check] = field(default_factory=list)
+    gateway_ports: list[str] = field(default_factory=list)
+    exported: list[str] = field(default_factory=list)
+    # name -> endpoints ("address:port"), of the Services mirrored from the linked cluster.
+    mirrored: dict[str, list[str]] = field(default_factory=dict)
+    linked_to: str | None = None
+
+    def add(self, area: str, name: str, state: str | bool, detail: str) -> None:
+        if isinstance(state, bool):
+            state = OK if state else FAIL
+        self.checks.append(Check(self.stack, area, name, state, detail))
+
+    def area_state(self, area: str) -> str | None:
+        states = {c.state for c in self.checks if c.area == area}
+        if not states:
+            return None
+        return FAIL if FAIL in states else OK if OK in states else UNKNOWN
+
+
+@dataclass
+class Report:
+    clusters: list[ClusterStatus]
+
+    @property
+    def checks(self) -> list[Check]:
+        return [check for cluster in self.clusters for check in cluster.checks]
+
+    @property
+    def healthy(self) -> bool:
+        return all(check.state != FAIL for check in self.checks)
+
+    def data(self) -> dict[str, Any]:
+        return {
+            "healthy": self.healthy,
+            "clusters": [
+                {
+                    "stack": c.stack,
+                    "clusterName": c.cluster_name,
+                    "context": c.context,
+                    "linkedTo": c.linked_to,
+                    "gatewayPorts": c.gateway_ports,
+                    "exportedServices": c.exported,
+                    "mirroredServices": c.mirrored,
+                    "checks": [{k: v for k, v in asdict(check).items() if k != "stack"} for check in c.checks],
+                }
+                for c in self.clusters
+            ],
+        }
+
+
+def _ready(deployment: Mapping[str, Any]) -> tuple[int, int]:
+    wanted = int((deployment.get("spec") or {}).get("replicas", 1))
+    status = deployment.get("status") or {}
+    return min(int(status.get("readyReplicas", 0)), int(status.get("updatedReplicas", 0))), wanted
+
+
+def _endpoints(objects: Objects, namespace: str, name: str) -> list[str]:
+    """Ready addresses of a Service's Endpoints, as address:port."""
+    found = objects.get("Endpoints", namespace, name) or {}
+    result = []
+    for subset in found.get("subsets") or []:
+        ports = [str(p.get("port")) for p in subset.get("ports") or []] or ["-"]
+        result += [f"{a.get('ip')}:{port}" for a in subset.get("addresses") or [] for port in ports]
+    return result
+
+
+def _labels(item: Mapping[str, Any]) -> Mapping[str, str]:
+    return item["metadata"].get("labels") or {}
+
+
+def _annotations(metadata: Mapping[str, Any] | None) -> Mapping[str, str]:
+    return (metadata or {}).get("annotations") or {}
+
+
+# --- control plane ------------------------------------------------------------------------------
+
+
+def control_plane(cluster: ClusterStatus, objects: Objects, ha: bool) -> None:
+    area = "control plane"
+    for namespace in (upstream.CONTROL_PLANE_NAMESPACE, upstream.MULTICLUSTER_NAMESPACE):
+        deployments = objects.all("Deployment", namespace)
+        if objects.get("Namespace", "", namespace) is None:
+            cluster.add(area, f"namespace {namespace}", False, "missing")
+            continue
+        if namespace == upstream.CONTROL_PLANE_NAMESPACE and not deployments:
+            cluster.add(area, f"namespace {namespace}", False, "no Deployment")
+        for deployment in deployments:
+            name = deployment["metadata"]["name"]
+            ready, wanted = _ready(deployment)
+            healthy, note = _ha_replicas(name, ready >= wanted > 0, wanted, ha)
+            cluster.add(area, f"{namespace}/{name}", healthy, f"{ready}/{wanted} ready{note}")
+    webhooks(cluster, objects)
+
+
+def _ha_replicas(name: str, healthy: bool, wanted: int, ha: bool) -> tuple[bool, str]:
+    """With `linkerdHa`, identity, destination and the injector need three replicas; the note says which applies."""
+    if name not in HA_DEPLOYMENTS:
+        return healthy, ""
+    if not ha:
+        return healthy, " (linkerdHa off)"
+    return healthy and wanted >= HA_REPLICAS, ", HA" if wanted >= HA_REPLICAS else f", HA wants {HA_REPLICAS}"
+
+
+def webhooks(cluster: ClusterStatus, objects: Objects) -> None:
+    """Linkerd's webhooks, each served by a Service with ready endpoints."""
+    area = "control plane"
+    for kind in ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"):
+        for configuration in objects.all(kind):
+            name = configuration["metadata"]["name"]
+            if not name.startswith("linkerd-"):
+                continue
+            for hook in configuration.get("webhooks") or []:
+                service = (hook.get("clientConfig") or {}).get("service") or {}
+                namespace, service_name = service.get("namespace", ""), service.get("name", "")
+                served = _endpoints(objects, namespace, service_name)
+                policy = hook.get("failurePolicy", "Fail")
+                if objects.get("Service", namespace, service_name) is None:
+                    cluster.add(area, f"webhook {name}", False, f"Service {namespace}/{service_name} missing")
+                else:
+                    detail = f"{namespace}/{service_name}: {len(served)} endpoint(s), failurePolicy {policy}"
+                    cluster.add(area, f"webhook {name}", bool(served), detail)
+
+
+# --- edge stack ---------------------------------------------------------------------------------
+
+
+def edge_stack(cluster: ClusterStatus, objects: Objects, settings: StackSettings, outputs: Mapping[str, Any]) -> None:
+    line = settings.line
+    product = line.edge_stack.get(str(settings.get("edgeStackProduct") or line.default_product)) or next(
+        iter(line.edge_stack.values())
+    )
+    namespace = str(outputs.get("edgeStackNamespace") or product.namespace)
+    _edge_deployment(cluster, objects.get("Deployment", namespace, product.deployment), f"{namespace}/{product.deployment}")
+    if settings.get("role") == "target":
+        _gateway_service(cluster, objects.get("Service", namespace, product.service), f"{namespace}/{product.service}", outputs)
+    for name in outputs.get("meshedNamespaces") or []:
+        found = objects.get("Namespace", "", str(name))
+        value = _annotations((found or {}).get("metadata")).get(upstream.INJECT_ANNOTATION)
+        cluster.add("edge stack", f"namespace {name}", value == upstream.INJECT_ENABLED, f"{upstream.INJECT_ANNOTATION}={value}")
+
+
+def _edge_deployment(cluster: ClusterStatus, deployment: Mapping[str, Any] | None, shown_as: str) -> None:
+    """Edge Stack's Deployment ready, and meshed by its pod template's annotations."""
+    if deployment is None:
+        cluster.add("edge stack", shown_as, False, "Deployment missing")
+        return
+    ready, wanted = _ready(deployment)
+    cluster.add("edge stack", shown_as, ready >= wanted > 0, f"{ready}/{wanted} ready")
+    notes = _annotations((deployment["spec"].get("template") or {}).get("metadata"))
+    linkerd = {k: v for k, v in sorted(notes.items()) if k.startswith(("linkerd.io/", "config.linkerd.io/"))}
+    meshed = notes.get(upstream.INJECT_ANNOTATION) == upstream.INJECT_ENABLED
+    shown = ", ".join(f"{k}={v}" for k, v in linkerd.items()) or "no Linkerd annotations"
+    cluster.add("edge stack", "meshed", meshed, shown)
+
+
+def _gateway_service(
+    cluster: ClusterStatus, service: Mapping[str, Any] | None, shown_as: str, outputs: Mapping[str, Any]
+) -> None:
+    """On the target, Edge Stack's Service as Linkerd's gateway: its ports and `mirror.linkerd.io/*` annotations."""
+    if service is None:
+        cluster.add("edge stack", "gateway Service", False, f"{shown_as} missing")
+        return
+    ports = service["spec"].get("ports") or []
+    cluster.gateway_ports = [f"{p.get('name', '')} {p['port']}->{p.get('targetPort', p['port'])}" for p in ports]
+    missing = sorted({upstream.GATEWAY_PORT_NAME, upstream.PROBE_PORT_NAME} - {p.get("name") for p in ports})
+    said = f"; missing {', '.join(missing)}" if missing else ""
+    cluster.add("edge stack", "gateway ports", not missing, ", ".join(cluster.gateway_ports) + said)
+    _gateway_annotations(cluster, service, outputs.get("gatewayIdentity"))
+
+
+def _gateway_annotations(cluster: ClusterStatus, service: Mapping[str, Any], identity: Any) -> None:
+    """What the service mirror reads off the gateway Service: gateway, probe path and (when known) identity."""
+    notes = {k: v for k, v in _annotations(service["metadata"]).items() if k.startswith("mirror.linkerd.io/")}
+    right = notes.get(upstream.MULTICLUSTER_GATEWAY_ANNOTATION) == "true" and upstream.PROBE_PATH_ANNOTATION in notes
+    if identity:
+        right = right and notes.get(upstream.GATEWAY_IDENTITY_ANNOTATION) == identity
+    shown = ", ".join(f"{k}={v}" for k, v in sorted(notes.items())) or "none"
+    cluster.add("edge stack", "gateway annotations", right, shown)
+
+
+# --- exports and the link -----------------------------------------------------------------------
+
+
+def exports(cluster: ClusterStatus, objects: Objects, settings: StackSettings, outputs: Mapping[str, Any]) -> None:
+    for entry in outputs.get("exportedServices") or []:
+        namespace, _, name = str(entry).partition("/")
+        service = objects.get("Service", namespace, name)
+        if service is None:
+            cluster.add("exports", entry, False, "Service missing")
+            continue
+        meta = service["metadata"]
+        if settings.line.export_by_label:
+            exported = (meta.get("labels") or {}).get(upstream.EXPORTED_LABEL) == "true"
+            how = f"label {upstream.EXPORTED_LABEL}"
+        else:
+            exported = upstream.EXPORT_GATEWAY_NAME_ANNOTATION in (meta.get("annotations") or {})
+            how = f"annotation {upstream.EXPORT_GATEWAY_NAME_ANNOTATION}"
+        cluster.exported.append(str(entry))
+        detail = f"{how} {'set' if exported else 'MISSING'}, {len(_endpoints(objects, namespace, name))} endpoint(s)"
+        cluster.add("exports", entry, exported, detail)
+
+
+def gateway_probe(cluster: ClusterStatus, link_name: str, probe: Callable[[], list[dict[str, Any]]]) -> None:
+    """Alive and latency, as the service mirror's probe measured them; unknown when nothing can say."""
+    name = "gateway alive, latency"
+    try:
+        found = [entry for entry in probe() if entry.get("clusterName") == link_name]
+    except KubectlError as error:
+        cluster.add("link", name, UNKNOWN, f"unknown: {error}")
+        return
+    if not found:
+        cluster.add("link", name, UNKNOWN, f"unknown: {GATEWAYS} lists no probe (is the service mirror running?)")
+        return
+    entry = found[0]
+    detail = f"latency {entry.get('latency')} ms, {entry.get('numberOfServices')} service(s) ({GATEWAYS})"
+    cluster.add("link", name, entry.get("alive") is True, ("alive, " if entry.get("alive") else "NOT alive, ") + detail)
+
+
+def link(
+    cluster: ClusterStatus,
+    objects: Objects,
+    link_name: str,
+    exported: Iterable[str],
+    ask_gateways: Callable[[], list[dict[str, Any]]],
+) -> None:
+    """The Link, the gateway's probe mirror and the mirrored Services, as the service mirror leaves them."""
+    cluster.linked_to = link_name
+    found = objects.get("Link", upstream.MULTICLUSTER_NAMESPACE, link_name)
+    if found is None:
+        cluster.add("link", f"Link {link_name}", False, f"missing in {upstream.MULTICLUSTER_NAMESPACE}")
+        return
+    _link_spec(cluster, found, link_name)
+    services = [s for s in objects.all("Service") if _labels(s).get(CLUSTER_NAME_LABEL) == link_name]
+    _gateway_mirrors(cluster, objects, [s for s in services if MIRRORED_GATEWAY_LABEL in _labels(s)])
+    gateway_probe(cluster, link_name, ask_gateways)
+    mirrored = _mirrored_services(services)
+    expected = {f"{entry}-{link_name}": str(entry) for entry in exported}
+    conditions = _mirrored_conditions(found)
+    for local in sorted(set(expected) | mirrored):
+        remote = expected.get(local)
+        _mirror(cluster, objects, local, remote=remote, is_mirrored=local in mirrored, condition=conditions.get(remote or ""))
+
+
+def _link_spec(cluster: ClusterStatus, found: Mapping[str, Any], link_name: str) -> None:
+    """The Link names the gateway's address and port (its identity and probe are shown)."""
+    spec = found.get("spec") or {}
+    probe = spec.get("probeSpec") or {}
+    cluster.add(
+        "link",
+        f"Link {link_name}",
+        bool(spec.get("gatewayAddress") and spec.get("gatewayPort")),
+        f"gateway {spec.get('gatewayAddress')}:{spec.get('gatewayPort')} as {spec.get('gatewayIdentity')}, "
+        f"probe :{probe.get('port')}{probe.get('path')} every {probe.get('period')}",
+    )
+
+
+def _gateway_mirrors(cluster: ClusterStatus, objects: Objects, gateway_mirrors: list[Mapping[str, Any]]) -> None:
+    """The gateway's probe Service, as the service mirror mirrors it, with its endpoints."""
+    if not gateway_mirrors:
+        cluster.add("link", "gateway mirror", False, "no probe Service mirrored: the service mirror has not run")
+    for mirror in gateway_mirrors:
+        meta = mirror["metadata"]
+        served = _endpoints(objects, meta["namespace"], meta["name"])
+        shown = f"{meta['namespace']}/{meta['name']} -> {', '.join(served) or 'no endpoints'}"
+        cluster.add("link", "gateway mirror", bool(served), shown)
+
+
+def _mirrored_services(services: list[Mapping[str, Any]]) -> set[str]:
+    """The Services the service mirror made for the linked cluster's exports ("namespace/name"), not the gateway's."""
+    return {
+        f"{s['metadata']['namespace']}/{s['metadata']['name']}"
+        for s in services
+        if _labels(s).get(MIRRORED_LABEL) == "true" and MIRRORED_GATEWAY_LABEL not in _labels(s)
+    }
+
+
+def _mirrored_conditions(found: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    """The Link's status: each remote Service ("namespace/name") and its `Mirrored` condition."""
+    conditions = {}
+    for entry in (found.get("status") or {}).get("mirrorServices") or []:
+        remote = entry.get("remoteRef") or {}
+        for condition in entry.get("conditions") or []:
+            if condition.get("type") == "Mirrored":
+                conditions[f"{remote.get('namespace')}/{remote.get('name')}"] = condition
+    return conditions
+
+
+def _mirror(
+    cluster: ClusterStatus,
+    objects: Objects,
+    local: str,
+    *,
+    remote: str | None,
+    is_mirrored: bool,
+    condition: Mapping[str, Any] | None,
+) -> None:
+    """One mirrored Service (`<name>-<link>`): there, with endpoints, and mirrored by the Link's status."""
+    namespace, _, name = local.partition("/")
+    served = _endpoints(objects, namespace, name)
+    said = f"; Link status Mirrored={condition.get('status')} {condition.get('reason') or ''}".rstrip() if condition else ""
+    if not is_mirrored:
+        cluster.add("link", f"mirror {local}", False, f"not mirrored (exported as {remote}){said}")
+        return
+    cluster.mirrored[local] = served
+    healthy = bool(served) and (condition is None or condition.get("status") == "True")
+    cluster.add("link", f"mirror {local}", healthy, f"endpoints {', '.join(served) or 'none'}{said}")
+
+
+def certificates(clusters: Mapping[str, ClusterStatus], outputs: Mapping[str, Mapping[str, Any]], warn_days: int) -> None:
+    for row in certs.rows(outputs, warn_days):
+        detail = f"{row['daysLeft']} days left (not after {row['notAfter']}){', DUE' if row['due'] else ''}"
+        clusters[row["stack"]].add("certificates", f"{row['name']} ({row['role']})", not row["due"], detail)
+
+
+# --- every check of every stack ----------------------------------------------------------------
+
+
+def collect(
+    outputs: Mapping[str, Mapping[str, Any]],
+    settings: Mapping[str, StackSettings],
+    kubectl_for: Callable[[str, str, str | None], Kubectl],
+    warn_days: int = certs.WARN_DAYS,
+    gateways: Gateways = linkerd_gateways,
+) -> Report:
+    """Every check of every stack in `outputs`; `kubectl_for(binary, context, kubeconfig)` reads a cluster."""
+    exported = [str(e) for e in (outputs.get("target") or {}).get("exportedServices") or []]
+    clusters = {
+        stack: _cluster(stack, values, settings[stack], kubectl_for, exported=exported, gateways=gateways)
+        for stack, values in outputs.items()
+    }
+    certificates(clusters, outputs, warn_days)
+    return Report(list(clusters.values()))
+
+
+def _cluster(
+    stack: str,
+    values: Mapping[str, Any],
+    settings: StackSettings,
+    kubectl_for: Callable[[str, str, str | None], Kubectl],
+    *,
+    exported: list[str],
+    gateways: Gateways,
+) -> ClusterStatus:
+    """One stack's cluster read and checked; what cannot be read is one failed line."""
+    context = str(values.get("context") or settings.get("context") or "")
+    cluster = ClusterStatus(stack, str(values.get("clusterName") or stack), context)
+    if not values:
+        cluster.add("control plane", "stack outputs", False, f"stack {stack} has no outputs: run `./aes-linkerd2 up`")
+        return cluster
+    objects = _read(cluster, kubectl_for(str(settings.get("kubectl") or "kubectl"), context, settings.get("kubeconfig")))
+    if objects is None:
+        return cluster
+    ha = settings.get("linkerdHa")
+    control_plane(cluster, objects, ha is not False and str(ha).lower() != "false")
+    edge_stack(cluster, objects, settings, values)
+    if settings.get("role") == "target":
+        exports(cluster, objects, settings, values)
+    elif values.get("linkedCluster"):
+        name = str(values["linkedCluster"])
+        link(cluster, objects, name, exported, functools.partial(gateways, settings, context, name))
+    return cluster
+
+
+def _read(cluster: ClusterStatus, kubectl: Kubectl) -> Objects | None:
+    """The cluster's objects, or None with one failed line naming the API server's error."""
+    try:
+        return read_objects(kubectl)
+    except KubectlError as error:
+        cluster.add("control plane", "API server", False, f"context {cluster.context}: {error}")
+    except (ValueError, KeyError) as error:
+        cluster.add("control plane", "API server", False, f"context {cluster.context}: unreadable answer ({error})")
+    return None

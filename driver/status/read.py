@@ -1,0 +1,107 @@
+"""Reading a cluster for `status`: kubectl's two `get`s, and the linkerd CLI's view of the gateway.
+
+kubectl, not the `kubernetes` Python client: the program already needs kubectl (`kubectl` config
+key), it reads the stacks' kubeconfig and context exactly as the providers do (exec plugins, tokens,
+insecure test servers), and it adds no dependency. Secrets are never read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import subprocess
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from driver.settings import StackSettings
+from support import tools
+from support.config_model import ClusterAccess
+
+# One call for what every check reads; the Link CRD may be missing, so Links come in a second.
+KINDS = "deployments,services,endpoints,namespaces,mutatingwebhookconfigurations,validatingwebhookconfigurations"
+LINKS = "links.multicluster.linkerd.io"
+GATEWAYS = "`linkerd multicluster gateways`"
+
+# kubectl ARGS -> stdout; raises KubectlError.
+Kubectl = Callable[[list[str]], str]
+# (source settings, context, link name) -> what `linkerd multicluster gateways -o json` lists; raises KubectlError.
+Gateways = Callable[[StackSettings, str, str], list[dict[str, Any]]]
+
+
+class KubectlError(Exception):
+    pass
+
+
+class Objects:
+    """One cluster's objects of a few kinds, by kind, namespace and name."""
+
+    def __init__(self, items: Iterable[Mapping[str, Any]]) -> None:
+        self.by_key: dict[tuple[str, str, str], Mapping[str, Any]] = {}
+        for item in items:
+            meta = item.get("metadata") or {}
+            self.by_key[(str(item.get("kind")), str(meta.get("namespace") or ""), str(meta.get("name")))] = item
+
+    def get(self, kind: str, namespace: str, name: str) -> Mapping[str, Any] | None:
+        return self.by_key.get((kind, namespace, name))
+
+    def all(self, kind: str, namespace: str | None = None) -> list[Mapping[str, Any]]:
+        return [item for (k, ns, _), item in sorted(self.by_key.items()) if k == kind and (namespace is None or ns == namespace)]
+
+
+def kubectl_runner(binary: str, context: str, kubeconfig: str | None, timeout: float = 30) -> Kubectl:
+    prefix = [binary, *ClusterAccess(context=context, kubeconfig=kubeconfig).flags(), "--request-timeout", "15s"]
+
+    def run(args: list[str]) -> str:
+        try:
+            done = subprocess.run([*prefix, *args], capture_output=True, text=True, timeout=timeout, check=False)
+        except (OSError, subprocess.SubprocessError) as error:
+            raise KubectlError(f"`{binary}` could not run: {error}") from None
+        if done.returncode != 0:
+            lines = [line for line in done.stderr.strip().splitlines() if not line.startswith("Warning:")]
+            raise KubectlError(lines[-1][:300] if lines else f"kubectl exited {done.returncode}")
+        return done.stdout
+
+    return run
+
+
+def read_objects(kubectl: Kubectl) -> Objects:
+    """Everything the checks read, in two calls; a missing Link CRD means no Links."""
+    items = list(json.loads(kubectl(["get", KINDS, "--all-namespaces", "-o", "json"]))["items"])
+    with contextlib.suppress(KubectlError):
+        items += json.loads(kubectl(["get", LINKS, "--all-namespaces", "-o", "json"]))["items"]
+    return Objects(items)
+
+
+def linkerd_gateways(settings: StackSettings, context: str, link_name: str) -> list[dict[str, Any]]:
+    """The service mirror's view of the gateway, through the pinned linkerd CLI (it scrapes the mirror's metrics)."""
+    pinned = settings.linkerd_version
+    binary = settings.get("linkerdCli") or tools.find_linkerd(pinned)
+    if not binary:
+        raise KubectlError(f"no linkerd CLI {pinned} here ({tools.where_to_look(pinned)})")
+    kubeconfig = settings.get("kubeconfig")
+    # After the subcommand: the extension's own flags, not the root's (which it would ignore).
+    access = ClusterAccess(context=context, kubeconfig=str(kubeconfig) if kubeconfig else None)
+    command = [str(binary), "multicluster", "gateways", *access.flags()]
+    command += ["--cluster-name", link_name, "-o", "json", "--wait", "10s"]
+    listed = _listed(_run_gateways(command))
+    return [entry for entry in listed or [] if isinstance(entry, dict)]
+
+
+def _run_gateways(command: list[str]) -> str:
+    """The CLI's stdout; its `Error:` line (else its first) when it fails."""
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=40, check=False)
+    except (OSError, subprocess.SubprocessError) as error:
+        raise KubectlError(f"{GATEWAYS} could not run: {error}") from None
+    if done.returncode != 0:
+        lines = done.stderr.strip().splitlines()
+        said = next((line for line in lines if line.startswith("Error:")), lines[0] if lines else str(done.returncode))
+        raise KubectlError(f"{GATEWAYS} failed: {said[:200]}")
+    return done.stdout
+
+
+def _listed(stdout: str) -> Any:
+    try:
+        return json.loads(stdout or "[]")
+    except ValueError:
+        raise KubectlError(f"{GATEWAYS} printed no JSON") from None
