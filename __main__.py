@@ -103,6 +103,7 @@ def mesh_cluster(cluster: Cluster, identity: ClusterIdentity) -> Mesh:
             tls=cfg.edge_stack.tls,
             # The target's gateway renames Edge Stack's HTTP port mc-probe (the page's Service patch).
             service_port_names={gateway.probe_port: upstream.PROBE_PORT_NAME} if cfg.is_target else {},
+            retired_namespace=stack_checks.retired_edge_stack_namespace(cfg, cluster.last_outputs),
         ),
         opts=on_cluster,
     )

@@ -24,6 +24,7 @@ import pulumi_kubernetes as k8s
 
 from support import ambassador, manifests, upstream
 from support.config_model import Tls
+from support.project import PROJECT
 from support.linkerd_cli import LinkerdCli, PendingRender
 
 
@@ -43,6 +44,8 @@ class EdgeStackArgs:
     # gateway's mc-probe): the Service declares them itself, so the gateway patch that sets the
     # same name shares the field instead of fighting over it at every `up` after a refresh.
     service_port_names: Mapping[int, str] = field(default_factory=dict)
+    # The namespace of the product this stack ran until `edgeStackProduct` switched: retained, never deleted.
+    retired_namespace: str | None = None
 
 
 def inject_flags(gateway_port: int) -> list[str]:
@@ -112,6 +115,8 @@ class EdgeStack(pulumi.ComponentResource):
     deployment: pulumi.CustomResource
     service: pulumi.CustomResource
     mesh: k8s.apps.v1.DeploymentPatch
+    # The previous product's namespace after an `edgeStackProduct` switch, retained (None otherwise).
+    retained: k8s.core.v1.Namespace | None
 
     def __init__(self, name: str, args: EdgeStackArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("aes-linkerd2:index:EdgeStack", name, None, opts)
@@ -173,7 +178,29 @@ class EdgeStack(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.deployment, *args.control_plane]),
         )
 
+        self.retained = self._retain(name, args.retired_namespace)
         self.register_outputs({})
+
+    def _retain(self, name: str, namespace: str | None) -> k8s.core.v1.Namespace | None:
+        """The old product's namespace, declared once more under its old name and retained on delete.
+
+        Dropping it would make the engine delete it with everything users put there. Declared with
+        retain_on_delete, the next `up` (which no longer declares it) only forgets it: the namespace
+        is left on the cluster, for its owners to empty and delete. The old product's own objects in
+        it are deleted as usual: they are the program's.
+        """
+        if namespace is None:
+            return None
+        pulumi.log.warn(
+            f"config {PROJECT}:edgeStackProduct switched: namespace {namespace!r} of the previous product is kept on "
+            "the cluster (retained, no longer managed); delete it yourself once nothing of yours is in it",
+            self,
+        )
+        return k8s.core.v1.Namespace(
+            f"{name}:{namespace}",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=namespace),
+            opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True),
+        )
 
     def _inject(
         self, name: str, args: EdgeStackArgs, deployment: dict[str, Any], manifest: str, render: PendingRender | None

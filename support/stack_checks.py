@@ -16,6 +16,18 @@ from support.errors import ConfigError
 from support.manifests import parse as parse_manifest
 
 # What the source reads from the target stack's outputs.
+def retired_edge_stack_namespace(cfg: StackConfig, last_outputs: Mapping[str, Any]) -> str | None:
+    """The namespace of the Edge Stack product this stack ran until now, when `edgeStackProduct` switched away from it.
+
+    The engine would delete that namespace with the old product, and with it whatever users put there:
+    the program keeps it declared once more, retained on delete (components/edge_stack.py).
+    """
+    previous = last_outputs.get("edgeStackNamespace")
+    if not isinstance(previous, str) or not previous or previous == cfg.edge_stack.product.namespace:
+        return None
+    return previous
+
+
 TARGET_OUTPUTS = (
     "versionLine",
     "clusterName",
