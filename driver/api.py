@@ -113,7 +113,7 @@ class Deployment:
             raise DriverError(f"unknown stack {unknown[0]!r}: the stacks are {', '.join(STACKS)}")
         self.stacks = [s for s in STACKS if s in stacks]
         self.environ = dict(os.environ if environ is None else environ)
-        self.backend_url = backend_url or self.environ.get("PULUMI_BACKEND_URL") or f"file://{self.project_dir / '.state'}"
+        self.backend_url = backend_url or self._default_backend()
         self.on_progress = on_progress
         self._which = which
         self._run_tool = run_tool or _run_tool
@@ -121,6 +121,10 @@ class Deployment:
         self._release_files = release_files or self._setup_findings
         self._cache: UpstreamCache | None = None
         self._engine = engine
+
+    def _default_backend(self) -> str:
+        """$PULUMI_BACKEND_URL, else the project's own `.state/` folder."""
+        return self.environ.get("PULUMI_BACKEND_URL") or f"file://{self.project_dir / '.state'}"
 
     def _setup_findings(self, stack: str, settings: StackSettings, fetch: bool) -> list[preflight.Finding]:
         """The set-up's items of `stack`, through one cache (one downloader, one lock file) for the whole run."""

@@ -248,17 +248,24 @@ def stack_checks(project_dir: Path, stack: str, operation: str, tools_: Tools) -
     settings, read = stack_file(project_dir, stack)
     if settings is None:
         return [read]
-    runs_program = operation in RUNS_PROGRAM
-    parsed, valid = stack_config_values(settings, stack) if runs_program else (None, None)
-    findings = [read, *([valid] if valid else [])]
+    if operation not in RUNS_PROGRAM:
+        return [read, *_cluster_checks(stack, settings, None, tools_, runs_program=False)]
+    parsed, valid = stack_config_values(settings, stack)
+    clusters = _cluster_checks(stack, settings, parsed, tools_, runs_program=True)
+    return [read, valid, *clusters, *_tool_checks(stack, settings, operation, tools_)]
+
+
+def _cluster_checks(
+    stack: str, settings: StackSettings, parsed: StackConfig | None, tools_: Tools, *, runs_program: bool
+) -> list[Finding]:
+    """Each cluster the stack reaches answers; this stack's own, when the program runs, has the nodes and namespaces it needs."""
+    findings = []
     for key, context, kubeconfig_key, kubeconfig in clusters_of(settings):
         reached = cluster(stack, settings, key=key, context=context, kubeconfig_key=kubeconfig_key, kubeconfig=kubeconfig)
         findings.append(reached)
         if reached.ok and key == "context" and runs_program:
             findings.extend(f for f in [ha_nodes(stack, settings, context, kubeconfig, tools_.run)] if f)
             findings.extend(namespaces(stack, parsed, tools_.run) if parsed is not None else [])
-    if runs_program:
-        findings.extend(_tool_checks(stack, settings, operation, tools_))
     return findings
 
 

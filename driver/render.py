@@ -186,24 +186,30 @@ def write_objects(
     for resource in registrations:
         body = _tidy(mask_secrets(resource.wrapped, SECRET))
         if resource.type.startswith("kubernetes:") and "apiVersion" in body:
-            reason = _mark(body)
-            if reason is not None:
-                where = "/".join(p for p in (resource.namespace, resource.object_name) if p)
-                left_out.append(f"{resource.kind} {where} (resource `{resource.name}`): built from a step that {reason}")
-                continue
-            for field in resource.ignore_changes:  # what the program itself declares regenerated at every render
-                body = mask_field(body, field)
-            path = folder / _file_name(resource)
-            if path.exists():
-                raise DriverError(f"two objects render to {path.name}")
-            header = f"# {resource.type} {resource.name}\n"
-            path.write_text(header + _dump(kubectl_order(map_strings(body, masks.text))), encoding="utf-8")
-            count += 1
+            reason = _write_object(resource, body, folder, masks)
+            count += reason is None
+            left_out += [reason] if reason is not None else []
         elif resource.type == "command:local:Command":
             step = {"name": resource.name, **{k: body[k] for k in ("create", "delete") if k in body}}
             steps.append(map_strings(map_strings(step, masks.text), paths.text))
     (folder / "steps.yaml").write_text(_dump(sorted(steps, key=lambda s: s["name"])), encoding="utf-8")
     return count, steps, left_out
+
+
+def _write_object(resource: Registration, body: dict[str, Any], folder: Path, masks: Masks) -> str | None:
+    """Write one Kubernetes object's file; or, for one a stand-in built, say why it is left out."""
+    reason = _mark(body)
+    if reason is not None:
+        where = "/".join(p for p in (resource.namespace, resource.object_name) if p)
+        return f"{resource.kind} {where} (resource `{resource.name}`): built from a step that {reason}"
+    for field in resource.ignore_changes:  # what the program itself declares regenerated at every render
+        body = mask_field(body, field)
+    path = folder / _file_name(resource)
+    if path.exists():
+        raise DriverError(f"two objects render to {path.name}")
+    header = f"# {resource.type} {resource.name}\n"
+    path.write_text(header + _dump(kubectl_order(map_strings(body, masks.text))), encoding="utf-8")
+    return None
 
 
 def _stack_values(project_dir: Path, stack: str, overrides: Mapping[str, Any]) -> tuple[StackSettings, dict[str, Any], list[str]]:

@@ -72,21 +72,29 @@ class StackSettings:
 
 def read_settings(project_dir: Path, stack: str) -> StackSettings:
     project = _mapping(project_dir / "Pulumi.yaml")
-    declared = project.get("config") or {}
-    if not isinstance(declared, dict) or not all(isinstance(spec, dict) for spec in declared.values()):
-        raise DriverError(f"{project_dir / 'Pulumi.yaml'}: `config` must map each key to its declaration")
-    values: dict[str, Any] = {key: spec.get("default") for key, spec in declared.items()}
+    values = _declared_defaults(project, project_dir / "Pulumi.yaml")
     stack_file = project_dir / f"Pulumi.{stack}.yaml"
     if not stack_file.is_file():
         raise DriverError(f"{stack_file} is missing: each stack needs its settings file")
-    config_section = _mapping(stack_file).get("config") or {}
-    if not isinstance(config_section, dict) or not all(isinstance(key, str) for key in config_section):
-        found = "keys that are not text" if isinstance(config_section, dict) else f"a {type(config_section).__name__}"
-        raise DriverError(f"{stack_file}: `config` must be a mapping of <project>:<key> to values, not {found}")
-    own = _own_keys(config_section, f"{project.get('name')}:")
-    values.update(own)
+    own = _own_keys(_config_section(stack_file), f"{project.get('name')}:")
     secret_keys = frozenset(key for key, value in own.items() if isinstance(value, dict) and "secure" in value)
-    return StackSettings(values, secret_keys, stack)
+    return StackSettings({**values, **own}, secret_keys, stack)
+
+
+def _declared_defaults(project: Mapping[str, Any], path: Path) -> dict[str, Any]:
+    """Each key Pulumi.yaml declares, with its default."""
+    declared = project.get("config") or {}
+    if not isinstance(declared, dict) or not all(isinstance(spec, dict) for spec in declared.values()):
+        raise DriverError(f"{path}: `config` must map each key to its declaration")
+    return {key: spec.get("default") for key, spec in declared.items()}
+
+
+def _config_section(stack_file: Path) -> Mapping[str, Any]:
+    section = _mapping(stack_file).get("config") or {}
+    if not isinstance(section, dict) or not all(isinstance(key, str) for key in section):
+        found = "keys that are not text" if isinstance(section, dict) else f"a {type(section).__name__}"
+        raise DriverError(f"{stack_file}: `config` must be a mapping of <project>:<key> to values, not {found}")
+    return section
 
 
 def _own_keys(config_section: Mapping[str, Any], prefix: str) -> dict[str, Any]:

@@ -62,15 +62,25 @@ def _kubeconfig_document(path: str, kubeconfig: str | None, key: str) -> dict[st
         document = yaml.load(text, Loader=SAFE_LOADER)  # noqa: S506 (a safe loader)
     except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError) as error:
         raise ConfigError(key, shown_as, f"cannot be read as a kubeconfig ({type(error).__name__})") from None
+    problem = _kubeconfig_shape_problem(document)
+    if problem:
+        raise ConfigError(key, shown_as, problem)
+    return document or {}
+
+
+_KUBECONFIG_LISTS = ("contexts", "clusters", "users")
+
+
+def _kubeconfig_shape_problem(document: object) -> str | None:
+    """Why a parsed document is not a kubeconfig (a mapping of contexts, clusters and users lists of mappings), or None."""
     if document is None:
-        return {}
-    lists = ("contexts", "clusters", "users")
-    if not isinstance(document, dict) or not all(isinstance(document.get(part) or [], list) for part in lists):
-        raise ConfigError(key, shown_as, "is not a kubeconfig (a mapping with contexts, clusters and users lists)")
-    for part in lists:
+        return None
+    if not isinstance(document, dict) or not all(isinstance(document.get(part) or [], list) for part in _KUBECONFIG_LISTS):
+        return "is not a kubeconfig (a mapping with contexts, clusters and users lists)"
+    for part in _KUBECONFIG_LISTS:
         if not all(isinstance(entry, dict) for entry in document.get(part) or []):
-            raise ConfigError(key, shown_as, f"is not a kubeconfig: an entry of {part} is not a mapping")
-    return document
+            return f"is not a kubeconfig: an entry of {part} is not a mapping"
+    return None
 
 
 # A kubeconfig nests a few levels.
@@ -120,30 +130,41 @@ def check_cluster(
     """
     if os.environ.get(OFFLINE_ENV):
         return None
-    if kubeconfig and not os.path.isfile(kubeconfig):
-        raise ConfigError(kubeconfig_key, kubeconfig, "no such kubeconfig file")
-    documents = _kubeconfig_documents(kubeconfig, kubeconfig_key)
+    documents = _kubeconfig_for(key, context, kubeconfig_key, kubeconfig, require_kubeconfig)
     if documents is None:
-        if require_kubeconfig:
-            raise ConfigError(key, context, "no kubeconfig found ($KUBECONFIG, ~/.kube/config) to look the context up in")
         return None  # the provider reports a missing kubeconfig itself
     contexts = [e.get("name", "") for d in documents for e in d.get("contexts") or []]
     if context not in contexts:
         raise ConfigError(key, context, f"is not a context of the kubeconfig (it has: {', '.join(contexts) or 'none'})")
     cluster = _cluster_entry(documents, context)
-    server = cluster.get("server")
-    if not server:
+    if not cluster.get("server"):
         return None
-    url = urllib.parse.urlparse(str(server))
+    _dial(key, context, str(cluster["server"]))
+    return server_version(cluster)
+
+
+def _kubeconfig_for(
+    key: str, context: str, kubeconfig_key: str, kubeconfig: str | None, require_kubeconfig: bool
+) -> list[dict[str, Any]] | None:
+    if kubeconfig and not os.path.isfile(kubeconfig):
+        raise ConfigError(kubeconfig_key, kubeconfig, "no such kubeconfig file")
+    documents = _kubeconfig_documents(kubeconfig, kubeconfig_key)
+    if documents is None and require_kubeconfig:
+        raise ConfigError(key, context, "no kubeconfig found ($KUBECONFIG, ~/.kube/config) to look the context up in")
+    return documents
+
+
+def _dial(key: str, context: str, server: str) -> None:
+    """The API server's port accepts a connection, or a ConfigError naming the context's key."""
+    url = urllib.parse.urlparse(server)
     try:
         port = url.port or (443 if url.scheme == "https" else 80)
     except ValueError:
-        raise ConfigError(key, context, f"its cluster's server {str(server)[:120]!r} has no valid port") from None
+        raise ConfigError(key, context, f"its cluster's server {server[:120]!r} has no valid port") from None
     try:
         socket.create_connection((url.hostname or "", port), timeout=5).close()
     except OSError as error:
         raise ConfigError(key, context, f"its API server {server} is unreachable ({error})") from None
-    return server_version(cluster)
 
 
 def check_line_fits(line: upstream.VersionLine, version: tuple[int, int], context: str) -> None:

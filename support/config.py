@@ -496,26 +496,8 @@ def _workloads(read: Reader, role: Role) -> WorkloadSettings:
     Nothing is created that may already exist: a namespace is either ours (created, and deleted by
     `destroy`) or listed in existingNamespaces (only annotated); others' namespaces are refused.
     """
-    meshed = [_label("meshedNamespaces", ns) for ns in read.string_list("meshedNamespaces", ["default"])]
-    if len(set(meshed)) != len(meshed):
-        raise ConfigError("meshedNamespaces", meshed, "lists a namespace twice")
-    for namespace in meshed:
-        if namespace in RESERVED_NAMESPACES:
-            raise ConfigError(
-                "meshedNamespaces", namespace, "belongs to Kubernetes, Linkerd or Edge Stack: it is not this program's to mesh"
-            )
-    existing = frozenset(_label("existingNamespaces", ns) for ns in read.string_list("existingNamespaces", ["default"]))
-    # The built-in `default` may stay listed (Pulumi.yaml's default) when it is not meshed.
-    for namespace in sorted(existing - set(meshed) - BUILTIN_NAMESPACES):
-        raise ConfigError(
-            "existingNamespaces", namespace, f"is not one of meshedNamespaces ({', '.join(meshed) or 'none'}): nothing to patch"
-        )
-    for namespace in sorted(BUILTIN_NAMESPACES & (set(meshed) - existing)):
-        raise ConfigError(
-            "existingNamespaces",
-            sorted(existing),
-            f"must list {namespace!r}: every cluster has it, and a namespace this program creates, `destroy` deletes",
-        )
+    meshed = _meshed_namespaces(read)
+    existing = _existing_namespaces(read, meshed)
     qotm = read.boolean("qotm", role is Role.TARGET)
     qotm_namespace = _label("qotmNamespace", read.text("qotmNamespace", meshed[0] if meshed else "default") or "")
     if qotm and qotm_namespace not in meshed:
@@ -534,16 +516,54 @@ def _workloads(read: Reader, role: Role) -> WorkloadSettings:
     )
 
 
+def _meshed_namespaces(read: Reader) -> list[str]:
+    meshed = [_label("meshedNamespaces", ns) for ns in read.string_list("meshedNamespaces", ["default"])]
+    if len(set(meshed)) != len(meshed):
+        raise ConfigError("meshedNamespaces", meshed, "lists a namespace twice")
+    for namespace in (ns for ns in meshed if ns in RESERVED_NAMESPACES):
+        raise ConfigError(
+            "meshedNamespaces", namespace, "belongs to Kubernetes, Linkerd or Edge Stack: it is not this program's to mesh"
+        )
+    return meshed
+
+
+def _existing_namespaces(read: Reader, meshed: list[str]) -> frozenset[str]:
+    existing = frozenset(_label("existingNamespaces", ns) for ns in read.string_list("existingNamespaces", ["default"]))
+    # The built-in `default` may stay listed (Pulumi.yaml's default) when it is not meshed.
+    for namespace in sorted(existing - set(meshed) - BUILTIN_NAMESPACES):
+        raise ConfigError(
+            "existingNamespaces", namespace, f"is not one of meshedNamespaces ({', '.join(meshed) or 'none'}): nothing to patch"
+        )
+    for namespace in sorted(BUILTIN_NAMESPACES & (set(meshed) - existing)):
+        raise ConfigError(
+            "existingNamespaces",
+            sorted(existing),
+            f"must list {namespace!r}: every cluster has it, and a namespace this program creates, `destroy` deletes",
+        )
+    return existing
+
+
 def _tls(read: Reader) -> Tls | None:
     hostname = read.text("tlsHostname")
     certificate, private_key = read.secret("tlsCertificate"), read.secret("tlsPrivateKey")
     acme_email = read.text("tlsAcmeEmail")
     if hostname is None:
-        for key, value in (("tlsCertificate", certificate), ("tlsPrivateKey", private_key), ("tlsAcmeEmail", acme_email)):
-            if value is not None:
-                raise ConfigError("tlsHostname", None, f"is required when {key} is set")
+        _no_tls_without_hostname(certificate=certificate, private_key=private_key, acme_email=acme_email)
         return None
     _dns_name("tlsHostname", hostname)
+    _one_tls_source(certificate, private_key, acme_email)
+    return Tls(hostname=hostname, certificate=certificate, private_key=private_key, acme_email=acme_email)
+
+
+def _no_tls_without_hostname(**values: object) -> None:
+    keys = {"certificate": "tlsCertificate", "private_key": "tlsPrivateKey", "acme_email": "tlsAcmeEmail"}
+    for name, value in values.items():
+        if value is not None:
+            raise ConfigError("tlsHostname", None, f"is required when {keys[name]} is set")
+
+
+def _one_tls_source(certificate: object, private_key: object, acme_email: str | None) -> None:
+    """A certificate with its key, or ACME: one of them, whole."""
     if (certificate is None) != (private_key is None):
         missing = "tlsPrivateKey" if private_key is None else "tlsCertificate"
         raise ConfigError(missing, None, "is required: tlsCertificate and tlsPrivateKey come together")
@@ -553,7 +573,6 @@ def _tls(read: Reader) -> Tls | None:
         raise ConfigError("tlsAcmeEmail", acme_email, "set either tlsAcmeEmail or tlsCertificate/tlsPrivateKey, not both")
     if acme_email is not None and not _EMAIL.fullmatch(acme_email):
         raise ConfigError("tlsAcmeEmail", acme_email, "must be an email address (name@example.com)")
-    return Tls(hostname=hostname, certificate=certificate, private_key=private_key, acme_email=acme_email)
 
 
 def _target(

@@ -15,6 +15,7 @@ from support.lockfile import LockError
 from support.project import PROJECT_ROOT
 from support.tools import SETUP_COMMAND
 from support.upstream_cache import MANIFEST_LIMIT_BYTES, UpstreamCache
+from support.yaml_events import SAFE_LOADER, nesting_depth_change, uses_aliases
 
 # Deeper YAML is refused before it is composed; Edge Stack's CRD manifests nest 25 deep.
 MANIFEST_NESTING_LIMIT = 100
@@ -73,7 +74,7 @@ def manifest_problem(text: str) -> str | None:
     """
     scan = _ManifestScan()
     try:
-        for event in yaml.parse(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+        for event in yaml.parse(text, Loader=SAFE_LOADER):
             problem = scan.feed(event)
             if problem is not None:
                 return f"document {scan.document} {problem}"
@@ -95,29 +96,41 @@ class _ManifestScan:
         self.objects = 0
 
     def feed(self, event: yaml.Event) -> str | None:
-        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+        if uses_aliases(event):
             return "uses YAML anchors or aliases" + (f" (line {event.start_mark.line + 1})" if event.start_mark else "")
         if isinstance(event, yaml.DocumentStartEvent):
             self.document, self.keys, self.expect_key = self.document + 1, set(), False
-        elif isinstance(event, yaml.DocumentEndEvent) and self.keys:
-            if not {"apiVersion", "kind"} <= self.keys:
-                return self.NOT_AN_OBJECT
-            self.objects += 1
-        elif isinstance(event, yaml.MappingStartEvent | yaml.SequenceStartEvent):
-            if self.depth == 0 and isinstance(event, yaml.SequenceStartEvent):
-                return self.NOT_AN_OBJECT
-            # The first event inside the top-level mapping is a key.
-            self.depth, self.expect_key = self.depth + 1, self.depth == 0
-            if self.depth > MANIFEST_NESTING_LIMIT:
-                return f"nests deeper than {MANIFEST_NESTING_LIMIT} levels"
-        elif isinstance(event, yaml.MappingEndEvent | yaml.SequenceEndEvent):
-            # A nested value ends: a top-level key comes next.
-            self.depth -= 1
+            return None
+        if isinstance(event, yaml.DocumentEndEvent):
+            return self._document_end()
+        if isinstance(event, yaml.ScalarEvent):
+            return self._scalar(event)
+        return self._nesting(event)
+
+    def _document_end(self) -> str | None:
+        if not self.keys:
+            return None
+        if not {"apiVersion", "kind"} <= self.keys:
+            return self.NOT_AN_OBJECT
+        self.objects += 1
+        return None
+
+    def _nesting(self, event: yaml.Event) -> str | None:
+        change = nesting_depth_change(event)
+        if change > 0 and self.depth == 0 and isinstance(event, yaml.SequenceStartEvent):
+            return self.NOT_AN_OBJECT
+        self.depth += change
+        if change:
+            # Opening: the first event inside the top-level mapping is a key; closing a nested value: a key comes next.
             self.expect_key = self.depth == 1
-        elif isinstance(event, yaml.ScalarEvent):
-            if self.depth == 0 and event.value.strip():
-                return self.NOT_AN_OBJECT
-            if self.depth == 1 and self.expect_key:
-                self.keys.add(event.value)
-            self.expect_key = self.depth == 1 and not self.expect_key
+        if self.depth > MANIFEST_NESTING_LIMIT:
+            return f"nests deeper than {MANIFEST_NESTING_LIMIT} levels"
+        return None
+
+    def _scalar(self, event: yaml.ScalarEvent) -> str | None:
+        if self.depth == 0 and event.value.strip():
+            return self.NOT_AN_OBJECT
+        if self.depth == 1 and self.expect_key:
+            self.keys.add(event.value)
+        self.expect_key = self.depth == 1 and not self.expect_key
         return None

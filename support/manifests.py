@@ -175,6 +175,20 @@ def _register_one(
     )
 
 
+def _waits_for(
+    obj: ManifestObject, registered: Mapping[str, pulumi.CustomResource], waited_for: Mapping[str, list[pulumi.Resource]]
+) -> list[pulumi.Resource]:
+    """What `obj` is created after: its namespace, the CRDs (a custom resource), the Deployments (a webhook), its account."""
+    namespace = registered.get(f"Namespace/{obj.namespace}") if obj.namespace else None
+    account = registered.get(obj.token_account_key) if obj.token_account_key else None
+    return [
+        *([namespace] if namespace is not None else []),
+        *([] if obj.is_builtin else waited_for["CustomResourceDefinition"]),
+        *(waited_for["Deployment"] if obj.kind in SERVED_BY_DEPLOYMENTS else []),
+        *([account] if account is not None else []),
+    ]
+
+
 def register(
     objects: Iterable[ManifestObject],
     *,
@@ -200,16 +214,7 @@ def register(
         key = obj.key
         if key in registered:
             raise ManifestError(f"{prefix}: {key} appears twice in the manifest")
-        after: list[pulumi.Resource] = []
-        if obj.namespace and f"Namespace/{obj.namespace}" in registered:
-            after.append(registered[f"Namespace/{obj.namespace}"])
-        if not obj.is_builtin:
-            after.extend(waited_for["CustomResourceDefinition"])
-        if obj.kind in SERVED_BY_DEPLOYMENTS:
-            after.extend(waited_for["Deployment"])
-        account = obj.token_account_key
-        if account and account in registered:
-            after.append(registered[account])
+        after = _waits_for(obj, registered, waited_for)
         body = stand_ins.substitute(obj.body, replacements or {})
         resource_opts = pulumi.ResourceOptions.merge(
             opts,

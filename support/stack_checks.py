@@ -15,6 +15,7 @@ from support.config_model import EdgeStackSettings, SourceRole, StackConfig
 from support.errors import ConfigError
 from support.manifests import parse as parse_manifest
 
+
 # What the source reads from the target stack's outputs.
 def retired_edge_stack_namespace(cfg: StackConfig, last_outputs: Mapping[str, Any]) -> str | None:
     """The namespace of the Edge Stack product this stack ran until now, when `edgeStackProduct` switched away from it.
