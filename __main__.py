@@ -19,7 +19,7 @@ from components.linkerd_control_plane import LinkerdControlPlane, LinkerdControl
 from components.linkerd_identity import AnchorPlan, LinkerdIdentity, LinkerdIdentityArgs, anchor_plan
 from components.meshed_namespace import MeshedNamespace, MeshedNamespaceArgs
 from components.multicluster_source import MulticlusterSource, MulticlusterSourceArgs
-from components.multicluster_target import GatewayRef, MulticlusterTarget, MulticlusterTargetArgs
+from components.multicluster_target import MulticlusterTarget, MulticlusterTargetArgs
 from components.qotm_demo import QotmDemo, QotmDemoArgs
 from support import clock, clusters, config, stack_checks, stack_outputs, upstream
 from support.certificates import anchor_rows, describe
@@ -163,7 +163,7 @@ def export_cluster(cfg: StackConfig, identity: ClusterIdentity) -> None:
 
 def target_stack(cluster: Cluster, role: TargetRole) -> None:
     """The gateway side: the shared anchor and both issuers, the page on this cluster, then the gateway."""
-    cfg, ports = cluster.cfg, cluster.cfg.gateway
+    cfg = cluster.cfg
     certificates = LinkerdIdentity(
         "identity",
         LinkerdIdentityArgs(
@@ -183,24 +183,15 @@ def target_stack(cluster: Cluster, role: TargetRole) -> None:
         issuers=((f"{cfg.cluster.name}-issuer", own.cert_pem), ("peer-issuer", peer.cert_pem)),
     )
     mesh = mesh_cluster(cluster, identity)
-    gateway = GatewayRef(
-        namespace=cfg.edge_stack.product.namespace,
-        deployment=cfg.edge_stack.product.deployment,
-        service=cfg.edge_stack.product.service,
-        service_account=cfg.edge_stack.product.service_account,
-        service_ports=mesh.edge_stack.service_ports,
-    )
+    product = cfg.edge_stack.product
     multicluster = MulticlusterTarget(
         "multicluster-target",
         MulticlusterTargetArgs(
             line=cfg.line,
-            gateway=gateway,
+            product=product,
+            service_ports=mesh.edge_stack.service_ports,
             hostname=role.gateway_hostname,
-            gateway_port=ports.port,
-            probe_port=ports.probe_port,
-            probe_target_port=ports.probe_target_port,
-            probe_path=ports.probe_path,
-            probe_period_seconds=ports.probe_period_seconds,
+            ports=cfg.gateway,
             trust_domain=cfg.linkerd.trust_domain,
             exported_services=role.exported_services,
             depends_on=[mesh.edge_stack.mesh, *mesh.linkerd.multicluster_ready],
@@ -214,8 +205,8 @@ def target_stack(cluster: Cluster, role: TargetRole) -> None:
     pulumi.export("peerIssuerKeyPem", peer.key_pem)
     pulumi.export("identityIssuers", certificates.issuer_state)
     pulumi.export("identityAnchors", certificates.anchor_state)
-    pulumi.export("gatewayName", gateway.deployment)
-    pulumi.export("gatewayNamespace", gateway.namespace)
+    pulumi.export("gatewayName", product.deployment)
+    pulumi.export("gatewayNamespace", product.namespace)
     pulumi.export("gatewayIdentity", multicluster.gateway_identity)
     pulumi.export("exportedServices", [f"{ns}/{name}" for ns, name in role.exported_services])
 
