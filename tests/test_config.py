@@ -427,3 +427,31 @@ def test_a_server_with_an_impossible_port_is_a_config_error(tmp_path: Path) -> N
     assert str(raised.value) == (
         "config aes-linkerd2:context = 'kind-target': its cluster's server 'https://127.0.0.1:99999' has no valid port"
     )
+
+
+def test_after_the_drivers_preflight_the_program_does_not_ask_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The driver's pre-flight checked the CLI's release and the clusters; the stacks it runs do not repeat that."""
+    monkeypatch.setenv(clusters.PREFLIGHT_ENV, "1")
+    run = run_stack("target", target_config(), linkerd=FakeLinkerd("edge-25.1.1"))
+    assert "version --client --short" not in " ".join(run.mocks.commands)
+    assert run.error is None or "but this stack pins linkerdVersion" not in str(run.error)
+    # Without the driver (plain `pulumi up`), the program's own check stands.
+    monkeypatch.delenv(clusters.PREFLIGHT_ENV)
+    run = run_stack("target", target_config(), linkerd=FakeLinkerd("edge-25.1.1"))
+    assert "but this stack pins linkerdVersion" in str(run.error) and run.registrations == []
+
+
+def test_the_driver_reads_the_version_line_with_the_programs_rules() -> None:
+    """StackSettings.line is the parser's: an unknown line is refused, as the program refuses it, never defaulted."""
+    from driver.settings import StackSettings
+
+    with pytest.raises(errors.ConfigError) as raised:
+        _ = StackSettings({"versionLine": "linkerd-9"}).line
+    assert raised.value.key == "versionLine" and "is not known" in str(raised.value)
+    with pytest.raises(errors.ConfigError, match=r"was renamed 'linkerd-2\.8'"):
+        _ = StackSettings({"versionLine": "page"}).line
+    assert StackSettings({}).line is upstream.CURRENT
+    assert StackSettings({"versionLine": "linkerd-2.8"}).linkerd_version == upstream.PAGE.linkerd_versions[0]
+    with pytest.raises(errors.ConfigError) as raised:
+        _ = StackSettings({"linkerdVersion": "edge-1.0.0"}).linkerd_version
+    assert raised.value.key == "linkerdVersion"
