@@ -19,19 +19,22 @@ from components.linkerd_control_plane import ControlPlaneIdentity, LinkerdContro
 from components.linkerd_identity import AnchorPlan, LinkerdIdentity, LinkerdIdentityArgs, SharedAnchor, anchor_plan
 from components.meshed_namespace import MeshedNamespace, MeshedNamespaceArgs
 from components.multicluster_source import MulticlusterSource, MulticlusterSourceArgs
-from components.multicluster_target import GatewayRef, MulticlusterTarget, MulticlusterTargetArgs
+from components.multicluster_target import MulticlusterTarget, MulticlusterTargetArgs
 from components.qotm_demo import QotmDemo, QotmDemoArgs
-from support import clock, config, stack_outputs, upstream
+from support import clock, clusters, config, stack_checks, stack_outputs, upstream
 from support.certificates import anchor_rows, describe
-from support.linkerd_cli import ClusterAccess, LinkerdCli
+from support.config_model import SourceRole, StackConfig, TargetRole
+from support.linkerd_cli import LinkerdCli
+from support.manifest_input import read_manifest
 from support.manifests import read_location
+from support.project import namespace_owner
 
 
 @dataclass(frozen=True)
 class Cluster:
     """This stack's cluster, as read and checked before anything is registered."""
 
-    cfg: config.StackConfig
+    cfg: StackConfig
     cli: LinkerdCli
     edge_stack_crds: str
     edge_stack_manifest: str
@@ -57,11 +60,11 @@ def make_identity(cluster: Cluster, namespace: pulumi.Resource | None) -> Linker
     """The target: the anchors (in its cluster) and its issuer. The source: its issuer, from the target's anchor."""
     cfg, access = cluster.cfg, cluster.cli.cluster
     anchors, shared, target_access = None, None, access
-    if isinstance(cfg.role, config.TargetRole):
+    if isinstance(cfg.role, TargetRole):
         anchors = cluster.anchors
     else:
         outputs = cluster.target_outputs
-        target_access = ClusterAccess(context=cfg.role.target.context, kubeconfig=cfg.role.target.kubeconfig)
+        target_access = cfg.role.target
         shared = SharedAnchor(
             secret=str(outputs["trustAnchorSecret"]),
             cert_pem=str(outputs["trustAnchorPem"]),
@@ -107,9 +110,7 @@ def mesh_cluster(cluster: Cluster) -> Mesh:
             trust_domain=cfg.linkerd.trust_domain,
             identity=identity,
             multicluster=True,
-            links=(cfg.role.target.name,)
-            if isinstance(cfg.role, config.SourceRole) and cfg.line.link_controllers_in_install
-            else (),
+            links=(cfg.role.target.name,) if isinstance(cfg.role, SourceRole) and cfg.line.link_controllers_in_install else (),
         ),
         opts=on_cluster,
     )
@@ -128,6 +129,7 @@ def mesh_cluster(cluster: Cluster) -> Mesh:
             tls=cfg.edge_stack.tls,
             # The target's gateway renames Edge Stack's HTTP port mc-probe (the page's Service patch).
             service_port_names={gateway.probe_port: upstream.PROBE_PORT_NAME} if cfg.is_target else {},
+            retired_namespace=stack_checks.retired_edge_stack_namespace(cfg, cluster.last_outputs),
         ),
         opts=on_cluster,
     )
@@ -137,7 +139,7 @@ def mesh_cluster(cluster: Cluster) -> Mesh:
             MeshedNamespaceArgs(
                 name=name,
                 exists=name in workloads.existing_namespaces,
-                owner=config.namespace_owner(pulumi.get_stack()),
+                owner=namespace_owner(pulumi.get_stack()),
                 control_plane=linkerd.ready,
             ),
             opts=on_cluster,
@@ -159,7 +161,7 @@ def mesh_cluster(cluster: Cluster) -> Mesh:
     return Mesh(identity=made[0], linkerd=linkerd, edge_stack=edge_stack, namespaces=namespaces, qotm=qotm)
 
 
-def export_cluster(cfg: config.StackConfig, identity: LinkerdIdentity) -> None:
+def export_cluster(cfg: StackConfig, identity: LinkerdIdentity) -> None:
     pulumi.export("clusterName", cfg.cluster.name)
     pulumi.export("context", cfg.cluster.context)
     pulumi.export("versionLine", cfg.line.name)
@@ -186,28 +188,19 @@ def export_cluster(cfg: config.StackConfig, identity: LinkerdIdentity) -> None:
     )
 
 
-def target_stack(cluster: Cluster, role: config.TargetRole) -> None:
+def target_stack(cluster: Cluster, role: TargetRole) -> None:
     """The gateway side: the shared anchor and its own issuer, the page on this cluster, then the gateway."""
-    cfg, ports = cluster.cfg, cluster.cfg.gateway
+    cfg = cluster.cfg
     mesh = mesh_cluster(cluster)
-    gateway = GatewayRef(
-        namespace=cfg.edge_stack.product.namespace,
-        deployment=cfg.edge_stack.product.deployment,
-        service=cfg.edge_stack.product.service,
-        service_account=cfg.edge_stack.product.service_account,
-        service_ports=mesh.edge_stack.service_ports,
-    )
+    product = cfg.edge_stack.product
     multicluster = MulticlusterTarget(
         "multicluster-target",
         MulticlusterTargetArgs(
             line=cfg.line,
-            gateway=gateway,
+            product=product,
+            service_ports=mesh.edge_stack.service_ports,
             hostname=role.gateway_hostname,
-            gateway_port=ports.port,
-            probe_port=ports.probe_port,
-            probe_target_port=ports.probe_target_port,
-            probe_path=ports.probe_path,
-            probe_period_seconds=ports.probe_period_seconds,
+            ports=cfg.gateway,
             trust_domain=cfg.linkerd.trust_domain,
             exported_services=role.exported_services,
             depends_on=[mesh.edge_stack.mesh, *mesh.linkerd.multicluster_ready],
@@ -220,13 +213,13 @@ def target_stack(cluster: Cluster, role: config.TargetRole) -> None:
     # What the source's issuer is signed with: the anchor's Secret by name (its key never leaves the cluster).
     pulumi.export("trustAnchorSecret", mesh.identity.anchor_secret)
     pulumi.export("identityAnchors", mesh.identity.anchor_state)
-    pulumi.export("gatewayName", gateway.deployment)
-    pulumi.export("gatewayNamespace", gateway.namespace)
+    pulumi.export("gatewayName", product.deployment)
+    pulumi.export("gatewayNamespace", product.namespace)
     pulumi.export("gatewayIdentity", multicluster.gateway_identity)
     pulumi.export("exportedServices", [f"{ns}/{name}" for ns, name in role.exported_services])
 
 
-def source_stack(cluster: Cluster, role: config.SourceRole) -> None:
+def source_stack(cluster: Cluster, role: SourceRole) -> None:
     """The linking side: the target's trust roots and its own issuer signed by the target's anchor, the page,
     then the Link and checks.
 
@@ -235,9 +228,7 @@ def source_stack(cluster: Cluster, role: config.SourceRole) -> None:
     cfg = cluster.cfg
     target = cluster.target_outputs
     mesh = mesh_cluster(cluster)
-    target_cli = LinkerdCli(
-        binary=cfg.linkerd.cli, cluster=ClusterAccess(context=role.target.context, kubeconfig=role.target.kubeconfig)
-    )
+    target_cli = LinkerdCli(binary=cfg.linkerd.cli, cluster=role.target)
     MulticlusterSource(
         "multicluster-source",
         MulticlusterSourceArgs(
@@ -271,27 +262,28 @@ def source_stack(cluster: Cluster, role: config.SourceRole) -> None:
 
 def main() -> None:
     cfg = config.load()
+    clusters.check_stack(cfg)
     last = stack_outputs.read(f"{pulumi.get_organization()}/{pulumi.get_project()}/{pulumi.get_stack()}")
     # The source's view of the target, checked before the first registration like everything else.
     target = (
-        config.check_target_outputs(cfg, cfg.role, stack_outputs.read(cfg.role.target_stack))
-        if isinstance(cfg.role, config.SourceRole)
+        stack_checks.check_target_outputs(cfg, cfg.role, stack_outputs.read(cfg.role.target_stack))
+        if isinstance(cfg.role, SourceRole)
         else {}
     )
     # A rotation step that skips one, or goes back, is refused here, before the first registration.
-    if isinstance(cfg.role, config.TargetRole):
-        config.check_trust_domain_kept(cfg.linkerd.trust_domain, last.get("trustAnchorPem"))
+    if isinstance(cfg.role, TargetRole):
+        stack_checks.check_trust_domain_kept(cfg.linkerd.trust_domain, last.get("trustAnchorPem"))
     anchors = (
         anchor_plan(last.get("identityAnchors"), cfg.role.trust_anchor_rotation)
-        if isinstance(cfg.role, config.TargetRole)
+        if isinstance(cfg.role, TargetRole)
         else AnchorPlan()
     )
-    access = ClusterAccess(context=cfg.cluster.context, kubeconfig=cfg.cluster.kubeconfig)
-    cli = LinkerdCli(binary=cfg.linkerd.cli, cluster=access)
-    crds = config.read_manifest("edgeStackCrds", cfg.edge_stack.crds, read_location)
-    manifest = config.read_manifest("edgeStackManifest", cfg.edge_stack.manifest, read_location)
-    config.check_edge_stack_manifest(cfg.edge_stack, manifest)
-    cli.require_version(cfg.linkerd.version)
+    cli = LinkerdCli(binary=cfg.linkerd.cli, cluster=cfg.cluster)
+    crds = read_manifest("edgeStackCrds", cfg.edge_stack.crds, read_location)
+    manifest = read_manifest("edgeStackManifest", cfg.edge_stack.manifest, read_location)
+    stack_checks.check_edge_stack_manifest(cfg.edge_stack, manifest)
+    if not clusters.checked_by_preflight():
+        cli.require_version(cfg.linkerd.version)
     # A fixed name: renaming the provider would replace every object it manages. Its identity is the
     # cluster's name, not the kubeconfig's path: the same cluster reached through another kubeconfig
     # (a CI runner, a colleague's laptop) is an update of the provider, never a replacement of everything.
@@ -301,9 +293,9 @@ def main() -> None:
     on_cluster = pulumi.ResourceOptions(providers={"kubernetes": provider})
     cluster = Cluster(cfg, cli, crds, manifest, on_cluster, last_outputs=last, anchors=anchors, target_outputs=target)
     match cfg.role:
-        case config.TargetRole():
+        case TargetRole():
             target_stack(cluster, cfg.role)
-        case config.SourceRole():
+        case SourceRole():
             source_stack(cluster, cfg.role)
 
 

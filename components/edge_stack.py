@@ -23,8 +23,9 @@ import pulumi_command as command
 import pulumi_kubernetes as k8s
 
 from support import ambassador, manifests, upstream
-from support.config import Tls
+from support.config_model import Tls
 from support.linkerd_cli import LinkerdCli, PendingRender
+from support.project import PROJECT
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -43,6 +44,8 @@ class EdgeStackArgs:
     # gateway's mc-probe): the Service declares them itself, so the gateway patch that sets the
     # same name shares the field instead of fighting over it at every `up` after a refresh.
     service_port_names: Mapping[int, str] = field(default_factory=dict)
+    # The namespace of the product this stack ran until `edgeStackProduct` switched: retained, never deleted.
+    retired_namespace: str | None = None
 
 
 def inject_flags(gateway_port: int) -> list[str]:
@@ -104,6 +107,21 @@ def not_awaited_if_service(obj: manifests.ManifestObject) -> manifests.ManifestO
     return manifests.with_annotations(obj, {upstream.SKIP_AWAIT_ANNOTATION: "true"})
 
 
+def _named(objects: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
+    """The manifest's `kind` called `name` (the manifest's shape was checked when it was read)."""
+    return next(o for o in objects if o["kind"] == kind and o["metadata"]["name"] == name)
+
+
+def _set_module_option(objects: list[dict[str, Any]], line: upstream.VersionLine, namespace: str, value: bool) -> None:
+    """`add_linkerd_headers` on the `ambassador` Module: the manifest's own where it brings one, else a Module of ours."""
+    modules = [o for o in objects if o["kind"] == "Module" and o["metadata"]["name"] == upstream.MODULE_NAME]
+    if modules:
+        # Set the option there rather than own a second Module.
+        modules[0]["spec"].setdefault("config", {})["add_linkerd_headers"] = value
+    else:
+        objects.append(ambassador.module_object(line, namespace, value))
+
+
 class EdgeStack(pulumi.ComponentResource):
     # The Service's ports as the manifest declares them, in order.
     service_ports: tuple[dict[str, Any], ...]
@@ -112,20 +130,20 @@ class EdgeStack(pulumi.ComponentResource):
     deployment: pulumi.CustomResource
     service: pulumi.CustomResource
     mesh: k8s.apps.v1.DeploymentPatch
+    # The previous product's namespace after an `edgeStackProduct` switch, retained (None otherwise).
+    retained: k8s.core.v1.Namespace | None
 
     def __init__(self, name: str, args: EdgeStackArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("aes-linkerd2:index:EdgeStack", name, None, opts)
-        product, line = args.product, args.line
-        namespace = product.namespace
-
+        product, namespace = args.product, args.product.namespace
         objects = [prepare_object(obj.body, product, args.service_port_names) for obj in manifests.parse(args.manifest_yaml)]
-        deployment_body = next(o for o in objects if o["kind"] == "Deployment" and o["metadata"]["name"] == product.deployment)
+        deployment_body = _named(objects, "Deployment", product.deployment)
         # JSON: every string stays a string (the CLI reads YAML 1.1, where a bare `y` is true).
         inject_input = json.dumps(deployment_body)
         # Started before the rest is registered, so the CLI runs beside it.
         inject_render = (
             args.cli.start("inject", "--ignore-cluster", *inject_flags(args.gateway_port), "-", stdin=inject_input)
-            if line.inject_offline
+            if args.line.inject_offline
             else None
         )
         self.crds = list(
@@ -135,23 +153,7 @@ class EdgeStack(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self),
             ).values()
         )
-
-        kinds = {(o["kind"], o["metadata"]["name"]) for o in objects}
-        if ("Namespace", namespace) not in kinds:
-            objects.insert(0, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
-        modules = [o for o in objects if o["kind"] == "Module" and o["metadata"]["name"] == upstream.MODULE_NAME]
-        if modules:
-            # The manifest brings its own Module: set the option there rather than own a second one.
-            modules[0]["spec"].setdefault("config", {})["add_linkerd_headers"] = args.add_linkerd_headers
-        else:
-            objects.append(ambassador.module_object(line, namespace, args.add_linkerd_headers))
-        if line.needs_listeners:
-            objects.extend(ambassador.listener_objects(line, namespace, product.deployment))
-        if args.license_key is not None:
-            objects.append(self._license_secret(product, args.license_key))
-        if args.tls is not None:
-            objects.extend(self._tls_objects(line, namespace, args.tls))
-
+        objects = self._with_own_objects(objects, args)
         self.resources = manifests.register(
             [manifests.ManifestObject(o) for o in objects],
             prefix=name,
@@ -159,9 +161,7 @@ class EdgeStack(pulumi.ComponentResource):
         )
         self.deployment = self.resources[f"Deployment/{namespace}/{product.deployment}"]
         self.service = self.resources[f"Service/{namespace}/{product.service}"]
-
-        service_body = next(o for o in objects if o["kind"] == "Service" and o["metadata"]["name"] == product.service)
-        self.service_ports = tuple(service_body["spec"]["ports"])
+        self.service_ports = tuple(_named(objects, "Service", product.service)["spec"]["ports"])
         added = self._inject(name, args, deployment_body, inject_input, inject_render)
         self.mesh = k8s.apps.v1.DeploymentPatch(
             f"{name}-linkerd-inject",
@@ -172,8 +172,29 @@ class EdgeStack(pulumi.ComponentResource):
             # Injection needs the proxy injector and identity running.
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.deployment, *args.control_plane]),
         )
-
+        self.retained = self._retain(name, args.retired_namespace)
         self.register_outputs({})
+
+    def _retain(self, name: str, namespace: str | None) -> k8s.core.v1.Namespace | None:
+        """The old product's namespace, declared once more under its old name and retained on delete.
+
+        Dropping it would make the engine delete it with everything users put there. Declared with
+        retain_on_delete, the next `up` (which no longer declares it) only forgets it: the namespace
+        is left on the cluster, for its owners to empty and delete. The old product's own objects in
+        it are deleted as usual: they are the program's.
+        """
+        if namespace is None:
+            return None
+        pulumi.log.warn(
+            f"config {PROJECT}:edgeStackProduct switched: namespace {namespace!r} of the previous product is kept on "
+            "the cluster (retained, no longer managed); delete it yourself once nothing of yours is in it",
+            self,
+        )
+        return k8s.core.v1.Namespace(
+            f"{name}:{namespace}",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=namespace),
+            opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True),
+        )
 
     def _inject(
         self, name: str, args: EdgeStackArgs, deployment: dict[str, Any], manifest: str, render: PendingRender | None
@@ -191,6 +212,23 @@ class EdgeStack(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.deployment, *args.control_plane]),
         )
         return injected.stdout.apply(lambda text: added_annotations(deployment, text))
+
+    @classmethod
+    def _with_own_objects(cls, objects: list[dict[str, Any]], args: EdgeStackArgs) -> list[dict[str, Any]]:
+        """The manifest's objects and the program's own: its namespace where the manifest has none, the
+        `ambassador` Module's option, the Listeners, the licence Secret and the TLS Host."""
+        line, product, namespace = args.line, args.product, args.product.namespace
+        objects = list(objects)
+        if not any(o["kind"] == "Namespace" and o["metadata"]["name"] == namespace for o in objects):
+            objects.insert(0, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
+        _set_module_option(objects, line, namespace, args.add_linkerd_headers)
+        if line.needs_listeners:
+            objects.extend(ambassador.listener_objects(line, namespace, product.deployment))
+        if args.license_key is not None:
+            objects.append(cls._license_secret(product, args.license_key))
+        if args.tls is not None:
+            objects.extend(cls._tls_objects(line, namespace, args.tls))
+        return objects
 
     @staticmethod
     def _license_secret(product: upstream.EdgeStackProduct, license_key: pulumi.Input[str]) -> dict[str, Any]:

@@ -29,9 +29,9 @@ import pulumi_command as command
 from support import clock, upstream
 from support.certificates import RotationStep, anchor_secret_name, bundle, expiry
 from support.config import TRUST_ANCHOR_ROTATION as ROTATION_KEY
-from support.config import ConfigError
-from support.linkerd_cli import ClusterAccess
-from support.manifests import PROJECT_ROOT
+from support.config_model import ClusterAccess
+from support.errors import ConfigError
+from support.project import PROJECT_ROOT, RUNS_OFFLINE_ENV
 
 
 class Phase(StrEnum):
@@ -228,6 +228,8 @@ class LinkerdIdentity(pulumi.ComponentResource):
             # No delete: the namespace goes with `destroy`, and a renewal's new Command overwrites the same
             # Secret (created before the old one is deleted, whose deletion must not remove it).
             dir=str(PROJECT_ROOT),
+            # Marks the Command as the program's own: the offline evaluation runs it (on folder stand-ins).
+            environment={RUNS_OFFLINE_ENV: "1"},
             logging=command.local.Logging.STDERR,
             # A new signing anchor, or a due renewal, makes a new issuer.
             triggers=[self.trust_anchor_pem, str(generation)],
@@ -266,6 +268,7 @@ class LinkerdIdentity(pulumi.ComponentResource):
             # `drop-old` and `destroy --delete-trust-anchor` take the key with the Command.
             delete=_certificates("delete-anchor", secret, args.kubectl, args.target_access),
             dir=str(PROJECT_ROOT),
+            environment={RUNS_OFFLINE_ENV: "1"},
             logging=command.local.Logging.STDERR,
             triggers=[args.trust_domain],
             opts=pulumi.ResourceOptions(

@@ -14,30 +14,18 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from support import ambassador, upstream
-
-
-@dataclass(frozen=True, kw_only=True)
-class GatewayRef:
-    """The Edge Stack deployment that serves as gateway."""
-
-    namespace: str
-    deployment: str
-    service: str
-    service_account: str
-    # The Service's own ports, in its order, as Edge Stack's manifest declares them.
-    service_ports: tuple[Mapping[str, Any], ...] = ()
+from support.config_model import GatewaySettings
 
 
 @dataclass(frozen=True, kw_only=True)
 class MulticlusterTargetArgs:
     line: upstream.VersionLine
-    gateway: GatewayRef
+    # The Edge Stack product that serves as gateway (its namespace, Deployment, Service and account).
+    product: upstream.EdgeStackProduct
+    # The Service's own ports, in its order, as Edge Stack's manifest declares them.
+    service_ports: tuple[Mapping[str, Any], ...]
     hostname: str
-    gateway_port: int
-    probe_port: int
-    probe_target_port: int
-    probe_path: str
-    probe_period_seconds: int
+    ports: GatewaySettings
     trust_domain: str
     exported_services: Sequence[tuple[str, str]]
     # Edge Stack's objects and mesh patch, and Linkerd's control plane and multicluster extension.
@@ -50,15 +38,15 @@ class MulticlusterTargetArgs:
 
 def gateway_service_annotations(args: MulticlusterTargetArgs) -> dict[str, str]:
     """What Linkerd's service mirror reads from the gateway Service."""
-    gateway = args.gateway
+    product = args.product
     return {
         upstream.GATEWAY_IDENTITY_ANNOTATION: upstream.gateway_identity(
-            gateway.service_account, gateway.namespace, args.trust_domain
+            product.service_account, product.namespace, args.trust_domain
         ),
         upstream.MULTICLUSTER_GATEWAY_ANNOTATION: "true",
         # Must be the health Mapping's prefix, which this same value defines.
-        upstream.PROBE_PATH_ANNOTATION: args.probe_path,
-        upstream.PROBE_PERIOD_ANNOTATION: str(args.probe_period_seconds),
+        upstream.PROBE_PATH_ANNOTATION: args.ports.probe_path,
+        upstream.PROBE_PERIOD_ANNOTATION: str(args.ports.probe_period_seconds),
     }
 
 
@@ -68,12 +56,17 @@ def gateway_ports(args: MulticlusterTargetArgs) -> list[k8s.core.v1.ServicePortP
     Every port of the Service is listed, in its order: the provider compares port lists position
     by position, so a patch naming only some of them would show a change at every preview.
     """
-    probe: dict[str, Any] = {"name": upstream.PROBE_PORT_NAME, "port": args.probe_port, "targetPort": args.probe_target_port}
-    ports = [probe if port["port"] == args.probe_port else dict(port) for port in args.gateway.service_ports]
+    gateway = args.ports
+    probe: dict[str, Any] = {
+        "name": upstream.PROBE_PORT_NAME,
+        "port": gateway.probe_port,
+        "targetPort": gateway.probe_target_port,
+    }
+    ports = [probe if port["port"] == gateway.probe_port else dict(port) for port in args.service_ports]
     if probe not in ports:
         ports.append(probe)
-    ports = [p for p in ports if p["port"] != args.gateway_port]
-    ports.append({"name": upstream.GATEWAY_PORT_NAME, "port": args.gateway_port})
+    ports = [p for p in ports if p["port"] != gateway.port]
+    ports.append({"name": upstream.GATEWAY_PORT_NAME, "port": gateway.port})
     return [
         k8s.core.v1.ServicePortPatchArgs(
             name=port.get("name"), port=port["port"], target_port=port.get("targetPort"), protocol=port.get("protocol", "TCP")
@@ -83,7 +76,7 @@ def gateway_ports(args: MulticlusterTargetArgs) -> list[k8s.core.v1.ServicePortP
 
 
 def export_metadata(
-    line: upstream.VersionLine, gateway: GatewayRef, name: str, namespace: str
+    line: upstream.VersionLine, gateway: upstream.EdgeStackProduct, name: str, namespace: str
 ) -> k8s.meta.v1.ObjectMetaPatchArgs:
     """A service's metadata that exports it through this gateway: a label, or 2.8's annotations."""
     # The label changes nothing the provider's Service await looks at (endpoints, settled for 10 seconds).
@@ -110,7 +103,7 @@ class MulticlusterTarget(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: MulticlusterTargetArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("aes-linkerd2:index:MulticlusterTarget", name, None, opts)
-        line, gateway = args.line, args.gateway
+        line, gateway = args.line, args.product
         after = pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on))
 
         # Linkerd secures the hop between clusters, so requests reach Edge Stack as plain HTTP.
@@ -136,7 +129,7 @@ class MulticlusterTarget(pulumi.ComponentResource):
             namespace=gateway.namespace,
             spec=ambassador.mapping_spec(
                 line,
-                prefix=args.probe_path,
+                prefix=args.ports.probe_path,
                 rewrite=upstream.READY_CHECK_PATH,
                 service=f"localhost:{upstream.ADMIN_PORT}",
                 bypass_auth=True,

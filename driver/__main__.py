@@ -17,6 +17,8 @@ from driver.api import Deployment, OperationResult
 from driver.progress import Display
 from driver.render import RENDERED_INCOMPLETELY, incomplete
 from driver.settings import STACKS, DriverError, read_settings
+from support.errors import ConfigError
+from support.project import PROJECT_ROOT
 
 VERBS = {
     "up": "deploy: the target stack (Linkerd, Edge Stack as gateway, exports, trust anchor), then the source "
@@ -41,7 +43,7 @@ VERBS = {
 
 def _common_options(parser: argparse.ArgumentParser, *, inherited: bool) -> None:
     """--stack, --project-dir and --json, before or after the verb (after it, they keep what came before)."""
-    project = str(Path(__file__).resolve().parent.parent)
+    project = str(PROJECT_ROOT)
     # On a verb, an option not given leaves the value given before the verb alone.
     stacks: Any = argparse.SUPPRESS if inherited else None
     parser.add_argument("--stack", choices=STACKS, action="append", default=stacks, help="only this stack (repeatable)")
@@ -219,33 +221,36 @@ def main(argv: list[str] | None = None) -> int:
         deployment = Deployment(args.project_dir, stacks=args.stack or STACKS, on_progress=None if args.json else display.update)
         if args.verb in READ_ONLY_VERBS:
             return READ_ONLY_VERBS[args.verb](deployment, args)
-        operation = getattr(deployment, args.verb)
         with display:
-            result: OperationResult = (
-                operation(expect_no_changes=args.expect_no_changes)
-                if args.verb != "destroy"
-                else operation(force=args.force, delete_trust_anchor=args.delete_trust_anchor)
-            )
-    except DriverError as error:
+            result = _operate(deployment, args)
+    except (DriverError, ConfigError) as error:
+        exit_code = error.exit_code if isinstance(error, DriverError) else 2
         if args.json:
-            print(json.dumps({"operation": args.verb, "succeeded": False, "exitCode": error.exit_code, "error": str(error)}))
+            print(json.dumps({"operation": args.verb, "succeeded": False, "exitCode": exit_code, "error": str(error)}))
         print(f"error: {error}", file=sys.stderr)
-        return error.exit_code
+        return exit_code
+    _print_result(result, args, started)
+    return 0 if result.succeeded else 1
+
+
+def _operate(deployment: Deployment, args: argparse.Namespace) -> OperationResult:
+    operation = getattr(deployment, args.verb)
+    if args.verb == "destroy":
+        return operation(force=args.force, delete_trust_anchor=args.delete_trust_anchor)  # type: ignore[no-any-return]
+    return operation(expect_no_changes=args.expect_no_changes)  # type: ignore[no-any-return]
+
+
+def _print_result(result: OperationResult, args: argparse.Namespace, started: float) -> None:
     if args.json:
         report = {"operation": result.operation, "succeeded": result.succeeded, "skipped": list(result.skipped)}
         print(json.dumps({**report, "stacks": [vars(s) for s in result.stacks]}, indent=2, default=str))
-    else:
-        print(result.table())
-        for failed in (s for s in result.stacks if not s.succeeded):
-            applied = [s.stack for s in result.stacks if s.succeeded]
-            print(
-                f"\n{failed.stack} failed: {failed.error}\napplied before it: {', '.join(applied) or 'nothing'}", file=sys.stderr
-            )
-        print(
-            f"\n{result.operation} {'done' if result.succeeded else 'FAILED'} in {time.monotonic() - started:.0f}s",
-            file=sys.stderr,
-        )
-    return 0 if result.succeeded else 1
+        return
+    print(result.table())
+    applied = [s.stack for s in result.stacks if s.succeeded]
+    for failed in (s for s in result.stacks if not s.succeeded):
+        print(f"\n{failed.stack} failed: {failed.error}\napplied before it: {', '.join(applied) or 'nothing'}", file=sys.stderr)
+    outcome = "done" if result.succeeded else "FAILED"
+    print(f"\n{result.operation} {outcome} in {time.monotonic() - started:.0f}s", file=sys.stderr)
 
 
 if __name__ == "__main__":

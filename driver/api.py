@@ -22,6 +22,8 @@ from driver.automation import AutomationEngine
 from driver.render import render_stacks
 from driver.settings import STACKS, DriverError, StackSettings
 from support import tools
+from support.clusters import PREFLIGHT_ENV
+from support.upstream_cache import UpstreamCache
 
 CHANGE_KINDS = ("create", "update", "replace", "delete", "same")
 
@@ -111,15 +113,24 @@ class Deployment:
             raise DriverError(f"unknown stack {unknown[0]!r}: the stacks are {', '.join(STACKS)}")
         self.stacks = [s for s in STACKS if s in stacks]
         self.environ = dict(os.environ if environ is None else environ)
-        self.backend_url = backend_url or self.environ.get("PULUMI_BACKEND_URL") or f"file://{self.project_dir / '.state'}"
+        self.backend_url = backend_url or self._default_backend()
         self.on_progress = on_progress
         self._which = which
         self._run_tool = run_tool or _run_tool
         self._find_linkerd = find_linkerd
-        self._release_files = release_files or (
-            lambda stack, settings, fetch: setup.findings(self.project_dir, stack, settings, fetch=fetch)
-        )
+        self._release_files = release_files or self._setup_findings
+        self._cache: UpstreamCache | None = None
         self._engine = engine
+
+    def _default_backend(self) -> str:
+        """$PULUMI_BACKEND_URL, else the project's own `.state/` folder."""
+        return self.environ.get("PULUMI_BACKEND_URL") or f"file://{self.project_dir / '.state'}"
+
+    def _setup_findings(self, stack: str, settings: StackSettings, fetch: bool) -> list[preflight.Finding]:
+        """The set-up's items of `stack`, through one cache (one downloader, one lock file) for the whole run."""
+        if self._cache is None:
+            self._cache = setup.project_cache(self.project_dir)
+        return setup.findings(stack, settings, fetch=fetch, cache=self._cache)
 
     # --- operations ---------------------------------------------------------------------------
 
@@ -202,7 +213,13 @@ class Deployment:
     def _engine_environment(self) -> dict[str, str]:
         if self.backend_url.startswith("file://"):
             Path(self.backend_url.removeprefix("file://")).mkdir(parents=True, exist_ok=True)
-        return {**self.environ, "PULUMI_BACKEND_URL": self.backend_url, "PULUMI_SKIP_UPDATE_CHECK": "true"}
+        # The stacks run after the pre-flight passed: the program does not ask the clusters and the CLI again.
+        return {
+            **self.environ,
+            "PULUMI_BACKEND_URL": self.backend_url,
+            "PULUMI_SKIP_UPDATE_CHECK": "true",
+            PREFLIGHT_ENV: "1",
+        }
 
     def _run(self, operation: str, order: list[str], expect_no_changes: bool = False) -> OperationResult:
         engine = self._prepare(operation)

@@ -10,7 +10,8 @@ from typing import Any
 
 from pulumi import automation as auto
 
-SECRET_MASK = "[secret]"
+from support.project import SECRET_SHOWN
+
 # Steps the engine runs at once (its default is 8): most of a step is waiting for the API server or
 # a rollout, and the widest wave here (the CRDs of Linkerd and Edge Stack) is about 35 objects.
 PARALLEL = 64
@@ -39,7 +40,7 @@ def _changes(summary: Mapping[Any, int] | None) -> dict[str, int]:
 
 
 def _outputs(outputs: Mapping[str, auto.OutputValue]) -> dict[str, Any]:
-    return {key: SECRET_MASK if value.secret else value.value for key, value in outputs.items()}
+    return {key: SECRET_SHOWN if value.secret else value.value for key, value in outputs.items()}
 
 
 class AutomationEngine:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import datetime
 from collections.abc import Mapping
 from typing import Any
 
-from support import clock
+from support import clock, upstream
 
-# `linkerd check` warns when a certificate has fewer days left than this.
-WARN_DAYS = 60
+# `linkerd check` warns when a certificate has fewer days left than this; issuers renew before it would.
+WARN_DAYS = upstream.ISSUER_RENEW_BEFORE_DAYS
 
 
 def rows(outputs: Mapping[str, Mapping[str, Any]], warn_days: int = WARN_DAYS) -> list[dict[str, Any]]:
@@ -21,7 +20,7 @@ def rows(outputs: Mapping[str, Mapping[str, Any]], warn_days: int = WARN_DAYS) -
     found = []
     for stack, values in outputs.items():
         for row in values.get("identityCertificates") or []:
-            not_after = datetime.datetime.fromisoformat(str(row["notAfter"]).replace("Z", "+00:00"))
+            not_after = clock.parse_time(str(row["notAfter"]))
             days_left = (not_after - now).days
             found.append({"stack": stack, **row, "daysLeft": days_left, "due": days_left < warn_days})
     return found

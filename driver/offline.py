@@ -20,13 +20,11 @@ from typing import Any
 
 import pulumi
 from google.protobuf import json_format
-from pulumi.runtime import rpc, settings
-from pulumi.runtime.mocks import MockCallArgs, MockMonitor, MockResourceArgs, Mocks
-from pulumi.runtime.proto import resource_pb2
+from pulumi.runtime import MockCallArgs, MockResourceArgs, Mocks
 
 from driver.sdk import is_secret_value, run_to_completion
-from support import certificates
-from support.config import PROJECT
+from support import certificates, sdk_internals
+from support.project import PROJECT, RUNS_OFFLINE_ENV
 
 # The clusters' `linkerd` namespaces as the certificate Commands see them offline: one private folder
 # per process, one sub-folder per kube context (a target evaluated first leaves its anchor for the source).
@@ -199,13 +197,6 @@ class ProgramMocks(Mocks):
         return stdin
 
     def new_resource(self, args: MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
-        if args.typ == "pulumi:pulumi:StackReference":
-            name = args.inputs["name"]
-            if name not in self.stack_references and name == f"organization/{PROJECT}/{pulumi.get_stack()}":
-                return name, {"name": name, "outputs": {}}  # the stack's own, before its first update
-            if name not in self.stack_references:
-                raise RuntimeError(f"no outputs of stack {name}: evaluate (or render) that stack first")
-            return name, {"name": name, "outputs": dict(self.stack_references[name])}
         outputs = dict(args.inputs)
         if args.typ == "command:local:Command" and not self.preview:
             outputs["stdout"] = self.command_stdouts[args.name] = self._command_stdout(args.inputs)
@@ -219,7 +210,8 @@ class ProgramMocks(Mocks):
     def _command_stdout(self, inputs: dict[str, Any]) -> str:
         line = str(unwrap_secrets(inputs.get("create", "")))
         self.commands_run.append(line)
-        if "support.certificates" in line:
+        environment = unwrap_secrets(inputs.get("environment") or {})
+        if RUNS_OFFLINE_ENV in environment:
             # The program's own certificate maker, on folders standing in for the clusters' Secrets.
             argv = shlex.split(line)
             try:
@@ -234,7 +226,7 @@ class ProgramMocks(Mocks):
         return ""
 
     def call(self, args: MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:
-        if args.token == "pulumi:pulumi:readStackOutputs":  # the engine's builtin: a stack's last outputs
+        if args.token == sdk_internals.READ_STACK_OUTPUTS:  # the engine's builtin: a stack's last outputs
             name = str(args.args["name"])
             return {"name": name, "outputs": dict(self.stack_references.get(name) or {})}, []
         if args.token != "command:local:run":
@@ -252,7 +244,7 @@ class ProgramMocks(Mocks):
         return {"stdout": stdout, "stderr": "", "command": command}, []
 
 
-class RecordingMonitor(MockMonitor):
+class RecordingMonitor(sdk_internals.MockMonitor):
     def __init__(self, mocks: Mocks) -> None:
         super().__init__(mocks)
         self.registrations: list[Registration] = []
@@ -260,7 +252,7 @@ class RecordingMonitor(MockMonitor):
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (the gRPC method's name)
         response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
         if request.type != "pulumi:pulumi:Stack":
-            wrapped = rpc.deserialize_properties(request.object)
+            wrapped = sdk_internals.deserialize_properties(request.object)
             self.registrations.append(
                 Registration(
                     type=request.type,
@@ -287,7 +279,7 @@ class RecordingMonitor(MockMonitor):
         # answering them in preview too is what the engine does (the SDK's own fallback gate,
         # used without this feature, would leave them unknown).
         info = super().GetDeploymentInfo(request)  # type: ignore[no-untyped-call]
-        info.supportedFeatures.append(resource_pb2.RESOURCE_MONITOR_FEATURE_INVOKE_DEPENDS_ON)
+        info.supportedFeatures.append(sdk_internals.INVOKE_DEPENDS_ON)
         return info
 
 
@@ -344,7 +336,7 @@ def evaluate(
     Pulumi's runtime settings are process-wide: evaluate one program at a time per process.
     """
     monitor = RecordingMonitor(mocks)
-    settings.ROOT.set(None)
+    sdk_internals.reset_root_resource()
     pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=preview, monitor=monitor, organization="organization")
     values = {f"{PROJECT}:{k}": v if isinstance(v, str) else json.dumps(v) for k, v in config.items()}
     pulumi.runtime.set_all_config(values, [f"{PROJECT}:{k}" for k in secret_keys or []])
@@ -353,7 +345,7 @@ def evaluate(
     async def program_and_exports() -> None:
         program()
         # pulumi.export() collects on the root stack; under mocks nothing registers them.
-        root = settings.get_root_resource()
+        root = pulumi.runtime.get_root_resource()
         for key, value in (getattr(root, "outputs", None) or {}).items():
             output = pulumi.Output.from_input(value)
             if await output.is_known():

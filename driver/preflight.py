@@ -19,9 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from driver.settings import STACKS, DriverError, StackSettings, read_settings
-from support import config as stack_config
 from support import tools, upstream
-from support.linkerd_cli import ClusterAccess
+from support.clusters import check_cluster, check_line_fits
+from support.config_model import ClusterAccess, StackConfig
+from support.errors import ConfigError
+from support.project import PROJECT, namespace_owner
 
 PULUMI_INSTALL = "https://www.pulumi.com/docs/install/"
 PASSPHRASE_VARIABLES = ("PULUMI_CONFIG_PASSPHRASE", "PULUMI_CONFIG_PASSPHRASE_FILE")
@@ -37,12 +39,23 @@ RunTool = Callable[[list[str]], str]
 class Finding:
     """One check: what was checked, whether it passed, and what was found (or how to fix it)."""
 
-    subject: str
+    subject: str  # "<stack>: <what>" for a stack's check
     ok: bool
     message: str
+    # The stack checked, for a stack's check (None for the machine's: the Pulumi CLI, the passphrase).
+    stack: str | None = None
 
     def line(self) -> str:
         return f"{'ok  ' if self.ok else 'FAIL'}  {self.subject}: {self.message}"
+
+    @property
+    def what(self) -> str:
+        """The subject without its stack: the same check of two stacks has the same `what`."""
+        return self.subject.removeprefix(f"{self.stack}: ") if self.stack else self.subject
+
+
+def stack_finding(stack: str, what: str, ok: bool, message: str) -> Finding:
+    return Finding(f"{stack}: {what}", ok, message, stack)
 
 
 @dataclass(frozen=True)
@@ -89,59 +102,53 @@ def stack_file(project_dir: Path, stack: str) -> tuple[StackSettings | None, Fin
     try:
         settings = read_settings(project_dir, stack)
     except DriverError as error:
-        return None, Finding(subject, False, str(error))
-    return settings, Finding(subject, True, "read")
+        return None, Finding(subject, False, str(error), stack)
+    return settings, Finding(subject, True, "read", stack)
 
 
-def stack_config_values(settings: StackSettings, stack: str) -> tuple[stack_config.StackConfig | None, Finding]:
-    """The stack's config through the program's own rules, without the Pulumi CLI or a cluster."""
+def stack_config_values(settings: StackSettings, stack: str) -> tuple[StackConfig | None, Finding]:
+    """The stack's config through the program's own parser (support.config.load), without the Pulumi CLI or a cluster."""
     subject = f"Pulumi.{stack}.yaml config"
-    source = stack_config.SettingsSource(settings.values, settings.secret_keys, stack)
     try:
-        parsed = stack_config.load(source, check_clusters=False)
-    except stack_config.ConfigError as error:
-        return None, Finding(subject, False, str(error))
-    return parsed, Finding(subject, True, "valid")
+        parsed = settings.config()
+    except ConfigError as error:
+        return None, Finding(subject, False, str(error), stack)
+    return parsed, Finding(subject, True, "valid", stack)
 
 
-def namespaces(stack: str, cfg: stack_config.StackConfig, run: RunTool) -> list[Finding]:
+def namespaces(stack: str, cfg: StackConfig, run: RunTool) -> list[Finding]:
     """Each meshed namespace as the cluster has it: one to create must not be someone else's, one to patch must exist.
 
     pulumi-kubernetes creates with server-side apply: a create over an existing namespace would take it
     over, and `destroy` would then delete it with everything in it.
     """
-    subject = f"{stack}: meshedNamespaces on {cfg.cluster.context}"
-    access = ClusterAccess(context=cfg.cluster.context, kubeconfig=cfg.cluster.kubeconfig)
+    what = f"meshedNamespaces on {cfg.cluster.context}"
     try:
-        items = _kubectl_list(run, cfg.kubectl, access, "namespaces")
+        items = _kubectl_list(run, cfg.kubectl, cfg.cluster, "namespaces")
     except DriverError as error:
-        return [Finding(subject, False, f"cannot list the cluster's namespaces: {error}")]
+        return [stack_finding(stack, what, False, f"cannot list the cluster's namespaces: {error}")]
     live = {str((item.get("metadata") or {}).get("name")): item.get("metadata") or {} for item in items}
-    owner = stack_config.namespace_owner(stack)
-    found = []
-    for name in cfg.workloads.meshed_namespaces:
-        listed = name in cfg.workloads.existing_namespaces
-        metadata = live.get(name)
-        ours = metadata is not None and (metadata.get("annotations") or {}).get(upstream.OWNER_STACK_ANNOTATION) == owner
-        if listed and metadata is None:
-            found.append(
-                Finding(
-                    f"{subject}: {name}",
-                    False,
-                    "is listed in existingNamespaces but does not exist: "
-                    "remove it from existingNamespaces and the program creates it",
-                )
-            )
-        elif not listed and metadata is not None and not ours:
-            found.append(
-                Finding(
-                    f"{subject}: {name}",
-                    False,
-                    "exists and was not created by this stack: add it to existingNamespaces in "
-                    f"Pulumi.{stack}.yaml (it is then only annotated, never created or deleted)",
-                )
-            )
-    return found or [Finding(subject, True, ", ".join(cfg.workloads.meshed_namespaces) or "none")]
+    found = [
+        stack_finding(stack, f"{what}: {name}", False, problem)
+        for name in cfg.workloads.meshed_namespaces
+        if (problem := _namespace_problem(stack, name, name in cfg.workloads.existing_namespaces, live.get(name)))
+    ]
+    return found or [stack_finding(stack, what, True, ", ".join(cfg.workloads.meshed_namespaces) or "none")]
+
+
+def _namespace_problem(stack: str, name: str, listed: bool, metadata: Mapping[str, Any] | None) -> str | None:
+    """Why the program cannot own (or patch) namespace `name` as configured, or None."""
+    if listed and metadata is None:
+        return "is listed in existingNamespaces but does not exist: remove it from existingNamespaces and the program creates it"
+    ours = metadata is not None and (metadata.get("annotations") or {}).get(upstream.OWNER_STACK_ANNOTATION) == namespace_owner(
+        stack
+    )
+    if not listed and metadata is not None and not ours:
+        return (
+            "exists and was not created by this stack: add it to existingNamespaces in "
+            f"Pulumi.{stack}.yaml (it is then only annotated, never created or deleted)"
+        )
+    return None
 
 
 def clusters_of(settings: StackSettings) -> list[tuple[str, str, str, str | None]]:
@@ -160,55 +167,64 @@ def clusters_of(settings: StackSettings) -> list[tuple[str, str, str, str | None
 def cluster(
     stack: str, settings: StackSettings, *, key: str, context: str, kubeconfig_key: str, kubeconfig: str | None
 ) -> Finding:
-    subject = f"{stack}: {key} {context}"
+    what = f"{key} {context}"
     try:
-        version = stack_config.check_cluster(key, context, kubeconfig_key, kubeconfig, require_kubeconfig=True)
+        version = check_cluster(key, context, kubeconfig_key, kubeconfig, require_kubeconfig=True)
+    except ConfigError as error:
+        return stack_finding(stack, what, False, str(error))
+    try:
         if version is not None:
-            stack_config.check_line_fits(settings.line, version, context)
-    except stack_config.ConfigError as error:
-        return Finding(subject, False, str(error))
-    return Finding(subject, True, "API server answers" + (f", Kubernetes {version[0]}.{version[1]}" if version else ""))
+            check_line_fits(settings.line, version, context)
+    except ConfigError as error:
+        # An unknown versionLine is the config check's finding; here only a known line that cannot install is.
+        if error.key != "versionLine" or error.value in upstream.VERSION_LINES:
+            return stack_finding(stack, what, False, str(error))
+    return stack_finding(stack, what, True, "API server answers" + (f", Kubernetes {version[0]}.{version[1]}" if version else ""))
 
 
 def ha_nodes(stack: str, settings: StackSettings, context: str, kubeconfig: str | None, run: RunTool) -> Finding | None:
     """With `linkerdHa`, the cluster needs three nodes a pod can be scheduled on."""
     if str(settings.get("linkerdHa")).lower() == "false":
         return None
-    subject = f"{stack}: linkerdHa on {context}"
+    what = f"linkerdHa on {context}"
     kubectl = str(settings.get("kubectl") or "kubectl")
     try:
         nodes = _kubectl_list(run, kubectl, ClusterAccess(context=context, kubeconfig=kubeconfig), "nodes")
     except DriverError as error:
-        return Finding(subject, False, f"cannot count the cluster's nodes: {error}")
+        return stack_finding(stack, what, False, f"cannot count the cluster's nodes: {error}")
     usable = [node for node in nodes if _schedulable(node)]
     if len(usable) >= HA_NODES:
-        return Finding(subject, True, f"{len(usable)} schedulable nodes")
-    return Finding(
-        subject,
+        return stack_finding(stack, what, True, f"{len(usable)} schedulable nodes")
+    return stack_finding(
+        stack,
+        what,
         False,
-        f"config {stack_config.PROJECT}:linkerdHa = true needs {HA_NODES} schedulable nodes (required anti-affinity); "
+        f"config {PROJECT}:linkerdHa = true needs {HA_NODES} schedulable nodes (required anti-affinity); "
         f"the cluster has {len(usable)} of {len(nodes)} nodes schedulable: add nodes (scripts/kind-clusters makes "
         f"{HA_NODES + 1} each) or `pulumi config set linkerdHa false --stack {stack}`",
     )
 
 
-def linkerd_cli(stack: str, settings: StackSettings, tools_: Tools) -> Finding:
-    pinned = settings.linkerd_version
-    subject = f"{stack}: linkerd CLI {pinned}"
+def linkerd_cli(stack: str, settings: StackSettings, tools_: Tools) -> Finding | None:
+    """The linkerd CLI the program would run is the pinned release; None where the config refuses the keys."""
+    try:
+        pinned, binary = settings.linkerd_version, settings.linkerd_cli(tools_.find_linkerd)
+    except ConfigError:
+        return None  # the config check names the key
+    what = f"linkerd CLI {pinned}"
     configured = settings.get("linkerdCli")
-    binary = str(configured or tools_.find_linkerd(pinned) or "linkerd")
     if tools_.which(binary) is None:
         where = "config aes-linkerd2:linkerdCli" if configured else f"looked for {tools.where_to_look(pinned)}"
-        return Finding(subject, False, f"not found ({where})")
+        return stack_finding(stack, what, False, f"not found ({where})")
     try:
         found = tools_.run([binary, *tools.LINKERD_VERSION_ARGS]).strip()
     except DriverError as error:
-        return Finding(subject, False, str(error))
+        return stack_finding(stack, what, False, str(error))
     if found != pinned:
         blame = "config aes-linkerd2:linkerdCli" if configured else "the `linkerd` on PATH"
         fix = f"`./aes-linkerd2 setup` fetches {pinned}"
-        return Finding(subject, False, f"{blame} `{binary}` is {found[:80]!r}, not {pinned!r}: {fix}")
-    return Finding(subject, True, binary)
+        return stack_finding(stack, what, False, f"{blame} `{binary}` is {found[:80]!r}, not {pinned!r}: {fix}")
+    return stack_finding(stack, what, True, binary)
 
 
 def run_checks(
@@ -223,30 +239,44 @@ def run_checks(
     """Every check `operation` needs, each independent of the others' results."""
     findings = [pulumi_cli(project_dir, tools_.which, tools_.run), passphrase(backend_url, environ)]
     for stack in stacks:
-        settings, read = stack_file(project_dir, stack)
-        findings.append(read)
-        if settings is None:
-            continue
-        parsed = None
-        if operation in RUNS_PROGRAM:
-            parsed, valid = stack_config_values(settings, stack)
-            findings.append(valid)
-        for key, context, kubeconfig_key, kubeconfig in clusters_of(settings):
-            reached = cluster(stack, settings, key=key, context=context, kubeconfig_key=kubeconfig_key, kubeconfig=kubeconfig)
-            findings.append(reached)
-            if reached.ok and key == "context" and operation in RUNS_PROGRAM:
-                findings.extend(f for f in [ha_nodes(stack, settings, context, kubeconfig, tools_.run)] if f)
-                if parsed is not None:
-                    findings.extend(namespaces(stack, parsed, tools_.run))
-        if operation in RUNS_PROGRAM:
-            # The set-up first: `up`, `preview` and `refresh` fetch what is missing; `check` only looks.
-            fetched = tools_.release_files(stack, settings, operation != "check")
-            findings.extend(fetched)
-            cli = linkerd_cli(stack, settings, tools_)
-            # A CLI the set-up could not get is one problem, said once (with why it could not).
-            if cli.ok or not any(f.subject == cli.subject and not f.ok for f in fetched):
-                findings.append(cli)
+        findings.extend(stack_checks(project_dir, stack, operation, tools_))
     return findings
+
+
+def stack_checks(project_dir: Path, stack: str, operation: str, tools_: Tools) -> list[Finding]:
+    """One stack's checks: its file, its config, its clusters and, when the program runs, its tools."""
+    settings, read = stack_file(project_dir, stack)
+    if settings is None:
+        return [read]
+    if operation not in RUNS_PROGRAM:
+        return [read, *_cluster_checks(stack, settings, None, tools_, runs_program=False)]
+    parsed, valid = stack_config_values(settings, stack)
+    clusters = _cluster_checks(stack, settings, parsed, tools_, runs_program=True)
+    return [read, valid, *clusters, *_tool_checks(stack, settings, operation, tools_)]
+
+
+def _cluster_checks(
+    stack: str, settings: StackSettings, parsed: StackConfig | None, tools_: Tools, *, runs_program: bool
+) -> list[Finding]:
+    """Each cluster the stack reaches answers; this stack's own, when the program runs, has the nodes and namespaces it needs."""
+    findings = []
+    for key, context, kubeconfig_key, kubeconfig in clusters_of(settings):
+        reached = cluster(stack, settings, key=key, context=context, kubeconfig_key=kubeconfig_key, kubeconfig=kubeconfig)
+        findings.append(reached)
+        if reached.ok and key == "context" and runs_program:
+            findings.extend(f for f in [ha_nodes(stack, settings, context, kubeconfig, tools_.run)] if f)
+            findings.extend(namespaces(stack, parsed, tools_.run) if parsed is not None else [])
+    return findings
+
+
+def _tool_checks(stack: str, settings: StackSettings, operation: str, tools_: Tools) -> list[Finding]:
+    # The set-up first: `up`, `preview` and `refresh` fetch what is missing; `check` only looks.
+    fetched = tools_.release_files(stack, settings, operation != "check")
+    cli = linkerd_cli(stack, settings, tools_)
+    # A CLI the set-up could not get is one problem, said once (with why it could not).
+    if cli is None or (not cli.ok and any(f.subject == cli.subject and not f.ok for f in fetched)):
+        return fetched
+    return [*fetched, cli]
 
 
 def report(findings: Sequence[Finding], operation: str) -> str:
@@ -254,9 +284,8 @@ def report(findings: Sequence[Finding], operation: str) -> str:
     # The same problem in both stacks (one unreachable host, say) is one line naming both.
     stacks_of: dict[tuple[str, str], list[str]] = {}
     for finding in (f for f in findings if not f.ok):
-        stack, colon, rest = finding.subject.partition(": ")
-        key = (rest, finding.message) if colon and stack in STACKS else (finding.subject, finding.message)
-        stacks_of.setdefault(key, []).extend([stack] if colon and stack in STACKS else [])
+        grouped = finding.stack in STACKS and finding.what != finding.subject
+        stacks_of.setdefault((finding.what, finding.message), []).extend([str(finding.stack)] if grouped else [])
     lines = [
         f"  - {', '.join(stacks)}{': ' if stacks else ''}{subject}: {message}" for (subject, message), stacks in stacks_of.items()
     ]
@@ -275,12 +304,9 @@ def _kubectl_list(run: RunTool, kubectl: str, access: ClusterAccess, kind: str) 
 
 def _schedulable(node: Mapping[str, Any]) -> bool:
     spec, status = node.get("spec") or {}, node.get("status") or {}
-    if spec.get("unschedulable"):
-        return False
-    if any(t.get("effect") in ("NoSchedule", "NoExecute") for t in spec.get("taints") or []):
-        return False
-    ready = [c for c in status.get("conditions") or [] if c.get("type") == "Ready"]
-    return bool(ready) and ready[0].get("status") == "True"
+    tainted = any(t.get("effect") in ("NoSchedule", "NoExecute") for t in spec.get("taints") or [])
+    ready = [c.get("status") for c in status.get("conditions") or [] if c.get("type") == "Ready"]
+    return not spec.get("unschedulable") and not tainted and ready[:1] == ["True"]
 
 
 def _pulumi_version_wanted(project_dir: Path) -> str:

@@ -32,11 +32,12 @@ import yaml
 from driver.offline import OFFLINE_CLUSTERS_ENV, ProgramMocks, Registration, cli_args, evaluate, mask_secrets, needs_a_cluster
 from driver.render_folder import place, plan
 from driver.render_stable import GENERATED, Masks, Placeholders, kubectl_order, map_strings, mask_field
-from driver.settings import DriverError, read_settings
-from support import config as stack_config
-from support.tools import find_linkerd, linkerd_client_version
+from driver.settings import DriverError, StackSettings, read_settings
+from support.clusters import OFFLINE_ENV
+from support.errors import ConfigError
+from support.project import SECRET_SHOWN as SECRET
+from support.tools import linkerd_client_version
 
-SECRET = stack_config.SECRET_SHOWN
 STACK_ORDER = ("target", "source")
 # The exit code of a render that left out what only a missing tool could render.
 RENDERED_INCOMPLETELY = 3
@@ -76,7 +77,7 @@ def _render_in_process(
     ]  # fmt: skip
     if stack == "source":
         command += ["--target-outputs", str(scratch / "target.outputs.json")]
-    environment = {**os.environ, stack_config.OFFLINE_ENV: "1", "PYTHONPATH": str(project_dir)}
+    environment = {**os.environ, OFFLINE_ENV: "1", "PYTHONPATH": str(project_dir)}
     # The target's anchor Secret, which the source's issuer is signed with, in a folder both renders share.
     environment[OFFLINE_CLUSTERS_ENV] = str(scratch / "clusters")
     done = subprocess.run(command, capture_output=True, text=True, env=environment, cwd=project_dir, check=False)
@@ -187,19 +188,9 @@ def write_objects(
     for resource in registrations:
         body = _tidy(mask_secrets(resource.wrapped, SECRET))
         if resource.type.startswith("kubernetes:") and "apiVersion" in body:
-            reason = _mark(body)
-            if reason is not None:
-                where = "/".join(p for p in (resource.namespace, resource.object_name) if p)
-                left_out.append(f"{resource.kind} {where} (resource `{resource.name}`): built from a step that {reason}")
-                continue
-            for field in resource.ignore_changes:  # what the program itself declares regenerated at every render
-                body = mask_field(body, field)
-            path = folder / _file_name(resource)
-            if path.exists():
-                raise DriverError(f"two objects render to {path.name}")
-            header = f"# {resource.type} {resource.name}\n"
-            path.write_text(header + _dump(kubectl_order(map_strings(body, masks.text))), encoding="utf-8")
-            count += 1
+            reason = _write_object(resource, body, folder, masks)
+            count += reason is None
+            left_out += [reason] if reason is not None else []
         elif resource.type == "command:local:Command":
             step = {"name": resource.name, **{k: body[k] for k in ("create", "delete") if k in body}}
             steps.append(map_strings(map_strings(step, masks.text), paths.text))
@@ -207,18 +198,45 @@ def write_objects(
     return count, steps, left_out
 
 
-def _stack_values(project_dir: Path, stack: str, overrides: Mapping[str, Any]) -> tuple[Any, dict[str, Any], list[str]]:
+def _write_object(resource: Registration, body: dict[str, Any], folder: Path, masks: Masks) -> str | None:
+    """Write one Kubernetes object's file; or, for one a stand-in built, say why it is left out."""
+    reason = _mark(body)
+    if reason is not None:
+        where = "/".join(p for p in (resource.namespace, resource.object_name) if p)
+        return f"{resource.kind} {where} (resource `{resource.name}`): built from a step that {reason}"
+    for field in resource.ignore_changes:  # what the program itself declares regenerated at every render
+        body = mask_field(body, field)
+    path = folder / _file_name(resource)
+    if path.exists():
+        raise DriverError(f"two objects render to {path.name}")
+    header = f"# {resource.type} {resource.name}\n"
+    path.write_text(header + _dump(kubectl_order(map_strings(body, masks.text))), encoding="utf-8")
+    return None
+
+
+def _stack_values(project_dir: Path, stack: str, overrides: Mapping[str, Any]) -> tuple[StackSettings, dict[str, Any], list[str]]:
     """The stack's settings with the overrides, its config values (secrets shown as such) and its secret keys."""
-    settings = read_settings(project_dir, stack)
-    settings = type(settings)({**settings.values, **overrides})
-    values: dict[str, Any] = {}
-    secret_keys: list[str] = []
-    for key, value in settings.values.items():
-        if isinstance(value, dict) and "secure" in value:
-            values[key], secret_keys = SECRET, [*secret_keys, key]
-        elif value not in (None, ""):
-            values[key] = value
-    return settings, values, secret_keys
+    values = {**read_settings(project_dir, stack).values, **overrides}
+    # An override may be an encrypted value too (`{"secure": ...}`), as a stack file holds it.
+    settings = StackSettings(values, frozenset(k for k, v in values.items() if isinstance(v, dict) and "secure" in v), stack)
+    secret_keys = sorted(settings.secret_keys)
+    values = {key: SECRET if key in settings.secret_keys else value for key, value in settings.values.items()}
+    return settings, {key: value for key, value in values.items() if value not in (None, "")}, secret_keys
+
+
+def _target_references(settings: StackSettings, values: Mapping[str, Any], target_outputs: Path | None) -> dict[str, Any]:
+    """What the source reads as the target's outputs: the target's render (the target reads none)."""
+    if settings.get("role") != "source":
+        return {}
+    if target_outputs is None or not target_outputs.is_file():
+        raise DriverError(f"stack {settings.stack}: rendering the source needs the target's outputs")
+    return {str(values.get("targetStack")): json.loads(target_outputs.read_text(encoding="utf-8"))}
+
+
+def _write_not_rendered(out: Path, stack: str, not_rendered: list[str]) -> None:
+    if not_rendered:
+        lines = [f"# Not rendered for stack {stack}", "", *(f"- {item}" for item in not_rendered), ""]
+        (out / "NOT-RENDERED.md").write_text("\n".join(lines), encoding="utf-8")
 
 
 def render_stack(
@@ -232,13 +250,11 @@ def render_stack(
 ) -> dict[str, Any]:
     """Evaluate one stack and write its files into `out` (a new folder); its outputs for the source into `outputs_file`."""
     settings, values, secret_keys = _stack_values(project_dir, stack, overrides)
-    references: dict[str, Any] = {}
-    if settings.get("role") == "source":
-        if target_outputs is None or not target_outputs.is_file():
-            raise DriverError(f"stack {stack}: rendering the source needs the target's outputs")
-        references[str(values.get("targetStack"))] = json.loads(target_outputs.read_text(encoding="utf-8"))
-    pinned = settings.linkerd_version
-    linkerd = str(values.get("linkerdCli") or find_linkerd(pinned) or "linkerd")
+    references = _target_references(settings, values, target_outputs)
+    try:
+        pinned, linkerd = settings.linkerd_version, settings.linkerd_cli()
+    except ConfigError as error:  # what the program would stop with, said without evaluating it
+        raise DriverError(f"stack {stack}: {error}", exit_code=1) from None
     mocks = RenderMocks(linkerd, pinned, references)
     evaluation = evaluate(
         lambda: runpy.run_path(str(project_dir / "__main__.py")), mocks, stack=stack, config=values, secret_keys=secret_keys
@@ -258,9 +274,7 @@ def render_stack(
     shown = json.dumps(_days_masked(map_strings(outputs, masks.text)), indent=2, sort_keys=True) + "\n"
     (out / "outputs.json").write_text(shown, encoding="utf-8")
     not_rendered = sorted({paths.text(masks.text(item)) for item in [*mocks.not_rendered, *left_out]})
-    if not_rendered:
-        lines = [f"# Not rendered for stack {stack}", "", *(f"- {item}" for item in not_rendered), ""]
-        (out / "NOT-RENDERED.md").write_text("\n".join(lines), encoding="utf-8")
+    _write_not_rendered(out, stack, not_rendered)
     return {
         "objects": count,
         "steps": len(steps),

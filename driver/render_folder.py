@@ -29,13 +29,18 @@ class Placement:
     stale: tuple[str, ...]
 
 
+def _odd_name(name: str) -> bool:
+    """A name render never writes: a path, a parent or the list itself."""
+    return "/" in name or "\\" in name or name in (".", "..", MANIFEST)
+
+
 def _listed(folder: Path) -> set[str] | None:
     """The names the manifest lists, or None without one; refused when it names anything but a file here."""
     manifest = folder / MANIFEST
     if not manifest.exists():
         return None
     names = {line for line in manifest.read_text(encoding="utf-8").splitlines() if line}
-    odd = sorted(n for n in names if "/" in n or n in (".", "..", MANIFEST) or "\\" in n)
+    odd = sorted(filter(_odd_name, names))
     if odd or not manifest.is_file():
         named = ", ".join(odd[:3]) or "nothing"
         raise DriverError(f"{manifest} is not a list render wrote (it names {named}): refusing to use it")
@@ -47,17 +52,28 @@ def plan(scratch: Path, folder: Path) -> Placement:
     names = tuple(sorted(p.name for p in scratch.iterdir()))
     if folder.exists() and not folder.is_dir():
         raise DriverError(f"{folder} is not a folder: refusing to render into it")
-    present = {p.name for p in folder.iterdir()} if folder.is_dir() else set()
-    listed = _listed(folder) if folder.is_dir() else None
-    foreign = sorted(set(names) & (present - (listed or set())))
-    if foreign:
-        why = "not in its .rendered list" if listed is not None else "and it has no .rendered list of what render wrote"
-        raise DriverError(
-            f"{folder} already holds {', '.join(foreign[:3])}{' and more' if len(foreign) > 3 else ''}, {why}: "
-            "refusing to overwrite files render did not write (choose another --out, or move them)"
-        )
+    present, listed = _present(folder)
+    _refuse_foreign(folder, sorted(set(names) & (present - (listed or set()))), listed is not None)
     stale = tuple(sorted(n for n in (listed or set()) - set(names) if (folder / n).is_file()))
     return Placement(scratch, folder, names, stale)
+
+
+def _present(folder: Path) -> tuple[set[str], set[str] | None]:
+    """What `folder` holds and what its list says render wrote there (nothing, no list, for a folder not yet made)."""
+    if not folder.is_dir():
+        return set(), None
+    return {p.name for p in folder.iterdir()}, _listed(folder)
+
+
+def _refuse_foreign(folder: Path, foreign: list[str], has_list: bool) -> None:
+    """Never overwrite a file render did not write."""
+    if not foreign:
+        return
+    why = "not in its .rendered list" if has_list else "and it has no .rendered list of what render wrote"
+    raise DriverError(
+        f"{folder} already holds {', '.join(foreign[:3])}{' and more' if len(foreign) > 3 else ''}, {why}: "
+        "refusing to overwrite files render did not write (choose another --out, or move them)"
+    )
 
 
 def place(placements: Sequence[Placement]) -> None:

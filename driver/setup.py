@@ -11,14 +11,16 @@ from __future__ import annotations
 import argparse
 import urllib.parse
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from driver.preflight import Finding
 from driver.settings import STACKS, DriverError, StackSettings, read_settings
 from support import upstream
 from support.downloads import Downloader, DownloadError, UnreachableError
+from support.errors import ConfigError
 from support.lockfile import LOCK_NAME, LockError, LockFile
+from support.project import PROJECT_ROOT
 from support.tools import SETUP_COMMAND
 from support.upstream_cache import Cached, UpstreamCache
 
@@ -56,12 +58,13 @@ def url_item(cache: UpstreamCache, url: str) -> Item:
 
 
 def stack_items(cache: UpstreamCache, settings: StackSettings) -> list[Item]:
-    """What one stack needs: its linkerd CLI and its two release manifests."""
-    items = [linkerd_item(cache, settings.linkerd_version)]
-    product = settings.line.edge_stack.get(str(settings.get("edgeStackProduct") or settings.line.default_product))
-    if product is None:
-        return items  # the program refuses the product, naming the key
-    files = upstream.edge_stack_files(product, str(settings.get("edgeStackVersion") or product.versions[0]))
+    """What one stack needs: its linkerd CLI and its two release manifests (none where the config refuses them)."""
+    try:
+        items = [linkerd_item(cache, settings.linkerd_version)]
+        product, version = settings.edge_stack_product()
+    except ConfigError:
+        return []  # the pre-flight's config check names the key
+    files = upstream.edge_stack_files(product, version)
     for key, file in zip(MANIFEST_KEYS, files, strict=True):
         named = str(settings.get(key) or "")
         if not named:
@@ -71,27 +74,27 @@ def stack_items(cache: UpstreamCache, settings: StackSettings) -> list[Item]:
     return items
 
 
-def findings(project_dir: Path, stack: str, settings: StackSettings, *, fetch: bool) -> list[Finding]:
+def project_cache(project_dir: Path) -> UpstreamCache:
+    """The cache with the project's lock file: one per run, so a host found unreachable is not dialled again."""
+    return UpstreamCache(downloader=Downloader(), lock=LockFile(project_dir / LOCK_NAME))
+
+
+def findings(stack: str, settings: StackSettings, *, fetch: bool, cache: UpstreamCache) -> list[Finding]:
     """The pre-flight's view of one stack's set-up: each item there (fetched first when `fetch`), or why not."""
-    cache = UpstreamCache(downloader=Downloader(), lock=LockFile(project_dir / LOCK_NAME))
-    found = []
-    for item in stack_items(cache, settings):
-        subject = f"{stack}: {item.title}"
-        try:
-            cached = item.get(fetch)
-        except (DownloadError, LockError) as error:
-            found.append(Finding(subject, False, str(error)))
-            continue
-        if cached.state == "missing":
-            why = f" ({cached.note})" if cached.note else ""
-            found.append(
-                Finding(
-                    subject, False, f"not in the cache{why}: `{SETUP_COMMAND}` fetches it where the network reaches {item.host}"
-                )
-            )
-        else:
-            found.append(Finding(subject, True, f"{cached.state}: {cached.path}"))
-    return found
+    return [_item_finding(stack, item, fetch) for item in stack_items(cache, settings)]
+
+
+def _item_finding(stack: str, item: Item, fetch: bool) -> Finding:
+    subject = f"{stack}: {item.title}"
+    try:
+        cached = item.get(fetch)
+    except (DownloadError, LockError) as error:
+        return Finding(subject, False, str(error), stack)
+    if cached.state == "missing":
+        why = f" ({cached.note})" if cached.note else ""
+        fix = f"`{SETUP_COMMAND}` fetches it where the network reaches {item.host}"
+        return Finding(subject, False, f"not in the cache{why}: {fix}", stack)
+    return Finding(subject, True, f"{cached.state}: {cached.path}", stack)
 
 
 def needed(cache: UpstreamCache, project_dir: Path, stacks: Iterable[str], everything: bool) -> list[Item]:
@@ -106,36 +109,45 @@ def needed(cache: UpstreamCache, project_dir: Path, stacks: Iterable[str], every
 
 def run(items: list[Item], *, fetch: bool, out: Callable[[str], None] = print) -> int:
     """Have or fetch each item, one line each; 0 when all are there."""
-    unreachable: dict[str, list[str]] = {}  # an unreachable item's host -> the items it would have given
-    hosts: dict[str, None] = {}  # the hosts the network did not reach (a redirect's, too), in order
-    there = 0
-    for item in items:
-        # A host the network did not reach is not dialled again: what is cached still counts.
-        offline = item.host in unreachable
-        try:
-            cached = item.get(fetch and not offline)
-            if offline and cached.state == "missing":
-                unreachable[item.host].append(item.title)
-                continue
-        except UnreachableError as error:
-            unreachable[item.host] = [item.title]
-            hosts[error.host] = None
-            continue
-        except (DownloadError, LockError) as error:
-            out(f"FAILED   {item.title}: {error}")
-            continue
-        there += cached.state != "missing"
-        note = f" ({cached.note})" if cached.note else ""
-        out(f"{cached.state:<8} {item.title}  {cached.path}{note}")
-    if unreachable:
-        titles = [title for group in unreachable.values() for title in group]
-        out(f"FAILED   the network does not reach {' or '.join(hosts)}: {len(titles)} not fetched ({', '.join(titles)})")
+    network = _Network()
+    there = sum(_have(item, fetch, network, out) for item in items)
+    if network.unreachable:
+        titles = [title for group in network.unreachable.values() for title in group]
+        out(f"FAILED   the network does not reach {' or '.join(network.hosts)}: {len(titles)} not fetched ({', '.join(titles)})")
     missing = len(items) - there
     if not missing:
         out(f"setup: all {len(items)} there")
     else:
         out(f"setup: {missing} of {len(items)} missing" + ("" if fetch else f": {SETUP_COMMAND} fetches them"))
     return 0 if there == len(items) else 1
+
+
+@dataclass
+class _Network:
+    """What one run learnt of the network: a host it did not reach is not dialled again."""
+
+    unreachable: dict[str, list[str]] = field(default_factory=dict)  # an item's host -> the items it would have given
+    hosts: dict[str, None] = field(default_factory=dict)  # the hosts not reached (a redirect's, too), in order
+
+
+def _have(item: Item, fetch: bool, network: _Network, out: Callable[[str], None]) -> bool:
+    """Whether `item` is there (fetched first when asked and its host is not known unreachable); one line said."""
+    offline = item.host in network.unreachable
+    try:
+        cached = item.get(fetch and not offline)
+    except UnreachableError as error:
+        network.unreachable[item.host] = [item.title]
+        network.hosts[error.host] = None
+        return False
+    except (DownloadError, LockError) as error:
+        out(f"FAILED   {item.title}: {error}")
+        return False
+    if offline and cached.state == "missing":
+        network.unreachable[item.host].append(item.title)  # said once, with its host
+        return False
+    note = f" ({cached.note})" if cached.note else ""
+    out(f"{cached.state:<8} {item.title}  {cached.path}{note}")
+    return cached.state != "missing"
 
 
 def parser() -> argparse.ArgumentParser:
@@ -145,7 +157,7 @@ def parser() -> argparse.ArgumentParser:
         "project's cache, each verified (sha256 from the version table, the release's checksum file or aes-linkerd2.lock)",
     )
     root.add_argument("--stack", choices=STACKS, action="append", help="only this stack (repeatable; default: both)")
-    root.add_argument("--project-dir", default=str(Path(__file__).resolve().parent.parent), help="the Pulumi project")
+    root.add_argument("--project-dir", default=str(PROJECT_ROOT), help="the Pulumi project")
     root.add_argument("--all", action="store_true", help="every pinned release of every version line (what the tests use)")
     root.add_argument("--check", action="store_true", help="only say what is there; fetch nothing")
     return root

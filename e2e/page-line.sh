@@ -98,13 +98,13 @@ say "cluster up in $((SECONDS - started))s: $("$B/kube-apiserver" --version), kw
 # The program and the driver read it through the kubeconfig (support/config.py); here 1.34 answers.
 (cd "$ROOT" && venv/bin/python - "$KUBECONFIG") <<'EOF' || { say "FAILED: the page line was not refused on Kubernetes 1.34"; exit 1; }
 import sys
-from support import config, upstream
-version = config.check_cluster("context", "target", "kubeconfig", sys.argv[1])
+from support import clusters, errors, upstream
+version = clusters.check_cluster("context", "target", "kubeconfig", sys.argv[1])
 assert version == (1, 34), version
-config.check_line_fits(upstream.CURRENT, version, "target")
+clusters.check_line_fits(upstream.CURRENT, version, "target")
 try:
-    config.check_line_fits(upstream.VERSION_LINES["linkerd-2.8"], version, "target")
-except config.ConfigError as error:
+    clusters.check_line_fits(upstream.VERSION_LINES["linkerd-2.8"], version, "target")
+except errors.ConfigError as error:
     print(f"[page-line] refused before anything is applied: {error}", file=sys.stderr)
 else:
     raise SystemExit("the page line was accepted on 1.34")
@@ -280,7 +280,8 @@ import pulumi_kubernetes as k8s
 
 from components.edge_stack import EdgeStack, EdgeStackArgs
 from support import upstream
-from support.linkerd_cli import ClusterAccess, LinkerdCli
+from support.config_model import ClusterAccess
+from support.linkerd_cli import LinkerdCli
 
 config = pulumi.Config()
 line = upstream.PAGE

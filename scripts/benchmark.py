@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT))  # a script in scripts/, importing the project's p
 
 from driver import offline  # noqa: E402
 from driver.render import RenderMocks  # noqa: E402
-from support import config as stack_config  # noqa: E402
+from support.clusters import OFFLINE_ENV  # noqa: E402
 from support.linkerd_cli import PendingRender  # noqa: E402
 from support.tools import find_linkerd, linkerd_client_version, where_to_look  # noqa: E402
 from support.upstream import VERSION_LINES  # noqa: E402
@@ -191,7 +191,7 @@ def main() -> int:
     else:
         print(f"linkerd CLI: {cli} ({linkerd_client_version(cli)}), the {LINE} line's pinned release, run for real")
     print(f"python: {sys.executable}; {os.cpu_count()} cores; median of {args.repeat} runs, one process each")
-    env = {**os.environ, stack_config.OFFLINE_ENV: "1", "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, OFFLINE_ENV: "1", "PYTHONPATH": str(ROOT)}
 
     print(
         f"{'stack':<7} {'size':>5} {'resources':>9} {'deps':>6} {'cli runs':>8} {'cli s':>6} {'waited':>6} "

@@ -17,7 +17,12 @@ def now() -> datetime.datetime:
     if not raw:
         return datetime.datetime.now(datetime.UTC)
     try:
-        moment = datetime.datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        return parse_time(raw)
     except ValueError:
         raise ValueError(f"${CLOCK_ENV} = {raw[:40]!r} is not an ISO 8601 time such as 2027-10-01T00:00:00Z") from None
+
+
+def parse_time(raw: str) -> datetime.datetime:
+    """An ISO 8601 time as the outputs and $AES_LINKERD2_NOW write it (`Z` for UTC; no zone means UTC)."""
+    moment = datetime.datetime.fromisoformat(raw.replace("Z", "+00:00"))
     return moment if moment.tzinfo else moment.replace(tzinfo=datetime.UTC)

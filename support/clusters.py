@@ -11,16 +11,24 @@ import socket
 import ssl
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
 from typing import Any
 
 import yaml
 
 from support import upstream
+from support.config_model import SourceRole, StackConfig
 from support.errors import ConfigError
+from support.yaml_events import SAFE_LOADER, shape_problem
 
 # Set by offline tools (the driver's `render`) that evaluate the program without any cluster.
 OFFLINE_ENV = "AES_LINKERD2_OFFLINE"
+# Set by the driver for the stacks it runs once its pre-flight passed: it checked the clusters (and the
+# linkerd CLI) already, so the program does not ask them again. Plain `pulumi up` leaves it unset.
+PREFLIGHT_ENV = "AES_LINKERD2_PREFLIGHT_PASSED"
+
+
+def checked_by_preflight() -> bool:
+    return bool(os.environ.get(PREFLIGHT_ENV))
 
 
 # A kubeconfig is a few kilobytes (certificates inline); anything near this is not one.
@@ -46,40 +54,37 @@ def _kubeconfig_document(path: str, kubeconfig: str | None, key: str) -> dict[st
             raise ConfigError(key, shown_as, f"is larger than a kubeconfig's {KUBECONFIG_LIMIT_BYTES} bytes")
         with open(path, encoding="utf-8") as handle:
             text = handle.read()
-        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-        problem = _yaml_shape_problem(yaml.parse(text, Loader=loader))
+        # Aliases are legal in a kubeconfig (kubectl reads them) and cost nothing here: the safe loader
+        # shares an aliased node instead of copying it, and only a few lists are read.
+        problem = shape_problem(yaml.parse(text, Loader=SAFE_LOADER), _KUBECONFIG_NESTING_LIMIT, aliases=True)
         if problem:
             raise ConfigError(key, shown_as, f"is not a kubeconfig: it {problem}")
-        document = yaml.load(text, Loader=loader)  # noqa: S506 (a safe loader)
+        document = yaml.load(text, Loader=SAFE_LOADER)  # noqa: S506 (a safe loader)
     except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError) as error:
         raise ConfigError(key, shown_as, f"cannot be read as a kubeconfig ({type(error).__name__})") from None
+    problem = _kubeconfig_shape_problem(document)
+    if problem:
+        raise ConfigError(key, shown_as, problem)
+    return document or {}
+
+
+_KUBECONFIG_LISTS = ("contexts", "clusters", "users")
+
+
+def _kubeconfig_shape_problem(document: object) -> str | None:
+    """Why a parsed document is not a kubeconfig (a mapping of contexts, clusters and users lists of mappings), or None."""
     if document is None:
-        return {}
-    lists = ("contexts", "clusters", "users")
-    if not isinstance(document, dict) or not all(isinstance(document.get(part) or [], list) for part in lists):
-        raise ConfigError(key, shown_as, "is not a kubeconfig (a mapping with contexts, clusters and users lists)")
-    for part in lists:
+        return None
+    if not isinstance(document, dict) or not all(isinstance(document.get(part) or [], list) for part in _KUBECONFIG_LISTS):
+        return "is not a kubeconfig (a mapping with contexts, clusters and users lists)"
+    for part in _KUBECONFIG_LISTS:
         if not all(isinstance(entry, dict) for entry in document.get(part) or []):
-            raise ConfigError(key, shown_as, f"is not a kubeconfig: an entry of {part} is not a mapping")
-    return document
-
-
-# A kubeconfig nests a few levels. Aliases are legal there (kubectl reads them) and cost nothing here:
-# the safe loader shares an aliased node instead of copying it, and only a few lists are read.
-_KUBECONFIG_NESTING_LIMIT = 20
-
-
-def _yaml_shape_problem(events: Iterator[yaml.Event]) -> str | None:
-    """Deep nesting, found in the parser's events before anything is composed."""
-    depth = 0
-    for event in events:
-        if isinstance(event, yaml.MappingStartEvent | yaml.SequenceStartEvent):
-            depth += 1
-            if depth > _KUBECONFIG_NESTING_LIMIT:
-                return f"nests deeper than {_KUBECONFIG_NESTING_LIMIT} levels"
-        elif isinstance(event, yaml.MappingEndEvent | yaml.SequenceEndEvent):
-            depth -= 1
+            return f"is not a kubeconfig: an entry of {part} is not a mapping"
     return None
+
+
+# A kubeconfig nests a few levels.
+_KUBECONFIG_NESTING_LIMIT = 20
 
 
 def _cluster_entry(documents: list[dict[str, Any]], context: str) -> dict[str, Any]:
@@ -125,30 +130,41 @@ def check_cluster(
     """
     if os.environ.get(OFFLINE_ENV):
         return None
-    if kubeconfig and not os.path.isfile(kubeconfig):
-        raise ConfigError(kubeconfig_key, kubeconfig, "no such kubeconfig file")
-    documents = _kubeconfig_documents(kubeconfig, kubeconfig_key)
+    documents = _kubeconfig_for(key, context, kubeconfig_key, kubeconfig, require_kubeconfig)
     if documents is None:
-        if require_kubeconfig:
-            raise ConfigError(key, context, "no kubeconfig found ($KUBECONFIG, ~/.kube/config) to look the context up in")
         return None  # the provider reports a missing kubeconfig itself
     contexts = [e.get("name", "") for d in documents for e in d.get("contexts") or []]
     if context not in contexts:
         raise ConfigError(key, context, f"is not a context of the kubeconfig (it has: {', '.join(contexts) or 'none'})")
     cluster = _cluster_entry(documents, context)
-    server = cluster.get("server")
-    if not server:
+    if not cluster.get("server"):
         return None
-    url = urllib.parse.urlparse(str(server))
+    _dial(key, context, str(cluster["server"]))
+    return server_version(cluster)
+
+
+def _kubeconfig_for(
+    key: str, context: str, kubeconfig_key: str, kubeconfig: str | None, require_kubeconfig: bool
+) -> list[dict[str, Any]] | None:
+    if kubeconfig and not os.path.isfile(kubeconfig):
+        raise ConfigError(kubeconfig_key, kubeconfig, "no such kubeconfig file")
+    documents = _kubeconfig_documents(kubeconfig, kubeconfig_key)
+    if documents is None and require_kubeconfig:
+        raise ConfigError(key, context, "no kubeconfig found ($KUBECONFIG, ~/.kube/config) to look the context up in")
+    return documents
+
+
+def _dial(key: str, context: str, server: str) -> None:
+    """The API server's port accepts a connection, or a ConfigError naming the context's key."""
+    url = urllib.parse.urlparse(server)
     try:
         port = url.port or (443 if url.scheme == "https" else 80)
     except ValueError:
-        raise ConfigError(key, context, f"its cluster's server {str(server)[:120]!r} has no valid port") from None
+        raise ConfigError(key, context, f"its cluster's server {server[:120]!r} has no valid port") from None
     try:
         socket.create_connection((url.hostname or "", port), timeout=5).close()
     except OSError as error:
         raise ConfigError(key, context, f"its API server {server} is unreachable ({error})") from None
-    return server_version(cluster)
 
 
 def check_line_fits(line: upstream.VersionLine, version: tuple[int, int], context: str) -> None:
@@ -160,3 +176,18 @@ def check_line_fits(line: upstream.VersionLine, version: tuple[int, int], contex
             f"the API server of context {context!r} runs Kubernetes {version[0]}.{version[1]}, "
             f"and this line {line.kubernetes_limit} (its CRDs and APIs are gone there)",
         )
+
+
+def check_stack(cfg: StackConfig) -> None:
+    """The clusters a stack's config names answer, and this one runs a Kubernetes its version line installs on.
+
+    What the program checks itself under plain `pulumi up`; the driver's pre-flight checks the same
+    (and sets PREFLIGHT_ENV), the offline render skips it (OFFLINE_ENV).
+    """
+    if checked_by_preflight():
+        return
+    version = check_cluster("context", cfg.cluster.context, "kubeconfig", cfg.cluster.kubeconfig)
+    if version is not None:
+        check_line_fits(cfg.line, version, cfg.cluster.context)
+    if isinstance(cfg.role, SourceRole):
+        check_cluster("targetContext", cfg.role.target.context, "targetKubeconfig", cfg.role.target.kubeconfig)

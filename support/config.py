@@ -1,4 +1,10 @@
-"""The stack's configuration, read once into a typed model and validated before any resource exists."""
+"""A stack's configuration parsed into its typed model (support/config_model.py), refused before any resource exists.
+
+`load` is a pure function of the config's values (support/config_sources.py: the running program's, or
+a stack file's as the driver reads it): no cluster, no file but Pulumi.yaml. What needs the outside
+world is checked elsewhere, before the first registration: the clusters in support/clusters.py, the
+stacks' outputs and the manifests in support/stack_checks.py.
+"""
 
 from __future__ import annotations
 
@@ -6,35 +12,28 @@ import difflib
 import ipaddress
 import json
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
-from enum import StrEnum
-from pathlib import Path
-from typing import Any, Protocol
 
 import pulumi
-import pulumi.runtime.config
 import yaml
 
 from support import tools, upstream
-from support.certificates import RotationStep, common_name
-from support.clusters import OFFLINE_ENV, check_cluster, check_line_fits, server_version
-from support.errors import PROJECT, SECRET_SHOWN, ConfigError, shown
-from support.manifest_input import read_manifest
-from support.manifests import parse as parse_manifest
-
-# Re-exported: callers read the whole input model from here.
-__all__ = [
-    "OFFLINE_ENV",
-    "PROJECT",
-    "SECRET_SHOWN",
-    "ConfigError",
-    "check_cluster",
-    "check_line_fits",
-    "read_manifest",
-    "server_version",
-    "shown",
-]
+from support.certificates import RotationStep
+from support.config_model import (
+    ClusterSettings,
+    EdgeStackSettings,
+    GatewaySettings,
+    LinkerdSettings,
+    Role,
+    SourceRole,
+    StackConfig,
+    TargetRole,
+    Tls,
+    WorkloadSettings,
+)
+from support.config_sources import ConfigSource, RuntimeSource
+from support.errors import ConfigError
+from support.project import PROJECT, PROJECT_FILE, SECRET_SHOWN
 
 # Version lines under their old names.
 RENAMED_LINES = {"page": upstream.PAGE.name}
@@ -74,168 +73,9 @@ RESERVED_NAMESPACES = frozenset(
 BUILTIN_NAMESPACES = frozenset({"default"})
 # Keys the program reads that Pulumi.yaml does not declare: secrets, and `qotm`, whose default depends on the role.
 UNDECLARED_KEYS = frozenset({"edgeStackLicenseKey", "tlsCertificate", "tlsPrivateKey", "qotm"})
-PROJECT_FILE = Path(__file__).resolve().parent.parent / "Pulumi.yaml"
 
 
-class Role(StrEnum):
-    SOURCE = "source"
-    TARGET = "target"
-
-
-@dataclass(frozen=True, kw_only=True)
-class Tls:
-    """TLS termination at Edge Stack: a certificate from config secrets, or ACME."""
-
-    hostname: str
-    certificate: pulumi.Output[str] | None = None
-    private_key: pulumi.Output[str] | None = None
-    acme_email: str | None = None
-
-
-@dataclass(frozen=True, kw_only=True)
-class ClusterSettings:
-    """A cluster as the provider, kubectl and the linkerd CLI reach it, and the name Linkerd knows it by."""
-
-    name: str
-    context: str
-    kubeconfig: str | None
-
-
-@dataclass(frozen=True, kw_only=True)
-class LinkerdSettings:
-    version: str
-    cli: str  # the binary of that release
-    ha: bool
-    trust_domain: str
-    # An issuer with fewer days left than this is re-issued by the next `up`.
-    issuer_renew_before_days: int
-
-
-@dataclass(frozen=True, kw_only=True)
-class EdgeStackSettings:
-    product: upstream.EdgeStackProduct
-    version: str
-    crds: str  # URL or path
-    manifest: str  # URL or path
-    license_key: pulumi.Output[str] | None
-    add_linkerd_headers: bool
-    tls: Tls | None
-
-
-@dataclass(frozen=True, kw_only=True)
-class GatewaySettings:
-    """The ports of Linkerd's gateway on Edge Stack and its health probe."""
-
-    port: int
-    probe_port: int
-    probe_target_port: int
-    probe_path: str
-    probe_period_seconds: int
-
-
-@dataclass(frozen=True, kw_only=True)
-class WorkloadSettings:
-    meshed_namespaces: tuple[str, ...]
-    existing_namespaces: frozenset[str]  # only annotated, never created or deleted
-    qotm: bool
-    qotm_namespace: str
-    smoke_test_url: str | None
-
-
-@dataclass(frozen=True, kw_only=True)
-class TargetRole:
-    """What only the target (the gateway's cluster) reads."""
-
-    gateway_hostname: str
-    exported_services: tuple[tuple[str, str], ...]  # (namespace, service)
-    # The step of a trust anchor rotation this update does, if any.
-    trust_anchor_rotation: RotationStep | None = None
-
-
-@dataclass(frozen=True, kw_only=True)
-class SourceRole:
-    """What only the source (the linking cluster) reads."""
-
-    target_stack: str
-    target: ClusterSettings
-    gateway_addresses: tuple[str, ...]
-    target_api_server_address: str | None
-    verify: bool
-
-
-@dataclass(frozen=True, kw_only=True)
-class StackConfig:
-    line: upstream.VersionLine
-    cluster: ClusterSettings
-    kubectl: str
-    linkerd: LinkerdSettings
-    edge_stack: EdgeStackSettings
-    gateway: GatewaySettings
-    workloads: WorkloadSettings
-    role: TargetRole | SourceRole
-
-    @property
-    def is_target(self) -> bool:
-        return isinstance(self.role, TargetRole)
-
-
-class ConfigSource(Protocol):
-    """Where a stack's config values come from: the Pulumi runtime (the program) or a stack file (the driver)."""
-
-    stack: str
-
-    def get(self, key: str) -> str | None:
-        """The value as Pulumi hands it to a program: text, lists and objects as JSON."""
-        ...
-
-    def is_secret(self, key: str) -> bool: ...
-
-    def names(self) -> list[str]:
-        """The keys of this project's namespace that are set."""
-        ...
-
-
-class RuntimeSource:
-    """The config of the running Pulumi program."""
-
-    def __init__(self) -> None:
-        self._config = pulumi.Config(PROJECT)
-        self.stack = pulumi.get_stack()
-
-    def get(self, key: str) -> str | None:
-        return self._config.get(key)
-
-    def is_secret(self, key: str) -> bool:
-        return pulumi.runtime.config.is_config_secret(f"{PROJECT}:{key}")
-
-    def names(self) -> list[str]:
-        return set_keys()
-
-
-class SettingsSource:
-    """A stack file's values as the driver reads them (secure values are present, never decrypted)."""
-
-    def __init__(self, values: Mapping[str, Any], secret_keys: frozenset[str], stack: str) -> None:
-        self._values, self._secret_keys, self.stack = values, secret_keys, stack
-
-    def get(self, key: str) -> str | None:
-        value = self._values.get(key)
-        if key in self._secret_keys:
-            return SECRET_SHOWN
-        if value is None or isinstance(value, str):
-            return value
-        if isinstance(value, bool):
-            return "true" if value else "false"
-        return json.dumps(value)
-
-    def is_secret(self, key: str) -> bool:
-        return key in self._secret_keys
-
-    def names(self) -> list[str]:
-        return sorted(key for key, value in self._values.items() if value not in (None, ""))
-
-
-class _Reader:
+class Reader:
     """Typed access to a stack's config that names the key in every error."""
 
     def __init__(self, source: ConfigSource) -> None:
@@ -366,13 +206,6 @@ def known_keys() -> frozenset[str]:
     return frozenset(project.get("config") or {}) | UNDECLARED_KEYS
 
 
-def set_keys() -> list[str]:
-    """The keys of this project's namespace set for this run, as the Pulumi runtime holds them."""
-    prefix = f"{PROJECT}:"
-    names = {*pulumi.runtime.config.CONFIG.get(), *pulumi.runtime.config.get_config_env()}
-    return sorted(name[len(prefix) :] for name in names if isinstance(name, str) and name.startswith(prefix))
-
-
 def check_keys(source: ConfigSource, known: frozenset[str]) -> None:
     """Refuse a key the program does not read (a typo would otherwise be ignored), suggesting the nearest."""
     for key in source.names():
@@ -442,90 +275,116 @@ def _word(key: str, value: str) -> str:
     return value
 
 
-def load(source: ConfigSource | None = None, *, check_clusters: bool = True) -> StackConfig:
+def load(source: ConfigSource | None = None) -> StackConfig:
     """Read and validate the whole stack config; raises ConfigError naming the first bad key.
 
-    `source` defaults to the running program's config; the driver's pre-flight passes a stack file's
-    values and checks the clusters itself (`check_clusters=False`), so that it can list every problem.
+    `source` defaults to the running program's config; the driver passes a stack file's values. Pure:
+    the clusters the config names are checked by `support.clusters.check_stack`.
     """
     source = source or RuntimeSource()
     check_keys(source, known_keys())
-    read = _Reader(source)
-
+    read = Reader(source)
     role = _role(read)
-    line_name = read.text("versionLine", upstream.DEFAULT_LINE) or ""
-    if line_name in RENAMED_LINES:
-        raise ConfigError("versionLine", line_name, f"was renamed {RENAMED_LINES[line_name]!r}: set that")
-    _one_of("versionLine", line_name, list(upstream.VERSION_LINES))
-    line = upstream.VERSION_LINES[line_name]
-
+    line = version_line(read)
     kubeconfig = read.path("kubeconfig")
     context = _word("context", read.required("context"))
-    if check_clusters:
-        live_version = check_cluster("context", context, "kubeconfig", kubeconfig)
-        if live_version is not None:
-            check_line_fits(line, live_version, context)
-
-    kubernetes_version = _kubernetes_version("kubernetesVersion", read.text("kubernetesVersion"))
-    if kubernetes_version is not None and not line.supports_kubernetes(kubernetes_version):
-        raise ConfigError(
-            "kubernetesVersion",
-            read.text("kubernetesVersion"),
-            f"version line '{line.name}' cannot install on it: {line.kubernetes_limit}",
-        )
-
-    linkerd_version = _one_of(
-        "linkerdVersion", read.text("linkerdVersion", line.linkerd_versions[0]) or "", line.linkerd_versions
-    )
-    product_name = _one_of("edgeStackProduct", read.text("edgeStackProduct", line.default_product) or "", list(line.edge_stack))
-    product = line.edge_stack[product_name]
-    edge_stack_version = _one_of("edgeStackVersion", read.text("edgeStackVersion", product.versions[0]) or "", product.versions)
-    license_key = read.secret("edgeStackLicenseKey")
-    if license_key is not None and product.license_secret is None:
-        raise ConfigError(
-            "edgeStackLicenseKey", SECRET_SHOWN, f"{product.name} {edge_stack_version} takes no licence key; remove it"
-        )
-    if product.needs_license and license_key is None:
-        raise ConfigError(
-            "edgeStackLicenseKey",
-            None,
-            f"{product.name} {edge_stack_version} needs a licence token: "
-            "`pulumi config set --secret edgeStackLicenseKey <token>`, or use edgeStackProduct: emissary",
-        )
-
+    _kubernetes_version_fits(read, line)
+    version = linkerd_version(read, line)
+    product = _licensed_product(read, line)
     workloads = _workloads(read, role)
-
     tls = _tls(read)
     trust_domain = _trust_domain(read.text("trustDomain", upstream.DEFAULT_TRUST_DOMAIN) or "")
-    cluster_name = _cluster_name("clusterName", read.text("clusterName", source.stack) or "")
-    if cluster_name == PEER:
-        raise ConfigError("clusterName", cluster_name, f"is reserved: the target signs the linking cluster's issuer as {PEER!r}")
-
-    cluster = ClusterSettings(name=cluster_name, context=context, kubeconfig=kubeconfig)
+    cluster = ClusterSettings(name=_own_cluster_name(read, source.stack), context=context, kubeconfig=kubeconfig)
     return StackConfig(
         line=line,
         cluster=cluster,
         kubectl=read.path("kubectl", "kubectl") or "",
-        linkerd=LinkerdSettings(
-            version=linkerd_version,
-            cli=read.path("linkerdCli") or tools.find_linkerd(linkerd_version) or "linkerd",
-            ha=read.boolean("linkerdHa", True),
-            trust_domain=trust_domain,
-            issuer_renew_before_days=_renew_before(read.integer("issuerRenewBeforeDays", upstream.ISSUER_RENEW_BEFORE_DAYS)),
-        ),
-        edge_stack=EdgeStackSettings(
-            product=product,
-            version=edge_stack_version,
-            crds=read.word("edgeStackCrds", product.crds_url.format(version=edge_stack_version)) or "",
-            manifest=read.word("edgeStackManifest", product.manifest_url.format(version=edge_stack_version)) or "",
-            license_key=license_key,
-            add_linkerd_headers=read.boolean("addLinkerdHeaders", True),
-            tls=tls,
-        ),
+        linkerd=_linkerd(read, version, trust_domain),
+        edge_stack=_edge_stack(read, product, tls),
         gateway=_probe_path_free(_gateway(read), workloads),
         workloads=workloads,
-        role=_role_settings(read, role=role, workloads=workloads, cluster=cluster, check_clusters=check_clusters, tls=tls),
+        role=_role_settings(read, role=role, workloads=workloads, cluster=cluster, tls=tls),
     )
+
+
+def version_line(read: Reader) -> upstream.VersionLine:
+    """`versionLine`: the program's and the driver's one reading of it (an unknown line is refused, never defaulted)."""
+    line_name = read.text("versionLine", upstream.DEFAULT_LINE) or ""
+    if line_name in RENAMED_LINES:
+        raise ConfigError("versionLine", line_name, f"was renamed {RENAMED_LINES[line_name]!r}: set that")
+    return upstream.VERSION_LINES[_one_of("versionLine", line_name, list(upstream.VERSION_LINES))]
+
+
+def linkerd_version(read: Reader, line: upstream.VersionLine) -> str:
+    """`linkerdVersion`: one of the line's releases, the line's first by default."""
+    return _one_of("linkerdVersion", read.text("linkerdVersion", line.linkerd_versions[0]) or "", line.linkerd_versions)
+
+
+def edge_stack_product(read: Reader, line: upstream.VersionLine) -> tuple[upstream.EdgeStackProduct, str]:
+    """`edgeStackProduct` and `edgeStackVersion`: the product and its pinned release."""
+    product_name = _one_of("edgeStackProduct", read.text("edgeStackProduct", line.default_product) or "", list(line.edge_stack))
+    product = line.edge_stack[product_name]
+    return product, _one_of("edgeStackVersion", read.text("edgeStackVersion", product.versions[0]) or "", product.versions)
+
+
+def _kubernetes_version_fits(read: Reader, line: upstream.VersionLine) -> None:
+    raw = read.text("kubernetesVersion")
+    kubernetes_version = _kubernetes_version("kubernetesVersion", raw)
+    if kubernetes_version is not None and not line.supports_kubernetes(kubernetes_version):
+        raise ConfigError("kubernetesVersion", raw, f"version line '{line.name}' cannot install on it: {line.kubernetes_limit}")
+
+
+def _linkerd(read: Reader, version: str, trust_domain: str) -> LinkerdSettings:
+    return LinkerdSettings(
+        version=version,
+        cli=tools.linkerd_cli(read.path("linkerdCli"), version),
+        ha=read.boolean("linkerdHa", True),
+        trust_domain=trust_domain,
+        issuer_renew_before_days=_renew_before(read.integer("issuerRenewBeforeDays", upstream.ISSUER_RENEW_BEFORE_DAYS)),
+    )
+
+
+@dataclass(frozen=True)
+class _Product:
+    product: upstream.EdgeStackProduct
+    version: str
+    license_key: pulumi.Output[str] | None
+
+
+def _licensed_product(read: Reader, line: upstream.VersionLine) -> _Product:
+    """The product, its release and its licence key, which Edge Stack needs and Emissary refuses."""
+    product, version = edge_stack_product(read, line)
+    license_key = read.secret("edgeStackLicenseKey")
+    if license_key is not None and product.license_secret is None:
+        raise ConfigError("edgeStackLicenseKey", SECRET_SHOWN, f"{product.name} {version} takes no licence key; remove it")
+    if product.needs_license and license_key is None:
+        raise ConfigError(
+            "edgeStackLicenseKey",
+            None,
+            f"{product.name} {version} needs a licence token: "
+            "`pulumi config set --secret edgeStackLicenseKey <token>`, or use edgeStackProduct: emissary",
+        )
+    return _Product(product, version, license_key)
+
+
+def _edge_stack(read: Reader, chosen: _Product, tls: Tls | None) -> EdgeStackSettings:
+    product, version = chosen.product, chosen.version
+    return EdgeStackSettings(
+        product=product,
+        version=version,
+        crds=read.word("edgeStackCrds", product.crds_url.format(version=version)) or "",
+        manifest=read.word("edgeStackManifest", product.manifest_url.format(version=version)) or "",
+        license_key=chosen.license_key,
+        add_linkerd_headers=read.boolean("addLinkerdHeaders", True),
+        tls=tls,
+    )
+
+
+def _own_cluster_name(read: Reader, stack: str) -> str:
+    cluster_name = _cluster_name("clusterName", read.text("clusterName", stack) or "")
+    if cluster_name == PEER:
+        raise ConfigError("clusterName", cluster_name, f"is reserved: the target signs the linking cluster's issuer as {PEER!r}")
+    return cluster_name
 
 
 # The identity controller's certificate names itself identity.linkerd.<trust domain>: an X.509
@@ -555,22 +414,21 @@ def _cluster_name(key: str, value: str) -> str:
 
 
 def _role_settings(
-    read: _Reader,
+    read: Reader,
     *,
     role: Role,
     workloads: WorkloadSettings,
     cluster: ClusterSettings,
-    check_clusters: bool,
     tls: Tls | None,
 ) -> TargetRole | SourceRole:
     if role is Role.TARGET:
         return _target(read, workloads, trust_anchor_rotation(role, read), cluster.name, tls)
-    source = _source(read, cluster, check_clusters)
+    source = _source(read, cluster)
     trust_anchor_rotation(role, read)  # refused on the source, which follows the target's step
     return source
 
 
-def _role(read: _Reader) -> Role:
+def _role(read: Reader) -> Role:
     role = Role(_one_of("role", read.required("role"), [r.value for r in Role]))
     for other in (r for r in Role if r is not role):
         for key in _ROLE_KEYS[other]:
@@ -594,7 +452,7 @@ def _probe_path_free(gateway: GatewaySettings, workloads: WorkloadSettings) -> G
 _PROBE_PERIOD_LIMIT = 3600
 
 
-def _gateway(read: _Reader) -> GatewaySettings:
+def _gateway(read: Reader) -> GatewaySettings:
     """gatewayPort, probePort, probeTargetPort, probePath, probePeriodSeconds, checked together."""
     gateway_port = _port("gatewayPort", read.integer("gatewayPort", upstream.PROXY_INBOUND_PORT))
     probe_port = _port("probePort", read.integer("probePort", upstream.PROBE_SERVICE_PORT))
@@ -632,32 +490,14 @@ def _gateway(read: _Reader) -> GatewaySettings:
     )
 
 
-def _workloads(read: _Reader, role: Role) -> WorkloadSettings:
+def _workloads(read: Reader, role: Role) -> WorkloadSettings:
     """meshedNamespaces, existingNamespaces, qotm, qotmNamespace and smokeTestUrl, checked together.
 
     Nothing is created that may already exist: a namespace is either ours (created, and deleted by
     `destroy`) or listed in existingNamespaces (only annotated); others' namespaces are refused.
     """
-    meshed = [_label("meshedNamespaces", ns) for ns in read.string_list("meshedNamespaces", ["default"])]
-    if len(set(meshed)) != len(meshed):
-        raise ConfigError("meshedNamespaces", meshed, "lists a namespace twice")
-    for namespace in meshed:
-        if namespace in RESERVED_NAMESPACES:
-            raise ConfigError(
-                "meshedNamespaces", namespace, "belongs to Kubernetes, Linkerd or Edge Stack: it is not this program's to mesh"
-            )
-    existing = frozenset(_label("existingNamespaces", ns) for ns in read.string_list("existingNamespaces", ["default"]))
-    # The built-in `default` may stay listed (Pulumi.yaml's default) when it is not meshed.
-    for namespace in sorted(existing - set(meshed) - BUILTIN_NAMESPACES):
-        raise ConfigError(
-            "existingNamespaces", namespace, f"is not one of meshedNamespaces ({', '.join(meshed) or 'none'}): nothing to patch"
-        )
-    for namespace in sorted(BUILTIN_NAMESPACES & (set(meshed) - existing)):
-        raise ConfigError(
-            "existingNamespaces",
-            sorted(existing),
-            f"must list {namespace!r}: every cluster has it, and a namespace this program creates, `destroy` deletes",
-        )
+    meshed = _meshed_namespaces(read)
+    existing = _existing_namespaces(read, meshed)
     qotm = read.boolean("qotm", role is Role.TARGET)
     qotm_namespace = _label("qotmNamespace", read.text("qotmNamespace", meshed[0] if meshed else "default") or "")
     if qotm and qotm_namespace not in meshed:
@@ -676,16 +516,54 @@ def _workloads(read: _Reader, role: Role) -> WorkloadSettings:
     )
 
 
-def _tls(read: _Reader) -> Tls | None:
+def _meshed_namespaces(read: Reader) -> list[str]:
+    meshed = [_label("meshedNamespaces", ns) for ns in read.string_list("meshedNamespaces", ["default"])]
+    if len(set(meshed)) != len(meshed):
+        raise ConfigError("meshedNamespaces", meshed, "lists a namespace twice")
+    for namespace in (ns for ns in meshed if ns in RESERVED_NAMESPACES):
+        raise ConfigError(
+            "meshedNamespaces", namespace, "belongs to Kubernetes, Linkerd or Edge Stack: it is not this program's to mesh"
+        )
+    return meshed
+
+
+def _existing_namespaces(read: Reader, meshed: list[str]) -> frozenset[str]:
+    existing = frozenset(_label("existingNamespaces", ns) for ns in read.string_list("existingNamespaces", ["default"]))
+    # The built-in `default` may stay listed (Pulumi.yaml's default) when it is not meshed.
+    for namespace in sorted(existing - set(meshed) - BUILTIN_NAMESPACES):
+        raise ConfigError(
+            "existingNamespaces", namespace, f"is not one of meshedNamespaces ({', '.join(meshed) or 'none'}): nothing to patch"
+        )
+    for namespace in sorted(BUILTIN_NAMESPACES & (set(meshed) - existing)):
+        raise ConfigError(
+            "existingNamespaces",
+            sorted(existing),
+            f"must list {namespace!r}: every cluster has it, and a namespace this program creates, `destroy` deletes",
+        )
+    return existing
+
+
+def _tls(read: Reader) -> Tls | None:
     hostname = read.text("tlsHostname")
     certificate, private_key = read.secret("tlsCertificate"), read.secret("tlsPrivateKey")
     acme_email = read.text("tlsAcmeEmail")
     if hostname is None:
-        for key, value in (("tlsCertificate", certificate), ("tlsPrivateKey", private_key), ("tlsAcmeEmail", acme_email)):
-            if value is not None:
-                raise ConfigError("tlsHostname", None, f"is required when {key} is set")
+        _no_tls_without_hostname(certificate=certificate, private_key=private_key, acme_email=acme_email)
         return None
     _dns_name("tlsHostname", hostname)
+    _one_tls_source(certificate, private_key, acme_email)
+    return Tls(hostname=hostname, certificate=certificate, private_key=private_key, acme_email=acme_email)
+
+
+def _no_tls_without_hostname(**values: object) -> None:
+    keys = {"certificate": "tlsCertificate", "private_key": "tlsPrivateKey", "acme_email": "tlsAcmeEmail"}
+    for name, value in values.items():
+        if value is not None:
+            raise ConfigError("tlsHostname", None, f"is required when {keys[name]} is set")
+
+
+def _one_tls_source(certificate: object, private_key: object, acme_email: str | None) -> None:
+    """A certificate with its key, or ACME: one of them, whole."""
     if (certificate is None) != (private_key is None):
         missing = "tlsPrivateKey" if private_key is None else "tlsCertificate"
         raise ConfigError(missing, None, "is required: tlsCertificate and tlsPrivateKey come together")
@@ -695,11 +573,10 @@ def _tls(read: _Reader) -> Tls | None:
         raise ConfigError("tlsAcmeEmail", acme_email, "set either tlsAcmeEmail or tlsCertificate/tlsPrivateKey, not both")
     if acme_email is not None and not _EMAIL.fullmatch(acme_email):
         raise ConfigError("tlsAcmeEmail", acme_email, "must be an email address (name@example.com)")
-    return Tls(hostname=hostname, certificate=certificate, private_key=private_key, acme_email=acme_email)
 
 
 def _target(
-    read: _Reader, workloads: WorkloadSettings, rotation: RotationStep | None, cluster_name: str, tls: Tls | None
+    read: Reader, workloads: WorkloadSettings, rotation: RotationStep | None, cluster_name: str, tls: Tls | None
 ) -> TargetRole:
     hostname = _dns_name("gatewayHostname", read.required("gatewayHostname"))
     if tls is not None and tls.hostname == hostname:
@@ -734,7 +611,7 @@ def _check_export(ref: str, service: tuple[str, str], workloads: WorkloadSetting
         )
 
 
-def _source(read: _Reader, cluster: ClusterSettings, check_clusters: bool) -> SourceRole:
+def _source(read: Reader, cluster: ClusterSettings) -> SourceRole:
     context, kubeconfig, cluster_name = cluster.context, cluster.kubeconfig, cluster.name
     target_stack = read.required("targetStack")
     if not _STACK_NAME.fullmatch(target_stack):
@@ -743,8 +620,6 @@ def _source(read: _Reader, cluster: ClusterSettings, check_clusters: bool) -> So
     if target_context == context:
         raise ConfigError("targetContext", target_context, "is the same context as `context`: the two stacks need two clusters")
     target_kubeconfig = read.path("targetKubeconfig", kubeconfig)
-    if check_clusters:
-        check_cluster("targetContext", target_context, "targetKubeconfig", target_kubeconfig)
     addresses = tuple(_address("gatewayAddresses", address) for address in read.string_list("gatewayAddresses", []))
     if len(set(addresses)) != len(addresses):
         raise ConfigError("gatewayAddresses", list(addresses), "lists an address twice")
@@ -763,11 +638,6 @@ def _source(read: _Reader, cluster: ClusterSettings, check_clusters: bool) -> So
         target_api_server_address=_api_server(read.text("targetApiServerAddress") or kind_internal_address(target_context)),
         verify=read.boolean("verify", True),
     )
-
-
-def namespace_owner(stack: str) -> str:
-    """What the program writes on a namespace it creates, and what the pre-flight looks for: `<project>/<stack>`."""
-    return f"{PROJECT}/{stack}"
 
 
 # kind names a cluster's context `kind-<cluster>` and its control-plane container `<cluster>-control-plane`.
@@ -790,80 +660,10 @@ def _api_server(value: str | None) -> str | None:
     return None if value is None else _base_url("targetApiServerAddress", value, "the target's API server")
 
 
-# What the source reads from the target stack's outputs.
-TARGET_OUTPUTS = (
-    "versionLine",
-    "clusterName",
-    "context",
-    "trustAnchorPem",
-    "trustAnchorSecret",
-    "gatewayName",
-    "gatewayNamespace",
-)
-
-
-def check_target_outputs(cfg: StackConfig, source: SourceRole, outputs: Mapping[str, Any]) -> Mapping[str, Any]:
-    """The target stack's outputs, refused before any registration when missing or built for something else."""
-    missing = [key for key in TARGET_OUTPUTS if outputs.get(key) in (None, "")]
-    if missing:
-        why = "has no outputs: `up` the target stack first" if not outputs else f"lacks {', '.join(missing)}"
-        raise ConfigError("targetStack", source.target_stack, f"the target stack {why}")
-    line, cluster_name, context = outputs["versionLine"], outputs["clusterName"], outputs["context"]
-    if line != cfg.line.name:
-        raise ConfigError("versionLine", cfg.line.name, f"the target stack {source.target_stack} uses version line {line!r}")
-    if cluster_name != source.target.name:
-        raise ConfigError("targetClusterName", source.target.name, f"the target stack's clusterName is {cluster_name!r}")
-    if context == cfg.cluster.context:
-        raise ConfigError("context", cfg.cluster.context, f"the target stack {source.target_stack} uses the same context")
-    return outputs
-
-
-def check_trust_domain_kept(trust_domain: str, anchor_pem: object) -> None:
-    """The anchor names its trust domain: a new one would replace the anchor of both clusters at once.
-
-    Every proxy of both meshes would lose the trust of the other side until it restarted; the anchor
-    is protected, so the engine would refuse mid-`up` anyway. Said here, before anything is planned.
-    """
-    if not isinstance(anchor_pem, str) or not anchor_pem.strip():
-        return
-    made_for = common_name(anchor_pem)
-    wanted = upstream.trust_anchor_common_name(trust_domain)
-    if made_for != wanted:
-        old = made_for.removeprefix(upstream.trust_anchor_common_name(""))
-        raise ConfigError(
-            "trustDomain",
-            trust_domain,
-            f"the stack's trust anchor was made for trust domain {old!r}: a new domain needs a new anchor on both "
-            "clusters at once (every proxy restarted); destroy both stacks (`./aes-linkerd2 destroy "
-            "--delete-trust-anchor`) and `up` again, or set trustDomain back",
-        )
-
-
-def check_edge_stack_manifest(edge_stack: EdgeStackSettings, text: str) -> None:
-    """The manifest holds the Deployment and the Service the program meshes and patches, as the product names them."""
-    product = edge_stack.product
-    found = {(o.kind, o.namespace, o.name): o.body for o in parse_manifest(text)}
-    for kind, name in (("Deployment", product.deployment), ("Service", product.service)):
-        body = found.get((kind, product.namespace, name))
-        if body is None:
-            raise ConfigError(
-                "edgeStackManifest",
-                edge_stack.manifest,
-                f"holds no {kind} {product.namespace}/{name}: it is not {product.name} {edge_stack.version}'s manifest",
-            )
-        spec = body.get("spec")
-        shape_ok = isinstance(spec, dict) and (
-            isinstance(spec.get("template"), dict) if kind == "Deployment" else isinstance(spec.get("ports"), list)
-        )
-        if not shape_ok:
-            part = "spec.template" if kind == "Deployment" else "spec.ports"
-            raise ConfigError("edgeStackManifest", edge_stack.manifest, f"its {kind} {product.namespace}/{name} has no {part}")
-
-
 TRUST_ANCHOR_ROTATION = "trustAnchorRotation"
 
 
-def trust_anchor_rotation(role: Role, read: _Reader) -> RotationStep | None:
+def trust_anchor_rotation(role: Role, read: Reader) -> RotationStep | None:
     """`trustAnchorRotation`: the step of a trust anchor rotation this update does, if any (the target's)."""
     raw = read.text(TRUST_ANCHOR_ROTATION)
     if raw is None:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pulumi
 
-PROJECT = "aes-linkerd2"
-# What an error, a render or a summary shows in place of a secret value.
-SECRET_SHOWN = "[secret]"
+from support.project import PROJECT
+
 # The longest value an error shows, so a huge or hostile value cannot flood the output.
 SHOWN_VALUE_LIMIT = 200
 

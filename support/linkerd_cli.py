@@ -9,27 +9,13 @@ from dataclasses import dataclass
 
 import pulumi
 import pulumi_command as command
-from pulumi.runtime.sync_await import _sync_await
 
-from support import tools
+from support import sdk_internals, tools
+from support.config_model import ClusterAccess
 
 
 class ToolError(pulumi.RunError):
     """A command-line tool the program needs is missing or failed."""
-
-
-@dataclass(frozen=True, kw_only=True)
-class ClusterAccess:
-    """How commands reach one cluster; the kubeconfig is a path, never its contents."""
-
-    context: str
-    kubeconfig: str | None = None
-
-    def flags(self) -> list[str]:
-        return [*(["--kubeconfig", self.kubeconfig] if self.kubeconfig else []), "--context", self.context]
-
-    def kubectl_line(self, kubectl: str, *args: str) -> str:
-        return shlex.join([kubectl, *self.flags(), *args])
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -92,7 +78,7 @@ class PendingRender:
         # The arguments and options the provider's own `local.run` sends (its pinned version included).
         inputs = {"command": self.command_line, "stdin": stdin, "logging": command.local.Logging.NONE}
         self._task = asyncio.ensure_future(
-            pulumi.runtime.invoke_async("command:local:run", inputs, command._utilities.get_invoke_opts_defaults())
+            pulumi.runtime.invoke_async("command:local:run", inputs, sdk_internals.command_invoke_options())
         )
         # A render the program never reads (it stopped on another error first) fails quietly.
         self._task.add_done_callback(lambda task: task.cancelled() or task.exception())
@@ -100,7 +86,7 @@ class PendingRender:
     def stdout(self) -> str:
         """Wait for the render (pumping the event loop, as the SDK's own blocking invokes do)."""
         try:
-            result = _sync_await(self._task)
+            result = sdk_internals.wait_for(self._task)
         except Exception as error:  # the invoke reports a failed command as a generic error
             raise ToolError(
                 f"`{self.command_line}` failed: {error}. Is the linkerd CLI ({self.cli.binary}) installed, "

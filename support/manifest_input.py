@@ -12,13 +12,13 @@ import yaml
 from support.downloads import DownloadError
 from support.errors import ConfigError
 from support.lockfile import LockError
+from support.project import PROJECT_ROOT
 from support.tools import SETUP_COMMAND
 from support.upstream_cache import MANIFEST_LIMIT_BYTES, UpstreamCache
+from support.yaml_events import SAFE_LOADER, nesting_depth_change, uses_aliases
 
 # Deeper YAML is refused before it is composed; Edge Stack's CRD manifests nest 25 deep.
 MANIFEST_NESTING_LIMIT = 100
-# Relative paths are the project's.
-PROJECT_DIR = Path(__file__).resolve().parent.parent
 
 
 def read_manifest(key: str, location: str, read: Callable[[str], str], cache: UpstreamCache | None = None) -> str:
@@ -64,7 +64,7 @@ def _local_path(key: str, location: str, cache: UpstreamCache | None) -> Path:
                 key, location, f"cannot be fetched ({error}); run {SETUP_COMMAND} where the network reaches it, or name a copy"
             ) from None
     path = Path(location).expanduser()
-    return path if path.is_absolute() else PROJECT_DIR / path
+    return path if path.is_absolute() else PROJECT_ROOT / path  # relative paths are the project's
 
 
 def manifest_problem(text: str) -> str | None:
@@ -74,7 +74,7 @@ def manifest_problem(text: str) -> str | None:
     """
     scan = _ManifestScan()
     try:
-        for event in yaml.parse(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+        for event in yaml.parse(text, Loader=SAFE_LOADER):
             problem = scan.feed(event)
             if problem is not None:
                 return f"document {scan.document} {problem}"
@@ -96,29 +96,41 @@ class _ManifestScan:
         self.objects = 0
 
     def feed(self, event: yaml.Event) -> str | None:
-        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+        if uses_aliases(event):
             return "uses YAML anchors or aliases" + (f" (line {event.start_mark.line + 1})" if event.start_mark else "")
         if isinstance(event, yaml.DocumentStartEvent):
             self.document, self.keys, self.expect_key = self.document + 1, set(), False
-        elif isinstance(event, yaml.DocumentEndEvent) and self.keys:
-            if not {"apiVersion", "kind"} <= self.keys:
-                return self.NOT_AN_OBJECT
-            self.objects += 1
-        elif isinstance(event, yaml.MappingStartEvent | yaml.SequenceStartEvent):
-            if self.depth == 0 and isinstance(event, yaml.SequenceStartEvent):
-                return self.NOT_AN_OBJECT
-            # The first event inside the top-level mapping is a key.
-            self.depth, self.expect_key = self.depth + 1, self.depth == 0
-            if self.depth > MANIFEST_NESTING_LIMIT:
-                return f"nests deeper than {MANIFEST_NESTING_LIMIT} levels"
-        elif isinstance(event, yaml.MappingEndEvent | yaml.SequenceEndEvent):
-            # A nested value ends: a top-level key comes next.
-            self.depth -= 1
+            return None
+        if isinstance(event, yaml.DocumentEndEvent):
+            return self._document_end()
+        if isinstance(event, yaml.ScalarEvent):
+            return self._scalar(event)
+        return self._nesting(event)
+
+    def _document_end(self) -> str | None:
+        if not self.keys:
+            return None
+        if not {"apiVersion", "kind"} <= self.keys:
+            return self.NOT_AN_OBJECT
+        self.objects += 1
+        return None
+
+    def _nesting(self, event: yaml.Event) -> str | None:
+        change = nesting_depth_change(event)
+        if change > 0 and self.depth == 0 and isinstance(event, yaml.SequenceStartEvent):
+            return self.NOT_AN_OBJECT
+        self.depth += change
+        if change:
+            # Opening: the first event inside the top-level mapping is a key; closing a nested value: a key comes next.
             self.expect_key = self.depth == 1
-        elif isinstance(event, yaml.ScalarEvent):
-            if self.depth == 0 and event.value.strip():
-                return self.NOT_AN_OBJECT
-            if self.depth == 1 and self.expect_key:
-                self.keys.add(event.value)
-            self.expect_key = self.depth == 1 and not self.expect_key
+        if self.depth > MANIFEST_NESTING_LIMIT:
+            return f"nests deeper than {MANIFEST_NESTING_LIMIT} levels"
+        return None
+
+    def _scalar(self, event: yaml.ScalarEvent) -> str | None:
+        if self.depth == 0 and event.value.strip():
+            return self.NOT_AN_OBJECT
+        if self.depth == 1 and self.expect_key:
+            self.keys.add(event.value)
+        self.expect_key = self.depth == 1 and not self.expect_key
         return None

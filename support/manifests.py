@@ -21,8 +21,8 @@ import pulumi_kubernetes as k8s
 import yaml
 
 from support import stand_ins
+from support.project import PROJECT_ROOT
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 _BUILTIN_GROUPS = {"", "apps", "batch", "policy", "autoscaling"}
 # Objects that others in the same manifest lean on while they are created.
 _FOUNDATION_KINDS = {"Namespace", "CustomResourceDefinition"}
@@ -178,18 +178,15 @@ def _register_one(
 def _waits_for(
     obj: ManifestObject, known: Mapping[str, pulumi.Resource], waited_for: Mapping[str, list[pulumi.Resource]]
 ) -> list[pulumi.Resource]:
-    """What `obj` waits for: its namespace, the CRDs (a custom resource), the Deployments (a webhook), its account (a token)."""
-    after: list[pulumi.Resource] = []
-    if obj.namespace and f"Namespace/{obj.namespace}" in known:
-        after.append(known[f"Namespace/{obj.namespace}"])
-    if not obj.is_builtin:
-        after.extend(waited_for["CustomResourceDefinition"])
-    if obj.kind in SERVED_BY_DEPLOYMENTS:
-        after.extend(waited_for["Deployment"])
-    account = obj.token_account_key
-    if account and account in known:
-        after.append(known[account])
-    return after
+    """What `obj` is created after: its namespace, the CRDs (a custom resource), the Deployments (a webhook), its account."""
+    namespace = known.get(f"Namespace/{obj.namespace}") if obj.namespace else None
+    account = known.get(obj.token_account_key) if obj.token_account_key else None
+    return [
+        *([namespace] if namespace is not None else []),
+        *([] if obj.is_builtin else waited_for["CustomResourceDefinition"]),
+        *(waited_for["Deployment"] if obj.kind in SERVED_BY_DEPLOYMENTS else []),
+        *([account] if account is not None else []),
+    ]
 
 
 def register(

@@ -12,7 +12,8 @@ from typing import Any
 
 import pulumi
 
-READ_STACK_OUTPUTS = "pulumi:pulumi:readStackOutputs"
+from support.sdk_internals import READ_STACK_OUTPUTS
+
 # The engine rewrites a running stack's checkpoint as it goes; on the real engine one read met it half
 # written ("failed to load checkpoint: EOF", e2e/full.sh): such a read is tried again, a few times.
 HALF_WRITTEN = "failed to load checkpoint"

@@ -16,6 +16,7 @@ import os
 import re
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 CACHE_ENV = "AES_LINKERD2_CACHE"
@@ -67,6 +68,11 @@ def find_linkerd(version: str) -> str | None:
         if candidate and os.access(candidate, os.X_OK) and linkerd_client_version(candidate) == version:
             return candidate
     return None
+
+
+def linkerd_cli(configured: str | None, version: str, find: Callable[[str], str | None] = find_linkerd) -> str:
+    """The linkerd CLI a stack runs: its `linkerdCli`, else the one of its release found here, else `linkerd` (PATH)."""
+    return configured or find(version) or "linkerd"
 
 
 def where_to_look(version: str) -> str:

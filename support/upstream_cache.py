@@ -22,8 +22,8 @@ from typing import Literal
 from support import tools, upstream
 from support.downloads import Downloader, DownloadError, Expected, file_sha256
 from support.lockfile import LOCK_NAME, LockFile
+from support.project import PROJECT_ROOT
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
 # Manifests larger than this are refused (Edge Stack's CRDs are 0.4 MiB); the CLI is about 60 MiB.
 MANIFEST_LIMIT_BYTES = 16 * 1024 * 1024
 CLI_LIMIT_BYTES = 512 * 1024 * 1024
@@ -78,7 +78,7 @@ def _runs_as(version: str, url: str) -> Callable[[Path], None]:
 @dataclass(frozen=True)
 class UpstreamCache:
     downloader: Downloader = field(default_factory=Downloader)
-    lock: LockFile = field(default_factory=lambda: LockFile(PROJECT_DIR / LOCK_NAME))
+    lock: LockFile = field(default_factory=lambda: LockFile(PROJECT_ROOT / LOCK_NAME))
     reference: Path = field(default_factory=tools.reference_dir)
     bin: Path = field(default_factory=tools.tools_dir)
 

@@ -20,7 +20,7 @@ from cryptography import x509
 from components.linkerd_identity import AnchorPlan, Phase, anchor_plan
 from driver.offline import offline_cluster
 from support.certificates import RotationStep, anchor_secret, bundle, new_trust_anchor, split_bundle
-from support.config import ConfigError
+from support.errors import ConfigError
 from tests import certificate_audit
 from tests.conftest import TARGET_CONTEXT, run_refused, run_stack, source_config, target_config, target_outputs
 from tests.harness import Run

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from driver.settings import DriverError, read_settings
-from support import config
+from support import errors
 from tests.conftest import (
     FIXTURES,
     LICENSE,
@@ -689,7 +689,7 @@ def test_bad_config_is_refused_before_anything_with_key_and_value(case: Case, tm
     run = run_refused(case.stack, values, secret_config=case.secrets)
     elapsed = time.monotonic() - started
     message = str(run.error)
-    assert isinstance(run.error, config.ConfigError), f"{type(run.error).__name__}: {message[:500]}"
+    assert isinstance(run.error, errors.ConfigError), f"{type(run.error).__name__}: {message[:500]}"
     assert run.error.key == case.key, message[:500]
     prefix = f"config aes-linkerd2:{case.key} = "
     assert message.startswith(prefix), message[:500]

@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from support import config, upstream
+from support import clusters, errors, upstream
 from tests.conftest import SOURCE_CONTEXT, TARGET_CONTEXT, run_stack, target_config
 
 
@@ -103,17 +103,17 @@ def api_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Vers
 
 def test_the_servers_version_is_read_through_the_kubeconfigs_trust(api_server: VersionServer) -> None:
     cluster = {"server": f"https://127.0.0.1:{api_server.port}", "certificate-authority-data": api_server.ca_data}
-    assert config.server_version(cluster) == (1, 34)
+    assert clusters.server_version(cluster) == (1, 34)
     api_server.reply = {"major": "1", "minor": "29+", "gitVersion": "v1.29.4-eks-036c24b"}
-    assert config.server_version(cluster) == (1, 29)
+    assert clusters.server_version(cluster) == (1, 29)
     # A server the kubeconfig does not trust is not read: the version stays unknown.
-    assert config.server_version({"server": cluster["server"]}) is None
-    assert config.server_version({**cluster, "server": "http://127.0.0.1:1"}) is None
+    assert clusters.server_version({"server": cluster["server"]}) is None
+    assert clusters.server_version({**cluster, "server": "http://127.0.0.1:1"}) is None
 
 
 def test_page_line_on_a_current_cluster_is_refused_before_any_resource(api_server: VersionServer) -> None:
     run = run_stack("target", target_config("linkerd-2.8"))
-    assert isinstance(run.error, config.ConfigError) and run.error.key == "versionLine"
+    assert isinstance(run.error, errors.ConfigError) and run.error.key == "versionLine"
     assert str(run.error) == (
         f"config aes-linkerd2:versionLine = 'linkerd-2.8': the API server of context {TARGET_CONTEXT!r} runs Kubernetes 1.34, "
         "and this line needs Kubernetes 1.21 or older (its CRDs and APIs are gone there)"
@@ -125,9 +125,9 @@ def test_page_line_on_a_cluster_of_its_time_goes_ahead(api_server: VersionServer
     api_server.reply = {"major": "1", "minor": "21", "gitVersion": "v1.21.14"}
     cfg_line = upstream.VERSION_LINES["linkerd-2.8"]
     assert cfg_line.supports_kubernetes((1, 21))
-    config.check_line_fits(cfg_line, (1, 21), TARGET_CONTEXT)  # no error
+    clusters.check_line_fits(cfg_line, (1, 21), TARGET_CONTEXT)  # no error
     cluster = {"server": f"https://127.0.0.1:{api_server.port}", "certificate-authority-data": api_server.ca_data}
-    assert config.server_version(cluster) == (1, 21)
+    assert clusters.server_version(cluster) == (1, 21)
 
 
 def test_the_driver_refuses_it_before_the_engine_starts(api_server: VersionServer, tmp_path: Path) -> None:

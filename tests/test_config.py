@@ -9,12 +9,12 @@ from typing import Any
 import pytest
 import yaml
 
-from support import config, errors, upstream
+from support import clusters, config, config_model, config_sources, errors, upstream
 from tests.conftest import ROOT, TARGET_CONTEXT, run_refused, run_stack, source_config, target_config
 from tests.fake_linkerd import CURRENT_VERSION, FakeLinkerd
 
 
-def load(values: dict[str, Any], stack: str = "target", secrets: dict[str, str] | None = None) -> config.StackConfig:
+def load(values: dict[str, Any], stack: str = "target", secrets: dict[str, str] | None = None) -> config_model.StackConfig:
     """config.load() inside a mocked program, returning the model or raising its error."""
     holder: dict[str, Any] = {}
 
@@ -26,21 +26,21 @@ def load(values: dict[str, Any], stack: str = "target", secrets: dict[str, str] 
     run = run_program(program, stack=stack, config=values, secret_config=secrets)
     if run.error is not None:
         raise run.error
-    loaded: config.StackConfig = holder["config"]
+    loaded: config_model.StackConfig = holder["config"]
     return loaded
 
 
 def test_target_defaults_come_from_the_version_line() -> None:
     cfg = load(target_config(), secrets={"edgeStackLicenseKey": "token"})
-    assert isinstance(cfg.role, config.TargetRole) and cfg.is_target
+    assert isinstance(cfg.role, config_model.TargetRole) and cfg.is_target
     assert cfg.line is upstream.CURRENT
     assert cfg.linkerd.version == "edge-26.8.3"
     assert cfg.edge_stack.product.name == "edge-stack" and cfg.edge_stack.version == "3.12.12"
     assert cfg.cluster.name == "target" and cfg.cluster.context == "target-ctx"
-    assert cfg.gateway == config.GatewaySettings(
+    assert cfg.gateway == config_model.GatewaySettings(
         port=4143, probe_port=80, probe_target_port=8080, probe_path="/-/ambassador/ready", probe_period_seconds=3
     )
-    assert cfg.workloads == config.WorkloadSettings(
+    assert cfg.workloads == config_model.WorkloadSettings(
         meshed_namespaces=("default",),
         existing_namespaces=frozenset({"default"}),
         qotm=True,
@@ -53,7 +53,7 @@ def test_target_defaults_come_from_the_version_line() -> None:
 
 def test_source_defaults() -> None:
     cfg = load(source_config(), stack="source", secrets={"edgeStackLicenseKey": "token"})
-    assert isinstance(cfg.role, config.SourceRole) and not cfg.is_target
+    assert isinstance(cfg.role, config_model.SourceRole) and not cfg.is_target
     assert cfg.workloads.qotm is False
     assert cfg.role.target.name == "target"
     assert cfg.role.target.context == TARGET_CONTEXT
@@ -121,14 +121,14 @@ def test_bad_input_names_key_and_value_and_registers_nothing(change: dict[str, A
         if v is None:
             values.pop(k, None)
     run = run_refused("target", values)
-    assert isinstance(run.error, config.ConfigError), run.error
+    assert isinstance(run.error, errors.ConfigError), run.error
     assert run.error.key == key
     assert str(run.error).startswith(f"config aes-linkerd2:{key} = {shown!r}: {reason}"), str(run.error)
 
 
 def test_page_line_refuses_a_cluster_that_no_longer_serves_its_crds() -> None:
     run = run_stack("target", target_config("linkerd-2.8", kubernetesVersion="v1.22.0"))
-    assert isinstance(run.error, config.ConfigError)
+    assert isinstance(run.error, errors.ConfigError)
     assert str(run.error) == (
         "config aes-linkerd2:kubernetesVersion = 'v1.22.0': version line 'linkerd-2.8' cannot install on it: "
         "needs Kubernetes 1.21 or older"
@@ -139,21 +139,21 @@ def test_page_line_refuses_a_cluster_that_no_longer_serves_its_crds() -> None:
 
 def test_edge_stack_needs_its_licence_and_emissary_refuses_one() -> None:
     run = run_refused("target", target_config(), secret_config={})
-    assert isinstance(run.error, config.ConfigError) and run.error.key == "edgeStackLicenseKey"
+    assert isinstance(run.error, errors.ConfigError) and run.error.key == "edgeStackLicenseKey"
     assert "needs a licence token" in str(run.error)
     run = run_refused("target", target_config(edgeStackProduct="emissary"), secret_config={"edgeStackLicenseKey": "x"})
-    assert isinstance(run.error, config.ConfigError) and run.error.key == "edgeStackLicenseKey"
+    assert isinstance(run.error, errors.ConfigError) and run.error.key == "edgeStackLicenseKey"
     assert "takes no licence key" in str(run.error) and "'x'" not in str(run.error)
 
 
 def test_source_needs_a_second_cluster() -> None:
     run = run_refused("source", source_config(targetContext="source-ctx"))
-    assert isinstance(run.error, config.ConfigError) and run.error.key == "targetContext"
+    assert isinstance(run.error, errors.ConfigError) and run.error.key == "targetContext"
     assert "is the same context as `context`" in str(run.error)
     missing = source_config()
     del missing["targetStack"]
     run = run_refused("source", missing)
-    assert isinstance(run.error, config.ConfigError) and run.error.key == "targetStack"
+    assert isinstance(run.error, errors.ConfigError) and run.error.key == "targetStack"
 
 
 def test_tls_certificate_and_key_come_together() -> None:
@@ -162,7 +162,7 @@ def test_tls_certificate_and_key_come_together() -> None:
         target_config(tlsHostname="www.example.com"),
         secret_config={"edgeStackLicenseKey": "x", "tlsCertificate": "CERT"},
     )
-    assert isinstance(run.error, config.ConfigError) and run.error.key == "tlsPrivateKey"
+    assert isinstance(run.error, errors.ConfigError) and run.error.key == "tlsPrivateKey"
 
 
 def test_unreachable_cluster_is_named(kubeconfig: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -174,7 +174,7 @@ def test_unreachable_cluster_is_named(kubeconfig: Path, monkeypatch: pytest.Monk
     document["clusters"][0]["cluster"]["server"] = f"https://127.0.0.1:{closed_port}"
     kubeconfig.write_text(yaml.safe_dump(document))
     run = run_refused("target", target_config())
-    assert isinstance(run.error, config.ConfigError) and run.error.key == "context"
+    assert isinstance(run.error, errors.ConfigError) and run.error.key == "context"
     assert f"its API server https://127.0.0.1:{closed_port} is unreachable" in str(run.error)
 
 
@@ -245,7 +245,7 @@ def test_committed_stacks_use_the_current_line() -> None:
 
 def test_unreadable_manifest_names_its_key() -> None:
     run = run_stack("target", target_config(edgeStackManifest="/nowhere/aes.yaml"))
-    assert isinstance(run.error, config.ConfigError) and run.error.key == "edgeStackManifest"
+    assert isinstance(run.error, errors.ConfigError) and run.error.key == "edgeStackManifest"
     assert str(run.error).startswith("config aes-linkerd2:edgeStackManifest = '/nowhere/aes.yaml': cannot be read (")
     assert run.registrations == []
 
@@ -273,18 +273,18 @@ def test_strict_checks_still_take_every_good_value(url: str) -> None:
         stack="source",
         secrets={"edgeStackLicenseKey": "t"},
     )
-    assert isinstance(source.role, config.SourceRole)
+    assert isinstance(source.role, config_model.SourceRole)
     assert source.role.gateway_addresses == ("192.0.2.10", "2001:db8::2", "gw.target.example.com")
 
 
 def test_a_typo_is_refused_with_the_nearest_key() -> None:
     run = run_refused("target", {**target_config(), "probePeriod": "5"})
-    assert isinstance(run.error, config.ConfigError) and run.error.key == "probePeriod"
+    assert isinstance(run.error, errors.ConfigError) and run.error.key == "probePeriod"
     assert (
         str(run.error) == "config aes-linkerd2:probePeriod = '5': is not a key of aes-linkerd2; did you mean probePeriodSeconds?"
     )
     secret = run_refused("target", target_config(), secret_config={"edgeStackLicenceKey": "token-value"})
-    assert isinstance(secret.error, config.ConfigError) and "token-value" not in str(secret.error)
+    assert isinstance(secret.error, errors.ConfigError) and "token-value" not in str(secret.error)
     assert str(secret.error).startswith("config aes-linkerd2:edgeStackLicenceKey = '[secret]': is not a key")
     assert "did you mean edgeStackLicenseKey?" in str(secret.error)
 
@@ -299,27 +299,27 @@ def test_a_file_that_is_no_manifest_is_refused_without_its_content() -> None:
 
 
 def test_shown_values_are_bounded() -> None:
-    assert config.shown("x" * 10) == repr("x" * 10)
-    long = config.shown("x" * 10_000)
+    assert errors.shown("x" * 10) == repr("x" * 10)
+    long = errors.shown("x" * 10_000)
     assert len(long) <= errors.SHOWN_VALUE_LIMIT and long.endswith("... (10002 characters)")
-    assert config.shown("a\nb\x1b[31m") == "'a\\nb\\x1b[31m'"
+    assert errors.shown("a\nb\x1b[31m") == "'a\\nb\\x1b[31m'"
 
 
-def parse(values: dict[str, Any], stack: str = "source", secrets: frozenset[str] = frozenset()) -> config.StackConfig:
+def parse(values: dict[str, Any], stack: str = "source", secrets: frozenset[str] = frozenset()) -> config_model.StackConfig:
     """The program's own parse of a stack file's values, as the driver's pre-flight runs it: no engine, no cluster."""
-    return config.load(config.SettingsSource(values, secrets, stack), check_clusters=False)
+    return config.load(config_sources.SettingsSource(values, secrets, stack))
 
 
 def test_a_kind_target_is_reached_at_its_control_plane_container() -> None:
     values = {"role": "source", "context": "kind-source", "targetStack": "organization/aes-linkerd2/target",
               "targetContext": "kind-target", "edgeStackProduct": "emissary"}  # fmt: skip
     role = parse(values).role
-    assert isinstance(role, config.SourceRole)
+    assert isinstance(role, config_model.SourceRole)
     assert role.target_api_server_address == "https://target-control-plane:6443"
     role = parse({**values, "targetApiServerAddress": "https://172.18.0.3:6443"}).role
-    assert isinstance(role, config.SourceRole) and role.target_api_server_address == "https://172.18.0.3:6443"
+    assert isinstance(role, config_model.SourceRole) and role.target_api_server_address == "https://172.18.0.3:6443"
     role = parse({**values, "targetContext": "prod-eu"}).role
-    assert isinstance(role, config.SourceRole) and role.target_api_server_address is None
+    assert isinstance(role, config_model.SourceRole) and role.target_api_server_address is None
     assert config.kind_internal_address("kind-a-b") == "https://a-b-control-plane:6443"
     assert config.kind_internal_address("kind-") is None and config.kind_internal_address("kind-Upper") is None
 
@@ -329,7 +329,7 @@ def test_a_secret_key_in_plain_text_is_refused_without_its_value(key: str) -> No
     values = {"role": "target", "context": "kind-target", "gatewayHostname": "gw.example.com", "tlsHostname": "a.example.com",
               "tlsCertificate": "cert", "tlsPrivateKey": "key", "edgeStackLicenseKey": "token"}  # fmt: skip
     secrets = frozenset({"edgeStackLicenseKey", "tlsPrivateKey", "tlsCertificate"} - {key})
-    with pytest.raises(config.ConfigError) as raised:
+    with pytest.raises(errors.ConfigError) as raised:
         parse(values, "target", secrets)
     assert str(raised.value) == (
         f"config aes-linkerd2:{key} = '[not shown]': must be a secret: `pulumi config set --secret {key} <value>`"
@@ -343,7 +343,7 @@ def test_the_committed_stack_files_parse_as_the_pre_flight_reads_them() -> None:
 
     for stack in ("target", "source"):
         settings = read_settings(ROOT, stack)
-        parsed = config.load(config.SettingsSource(settings.values, settings.secret_keys, stack), check_clusters=False)
+        parsed = config.load(config_sources.SettingsSource(settings.values, settings.secret_keys, stack))
         assert parsed.cluster.context == f"kind-{stack}" and parsed.linkerd.ha is True
 
 
@@ -375,7 +375,7 @@ TARGET_VALUES = {"role": "target", "context": "kind-target", "gatewayHostname": 
 )  # fmt: skip
 def test_collisions_and_derived_names_are_refused(change: dict[str, Any], key: str, shown: Any, reason: str) -> None:
     values = {**TARGET_VALUES, "clusterName": "kind-target", **change}
-    with pytest.raises(config.ConfigError) as raised:
+    with pytest.raises(errors.ConfigError) as raised:
         parse(values, "target")
     assert str(raised.value).startswith(f"config aes-linkerd2:{key} = {errors.shown(shown)}: {reason}")
 
@@ -390,7 +390,7 @@ def test_an_unspecified_gateway_address_is_refused() -> None:
     values = {"role": "source", "context": "kind-source", "targetStack": "target", "targetContext": "kind-target",
               "edgeStackProduct": "emissary"}  # fmt: skip
     for address in ("0.0.0.0", "::"):  # noqa: S104 (refused, never bound)
-        with pytest.raises(config.ConfigError, match=r"gatewayAddresses = '(0\.0\.0\.0|::)': is the unspecified address"):
+        with pytest.raises(errors.ConfigError, match=r"gatewayAddresses = '(0\.0\.0\.0|::)': is the unspecified address"):
             parse({**values, "gatewayAddresses": [address]})
     assert (
         parse({**values, "gatewayAddresses": ["172.18.0.5"]}).role == parse({**values, "gatewayAddresses": ["172.18.0.5"]}).role
@@ -410,8 +410,8 @@ def test_an_unspecified_gateway_address_is_refused() -> None:
 def test_a_broken_kubeconfig_is_a_config_error_naming_the_key(tmp_path: Path, text: str, reason: str) -> None:
     path = tmp_path / "kubeconfig"
     path.write_text(text)
-    with pytest.raises(config.ConfigError) as raised:
-        config.check_cluster("context", "kind-target", "kubeconfig", str(path))
+    with pytest.raises(errors.ConfigError) as raised:
+        clusters.check_cluster("context", "kind-target", "kubeconfig", str(path))
     assert str(raised.value) == f"config aes-linkerd2:kubeconfig = {str(path)!r}: {reason}"
 
 
@@ -422,8 +422,36 @@ def test_a_server_with_an_impossible_port_is_a_config_error(tmp_path: Path) -> N
         "contexts": [{"name": "kind-target", "context": {"cluster": "c", "user": "u"}}],
         "users": [{"name": "u", "user": {}}],
     }))  # fmt: skip
-    with pytest.raises(config.ConfigError) as raised:
-        config.check_cluster("context", "kind-target", "kubeconfig", str(path))
+    with pytest.raises(errors.ConfigError) as raised:
+        clusters.check_cluster("context", "kind-target", "kubeconfig", str(path))
     assert str(raised.value) == (
         "config aes-linkerd2:context = 'kind-target': its cluster's server 'https://127.0.0.1:99999' has no valid port"
     )
+
+
+def test_after_the_drivers_preflight_the_program_does_not_ask_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The driver's pre-flight checked the CLI's release and the clusters; the stacks it runs do not repeat that."""
+    monkeypatch.setenv(clusters.PREFLIGHT_ENV, "1")
+    run = run_stack("target", target_config(), linkerd=FakeLinkerd("edge-25.1.1"))
+    assert "version --client --short" not in " ".join(run.mocks.commands)
+    assert run.error is None or "but this stack pins linkerdVersion" not in str(run.error)
+    # Without the driver (plain `pulumi up`), the program's own check stands.
+    monkeypatch.delenv(clusters.PREFLIGHT_ENV)
+    run = run_stack("target", target_config(), linkerd=FakeLinkerd("edge-25.1.1"))
+    assert "but this stack pins linkerdVersion" in str(run.error) and run.registrations == []
+
+
+def test_the_driver_reads_the_version_line_with_the_programs_rules() -> None:
+    """StackSettings.line is the parser's: an unknown line is refused, as the program refuses it, never defaulted."""
+    from driver.settings import StackSettings
+
+    with pytest.raises(errors.ConfigError) as raised:
+        _ = StackSettings({"versionLine": "linkerd-9"}).line
+    assert raised.value.key == "versionLine" and "is not known" in str(raised.value)
+    with pytest.raises(errors.ConfigError, match=r"was renamed 'linkerd-2\.8'"):
+        _ = StackSettings({"versionLine": "page"}).line
+    assert StackSettings({}).line is upstream.CURRENT
+    assert StackSettings({"versionLine": "linkerd-2.8"}).linkerd_version == upstream.PAGE.linkerd_versions[0]
+    with pytest.raises(errors.ConfigError) as raised:
+        _ = StackSettings({"linkerdVersion": "edge-1.0.0"}).linkerd_version
+    assert raised.value.key == "linkerdVersion"

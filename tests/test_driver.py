@@ -487,12 +487,12 @@ def test_a_namespace_is_never_taken_over_nor_patched_when_missing(
 ) -> None:
     from driver import preflight
     from driver.settings import StackSettings
-    from support import config
+    from support import config, config_sources
 
     values = {"role": "target", "context": "kind-target", "gatewayHostname": "gw.example.com", "edgeStackProduct": "emissary",
               "meshedNamespaces": meshed, "existingNamespaces": existing}  # fmt: skip
     settings = StackSettings(values)
-    cfg = config.load(config.SettingsSource(settings.values, settings.secret_keys, "target"), check_clusters=False)
+    cfg = config.load(config_sources.SettingsSource(settings.values, settings.secret_keys, "target"))
     items = [{"metadata": {"name": name, "annotations": annotations}} for name, annotations in live.items()]
     asked: list[list[str]] = []
 

@@ -11,8 +11,8 @@ import pytest
 
 from components.edge_stack import EdgeStack, EdgeStackArgs, prepare_object
 from support import manifests, upstream
-from support.config import Tls
-from support.linkerd_cli import ClusterAccess, LinkerdCli
+from support.config_model import ClusterAccess, Tls
+from support.linkerd_cli import LinkerdCli
 from tests.conftest import FIXTURES, OWN_CRDS, provider_urn, real_linkerd, upstream_file
 from tests.harness import Run, run_program
 from tests.schemas import validate_builtin, validate_custom_resource

@@ -5,7 +5,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from support.linkerd_cli import ClusterAccess, LinkerdCli, ToolError
+from support.config_model import ClusterAccess
+from support.linkerd_cli import LinkerdCli, ToolError
 from tests.harness import run_program
 
 

@@ -17,7 +17,8 @@ import yaml
 from components.linkerd_control_plane import ControlPlaneIdentity, LinkerdControlPlane, LinkerdControlPlaneArgs
 from driver.offline import cli_args, run_like_the_command_provider
 from support import certificates, stand_ins, upstream
-from support.linkerd_cli import ClusterAccess, LinkerdCli
+from support.config_model import ClusterAccess
+from support.linkerd_cli import LinkerdCli
 from tests.conftest import kubernetes_resources, provider_urn, real_linkerd
 from tests.fake_linkerd import FakeLinkerd
 from tests.harness import Run, run_program

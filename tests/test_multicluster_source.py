@@ -10,7 +10,8 @@ import pytest
 
 from components.multicluster_source import MulticlusterSource, MulticlusterSourceArgs
 from support import upstream
-from support.linkerd_cli import ClusterAccess, LinkerdCli
+from support.config_model import ClusterAccess
+from support.linkerd_cli import LinkerdCli
 from tests.conftest import provider_urn
 from tests.fake_linkerd import CURRENT_VERSION, PAGE_VERSION, FakeLinkerd
 from tests.harness import Run, run_program

@@ -7,25 +7,14 @@ import pulumi_kubernetes as k8s
 import pytest
 import yaml
 
-from components.multicluster_target import GatewayRef, MulticlusterTarget, MulticlusterTargetArgs
+from components.multicluster_target import MulticlusterTarget, MulticlusterTargetArgs
 from support import upstream
+from support.config_model import GatewaySettings
 from tests.conftest import provider_urn, upstream_file
 from tests.harness import Run, run_program
 from tests.schemas import validate_builtin, validate_custom_resource
 
 EDGE_STACK_PORTS = ({"name": "http", "port": 80, "targetPort": 8080}, {"name": "https", "port": 443, "targetPort": 8443})
-
-
-def gateway(line: upstream.VersionLine) -> GatewayRef:
-    """The line's Edge Stack, with the Service ports its manifests declare."""
-    product = line.edge_stack["edge-stack"]
-    return GatewayRef(
-        namespace=product.namespace,
-        deployment=product.deployment,
-        service=product.service,
-        service_account=product.service_account,
-        service_ports=EDGE_STACK_PORTS,
-    )
 
 
 def build(
@@ -40,13 +29,12 @@ def build(
             "multicluster-target",
             MulticlusterTargetArgs(
                 line=line,
-                gateway=gateway(line),
+                product=line.edge_stack["edge-stack"],
+                service_ports=EDGE_STACK_PORTS,
                 hostname="gateway.example.com",
-                gateway_port=4143,
-                probe_port=80,
-                probe_target_port=8080,
-                probe_path=probe_path,
-                probe_period_seconds=3,
+                ports=GatewaySettings(
+                    port=4143, probe_port=80, probe_target_port=8080, probe_path=probe_path, probe_period_seconds=3
+                ),
                 trust_domain="cluster.local",
                 exported_services=[("default", "qotm-linkerd2"), ("shop", "cart")],
                 depends_on=[mesh],

@@ -246,3 +246,29 @@ def test_what_upstream_keeps_on_uninstall_outlives_destroy(preview: bool) -> Non
     for resource in kubernetes_resources(run):
         annotations = (resource.inputs.get("metadata") or {}).get("annotations") or {}
         assert resource.retain_on_delete is (annotations.get("helm.sh/resource-policy") == "keep"), resource.name
+
+
+def test_an_edge_stack_product_switch_keeps_the_old_namespace_on_the_cluster() -> None:
+    """Issue 18: switching edgeStackProduct never plans a delete of the previous product's namespace.
+
+    The namespace may hold what users put there: it stays declared, under the URN it had, retained on
+    delete, so the engine's delete of it (now or at the next `up`) only forgets it.
+    """
+    before = up()  # edge-stack, in namespace ambassador
+    old = before.one("Namespace", "ambassador")
+    assert not old.retain_on_delete
+    own = "organization/aes-linkerd2/target"
+    assert before.outputs["edgeStackNamespace"] == "ambassador"
+    switched = run_stack(
+        "target", target_config(edgeStackProduct="emissary"), stack_references={own: {"edgeStackNamespace": "ambassador"}}
+    )
+    assert switched.error is None, switched.error
+    kept = switched.one("Namespace", "ambassador")
+    assert kept.urn == old.urn and kept.retain_on_delete and kept.protect is False
+    assert kept.inputs["metadata"] == {"name": "ambassador"}
+    new = switched.one("Namespace", "emissary")
+    assert new.retain_on_delete is False
+    assert switched.outputs["edgeStackNamespace"] == "emissary"
+    # Not switched: the last outputs name this product's own namespace, and nothing else is declared.
+    same = run_stack("target", target_config(), stack_references={own: {"edgeStackNamespace": "ambassador"}})
+    assert same.error is None and [r.object_name for r in same.find("Namespace") if r.retain_on_delete] == []

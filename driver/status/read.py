@@ -15,7 +15,7 @@ from typing import Any
 
 from driver.settings import StackSettings
 from support import tools
-from support.linkerd_cli import ClusterAccess
+from support.config_model import ClusterAccess
 
 # One call for what every check reads; the Link CRD may be missing, so Links come in a second.
 KINDS = "deployments,services,endpoints,namespaces,mutatingwebhookconfigurations,validatingwebhookconfigurations"

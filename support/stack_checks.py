@@ -1,0 +1,98 @@
+"""Checks of a stack's config against what lies outside it, before the first registration.
+
+The target stack's outputs (read by the source), this stack's own last outputs (the trust domain its
+anchor was made for, the Edge Stack product it ran), and the Edge Stack manifest's shape.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from support import upstream
+from support.certificates import common_name
+from support.config_model import EdgeStackSettings, SourceRole, StackConfig
+from support.errors import ConfigError
+from support.manifests import parse as parse_manifest
+
+
+# What the source reads from the target stack's outputs.
+def retired_edge_stack_namespace(cfg: StackConfig, last_outputs: Mapping[str, Any]) -> str | None:
+    """The namespace of the Edge Stack product this stack ran until now, when `edgeStackProduct` switched away from it.
+
+    The engine would delete that namespace with the old product, and with it whatever users put there:
+    the program keeps it declared once more, retained on delete (components/edge_stack.py).
+    """
+    previous = last_outputs.get("edgeStackNamespace")
+    if not isinstance(previous, str) or not previous or previous == cfg.edge_stack.product.namespace:
+        return None
+    return previous
+
+
+TARGET_OUTPUTS = (
+    "versionLine",
+    "clusterName",
+    "context",
+    "trustAnchorPem",
+    "trustAnchorSecret",
+    "gatewayName",
+    "gatewayNamespace",
+)
+
+
+def check_target_outputs(cfg: StackConfig, source: SourceRole, outputs: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The target stack's outputs, refused before any registration when missing or built for something else."""
+    missing = [key for key in TARGET_OUTPUTS if outputs.get(key) in (None, "")]
+    if missing:
+        why = "has no outputs: `up` the target stack first" if not outputs else f"lacks {', '.join(missing)}"
+        raise ConfigError("targetStack", source.target_stack, f"the target stack {why}")
+    line, cluster_name, context = outputs["versionLine"], outputs["clusterName"], outputs["context"]
+    if line != cfg.line.name:
+        raise ConfigError("versionLine", cfg.line.name, f"the target stack {source.target_stack} uses version line {line!r}")
+    if cluster_name != source.target.name:
+        raise ConfigError("targetClusterName", source.target.name, f"the target stack's clusterName is {cluster_name!r}")
+    if context == cfg.cluster.context:
+        raise ConfigError("context", cfg.cluster.context, f"the target stack {source.target_stack} uses the same context")
+    return outputs
+
+
+def check_trust_domain_kept(trust_domain: str, anchor_pem: object) -> None:
+    """The anchor names its trust domain: a new one would replace the anchor of both clusters at once.
+
+    Every proxy of both meshes would lose the trust of the other side until it restarted; the anchor
+    is protected, so the engine would refuse mid-`up` anyway. Said here, before anything is planned.
+    """
+    if not isinstance(anchor_pem, str) or not anchor_pem.strip():
+        return
+    made_for = common_name(anchor_pem)
+    wanted = upstream.trust_anchor_common_name(trust_domain)
+    if made_for != wanted:
+        old = made_for.removeprefix(upstream.trust_anchor_common_name(""))
+        raise ConfigError(
+            "trustDomain",
+            trust_domain,
+            f"the stack's trust anchor was made for trust domain {old!r}: a new domain needs a new anchor on both "
+            "clusters at once (every proxy restarted); destroy both stacks (`./aes-linkerd2 destroy "
+            "--delete-trust-anchor`) and `up` again, or set trustDomain back",
+        )
+
+
+def check_edge_stack_manifest(edge_stack: EdgeStackSettings, text: str) -> None:
+    """The manifest holds the Deployment and the Service the program meshes and patches, as the product names them."""
+    product = edge_stack.product
+    found = {(o.kind, o.namespace, o.name): o.body for o in parse_manifest(text)}
+    for kind, name in (("Deployment", product.deployment), ("Service", product.service)):
+        body = found.get((kind, product.namespace, name))
+        if body is None:
+            raise ConfigError(
+                "edgeStackManifest",
+                edge_stack.manifest,
+                f"holds no {kind} {product.namespace}/{name}: it is not {product.name} {edge_stack.version}'s manifest",
+            )
+        spec = body.get("spec")
+        shape_ok = isinstance(spec, dict) and (
+            isinstance(spec.get("template"), dict) if kind == "Deployment" else isinstance(spec.get("ports"), list)
+        )
+        if not shape_ok:
+            part = "spec.template" if kind == "Deployment" else "spec.ports"
+            raise ConfigError("edgeStackManifest", edge_stack.manifest, f"its {kind} {product.namespace}/{name} has no {part}")
