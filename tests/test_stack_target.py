@@ -8,6 +8,7 @@ import pytest
 from cryptography import x509
 
 from support import upstream
+from support.project import RUNS_OFFLINE_ENV
 from tests import certificate_audit
 from tests.conftest import kubernetes_resources, provider_urn, run_stack, target_config
 from tests.harness import Run
@@ -173,7 +174,8 @@ def test_the_anchor_and_issuer_keys_live_only_in_the_cluster() -> None:
     assert run.depends(issuer, on=anchor) and run.depends(issuer, on=namespace)
     # Nothing a Command holds is secret, because nothing it prints or is given is a key.
     for command in (anchor, issuer):
-        assert command.additional_secret_outputs == [] and "environment" not in command.inputs
+        # The environment holds only the offline marker: no key, no certificate.
+        assert command.additional_secret_outputs == [] and command.inputs["environment"] == {RUNS_OFFLINE_ENV: "1"}
         assert "PRIVATE KEY" not in run.mocks.command_stdouts[command.name]
     anchor_secret = certificate_audit.cluster_secret("target-ctx", "linkerd-trust-anchor")
     assert anchor_secret["type"] == "kubernetes.io/tls" and sorted(anchor_secret["data"]) == ["ca.crt", "tls.crt", "tls.key"]
