@@ -21,7 +21,7 @@ from components.meshed_namespace import MeshedNamespace, MeshedNamespaceArgs
 from components.multicluster_source import MulticlusterSource, MulticlusterSourceArgs
 from components.multicluster_target import GatewayRef, MulticlusterTarget, MulticlusterTargetArgs
 from components.qotm_demo import QotmDemo, QotmDemoArgs
-from support import clock, config, stack_outputs, upstream
+from support import charts, clock, config, stack_outputs, upstream
 from support.certificates import anchor_rows, describe
 from support.linkerd_cli import ClusterAccess, LinkerdCli
 from support.manifests import read_location
@@ -285,8 +285,20 @@ def main() -> None:
     )
     access = ClusterAccess(context=cfg.cluster.context, kubeconfig=cfg.cluster.kubeconfig)
     cli = LinkerdCli(binary=cfg.linkerd.cli, cluster=access)
-    crds = config.read_manifest("edgeStackCrds", cfg.edge_stack.crds, read_location)
-    manifest = config.read_manifest("edgeStackManifest", cfg.edge_stack.manifest, read_location)
+    edge = cfg.edge_stack
+    if edge.version in edge.product.charts:
+        # Emissary 4 publishes charts only: rendered by helm, then the same pipeline as release YAML.
+        crds, manifest = charts.render_release(
+            edge.product,
+            edge.version,
+            crds=edge.crds,
+            manifest=edge.manifest,
+            helm_binary=edge.helm,
+            add_linkerd_headers=edge.add_linkerd_headers,
+        )
+    else:
+        crds = config.read_manifest("edgeStackCrds", edge.crds, read_location)
+        manifest = config.read_manifest("edgeStackManifest", edge.manifest, read_location)
     config.check_edge_stack_manifest(cfg.edge_stack, manifest)
     cli.require_version(cfg.linkerd.version)
     # A fixed name: renaming the provider would replace every object it manages. Its identity is the

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from driver.preflight import Finding
 from driver.settings import STACKS, DriverError, StackSettings, read_settings
-from support import upstream
+from support import charts, upstream
 from support.downloads import Downloader, DownloadError, UnreachableError
 from support.lockfile import LOCK_NAME, LockError, LockFile
 from support.tools import SETUP_COMMAND
@@ -61,7 +61,11 @@ def stack_items(cache: UpstreamCache, settings: StackSettings) -> list[Item]:
     product = settings.line.edge_stack.get(str(settings.get("edgeStackProduct") or settings.line.default_product))
     if product is None:
         return items  # the program refuses the product, naming the key
-    files = upstream.edge_stack_files(product, str(settings.get("edgeStackVersion") or product.versions[0]))
+    version = str(settings.get("edgeStackVersion") or product.versions[0])
+    if version in product.charts:  # helm and the release's charts (support/charts.py)
+        entries = charts.setup_entries(cache, product, version, {k: settings.get(k) for k in MANIFEST_KEYS}, settings.get("helm"))
+        return items + [Item(e.title, e.host, e.get) for e in entries]
+    files = upstream.edge_stack_files(product, version)
     for key, file in zip(MANIFEST_KEYS, files, strict=True):
         named = str(settings.get(key) or "")
         if not named:
@@ -99,6 +103,8 @@ def needed(cache: UpstreamCache, project_dir: Path, stacks: Iterable[str], every
     if everything:
         items = [linkerd_item(cache, version) for version in upstream.linkerd_versions()]
         items += [manifest_item(cache, file) for file in upstream.release_manifests()]
+        for product, version in charts.every_chart_release():
+            items += [Item(e.title, e.host, e.get) for e in charts.setup_entries(cache, product, version, {}, None)]
     else:
         items = [item for stack in stacks for item in stack_items(cache, read_settings(project_dir, stack))]
     return list({item.title: item for item in items}.values())

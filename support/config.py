@@ -120,6 +120,8 @@ class EdgeStackSettings:
     license_key: pulumi.Output[str] | None
     add_linkerd_headers: bool
     tls: Tls | None
+    # The helm CLI, for a release installed from its charts (support/charts.py); None: found by release.
+    helm: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -483,7 +485,10 @@ def load(source: ConfigSource | None = None, *, check_clusters: bool = True) -> 
     license_key = read.secret("edgeStackLicenseKey")
     if license_key is not None and product.license_secret is None:
         raise ConfigError(
-            "edgeStackLicenseKey", SECRET_SHOWN, f"{product.name} {edge_stack_version} takes no licence key; remove it"
+            "edgeStackLicenseKey",
+            SECRET_SHOWN,
+            f"{product.name} {edge_stack_version} takes no licence key; remove it, or set edgeStackProduct: edge-stack "
+            f"(the {line.name} line's default product is {line.default_product})",
         )
     if product.needs_license and license_key is None:
         raise ConfigError(
@@ -516,11 +521,12 @@ def load(source: ConfigSource | None = None, *, check_clusters: bool = True) -> 
         edge_stack=EdgeStackSettings(
             product=product,
             version=edge_stack_version,
-            crds=read.word("edgeStackCrds", product.crds_url.format(version=edge_stack_version)) or "",
-            manifest=read.word("edgeStackManifest", product.manifest_url.format(version=edge_stack_version)) or "",
+            crds=read.word("edgeStackCrds", product.crds_location(edge_stack_version)) or "",
+            manifest=read.word("edgeStackManifest", product.manifest_location(edge_stack_version)) or "",
             license_key=license_key,
             add_linkerd_headers=read.boolean("addLinkerdHeaders", True),
             tls=tls,
+            helm=read.path("helm"),
         ),
         gateway=_probe_path_free(_gateway(read), workloads),
         workloads=workloads,

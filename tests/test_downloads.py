@@ -263,7 +263,7 @@ def test_the_lock_file_records_the_first_fetch_and_refuses_a_changed_file(site: 
 
 def test_a_malformed_lock_file_is_one_clear_error(tmp_path: Path) -> None:
     (tmp_path / "aes-linkerd2.lock").write_text("# comment\nnot a digest  https://x\n")
-    with pytest.raises(LockError, match=r"aes-linkerd2\.lock line 2 is not `<sha256>  <https URL>`"):
+    with pytest.raises(LockError, match=r"aes-linkerd2\.lock line 2 is not `<sha256>  <https URL or oci:// reference>`"):
         LockFile(tmp_path / "aes-linkerd2.lock").entries()
 
 
