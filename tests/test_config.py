@@ -333,7 +333,8 @@ def test_a_kind_target_is_reached_at_its_control_plane_container() -> None:
 @pytest.mark.parametrize("key", ["edgeStackLicenseKey", "tlsPrivateKey", "tlsCertificate"])
 def test_a_secret_key_in_plain_text_is_refused_without_its_value(key: str) -> None:
     values = {"role": "target", "context": "kind-target", "gatewayHostname": "gw.example.com", "tlsHostname": "a.example.com",
-              "tlsCertificate": "cert", "tlsPrivateKey": "key", "edgeStackLicenseKey": "token", "edgeStackProduct": "edge-stack"}  # fmt: skip
+              "tlsCertificate": "cert", "tlsPrivateKey": "key", "edgeStackLicenseKey": "token",
+              "edgeStackProduct": "edge-stack"}  # fmt: skip
     secrets = frozenset({"edgeStackLicenseKey", "tlsPrivateKey", "tlsCertificate"} - {key})
     with pytest.raises(config.ConfigError) as raised:
         parse(values, "target", secrets)

@@ -540,7 +540,14 @@ def test_helm_is_fetched_from_its_release_archive_checked_against_its_sha256sum_
     ],
 )
 def test_a_helm_archive_that_is_not_the_release_is_refused_and_leaves_nothing(
-    site: Site, cache_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, body: bytes, published: str | None, reason: str
+    site: Site,
+    cache_env: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    *,
+    body: bytes,
+    published: str | None,
+    reason: str,
 ) -> None:
     serve_helm(site, monkeypatch, body, published or sha256(body))
     cache = UpstreamCache(site.downloader(), LockFile(tmp_path / "aes-linkerd2.lock"))
