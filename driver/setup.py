@@ -1,7 +1,8 @@
 """`setup`: fetch what the stacks need into the project's cache, verified; `--check` only says what is there.
 
 What a stack needs: the linkerd CLI release it pins, and its Edge Stack product's release manifests (or
-the https URLs its `edgeStackCrds`/`edgeStackManifest` name; a path is the user's own file). `--all`:
+the https URLs its `edgeStackCrds`/`edgeStackManifest` name; a path is the user's own file); for a release
+installed from charts (Emissary 4.1.0), helm and the charts its oci:// references name (support/charts.py). `--all`:
 every pinned release of every line. One line per item; the items whose host the network does not reach
 share one line, and a host found unreachable is not dialled again.
 """
