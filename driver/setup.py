@@ -56,6 +56,14 @@ def url_item(cache: UpstreamCache, url: str) -> Item:
     return Item(url, _host(url), lambda fetch: cache.url(url, fetch=fetch))
 
 
+def chart_items(
+    cache: UpstreamCache, product: upstream.EdgeStackProduct, version: str, settings: StackSettings | None = None
+) -> list[Item]:
+    """helm and the release's charts (support/charts.py), as the stack names them (none: the official ones)."""
+    named = settings.get if settings is not None else lambda _: None
+    return [Item(e.title, e.host, e.get) for e in charts.setup_entries(cache, product, version, named)]
+
+
 def stack_items(cache: UpstreamCache, settings: StackSettings) -> list[Item]:
     """What one stack needs: its linkerd CLI and its two release manifests."""
     items = [linkerd_item(cache, settings.linkerd_version)]
@@ -64,8 +72,7 @@ def stack_items(cache: UpstreamCache, settings: StackSettings) -> list[Item]:
         return items  # the program refuses the product, naming the key
     version = str(settings.get("edgeStackVersion") or product.versions[0])
     if version in product.charts:  # helm and the release's charts (support/charts.py)
-        entries = charts.setup_entries(cache, product, version, {k: settings.get(k) for k in MANIFEST_KEYS}, settings.get("helm"))
-        return items + [Item(e.title, e.host, e.get) for e in entries]
+        return items + chart_items(cache, product, version, settings)
     files = upstream.edge_stack_files(product, version)
     for key, file in zip(MANIFEST_KEYS, files, strict=True):
         named = str(settings.get(key) or "")
@@ -105,7 +112,7 @@ def needed(cache: UpstreamCache, project_dir: Path, stacks: Iterable[str], every
         items = [linkerd_item(cache, version) for version in upstream.linkerd_versions()]
         items += [manifest_item(cache, file) for file in upstream.release_manifests()]
         for product, version in charts.every_chart_release():
-            items += [Item(e.title, e.host, e.get) for e in charts.setup_entries(cache, product, version, {}, None)]
+            items += chart_items(cache, product, version)
     else:
         items = [item for stack in stacks for item in stack_items(cache, read_settings(project_dir, stack))]
     return list({item.title: item for item in items}.values())

@@ -76,15 +76,26 @@ class ChartCache:
         title = f"chart {reference} {version}"
         path = self.reference / cache_name(chart, reference, version)
         key = lock_key(reference, version)
-        recorded = self.lock.digest(key)
-        if path.is_file():
-            if recorded is not None and file_sha256(path) == recorded:
-                return Cached(title, "have", path)
-            note = "no digest recorded yet" if recorded is None else f"its sha256 is not the one {self.lock.path} records"
-        else:
-            note = "not in the cache"
+        note = self._not_current(path, key)
+        if note is None:
+            return Cached(title, "have", path)
         if not fetch:
             return Cached(title, "missing", path, note)
+        self.lock.record(key, self._pull(reference, version, path))
+        return Cached(title, "fetched", path)
+
+    def _not_current(self, path: Path, key: str) -> str | None:
+        """Why the cached chart cannot be used (absent, or not the digest the lock records), or None."""
+        recorded = self.lock.digest(key)
+        if not path.is_file():
+            return "not in the cache"
+        if recorded is None:
+            return "no digest recorded yet"
+        return None if file_sha256(path) == recorded else f"its sha256 is not the one {self.lock.path} records"
+
+    def _pull(self, reference: str, version: str, path: Path) -> str:
+        """`helm pull` into a scratch folder beside `path`, checked against the lock, then moved there; its sha256."""
+        key = lock_key(reference, version)
         if self.helm_binary is None:
             raise DownloadError(key, f"helm is needed to pull it, and none was found ({helm.where_to_look()})")
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -101,8 +112,7 @@ class ChartCache:
             digest = file_sha256(pulled[0])
             self.lock.check(key, digest)
             pulled[0].replace(path)
-        self.lock.record(key, digest)
-        return Cached(title, "fetched", path)
+        return digest
 
 
 def release_inputs(product: upstream.EdgeStackProduct, version: str, crds: str, manifest: str) -> tuple[ChartInput, ChartInput]:
@@ -148,6 +158,12 @@ def chart_path(item: ChartInput, cache: ChartCache) -> Path:
             ) from None
     if re.match(r"^[a-z][a-z0-9+.-]*://", location, re.IGNORECASE):
         raise ConfigError(item.key, location, "names a chart: an oci:// reference, or a local chart directory or .tgz")
+    return _local_chart(item)
+
+
+def _local_chart(item: ChartInput) -> Path:
+    """A chart directory (with its Chart.yaml) or a chart archive, relative to the project."""
+    location = item.location
     path = Path(location).expanduser()
     path = path if path.is_absolute() else PROJECT_DIR / path
     try:
@@ -309,10 +325,13 @@ def setup_entries(
     cache: UpstreamCache,
     product: upstream.EdgeStackProduct,
     version: str,
-    named: Mapping[str, str | None],
-    helm_configured: str | None,
+    setting: Callable[[str], Any] = lambda _: None,
 ) -> list[SetupEntry]:
-    """helm, and each chart the stack names by an oci:// reference (a local chart is the user's own)."""
+    """helm, and each chart the stack names by an oci:// reference (a local chart is the user's own).
+
+    `setting` reads the stack's value of a key (`helm`, `edgeStackCrds`, `edgeStackManifest`), None when unset.
+    """
+    helm_configured = setting("helm")
     entries = [
         SetupEntry(
             f"helm v{helm.HELM_VERSION}", _host(helm.helm_asset().url), lambda fetch: helm_cached(helm_configured, cache, fetch)
@@ -320,7 +339,7 @@ def setup_entries(
     ]
     release = product.charts[version]
     for key, chart in (("edgeStackCrds", release.crds), ("edgeStackManifest", release.app)):
-        reference = named.get(key) or chart.reference
+        reference = str(setting(key) or chart.reference)
         if not reference.lower().startswith("oci://"):
             continue
 
