@@ -21,7 +21,7 @@ from components.meshed_namespace import MeshedNamespace, MeshedNamespaceArgs
 from components.multicluster_source import MulticlusterSource, MulticlusterSourceArgs
 from components.multicluster_target import MulticlusterTarget, MulticlusterTargetArgs
 from components.qotm_demo import QotmDemo, QotmDemoArgs
-from support import clock, clusters, config, stack_checks, stack_outputs, upstream
+from support import charts, clock, clusters, config, stack_checks, stack_outputs, upstream
 from support.certificates import anchor_rows, describe
 from support.config_model import SourceRole, StackConfig, TargetRole
 from support.linkerd_cli import LinkerdCli
@@ -279,9 +279,21 @@ def main() -> None:
         else AnchorPlan()
     )
     cli = LinkerdCli(binary=cfg.linkerd.cli, cluster=cfg.cluster)
-    crds = read_manifest("edgeStackCrds", cfg.edge_stack.crds, read_location)
-    manifest = read_manifest("edgeStackManifest", cfg.edge_stack.manifest, read_location)
-    stack_checks.check_edge_stack_manifest(cfg.edge_stack, manifest)
+    edge = cfg.edge_stack
+    if edge.version in edge.product.charts:
+        # Emissary 4 publishes charts only: rendered by helm, then the same pipeline as release YAML.
+        crds, manifest = charts.render_release(
+            edge.product,
+            edge.version,
+            crds=edge.crds,
+            manifest=edge.manifest,
+            helm_binary=edge.helm,
+            add_linkerd_headers=edge.add_linkerd_headers,
+        )
+    else:
+        crds = read_manifest("edgeStackCrds", edge.crds, read_location)
+        manifest = read_manifest("edgeStackManifest", edge.manifest, read_location)
+    stack_checks.check_edge_stack_manifest(edge, manifest)
     if not clusters.checked_by_preflight():
         cli.require_version(cfg.linkerd.version)
     # A fixed name: renaming the provider would replace every object it manages. Its identity is the

@@ -1,7 +1,8 @@
 """`setup`: fetch what the stacks need into the project's cache, verified; `--check` only says what is there.
 
 What a stack needs: the linkerd CLI release it pins, and its Edge Stack product's release manifests (or
-the https URLs its `edgeStackCrds`/`edgeStackManifest` name; a path is the user's own file). `--all`:
+the https URLs its `edgeStackCrds`/`edgeStackManifest` name; a path is the user's own file); for a release
+installed from charts (Emissary 4.1.0), helm and the charts its oci:// references name (support/charts.py). `--all`:
 every pinned release of every line. One line per item; the items whose host the network does not reach
 share one line, and a host found unreachable is not dialled again.
 """
@@ -16,7 +17,7 @@ from pathlib import Path
 
 from driver.preflight import Finding
 from driver.settings import STACKS, DriverError, StackSettings, read_settings
-from support import upstream
+from support import charts, upstream
 from support.downloads import Downloader, DownloadError, UnreachableError
 from support.errors import ConfigError
 from support.lockfile import LOCK_NAME, LockError, LockFile
@@ -57,6 +58,14 @@ def url_item(cache: UpstreamCache, url: str) -> Item:
     return Item(url, _host(url), lambda fetch: cache.url(url, fetch=fetch))
 
 
+def chart_items(
+    cache: UpstreamCache, product: upstream.EdgeStackProduct, version: str, settings: StackSettings | None = None
+) -> list[Item]:
+    """helm and the release's charts (support/charts.py), as the stack names them (none: the official ones)."""
+    named = settings.get if settings is not None else lambda _: None
+    return [Item(e.title, e.host, e.get) for e in charts.setup_entries(cache, product, version, named)]
+
+
 def stack_items(cache: UpstreamCache, settings: StackSettings) -> list[Item]:
     """What one stack needs: its linkerd CLI and its two release manifests (none where the config refuses them)."""
     try:
@@ -64,6 +73,8 @@ def stack_items(cache: UpstreamCache, settings: StackSettings) -> list[Item]:
         product, version = settings.edge_stack_product()
     except ConfigError:
         return []  # the pre-flight's config check names the key
+    if version in product.charts:  # helm and the release's charts (support/charts.py)
+        return items + chart_items(cache, product, version, settings)
     files = upstream.edge_stack_files(product, version)
     for key, file in zip(MANIFEST_KEYS, files, strict=True):
         named = str(settings.get(key) or "")
@@ -102,6 +113,8 @@ def needed(cache: UpstreamCache, project_dir: Path, stacks: Iterable[str], every
     if everything:
         items = [linkerd_item(cache, version) for version in upstream.linkerd_versions()]
         items += [manifest_item(cache, file) for file in upstream.release_manifests()]
+        for product, version in charts.every_chart_release():
+            items += chart_items(cache, product, version)
     else:
         items = [item for stack in stacks for item in stack_items(cache, read_settings(project_dir, stack))]
     return list({item.title: item for item in items}.values())

@@ -166,13 +166,14 @@ t_destroy=$(driver destroy --delete-trust-anchor)
 say "destroy (source, then target): ${t_destroy}s"
 live after-destroy
 performance "$target_up_s" "$target_preview_s" || true
-say "passed in $((SECONDS - started))s: up ${t_up}s, no-change preview ${t_preview}s, second up ${t_up2}s, refresh ${t_refresh}s, renewal ${t_renew}s, rotation ${t_rotation[*]}, destroy ${t_destroy}s"
+say "passed in $((SECONDS - started))s (Emissary $EMISSARY_VERSION): up ${t_up}s, no-change preview ${t_preview}s, second up ${t_up2}s, refresh ${t_refresh}s, renewal ${t_renew}s, rotation ${t_rotation[*]}, destroy ${t_destroy}s"
 [ -n "$WEBHOOK_INJECTOR" ] && say "SHOWN: the real proxy injector served both clusters; the meshed pods carry its proxy"
 [ -n "$WEBHOOK_APIEXT" ] && say "SHOWN: Emissary's real CRDs (v2 stored), v3alpha1 written through the real apiext conversion"
+[ "$EMISSARY_VERSION" = 4.1.0 ] && say "SHOWN: Emissary 4.1.0 from its two real charts (rendered by the real helm): v3alpha1 CRDs alone, no apiext"
 $WEBHOOK_LINKERD_HA && say "SHOWN: Linkerd in HA: 3 replicas on distinct nodes, PDBs, its three webhooks fail closed, each served by the real server"
 say "NOT SHOWN here (no real pods):"
 $WEBHOOK_LINKERD_HA || say "  Linkerd in HA (linkerdHa forced false: not every webhook server is built, e2e/webhooks.sh --check),"
 [ -n "$WEBHOOK_INJECTOR" ] || say "  the proxy injector serving its webhook (not built: e2e/webhooks.sh --check),"
-[ -n "$WEBHOOK_APIEXT" ] || say "  Emissary's v3alpha1 conversion webhook (not built; a stand-in CRD stores v3alpha1),"
+[ -n "$WEBHOOK_APIEXT" ] || [ "$EMISSARY_VERSION" = 4.1.0 ] || say "  Emissary's v3alpha1 conversion webhook (not built; a stand-in CRD stores v3alpha1),"
 say "  the data-plane probes of \`linkerd multicluster check\`/\`gateways\`, traffic through the gateway."
 say "  The kind job in .github/workflows runs those."

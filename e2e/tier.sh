@@ -9,8 +9,10 @@
 #   stop_if_missing HEADING [LINE...]  with anything in MISSING: a loud banner (HEADING, what is missing,
 #                                      the LINEs, by default how to build the tools), then exit 2 (0 with
 #                                      --skip-if-missing); else reads the cache's versions.env
-#   emissary_files                     EMISSARY_CRDS, EMISSARY_MANIFEST: Emissary 3.9.1's release files in
-#                                      $E2E_REFERENCE (default ../shared/reference/emissary); exits 2 without
+#   emissary_files                     EMISSARY_VERSION ($E2E_EMISSARY: 4.1.0, the current line's default, or
+#                                      3.9.1), EMISSARY_CRDS, EMISSARY_MANIFEST: 4.1.0's two chart folders (and
+#                                      HELM, the cache's helm-4.3.2) or 3.9.1's release files, in $E2E_REFERENCE
+#                                      (default ../shared/reference/emissary); exits 2 without
 #   start_work                         scripts/setup; WORK (a scratch folder), the PIDS array (killed on exit,
 #                                      then WORK removed unless KEEP_WORK is set), KUBECONFIG
 #   webhook_servers NAME...            e2e/webhooks.sh's servers for the clusters NAME, where they are built
@@ -91,11 +93,25 @@ stop_if_missing() {
 
 emissary_files() {
   local reference=${E2E_REFERENCE:-$ROOT/../shared/reference/emissary} file
-  EMISSARY_CRDS=$reference/emissary-crds.v3.9.1.yaml
-  EMISSARY_MANIFEST=$reference/emissary-emissaryns.v3.9.1.yaml
-  for file in "$EMISSARY_CRDS" "$EMISSARY_MANIFEST"; do
-    [ -f "$file" ] || { say "missing $file (set E2E_REFERENCE to a folder with Emissary 3.9.1's release files)"; exit 2; }
-  done
+  EMISSARY_VERSION=${E2E_EMISSARY:-4.1.0}
+  HELM=""
+  case $EMISSARY_VERSION in
+    4.1.0)  # its two charts, rendered by the real helm; v3alpha1 alone, no apiext to serve
+      EMISSARY_CRDS=$reference/charts-4.1.0/emissary-crds
+      EMISSARY_MANIFEST=$reference/charts-4.1.0/emissary-ingress
+      HELM=$B/helm-4.3.2
+      for file in "$EMISSARY_CRDS/Chart.yaml" "$EMISSARY_MANIFEST/Chart.yaml" "$HELM"; do
+        [ -e "$file" ] || { say "missing $file (set E2E_REFERENCE to a folder with Emissary 4.1.0's charts; helm: go install helm.sh/helm/v4/cmd/helm@v4.3.2), or E2E_EMISSARY=3.9.1"; exit 2; }
+      done ;;
+    3.9.1)  # its release YAML: v2 stored, v3alpha1 converted by the real apiext where it is built
+      EMISSARY_CRDS=$reference/emissary-crds.v3.9.1.yaml
+      EMISSARY_MANIFEST=$reference/emissary-emissaryns.v3.9.1.yaml
+      for file in "$EMISSARY_CRDS" "$EMISSARY_MANIFEST"; do
+        [ -f "$file" ] || { say "missing $file (set E2E_REFERENCE to a folder with Emissary 3.9.1's release files)"; exit 2; }
+      done ;;
+    *) say "E2E_EMISSARY must be 4.1.0 or 3.9.1, not $EMISSARY_VERSION"; exit 2 ;;
+  esac
+  export E2E_EMISSARY_VERSION=$EMISSARY_VERSION  # e2e/live.py checks the CRDs each release installs
 }
 
 # --- the scratch folder, and what is killed when the script ends --------------------------------
@@ -115,6 +131,10 @@ cleanup() {
 webhook_servers() {
   local name
   webhooks_check
+  if [ "${EMISSARY_VERSION:-}" = 4.1.0 ] && [ -n "$WEBHOOK_APIEXT" ]; then
+    say "Emissary 4.1.0's CRDs serve v3alpha1 alone: no conversion webhook, so no apiext to serve"
+    WEBHOOK_APIEXT=""
+  fi
   for name in "$@"; do serve_webhooks "$name"; done
 }
 
@@ -133,10 +153,13 @@ webhook_servers() {
 #   gatewayAddresses         the gateway Service has no load balancer here: 127.0.0.1
 #   verify=false             `linkerd multicluster check` and `gateways` probe running proxies; both run
 #                            after `up` anyway, and what they report is printed, not asserted
-#   edgeStackCrds            only without the hand-built apiext (e2e/webhooks.sh --check): Emissary's own
+#   edgeStackVersion         EMISSARY_VERSION (emissary_files; 4.1.0 is also the stacks' default)
+#   edgeStackCrds            4.1.0: its CRD chart's folder (ghcr.io is out of reach here). 3.9.1: its CRD
+#                            manifest; only without the hand-built apiext (e2e/webhooks.sh --check): Emissary's own
 #                            CRDs store v2 and convert v3alpha1 through the emissary-apiext webhook; with
 #                            no server, the same CRDs with v3alpha1 stored and no conversion (STAND-IN)
-#   edgeStackManifest        Emissary 3.9.1's release manifest, read from a file (no internet here)
+#   edgeStackManifest        4.1.0: its main chart's folder; 3.9.1: its release manifest, read from a file
+#   helm                     4.1.0: the cache's hand-built helm-4.3.2 (get.helm.sh is out of reach here)
 # STAND-IN: an empty Endpoints object for a Service the endpoints controller gave none (kwok's loopback pod
 # IPs are refused in Endpoints; pulumi-kubernetes would await such a Service for 10 minutes; e2e/webhooks.sh).
 copy_project() {
@@ -145,7 +168,7 @@ copy_project() {
   mkdir -p "$PROJECT"
   git ls-files -co --exclude-standard -z -- . ":(exclude)venv" | tar --null -T - -cf - | tar -xf - -C "$PROJECT"
   ln -s "$ROOT/venv" "$PROJECT/venv"
-  if [ -z "$WEBHOOK_APIEXT" ]; then
+  if [ -z "$WEBHOOK_APIEXT" ] && [ "$EMISSARY_VERSION" = 3.9.1 ]; then
     crds=$WORK/emissary-crds.no-webhook.yaml
     python3 - "$EMISSARY_CRDS" "$crds" <<'EOF'
 import sys, yaml
@@ -159,11 +182,13 @@ for document in documents:
 yaml.safe_dump_all(documents, open(sys.argv[2], "w"), sort_keys=False)
 EOF
   fi
-  "$ROOT/venv/bin/python" - "$PROJECT" "$crds" "$EMISSARY_MANIFEST" "$WORK" "${WEBHOOK_LINKERD_HA:-false}" <<'EOF'
+  "$ROOT/venv/bin/python" - "$PROJECT" "$crds" "$EMISSARY_MANIFEST" "$WORK" "${WEBHOOK_LINKERD_HA:-false}" \
+    "$EMISSARY_VERSION" "$HELM" <<'EOF'
 import sys, yaml
 project, crds, manifest = sys.argv[1:4]
 ha = sys.argv[5] == "true"  # webhooks_check: true only when all three of Linkerd's webhooks are served
 work = sys.argv[4]
+emissary = {"edgeStackVersion": sys.argv[6], **({"helm": sys.argv[7]} if sys.argv[7] else {})}
 forced = {
     "target": {"context": "target", "kubeconfig": f"{work}/target/kubeconfig"},
     "source": {
@@ -178,7 +203,7 @@ forced = {
 for stack, values in forced.items():
     path = f"{project}/Pulumi.{stack}.yaml"
     document = yaml.safe_load(open(path))
-    values.update({"linkerdHa": ha, "edgeStackCrds": crds, "edgeStackManifest": manifest})
+    values.update({"linkerdHa": ha, "edgeStackCrds": crds, "edgeStackManifest": manifest, **emissary})
     document["config"].update({f"aes-linkerd2:{key}": value for key, value in values.items()})
     yaml.safe_dump(document, open(path, "w"), sort_keys=False)
 EOF

@@ -64,6 +64,7 @@ def stack_config_for(stack: str, size: int, cli: str) -> dict[str, Any]:
         "versionLine": LINE,
         "linkerdCli": cli,
         "edgeStackProduct": "emissary",
+        "edgeStackVersion": "3.9.1",  # the fixture stands in for its release manifest
         "edgeStackCrds": str(REFERENCE / "crds.v4-head.yaml"),
         "edgeStackManifest": str(ROOT / "tests" / "fixtures" / "emissary-3.yaml"),
         "meshedNamespaces": namespaces,

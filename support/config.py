@@ -356,7 +356,12 @@ def _licensed_product(read: Reader, line: upstream.VersionLine) -> _Product:
     product, version = edge_stack_product(read, line)
     license_key = read.secret("edgeStackLicenseKey")
     if license_key is not None and product.license_secret is None:
-        raise ConfigError("edgeStackLicenseKey", SECRET_SHOWN, f"{product.name} {version} takes no licence key; remove it")
+        raise ConfigError(
+            "edgeStackLicenseKey",
+            SECRET_SHOWN,
+            f"{product.name} {version} takes no licence key; remove it, or set edgeStackProduct: edge-stack "
+            f"(the {line.name} line's default product is {line.default_product})",
+        )
     if product.needs_license and license_key is None:
         raise ConfigError(
             "edgeStackLicenseKey",
@@ -372,11 +377,12 @@ def _edge_stack(read: Reader, chosen: _Product, tls: Tls | None) -> EdgeStackSet
     return EdgeStackSettings(
         product=product,
         version=version,
-        crds=read.word("edgeStackCrds", product.crds_url.format(version=version)) or "",
-        manifest=read.word("edgeStackManifest", product.manifest_url.format(version=version)) or "",
+        crds=read.word("edgeStackCrds", product.crds_location(version)) or "",
+        manifest=read.word("edgeStackManifest", product.manifest_location(version)) or "",
         license_key=chosen.license_key,
         add_linkerd_headers=read.boolean("addLinkerdHeaders", True),
         tls=tls,
+        helm=read.path("helm"),
     )
 
 

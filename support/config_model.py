@@ -67,6 +67,8 @@ class EdgeStackSettings:
     license_key: pulumi.Output[str] | None
     add_linkerd_headers: bool
     tls: Tls | None
+    # The helm CLI, for a release installed from its charts (support/charts.py); None: found by release.
+    helm: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

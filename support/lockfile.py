@@ -20,7 +20,8 @@ HEADER = """\
 # every later fetch must match. A file its publisher changed stops the run; to take a new file on purpose,
 # delete its line and fetch again.
 """
-_LINE = re.compile(r"^([0-9a-f]{64})  (https://\S+)$")
+# https URLs (release files, CLIs) and oci://<reference>:<version> (pulled Helm charts, support/charts.py).
+_LINE = re.compile(r"^([0-9a-f]{64})  ((?:https|oci)://\S+)$")
 
 
 class LockError(Exception):
@@ -45,7 +46,7 @@ class LockFile:
                 continue
             match = _LINE.match(line)
             if match is None:
-                raise LockError(f"{self.path} line {number} is not `<sha256>  <https URL>`")
+                raise LockError(f"{self.path} line {number} is not `<sha256>  <https URL or oci:// reference>`")
             entries[match[2]] = match[1]
         return entries
 

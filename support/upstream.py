@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import platform
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 # --- Linkerd (linkerd2 pkg/k8s/labels.go, multicluster/cmd) -------------------------------------
 INJECT_ANNOTATION = "linkerd.io/inject"
@@ -91,6 +91,28 @@ SKIP_AWAIT_ANNOTATION = "pulumi.com/skipAwait"
 
 
 @dataclass(frozen=True, kw_only=True)
+class HelmChart:
+    """One chart of a release, published as an OCI artifact (chart version = the release's version)."""
+
+    name: str  # the chart's own name (Chart.yaml), checked in a local chart
+    reference: str  # oci://host/repository, what `helm pull` takes
+    release: str  # the release name `helm template` renders with (it names the objects)
+    namespace: str  # the release namespace, as the release notes install it
+
+    def cache_name(self, version: str) -> str:
+        """Where `helm pull` leaves it in the cache's reference/."""
+        return f"charts/{self.name}-{version}.tgz"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChartRelease:
+    """A release installed from two charts, the CRDs first."""
+
+    crds: HelmChart
+    app: HelmChart
+
+
+@dataclass(frozen=True, kw_only=True)
 class EdgeStackProduct:
     """One installable product of a line: where its manifests are and what they name."""
 
@@ -108,6 +130,18 @@ class EdgeStackProduct:
     needs_license: bool = False
     license_secret: str | None = None
     license_secret_key: str | None = None
+    # Versions installed from their Helm charts instead of release YAML (support/charts.py renders them).
+    charts: Mapping[str, ChartRelease] = field(default_factory=dict)
+
+    def crds_location(self, version: str) -> str:
+        """Where `edgeStackCrds` points unless set: the release's CRD manifest URL, or its CRD chart."""
+        release = self.charts.get(version)
+        return release.crds.reference if release else self.crds_url.format(version=version)
+
+    def manifest_location(self, version: str) -> str:
+        """Where `edgeStackManifest` points unless set: the release's manifest URL, or its main chart."""
+        release = self.charts.get(version)
+        return release.app.reference if release else self.manifest_url.format(version=version)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -221,9 +255,25 @@ PAGE = VersionLine(
     max_kubernetes=(1, 21),
 )
 
+# Emissary 4's two charts (its release notes: `helm install` from ghcr.io, the CRDs first).
+EMISSARY_CHARTS = ChartRelease(
+    crds=HelmChart(
+        name="emissary-crds-chart",
+        reference="oci://ghcr.io/emissary-ingress/emissary-crds-chart",
+        release="emissary-crds",
+        namespace="emissary-system",
+    ),
+    app=HelmChart(
+        name="emissary-ingress",
+        reference="oci://ghcr.io/emissary-ingress/emissary-ingress",
+        release="emissary-ingress",
+        namespace="emissary",
+    ),
+)
+
 CURRENT = VersionLine(
     name="current",
-    summary="Today's releases: Linkerd edge-26.8.3 (2.20+), Edge Stack 3.12 / Emissary 3.9, getambassador.io/v3alpha1",
+    summary="Today's releases: Linkerd edge-26.8.3 (2.20+), Emissary 4.1 (or 3.9) / Edge Stack 3.12, getambassador.io/v3alpha1",
     linkerd_versions=("edge-26.8.3",),
     separate_crds=True,
     # `linkerd check` fails without the Gateway API CRDs; offline, the CLI adds them only when told.
@@ -258,7 +308,8 @@ CURRENT = VersionLine(
     ambassador_api="getambassador.io/v3alpha1",
     needs_listeners=True,
     mapping_hostname="*",
-    default_product="edge-stack",
+    # Emissary needs no licence (Edge Stack 3.8+ does): the line installs with no account anywhere.
+    default_product="emissary",
     edge_stack={
         "edge-stack": EdgeStackProduct(
             name="edge-stack",
@@ -278,7 +329,8 @@ CURRENT = VersionLine(
         ),
         "emissary": EdgeStackProduct(
             name="emissary",
-            versions=("3.9.1",),
+            # 4.x publishes no release YAML, only its two charts; 3.9.1 stays selectable.
+            versions=("4.1.0", "3.9.1"),
             crds_url="https://app.getambassador.io/yaml/emissary/{version}/emissary-crds.yaml",
             manifest_url="https://app.getambassador.io/yaml/emissary/{version}/emissary-emissaryns.yaml",
             crds_cache="emissary/emissary-crds.v{version}.yaml",
@@ -287,6 +339,7 @@ CURRENT = VersionLine(
             deployment="emissary-ingress",
             service="emissary-ingress",
             service_account="emissary-ingress",
+            charts={"4.1.0": EMISSARY_CHARTS},
         ),
     },
     # Linkerd edge-26.x's own minimum (its CRD chart says kubeVersion >=1.31).
@@ -348,6 +401,7 @@ def release_manifests() -> tuple[ReleaseFile, ...]:
         for line in VERSION_LINES.values()
         for product in line.edge_stack.values()
         for version in product.versions
+        if version not in product.charts
         for file in edge_stack_files(product, version)
     )
 

@@ -74,6 +74,34 @@ def upstream_file(name: str) -> Path:
     return path
 
 
+# Emissary 4.1.0's two charts as its release tag has them (charts/ in emissary-ingress/emissary at v4.1.0),
+# or as `helm pull` leaves them; no set-up fetches them where ghcr.io is out of reach.
+EMISSARY_CHARTS = "emissary/charts-4.1.0"
+CHART_DIRS = ("emissary-crds", "emissary-ingress")
+
+
+def emissary_charts() -> tuple[Path, Path]:
+    """The CRD chart and the main chart of Emissary 4.1.0; the test is skipped, loudly, without them."""
+    for candidate in REFERENCE_CANDIDATES:
+        found = tuple(candidate / EMISSARY_CHARTS / name for name in CHART_DIRS)
+        if all((path / "Chart.yaml").is_file() for path in found):
+            return found[0], found[1]
+    pytest.skip(
+        f"UPSTREAM CHARTS {EMISSARY_CHARTS}/{{{','.join(CHART_DIRS)}}} NOT FOUND (looked in {looked_in()}): test NOT RUN; "
+        "copy them from Emissary's v4.1.0 tag (charts/), or `helm pull` both charts and unpack them there"
+    )
+
+
+def real_helm() -> str:
+    """The real helm CLI of the pinned release; the test is skipped, loudly, without it."""
+    from support import helm
+
+    found = helm.find_helm()
+    if found is None:
+        pytest.skip(f"REAL helm v{helm.HELM_VERSION} NOT FOUND ({helm.where_to_look()}): test NOT RUN")
+    return found
+
+
 TARGET_CONTEXT = "target-ctx"
 SOURCE_CONTEXT = "source-ctx"
 LICENSE = "edge-stack-licence-token"
@@ -106,10 +134,22 @@ def edge_stack_files(line: str, product: str) -> dict[str, str]:
             "edgeStackCrds": str(upstream_file("emissary/aes-crds.v1.14.4.yaml")),
             "edgeStackManifest": str(upstream_file("emissary/aes.v1.14.4.yaml")),
         }
+    if product == "emissary-4":
+        crds, app = emissary_charts()
+        return {
+            "versionLine": "current",
+            "edgeStackProduct": "emissary",
+            "edgeStackVersion": "4.1.0",
+            "edgeStackCrds": str(crds),
+            "edgeStackManifest": str(app),
+            "helm": real_helm(),
+        }
     manifest = "edge-stack-3.yaml" if product == "edge-stack" else "emissary-3.yaml"
+    # The project's Emissary fixture stands in for 3.9.1's release manifest (4.x comes from its charts).
     return {
         "versionLine": "current",
         "edgeStackProduct": product,
+        **({"edgeStackVersion": "3.9.1"} if product == "emissary" else {}),
         "edgeStackCrds": str(OWN_CRDS),
         "edgeStackManifest": str(FIXTURES / manifest),
     }

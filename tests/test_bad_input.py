@@ -144,6 +144,8 @@ CASES = [
     # commands and paths
     t("linkerdCli-space", "linkerdCli", "linkerd --verbose", linkerdCli="linkerd --verbose"),
     t("linkerdCli-substitution", "linkerdCli", "$(touch PWNED)", linkerdCli="$(touch PWNED)"),
+    t("helm-space", "helm", "helm --debug", helm="helm --debug"),
+    t("helm-substitution", "helm", "$(touch PWNED)", helm="$(touch PWNED)"),
     t("kubectl-args", "kubectl", "kubectl apply", kubectl="kubectl apply"),
     t("kubectl-shell", "kubectl", "kubectl;id", kubectl="kubectl;id"),
     t("kubectl-backticks", "kubectl", "`id`", kubectl="`id`"),

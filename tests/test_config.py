@@ -61,7 +61,13 @@ def test_source_defaults() -> None:
 
 
 def test_official_manifest_urls_are_pinned_to_the_version() -> None:
-    cfg = load({"role": "target", "context": TARGET_CONTEXT, "gatewayHostname": "gw.example.com", "edgeStackProduct": "emissary"})
+    values = {"role": "target", "context": TARGET_CONTEXT, "gatewayHostname": "gw.example.com"}
+    # Today's default: Emissary 4.1.0, from its two charts on ghcr.io (no release YAML exists).
+    latest = load(values)
+    assert (latest.edge_stack.product.name, latest.edge_stack.version, latest.edge_stack.helm) == ("emissary", "4.1.0", None)
+    assert latest.edge_stack.crds == "oci://ghcr.io/emissary-ingress/emissary-crds-chart"
+    assert latest.edge_stack.manifest == "oci://ghcr.io/emissary-ingress/emissary-ingress"
+    cfg = load({**values, "edgeStackProduct": "emissary", "edgeStackVersion": "3.9.1"})
     assert cfg.edge_stack.crds == "https://app.getambassador.io/yaml/emissary/3.9.1/emissary-crds.yaml"
     assert cfg.edge_stack.manifest == "https://app.getambassador.io/yaml/emissary/3.9.1/emissary-emissaryns.yaml"
     page = load({"role": "target", "context": TARGET_CONTEXT, "gatewayHostname": "gw.example.com", "versionLine": "linkerd-2.8"})
@@ -327,7 +333,8 @@ def test_a_kind_target_is_reached_at_its_control_plane_container() -> None:
 @pytest.mark.parametrize("key", ["edgeStackLicenseKey", "tlsPrivateKey", "tlsCertificate"])
 def test_a_secret_key_in_plain_text_is_refused_without_its_value(key: str) -> None:
     values = {"role": "target", "context": "kind-target", "gatewayHostname": "gw.example.com", "tlsHostname": "a.example.com",
-              "tlsCertificate": "cert", "tlsPrivateKey": "key", "edgeStackLicenseKey": "token"}  # fmt: skip
+              "tlsCertificate": "cert", "tlsPrivateKey": "key", "edgeStackLicenseKey": "token",
+              "edgeStackProduct": "edge-stack"}  # fmt: skip
     secrets = frozenset({"edgeStackLicenseKey", "tlsPrivateKey", "tlsCertificate"} - {key})
     with pytest.raises(errors.ConfigError) as raised:
         parse(values, "target", secrets)

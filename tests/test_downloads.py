@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import ipaddress
+import re
 import socket
 import ssl
 import threading
@@ -30,7 +31,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from driver import setup
-from support import manifest_input, tools, upstream
+from support import charts, helm, manifest_input, tools, upstream
 from support.downloads import Downloader, DownloadError, Expected, UnreachableError, https_opener
 from support.errors import ConfigError
 from support.lockfile import LockError, LockFile
@@ -263,7 +264,7 @@ def test_the_lock_file_records_the_first_fetch_and_refuses_a_changed_file(site: 
 
 def test_a_malformed_lock_file_is_one_clear_error(tmp_path: Path) -> None:
     (tmp_path / "aes-linkerd2.lock").write_text("# comment\nnot a digest  https://x\n")
-    with pytest.raises(LockError, match=r"aes-linkerd2\.lock line 2 is not `<sha256>  <https URL>`"):
+    with pytest.raises(LockError, match=r"aes-linkerd2\.lock line 2 is not `<sha256>  <https URL or oci:// reference>`"):
         LockFile(tmp_path / "aes-linkerd2.lock").entries()
 
 
@@ -383,6 +384,8 @@ def local_catalogue(site: Site, monkeypatch: pytest.MonkeyPatch) -> list[upstrea
         upstream.ReleaseFile(title="locked", url=locked, cache_name="x/locked.yaml", sha256=None),
     ]
     monkeypatch.setattr(upstream, "release_manifests", lambda: tuple(files))
+    # Releases from charts (helm, ghcr.io) have their own tests below.
+    monkeypatch.setattr(charts, "every_chart_release", list)
     for version in upstream.linkerd_versions():
         serve_cli(site, monkeypatch, version, fake_cli(version), sha256(fake_cli(version)))
     return files
@@ -437,19 +440,29 @@ def test_setup_without_a_network_says_so_in_one_line(cache_env: Path, tmp_path: 
     LockFile(tmp_path / "aes-linkerd2.lock").record(cached.url, sha256(MANIFEST))
     assert setup.main(["--all", "--project-dir", str(tmp_path)], offline) == 1
     out = capsys.readouterr().out.splitlines()
+    no_helm = f"helm is needed to pull it, and none was found ({helm.where_to_look()})"
     assert out == [
         f"have     edge-stack 3.12.12 manifest  {tools.reference_dir() / cached.cache_name}",
-        "FAILED   the network does not reach github.com or app.getambassador.io: 7 not fetched (linkerd CLI stable-2.8.1, "
-        "linkerd CLI edge-26.8.3, edge-stack 1.14.4 CRDs, edge-stack 1.14.4 manifest, edge-stack 3.12.12 CRDs, "
-        "emissary 3.9.1 CRDs, emissary 3.9.1 manifest)",
-        "setup: 7 of 8 missing",
+        f"FAILED   emissary 4.1.0 chart emissary-crds-chart: oci://ghcr.io/emissary-ingress/emissary-crds-chart:4.1.0: {no_helm}",
+        f"FAILED   emissary 4.1.0 chart emissary-ingress: oci://ghcr.io/emissary-ingress/emissary-ingress:4.1.0: {no_helm}",
+        "FAILED   the network does not reach github.com or app.getambassador.io or get.helm.sh: 8 not fetched (linkerd CLI "
+        "stable-2.8.1, linkerd CLI edge-26.8.3, edge-stack 1.14.4 CRDs, edge-stack 1.14.4 manifest, edge-stack 3.12.12 CRDs, "
+        "emissary 3.9.1 CRDs, emissary 3.9.1 manifest, helm v4.3.2)",
+        "setup: 10 of 11 missing",
     ]
-    assert NoNetwork.calls == 2  # one try per host, then no more
+    assert NoNetwork.calls == 3  # one try per host, then no more
 
 
 def test_setup_of_the_committed_stacks_needs_their_cli_and_manifests(cache_env: Path) -> None:
     items = setup.needed(UpstreamCache(), Path(__file__).resolve().parent.parent, ["target", "source"], everything=False)
-    assert [item.title for item in items] == ["linkerd CLI edge-26.8.3", "emissary 3.9.1 CRDs", "emissary 3.9.1 manifest"]
+    # Emissary 4.1.0, the current line's default: helm and its two charts.
+    assert [item.title for item in items] == [
+        "linkerd CLI edge-26.8.3",
+        "helm v4.3.2",
+        "emissary 4.1.0 chart emissary-crds-chart",
+        "emissary 4.1.0 chart emissary-ingress",
+    ]
+    assert {item.host for item in items[1:]} == {"get.helm.sh", "ghcr.io"}
 
 
 def test_the_program_reads_an_https_manifest_from_its_verified_cache(site: Site, cache_env: Path, tmp_path: Path) -> None:
@@ -478,3 +491,67 @@ def test_the_program_refuses_plain_http_and_names_the_key(site: Site, cache_env:
     ):
         manifest_input.read_manifest("edgeStackManifest", site.base + "/absent.yaml", str, cache)
     assert site.requests == ["/absent.yaml"]
+
+
+def helm_archive(said: str, member: str = "linux-amd64/helm") -> bytes:
+    """A release-shaped archive whose `helm` answers `version` with `said` (get.helm.sh is out of reach here)."""
+    import io
+    import tarfile
+
+    script = f"#!/bin/sh\necho {said}\n".encode()
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as bundle:
+        info = tarfile.TarInfo(member)
+        info.size, info.mode = len(script), 0o755
+        bundle.addfile(info, io.BytesIO(script))
+    return buffer.getvalue()
+
+
+def serve_helm(site: Site, monkeypatch: pytest.MonkeyPatch, body: bytes, checksum: str) -> str:
+    monkeypatch.setattr(helm, "HELM_RELEASES", site.base + "/helm")
+    asset = helm.helm_asset("Linux", "x86_64")
+    monkeypatch.setattr(helm, "helm_asset", lambda: asset)
+    site.serve(asset.url.removeprefix(site.base), body)
+    site.serve(asset.url.removeprefix(site.base) + ".sha256sum", f"{checksum}  {asset.url.rsplit('/', 1)[1]}\n".encode())
+    return asset.url
+
+
+def test_helm_is_fetched_from_its_release_archive_checked_against_its_sha256sum_and_the_lock(
+    site: Site, cache_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert helm.helm_asset("Linux", "x86_64").url == "https://get.helm.sh/helm-v4.3.2-linux-amd64.tar.gz"
+    assert helm.helm_asset("Linux", "x86_64").checksum_url.endswith(".tar.gz.sha256sum")
+    body = helm_archive("v4.3.2")
+    url = serve_helm(site, monkeypatch, body, sha256(body))
+    cache = UpstreamCache(site.downloader(), LockFile(tmp_path / "aes-linkerd2.lock"))
+    fetched = charts.helm_cached(None, cache, fetch=True)
+    assert fetched.state == "fetched" and fetched.path == cache.bin / "helm-4.3.2"
+    assert helm.client_version(str(fetched.path)) == "v4.3.2" and helm.find_helm() == str(fetched.path)
+    assert LockFile(tmp_path / "aes-linkerd2.lock").digest(url) == sha256(body)
+    assert charts.helm_cached(None, cache, fetch=True).state == "have"
+
+
+@pytest.mark.parametrize(
+    ("body", "published", "reason"),
+    [
+        (helm_archive("v4.3.2"), "0" * 64, "its sha256 is"),  # not what the release's .sha256sum says
+        (helm_archive("v3.19.0"), None, "its helm says it is v3.19.0, not v4.3.2: refused"),
+        (helm_archive("v4.3.2", "linux-amd64/README.md"), None, "holds no linux-amd64/helm: refused"),
+    ],
+)
+def test_a_helm_archive_that_is_not_the_release_is_refused_and_leaves_nothing(
+    site: Site,
+    cache_env: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    *,
+    body: bytes,
+    published: str | None,
+    reason: str,
+) -> None:
+    serve_helm(site, monkeypatch, body, published or sha256(body))
+    cache = UpstreamCache(site.downloader(), LockFile(tmp_path / "aes-linkerd2.lock"))
+    with pytest.raises(DownloadError, match=re.escape(reason)):
+        charts.helm_cached(None, cache, fetch=True)
+    assert not (cache.bin / "helm-4.3.2").exists() and sorted(p.name for p in cache.bin.iterdir()) == []
+    assert not (tmp_path / "aes-linkerd2.lock").exists()

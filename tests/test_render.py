@@ -188,6 +188,7 @@ def test_without_the_cli_what_it_renders_is_listed_not_guessed(tmp_path: Path) -
         "edgeStackManifest": str(FIXTURES / "emissary-3.yaml"),
         "linkerdCli": str(tmp_path / "no-linkerd-here"),
         "edgeStackProduct": "emissary",
+        "edgeStackVersion": "3.9.1",
     }
     summary, out = render(tmp_path / "out", settings)
     assert summary["target"]["missingCli"] == summary["source"]["missingCli"] == "edge-26.8.3"
@@ -230,7 +231,8 @@ NO_TOOLS = "no-tools"
 
 def cli_settings(stacks: tuple[str, ...] = ("target", "source")) -> list[str]:
     """--set options pointing each stack at local manifests (the official URLs need the network)."""
-    files = {"edgeStackCrds": OWN_CRDS, "edgeStackManifest": FIXTURES / "emissary-3.yaml"}
+    # The fixture stands in for Emissary 3.9.1's release manifest (4.1.0, the default, comes from charts).
+    files = {"edgeStackCrds": OWN_CRDS, "edgeStackManifest": FIXTURES / "emissary-3.yaml", "edgeStackVersion": "3.9.1"}
     return [f"--set={stack}:{key}={path}" for stack in stacks for key, path in files.items()]
 
 
