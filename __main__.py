@@ -27,6 +27,7 @@ from support.config_model import SourceRole, StackConfig, TargetRole
 from support.linkerd_cli import LinkerdCli
 from support.manifest_input import read_manifest
 from support.manifests import read_location
+from support.namespaces import check_live as check_namespaces
 from support.project import namespace_owner
 
 
@@ -263,6 +264,8 @@ def source_stack(cluster: Cluster, role: SourceRole) -> None:
 def main() -> None:
     cfg = config.load()
     clusters.check_stack(cfg)
+    # Under plain `pulumi preview`/`up` no pre-flight ran: a namespace that is someone else's is refused here.
+    check_namespaces(cfg, pulumi.get_stack())
     last = stack_outputs.read(f"{pulumi.get_organization()}/{pulumi.get_project()}/{pulumi.get_stack()}")
     # The source's view of the target, checked before the first registration like everything else.
     target = (
@@ -300,7 +303,11 @@ def main() -> None:
     # cluster's name, not the kubeconfig's path: the same cluster reached through another kubeconfig
     # (a CI runner, a colleague's laptop) is an update of the provider, never a replacement of everything.
     provider = k8s.Provider(
-        "cluster", kubeconfig=cfg.cluster.kubeconfig, context=cfg.cluster.context, cluster_identifier=cfg.cluster.name
+        "cluster",
+        # A path that reads the same on every machine: another kubeconfig file for the same context changes nothing.
+        kubeconfig=clusters.provider_kubeconfig(pulumi.get_stack(), cfg.cluster.context, cfg.cluster.kubeconfig),
+        context=cfg.cluster.context,
+        cluster_identifier=cfg.cluster.name,
     )
     on_cluster = pulumi.ResourceOptions(providers={"kubernetes": provider})
     cluster = Cluster(cfg, cli, crds, manifest, on_cluster, last_outputs=last, anchors=anchors, target_outputs=target)

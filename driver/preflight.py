@@ -23,7 +23,8 @@ from support import tools, upstream
 from support.clusters import check_cluster, check_line_fits
 from support.config_model import ClusterAccess, StackConfig
 from support.errors import ConfigError
-from support.project import PROJECT, namespace_owner
+from support.namespaces import problem as namespace_problem
+from support.project import PROJECT
 
 PULUMI_INSTALL = "https://www.pulumi.com/docs/install/"
 PASSPHRASE_VARIABLES = ("PULUMI_CONFIG_PASSPHRASE", "PULUMI_CONFIG_PASSPHRASE_FILE")
@@ -131,24 +132,9 @@ def namespaces(stack: str, cfg: StackConfig, run: RunTool) -> list[Finding]:
     found = [
         stack_finding(stack, f"{what}: {name}", False, problem)
         for name in cfg.workloads.meshed_namespaces
-        if (problem := _namespace_problem(stack, name, name in cfg.workloads.existing_namespaces, live.get(name)))
+        if (problem := namespace_problem(stack, name, name in cfg.workloads.existing_namespaces, live.get(name)))
     ]
     return found or [stack_finding(stack, what, True, ", ".join(cfg.workloads.meshed_namespaces) or "none")]
-
-
-def _namespace_problem(stack: str, name: str, listed: bool, metadata: Mapping[str, Any] | None) -> str | None:
-    """Why the program cannot own (or patch) namespace `name` as configured, or None."""
-    if listed and metadata is None:
-        return "is listed in existingNamespaces but does not exist: remove it from existingNamespaces and the program creates it"
-    ours = metadata is not None and (metadata.get("annotations") or {}).get(upstream.OWNER_STACK_ANNOTATION) == namespace_owner(
-        stack
-    )
-    if not listed and metadata is not None and not ours:
-        return (
-            "exists and was not created by this stack: add it to existingNamespaces in "
-            f"Pulumi.{stack}.yaml (it is then only annotated, never created or deleted)"
-        )
-    return None
 
 
 def clusters_of(settings: StackSettings) -> list[tuple[str, str, str, str | None]]:

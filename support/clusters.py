@@ -18,6 +18,7 @@ import yaml
 from support import upstream
 from support.config_model import SourceRole, StackConfig
 from support.errors import ConfigError
+from support.project import PROJECT_ROOT
 from support.yaml_events import SAFE_LOADER, shape_problem
 
 # Set by offline tools (the driver's `render`) that evaluate the program without any cluster.
@@ -35,15 +36,59 @@ def checked_by_preflight() -> bool:
 KUBECONFIG_LIMIT_BYTES = 4 * 1024 * 1024
 
 
+def _kubeconfig_paths(kubeconfig: str | None) -> list[str]:
+    """The kubeconfig files kubectl would read, as it finds them: the given path, $KUBECONFIG, ~/.kube/config."""
+    paths = [kubeconfig] if kubeconfig else os.environ.get("KUBECONFIG", "").split(os.pathsep)
+    return [p for p in [p for p in paths if p] or [os.path.expanduser("~/.kube/config")] if os.path.isfile(p)]
+
+
 def _kubeconfig_documents(kubeconfig: str | None, key: str) -> list[dict[str, Any]] | None:
     """The kubeconfig files kubectl would read, or None where there is none here; a broken one names `key`."""
-    paths = [kubeconfig] if kubeconfig else os.environ.get("KUBECONFIG", "").split(os.pathsep)
-    paths = [p for p in paths if p] or [os.path.expanduser("~/.kube/config")]
-    documents = []
-    for path in paths:
-        if os.path.isfile(path):
-            documents.append(_kubeconfig_document(path, kubeconfig, key))
+    documents = [_kubeconfig_document(path, kubeconfig, key) for path in _kubeconfig_paths(kubeconfig)]
     return documents or None
+
+
+# The provider's kubeconfig, relative to the project (the engine starts the provider in the project's folder).
+PROVIDER_KUBECONFIG_DIR = ".kubeconfig"
+
+
+def provider_kubeconfig(stack: str, context: str, kubeconfig: str | None) -> str | None:
+    """The kubeconfig path the provider is given: one that reads the same on every machine.
+
+    The provider keeps its kubeconfig in its inputs, and a file's own path differs between a laptop, a
+    colleague's and a CI runner: every preview from elsewhere would show the provider updated. So the
+    program links `.kubeconfig/<stack>` in the project to the one file that holds the context (its
+    cluster and user too) and gives the provider that relative path. Offline, where the context spans
+    files of $KUBECONFIG, or where the project is read-only: the path as given.
+    """
+    if os.environ.get(OFFLINE_ENV):
+        return kubeconfig
+    holder = next((path for path in _kubeconfig_paths(kubeconfig) if _holds_context(path, context)), None)
+    if holder is None:
+        return kubeconfig
+    folder = PROJECT_ROOT / PROVIDER_KUBECONFIG_DIR
+    link, fresh = folder / stack, folder / f".{stack}.{os.getpid()}"
+    try:
+        folder.mkdir(mode=0o700, exist_ok=True)
+        fresh.unlink(missing_ok=True)
+        fresh.symlink_to(os.path.abspath(holder))
+        fresh.replace(link)  # atomic: a concurrent run of the same stack sees one link or the other
+    except OSError:
+        return kubeconfig
+    return f"{PROVIDER_KUBECONFIG_DIR}/{stack}"
+
+
+def _holds_context(path: str, context: str) -> bool:
+    """Whether the file alone names `context`, its cluster and its user."""
+    try:
+        document = _kubeconfig_document(path, path, "kubeconfig")
+    except ConfigError:
+        return False
+    entry = next((e.get("context") or {} for e in document.get("contexts") or [] if e.get("name") == context), None)
+    if entry is None:
+        return False
+    names = {part: {e.get("name") for e in document.get(part) or []} for part in ("clusters", "users")}
+    return entry.get("cluster") in names["clusters"] and (not entry.get("user") or entry.get("user") in names["users"])
 
 
 def _kubeconfig_document(path: str, kubeconfig: str | None, key: str) -> dict[str, Any]:
@@ -141,6 +186,15 @@ def check_cluster(
         return None
     _dial(key, context, str(cluster["server"]))
     return server_version(cluster)
+
+
+def names_context(context: str, kubeconfig: str | None) -> bool:
+    """Whether a kubeconfig kubectl would read here has `context` (an unreadable one is said by check_cluster)."""
+    try:
+        documents = _kubeconfig_documents(kubeconfig, "kubeconfig")
+    except ConfigError:
+        return False
+    return any(e.get("name") == context for d in documents or [] for e in d.get("contexts") or [])
 
 
 def _kubeconfig_for(

@@ -1,0 +1,114 @@
+"""The program's own check of the meshed namespaces, against a real API server (tests/api_server.py).
+
+Under plain `pulumi preview`/`up` no pre-flight runs: the program itself must refuse to create a
+namespace that someone else already has (pulumi-kubernetes would take it over by server-side apply).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import pytest
+
+from support import clusters
+from support.config import load
+from support.config_model import StackConfig
+from support.config_sources import SettingsSource
+from support.errors import ConfigError
+from support.namespaces import check_live
+from tests.api_server import ApiServer, api_server
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
+    with api_server(tmp_path_factory.mktemp("api")) as running:
+        yield running
+
+
+def stack_config(server: ApiServer, meshed: list[str], existing: list[str]) -> StackConfig:
+    values = {
+        "role": "target",
+        "context": "admin",
+        "kubeconfig": server.kubeconfig,
+        "kubectl": server.kubectl,
+        "gatewayHostname": "gateway.example.com",
+        "edgeStackProduct": "emissary",
+        "edgeStackVersion": "3.9.1",
+        "edgeStackCrds": "emissary-crds.yaml",
+        "edgeStackManifest": "emissary.yaml",
+        "meshedNamespaces": meshed,
+        "existingNamespaces": existing,
+        "qotm": False,
+    }
+    return load(SettingsSource(values, frozenset(), "target"))
+
+
+def make_namespace(server: ApiServer, name: str, owner: str | None = None) -> None:
+    server.run("admin", "create", "namespace", name)
+    if owner:
+        server.run("admin", "annotate", "namespace", name, f"aes-linkerd2.io/stack={owner}")
+
+
+@pytest.fixture(autouse=True)
+def no_preflight(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(clusters.PREFLIGHT_ENV, raising=False)
+    monkeypatch.delenv(clusters.OFFLINE_ENV, raising=False)
+
+
+def test_someone_elses_namespace_is_refused_before_anything_is_registered(server: ApiServer) -> None:
+    make_namespace(server, "team-a")
+    with pytest.raises(ConfigError) as refused:
+        check_live(stack_config(server, ["default", "team-a"], ["default"]), "target")
+    assert (refused.value.key, refused.value.value) == ("meshedNamespaces", "team-a")
+    assert "exists and was not created by this stack: add it to existingNamespaces in Pulumi.target.yaml" in str(refused.value)
+
+
+def test_a_listed_one_a_new_one_and_one_this_stack_made_are_accepted(server: ApiServer) -> None:
+    make_namespace(server, "team-b")
+    make_namespace(server, "made-here", owner="aes-linkerd2/target")
+    # team-b listed as existing, made-here marked as this stack's, brand-new created by the program.
+    check_live(stack_config(server, ["default", "team-b", "made-here", "brand-new"], ["default", "team-b"]), "target")
+
+
+def test_another_stacks_namespace_is_not_this_ones(server: ApiServer) -> None:
+    make_namespace(server, "made-by-source", owner="aes-linkerd2/source")
+    with pytest.raises(ConfigError) as refused:
+        check_live(stack_config(server, ["default", "made-by-source"], ["default"]), "target")
+    assert refused.value.value == "made-by-source"
+
+
+def test_a_listed_namespace_that_does_not_exist_is_refused(server: ApiServer) -> None:
+    with pytest.raises(ConfigError) as refused:
+        check_live(stack_config(server, ["default", "nowhere"], ["default", "nowhere"]), "target")
+    assert refused.value.value == "nowhere" and "does not exist" in str(refused.value)
+
+
+def test_skipped_where_the_pre_flight_asked_or_no_kubeconfig_names_the_context(
+    server: ApiServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    make_namespace(server, "team-c")
+    cfg = stack_config(server, ["default", "team-c"], ["default"])
+    monkeypatch.setenv(clusters.PREFLIGHT_ENV, "1")
+    check_live(cfg, "target")  # the pre-flight reported it already, with every other stack's problems
+    monkeypatch.delenv(clusters.PREFLIGHT_ENV)
+    asked: list[list[str]] = []
+    other = dataclasses.replace(cfg, cluster=dataclasses.replace(cfg.cluster, context="not-in-the-kubeconfig"))
+
+    def kubectl(argv: Sequence[str]) -> str:
+        asked.append(list(argv))
+        return '{"items": []}'
+
+    check_live(other, "target", run=kubectl)
+    assert asked == []  # the provider reports a context it cannot find
+
+
+def test_an_unreachable_cluster_names_kubectl(server: ApiServer, tmp_path: Path) -> None:
+    broken = tmp_path / "kubectl"
+    broken.write_text("#!/bin/sh\necho 'The connection to the server was refused' >&2\nexit 1\n")
+    broken.chmod(0o755)
+    cfg = dataclasses.replace(stack_config(server, ["default"], ["default"]), kubectl=str(broken))
+    with pytest.raises(ConfigError) as refused:
+        check_live(cfg, "target")
+    assert refused.value.key == "kubectl" and "connection to the server was refused" in str(refused.value)
