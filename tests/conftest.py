@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from driver.offline import Registration
-from support import tools, upstream
+from support import clusters, namespaces, tools, upstream
 from tests.fake_linkerd import CURRENT_VERSION, PAGE_VERSION, FakeLinkerd
 from tests.harness import Run, run_program
 
@@ -293,6 +293,13 @@ def kubeconfig(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, api_server_port:
     )
     monkeypatch.setenv("KUBECONFIG", str(path))
     monkeypatch.delenv("AES_LINKERD2_OFFLINE", raising=False)
+    # The provider's kubeconfig link goes to the test's folder, not the project's.
+    monkeypatch.setattr(clusters, "PROJECT_ROOT", tmp_path)
+    # The stub server above is no API server: its namespaces are what the config says exist. The program's
+    # own refusal is tested against a real API server (tests/test_namespaces_live.py, e2e/test_safety.py).
+    monkeypatch.setattr(
+        namespaces, "live_namespaces", lambda cfg, run=None: {name: {} for name in cfg.workloads.existing_namespaces}
+    )
     return path
 
 

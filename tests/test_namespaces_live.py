@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from support import clusters
+from support import clusters, namespaces
 from support.config import load
 from support.config_model import StackConfig
 from support.config_sources import SettingsSource
@@ -51,8 +51,13 @@ def make_namespace(server: ApiServer, name: str, owner: str | None = None) -> No
         server.run("admin", "annotate", "namespace", name, f"aes-linkerd2.io/stack={owner}")
 
 
+# The real listing (tests/conftest.py stands it in for the unit tests' stub server).
+LIVE_NAMESPACES = namespaces.live_namespaces
+
+
 @pytest.fixture(autouse=True)
 def no_preflight(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(namespaces, "live_namespaces", LIVE_NAMESPACES)
     monkeypatch.delenv(clusters.PREFLIGHT_ENV, raising=False)
     monkeypatch.delenv(clusters.OFFLINE_ENV, raising=False)
 

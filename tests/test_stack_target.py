@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import os
+from pathlib import Path
 
 import pytest
 from cryptography import x509
@@ -39,17 +41,19 @@ def test_every_kubernetes_resource_uses_the_stacks_provider(line: str, preview: 
     run = up(line, preview)
     provider = provider_urn(run, "cluster")
     provider_inputs = run.one("kubernetes", "cluster").inputs
-    # A path (here $KUBECONFIG's), never a kubeconfig's contents.
-    assert provider_inputs["context"] == "target-ctx" and provider_inputs["kubeconfig"].endswith("/kubeconfig")
+    # A path, never a kubeconfig's contents: the project's link to $KUBECONFIG's file, the same on every machine.
+    assert provider_inputs["context"] == "target-ctx" and provider_inputs["kubeconfig"] == ".kubeconfig/target"
     # Its identity is the cluster's name: another kubeconfig path for the same cluster updates it, replaces nothing.
     assert provider_inputs["clusterIdentifier"] == "target"
     for resource in kubernetes_resources(run):
         assert resource.provider == provider, resource.name
 
 
-def test_kubeconfig_path_not_contents_goes_to_the_provider(kubeconfig: object) -> None:
+def test_kubeconfig_path_not_contents_goes_to_the_provider(kubeconfig: Path) -> None:
     run = up(kubeconfig=str(kubeconfig))
-    assert run.one("kubernetes", "cluster").inputs["kubeconfig"] == str(kubeconfig)
+    # The provider runs in the project's folder (here the test's): the relative link resolves to the file given.
+    assert run.one("kubernetes", "cluster").inputs["kubeconfig"] == ".kubeconfig/target"
+    assert os.readlink(kubeconfig.parent / ".kubeconfig" / "target") == str(kubeconfig)
 
 
 @pytest.mark.parametrize("line", LINES)
