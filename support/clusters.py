@@ -87,8 +87,12 @@ def _holds_context(path: str, context: str) -> bool:
     entry = next((e.get("context") or {} for e in document.get("contexts") or [] if e.get("name") == context), None)
     if entry is None:
         return False
-    names = {part: {e.get("name") for e in document.get(part) or []} for part in ("clusters", "users")}
-    return entry.get("cluster") in names["clusters"] and (not entry.get("user") or entry.get("user") in names["users"])
+    user = entry.get("user")
+    return entry.get("cluster") in _names(document, "clusters") and (not user or user in _names(document, "users"))
+
+
+def _names(document: dict[str, Any], part: str) -> set[str]:
+    return {str(e.get("name")) for e in document.get(part) or []}
 
 
 def _kubeconfig_document(path: str, kubeconfig: str | None, key: str) -> dict[str, Any]:
