@@ -67,11 +67,7 @@ def where_to_look() -> str:
 
 def client_version(binary: str) -> str | None:
     """What `helm version --template {{.Version}}` says, or None when it cannot run."""
-    try:
-        done = subprocess.run([binary, *VERSION_ARGS], capture_output=True, text=True, timeout=30, check=False)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return done.stdout.strip() if done.returncode == 0 else None
+    return tools.reported_version(binary, VERSION_ARGS)
 
 
 def find_helm() -> str | None:

@@ -16,7 +16,7 @@ import os
 import re
 import shutil
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 CACHE_ENV = "AES_LINKERD2_CACHE"
@@ -51,13 +51,18 @@ def linkerd_env(version: str) -> str:
 LINKERD_VERSION_ARGS = ("version", "--client", "--short")
 
 
-def linkerd_client_version(binary: str) -> str | None:
-    """What `linkerd version --client --short` says, or None when it cannot run."""
+def reported_version(binary: str, args: Sequence[str]) -> str | None:
+    """What a tool prints when asked its version with `args`, or None when it cannot run."""
     try:
-        done = subprocess.run([binary, *LINKERD_VERSION_ARGS], capture_output=True, text=True, timeout=30, check=False)
+        done = subprocess.run([binary, *args], capture_output=True, text=True, timeout=30, check=False)
     except (OSError, subprocess.SubprocessError):
         return None
     return done.stdout.strip() if done.returncode == 0 else None
+
+
+def linkerd_client_version(binary: str) -> str | None:
+    """What `linkerd version --client --short` says, or None when it cannot run."""
+    return reported_version(binary, LINKERD_VERSION_ARGS)
 
 
 def find_linkerd(version: str) -> str | None:
