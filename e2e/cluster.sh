@@ -35,6 +35,8 @@ start_cluster() {
   openssl genrsa -out "$dir/sa.key" 2048 2>/dev/null
   openssl rsa -in "$dir/sa.key" -pubout -out "$dir/sa.pub" 2>/dev/null
   echo "$name-token,admin,admin,system:masters" > "$dir/tokens.csv"
+  # The PR preview's identity, with no group: only what deploy/preview-rbac.yaml grants it.
+  echo "$name-preview-token,aes-linkerd2-preview,aes-linkerd2-preview" >> "$dir/tokens.csv"
   "$B/etcd" --data-dir "$dir/etcd" --listen-client-urls "http://127.0.0.1:$etcd_port" \
     --advertise-client-urls "http://127.0.0.1:$etcd_port" --listen-peer-urls "http://127.0.0.1:$peer_port" \
     > "$dir/etcd.log" 2>&1 & PIDS+=($!)

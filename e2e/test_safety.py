@@ -28,6 +28,7 @@ import json
 import shutil
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -186,6 +187,41 @@ def test_2_listed_in_existing_namespaces_it_is_annotated_not_taken_over(cluster:
         created = cluster.get("namespace", name)
         assert annotations_of(created).get(OWNER[0]) == OWNER[1] and labels_of(created).get(MANAGED_BY[0]) == MANAGED_BY[1]
         assert annotations_of(created).get(INJECT[0]) == INJECT[1]
+
+
+def test_2b_the_pr_previews_identity_reads_no_key_and_still_previews(cluster: LiveCluster) -> None:
+    """docs/pull-requests.md: bound by deploy/preview-rbac.yaml, the preview's identity cannot read the anchor's or
+    the issuer's Secret, and plain `pulumi preview` with it still plans the stack: no change, then a change."""
+    cluster.kubectl("apply", "-f", str(Path(__file__).resolve().parent.parent / "deploy" / "preview-rbac.yaml"))
+    admin = cluster.stack_config()["config"]["aes-linkerd2:kubeconfig"]
+    reviewer = cluster.work / "preview.kubeconfig"
+    shutil.copy(admin, reviewer)
+    set_token = [cluster.kubectl_binary, "--kubeconfig", str(reviewer), "config", "set-credentials", "target"]
+    assert cluster.run([*set_token, "--token", "target-preview-token"], timeout=30).returncode == 0
+    as_reviewer = [cluster.kubectl_binary, "--kubeconfig", str(reviewer), "--context", "target"]
+    for denied in (["get", "secrets", "-n", "linkerd"], ["list", "secrets", "-A"], ["create", "configmaps"]):
+        answer = cluster.run([*as_reviewer, "auth", "can-i", *denied], timeout=30)
+        assert answer.stdout.strip() == "no", (denied, answer.said())
+    for secret in ("linkerd-trust-anchor", "linkerd-identity-issuer"):
+        read = cluster.run([*as_reviewer, "get", "secret", "-n", "linkerd", secret, "-o", "json"], timeout=30)
+        assert read.returncode != 0 and "forbidden" in read.stderr.lower(), read.said()
+    preview = ["pulumi", "preview", "--stack", "target", "--json", "--non-interactive"]
+    cluster.set_config(kubeconfig=str(reviewer))
+    try:
+        unchanged = cluster.run(preview, cwd=cluster.project, timeout=600)
+        assert unchanged.returncode == 0, unchanged.said()[-3000:]
+        assert set(json.loads(unchanged.stdout)["changeSummary"]) == {"same"}, unchanged.stdout[-2000:]
+        cluster.set_config(probePeriodSeconds=7)
+        changed = cluster.run(preview, cwd=cluster.project, timeout=600)
+        assert changed.returncode == 0, changed.said()[-3000:]
+        steps = [s for s in json.loads(changed.stdout)["steps"] if s["op"] != "same"]
+        planned = [(s["op"], s["urn"].rsplit("::", 1)[-1]) for s in steps]
+        # Exactly the gateway Service's patch, with the new probe period: the diff a reviewer needs.
+        assert planned == [("update", "multicluster-target-gateway-service")], planned
+        assert '"mirror.linkerd.io/probe-period": "7"' in json.dumps(steps[0]["newState"]["inputs"]), steps[0]["newState"]
+        print(f"\n[safety] the preview's identity reads no Secret of linkerd and previews {planned}")
+    finally:
+        cluster.set_config(kubeconfig=admin, probePeriodSeconds=None)
 
 
 def workload(namespace: str) -> list[dict[str, Any]]:
