@@ -23,7 +23,8 @@ from support import tools, upstream
 from support.clusters import check_cluster, check_line_fits
 from support.config_model import ClusterAccess, StackConfig
 from support.errors import ConfigError
-from support.namespaces import problem as namespace_problem
+from support.namespaces import by_name
+from support.namespaces import problems as namespace_problems
 from support.project import PROJECT
 
 PULUMI_INSTALL = "https://www.pulumi.com/docs/install/"
@@ -128,12 +129,7 @@ def namespaces(stack: str, cfg: StackConfig, run: RunTool) -> list[Finding]:
         items = _kubectl_list(run, cfg.kubectl, cfg.cluster, "namespaces")
     except DriverError as error:
         return [stack_finding(stack, what, False, f"cannot list the cluster's namespaces: {error}")]
-    live = {str((item.get("metadata") or {}).get("name")): item.get("metadata") or {} for item in items}
-    found = [
-        stack_finding(stack, f"{what}: {name}", False, problem)
-        for name in cfg.workloads.meshed_namespaces
-        if (problem := namespace_problem(stack, name, name in cfg.workloads.existing_namespaces, live.get(name)))
-    ]
+    found = [stack_finding(stack, f"{what}: {name}", False, why) for name, why in namespace_problems(cfg, stack, by_name(items))]
     return found or [stack_finding(stack, what, True, ", ".join(cfg.workloads.meshed_namespaces) or "none")]
 
 

@@ -37,6 +37,20 @@ def problem(stack: str, name: str, listed: bool, metadata: Mapping[str, Any] | N
     return None
 
 
+def problems(cfg: StackConfig, stack: str, live: Mapping[str, Mapping[str, Any]]) -> list[tuple[str, str]]:
+    """(namespace, why) for each meshed namespace the program cannot create or patch as configured."""
+    found = (
+        (name, problem(stack, name, name in cfg.workloads.existing_namespaces, live.get(name)))
+        for name in cfg.workloads.meshed_namespaces
+    )
+    return [(name, why) for name, why in found if why]
+
+
+def by_name(items: Sequence[Mapping[str, Any]]) -> dict[str, Mapping[str, Any]]:
+    """{name: metadata} of `kubectl get namespaces -o json`'s items."""
+    return {str((item.get("metadata") or {}).get("name")): item.get("metadata") or {} for item in items}
+
+
 def _run_kubectl(argv: Sequence[str]) -> str:
     try:
         done = subprocess.run(list(argv), capture_output=True, text=True, timeout=30, check=False)
@@ -55,7 +69,7 @@ def live_namespaces(cfg: StackConfig, run: RunKubectl = _run_kubectl) -> dict[st
         items = json.loads(run(argv)).get("items") or []
     except (ValueError, AttributeError):
         raise ConfigError("kubectl", cfg.kubectl, "`kubectl get namespaces -o json` did not print a list") from None
-    return {str((item.get("metadata") or {}).get("name")): item.get("metadata") or {} for item in items}
+    return by_name(items)
 
 
 def check_live(cfg: StackConfig, stack: str, run: RunKubectl = _run_kubectl) -> None:
@@ -68,8 +82,7 @@ def check_live(cfg: StackConfig, stack: str, run: RunKubectl = _run_kubectl) -> 
         return
     if not clusters.names_context(cfg.cluster.context, cfg.cluster.kubeconfig):
         return
-    live = live_namespaces(cfg, run)
-    for name in cfg.workloads.meshed_namespaces:
-        found = problem(stack, name, name in cfg.workloads.existing_namespaces, live.get(name))
-        if found:
-            raise ConfigError("meshedNamespaces", name, found)
+    found = problems(cfg, stack, live_namespaces(cfg, run))
+    if found:
+        name, why = found[0]
+        raise ConfigError("meshedNamespaces", name, why)
