@@ -623,11 +623,22 @@ def wait_ready(live: dict[str, str], timeout: float = 180) -> status.Report:
         time.sleep(3)
 
 
+def established(live: dict[str, str], context: str, crd: str, seconds: float = 60) -> None:
+    """Polls for the CRD's Established condition: `kubectl wait` fails on a CRD with no conditions yet (seen under load)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        conditions = json.loads(kubectl(live, context, "get", "crd", crd, "-o", "json")).get("status", {}).get("conditions") or []
+        if any(c.get("type") == "Established" and c.get("status") == "True" for c in conditions):
+            return
+        assert time.monotonic() < deadline, f"{crd} not Established after {seconds}s: {conditions}"
+        time.sleep(0.5)
+
+
 def test_live_clusters(live: dict[str, str]) -> None:
     crd = link_crd()
     apply(live, "target", cluster_objects("target"))
     apply(live, "source", [crd])
-    kubectl(live, "source", "wait", "--for=condition=Established", "crd/links.multicluster.linkerd.io", "--timeout=60s")
+    established(live, "source", "links.multicluster.linkerd.io")
     apply(live, "source", [*cluster_objects("source"), *mirror_objects(), link_object()])
     patch = json.dumps({"status": LINK_STATUS})
     kubectl(
