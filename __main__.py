@@ -21,7 +21,7 @@ from components.meshed_namespace import MeshedNamespace, MeshedNamespaceArgs
 from components.multicluster_source import MulticlusterSource, MulticlusterSourceArgs
 from components.multicluster_target import MulticlusterTarget, MulticlusterTargetArgs
 from components.qotm_demo import QotmDemo, QotmDemoArgs
-from support import charts, clock, clusters, config, stack_checks, stack_outputs, upstream
+from support import charts, clock, clusters, config, live_cluster, retained, stack_checks, stack_outputs, upstream
 from support.certificates import anchor_rows, describe
 from support.config_model import SourceRole, StackConfig, TargetRole
 from support.linkerd_cli import LinkerdCli
@@ -46,6 +46,8 @@ class Cluster:
     anchors: AnchorPlan
     # On the source: the target stack's outputs (trust roots, the anchor's Secret, gateway), read and checked up front.
     target_outputs: Mapping[str, Any]
+    # What it creates and retains that the cluster already has outside this stack's state: used as it is.
+    already_there: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -112,6 +114,7 @@ def mesh_cluster(cluster: Cluster) -> Mesh:
             identity=identity,
             multicluster=True,
             links=(cfg.role.target.name,) if isinstance(cfg.role, SourceRole) and cfg.line.link_controllers_in_install else (),
+            already_there=cluster.already_there,
         ),
         opts=on_cluster,
     )
@@ -140,6 +143,7 @@ def mesh_cluster(cluster: Cluster) -> Mesh:
             MeshedNamespaceArgs(
                 name=name,
                 exists=name in workloads.existing_namespaces,
+                reused=f"Namespace/{name}" in cluster.already_there,
                 owner=namespace_owner(pulumi.get_stack()),
                 control_plane=linkerd.ready,
             ),
@@ -162,7 +166,8 @@ def mesh_cluster(cluster: Cluster) -> Mesh:
     return Mesh(identity=made[0], linkerd=linkerd, edge_stack=edge_stack, namespaces=namespaces, qotm=qotm)
 
 
-def export_cluster(cfg: StackConfig, identity: LinkerdIdentity) -> None:
+def export_cluster(cfg: StackConfig, mesh: Mesh) -> None:
+    identity = mesh.identity
     pulumi.export("clusterName", cfg.cluster.name)
     pulumi.export("context", cfg.cluster.context)
     pulumi.export("versionLine", cfg.line.name)
@@ -173,6 +178,11 @@ def export_cluster(cfg: StackConfig, identity: LinkerdIdentity) -> None:
     pulumi.export("trustAnchorPem", identity.trust_anchor_pem)
     pulumi.export("trustRootsPem", identity.trust_roots_pem)
     pulumi.export("identityIssuers", identity.issuer_state)
+    # What this stack holds that outlives it: the next update tells its own from what is already there.
+    pulumi.export(
+        retained.OUTPUT,
+        retained.keys(mesh.linkerd.retained, (f"Namespace/{name}" for name, ns in mesh.namespaces.items() if ns.created)),
+    )
     now = clock.now()
     issuer_name = f"{cfg.cluster.name}-issuer"
 
@@ -210,7 +220,7 @@ def target_stack(cluster: Cluster, role: TargetRole) -> None:
         ),
         opts=cluster.on_cluster,
     )
-    export_cluster(cfg, mesh.identity)
+    export_cluster(cfg, mesh)
     # What the source's issuer is signed with: the anchor's Secret by name (its key never leaves the cluster).
     pulumi.export("trustAnchorSecret", mesh.identity.anchor_secret)
     pulumi.export("identityAnchors", mesh.identity.anchor_state)
@@ -257,16 +267,21 @@ def source_stack(cluster: Cluster, role: SourceRole) -> None:
         ),
         opts=cluster.on_cluster,
     )
-    export_cluster(cfg, mesh.identity)
+    export_cluster(cfg, mesh)
     pulumi.export("linkedCluster", role.target.name)
 
 
 def main() -> None:
     cfg = config.load()
     clusters.check_stack(cfg)
+    live = live_cluster.read(cfg)
     # Under plain `pulumi preview`/`up` no pre-flight ran: a namespace that is someone else's is refused here.
-    check_namespaces(cfg, pulumi.get_stack())
+    check_namespaces(cfg, pulumi.get_stack(), live)
     last = stack_outputs.read(f"{pulumi.get_organization()}/{pulumi.get_project()}/{pulumi.get_stack()}")
+    already_there = retained.already_there(live, pulumi.get_stack(), retained.held(last))
+    if already_there:
+        used = ", ".join(sorted(already_there))
+        pulumi.log.info(f"already in the cluster, used as they are (never deleted by this stack): {used}")
     # The source's view of the target, checked before the first registration like everything else.
     target = (
         stack_checks.check_target_outputs(cfg, cfg.role, stack_outputs.read(cfg.role.target_stack))
@@ -310,7 +325,7 @@ def main() -> None:
         cluster_identifier=cfg.cluster.name,
     )
     on_cluster = pulumi.ResourceOptions(providers={"kubernetes": provider})
-    cluster = Cluster(cfg, cli, crds, manifest, on_cluster, last_outputs=last, anchors=anchors, target_outputs=target)
+    cluster = Cluster(cfg, cli, crds, manifest, on_cluster, last, anchors, target, already_there)
     match cfg.role:
         case TargetRole():
             target_stack(cluster, cfg.role)

@@ -43,6 +43,8 @@ class LinkerdControlPlaneArgs:
     multicluster: bool
     # Links whose service mirror the multicluster install declares (lines that need it).
     links: tuple[str, ...] = ()
+    # What the cluster has outside this stack's state (support/retained.py): CRDs upstream keeps are used as they are.
+    already_there: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -141,6 +143,8 @@ def _readiness(registered: Mapping[str, pulumi.Resource]) -> list[pulumi.Resourc
 
 class LinkerdControlPlane(pulumi.ComponentResource):
     crds: list[pulumi.Resource]
+    # The keys of the registered objects that outlive `destroy` (the CRDs upstream keeps).
+    retained: list[str]
     control_plane: list[pulumi.Resource]
     multicluster: list[pulumi.Resource]
     # What a meshed workload waits for: the webhooks (which wait for the Deployments that serve them)
@@ -180,12 +184,14 @@ class LinkerdControlPlane(pulumi.ComponentResource):
                 files["issuer.key"],
                 *line.install_args,
             )
-            self.crds = []
+            self.crds, self.retained = [], []
             if crds_render is not None:
                 crds = self._objects(args, name, crds_render)
-                self.crds = list(
-                    manifests.register(crds, prefix=f"{name}-crds", opts=pulumi.ResourceOptions(parent=self)).values()
+                registered_crds = manifests.register(
+                    crds, prefix=f"{name}-crds", opts=pulumi.ResourceOptions(parent=self), already_there=args.already_there
                 )
+                self.crds = list(registered_crds.values())
+                self.retained = manifests.retained(crds, registered_crds)
             # Read before the stand-in files go.
             install = external_issuer(self._objects(args, name, install_render), line.issuer_scheme)
         # The namespace first: the identity's Commands write their Secrets into it.

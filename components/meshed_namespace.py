@@ -5,7 +5,8 @@ from meshedNamespaces, `destroy`) removes exactly that annotation: new pods ther
 A namespace that already exists (the page's `default`) gets only that patch. A namespace the program
 creates is marked as this stack's (the pre-flight refuses to create one that exists unmarked) and is
 retained when the program lets go of it: it is where users put their workloads, and deleting a
-namespace deletes everything in it. The mark stays on it, saying which stack made it.
+namespace deletes everything in it. The mark stays on it, saying which stack made it; found again
+after a `destroy`, a namespace with this stack's mark is used as it is (support/retained.py).
 """
 
 from __future__ import annotations
@@ -22,11 +23,14 @@ from support import upstream
 @dataclass(frozen=True, kw_only=True)
 class MeshedNamespaceArgs:
     name: str
+    # Listed in existingNamespaces: someone else's, only annotated.
     exists: bool
     # `<project>/<stack>`: the stack that created the namespace, written on it.
     owner: str
     # The proxy injector must be running before a pod lands here, or it runs unmeshed.
     control_plane: Sequence[pulumi.Resource]
+    # Made by this stack before, outside its state now (kept by an earlier `destroy`): not created again.
+    reused: bool = False
 
 
 class MeshedNamespace(pulumi.ComponentResource):
@@ -40,7 +44,7 @@ class MeshedNamespace(pulumi.ComponentResource):
         super().__init__("aes-linkerd2:index:MeshedNamespace", name, None, opts)
         child = pulumi.ResourceOptions(parent=self, depends_on=list(args.control_plane))
         self.created = None
-        if not args.exists:
+        if not args.exists and not args.reused:
             self.created = k8s.core.v1.Namespace(
                 name,
                 metadata=k8s.meta.v1.ObjectMetaArgs(

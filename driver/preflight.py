@@ -23,7 +23,7 @@ from support import tools, upstream
 from support.clusters import check_cluster, check_line_fits
 from support.config_model import ClusterAccess, StackConfig
 from support.errors import ConfigError
-from support.namespaces import by_name
+from support.live_cluster import by_name
 from support.namespaces import problems as namespace_problems
 from support.project import PROJECT
 

@@ -91,6 +91,11 @@ class ManifestObject:
         return self.group in _BUILTIN_GROUPS or (self.group.endswith(".k8s.io") and not self.group.startswith("gateway."))
 
 
+def retained(objects: Iterable[ManifestObject], registered: Mapping[str, pulumi.Resource]) -> list[str]:
+    """The keys of the registered objects that outlive `destroy` (upstream keeps them)."""
+    return [obj.key for obj in objects if obj.kept_by_upstream and obj.key in registered]
+
+
 def with_annotations(obj: ManifestObject, annotations: Mapping[str, str]) -> ManifestObject:
     """A copy of `obj` with `annotations` added to its own metadata."""
     body = copy.deepcopy(obj.body)
@@ -198,16 +203,18 @@ def register(
     ignore_changes: Mapping[str, Sequence[str]] | None = None,
     before: Mapping[str, pulumi.CustomResource] | None = None,
     depends: Mapping[str, Sequence[pulumi.Resource]] | None = None,
+    already_there: frozenset[str] = frozenset(),
 ) -> dict[str, pulumi.CustomResource]:
-    """Register every object, keyed by `ManifestObject.key`.
+    """Register every object, keyed by `ManifestObject.key`, but what upstream keeps that is `already_there`.
 
     Namespaces and CRDs come first; namespaced objects wait for their namespace, custom resources
     for the CRDs, service-account tokens for their account, webhooks and API services for the
     Deployments that serve them. `before`: objects of the same manifest registered before (their
-    namespace, say), which these wait for as if registered here; `depends`: more to wait for, by key.
+    namespace, say), which these wait for as if registered here; `depends`: more to wait for, by key;
+    `already_there`: keys live in the cluster outside this stack's state (support/retained.py).
     """
     ordered = sorted(
-        objects,
+        (obj for obj in objects if not (obj.kept_by_upstream and obj.key in already_there)),
         key=lambda o: (o.kind not in _FOUNDATION_KINDS, o.token_account_key is not None, o.kind in SERVED_BY_DEPLOYMENTS),
     )
     registered: dict[str, pulumi.CustomResource] = {}

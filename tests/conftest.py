@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from driver.offline import Registration
-from support import clusters, namespaces, tools, upstream
+from support import clusters, live_cluster, tools, upstream
 from tests.fake_linkerd import CURRENT_VERSION, PAGE_VERSION, FakeLinkerd
 from tests.harness import Run, run_program
 
@@ -298,7 +298,13 @@ def kubeconfig(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, api_server_port:
     # The stub server above is no API server: its namespaces are what the config says exist. The program's
     # own refusal is tested against a real API server (tests/test_namespaces_live.py, e2e/test_safety.py).
     monkeypatch.setattr(
-        namespaces, "live_namespaces", lambda cfg, run=None: {name: {} for name in cfg.workloads.existing_namespaces}
+        live_cluster,
+        "read",
+        lambda cfg, run=None: (
+            live_cluster.LiveCluster(namespaces={name: {} for name in cfg.workloads.existing_namespaces})
+            if live_cluster.readable(cfg)
+            else None
+        ),
     )
     return path
 

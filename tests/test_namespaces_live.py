@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from support import clusters, namespaces
+from support import clusters, live_cluster, retained
 from support.config import load
 from support.config_model import StackConfig
 from support.config_sources import SettingsSource
@@ -51,13 +51,19 @@ def make_namespace(server: ApiServer, name: str, owner: str | None = None) -> No
         server.run("admin", "annotate", "namespace", name, f"aes-linkerd2.io/stack={owner}")
 
 
-# The real listing (tests/conftest.py stands it in for the unit tests' stub server).
-LIVE_NAMESPACES = namespaces.live_namespaces
+OWNER = "aes-linkerd2.io/stack"
+
+# The real reading (tests/conftest.py stands it in for the unit tests' stub server).
+READ_LIVE = live_cluster.read
+
+
+def check(cfg: StackConfig, stack: str, run: live_cluster.RunKubectl = live_cluster.run_kubectl) -> None:
+    """What the program does first: read the cluster, then refuse what it cannot own."""
+    check_live(cfg, stack, READ_LIVE(cfg, run))
 
 
 @pytest.fixture(autouse=True)
 def no_preflight(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(namespaces, "live_namespaces", LIVE_NAMESPACES)
     monkeypatch.delenv(clusters.PREFLIGHT_ENV, raising=False)
     monkeypatch.delenv(clusters.OFFLINE_ENV, raising=False)
 
@@ -65,7 +71,7 @@ def no_preflight(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_someone_elses_namespace_is_refused_before_anything_is_registered(server: ApiServer) -> None:
     make_namespace(server, "team-a")
     with pytest.raises(ConfigError) as refused:
-        check_live(stack_config(server, ["default", "team-a"], ["default"]), "target")
+        check(stack_config(server, ["default", "team-a"], ["default"]), "target")
     assert (refused.value.key, refused.value.value) == ("meshedNamespaces", "team-a")
     assert "exists and was not created by this stack: add it to existingNamespaces in Pulumi.target.yaml" in str(refused.value)
 
@@ -74,19 +80,19 @@ def test_a_listed_one_a_new_one_and_one_this_stack_made_are_accepted(server: Api
     make_namespace(server, "team-b")
     make_namespace(server, "made-here", owner="aes-linkerd2/target")
     # team-b listed as existing, made-here marked as this stack's, brand-new created by the program.
-    check_live(stack_config(server, ["default", "team-b", "made-here", "brand-new"], ["default", "team-b"]), "target")
+    check(stack_config(server, ["default", "team-b", "made-here", "brand-new"], ["default", "team-b"]), "target")
 
 
 def test_another_stacks_namespace_is_not_this_ones(server: ApiServer) -> None:
     make_namespace(server, "made-by-source", owner="aes-linkerd2/source")
     with pytest.raises(ConfigError) as refused:
-        check_live(stack_config(server, ["default", "made-by-source"], ["default"]), "target")
+        check(stack_config(server, ["default", "made-by-source"], ["default"]), "target")
     assert refused.value.value == "made-by-source"
 
 
 def test_a_listed_namespace_that_does_not_exist_is_refused(server: ApiServer) -> None:
     with pytest.raises(ConfigError) as refused:
-        check_live(stack_config(server, ["default", "nowhere"], ["default", "nowhere"]), "target")
+        check(stack_config(server, ["default", "nowhere"], ["default", "nowhere"]), "target")
     assert refused.value.value == "nowhere" and "does not exist" in str(refused.value)
 
 
@@ -96,7 +102,7 @@ def test_skipped_where_the_pre_flight_asked_or_no_kubeconfig_names_the_context(
     make_namespace(server, "team-c")
     cfg = stack_config(server, ["default", "team-c"], ["default"])
     monkeypatch.setenv(clusters.PREFLIGHT_ENV, "1")
-    check_live(cfg, "target")  # the pre-flight reported it already, with every other stack's problems
+    check(cfg, "target")  # the pre-flight reported it already, with every other stack's problems
     monkeypatch.delenv(clusters.PREFLIGHT_ENV)
     asked: list[list[str]] = []
     other = dataclasses.replace(cfg, cluster=dataclasses.replace(cfg.cluster, context="not-in-the-kubeconfig"))
@@ -105,7 +111,7 @@ def test_skipped_where_the_pre_flight_asked_or_no_kubeconfig_names_the_context(
         asked.append(list(argv))
         return '{"items": []}'
 
-    check_live(other, "target", run=kubectl)
+    check(other, "target", run=kubectl)
     assert asked == []  # the provider reports a context it cannot find
 
 
@@ -115,5 +121,35 @@ def test_an_unreachable_cluster_names_kubectl(server: ApiServer, tmp_path: Path)
     broken.chmod(0o755)
     cfg = dataclasses.replace(stack_config(server, ["default"], ["default"]), kubectl=str(broken))
     with pytest.raises(ConfigError) as refused:
-        check_live(cfg, "target")
+        check(cfg, "target")
     assert refused.value.key == "kubectl" and "connection to the server was refused" in str(refused.value)
+
+
+def test_the_crds_are_read_by_name_and_what_is_not_held_is_already_there(server: ApiServer, tmp_path: Path) -> None:
+    """What support/retained.py decides from: the live CRD names and the namespaces with this stack's mark."""
+    definition = tmp_path / "crd.yaml"
+    definition.write_text(
+        """apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: widgets.example.com}
+spec:
+  group: example.com
+  names: {kind: Widget, plural: widgets}
+  scope: Namespaced
+  versions: [{name: v1, served: true, storage: true, schema: {openAPIV3Schema: {type: object}}}]
+"""
+    )
+    server.run("admin", "apply", "-f", str(definition))
+    make_namespace(server, "left-by-destroy", owner="aes-linkerd2/target")
+    live = READ_LIVE(stack_config(server, ["default"], ["default"]))
+    assert live is not None and "widgets.example.com" in live.crds
+    found = retained.already_there(live, "target", frozenset({"CustomResourceDefinition/widgets.example.com"}))
+    assert "Namespace/left-by-destroy" in found and "CustomResourceDefinition/widgets.example.com" not in found
+    # Only namespaces with this stack's mark (earlier tests here made some), never kube-system or default.
+    marked = {
+        name
+        for name, metadata in live.namespaces.items()
+        if (metadata.get("annotations") or {}).get(OWNER) == "aes-linkerd2/target"
+    }
+    assert {key.partition("/")[2] for key in found if key.startswith("Namespace/")} == marked
+    assert {"default", "kube-system"}.isdisjoint(marked) and "left-by-destroy" in marked

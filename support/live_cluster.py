@@ -1,0 +1,76 @@
+"""What the program reads from the live cluster before it registers anything: namespaces and CRDs.
+
+Two questions need it: whether a meshed namespace is someone else's (support/namespaces.py), and which
+objects this stack creates and retains are already there outside its state (support/retained.py).
+Read with kubectl, as the provider reaches the cluster (same kubeconfig and context). Not read offline
+(`render`), nor where no kubeconfig names the context: the provider then says so itself.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from support import clusters
+from support.config_model import StackConfig
+from support.errors import ConfigError
+
+# Runs a kubectl argv and returns its stdout (raises ConfigError naming `kubectl` when it cannot).
+RunKubectl = Callable[[Sequence[str]], str]
+
+
+@dataclass(frozen=True)
+class LiveCluster:
+    # {name: metadata} of every namespace.
+    namespaces: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # The name of every CustomResourceDefinition.
+    crds: frozenset[str] = frozenset()
+
+
+def run_kubectl(argv: Sequence[str]) -> str:
+    try:
+        done = subprocess.run(list(argv), capture_output=True, text=True, timeout=30, check=False)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        raise ConfigError("kubectl", argv[0], f"cannot read the cluster ({type(error).__name__})") from None
+    if done.returncode != 0:
+        said = (done.stderr.strip().splitlines() or ["no message"])[-1][:200]
+        raise ConfigError("kubectl", argv[0], f"cannot read the cluster: {said}")
+    return done.stdout
+
+
+def by_name(items: Sequence[Mapping[str, Any]]) -> dict[str, Mapping[str, Any]]:
+    """{name: metadata} of `kubectl get ... -o json`'s items."""
+    return {str((item.get("metadata") or {}).get("name")): item.get("metadata") or {} for item in items}
+
+
+def _items(cfg: StackConfig, kind: str, run: RunKubectl) -> list[Mapping[str, Any]]:
+    argv = [cfg.kubectl, *cfg.cluster.flags(), "get", kind, "--request-timeout=10s", "-o", "json"]
+    try:
+        items = json.loads(run(argv)).get("items")
+    except (ValueError, AttributeError):
+        items = None
+    if not isinstance(items, list):
+        raise ConfigError("kubectl", cfg.kubectl, f"`kubectl get {kind} -o json` did not print a list")
+    return items
+
+
+def _crd_names(cfg: StackConfig, run: RunKubectl) -> frozenset[str]:
+    # Names only: Edge Stack's CRDs alone run to megabytes of schema.
+    argv = [cfg.kubectl, *cfg.cluster.flags(), "get", "customresourcedefinitions", "--request-timeout=10s", "-o", "name"]
+    return frozenset(line.rpartition("/")[2] for line in run(argv).split() if line)
+
+
+def readable(cfg: StackConfig) -> bool:
+    """Whether the program reads the cluster: not offline, and a kubeconfig kubectl finds names the context."""
+    return not os.environ.get(clusters.OFFLINE_ENV) and clusters.names_context(cfg.cluster.context, cfg.cluster.kubeconfig)
+
+
+def read(cfg: StackConfig, run: RunKubectl = run_kubectl) -> LiveCluster | None:
+    """The cluster's namespaces and CRDs; None where the program does not read the cluster (`readable`)."""
+    if not readable(cfg):
+        return None
+    return LiveCluster(namespaces=by_name(_items(cfg, "namespaces", run)), crds=_crd_names(cfg, run))
