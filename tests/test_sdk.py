@@ -63,18 +63,19 @@ def test_nothing_else_reaches_into_the_sdk() -> None:
     assert users == []
 
 
+class NoResources(pulumi.runtime.Mocks):
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, object]]:
+        return "id", {}
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, object], list[tuple[str, str]]]:
+        return {}, []
+
+
 def test_a_secret_is_recognised_in_the_monitors_wire_format() -> None:
     """What the SDK sends the monitor for a secret input, through the SDK's own serializer."""
     import asyncio
 
     from pulumi.runtime import rpc
-
-    class NoResources(pulumi.runtime.Mocks):
-        def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, object]]:
-            return "id", {}
-
-        def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, object], list[tuple[str, str]]]:
-            return {}, []
 
     # The mock monitor, like the engine's, accepts secrets; without a monitor the SDK sends them plain.
     pulumi.runtime.set_mocks(NoResources(), project="sdk-check", stack="sdk-check")
@@ -83,12 +84,21 @@ def test_a_secret_is_recognised_in_the_monitors_wire_format() -> None:
         value = pulumi.Output.secret("s3cr3t") if secret else pulumi.Output.from_input("s3cr3t")
         return await rpc.serialize_property(value, [], None, keep_output_values=False)
 
-    wire = asyncio.run(serialized(secret=True))
-    assert sdk.is_secret_value(wire) and wire["value"] == "s3cr3t"  # type: ignore[index]
-    assert asyncio.run(serialized(secret=False)) == "s3cr3t"
+    # A loop of its own: `asyncio.run` would leave the thread with no current loop for the next test.
+    loop = asyncio.new_event_loop()
+    try:
+        wire = loop.run_until_complete(serialized(secret=True))
+        assert sdk.is_secret_value(wire) and wire["value"] == "s3cr3t"  # type: ignore[index]
+        assert loop.run_until_complete(serialized(secret=False)) == "s3cr3t"
+    finally:
+        loop.close()
 
 
 def test_run_to_completion_awaits_the_whole_program() -> None:
+    # Fresh settings, as driver/offline.py starts every program: outputs an earlier test left on a closed
+    # event loop (the wire-format test's) would otherwise be awaited for ever.
+    sdk_internals.reset_root_resource()
+    pulumi.runtime.set_mocks(NoResources(), project="sdk-check", stack="sdk-check")
     seen: list[str] = []
 
     async def program() -> None:
