@@ -59,6 +59,7 @@ ALL_TOOLS="linkerd command pulumi pulumi-python kubernetes kube etcd kwok linker
 DEFAULT_TOOLS="linkerd command pulumi pulumi-python kubernetes kube etcd kwok"
 E2E_TOOLS=${E2E_TOOLS:-$DEFAULT_TOOLS}
 
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
 CACHE=${E2E_CACHE:-$HOME/.cache/aes-linkerd2}
 BIN=$CACHE/bin
 LOGS=$CACHE/logs
@@ -316,7 +317,16 @@ build_pulumi-python() {
 # which `go generate` writes and the module does not ship; so a generated main embeds
 # the module's schema.json (version stamped, compacted) and calls provider.Serve.
 kubernetes_bins() { echo pulumi-resource-kubernetes; }
-kubernetes_spec() { echo "$K8S_PROVIDER_MODULE_VERSION/$K8S_PROVIDER_VERSION"; }
+# The release requirements.lock pins; the proxy cannot build it (see above), so a provider hand-built at
+# that release (CONTRIBUTING.md, "The kubernetes provider"; stamp "spec=hand-built/<version>") is kept.
+locked_kubernetes() { sed -n 's/^pulumi-kubernetes==\([0-9.]*\).*/\1/p' "$ROOT/requirements.lock"; }
+kubernetes_spec() {
+  if [ "$(head -n1 "$STAMPS/kubernetes" 2>/dev/null)" = "spec=hand-built/$(locked_kubernetes)" ]; then
+    echo "hand-built/$(locked_kubernetes)"
+  else
+    echo "$K8S_PROVIDER_MODULE_VERSION/$K8S_PROVIDER_VERSION"
+  fi
+}
 build_kubernetes() {
   local mod=github.com/pulumi/pulumi-kubernetes/provider/v4 info dir gomod
   info=$(module_json "$mod@$K8S_PROVIDER_MODULE_VERSION") || return 1
@@ -362,6 +372,10 @@ EOF
       -ldflags "-s -w -X $mod/pkg/version.Version=$K8S_PROVIDER_VERSION" .) || return 1
   write_stamp kubernetes "$(kubernetes_spec)" "PULUMI_KUBERNETES_VERSION=$K8S_PROVIDER_VERSION" \
     "PULUMI_KUBERNETES_MODULE_VERSION=$K8S_PROVIDER_MODULE_VERSION"
+  if [ "$K8S_PROVIDER_VERSION" != "$(locked_kubernetes)" ]; then
+    say "WARNING: built pulumi-kubernetes $K8S_PROVIDER_VERSION, but requirements.lock pins $(locked_kubernetes):" \
+      "the e2e tiers refuse it; build $(locked_kubernetes) by hand (CONTRIBUTING.md, 'The kubernetes provider')"
+  fi
 }
 
 # 5+7a. kube-apiserver, kube-controller-manager, kube-scheduler, kubectl -----

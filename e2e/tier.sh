@@ -62,6 +62,13 @@ find_tools() {
     "$B/kube-apiserver" "$B/kube-controller-manager" "$B/kube-scheduler" "$B/kubectl" "$B/etcd" "$B/kwok" "$@"; do
     [ -x "$tool" ] || MISSING+=("$tool")
   done
+  # The provider must be the release the lock's SDK asks for: its creates and awaits are what users get.
+  local wanted have
+  wanted=$(sed -n 's/^pulumi-kubernetes==\([0-9.]*\).*/\1/p' "$ROOT/requirements.lock")
+  have=$(sed -n 's/^PULUMI_KUBERNETES_VERSION=//p' "$CACHE/versions.env" 2>/dev/null)
+  if [ -x "$B/pulumi-resource-kubernetes" ] && [ "$have" != "$wanted" ]; then
+    MISSING+=("$B/pulumi-resource-kubernetes $wanted (the cache has ${have:-an unknown release}; the Go module proxy serves only 4.25.0's commit: build $wanted by hand, CONTRIBUTING.md 'The kubernetes provider')")
+  fi
   if [ ! -x "$PYTHON_HOST_DIR/pulumi-language-python" ]; then
     if [ -x "$B/pulumi-language-python" ]; then
       PYTHON_HOST_DIR=$B
