@@ -38,6 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # a script in scripts/, importing the project's packages
 
 from driver import offline  # noqa: E402
+from driver.offline import OFFLINE_CLUSTERS_ENV  # noqa: E402
 from driver.render import RenderMocks  # noqa: E402
 from support.clusters import OFFLINE_ENV  # noqa: E402
 from support.linkerd_cli import PendingRender  # noqa: E402
@@ -241,14 +242,15 @@ def main() -> int:
     if cli is None:
         return 2
     print(f"python: {sys.executable}; {os.cpu_count()} cores; median of {args.repeat} runs, one process each")
-    env = {**os.environ, OFFLINE_ENV: "1", "PYTHONPATH": str(ROOT)}
-
     print(
         f"{'stack':<7} {'size':>5} {'resources':>9} {'deps':>6} {'cli runs':>8} {'cli s':>6} {'waited':>6} "
         f"{'program s':>9} {'floor s':>7} {'ratio':>6}   {'program cpu':>11} {'floor cpu':>9} {'ratio':>6}"
     )
     with tempfile.TemporaryDirectory(prefix="aes-linkerd2-bench-") as folder:
         target_outputs = Path(folder) / "target-outputs.json"
+        # One set of offline clusters for every process, as `render` shares them: the target's anchor
+        # Secret, made by its first measurement, is where the source's issuer Command reads it.
+        env = {**os.environ, OFFLINE_ENV: "1", OFFLINE_CLUSTERS_ENV: str(Path(folder) / "clusters"), "PYTHONPATH": str(ROOT)}
         for stack in args.stacks:
             for size in args.sizes:
                 runs, floors = _measure(stack, size, cli=cli, repeat=args.repeat, target_outputs=target_outputs, env=env)
