@@ -431,6 +431,24 @@ def test_gateway_alive_latency() -> None:
         assert (check.state, check.detail) == expected
 
 
+def test_gateways_asks_the_cli_the_program_would_run(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No `linkerdCli`: the pinned release's CLI found where the program looks (here, named by its variable),
+    run for real against a context no kubeconfig has; none anywhere: refused, saying where it looked."""
+    cli = real_linkerd()
+    pinned = upstream.CURRENT.linkerd_versions[0]
+    unset = settings()["source"]
+    monkeypatch.setenv(tools.TOOLS_ENV, str(tmp_path / "no-tools"))
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "no-kubeconfig"))
+    monkeypatch.setenv(tools.linkerd_env(pinned), cli)
+    with pytest.raises(read.KubectlError, match=r"^`linkerd multicluster gateways` failed: .*context \"nowhere\" does not exist"):
+        read.linkerd_gateways(unset, "nowhere", "target")
+    monkeypatch.delenv(tools.linkerd_env(pinned))
+    with pytest.raises(read.KubectlError) as refused:
+        read.linkerd_gateways(unset, "nowhere", "target")
+    assert str(refused.value) == f"no linkerd CLI {pinned} here ({tools.where_to_look(pinned)})"
+
+
 def test_svg_shows_failure_in_red() -> None:
     objects = healthy_objects()
     objects["source"] = [o for o in objects["source"] if o["kind"] != "Link"]
