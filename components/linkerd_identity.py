@@ -85,13 +85,7 @@ def anchor_plan(previous: Mapping[str, Any] | None, step: RotationStep | None) -
 
     Refused (naming the key) when the step skips one, goes back, or is removed mid-rotation.
     """
-    try:
-        generation = int((previous or {}).get("generation", 0))
-        last = Phase((previous or {}).get("phase", Phase.STABLE.value))
-    except ValueError:
-        raise ConfigError(
-            ROTATION_KEY, step and step.value, f"the stack's last identityAnchors output is unreadable: {previous!r}"
-        ) from None
+    generation, last = _last_anchors(previous, step)
     phase = _STEPS.get((last, step))
     if phase is None:
         where = "no rotation is under way" if last is Phase.STABLE else f"the last update did step {last.value}"
@@ -100,26 +94,38 @@ def anchor_plan(previous: Mapping[str, Any] | None, step: RotationStep | None) -
     if phase is last:
         return AnchorPlan(generation, phase)
     if phase is Phase.BUNDLE:
-        return AnchorPlan(
-            generation + 1,
-            phase,
-            f"trust anchor rotation, step bundle: makes trust anchor {generation + 1}; the trust roots carry "
-            f"anchors {generation} and {generation + 1}; anchor {generation} still signs the issuers. "
-            f"Once every meshed pod has restarted, set {ROTATION_KEY}=issuers",
+        generation += 1  # the step that makes the new anchor
+    return AnchorPlan(generation, phase, _step_warning(phase, generation))
+
+
+def _last_anchors(previous: Mapping[str, Any] | None, step: RotationStep | None) -> tuple[int, Phase]:
+    """The newest generation and the phase the last update left (none: the first anchor, stable)."""
+    last = previous or {}
+    try:
+        return int(last.get("generation", 0)), Phase(last.get("phase", Phase.STABLE.value))
+    except ValueError:
+        raise ConfigError(
+            ROTATION_KEY, step and step.value, f"the stack's last identityAnchors output is unreadable: {previous!r}"
+        ) from None
+
+
+def _step_warning(phase: Phase, generation: int) -> str:
+    """What the preview says about the rotation step that moves to `phase`, `generation` the newest anchor."""
+    if phase is Phase.BUNDLE:
+        return (
+            f"trust anchor rotation, step bundle: makes trust anchor {generation}; the trust roots carry "
+            f"anchors {generation - 1} and {generation}; anchor {generation - 1} still signs the issuers. "
+            f"Once every meshed pod has restarted, set {ROTATION_KEY}=issuers"
         )
     if phase is Phase.ISSUERS:
-        return AnchorPlan(
-            generation,
-            phase,
+        return (
             f"trust anchor rotation, step issuers: every issuer is re-issued by trust anchor {generation}; "
             f"the trust roots still carry anchors {generation - 1} and {generation}. "
-            f"Once every proxy has a certificate from a new issuer (24h), set {ROTATION_KEY}=drop-old",
+            f"Once every proxy has a certificate from a new issuer (24h), set {ROTATION_KEY}=drop-old"
         )
-    return AnchorPlan(
-        generation,
-        phase,
+    return (
         f"trust anchor rotation, step drop-old: the trust roots carry only trust anchor {generation}; "
-        f"anchor {generation - 1} is deleted. The rotation is done",
+        f"anchor {generation - 1} is deleted. The rotation is done"
     )
 
 

@@ -12,11 +12,12 @@ from typing import Any
 from rich.console import Console
 from rich.live import Live
 
-from driver import certs, setup, status
+from driver import certs, setup
 from driver.api import Deployment, OperationResult
 from driver.progress import Display
 from driver.render import RENDERED_INCOMPLETELY, incomplete
 from driver.settings import STACKS, DriverError, read_settings
+from driver.status import checks, read, views
 from support.errors import ConfigError
 from support.project import PROJECT_ROOT
 
@@ -90,12 +91,12 @@ def parser() -> argparse.ArgumentParser:
     return root
 
 
-def read_status(deployment: Deployment, args: argparse.Namespace) -> status.Report:
+def read_status(deployment: Deployment, args: argparse.Namespace) -> checks.Report:
     outputs = stack_outputs(deployment)
     settings = {stack: read_settings(deployment.project_dir, stack) for stack in outputs}
-    report = status.collect(outputs, settings, status.kubectl_runner, args.warn_days, status.linkerd_gateways)
+    report = checks.collect(outputs, settings, read.kubectl_runner, args.warn_days, read.linkerd_gateways)
     if args.svg:
-        Path(args.svg).write_text(status.svg(report), encoding="utf-8")
+        Path(args.svg).write_text(views.svg(report), encoding="utf-8")
     return report
 
 
@@ -106,18 +107,18 @@ def show_status(deployment: Deployment, args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report.data(), indent=2))
     elif args.watch:
-        with Live(status.table(report), console=console, screen=False, auto_refresh=False) as live:
+        with Live(views.table(report), console=console, screen=False, auto_refresh=False) as live:
             try:
                 while True:
                     time.sleep(args.interval)
                     report = read_status(deployment, args)
-                    live.update(status.table(report), refresh=True)
+                    live.update(views.table(report), refresh=True)
             except KeyboardInterrupt:
                 pass
     elif console.is_terminal:
-        console.print(status.table(report))
+        console.print(views.table(report))
     else:
-        print(status.text(report))
+        print(views.text(report))
     return 0 if report.healthy else 1
 
 

@@ -10,7 +10,6 @@ share one line, and a host found unreachable is not dialled again.
 from __future__ import annotations
 
 import argparse
-import urllib.parse
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +17,7 @@ from pathlib import Path
 from driver.preflight import Finding
 from driver.settings import STACKS, DriverError, StackSettings, read_settings
 from support import charts, upstream
-from support.downloads import Downloader, DownloadError, UnreachableError
+from support.downloads import Downloader, DownloadError, UnreachableError, host
 from support.errors import ConfigError
 from support.lockfile import LOCK_NAME, LockError, LockFile
 from support.project import PROJECT_ROOT
@@ -37,17 +36,13 @@ class Item:
     get: Callable[[bool], Cached]  # argument: fetch when missing
 
 
-def _host(url: str) -> str:
-    return urllib.parse.urlsplit(url).hostname or url
-
-
 def linkerd_item(cache: UpstreamCache, version: str) -> Item:
     asset = upstream.linkerd_cli(version)
-    return Item(f"linkerd CLI {version}", _host(asset.checksum_url), lambda fetch: cache.linkerd(version, fetch=fetch))
+    return Item(f"linkerd CLI {version}", host(asset.checksum_url), lambda fetch: cache.linkerd(version, fetch=fetch))
 
 
 def manifest_item(cache: UpstreamCache, file: upstream.ReleaseFile) -> Item:
-    return Item(file.title, _host(file.url), lambda fetch: cache.manifest(file, fetch=fetch))
+    return Item(file.title, host(file.url), lambda fetch: cache.manifest(file, fetch=fetch))
 
 
 def url_item(cache: UpstreamCache, url: str) -> Item:
@@ -55,7 +50,7 @@ def url_item(cache: UpstreamCache, url: str) -> Item:
     listed = upstream.release_manifest(url)
     if listed is not None:
         return manifest_item(cache, listed)
-    return Item(url, _host(url), lambda fetch: cache.url(url, fetch=fetch))
+    return Item(url, host(url), lambda fetch: cache.url(url, fetch=fetch))
 
 
 def chart_items(

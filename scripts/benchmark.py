@@ -38,6 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # a script in scripts/, importing the project's packages
 
 from driver import offline  # noqa: E402
+from driver.offline import OFFLINE_CLUSTERS_ENV  # noqa: E402
 from driver.render import RenderMocks  # noqa: E402
 from support.clusters import OFFLINE_ENV  # noqa: E402
 from support.linkerd_cli import PendingRender  # noqa: E402
@@ -160,6 +161,71 @@ def _one(args: list[str], env: dict[str, str]) -> dict[str, Any]:
     return result
 
 
+def _measure_one(what: list[str]) -> None:
+    """A measurement's own process (`--one`): prints its result as JSON for `_one`."""
+    kind, *rest = what
+    if kind == "floor":
+        print(json.dumps(measure_floor(int(rest[0]), rest[1])))
+        return
+    references = json.loads(Path(rest[3]).read_text(encoding="utf-8")) if len(rest) > 3 else {}
+    print(json.dumps(measure_program(rest[0], int(rest[1]), rest[2], references)))
+
+
+def _linkerd_cli(without_cli: bool) -> str | None:
+    """The CLI the measurements run (NO_CLI when told to go without), said; None when it is missing unasked."""
+    pinned = pinned_version()
+    cli = find_linkerd(pinned)
+    if cli is None and not without_cli:
+        print(
+            f"benchmark: REFUSED: the linkerd CLI {pinned} is missing (looked in {where_to_look(pinned)}); "
+            "pass --without-cli to measure without Linkerd's objects",
+            file=sys.stderr,
+        )
+        return None
+    if cli is None or without_cli:
+        print(f"linkerd CLI: NONE (--without-cli): Linkerd's objects of the {LINE} line are NOT in these numbers")
+        return NO_CLI
+    print(f"linkerd CLI: {cli} ({linkerd_client_version(cli)}), the {LINE} line's pinned release, run for real")
+    return cli
+
+
+def _keep_target_outputs(path: Path, measured: dict[str, Any]) -> None:
+    """The target's outputs, for the source's stack reference (as `render` passes them)."""
+    path.write_text(json.dumps({TARGET_STACK: measured["outputs"]}), encoding="utf-8")
+
+
+def _measure(
+    stack: str, size: int, *, cli: str, repeat: int, target_outputs: Path, env: dict[str, str]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """`repeat` measurements of the program and of the floor at one size, each in a fresh process."""
+    if stack == "source" and not target_outputs.exists():
+        _keep_target_outputs(target_outputs, _one(["program", "target", "0", cli], env))
+    extra = [str(target_outputs)] if stack == "source" else []
+    runs, floors = [], []
+    for _ in range(repeat):  # interleaved, so a busy moment weighs on both alike
+        runs.append(_one(["program", stack, str(size), cli, *extra], env))
+        floors.append(_one(["floor", str(runs[0]["resources"]), cli], env))
+    if stack == "target" and not target_outputs.exists():
+        _keep_target_outputs(target_outputs, runs[0])
+    return runs, floors
+
+
+def _row(stack: str, size: int, runs: list[dict[str, Any]], floors: list[dict[str, Any]]) -> str:
+    """One line of the table: the medians of the runs, the first run's counts."""
+    program_s = statistics.median(r["seconds"] for r in runs)
+    floor_s = statistics.median(r["seconds"] for r in floors)
+    cli_s = statistics.median(r["cli_seconds"] for r in runs)
+    waited_s = statistics.median(r["cli_wait_seconds"] for r in runs)
+    program_cpu = statistics.median(r["cpu"] for r in runs)
+    floor_cpu = statistics.median(r["cpu"] for r in floors)
+    first = runs[0]
+    return (
+        f"{stack:<7} {size:>5} {first['resources']:>9} {first['dependencies']:>6} {first['cli_runs']:>8} "
+        f"{cli_s:>6.2f} {waited_s:>6.2f} {program_s:>9.2f} {floor_s:>7.2f} {program_s / floor_s:>5.2f}x   "
+        f"{program_cpu:>11.2f} {floor_cpu:>9.2f} {program_cpu / floor_cpu:>5.2f}x"
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[0, 100, 500])
@@ -169,62 +235,26 @@ def main() -> int:
     parser.add_argument("--one", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        what, *rest = args.one
-        if what == "floor":
-            print(json.dumps(measure_floor(int(rest[0]), rest[1])))
-        else:
-            references = json.loads(Path(rest[3]).read_text(encoding="utf-8")) if len(rest) > 3 else {}
-            print(json.dumps(measure_program(rest[0], int(rest[1]), rest[2], references)))
+        _measure_one(args.one)
         return 0
 
-    pinned = pinned_version()
-    cli = find_linkerd(pinned)
-    if cli is None and not args.without_cli:
-        print(
-            f"benchmark: REFUSED: the linkerd CLI {pinned} is missing (looked in {where_to_look(pinned)}); "
-            "pass --without-cli to measure without Linkerd's objects",
-            file=sys.stderr,
-        )
+    cli = _linkerd_cli(args.without_cli)
+    if cli is None:
         return 2
-    if cli is None or args.without_cli:
-        cli = NO_CLI
-        print(f"linkerd CLI: NONE (--without-cli): Linkerd's objects of the {LINE} line are NOT in these numbers")
-    else:
-        print(f"linkerd CLI: {cli} ({linkerd_client_version(cli)}), the {LINE} line's pinned release, run for real")
     print(f"python: {sys.executable}; {os.cpu_count()} cores; median of {args.repeat} runs, one process each")
-    env = {**os.environ, OFFLINE_ENV: "1", "PYTHONPATH": str(ROOT)}
-
     print(
         f"{'stack':<7} {'size':>5} {'resources':>9} {'deps':>6} {'cli runs':>8} {'cli s':>6} {'waited':>6} "
         f"{'program s':>9} {'floor s':>7} {'ratio':>6}   {'program cpu':>11} {'floor cpu':>9} {'ratio':>6}"
     )
     with tempfile.TemporaryDirectory(prefix="aes-linkerd2-bench-") as folder:
         target_outputs = Path(folder) / "target-outputs.json"
+        # One set of offline clusters for every process, as `render` shares them: the target's anchor
+        # Secret, made by its first measurement, is where the source's issuer Command reads it.
+        env = {**os.environ, OFFLINE_ENV: "1", OFFLINE_CLUSTERS_ENV: str(Path(folder) / "clusters"), "PYTHONPATH": str(ROOT)}
         for stack in args.stacks:
             for size in args.sizes:
-                if stack == "source" and not target_outputs.exists():
-                    first = _one(["program", "target", "0", cli], env)
-                    target_outputs.write_text(json.dumps({TARGET_STACK: first["outputs"]}), encoding="utf-8")
-                extra = [str(target_outputs)] if stack == "source" else []
-                runs, floors = [], []
-                for _ in range(args.repeat):  # interleaved, so a busy moment weighs on both alike
-                    runs.append(_one(["program", stack, str(size), cli, *extra], env))
-                    floors.append(_one(["floor", str(runs[0]["resources"]), cli], env))
-                if stack == "target" and not target_outputs.exists():
-                    target_outputs.write_text(json.dumps({TARGET_STACK: runs[0]["outputs"]}), encoding="utf-8")
-                program_s = statistics.median(r["seconds"] for r in runs)
-                floor_s = statistics.median(r["seconds"] for r in floors)
-                cli_s = statistics.median(r["cli_seconds"] for r in runs)
-                waited_s = statistics.median(r["cli_wait_seconds"] for r in runs)
-                program_cpu = statistics.median(r["cpu"] for r in runs)
-                floor_cpu = statistics.median(r["cpu"] for r in floors)
-                first = runs[0]
-                print(
-                    f"{stack:<7} {size:>5} {first['resources']:>9} {first['dependencies']:>6} {first['cli_runs']:>8} "
-                    f"{cli_s:>6.2f} {waited_s:>6.2f} {program_s:>9.2f} {floor_s:>7.2f} {program_s / floor_s:>5.2f}x   "
-                    f"{program_cpu:>11.2f} {floor_cpu:>9.2f} {program_cpu / floor_cpu:>5.2f}x",
-                    flush=True,
-                )
+                runs, floors = _measure(stack, size, cli=cli, repeat=args.repeat, target_outputs=target_outputs, env=env)
+                print(_row(stack, size, runs, floors), flush=True)
     print(
         "size: meshed namespaces, one exported service each (target); resources: registrations (the floor "
         "registers as many ConfigMaps); deps: dependency edges the program declares; cli s: time inside the "

@@ -15,7 +15,6 @@ import hashlib
 import re
 import stat
 import tempfile
-import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,12 +23,12 @@ from typing import Any
 import yaml
 
 from support import helm, tools, upstream
-from support.downloads import DownloadError, UnreachableError, file_sha256
+from support.downloads import DownloadError, UnreachableError, file_sha256, host
 from support.errors import ConfigError
 from support.lockfile import LOCK_NAME, LockError, LockFile
 from support.manifest_input import manifest_problem
 from support.manifests import KEEP_ANNOTATION, parse
-from support.project import PROJECT_ROOT as PROJECT_DIR
+from support.project import PROJECT_ROOT
 from support.upstream_cache import MANIFEST_LIMIT_BYTES, Cached, UpstreamCache
 
 HOOK_ANNOTATION = "helm.sh/hook"
@@ -69,7 +68,7 @@ class ChartCache:
     """Pulled charts in the cache's reference/charts, each checked against the lock file."""
 
     helm_binary: str | None
-    lock: LockFile = field(default_factory=lambda: LockFile(PROJECT_DIR / LOCK_NAME))
+    lock: LockFile = field(default_factory=lambda: LockFile(PROJECT_ROOT / LOCK_NAME))
     reference: Path = field(default_factory=tools.reference_dir)
 
     def chart(self, chart: upstream.HelmChart, reference: str, version: str, *, fetch: bool = True) -> Cached:
@@ -165,7 +164,7 @@ def _local_chart(item: ChartInput) -> Path:
     """A chart directory (with its Chart.yaml) or a chart archive, relative to the project."""
     location = item.location
     path = Path(location).expanduser()
-    path = path if path.is_absolute() else PROJECT_DIR / path
+    path = path if path.is_absolute() else PROJECT_ROOT / path
     try:
         status = path.stat()
     except OSError as error:
@@ -334,7 +333,7 @@ def setup_entries(
     helm_configured = setting("helm")
     entries = [
         SetupEntry(
-            f"helm v{helm.HELM_VERSION}", _host(helm.helm_asset().url), lambda fetch: helm_cached(helm_configured, cache, fetch)
+            f"helm v{helm.HELM_VERSION}", host(helm.helm_asset().url), lambda fetch: helm_cached(helm_configured, cache, fetch)
         )
     ]
     release = product.charts[version]
@@ -347,7 +346,7 @@ def setup_entries(
             binary = helm_configured or helm.find_helm()
             return ChartCache(binary, lock=cache.lock, reference=cache.reference).chart(chart, reference, version, fetch=fetch)
 
-        entries.append(SetupEntry(f"{product.name} {version} chart {chart.name}", _host(reference), get))
+        entries.append(SetupEntry(f"{product.name} {version} chart {chart.name}", host(reference), get))
     return entries
 
 
@@ -359,7 +358,3 @@ def every_chart_release() -> list[tuple[upstream.EdgeStackProduct, str]]:
         for product in line.edge_stack.values()
         for version in product.charts
     ]
-
-
-def _host(url: str) -> str:
-    return urllib.parse.urlsplit(url).hostname or url

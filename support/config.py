@@ -37,8 +37,6 @@ from support.project import PROJECT, PROJECT_FILE, SECRET_SHOWN
 
 # Version lines under their old names.
 RENAMED_LINES = {"page": upstream.PAGE.name}
-# The target signs an issuer for the cluster that links to it; the source reads it by this name.
-PEER = "peer"
 
 _DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _KUBERNETES_VERSION = re.compile(r"^v?(\d+)\.(\d+)(\.\d+)?$")
@@ -294,7 +292,8 @@ def load(source: ConfigSource | None = None) -> StackConfig:
     workloads = _workloads(read, role)
     tls = _tls(read)
     trust_domain = _trust_domain(read.text("trustDomain", upstream.DEFAULT_TRUST_DOMAIN) or "")
-    cluster = ClusterSettings(name=_own_cluster_name(read, source.stack), context=context, kubeconfig=kubeconfig)
+    cluster_name = _cluster_name("clusterName", read.text("clusterName", source.stack) or "")
+    cluster = ClusterSettings(name=cluster_name, context=context, kubeconfig=kubeconfig)
     return StackConfig(
         line=line,
         cluster=cluster,
@@ -384,13 +383,6 @@ def _edge_stack(read: Reader, chosen: _Product, tls: Tls | None) -> EdgeStackSet
         tls=tls,
         helm=read.path("helm"),
     )
-
-
-def _own_cluster_name(read: Reader, stack: str) -> str:
-    cluster_name = _cluster_name("clusterName", read.text("clusterName", stack) or "")
-    if cluster_name == PEER:
-        raise ConfigError("clusterName", cluster_name, f"is reserved: the target signs the linking cluster's issuer as {PEER!r}")
-    return cluster_name
 
 
 # The identity controller's certificate names itself identity.linkerd.<trust domain>: an X.509
@@ -635,8 +627,6 @@ def _source(read: Reader, cluster: ClusterSettings) -> SourceRole:
         raise ConfigError(
             "targetClusterName", target_cluster_name, "is this stack's own clusterName: the two clusters need two names"
         )
-    if target_cluster_name == PEER:
-        raise ConfigError("targetClusterName", target_cluster_name, f"is reserved ({PEER!r} names the linking cluster's issuer)")
     return SourceRole(
         target_stack=target_stack,
         target=ClusterSettings(name=target_cluster_name, context=target_context, kubeconfig=target_kubeconfig),

@@ -42,11 +42,16 @@ class DownloadError(Exception):
         self.reason = reason
 
 
+def host(url: str) -> str:
+    """The host a URL (https:// or oci://) reaches: what `setup` groups items by, and an unreachable one names."""
+    return urllib.parse.urlsplit(url).hostname or url
+
+
 class UnreachableError(DownloadError):
     """The network does not reach the URL's host (no name resolution, connection refused, no route)."""
 
     def __init__(self, url: str) -> None:
-        self.host = urllib.parse.urlsplit(url).hostname or url
+        self.host = host(url)
         super().__init__(url, f"the network does not reach {self.host}")
 
 

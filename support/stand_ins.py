@@ -137,12 +137,17 @@ def _substitute(value: Any, replacements: Mapping[str, pulumi.Input[str]], print
         return [_substitute(item, replacements, prints, shortest) for item in value]
     if not isinstance(value, str) or _cannot_mention(value, prints, shortest):
         return value
-    found = [(stand_in, real) for stand_in, real in replacements.items() if mentions(value, [stand_in])]
+    return _substitute_text(value, replacements)
+
+
+def _substitute_text(text: str, replacements: Mapping[str, pulumi.Input[str]]) -> pulumi.Input[str]:
+    """`text` as it is when it holds no stand-in, else an output of it with the stand-ins it holds replaced."""
+    found = [(stand_in, real) for stand_in, real in replacements.items() if mentions(text, [stand_in])]
     if not found:
-        return value
+        return text
     stand_ins = [stand_in for stand_in, _ in found]
     return pulumi.Output.all(*(real for _, real in found)).apply(
-        lambda reals: replace(value, list(zip(stand_ins, reals, strict=True)))
+        lambda reals: replace(text, list(zip(stand_ins, reals, strict=True)))
     )
 
 

@@ -128,7 +128,6 @@ CASES = [
     t("kubeconfig-shell", "kubeconfig", "k;id", kubeconfig="k;id"),
     # clusterName
     t("clusterName-case", "clusterName", "Target_1", clusterName="Target_1"),
-    t("clusterName-peer", "clusterName", "peer", clusterName="peer"),
     t("clusterName-long", "clusterName", "a" * 64, clusterName="a" * 64),
     t("clusterName-dash", "clusterName", "-x", clusterName="-x"),
     # versionLine, versions
@@ -328,8 +327,6 @@ CASES = [
     s("trustAnchorRotation-on-source", "trustAnchorRotation", "bundle", trustAnchorRotation="bundle"),
     s("targetClusterName-case", "targetClusterName", "Target", targetClusterName="Target"),
     s("targetClusterName-is-own", "targetClusterName", "source", targetClusterName="source"),
-    s("targetClusterName-peer", "targetClusterName", "peer", targetClusterName="peer"),
-    s("clusterName-peer-source", "clusterName", "peer", clusterName="peer"),
     s("gatewayAddresses-word", "gatewayAddresses", "not an address", gatewayAddresses=["not an address"]),
     s("gatewayAddresses-twice", "gatewayAddresses", ["192.0.2.1", "192.0.2.1"], gatewayAddresses=["192.0.2.1", "192.0.2.1"]),
     s("gatewayAddresses-bad-ip", "gatewayAddresses", "300.1.1.1", gatewayAddresses=["300.1.1.1"]),

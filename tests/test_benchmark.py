@@ -59,3 +59,19 @@ def test_a_program_measurement_runs_the_real_cli_for_every_linkerd_object() -> N
     # version, install --crds, install, multicluster install, inject: all real, none stood in for
     assert measured["cli_runs"] == 5 and measured["not_rendered"] == 0
     assert measured["resources"] > 100 and measured["cli_wait_seconds"] > 0
+
+
+def test_the_source_is_measured_with_the_anchor_the_target_left() -> None:
+    """The source's issuer Command reads the target's anchor Secret: every measurement shares the offline clusters."""
+    real_linkerd()
+    reference = upstream_file("emissary/crds.v4-head.yaml").parent.parent
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), "--sizes", "0", "--repeat", "1", "--stacks", "source"],
+        env={**os.environ, "AES_LINKERD2_REFERENCE": str(reference)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    rows = [line.split() for line in done.stdout.splitlines() if line.startswith("source ")]
+    assert len(rows) == 1 and rows[0][1] == "0" and int(rows[0][2]) > 100

@@ -393,6 +393,17 @@ def test_the_longest_accepted_names_are_accepted() -> None:
     assert parse({**TARGET_VALUES, "probePath": "/qotm-linkerd2-health"}, "target").gateway.probe_path == "/qotm-linkerd2-health"
 
 
+def test_peer_is_an_ordinary_cluster_name() -> None:
+    """Once reserved for the issuer the target signed for the source; each stack now signs its own, by its clusterName."""
+    assert parse({**TARGET_VALUES, "clusterName": "peer"}, "target").cluster.name == "peer"
+    values = {"role": "source", "context": "kind-source", "targetStack": "organization/aes-linkerd2/target",
+              "targetContext": "kind-target", "edgeStackProduct": "emissary"}  # fmt: skip
+    source = parse({**values, "clusterName": "peer"})
+    assert source.cluster.name == "peer"
+    role = parse({**values, "targetClusterName": "peer"}).role
+    assert isinstance(role, config_model.SourceRole) and role.target.name == "peer"
+
+
 def test_an_unspecified_gateway_address_is_refused() -> None:
     values = {"role": "source", "context": "kind-source", "targetStack": "target", "targetContext": "kind-target",
               "edgeStackProduct": "emissary"}  # fmt: skip

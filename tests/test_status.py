@@ -25,8 +25,8 @@ import pytest
 import yaml
 from rich.console import Console
 
-from driver import status
 from driver.settings import StackSettings
+from driver.status import checks, read, views
 from support import tools, upstream
 from tests.conftest import ROOT, real_linkerd
 
@@ -156,7 +156,7 @@ MESHED = {
 def cluster_objects(role: str) -> list[dict[str, Any]]:
     """What `up` leaves on a cluster, reduced to what `status` reads."""
     objects = namespaces()
-    objects += [deployment(name, "linkerd", replicas=3) for name in status.HA_DEPLOYMENTS]
+    objects += [deployment(name, "linkerd", replicas=3) for name in checks.HA_DEPLOYMENTS]
     objects += [service("linkerd-proxy-injector", "linkerd", [{"name": "injector", "port": 443, "targetPort": 8443}])]
     objects += [webhook("linkerd-proxy-injector-webhook-config", "linkerd-proxy-injector")]
     notes = {**MESHED, **({"config.linkerd.io/enable-gateway": "true"} if role == "target" else {})}
@@ -250,12 +250,12 @@ def as_listed(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def fake_kubectl(objects: dict[str, list[dict[str, Any]]]) -> Any:
     """kubectl_for over constructed objects: answers the two `get`s `status` makes, by context."""
 
-    def kubectl_for(binary: str, context: str, kubeconfig: str | None) -> status.Kubectl:
+    def kubectl_for(binary: str, context: str, kubeconfig: str | None) -> read.Kubectl:
         def run(args: list[str]) -> str:
             if context not in objects:
-                raise status.KubectlError(f'context "{context}" does not exist')
+                raise read.KubectlError(f'context "{context}" does not exist')
             wanted = args[1]
-            items = [o for o in objects[context] if (o["kind"] == "Link") == (wanted == status.LINKS)]
+            items = [o for o in objects[context] if (o["kind"] == "Link") == (wanted == read.LINKS)]
             return json.dumps({"kind": "List", "items": items})
 
         return run
@@ -276,7 +276,7 @@ def silent(settings: StackSettings, context: str, link: str) -> list[dict[str, A
     return []
 
 
-def by_name(report: status.Report) -> dict[tuple[str, str], status.Check]:
+def by_name(report: checks.Report) -> dict[tuple[str, str], checks.Check]:
     return {(c.stack, c.name): c for c in report.checks}
 
 
@@ -284,35 +284,35 @@ def by_name(report: status.Report) -> dict[tuple[str, str], status.Check]:
 
 
 def test_healthy_pair() -> None:
-    report = status.collect(outputs(), settings(), fake_kubectl(healthy_objects()), gateways=silent)
-    checks = by_name(report)
+    report = checks.collect(outputs(), settings(), fake_kubectl(healthy_objects()), gateways=silent)
+    found = by_name(report)
     assert report.healthy
-    assert checks[("target", "linkerd/linkerd-identity")].detail == "3/3 ready, HA"
-    assert checks[("target", "webhook linkerd-proxy-injector-webhook-config")].detail == (
+    assert found[("target", "linkerd/linkerd-identity")].detail == "3/3 ready, HA"
+    assert found[("target", "webhook linkerd-proxy-injector-webhook-config")].detail == (
         "linkerd/linkerd-proxy-injector: 1 endpoint(s), failurePolicy Ignore"
     )
-    assert checks[("target", "gateway ports")].detail == "mc-probe 80->8080, https 443->8443, mc-gateway 4143->4143"
-    assert checks[("target", "meshed")].detail == (
+    assert found[("target", "gateway ports")].detail == "mc-probe 80->8080, https 443->8443, mc-gateway 4143->4143"
+    assert found[("target", "meshed")].detail == (
         "config.linkerd.io/enable-gateway=true, config.linkerd.io/proxy-require-identity-inbound-ports=4143, "
         "config.linkerd.io/skip-inbound-ports=80,443, linkerd.io/inject=enabled"
     )
-    assert checks[("target", "default/qotm-linkerd2")].detail == "label mirror.linkerd.io/exported set, 1 endpoint(s)"
-    assert checks[("source", "Link target")].detail == (
+    assert found[("target", "default/qotm-linkerd2")].detail == "label mirror.linkerd.io/exported set, 1 endpoint(s)"
+    assert found[("source", "Link target")].detail == (
         f"gateway 192.0.2.1:4143 as {IDENTITY}, probe :80{upstream.DEFAULT_PROBE_PATH} every 3s"
     )
-    assert checks[("source", "mirror default/qotm-linkerd2-target")].detail == (
+    assert found[("source", "mirror default/qotm-linkerd2-target")].detail == (
         "endpoints 192.0.2.1:4143; Link status Mirrored=True Mirrored"
     )
     # The real CLI asked the live source: no service mirror holds the lease here, so it lists no probe.
-    assert checks[("source", "gateway alive, latency")].detail == (
+    assert found[("source", "gateway alive, latency")].detail == (
         "unknown: `linkerd multicluster gateways` lists no probe (is the service mirror running?)"
     )
-    assert checks[("source", "source-issuer (issuer)")].detail.startswith("300 days left")
+    assert found[("source", "source-issuer (issuer)")].detail.startswith("300 days left")
     assert report.clusters[1].mirrored == {"default/qotm-linkerd2-target": ["192.0.2.1:4143"]}
     assert [c.stack for c in report.clusters] == ["target", "source"]
-    assert checks[("source", "namespace default")].detail == "linkerd.io/inject=enabled"
-    assert {c.state for c in report.checks} == {status.OK, status.UNKNOWN}
-    assert [c.name for c in report.checks if c.state == status.UNKNOWN] == ["gateway alive, latency"]
+    assert found[("source", "namespace default")].detail == "linkerd.io/inject=enabled"
+    assert {c.state for c in report.checks} == {checks.OK, checks.UNKNOWN}
+    assert [c.name for c in report.checks if c.state == checks.UNKNOWN] == ["gateway alive, latency"]
 
 
 def test_each_failure_is_named() -> None:
@@ -327,8 +327,8 @@ def test_each_failure_is_named() -> None:
     objects["source"] = [o for o in objects["source"] if o["metadata"]["name"] != "qotm-linkerd2-target"]
     gateway = next(o for o in objects["source"] if o["kind"] == "Deployment" and o["metadata"]["name"] == GATEWAY.deployment)
     gateway["spec"]["template"]["metadata"]["annotations"] = {}
-    report = status.collect(outputs(issuer_days=20), settings(), fake_kubectl(objects), gateways=silent)
-    failed = {(c.stack, c.name): c.detail for c in report.checks if c.state == status.FAIL}
+    report = checks.collect(outputs(issuer_days=20), settings(), fake_kubectl(objects), gateways=silent)
+    failed = {(c.stack, c.name): c.detail for c in report.checks if c.state == checks.FAIL}
     assert failed == {
         ("target", "linkerd/linkerd-proxy-injector"): "2/3 ready, HA",
         ("source", "meshed"): "no Linkerd annotations",
@@ -348,16 +348,16 @@ def test_each_failure_is_named() -> None:
 def test_ha_off_and_ha_missing() -> None:
     objects = healthy_objects()
     for item in objects["target"]:
-        if item["kind"] == "Deployment" and item["metadata"]["name"] in status.HA_DEPLOYMENTS:
+        if item["kind"] == "Deployment" and item["metadata"]["name"] in checks.HA_DEPLOYMENTS:
             item["spec"]["replicas"] = item["status"]["readyReplicas"] = item["status"]["updatedReplicas"] = 1
-    with_ha = by_name(status.collect(outputs(), settings(ha=True), fake_kubectl(objects), gateways=silent))
+    with_ha = by_name(checks.collect(outputs(), settings(ha=True), fake_kubectl(objects), gateways=silent))
     assert (with_ha[("target", "linkerd/linkerd-identity")].state, with_ha[("target", "linkerd/linkerd-identity")].detail) == (
-        status.FAIL,
+        checks.FAIL,
         "1/1 ready, HA wants 3",
     )
-    without = by_name(status.collect(outputs(), settings(ha=False), fake_kubectl(objects), gateways=silent))
+    without = by_name(checks.collect(outputs(), settings(ha=False), fake_kubectl(objects), gateways=silent))
     assert (without[("target", "linkerd/linkerd-identity")].state, without[("target", "linkerd/linkerd-identity")].detail) == (
-        status.OK,
+        checks.OK,
         "1/1 ready (linkerdHa off)",
     )
 
@@ -365,8 +365,8 @@ def test_ha_off_and_ha_missing() -> None:
 def test_unreachable_cluster_and_missing_outputs() -> None:
     values = outputs(source_context="gone")
     values["target"] = {}
-    report = status.collect(values, settings(), fake_kubectl(healthy_objects()), gateways=silent)
-    failed = {(c.stack, c.name): c.detail for c in report.checks if c.state == status.FAIL}
+    report = checks.collect(values, settings(), fake_kubectl(healthy_objects()), gateways=silent)
+    failed = {(c.stack, c.name): c.detail for c in report.checks if c.state == checks.FAIL}
     assert failed == {
         ("target", "stack outputs"): "stack target has no outputs: run `./aes-linkerd2 up`",
         ("source", "API server"): 'context gone: context "gone" does not exist',
@@ -374,8 +374,8 @@ def test_unreachable_cluster_and_missing_outputs() -> None:
 
 
 def test_text_json_table_and_svg() -> None:
-    report = status.collect(outputs(), settings(), fake_kubectl(healthy_objects()), gateways=silent)
-    text = status.text(report).splitlines()
+    report = checks.collect(outputs(), settings(), fake_kubectl(healthy_objects()), gateways=silent)
+    text = views.text(report).splitlines()
     assert text[0].split() == ["cluster", "area", "check", "state", "detail"]
     assert text[-1].startswith("healthy (")
     assert any(line.split()[:4] == ["source", "link", "gateway", "alive,"] and " unknown " in line for line in text)
@@ -388,54 +388,72 @@ def test_text_json_table_and_svg() -> None:
         "checks"
     ]
     console = Console(file=StringIO(), width=200, color_system="truecolor", force_terminal=True)
-    console.print(status.table(report))
+    console.print(views.table(report))
     shown = console.file.getvalue()  # type: ignore[attr-defined]
     assert "\x1b[" in shown and "qotm-linkerd2-target" in shown
-    picture = status.svg(report)
+    picture = views.svg(report)
     assert picture.startswith("<svg") and picture.rstrip().endswith("</svg>")
     assert "link target: ok" in picture and "default/qotm-linkerd2-target &lt;- 192.0.2.1:4143" in picture
-    assert status.COLOURS[status.FAIL] not in picture
+    assert views.COLOURS[checks.FAIL] not in picture
 
 
 def test_gateway_alive_latency() -> None:
     """What the CLI says of a running service mirror's probe. STAND-IN answers: no service mirror runs here,
     so the real CLI can only print [] (the live test below runs it)."""
 
-    def answer(*entries: dict[str, Any]) -> status.Gateways:
+    def answer(*entries: dict[str, Any]) -> read.Gateways:
         return lambda settings, context, link: list(entries)
 
     def failing(settings: StackSettings, context: str, link: str) -> list[dict[str, Any]]:
-        raise status.KubectlError("`linkerd multicluster gateways` failed: context deadline exceeded")
+        raise read.KubectlError("`linkerd multicluster gateways` failed: context deadline exceeded")
 
     cases = {
         answer({"clusterName": "target", "alive": True, "numberOfServices": 1, "latency": 3}): (
-            status.OK,
+            checks.OK,
             "alive, latency 3 ms, 1 service(s) (`linkerd multicluster gateways`)",
         ),
         answer(
             {"clusterName": "other", "alive": True},
             {"clusterName": "target", "alive": False, "numberOfServices": 1, "latency": 0},
         ): (
-            status.FAIL,
+            checks.FAIL,
             "NOT alive, latency 0 ms, 1 service(s) (`linkerd multicluster gateways`)",
         ),
         answer({"clusterName": "other", "alive": True}): (
-            status.UNKNOWN,
+            checks.UNKNOWN,
             "unknown: `linkerd multicluster gateways` lists no probe (is the service mirror running?)",
         ),
-        failing: (status.UNKNOWN, "unknown: `linkerd multicluster gateways` failed: context deadline exceeded"),
+        failing: (checks.UNKNOWN, "unknown: `linkerd multicluster gateways` failed: context deadline exceeded"),
     }
     for gateways, expected in cases.items():
-        report = status.collect(outputs(), settings(), fake_kubectl(healthy_objects()), gateways=gateways)
+        report = checks.collect(outputs(), settings(), fake_kubectl(healthy_objects()), gateways=gateways)
         check = by_name(report)[("source", "gateway alive, latency")]
         assert (check.state, check.detail) == expected
+
+
+def test_gateways_asks_the_cli_the_program_would_run(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No `linkerdCli`: the pinned release's CLI found where the program looks (here, named by its variable),
+    run for real against a context no kubeconfig has; none anywhere: refused, saying where it looked."""
+    cli = real_linkerd()
+    pinned = upstream.CURRENT.linkerd_versions[0]
+    unset = settings()["source"]
+    monkeypatch.setenv(tools.TOOLS_ENV, str(tmp_path / "no-tools"))
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "no-kubeconfig"))
+    monkeypatch.setenv(tools.linkerd_env(pinned), cli)
+    with pytest.raises(read.KubectlError, match=r"^`linkerd multicluster gateways` failed: .*context \"nowhere\" does not exist"):
+        read.linkerd_gateways(unset, "nowhere", "target")
+    monkeypatch.delenv(tools.linkerd_env(pinned))
+    with pytest.raises(read.KubectlError) as refused:
+        read.linkerd_gateways(unset, "nowhere", "target")
+    assert str(refused.value) == f"no linkerd CLI {pinned} here ({tools.where_to_look(pinned)})"
 
 
 def test_svg_shows_failure_in_red() -> None:
     objects = healthy_objects()
     objects["source"] = [o for o in objects["source"] if o["kind"] != "Link"]
-    picture = status.svg(status.collect(outputs(), settings(), fake_kubectl(objects), gateways=silent))
-    assert f'stroke="{status.COLOURS[status.FAIL]}"' in picture
+    picture = views.svg(checks.collect(outputs(), settings(), fake_kubectl(objects), gateways=silent))
+    assert f'stroke="{views.COLOURS[checks.FAIL]}"' in picture
     assert "no mirrored services" in picture
 
 
@@ -452,12 +470,12 @@ RECORDED_NOW = "2026-12-07T00:00:00Z"
 def recorded_kubectl(answers: dict[str, dict[str, str]]) -> Any:
     """kubectl_for that answers the two `get`s exactly as the live API servers did (or fails as kubectl did)."""
 
-    def kubectl_for(binary: str, context: str, kubeconfig: str | None) -> status.Kubectl:
+    def kubectl_for(binary: str, context: str, kubeconfig: str | None) -> read.Kubectl:
         def run(args: list[str]) -> str:
-            assert args in [["get", kinds, "--all-namespaces", "-o", "json"] for kinds in (status.KINDS, status.LINKS)]
-            said = answers[context]["links" if args[1] == status.LINKS else "kinds"]
+            assert args in [["get", kinds, "--all-namespaces", "-o", "json"] for kinds in (read.KINDS, read.LINKS)]
+            said = answers[context]["links" if args[1] == read.LINKS else "kinds"]
             if said.startswith("ERROR: "):
-                raise status.KubectlError(said.removeprefix("ERROR: "))
+                raise read.KubectlError(said.removeprefix("ERROR: "))
             return said
 
         return run
@@ -471,12 +489,12 @@ def test_views_of_recorded_live_answers_are_unchanged(recorded: str, monkeypatch
     monkeypatch.setenv("AES_LINKERD2_NOW", RECORDED_NOW)
     answers = json.loads((folder / "answers.json").read_text())
     values = json.loads((folder / "outputs.json").read_text())
-    report = status.collect(values, settings(), recorded_kubectl(answers), gateways=silent)
+    report = checks.collect(values, settings(), recorded_kubectl(answers), gateways=silent)
     console = Console(file=StringIO(), width=200, color_system="truecolor", force_terminal=True)
-    console.print(status.table(report))
+    console.print(views.table(report))
     # What `./aes-linkerd2 status` prints (text and a newline) and writes with --svg, and the JSON it prints.
-    assert status.text(report) + "\n" == (folder / "view.text").read_text()
-    assert status.svg(report) == (folder / "view.svg").read_text()
+    assert views.text(report) + "\n" == (folder / "view.text").read_text()
+    assert views.svg(report) == (folder / "view.svg").read_text()
     assert json.dumps(report.data(), indent=2) + "\n" == (folder / "view.json").read_text()
     assert console.file.getvalue() == (folder / "view.table").read_text()  # type: ignore[attr-defined]
 
@@ -609,21 +627,21 @@ def link_crd() -> dict[str, Any]:
     return next(d for d in yaml.safe_load_all(rendered) if d and d["metadata"]["name"] == "links.multicluster.linkerd.io")
 
 
-def live_report(live: dict[str, str]) -> status.Report:
-    return status.collect(outputs(), settings(live["kubectl"], live["kubeconfig"], linkerd=real_linkerd()), status.kubectl_runner)
+def live_report(live: dict[str, str]) -> checks.Report:
+    return checks.collect(outputs(), settings(live["kubectl"], live["kubeconfig"], linkerd=real_linkerd()), read.kubectl_runner)
 
 
-def no_pods_here(check: status.Check) -> bool:
+def no_pods_here(check: checks.Check) -> bool:
     """A webhook without endpoints: the API server refuses kwok's loopback pod IPs in Endpoints and EndpointSlices."""
     return check.name.startswith("webhook ") and ": 0 endpoint(s)," in check.detail
 
 
-def wait_ready(live: dict[str, str], timeout: float = 180) -> status.Report:
+def wait_ready(live: dict[str, str], timeout: float = 180) -> checks.Report:
     """Until every check but those nothing here can pass is ok (kwok's pods take a few seconds)."""
     deadline = time.monotonic() + timeout
     while True:
         report = live_report(live)
-        if all(c.state != status.FAIL or no_pods_here(c) for c in report.checks) or time.monotonic() > deadline:
+        if all(c.state != checks.FAIL or no_pods_here(c) for c in report.checks) or time.monotonic() > deadline:
             return report
         time.sleep(3)
 
@@ -661,7 +679,7 @@ def test_live_clusters(live: dict[str, str]) -> None:
     )
 
     report = wait_ready(live)
-    failed = [(c.stack, c.name, c.detail) for c in report.checks if c.state == status.FAIL]
+    failed = [(c.stack, c.name, c.detail) for c in report.checks if c.state == checks.FAIL]
     # Only what needs pods with real addresses fails, and says why.
     assert failed == [
         (
@@ -670,24 +688,24 @@ def test_live_clusters(live: dict[str, str]) -> None:
             "linkerd/linkerd-proxy-injector: 0 endpoint(s), failurePolicy Ignore",
         )
         for stack in ("target", "source")
-    ], status.text(report)
+    ], views.text(report)
     assert not report.healthy
-    checks = by_name(report)
+    found = by_name(report)
     # Real Deployments, scheduled on kwok's nodes by the real scheduler and controllers.
-    assert checks[("target", "linkerd/linkerd-destination")].detail == "3/3 ready, HA"
-    assert checks[("source", "linkerd-multicluster/controller-target")].detail == "1/1 ready"
-    assert checks[("target", "gateway annotations")].detail == (
+    assert found[("target", "linkerd/linkerd-destination")].detail == "3/3 ready, HA"
+    assert found[("source", "linkerd-multicluster/controller-target")].detail == "1/1 ready"
+    assert found[("target", "gateway annotations")].detail == (
         f"mirror.linkerd.io/gateway-identity={IDENTITY}, mirror.linkerd.io/multicluster-gateway=true, "
         f"mirror.linkerd.io/probe-path={upstream.DEFAULT_PROBE_PATH}, mirror.linkerd.io/probe-period=3"
     )
-    assert checks[("target", "gateway ports")].detail == "mc-probe 80->8080, https 443->8443, mc-gateway 4143->4143"
-    assert checks[("source", "gateway mirror")].detail == "linkerd-multicluster/probe-gateway-target -> 192.0.2.1:80"
-    assert checks[("source", "mirror default/qotm-linkerd2-target")].detail == (
+    assert found[("target", "gateway ports")].detail == "mc-probe 80->8080, https 443->8443, mc-gateway 4143->4143"
+    assert found[("source", "gateway mirror")].detail == "linkerd-multicluster/probe-gateway-target -> 192.0.2.1:80"
+    assert found[("source", "mirror default/qotm-linkerd2-target")].detail == (
         "endpoints 192.0.2.1:4143; Link status Mirrored=True Mirrored"
     )
-    assert checks[("source", "namespace default")].detail == "linkerd.io/inject=enabled"
+    assert found[("source", "namespace default")].detail == "linkerd.io/inject=enabled"
     # The real CLI asked the live source: no service mirror holds the lease here, so it lists no probe.
-    assert checks[("source", "gateway alive, latency")].detail == (
+    assert found[("source", "gateway alive, latency")].detail == (
         "unknown: `linkerd multicluster gateways` lists no probe (is the service mirror running?)"
     )
 
@@ -698,7 +716,7 @@ def test_live_clusters(live: dict[str, str]) -> None:
     )
     kubectl(live, "source", "delete", "endpoints", "qotm-linkerd2-target", "-n", "default")
     report = live_report(live)
-    failed_now = {(c.stack, c.name): c.detail for c in report.checks if c.state == status.FAIL and not no_pods_here(c)}
+    failed_now = {(c.stack, c.name): c.detail for c in report.checks if c.state == checks.FAIL and not no_pods_here(c)}
     assert set(failed_now) == {
         ("source", "linkerd-multicluster/controller-target"),
         ("target", "gateway annotations"),
@@ -711,17 +729,17 @@ def test_live_clusters(live: dict[str, str]) -> None:
 def test_live_unreachable(live: dict[str, str]) -> None:
     """A context kubectl cannot reach is one failed line for its cluster; the other cluster is still read."""
     values = outputs(target_context="nowhere")
-    report = status.collect(values, settings(live["kubectl"], live["kubeconfig"], linkerd=real_linkerd()), status.kubectl_runner)
+    report = checks.collect(values, settings(live["kubectl"], live["kubeconfig"], linkerd=real_linkerd()), read.kubectl_runner)
     target = [(c.area, c.name, c.state) for c in report.checks if c.stack == "target"]
     assert target == [
-        ("control plane", "API server", status.FAIL),
-        ("certificates", "trust-anchor (anchor)", status.OK),
-        ("certificates", "target-issuer (issuer)", status.OK),
+        ("control plane", "API server", checks.FAIL),
+        ("certificates", "trust-anchor (anchor)", checks.OK),
+        ("certificates", "target-issuer (issuer)", checks.OK),
     ]
     assert (
         report.checks[0].detail == "context nowhere: Error in configuration: context was not found for specified context: nowhere"
     )
-    assert any(c.stack == "source" and c.name == "Link target" and c.state == status.OK for c in report.checks)
+    assert any(c.stack == "source" and c.name == "Link target" and c.state == checks.OK for c in report.checks)
 
 
 def test_driver_status_prints_json_text_svg_and_exits_by_health(
@@ -737,8 +755,8 @@ def test_driver_status_prints_json_text_svg_and_exits_by_health(
 
     objects = healthy_objects()
     monkeypatch.setattr("driver.__main__.Deployment", lambda *a, **k: deployment(Deployed(), kubeconfig=tmp_path / "kubeconfig"))
-    monkeypatch.setattr("driver.status.kubectl_runner", fake_kubectl(objects))
-    monkeypatch.setattr("driver.status.linkerd_gateways", silent)
+    monkeypatch.setattr("driver.status.read.kubectl_runner", fake_kubectl(objects))
+    monkeypatch.setattr("driver.status.read.linkerd_gateways", silent)
 
     assert main(["status", "--json", "--svg", str(tmp_path / "status.svg")]) == 0
     data = json.loads(capsys.readouterr().out)

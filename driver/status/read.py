@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shutil
 import subprocess
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -75,8 +76,8 @@ def read_objects(kubectl: Kubectl) -> Objects:
 def linkerd_gateways(settings: StackSettings, context: str, link_name: str) -> list[dict[str, Any]]:
     """The service mirror's view of the gateway, through the pinned linkerd CLI (it scrapes the mirror's metrics)."""
     pinned = settings.linkerd_version
-    binary = settings.get("linkerdCli") or tools.find_linkerd(pinned)
-    if not binary:
+    binary = settings.linkerd_cli()  # the program's own lookup
+    if shutil.which(binary) is None:
         raise KubectlError(f"no linkerd CLI {pinned} here ({tools.where_to_look(pinned)})")
     kubeconfig = settings.get("kubeconfig")
     # After the subcommand: the extension's own flags, not the root's (which it would ignore).
