@@ -141,6 +141,24 @@ def _readiness(registered: Mapping[str, pulumi.Resource]) -> list[pulumi.Resourc
     ]
 
 
+def _install_args(args: LinkerdControlPlaneArgs, files: Mapping[str, str]) -> list[str]:
+    """`linkerd install`, offline, with the stand-in identity's files."""
+    return [
+        "install",
+        "--ignore-cluster",
+        *(["--ha"] if args.ha else []),
+        "--identity-trust-domain",
+        args.trust_domain,
+        "--identity-trust-anchors-file",
+        files["ca.crt"],
+        "--identity-issuer-certificate-file",
+        files["issuer.crt"],
+        "--identity-issuer-key-file",
+        files["issuer.key"],
+        *args.line.install_args,
+    ]
+
+
 class LinkerdControlPlane(pulumi.ComponentResource):
     crds: list[pulumi.Resource]
     # The keys of the registered objects that outlive `destroy` (the CRDs upstream keeps).
@@ -170,28 +188,8 @@ class LinkerdControlPlane(pulumi.ComponentResource):
         )
         stand_in_pems = {"ca.crt": anchor.cert_pem, "issuer.crt": issuer.cert_pem, "issuer.key": issuer.key_pem}
         with _stand_in_files(stand_in_pems) as files:
-            install_render = args.cli.start(
-                "install",
-                "--ignore-cluster",
-                *(["--ha"] if args.ha else []),
-                "--identity-trust-domain",
-                args.trust_domain,
-                "--identity-trust-anchors-file",
-                files["ca.crt"],
-                "--identity-issuer-certificate-file",
-                files["issuer.crt"],
-                "--identity-issuer-key-file",
-                files["issuer.key"],
-                *line.install_args,
-            )
-            self.crds, self.retained = [], []
-            if crds_render is not None:
-                crds = self._objects(args, name, crds_render)
-                registered_crds = manifests.register(
-                    crds, prefix=f"{name}-crds", opts=pulumi.ResourceOptions(parent=self), already_there=args.already_there
-                )
-                self.crds = list(registered_crds.values())
-                self.retained = manifests.retained(crds, registered_crds)
+            install_render = args.cli.start(*_install_args(args, files))
+            self.crds, self.retained = self._register_crds(name, args, crds_render)
             # Read before the stand-in files go.
             install = external_issuer(self._objects(args, name, install_render), line.issuer_scheme)
         # The namespace first: the identity's Commands write their Secrets into it.
@@ -226,6 +224,18 @@ class LinkerdControlPlane(pulumi.ComponentResource):
             self.multicluster_ready = _readiness(extension) or self.ready
 
         self.register_outputs({})
+
+    def _register_crds(
+        self, name: str, args: LinkerdControlPlaneArgs, render: PendingRender | None
+    ) -> tuple[list[pulumi.Resource], list[str]]:
+        """Linkerd's CRDs, registered first (lines that render them apart), and the keys of those that outlive `destroy`."""
+        if render is None:
+            return [], []
+        crds = self._objects(args, name, render)
+        registered = manifests.register(
+            crds, prefix=f"{name}-crds", opts=pulumi.ResourceOptions(parent=self), already_there=args.already_there
+        )
+        return list(registered.values()), manifests.retained(crds, registered)
 
     def _objects(self, args: LinkerdControlPlaneArgs, name: str, render: PendingRender) -> list[manifests.ManifestObject]:
         """The objects a render printed, refused where the stand-in anchor would survive."""

@@ -11,6 +11,7 @@ import copy
 import functools
 import importlib
 import re
+import types
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -194,15 +195,45 @@ def _waits_for(
     ]
 
 
+# No replacements, no fields ignored, nothing registered before, nothing more to wait for.
+_NONE: Mapping[str, Any] = types.MappingProxyType({})
+
+
+def _in_order(objects: Iterable[ManifestObject], already_there: frozenset[str]) -> list[ManifestObject]:
+    """Namespaces and CRDs first, then the rest, tokens after their accounts, webhooks last; without what is already there."""
+    return sorted(
+        (obj for obj in objects if not (obj.kept_by_upstream and obj.key in already_there)),
+        key=lambda o: (o.kind not in _FOUNDATION_KINDS, o.token_account_key is not None, o.kind in SERVED_BY_DEPLOYMENTS),
+    )
+
+
+def _options_for(
+    obj: ManifestObject, opts: pulumi.ResourceOptions, after: list[pulumi.Resource], ignored: Sequence[str]
+) -> pulumi.ResourceOptions:
+    return pulumi.ResourceOptions.merge(
+        opts,
+        pulumi.ResourceOptions(
+            depends_on=after,
+            ignore_changes=list(ignored),
+            # What upstream keeps on uninstall (shared CRDs such as Gateway API's) outlives `destroy`.
+            retain_on_delete=True if obj.kept_by_upstream else None,
+        ),
+    )
+
+
+def _resource_name(prefix: str, obj: ManifestObject) -> str:
+    return f"{prefix}:{obj.namespace}/{obj.name}" if obj.namespace else f"{prefix}:{obj.name}"
+
+
 def register(
     objects: Iterable[ManifestObject],
     *,
     prefix: str,
     opts: pulumi.ResourceOptions,
-    replacements: Mapping[str, pulumi.Input[str]] | None = None,
-    ignore_changes: Mapping[str, Sequence[str]] | None = None,
-    before: Mapping[str, pulumi.CustomResource] | None = None,
-    depends: Mapping[str, Sequence[pulumi.Resource]] | None = None,
+    replacements: Mapping[str, pulumi.Input[str]] = _NONE,
+    ignore_changes: Mapping[str, Sequence[str]] = _NONE,
+    before: Mapping[str, pulumi.CustomResource] = _NONE,
+    depends: Mapping[str, Sequence[pulumi.Resource]] = _NONE,
     already_there: frozenset[str] = frozenset(),
 ) -> dict[str, pulumi.CustomResource]:
     """Register every object, keyed by `ManifestObject.key`, but what upstream keeps that is `already_there`.
@@ -213,31 +244,18 @@ def register(
     namespace, say), which these wait for as if registered here; `depends`: more to wait for, by key;
     `already_there`: keys live in the cluster outside this stack's state (support/retained.py).
     """
-    ordered = sorted(
-        (obj for obj in objects if not (obj.kept_by_upstream and obj.key in already_there)),
-        key=lambda o: (o.kind not in _FOUNDATION_KINDS, o.token_account_key is not None, o.kind in SERVED_BY_DEPLOYMENTS),
-    )
     registered: dict[str, pulumi.CustomResource] = {}
-    known = dict(before or {})  # what an object may wait for by key: registered before, or here
+    known = dict(before)  # what an object may wait for by key: registered before, or here
     # What custom resources and webhooks wait for, kept as they are registered (in that order).
     waited_for: dict[str, list[pulumi.Resource]] = {kind: [] for kind in ("CustomResourceDefinition", "Deployment")}
-    for obj in ordered:
+    for obj in _in_order(objects, already_there):
         key = obj.key
         if key in registered:
             raise ManifestError(f"{prefix}: {key} appears twice in the manifest")
-        after = _waits_for(obj, known, waited_for) + list((depends or {}).get(key, ()))
-        body = stand_ins.substitute(obj.body, replacements or {})
-        resource_opts = pulumi.ResourceOptions.merge(
-            opts,
-            pulumi.ResourceOptions(
-                depends_on=after,
-                ignore_changes=list((ignore_changes or {}).get(key, [])),
-                # What upstream keeps on uninstall (shared CRDs such as Gateway API's) outlives `destroy`.
-                retain_on_delete=True if obj.kept_by_upstream else None,
-            ),
-        )
-        name = f"{prefix}:{obj.namespace}/{obj.name}" if obj.namespace else f"{prefix}:{obj.name}"
-        registered[key] = known[key] = _register_one(obj, name, body, resource_opts)
+        after = _waits_for(obj, known, waited_for) + list(depends.get(key, ()))
+        body = stand_ins.substitute(obj.body, replacements)
+        resource_opts = _options_for(obj, opts, after, ignore_changes.get(key, ()))
+        registered[key] = known[key] = _register_one(obj, _resource_name(prefix, obj), body, resource_opts)
         if obj.kind in waited_for:
             waited_for[obj.kind].append(registered[key])
     return registered

@@ -34,7 +34,9 @@ def test_a_new_or_destroyed_stack_holds_nothing_an_older_one_holds_all_it_declar
     assert retained.held({}) == frozenset()
     # Updated before the output existed: everything it declares is in its state, as it always was.
     assert retained.held({"clusterName": "target"}) is None
-    assert retained.held({"retainedObjects": ["Namespace/shop", crd(GATEWAY_API[0])]}) == {"Namespace/shop", crd(GATEWAY_API[0])}
+    assert retained.held({"retainedObjects": ["Namespace/shop", crd(GATEWAY_API[0])]}) == frozenset(
+        {"Namespace/shop", crd(GATEWAY_API[0])}
+    )
 
 
 def test_what_is_live_and_not_held_is_already_there() -> None:
