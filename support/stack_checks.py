@@ -11,7 +11,7 @@ from typing import Any
 
 from support import upstream
 from support.certificates import common_name
-from support.config_model import EdgeStackSettings, SourceRole, StackConfig
+from support.config_model import EdgeStackSettings, ExportMode, SourceRole, StackConfig
 from support.errors import ConfigError
 from support.manifests import parse as parse_manifest
 
@@ -53,7 +53,38 @@ def check_target_outputs(cfg: StackConfig, source: SourceRole, outputs: Mapping[
         raise ConfigError("targetClusterName", source.target.name, f"the target stack's clusterName is {cluster_name!r}")
     if context == cfg.cluster.context:
         raise ConfigError("context", cfg.cluster.context, f"the target stack {source.target_stack} uses the same context")
+    pod_to_pod = [f"{ref} ({mode})" for ref, mode in export_modes(source, outputs).items() if mode.needs_flat_network]
+    if pod_to_pod and not source.flat_network:
+        raise ConfigError(
+            "flatNetwork",
+            False,
+            f"the target stack exports {', '.join(pod_to_pod)}: pod to pod, which needs the source's pods to reach the "
+            "target's pods directly; set flatNetwork true on this stack once they do, or export them in mode gateway",
+        )
     return outputs
+
+
+def export_modes(source: SourceRole, outputs: Mapping[str, Any]) -> dict[str, ExportMode]:
+    """The target's exports and the mode of each; a target from before modes exported all through its gateway."""
+    listed = outputs.get("exportedServiceModes")
+    if not isinstance(listed, Mapping):
+        return {str(ref): ExportMode.GATEWAY for ref in outputs.get("exportedServices") or []}
+    known = [mode.value for mode in ExportMode]
+    for ref, mode in listed.items():
+        if mode not in known:
+            raise ConfigError(
+                "targetStack", source.target_stack, f"the target stack exports {ref} in mode {mode!r}, not one of {known}"
+            )
+    return {str(ref): ExportMode(mode) for ref, mode in listed.items()}
+
+
+def link_through_gateway(source: SourceRole, outputs: Mapping[str, Any]) -> bool:
+    """Whether the Link goes through the target's gateway: unless every export is reached pod to pod.
+
+    With nothing exported the Link keeps the gateway, the page's way.
+    """
+    modes = export_modes(source, outputs).values()
+    return not modes or ExportMode.GATEWAY in modes
 
 
 def check_trust_domain_kept(trust_domain: str, anchor_pem: object) -> None:
