@@ -251,6 +251,7 @@ def source_stack(cluster: Cluster, role: SourceRole) -> None:
             gateway_name=str(target["gatewayName"]),
             gateway_namespace=str(target["gatewayNamespace"]),
             gateway_addresses=role.gateway_addresses,
+            gateway=stack_checks.link_through_gateway(role, target),
             api_server_address=role.target_api_server_address,
             control_plane=mesh.linkerd.multicluster_ready,
             verify=role.verify,
