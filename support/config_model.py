@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -104,6 +105,15 @@ class ExportMode(StrEnum):
     @property
     def needs_flat_network(self) -> bool:
         return self is not ExportMode.GATEWAY
+
+
+def needs_gateway(modes: Iterable[str]) -> bool:
+    """Whether the source's Link goes through the target's gateway: unless every export is reached pod to pod.
+
+    With nothing exported it keeps the gateway, the page's way.
+    """
+    listed = list(modes)
+    return not listed or ExportMode.GATEWAY in listed
 
 
 @dataclass(frozen=True)

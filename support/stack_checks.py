@@ -11,7 +11,7 @@ from typing import Any
 
 from support import upstream
 from support.certificates import common_name
-from support.config_model import EdgeStackSettings, ExportMode, SourceRole, StackConfig
+from support.config_model import EdgeStackSettings, ExportMode, SourceRole, StackConfig, needs_gateway
 from support.errors import ConfigError
 from support.manifests import parse as parse_manifest
 
@@ -79,12 +79,8 @@ def export_modes(source: SourceRole, outputs: Mapping[str, Any]) -> dict[str, Ex
 
 
 def link_through_gateway(source: SourceRole, outputs: Mapping[str, Any]) -> bool:
-    """Whether the Link goes through the target's gateway: unless every export is reached pod to pod.
-
-    With nothing exported the Link keeps the gateway, the page's way.
-    """
-    modes = export_modes(source, outputs).values()
-    return not modes or ExportMode.GATEWAY in modes
+    """Whether the Link goes through the target's gateway (config_model.needs_gateway: unless every export is pod to pod)."""
+    return needs_gateway(export_modes(source, outputs).values())
 
 
 def check_trust_domain_kept(trust_domain: str, anchor_pem: object) -> None:
