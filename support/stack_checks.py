@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import pulumi
+
 from support import upstream
 from support.certificates import common_name
 from support.config_model import EdgeStackSettings, ExportMode, SourceRole, StackConfig, needs_gateway
@@ -53,7 +55,8 @@ def check_target_outputs(cfg: StackConfig, source: SourceRole, outputs: Mapping[
         raise ConfigError("targetClusterName", source.target.name, f"the target stack's clusterName is {cluster_name!r}")
     if context == cfg.cluster.context:
         raise ConfigError("context", cfg.cluster.context, f"the target stack {source.target_stack} uses the same context")
-    pod_to_pod = [f"{ref} ({mode})" for ref, mode in export_modes(source, outputs).items() if mode.needs_flat_network]
+    modes = export_modes(source, outputs)
+    pod_to_pod = [f"{ref} ({mode})" for ref, mode in modes.items() if mode.needs_flat_network]
     if pod_to_pod and not source.flat_network:
         raise ConfigError(
             "flatNetwork",
@@ -61,7 +64,23 @@ def check_target_outputs(cfg: StackConfig, source: SourceRole, outputs: Mapping[
             f"the target stack exports {', '.join(pod_to_pod)}: pod to pod, which needs the source's pods to reach the "
             "target's pods directly; set flatNetwork true on this stack once they do, or export them in mode gateway",
         )
+    _warn_unmeshed_callers(cfg, modes)
     return outputs
+
+
+def _warn_unmeshed_callers(cfg: StackConfig, modes: Mapping[str, ExportMode]) -> None:
+    """A pod-to-pod mirror has no Endpoints: only meshed callers reach it. Said where the mirror lands unmeshed.
+
+    A warning, not a refusal: callers in another, meshed, namespace reach it just as well.
+    """
+    meshed = set(cfg.workloads.meshed_namespaces)
+    for ref, mode in modes.items():
+        namespace = ref.partition("/")[0]
+        if mode.needs_flat_network and namespace not in meshed:
+            pulumi.log.warn(
+                f"{ref} is exported {mode}: its mirror in namespace {namespace} has no Endpoints, so only meshed pods "
+                f"reach it, and {namespace} is not one of this stack's meshedNamespaces"
+            )
 
 
 def export_modes(source: SourceRole, outputs: Mapping[str, Any]) -> dict[str, ExportMode]:

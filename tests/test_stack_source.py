@@ -160,3 +160,16 @@ def test_a_target_from_before_modes_links_through_its_gateway() -> None:
     run = run_stack("source", source_config(), stack_references={"organization/aes-linkerd2/target": outputs})
     assert run.error is None, run.error
     assert any(c.endswith("--gateway-name edge-stack --gateway-namespace ambassador") for c in run.mocks.commands)
+
+
+def test_pod_to_pod_exports_outside_the_meshed_namespaces_are_said(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Their mirrors have no Endpoints: only meshed callers reach them. A warning, the update goes on."""
+    said: list[str] = []
+    monkeypatch.setattr("pulumi.log.warn", lambda message, *args, **kwargs: said.append(message))
+    modes = {"default/qotm-linkerd2": "remote-discovery", "shop/cart": "federated", "shop/web": "gateway"}
+    run = run_stack("source", source_config(flatNetwork="true"), stack_references=pod_to_pod_target(modes))
+    assert run.error is None, run.error
+    assert [m for m in said if "meshedNamespaces" in m] == [
+        "shop/cart is exported federated: its mirror in namespace shop has no Endpoints, so only meshed pods reach it, "
+        "and shop is not one of this stack's meshedNamespaces"
+    ]
