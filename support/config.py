@@ -614,7 +614,7 @@ def _target(
                 ref,
                 f"is in namespace {service.namespace!r}, not one of meshedNamespaces ({', '.join(meshed)})",
             )
-        _check_export(ref, (service.namespace, service.name), workloads, cluster_name)
+        _check_export(ref, service, workloads, cluster_name)
     return TargetRole(gateway_hostname=hostname, exported_services=exported, trust_anchor_rotation=rotation)
 
 
@@ -656,17 +656,18 @@ def _export(entry: object, line: upstream.VersionLine) -> ExportedService:
     return ExportedService(*_service_ref("exportedServices", ref), ExportMode(mode))
 
 
-def _check_export(ref: str, service: tuple[str, str], workloads: WorkloadSettings, cluster_name: str) -> None:
-    namespace, name = service
-    if service == ("default", "kubernetes"):
+def _check_export(ref: str, service: ExportedService, workloads: WorkloadSettings, cluster_name: str) -> None:
+    namespace, name = service.namespace, service.name
+    if (namespace, name) == ("default", "kubernetes"):
         raise ConfigError("exportedServices", ref, "is the API server's own Service: exporting it would mirror the API server")
     if name == upstream.QOTM_SERVICE and not workloads.qotm and namespace == workloads.qotm_namespace:
         raise ConfigError("exportedServices", ref, "is QOTM's Service, and qotm is false: nothing would create it")
-    if len(name) + 1 + len(cluster_name) > _DNS_LABEL_LIMIT:
+    # The service mirror names a federated service's one Service <service>-federated, the others <service>-<cluster>.
+    federated = service.mode is ExportMode.FEDERATED
+    mirror = upstream.FEDERATED_SERVICE.format(service="<service>") if federated else f"<service>-{cluster_name}"
+    if len(mirror.replace("<service>", name)) > _DNS_LABEL_LIMIT:
         raise ConfigError(
-            "exportedServices",
-            ref,
-            f"its mirror <service>-{cluster_name} would be longer than a Service name's {_DNS_LABEL_LIMIT}",
+            "exportedServices", ref, f"its mirror {mirror} would be longer than a Service name's {_DNS_LABEL_LIMIT}"
         )
 
 

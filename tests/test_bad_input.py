@@ -396,6 +396,19 @@ CASES = [
         exportedServices=[{"default/Qotm": "federated"}],
     ),
     mode(
+        "exportedServices-federated-mirror-too-long",
+        "default/" + "f" * 54,
+        "its mirror <service>-federated would be longer than a Service name's 63",
+        clusterName="t",
+        exportedServices=[{"default/" + "f" * 54: "federated"}],
+    ),
+    mode(
+        "exportedServices-remote-discovery-mirror-too-long",
+        "default/" + "r" * 57,
+        "its mirror <service>-target would be longer than a Service name's 63",
+        exportedServices=[{"default/" + "r" * 57: "remote-discovery"}],
+    ),
+    mode(
         "exportedServices-twice-two-modes",
         "default/qotm-linkerd2",
         "is listed twice",
