@@ -55,7 +55,12 @@ def check_target_outputs(cfg: StackConfig, source: SourceRole, outputs: Mapping[
         raise ConfigError("targetClusterName", source.target.name, f"the target stack's clusterName is {cluster_name!r}")
     if context == cfg.cluster.context:
         raise ConfigError("context", cfg.cluster.context, f"the target stack {source.target_stack} uses the same context")
-    modes = export_modes(source, outputs)
+    _check_modes(cfg, source, export_modes(source, outputs))
+    return outputs
+
+
+def _check_modes(cfg: StackConfig, source: SourceRole, modes: Mapping[str, ExportMode]) -> None:
+    """What the target's exports need of the source: a flat network for any pod-to-pod one."""
     pod_to_pod = [f"{ref} ({mode})" for ref, mode in modes.items() if mode.needs_flat_network]
     if pod_to_pod and not source.flat_network:
         raise ConfigError(
@@ -65,7 +70,6 @@ def check_target_outputs(cfg: StackConfig, source: SourceRole, outputs: Mapping[
             "target's pods directly; set flatNetwork true on this stack once they do, or export them in mode gateway",
         )
     _warn_unmeshed_callers(cfg, modes)
-    return outputs
 
 
 def _warn_unmeshed_callers(cfg: StackConfig, modes: Mapping[str, ExportMode]) -> None:

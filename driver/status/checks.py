@@ -300,7 +300,19 @@ def link(
     if _link_spec(cluster, found, link_name, modes):
         _gateway_mirrors(cluster, objects, [s for s in services if MIRRORED_GATEWAY_LABEL in _labels(s)])
         gateway_probe(cluster, link_name, ask_gateways)
-    mirrored = _mirrored_services(services)
+    _mirrors(cluster, objects, found, link_name, modes=modes, mirrored=_mirrored_services(services))
+
+
+def _mirrors(
+    cluster: ClusterStatus,
+    objects: Objects,
+    found: Mapping[str, Any],
+    link_name: str,
+    *,
+    modes: Mapping[str, str],
+    mirrored: set[str],
+) -> None:
+    """Each export's mirror where the service mirror puts it, and each other mirror of this link."""
     expected = {_mirror_name(entry, mode, link_name): (entry, mode) for entry, mode in modes.items()}
     conditions = {
         ExportMode.GATEWAY.value: _mirrored_conditions(found, "mirrorServices"),
