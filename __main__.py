@@ -19,7 +19,7 @@ from components.linkerd_control_plane import ControlPlaneIdentity, LinkerdContro
 from components.linkerd_identity import AnchorPlan, LinkerdIdentity, LinkerdIdentityArgs, SharedAnchor, anchor_plan
 from components.meshed_namespace import MeshedNamespace, MeshedNamespaceArgs
 from components.multicluster_source import MulticlusterSource, MulticlusterSourceArgs
-from components.multicluster_target import MulticlusterTarget, MulticlusterTargetArgs
+from components.multicluster_target import MulticlusterTarget, MulticlusterTargetArgs, export_modes
 from components.qotm_demo import QotmDemo, QotmDemoArgs
 from support import charts, clock, clusters, config, live_cluster, retained, stack_checks, stack_outputs, upstream
 from support.certificates import anchor_rows, describe
@@ -227,7 +227,8 @@ def target_stack(cluster: Cluster, role: TargetRole) -> None:
     pulumi.export("gatewayName", product.deployment)
     pulumi.export("gatewayNamespace", product.namespace)
     pulumi.export("gatewayIdentity", multicluster.gateway_identity)
-    pulumi.export("exportedServices", [f"{ns}/{name}" for ns, name in role.exported_services])
+    pulumi.export("exportedServices", [service.ref for service in role.exported_services])
+    pulumi.export("exportedServiceModes", export_modes(role.exported_services))
 
 
 def source_stack(cluster: Cluster, role: SourceRole) -> None:
@@ -250,6 +251,7 @@ def source_stack(cluster: Cluster, role: SourceRole) -> None:
             gateway_name=str(target["gatewayName"]),
             gateway_namespace=str(target["gatewayNamespace"]),
             gateway_addresses=role.gateway_addresses,
+            gateway=stack_checks.link_through_gateway(role, target),
             api_server_address=role.target_api_server_address,
             control_plane=mesh.linkerd.multicluster_ready,
             verify=role.verify,

@@ -30,6 +30,8 @@ class MulticlusterSourceArgs:
     gateway_name: str
     gateway_namespace: str
     gateway_addresses: tuple[str, ...] = ()
+    # Whether the Link goes through the target's gateway; False when every export is reached pod to pod.
+    gateway: bool = True
     # The target's API server as the source cluster reaches it, when the kubeconfig's address is not.
     api_server_address: str | None = None
     # The source's control plane with its multicluster extension (the Link CRD, the mirror).
@@ -49,10 +51,14 @@ def link_args(
     addresses: Sequence[str],
     *,
     api_server_address: str | None = None,
+    gateway: bool = True,
 ) -> list[str]:
     args = [*line.link_command, "--cluster-name", cluster_name]
     if api_server_address:
         args += ["--api-server-address", api_server_address]
+    if not gateway:
+        # Nothing to read off a gateway: the Link gets no address, identity, probe or gateway selector.
+        return [*args, "--gateway=false"]
     if line.link_names_gateway:
         args += ["--gateway-name", gateway_name, "--gateway-namespace", gateway_namespace]
     if addresses:
@@ -78,6 +84,7 @@ class MulticlusterSource(pulumi.ComponentResource):
             args.gateway_namespace,
             args.gateway_addresses,
             api_server_address=args.api_server_address,
+            gateway=args.gateway,
         )
         # It holds the target's service-account token: the invoke's output is not kept, nor logged; only the Secret is.
         generated = args.target_cli.render(*generate)
@@ -85,21 +92,21 @@ class MulticlusterSource(pulumi.ComponentResource):
 
         self.checks = []
         if args.verify:
+            gateway = (args.gateway_name, args.gateway_namespace, ",".join(args.gateway_addresses))
             triggers = [
                 args.target_cluster_name,
-                args.gateway_name,
-                args.gateway_namespace,
-                ",".join(args.gateway_addresses),
+                *(gateway if args.gateway else ("", "", "")),
                 args.api_server_address or "",
                 # A new Link (new credentials, gateway, probe) or anything else verified asks again.
                 pulumi.Output.secret(_digest(generated)),
                 *(pulumi.Output.from_input(value).apply(lambda text: _digest(str(text))) for value in args.verify_inputs),
             ]
             after: list[pulumi.Input[pulumi.Resource]] = [*args.control_plane, *args.verify_after]
-            for step, cli_args in (
-                ("multicluster-check", line.multicluster_check),
-                ("gateways", ("multicluster", "gateways")),
-            ):
+            steps = [("multicluster-check", line.multicluster_check)]
+            if args.gateway:
+                # A Link without a gateway has no probe: `multicluster gateways` would have nothing to list.
+                steps.append(("gateways", ("multicluster", "gateways")))
+            for step, cli_args in steps:
                 # One after the other: the gateways listing means little when the check failed.
                 check = command.local.Command(
                     f"{name}-{step}",

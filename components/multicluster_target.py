@@ -14,7 +14,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from support import ambassador, upstream
-from support.config_model import GatewaySettings
+from support.config_model import ExportedService, GatewaySettings
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -27,7 +27,7 @@ class MulticlusterTargetArgs:
     hostname: str
     ports: GatewaySettings
     trust_domain: str
-    exported_services: Sequence[tuple[str, str]]
+    exported_services: Sequence[ExportedService]
     # Edge Stack's objects and mesh patch, and Linkerd's control plane and multicluster extension.
     depends_on: Sequence[pulumi.Resource] = ()
     # What the exports wait for besides: the services they label (the gateway does not wait for them).
@@ -75,16 +75,21 @@ def gateway_ports(args: MulticlusterTargetArgs) -> list[k8s.core.v1.ServicePortP
     ]
 
 
+def export_modes(services: Sequence[ExportedService]) -> dict[str, str]:
+    """Each exported service ("namespace/name") and its mode: the source reads it to link, `status` to check."""
+    return {service.ref: service.mode.value for service in services}
+
+
 def export_metadata(
-    line: upstream.VersionLine, gateway: upstream.EdgeStackProduct, name: str, namespace: str
+    line: upstream.VersionLine, gateway: upstream.EdgeStackProduct, service: ExportedService
 ) -> k8s.meta.v1.ObjectMetaPatchArgs:
-    """A service's metadata that exports it through this gateway: a label, or 2.8's annotations."""
+    """A service's metadata that exports it in its mode: the mode's label, or 2.8's gateway annotations."""
+    name, namespace = service.name, service.namespace
     # The label changes nothing the provider's Service await looks at (endpoints, settled for 10 seconds).
     not_awaited = {upstream.SKIP_AWAIT_ANNOTATION: "true"}
     if line.export_by_label:
-        return k8s.meta.v1.ObjectMetaPatchArgs(
-            name=name, namespace=namespace, labels={upstream.EXPORTED_LABEL: "true"}, annotations=not_awaited
-        )
+        label, value = upstream.EXPORT_LABELS[service.mode]
+        return k8s.meta.v1.ObjectMetaPatchArgs(name=name, namespace=namespace, labels={label: value}, annotations=not_awaited)
     annotations = {
         upstream.EXPORT_GATEWAY_NAME_ANNOTATION: gateway.deployment,
         upstream.EXPORT_GATEWAY_NAMESPACE_ANNOTATION: gateway.namespace,
@@ -159,13 +164,15 @@ class MulticlusterTarget(pulumi.ComponentResource):
         )
         self.exports = [
             k8s.core.v1.ServicePatch(
-                f"{name}-export-{namespace}-{service}",
-                metadata=export_metadata(line, gateway, service, namespace),
+                f"{name}-export-{service.namespace}-{service.name}",
+                metadata=export_metadata(line, gateway, service),
                 # The gateway's Service patch waits for everything `after` names: one edge per export, not
                 # a dozen (the SDK walks the graph behind each edge).
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[self.service_patch, *args.exports_after]),
             )
-            for namespace, service in args.exported_services
+            for service in args.exported_services
         ]
         self.gateway_identity = pulumi.Output.from_input(gateway_service_annotations(args)[upstream.GATEWAY_IDENTITY_ANNOTATION])
-        self.register_outputs({"gatewayIdentity": self.gateway_identity})
+        self.register_outputs(
+            {"gatewayIdentity": self.gateway_identity, "exportedServiceModes": export_modes(args.exported_services)}
+        )

@@ -22,6 +22,8 @@ from support.certificates import RotationStep
 from support.config_model import (
     ClusterSettings,
     EdgeStackSettings,
+    ExportedService,
+    ExportMode,
     GatewaySettings,
     LinkerdSettings,
     Role,
@@ -255,8 +257,11 @@ _ROLE_KEYS = {
         "targetClusterName",
         "gatewayAddresses",
         "targetApiServerAddress",
+        "flatNetwork",
     ),
 }
+# What Pulumi.yaml's defaults hand a stack that did not set a role key: as good as unset.
+_UNSET = (None, "[]", "false")
 
 
 def _renew_before(days: int) -> int:
@@ -302,7 +307,7 @@ def load(source: ConfigSource | None = None) -> StackConfig:
         edge_stack=_edge_stack(read, product, tls),
         gateway=_probe_path_free(_gateway(read), workloads),
         workloads=workloads,
-        role=_role_settings(read, role=role, workloads=workloads, cluster=cluster, tls=tls),
+        role=_role_settings(read, role=role, workloads=workloads, cluster=cluster, tls=tls, line=line),
     )
 
 
@@ -418,10 +423,11 @@ def _role_settings(
     workloads: WorkloadSettings,
     cluster: ClusterSettings,
     tls: Tls | None,
+    line: upstream.VersionLine,
 ) -> TargetRole | SourceRole:
     if role is Role.TARGET:
-        return _target(read, workloads, trust_anchor_rotation(role, read), cluster.name, tls)
-    source = _source(read, cluster)
+        return _target(read, workloads, trust_anchor_rotation(role, read), cluster.name, tls, line=line)
+    source = _source(read, cluster, line)
     trust_anchor_rotation(role, read)  # refused on the source, which follows the target's step
     return source
 
@@ -430,7 +436,7 @@ def _role(read: Reader) -> Role:
     role = Role(_one_of("role", read.required("role"), [r.value for r in Role]))
     for other in (r for r in Role if r is not role):
         for key in _ROLE_KEYS[other]:
-            if read.text(key) not in (None, "[]"):
+            if read.text(key) not in _UNSET:
                 reason = f"is read by the {other.value} stack only; remove it from this {role.value} stack"
                 raise ConfigError(key, read.text(key), reason)
     return role
@@ -574,7 +580,13 @@ def _one_tls_source(certificate: object, private_key: object, acme_email: str | 
 
 
 def _target(
-    read: Reader, workloads: WorkloadSettings, rotation: RotationStep | None, cluster_name: str, tls: Tls | None
+    read: Reader,
+    workloads: WorkloadSettings,
+    rotation: RotationStep | None,
+    cluster_name: str,
+    tls: Tls | None,
+    *,
+    line: upstream.VersionLine,
 ) -> TargetRole:
     hostname = _dns_name("gatewayHostname", read.required("gatewayHostname"))
     if tls is not None and tls.hostname == hostname:
@@ -582,34 +594,76 @@ def _target(
     meshed = workloads.meshed_namespaces
     default_exports = [f"{workloads.qotm_namespace}/{upstream.QOTM_SERVICE}"] if workloads.qotm else []
     # An empty list (Pulumi.yaml's default) means the default: the QOTM service when QOTM is on.
-    refs = read.string_list("exportedServices", []) or default_exports
-    exported = tuple(_service_ref("exportedServices", ref) for ref in refs)
-    for ref, (namespace, _) in zip(refs, exported, strict=True):
+    entries = _export_entries(read) or default_exports
+    exported = tuple(_export(entry, line) for entry in entries)
+    refs = [service.ref for service in exported]
+    for ref, service in zip(refs, exported, strict=True):
         if refs.count(ref) > 1:
             raise ConfigError("exportedServices", ref, "is listed twice")
-        if namespace not in meshed:
+        if service.namespace not in meshed:
             raise ConfigError(
-                "exportedServices", ref, f"is in namespace {namespace!r}, not one of meshedNamespaces ({', '.join(meshed)})"
+                "exportedServices",
+                ref,
+                f"is in namespace {service.namespace!r}, not one of meshedNamespaces ({', '.join(meshed)})",
             )
-        _check_export(ref, exported[refs.index(ref)], workloads, cluster_name)
+        _check_export(ref, service, workloads, cluster_name)
     return TargetRole(gateway_hostname=hostname, exported_services=exported, trust_anchor_rotation=rotation)
 
 
-def _check_export(ref: str, service: tuple[str, str], workloads: WorkloadSettings, cluster_name: str) -> None:
-    namespace, name = service
-    if service == ("default", "kubernetes"):
+_EXPORT_SHAPE = "<namespace>/<service>, or a one-entry mapping <namespace>/<service>: <mode>"
+_MODES = tuple(mode.value for mode in ExportMode)
+
+
+def _export_entries(read: Reader) -> list[object]:
+    """exportedServices as listed: each a string, or a mapping of one service to its mode."""
+    raw = read.text("exportedServices")
+    if raw is None:
+        return []
+    # The Pulumi CLI passes arrays as JSON; JSON has no aliases to expand.
+    try:
+        value = json.loads(raw)
+    except (ValueError, RecursionError):
+        value = None
+    if not isinstance(value, list):
+        raise ConfigError("exportedServices", raw, f"must be a list; each entry {_EXPORT_SHAPE}")
+    return value
+
+
+def _export(entry: object, line: upstream.VersionLine) -> ExportedService:
+    """One entry of exportedServices: the service, and how the source reaches it (gateway unless said)."""
+    if isinstance(entry, str):
+        return ExportedService(*_service_ref("exportedServices", entry))
+    if not isinstance(entry, dict) or len(entry) != 1:
+        raise ConfigError("exportedServices", entry, f"each entry must be {_EXPORT_SHAPE}")
+    [(ref, mode)] = entry.items()
+    if not isinstance(mode, str) or mode not in _MODES:
+        raise ConfigError("exportedServices", entry, f"mode must be one of {', '.join(_MODES)}")
+    if mode != ExportMode.GATEWAY and not line.link_modes:
+        raise ConfigError(
+            "exportedServices",
+            entry,
+            f"version line {line.name} (Linkerd {line.linkerd_versions[0]}) has only the gateway mode; "
+            f"{mode} needs the current line",
+        )
+    return ExportedService(*_service_ref("exportedServices", ref), ExportMode(mode))
+
+
+def _check_export(ref: str, service: ExportedService, workloads: WorkloadSettings, cluster_name: str) -> None:
+    namespace, name = service.namespace, service.name
+    if (namespace, name) == ("default", "kubernetes"):
         raise ConfigError("exportedServices", ref, "is the API server's own Service: exporting it would mirror the API server")
     if name == upstream.QOTM_SERVICE and not workloads.qotm and namespace == workloads.qotm_namespace:
         raise ConfigError("exportedServices", ref, "is QOTM's Service, and qotm is false: nothing would create it")
-    if len(name) + 1 + len(cluster_name) > _DNS_LABEL_LIMIT:
+    # The service mirror names a federated service's one Service <service>-federated, the others <service>-<cluster>.
+    federated = service.mode is ExportMode.FEDERATED
+    mirror = upstream.FEDERATED_SERVICE.format(service="<service>") if federated else f"<service>-{cluster_name}"
+    if len(mirror.replace("<service>", name)) > _DNS_LABEL_LIMIT:
         raise ConfigError(
-            "exportedServices",
-            ref,
-            f"its mirror <service>-{cluster_name} would be longer than a Service name's {_DNS_LABEL_LIMIT}",
+            "exportedServices", ref, f"its mirror {mirror} would be longer than a Service name's {_DNS_LABEL_LIMIT}"
         )
 
 
-def _source(read: Reader, cluster: ClusterSettings) -> SourceRole:
+def _source(read: Reader, cluster: ClusterSettings, line: upstream.VersionLine) -> SourceRole:
     context, kubeconfig, cluster_name = cluster.context, cluster.kubeconfig, cluster.name
     target_stack = read.required("targetStack")
     if not _STACK_NAME.fullmatch(target_stack):
@@ -633,7 +687,17 @@ def _source(read: Reader, cluster: ClusterSettings) -> SourceRole:
         gateway_addresses=addresses,
         target_api_server_address=_api_server(read.text("targetApiServerAddress") or kind_internal_address(target_context)),
         verify=read.boolean("verify", True),
+        flat_network=_flat_network(read, line),
     )
+
+
+def _flat_network(read: Reader, line: upstream.VersionLine) -> bool:
+    flat = read.boolean("flatNetwork", False)
+    if flat and not line.link_modes:
+        raise ConfigError(
+            "flatNetwork", flat, f"version line {line.name} links through the gateway only: nothing there reaches pods directly"
+        )
+    return flat
 
 
 # kind names a cluster's context `kind-<cluster>` and its control-plane container `<cluster>-control-plane`.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -91,12 +92,47 @@ class WorkloadSettings:
     smoke_test_url: str | None
 
 
+class ExportMode(StrEnum):
+    """How the source reaches an exported service (Linkerd's multicluster modes, mixable per service)."""
+
+    # Through the target's gateway, here Edge Stack: the page's way; only the gateway must be reachable.
+    GATEWAY = "gateway"
+    # Pod to pod, no gateway hop (Linkerd 2.14+): the source's pods must reach the target's pods.
+    REMOTE_DISCOVERY = "remote-discovery"
+    # One `<service>-federated` Service over every linked cluster's members (2.17+): pod to pod as well.
+    FEDERATED = "federated"
+
+    @property
+    def needs_flat_network(self) -> bool:
+        return self is not ExportMode.GATEWAY
+
+
+def needs_gateway(modes: Iterable[str]) -> bool:
+    """Whether the source's Link goes through the target's gateway: unless every export is reached pod to pod.
+
+    With nothing exported it keeps the gateway, the page's way.
+    """
+    listed = list(modes)
+    return not listed or ExportMode.GATEWAY in listed
+
+
+@dataclass(frozen=True)
+class ExportedService:
+    namespace: str
+    name: str
+    mode: ExportMode = ExportMode.GATEWAY
+
+    @property
+    def ref(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
 @dataclass(frozen=True, kw_only=True)
 class TargetRole:
     """What only the target (the gateway's cluster) reads."""
 
     gateway_hostname: str
-    exported_services: tuple[tuple[str, str], ...]  # (namespace, service)
+    exported_services: tuple[ExportedService, ...]
     # The step of a trust anchor rotation this update does, if any.
     trust_anchor_rotation: RotationStep | None = None
 
@@ -110,6 +146,8 @@ class SourceRole:
     gateway_addresses: tuple[str, ...]
     target_api_server_address: str | None
     verify: bool
+    # The source's pods reach the target's pods (and back): what remote-discovery and federated exports need.
+    flat_network: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)

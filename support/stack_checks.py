@@ -9,9 +9,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import pulumi
+
 from support import upstream
 from support.certificates import common_name
-from support.config_model import EdgeStackSettings, SourceRole, StackConfig
+from support.config_model import EdgeStackSettings, ExportMode, SourceRole, StackConfig, needs_gateway
 from support.errors import ConfigError
 from support.manifests import parse as parse_manifest
 
@@ -53,7 +55,55 @@ def check_target_outputs(cfg: StackConfig, source: SourceRole, outputs: Mapping[
         raise ConfigError("targetClusterName", source.target.name, f"the target stack's clusterName is {cluster_name!r}")
     if context == cfg.cluster.context:
         raise ConfigError("context", cfg.cluster.context, f"the target stack {source.target_stack} uses the same context")
+    _check_modes(cfg, source, export_modes(source, outputs))
     return outputs
+
+
+def _check_modes(cfg: StackConfig, source: SourceRole, modes: Mapping[str, ExportMode]) -> None:
+    """What the target's exports need of the source: a flat network for any pod-to-pod one."""
+    pod_to_pod = [f"{ref} ({mode})" for ref, mode in modes.items() if mode.needs_flat_network]
+    if pod_to_pod and not source.flat_network:
+        raise ConfigError(
+            "flatNetwork",
+            False,
+            f"the target stack exports {', '.join(pod_to_pod)}: pod to pod, which needs the source's pods to reach the "
+            "target's pods directly; set flatNetwork true on this stack once they do, or export them in mode gateway",
+        )
+    _warn_unmeshed_callers(cfg, modes)
+
+
+def _warn_unmeshed_callers(cfg: StackConfig, modes: Mapping[str, ExportMode]) -> None:
+    """A pod-to-pod mirror has no Endpoints: only meshed callers reach it. Said where the mirror lands unmeshed.
+
+    A warning, not a refusal: callers in another, meshed, namespace reach it just as well.
+    """
+    meshed = set(cfg.workloads.meshed_namespaces)
+    for ref, mode in modes.items():
+        namespace = ref.partition("/")[0]
+        if mode.needs_flat_network and namespace not in meshed:
+            pulumi.log.warn(
+                f"{ref} is exported {mode}: its mirror in namespace {namespace} has no Endpoints, so only meshed pods "
+                f"reach it, and {namespace} is not one of this stack's meshedNamespaces"
+            )
+
+
+def export_modes(source: SourceRole, outputs: Mapping[str, Any]) -> dict[str, ExportMode]:
+    """The target's exports and the mode of each; a target from before modes exported all through its gateway."""
+    listed = outputs.get("exportedServiceModes")
+    if not isinstance(listed, Mapping):
+        return {str(ref): ExportMode.GATEWAY for ref in outputs.get("exportedServices") or []}
+    known = [mode.value for mode in ExportMode]
+    for ref, mode in listed.items():
+        if mode not in known:
+            raise ConfigError(
+                "targetStack", source.target_stack, f"the target stack exports {ref} in mode {mode!r}, not one of {known}"
+            )
+    return {str(ref): ExportMode(mode) for ref, mode in listed.items()}
+
+
+def link_through_gateway(source: SourceRole, outputs: Mapping[str, Any]) -> bool:
+    """Whether the Link goes through the target's gateway (config_model.needs_gateway: unless every export is pod to pod)."""
+    return needs_gateway(export_modes(source, outputs).values())
 
 
 def check_trust_domain_kept(trust_domain: str, anchor_pem: object) -> None:

@@ -22,6 +22,16 @@ PROBE_PERIOD_ANNOTATION = "mirror.linkerd.io/probe-period"
 EXPORT_GATEWAY_NAME_ANNOTATION = "mirror.linkerd.io/gateway-name"  # 2.8 only
 EXPORT_GATEWAY_NAMESPACE_ANNOTATION = "mirror.linkerd.io/gateway-ns"  # 2.8 only
 EXPORTED_LABEL = "mirror.linkerd.io/exported"  # 2.9 and later
+FEDERATED_LABEL = "mirror.linkerd.io/federated"  # 2.17 and later
+# The label each multicluster mode exports a service by: link-gen's default selectors for the Link's
+# `selector` (through the gateway), `remoteDiscoverySelector` (2.14+) and `federatedServiceSelector` (2.17+).
+EXPORT_LABELS = {
+    "gateway": (EXPORTED_LABEL, "true"),
+    "remote-discovery": (EXPORTED_LABEL, "remote-discovery"),
+    "federated": (FEDERATED_LABEL, "member"),
+}
+# A federated service's one Service on the linking side, over every linked cluster's members.
+FEDERATED_SERVICE = "{service}-federated"
 GATEWAY_PORT_NAME = "mc-gateway"
 PROBE_PORT_NAME = "mc-probe"
 # The multicluster gateway port is the proxy's inbound port; identity is required on it.
@@ -172,6 +182,8 @@ class VersionLine:
     link_names_gateway: bool
     multicluster_check: tuple[str, ...]
     export_by_label: bool
+    # Exports in remote-discovery and federated modes, and Links without a gateway (link-gen --gateway=false).
+    link_modes: bool
     # Whether `inject` can decide the annotations offline; 2.8's reads the live control plane's config
     # (offline it insists on --disable-identity, which refuses --require-identity-on-inbound-ports).
     inject_offline: bool
@@ -232,6 +244,7 @@ PAGE = VersionLine(
     link_names_gateway=False,
     multicluster_check=("check", "--multicluster"),
     export_by_label=False,
+    link_modes=False,
     inject_offline=False,
     ambassador_api="getambassador.io/v2",
     needs_listeners=False,
@@ -304,6 +317,7 @@ CURRENT = VersionLine(
     link_names_gateway=True,
     multicluster_check=("multicluster", "check"),
     export_by_label=True,
+    link_modes=True,
     inject_offline=True,
     ambassador_api="getambassador.io/v3alpha1",
     needs_listeners=True,

@@ -94,14 +94,20 @@ class FakeLinkerd:
                     "apiVersion": "multicluster.linkerd.io/v1alpha3",
                     "kind": "Link",
                     "metadata": {"name": name, "namespace": ns},
-                    "spec": {
-                        "targetClusterName": name,
-                        "gatewayAddress": _option(args, "--gateway-addresses") or "203.0.113.10",
-                        "gatewayIdentity": f"{_option(args, '--gateway-name')}.{_option(args, '--gateway-namespace')}"
-                        ".serviceaccount.identity.linkerd.cluster.local",
-                        "gatewayPort": "4143",
-                        "probeSpec": {"path": "/-/ambassador/ready", "port": "80", "period": "3s"},
-                    },
+                    "spec": {"targetClusterName": name, **self._gateway(args)},
                 }
             )
         return _dump(objects)
+
+    @staticmethod
+    def _gateway(args: list[str]) -> dict[str, Any]:
+        """What link-gen reads off the gateway Service; none with --gateway=false (test_link_live.py runs the real CLI)."""
+        if "--gateway=false" in args:
+            return {}
+        return {
+            "gatewayAddress": _option(args, "--gateway-addresses") or "203.0.113.10",
+            "gatewayIdentity": f"{_option(args, '--gateway-name')}.{_option(args, '--gateway-namespace')}"
+            ".serviceaccount.identity.linkerd.cluster.local",
+            "gatewayPort": "4143",
+            "probeSpec": {"path": "/-/ambassador/ready", "port": "80", "period": "3s"},
+        }

@@ -28,6 +28,7 @@ from tests.conftest import (
     run_refused,
     source_config,
     target_config,
+    target_outputs,
     upstream_file,
 )
 
@@ -91,6 +92,10 @@ class Case:
     secrets: dict[str, str] | None = None
     # Values computed in the test's folder (files), by key.
     files: dict[str, Callable[[Path], str]] = field(default_factory=dict)
+    # The whole reason the error gives, where the case pins it.
+    reason: str | None = None
+    # On the source: outputs of the target stack beyond those of a target that is up (conftest.target_outputs).
+    target: dict[str, Any] = field(default_factory=dict)
 
 
 def t(name: str, key: str, value: Any, **change: Any) -> Case:
@@ -99,6 +104,19 @@ def t(name: str, key: str, value: Any, **change: Any) -> Case:
 
 def s(name: str, key: str, value: Any, **change: Any) -> Case:
     return Case(name, change, key, value, stack="source")
+
+
+def mode(name: str, value: Any, reason: str, **change: Any) -> Case:
+    """exportedServices on the target, refused with this value and reason."""
+    return Case(name, change, "exportedServices", value, reason=reason)
+
+
+EXPORT_SHAPE = "each entry must be <namespace>/<service>, or a one-entry mapping <namespace>/<service>: <mode>"
+MODES = "mode must be one of gateway, remote-discovery, federated"
+POD_TO_POD = (
+    "pod to pod, which needs the source's pods to reach the target's pods directly; set flatNetwork true on this stack "
+    "once they do, or export them in mode gateway"
+)
 
 
 def f(name: str, key: str, make: Callable[[Path], str]) -> Case:
@@ -332,6 +350,145 @@ CASES = [
     s("gatewayAddresses-bad-ip", "gatewayAddresses", "300.1.1.1", gatewayAddresses=["300.1.1.1"]),
     s("gatewayAddresses-not-a-list", "gatewayAddresses", "192.0.2.1", gatewayAddresses="192.0.2.1"),
     s("verify-word", "verify", "nope", verify="nope"),
+    # each export's multicluster mode: a string (gateway) or one mapping of the service to its mode
+    mode(
+        "exportedServices-mode-unknown",
+        {"default/qotm-linkerd2": "flat"},
+        MODES,
+        exportedServices=[{"default/qotm-linkerd2": "flat"}],
+    ),
+    mode(
+        "exportedServices-mode-case",
+        {"default/qotm-linkerd2": "Federated"},
+        MODES,
+        exportedServices=[{"default/qotm-linkerd2": "Federated"}],
+    ),
+    mode("exportedServices-mode-number", {"default/qotm-linkerd2": 3}, MODES, exportedServices=[{"default/qotm-linkerd2": 3}]),
+    mode(
+        "exportedServices-mode-list",
+        {"default/qotm-linkerd2": ["gateway"]},
+        MODES,
+        exportedServices=[{"default/qotm-linkerd2": ["gateway"]}],
+    ),
+    mode(
+        "exportedServices-mapping-two-keys",
+        {"default/qotm-linkerd2": "gateway", "default/api": "federated"},
+        EXPORT_SHAPE,
+        exportedServices=[{"default/qotm-linkerd2": "gateway", "default/api": "federated"}],
+    ),
+    mode("exportedServices-mapping-empty", {}, EXPORT_SHAPE, exportedServices=[{}]),
+    mode("exportedServices-number", 42, EXPORT_SHAPE, exportedServices=[42]),
+    mode("exportedServices-null", None, EXPORT_SHAPE, exportedServices=[None]),
+    mode("exportedServices-nested-list", ["default/qotm-linkerd2"], EXPORT_SHAPE, exportedServices=[["default/qotm-linkerd2"]]),
+    mode(
+        "exportedServices-not-a-list",
+        '{"default/qotm-linkerd2": "gateway"}',
+        "must be a list; each entry <namespace>/<service>, or a one-entry mapping <namespace>/<service>: <mode>",
+        exportedServices={"default/qotm-linkerd2": "gateway"},
+    ),
+    mode(
+        "exportedServices-mapping-bad-service",
+        "Qotm",
+        "must be a DNS-1123 label (lower-case letters, digits and '-', at most 63)",
+        exportedServices=[{"default/Qotm": "federated"}],
+    ),
+    mode(
+        "exportedServices-federated-mirror-too-long",
+        "default/" + "f" * 54,
+        "its mirror <service>-federated would be longer than a Service name's 63",
+        clusterName="t",
+        exportedServices=[{"default/" + "f" * 54: "federated"}],
+    ),
+    mode(
+        "exportedServices-remote-discovery-mirror-too-long",
+        "default/" + "r" * 57,
+        "its mirror <service>-target would be longer than a Service name's 63",
+        exportedServices=[{"default/" + "r" * 57: "remote-discovery"}],
+    ),
+    mode(
+        "exportedServices-twice-two-modes",
+        "default/qotm-linkerd2",
+        "is listed twice",
+        exportedServices=["default/qotm-linkerd2", {"default/qotm-linkerd2": "remote-discovery"}],
+    ),
+    mode(
+        "exportedServices-twice-as-mappings",
+        "default/qotm-linkerd2",
+        "is listed twice",
+        exportedServices=[{"default/qotm-linkerd2": "federated"}, {"default/qotm-linkerd2": "federated"}],
+    ),
+    mode(
+        "exportedServices-mode-not-meshed",
+        "demo/api",
+        "is in namespace 'demo', not one of meshedNamespaces (default)",
+        exportedServices=[{"demo/api": "remote-discovery"}],
+    ),
+    mode(
+        "exportedServices-mode-api-server",
+        "default/kubernetes",
+        "is the API server's own Service: exporting it would mirror the API server",
+        exportedServices=[{"default/kubernetes": "federated"}],
+    ),
+    mode(
+        "exportedServices-remote-discovery-on-page-line",
+        {"default/qotm-linkerd2": "remote-discovery"},
+        "version line linkerd-2.8 (Linkerd stable-2.8.1) has only the gateway mode; remote-discovery needs the current line",
+        versionLine="linkerd-2.8",
+        exportedServices=[{"default/qotm-linkerd2": "remote-discovery"}],
+    ),
+    mode(
+        "exportedServices-federated-on-page-line",
+        {"default/qotm-linkerd2": "federated"},
+        "version line linkerd-2.8 (Linkerd stable-2.8.1) has only the gateway mode; federated needs the current line",
+        versionLine="linkerd-2.8",
+        exportedServices=["default/api", {"default/qotm-linkerd2": "federated"}],
+        meshedNamespaces=["default"],
+    ),
+    # what a mode needs: pod-to-pod exports need the source to say its network is flat
+    s("flatNetwork-word", "flatNetwork", "flat", flatNetwork="flat"),
+    t("flatNetwork-on-target", "flatNetwork", "true", flatNetwork="true"),
+    Case(
+        "flatNetwork-on-page-line",
+        {"versionLine": "linkerd-2.8", "edgeStackProduct": REMOVE, "edgeStackVersion": REMOVE, "flatNetwork": "true"},
+        "flatNetwork",
+        True,
+        stack="source",
+        reason="version line linkerd-2.8 links through the gateway only: nothing there reaches pods directly",
+    ),
+    Case(
+        "flatNetwork-off-remote-discovery",
+        {},
+        "flatNetwork",
+        False,
+        stack="source",
+        reason=f"the target stack exports default/qotm-linkerd2 (remote-discovery): {POD_TO_POD}",
+        target={
+            "exportedServices": ["default/qotm-linkerd2"],
+            "exportedServiceModes": {"default/qotm-linkerd2": "remote-discovery"},
+        },
+    ),
+    Case(
+        "flatNetwork-off-federated-among-gateway",
+        {"flatNetwork": "false"},
+        "flatNetwork",
+        False,
+        stack="source",
+        reason=f"the target stack exports shop/cart (federated): {POD_TO_POD}",
+        target={
+            "exportedServices": ["default/qotm-linkerd2", "shop/cart"],
+            "exportedServiceModes": {"default/qotm-linkerd2": "gateway", "shop/cart": "federated"},
+        },
+    ),
+    Case(
+        "targetStack-unknown-mode",
+        {"flatNetwork": "true"},
+        "targetStack",
+        "organization/aes-linkerd2/target",
+        stack="source",
+        reason="the target stack exports default/qotm-linkerd2 in mode 'mesh', not one of ['gateway', 'remote-discovery', "
+        "'federated']",
+        target={"exportedServices": ["default/qotm-linkerd2"], "exportedServiceModes": {"default/qotm-linkerd2": "mesh"}},
+    ),
     # collisions: ports Linkerd's proxy or Edge Stack use, probe paths that take others' requests, names twice
     *(t(f"gatewayPort-proxy-{port}", "gatewayPort", port, gatewayPort=str(port)) for port in (4140, 4190, 4191)),
     *(t(f"probePort-proxy-{port}", "probePort", port, probePort=str(port)) for port in (4140, 4190, 4191)),
@@ -685,7 +842,11 @@ def test_bad_config_is_refused_before_anything_with_key_and_value(case: Case, tm
     values = values_for(case, tmp_path)
     shown = case.files[case.key](tmp_path) if case.key in case.files else case.value
     started = time.monotonic()
-    run = run_refused(case.stack, values, secret_config=case.secrets)
+    references = None
+    if case.target:
+        outputs = target_outputs(values.get("versionLine", "current"), values.get("edgeStackProduct", "edge-stack"))
+        references = {values["targetStack"]: {**outputs, **case.target}}
+    run = run_refused(case.stack, values, secret_config=case.secrets, stack_references=references)
     elapsed = time.monotonic() - started
     message = str(run.error)
     assert isinstance(run.error, errors.ConfigError), f"{type(run.error).__name__}: {message[:500]}"
@@ -697,6 +858,8 @@ def test_bad_config_is_refused_before_anything_with_key_and_value(case: Case, tm
     assert len(message) <= len(prefix) + SHOWN_LIMIT + 300, f"{len(message)} characters"
     assert "Traceback" not in message and "root:x:0:0" not in message and "secret-looking" not in message
     assert "do-not-show-me" not in message
+    if case.reason is not None:
+        assert message == f"{prefix}{errors.shown(shown)}: {case.reason}"
     assert not (Path.cwd() / "PWNED").exists()
     assert elapsed < SECONDS, f"{elapsed:.1f} s"
 

@@ -47,7 +47,9 @@ def test_target_defaults_come_from_the_version_line() -> None:
         qotm_namespace="default",
         smoke_test_url=None,
     )
-    assert cfg.role.exported_services == (("default", "qotm-linkerd2"),)
+    assert cfg.role.exported_services == (
+        config_model.ExportedService("default", "qotm-linkerd2", config_model.ExportMode.GATEWAY),
+    )
     assert cfg.linkerd.ha is True and cfg.edge_stack.add_linkerd_headers is True
 
 
@@ -58,6 +60,44 @@ def test_source_defaults() -> None:
     assert cfg.role.target.name == "target"
     assert cfg.role.target.context == TARGET_CONTEXT
     assert cfg.role.verify is True
+
+
+def test_each_export_takes_its_mode_gateway_unless_said() -> None:
+    cfg = load(
+        target_config(
+            meshedNamespaces=["default", "shop"],
+            exportedServices=[
+                "default/qotm-linkerd2",
+                {"shop/cart": "remote-discovery"},
+                {"shop/api": "federated"},
+                {"shop/web": "gateway"},
+            ],
+        ),
+        secrets={"edgeStackLicenseKey": "token"},
+    )
+    assert isinstance(cfg.role, config_model.TargetRole)
+    mode = config_model.ExportMode
+    assert cfg.role.exported_services == (
+        config_model.ExportedService("default", "qotm-linkerd2", mode.GATEWAY),
+        config_model.ExportedService("shop", "cart", mode.REMOTE_DISCOVERY),
+        config_model.ExportedService("shop", "api", mode.FEDERATED),
+        config_model.ExportedService("shop", "web", mode.GATEWAY),
+    )
+    # The page's line keeps its one mode, said or not.
+    page = load(target_config("linkerd-2.8", exportedServices=["default/qotm-linkerd2", {"default/api": "gateway"}]))
+    assert isinstance(page.role, config_model.TargetRole)
+    assert [s.mode for s in page.role.exported_services] == [mode.GATEWAY, mode.GATEWAY]
+
+
+def test_the_source_says_whether_its_network_is_flat() -> None:
+    secrets = {"edgeStackLicenseKey": "token"}
+    unsaid = load(source_config(), stack="source", secrets=secrets)
+    flat = load(source_config(flatNetwork="true"), stack="source", secrets=secrets)
+    assert isinstance(unsaid.role, config_model.SourceRole) and isinstance(flat.role, config_model.SourceRole)
+    assert (unsaid.role.flat_network, flat.role.flat_network) == (False, True)
+    # Pulumi.yaml's default reaches the target as "false": as good as unset there.
+    target = load(target_config(flatNetwork="false"), secrets=secrets)
+    assert target.is_target
 
 
 def test_official_manifest_urls_are_pinned_to_the_version() -> None:

@@ -24,6 +24,7 @@ def build(
     addresses: tuple[str, ...] = (),
     preview: bool = False,
     api_server_address: str | None = None,
+    gateway: bool = True,
 ) -> Run:
     def program() -> None:
         provider = k8s.Provider("source-cluster", context="source-ctx")
@@ -41,6 +42,7 @@ def build(
                 gateway_name="edge-stack",
                 gateway_namespace="ambassador",
                 gateway_addresses=addresses,
+                gateway=gateway,
                 api_server_address=api_server_address,
                 control_plane=[extension],
                 verify=verify,
@@ -123,3 +125,21 @@ def test_preview_lists_the_link_and_its_credentials_as_planned_resources(preview
     # The checks wait for the Link itself, known when they are registered.
     check = run.one("Command", "multicluster-source-multicluster-check")
     assert run.depends(check, on=link) and run.depends(check, on=credentials)
+
+
+@pytest.mark.parametrize("preview", [False, True])
+def test_a_link_without_a_gateway_when_every_export_is_pod_to_pod(preview: bool) -> None:
+    """link-gen --gateway=false: no gateway to name or address; `multicluster gateways` would list nothing."""
+    run = build(addresses=("203.0.113.10",), gateway=False, preview=preview)
+    assert run.mocks.commands == [
+        "linkerd --kubeconfig /t/config --context target-ctx multicluster link-gen --cluster-name target --gateway=false"
+    ]
+    assert [c.name for c in run.find("Command")] == ["multicluster-source-multicluster-check"]
+    check = run.one("Command", "multicluster-source-multicluster-check")
+    # `linkerd multicluster check` skips the gateway's probe for a Link without one (its own rule).
+    assert check.inputs["create"] == "linkerd --context source-ctx multicluster check"
+    assert check.inputs["triggers"][:5] == ["target", "", "", "", ""]
+    assert run.depends(check, on=run.one("Link")) and run.depends(check, on=run.one("Secret"))
+    # The triggers differ from the gateway's Link's: switching asks the checks again.
+    with_gateway = build(addresses=("203.0.113.10",)).one("Command", "multicluster-source-multicluster-check")
+    assert with_gateway.inputs["triggers"][:5] == ["target", "edge-stack", "ambassador", "203.0.113.10", ""]

@@ -9,7 +9,7 @@ import yaml
 
 from components.multicluster_target import MulticlusterTarget, MulticlusterTargetArgs
 from support import upstream
-from support.config_model import GatewaySettings
+from support.config_model import ExportedService, ExportMode, GatewaySettings
 from tests.conftest import provider_urn, upstream_file
 from tests.harness import Run, run_program
 from tests.schemas import validate_builtin, validate_custom_resource
@@ -17,8 +17,15 @@ from tests.schemas import validate_builtin, validate_custom_resource
 EDGE_STACK_PORTS = ({"name": "http", "port": 80, "targetPort": 8080}, {"name": "https", "port": 443, "targetPort": 8443})
 
 
+GATEWAY_EXPORTS = (ExportedService("default", "qotm-linkerd2"), ExportedService("shop", "cart"))
+
+
 def build(
-    line: upstream.VersionLine = upstream.CURRENT, *, probe_path: str = "/-/ambassador/ready", preview: bool = False
+    line: upstream.VersionLine = upstream.CURRENT,
+    *,
+    probe_path: str = "/-/ambassador/ready",
+    preview: bool = False,
+    exports: tuple[ExportedService, ...] = GATEWAY_EXPORTS,
 ) -> Run:
     def program() -> None:
         provider = k8s.Provider("cluster", context="target-ctx")
@@ -36,7 +43,7 @@ def build(
                     port=4143, probe_port=80, probe_target_port=8080, probe_path=probe_path, probe_period_seconds=3
                 ),
                 trust_domain="cluster.local",
-                exported_services=[("default", "qotm-linkerd2"), ("shop", "cart")],
+                exported_services=exports,
                 depends_on=[mesh],
                 service_resource=service,
             ),
@@ -161,3 +168,26 @@ def test_exported_services_by_line() -> None:
         "annotations": {"pulumi.com/skipAwait": "true"},
     }
     assert run.depends(current[("shop", "cart")], on=run.one("ServicePatch", "multicluster-target-gateway-service"))
+
+
+def test_each_export_carries_the_label_of_its_mode() -> None:
+    """Linkerd's link-gen selects by these: selector, remoteDiscoverySelector, federatedServiceSelector."""
+    exports = (
+        ExportedService("default", "qotm-linkerd2", ExportMode.GATEWAY),
+        ExportedService("shop", "cart", ExportMode.REMOTE_DISCOVERY),
+        ExportedService("shop", "api", ExportMode.FEDERATED),
+    )
+    run = build(exports=exports)
+    labels = {
+        (p.namespace, p.object_name): p.inputs["metadata"].get("labels") for p in run.find("ServicePatch") if "export" in p.name
+    }
+    assert labels == {
+        ("default", "qotm-linkerd2"): {"mirror.linkerd.io/exported": "true"},
+        ("shop", "cart"): {"mirror.linkerd.io/exported": "remote-discovery"},
+        ("shop", "api"): {"mirror.linkerd.io/federated": "member"},
+    }
+    for patch in (p for p in run.find("ServicePatch") if "export" in p.name):
+        assert patch.inputs["metadata"]["annotations"] == {"pulumi.com/skipAwait": "true"}
+        assert run.depends(patch, on=run.one("ServicePatch", "multicluster-target-gateway-service"))
+    # The gateway is Edge Stack's whatever the exports' modes: a gateway export may come with the next `up`.
+    assert run.one("ServicePatch", "multicluster-target-gateway-service").inputs["spec"]["ports"][-1]["name"] == "mc-gateway"

@@ -126,3 +126,50 @@ def test_the_link_waits_for_its_crd_and_the_running_control_plane() -> None:
     link = run.one("Link")
     assert run.depends(link, on=run.one("CustomResourceDefinition", "links.multicluster.linkerd.io"))
     assert run.depends(link, on=run.one("Deployment", "linkerd-identity", "linkerd"))
+
+
+def pod_to_pod_target(modes: dict[str, str]) -> dict[str, dict[str, object]]:
+    outputs = {**target_outputs(), "exportedServices": list(modes), "exportedServiceModes": modes}
+    return {"organization/aes-linkerd2/target": outputs}
+
+
+def test_pod_to_pod_exports_only_link_without_a_gateway_and_verify_without_listing_gateways() -> None:
+    modes = {"default/qotm-linkerd2": "remote-discovery", "shop/cart": "federated"}
+    run = run_stack("source", source_config(flatNetwork="true"), stack_references=pod_to_pod_target(modes))
+    assert run.error is None, run.error
+    [link] = [c for c in run.mocks.commands if "link-gen" in c]
+    assert link.endswith(f"--context {TARGET_CONTEXT} multicluster link-gen --cluster-name target --gateway=false")
+    checks = [c.name for c in run.find("Command") if c.name.startswith("multicluster-source-")]
+    assert checks == ["multicluster-source-multicluster-check"]
+    assert run.depends(run.one("Command", "multicluster-source-multicluster-check"), on=run.one("Link"))
+
+
+def test_one_gateway_export_among_pod_to_pod_ones_keeps_the_gateway() -> None:
+    modes = {"default/qotm-linkerd2": "gateway", "shop/cart": "remote-discovery"}
+    run = run_stack("source", source_config(flatNetwork="true"), stack_references=pod_to_pod_target(modes))
+    assert run.error is None, run.error
+    [link] = [c for c in run.mocks.commands if "link-gen" in c]
+    assert link.endswith("link-gen --cluster-name target --gateway-name edge-stack --gateway-namespace ambassador")
+    checks = {c.name for c in run.find("Command") if c.name.startswith("multicluster-source-")}
+    assert checks == {"multicluster-source-multicluster-check", "multicluster-source-gateways"}
+
+
+def test_a_target_from_before_modes_links_through_its_gateway() -> None:
+    """A target stack whose outputs have no exportedServiceModes exported everything through the gateway."""
+    outputs = {**target_outputs(), "exportedServices": ["default/qotm-linkerd2"]}
+    run = run_stack("source", source_config(), stack_references={"organization/aes-linkerd2/target": outputs})
+    assert run.error is None, run.error
+    assert any(c.endswith("--gateway-name edge-stack --gateway-namespace ambassador") for c in run.mocks.commands)
+
+
+def test_pod_to_pod_exports_outside_the_meshed_namespaces_are_said(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Their mirrors have no Endpoints: only meshed callers reach them. A warning, the update goes on."""
+    said: list[str] = []
+    monkeypatch.setattr("pulumi.log.warn", lambda message, *args, **kwargs: said.append(message))
+    modes = {"default/qotm-linkerd2": "remote-discovery", "shop/cart": "federated", "shop/web": "gateway"}
+    run = run_stack("source", source_config(flatNetwork="true"), stack_references=pod_to_pod_target(modes))
+    assert run.error is None, run.error
+    assert [m for m in said if "meshedNamespaces" in m] == [
+        "shop/cart is exported federated: its mirror in namespace shop has no Endpoints, so only meshed pods reach it, "
+        "and shop is not one of this stack's meshedNamespaces"
+    ]

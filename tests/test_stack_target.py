@@ -144,6 +144,7 @@ def test_outputs_for_the_source_and_no_key_among_them() -> None:
     assert outputs["versionLine"] == "current" and outputs["linkerdVersion"] == "edge-26.8.3"
     assert outputs["gatewayName"] == "edge-stack" and outputs["gatewayNamespace"] == "ambassador"
     assert outputs["exportedServices"] == ["default/qotm-linkerd2"]
+    assert outputs["exportedServiceModes"] == {"default/qotm-linkerd2": "gateway"}
     assert outputs["trustAnchorPem"].startswith("-----BEGIN CERTIFICATE-----")
     # The source signs its own issuer with the anchor in this Secret of the target cluster.
     assert outputs["trustAnchorSecret"] == "linkerd-trust-anchor"
@@ -193,6 +194,43 @@ def test_a_second_up_reuses_the_anchor_in_the_cluster() -> None:
     """State lost, or the Command made again: the anchor Secret outlives it and is not replaced."""
     first = up().outputs["trustAnchorPem"]
     assert up().outputs["trustAnchorPem"] == first
+
+
+@pytest.mark.parametrize("preview", [False, True])
+def test_each_export_is_labelled_for_its_mode_and_the_modes_are_an_output(preview: bool) -> None:
+    run = up(
+        preview=preview,
+        meshedNamespaces=["default", "shop"],
+        exportedServices=["default/qotm-linkerd2", {"shop/cart": "remote-discovery"}, {"shop/api": "federated"}],
+    )
+    patches = {p.name: p.inputs["metadata"] for p in run.find("ServicePatch") if "export" in p.name}
+    assert patches == {
+        "multicluster-target-export-default-qotm-linkerd2": {
+            "name": "qotm-linkerd2",
+            "namespace": "default",
+            "labels": {"mirror.linkerd.io/exported": "true"},
+            "annotations": {"pulumi.com/skipAwait": "true"},
+        },
+        "multicluster-target-export-shop-cart": {
+            "name": "cart",
+            "namespace": "shop",
+            "labels": {"mirror.linkerd.io/exported": "remote-discovery"},
+            "annotations": {"pulumi.com/skipAwait": "true"},
+        },
+        "multicluster-target-export-shop-api": {
+            "name": "api",
+            "namespace": "shop",
+            "labels": {"mirror.linkerd.io/federated": "member"},
+            "annotations": {"pulumi.com/skipAwait": "true"},
+        },
+    }
+    # What the source and `status` read: the list as before, and each one's mode beside it.
+    assert run.outputs["exportedServices"] == ["default/qotm-linkerd2", "shop/cart", "shop/api"]
+    assert run.outputs["exportedServiceModes"] == {
+        "default/qotm-linkerd2": "gateway",
+        "shop/cart": "remote-discovery",
+        "shop/api": "federated",
+    }
 
 
 def test_emissary_and_no_qotm() -> None:

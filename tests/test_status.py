@@ -296,7 +296,10 @@ def test_healthy_pair() -> None:
         "config.linkerd.io/enable-gateway=true, config.linkerd.io/proxy-require-identity-inbound-ports=4143, "
         "config.linkerd.io/skip-inbound-ports=80,443, linkerd.io/inject=enabled"
     )
-    assert found[("target", "default/qotm-linkerd2")].detail == "label mirror.linkerd.io/exported set, 1 endpoint(s)"
+    assert (
+        found[("target", "default/qotm-linkerd2")].detail
+        == "mode gateway: label mirror.linkerd.io/exported=true set, 1 endpoint(s)"
+    )
     assert found[("source", "Link target")].detail == (
         f"gateway 192.0.2.1:4143 as {IDENTITY}, probe :80{upstream.DEFAULT_PROBE_PATH} every 3s"
     )
@@ -341,7 +344,10 @@ def test_each_failure_is_named() -> None:
         ("source", "source-issuer (issuer)")
     ].endswith("DUE")
     # The export still stands without endpoints (no pod behind it is not the export's fault).
-    assert by_name(report)[("target", "default/qotm-linkerd2")].detail == "label mirror.linkerd.io/exported set, 0 endpoint(s)"
+    assert (
+        by_name(report)[("target", "default/qotm-linkerd2")].detail
+        == "mode gateway: label mirror.linkerd.io/exported=true set, 0 endpoint(s)"
+    )
     assert not report.healthy
 
 
@@ -457,12 +463,157 @@ def test_svg_shows_failure_in_red() -> None:
     assert "no mirrored services" in picture
 
 
+# --- a Link without a gateway: every export pod to pod ------------------------------------------------------
+
+POD_TO_POD = {"default/qotm-linkerd2": "remote-discovery", "shop/cart": "federated"}
+
+
+def pod_to_pod_outputs(modes: dict[str, str] = POD_TO_POD) -> dict[str, Any]:
+    values = outputs()
+    values["target"] = {**values["target"], "exportedServices": list(modes), "exportedServiceModes": modes}
+    return values
+
+
+def gateway_less_link() -> dict[str, Any]:
+    """The Link as the real `link-gen --gateway=false` writes it (tests/test_link_live.py), with the mirror's status."""
+    return {
+        "apiVersion": "multicluster.linkerd.io/v1alpha3",
+        "kind": "Link",
+        "metadata": meta("target", "linkerd-multicluster"),
+        "spec": {
+            "targetClusterName": "target",
+            "clusterCredentialsSecret": "cluster-credentials-target",
+            "targetClusterDomain": "cluster.local",
+            "targetClusterLinkerdNamespace": "linkerd",
+            "probeSpec": {},
+            "remoteDiscoverySelector": {"matchLabels": {"mirror.linkerd.io/exported": "remote-discovery"}},
+            "federatedServiceSelector": {"matchLabels": {"mirror.linkerd.io/federated": "member"}},
+        },
+        "status": {
+            "mirrorServices": [mirrored_status("qotm-linkerd2", "default", "qotm-linkerd2-target")],
+            "federatedServices": [mirrored_status("cart", "shop", "cart-federated")],
+        },
+    }
+
+
+def mirrored_status(name: str, namespace: str, local: str) -> dict[str, Any]:
+    condition = {
+        "type": "Mirrored",
+        "status": "True",
+        "reason": "Mirrored",
+        "message": "",
+        "lastTransitionTime": "2026-12-07T00:00:00Z",
+        "localRef": {"name": local, "namespace": namespace, "kind": "Service"},
+    }
+    remote = {"name": name, "namespace": namespace, "kind": "Service"}
+    return {"controllerName": "linkerd.io/service-mirror", "remoteRef": remote, "conditions": [condition]}
+
+
+def pod_to_pod_objects() -> dict[str, list[dict[str, Any]]]:
+    """STAND-IN mirrors as the service mirror writes them pod to pod: Services, no Endpoints, no probe Service."""
+    target = [o for o in cluster_objects("target") if o["metadata"]["name"] != "qotm-linkerd2"]
+    target += [service("qotm-linkerd2", "default", [{"port": 80}], labels={"mirror.linkerd.io/exported": "remote-discovery"})]
+    target += [
+        deployment("cart", "shop"),
+        service("cart", "shop", [{"port": 80}], labels={"mirror.linkerd.io/federated": "member"}),
+    ]
+    remote_discovery = {
+        "mirror.linkerd.io/mirrored-service": "true",
+        "mirror.linkerd.io/cluster-name": "target",
+        "multicluster.linkerd.io/remote-discovery": "target",
+        "multicluster.linkerd.io/remote-service": "qotm-linkerd2",
+    }
+    mirrors = [
+        service("qotm-linkerd2-target", "default", [{"port": 80}], False, labels=remote_discovery),
+        # One Service for every linked cluster's members: no cluster-name label, members named in an annotation.
+        service("cart-federated", "shop", [{"port": 80}], False, labels={"mirror.linkerd.io/mirrored-service": "true"},
+                annotations={"multicluster.linkerd.io/remote-discovery": "cart@target"}),
+    ]  # fmt: skip
+    return {"target": as_listed(target), "source": [*as_listed(cluster_objects("source") + mirrors), gateway_less_link()]}
+
+
+def never_asked(settings: StackSettings, context: str, link: str) -> list[dict[str, Any]]:
+    raise AssertionError("a Link without a gateway has no probe for `linkerd multicluster gateways` to list")
+
+
+def test_a_link_without_a_gateway_has_no_gateway_lines_and_shows_each_mode() -> None:
+    report = checks.collect(pod_to_pod_outputs(), settings(), fake_kubectl(pod_to_pod_objects()), gateways=never_asked)
+    found = by_name(report)
+    assert report.healthy, views.text(report)
+    assert [c.name for c in report.checks if c.stack == "source" and c.area == "link"] == [
+        "Link target",
+        "mirror default/qotm-linkerd2-target",
+        "mirror shop/cart-federated",
+    ]
+    assert found[("source", "Link target")].detail == (
+        "no gateway (every export pod to pod): remote-discovery by mirror.linkerd.io/exported=remote-discovery, "
+        "federated by mirror.linkerd.io/federated=member"
+    )
+    assert found[("source", "mirror default/qotm-linkerd2-target")].detail == (
+        "remote-discovery: pod to pod, no Endpoints of its own; Link status Mirrored=True Mirrored"
+    )
+    assert found[("source", "mirror shop/cart-federated")].detail == (
+        "federated: pod to pod, no Endpoints of its own; Link status Mirrored=True Mirrored"
+    )
+    assert found[("target", "default/qotm-linkerd2")].detail == (
+        "mode remote-discovery: label mirror.linkerd.io/exported=remote-discovery set, 1 endpoint(s)"
+    )
+    assert found[("target", "shop/cart")].detail == "mode federated: label mirror.linkerd.io/federated=member set, 1 endpoint(s)"
+    data = report.data()
+    assert data["clusters"][0]["exportedServiceModes"] == POD_TO_POD
+    picture = views.svg(report)
+    assert "exported default/qotm-linkerd2 (remote-discovery)" in picture and "exported shop/cart (federated)" in picture
+    assert "default/qotm-linkerd2-target &lt;- remote-discovery</text>" in picture
+    assert "shop/cart-federated &lt;- federated</text>" in picture
+    assert "gateway mirror" not in picture and views.COLOURS[checks.FAIL] not in picture
+
+
+def test_what_a_mode_needs_is_named_when_missing() -> None:
+    objects = pod_to_pod_objects()
+    # The target's Service still carries the gateway's label; the source's federated Service is gone.
+    qotm = next(o for o in objects["target"] if o["kind"] == "Service" and o["metadata"]["name"] == "qotm-linkerd2")
+    qotm["metadata"]["labels"] = {"mirror.linkerd.io/exported": "true"}
+    objects["source"] = [o for o in objects["source"] if o["metadata"]["name"] != "cart-federated"]
+    report = checks.collect(pod_to_pod_outputs(), settings(), fake_kubectl(objects), gateways=never_asked)
+    failed = {(c.stack, c.name): c.detail for c in report.checks if c.state == checks.FAIL}
+    assert failed == {
+        ("target", "default/qotm-linkerd2"): "mode remote-discovery: label mirror.linkerd.io/exported=remote-discovery MISSING, "
+        "1 endpoint(s)",
+        ("source", "mirror shop/cart-federated"): "not mirrored (exported as shop/cart); Link status Mirrored=True Mirrored",
+    }
+
+
+def test_a_gateway_export_needs_a_link_with_a_gateway() -> None:
+    """One export through the gateway and a Link without one (made before that export): red, and what to do."""
+    modes = {"default/qotm-linkerd2": "gateway", "shop/cart": "federated"}
+    report = checks.collect(pod_to_pod_outputs(modes), settings(), fake_kubectl(pod_to_pod_objects()), gateways=never_asked)
+    check = by_name(report)[("source", "Link target")]
+    assert (check.state, check.detail) == (
+        checks.FAIL,
+        "no gateway, yet default/qotm-linkerd2 goes through one: `up` the source again",
+    )
+    # The gateway's mirror is expected with Endpoints (through the gateway), the federated one pod to pod.
+    assert by_name(report)[("source", "mirror default/qotm-linkerd2-target")].detail == (
+        "endpoints none; Link status Mirrored=True Mirrored"
+    )
+
+
+def test_a_target_from_before_modes_exports_through_its_gateway() -> None:
+    """Outputs without exportedServiceModes (the recorded ones below too): every export is the gateway's."""
+    values = outputs()
+    assert "exportedServiceModes" not in values["target"]
+    report = checks.collect(values, settings(), fake_kubectl(healthy_objects()), gateways=silent)
+    assert report.clusters[0].export_modes == {"default/qotm-linkerd2": "gateway"}
+    assert by_name(report)[("source", "gateway mirror")].state == checks.OK
+
+
 # --- the views of recorded live answers, byte for byte ----------------------------------------------------
 
 # What kubectl answered from the live clusters of test_live_clusters (after `up`, after breaking it, and with
 # the target's context unknown), managedFields left out (status never reads them), with the text, SVG, JSON
 # and terminal table the status code drew from them when they were recorded (main 98754f2, before status was
-# split into read/checks/views). Certificates at fixed dates on a fixed clock, one issuer due.
+# split into read/checks/views), redrawn once when the exports began to show their mode (only the exports' lines
+# and the JSON's exportedServiceModes changed). Certificates at fixed dates on a fixed clock, one issuer due.
 RECORDED = ROOT / "tests" / "fixtures" / "status"
 RECORDED_NOW = "2026-12-07T00:00:00Z"
 
@@ -758,10 +909,10 @@ def test_driver_status_prints_json_text_svg_and_exits_by_health(
     monkeypatch.setattr("driver.status.read.kubectl_runner", fake_kubectl(objects))
     monkeypatch.setattr("driver.status.read.linkerd_gateways", silent)
 
-    assert main(["status", "--json", "--svg", str(tmp_path / "status.svg")]) == 0
+    assert main(["status", "--json", "--svg", str(tmp_path / "views.svg")]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["healthy"] is True and [c["context"] for c in data["clusters"]] == ["target", "source"]
-    assert (tmp_path / "status.svg").read_text().startswith("<svg")
+    assert (tmp_path / "views.svg").read_text().startswith("<svg")
 
     gateway = next(o for o in objects["target"] if o["kind"] == "Service" and o["metadata"]["name"] == GATEWAY.service)
     gateway["metadata"]["annotations"] = {}
@@ -825,3 +976,66 @@ def test_the_pre_flight_reads_a_live_cluster_and_lists_every_problem_at_once(liv
     passed = {f.subject: f.message for f in findings if f.ok}
     assert passed["target: context target"] == "API server answers, Kubernetes 1.34"
     assert passed["target: linkerd CLI edge-26.8.3"] == real_linkerd()
+
+
+def test_live_link_without_a_gateway(live: dict[str, str]) -> None:
+    """A second link, `flat`, as `link-gen --gateway=false` writes it, accepted by the real Link CRD; its exports pod to
+    pod on the live target; the mirrors as the service mirror writes them (STAND-IN). Read through the real kubectl."""
+    apply(live, "source", [link_crd()])
+    established(live, "source", "links.multicluster.linkerd.io")
+    namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": meta("flat")}
+    apply(live, "target", [
+        namespace,
+        service("api", "flat", [{"port": 80}], False, labels={"mirror.linkerd.io/exported": "remote-discovery"}),
+        service("cart", "flat", [{"port": 80}], False, labels={"mirror.linkerd.io/federated": "member"}),
+    ])  # fmt: skip
+    link = gateway_less_link()
+    link["metadata"]["name"] = link["spec"]["targetClusterName"] = "flat"
+    link["spec"]["clusterCredentialsSecret"] = "cluster-credentials-flat"
+    link_status = {
+        "mirrorServices": [mirrored_status("api", "flat", "api-flat")],
+        "federatedServices": [mirrored_status("cart", "flat", "cart-federated")],
+    }
+    del link["status"]
+    remote_discovery = {
+        "mirror.linkerd.io/mirrored-service": "true",
+        "mirror.linkerd.io/cluster-name": "flat",
+        "multicluster.linkerd.io/remote-discovery": "flat",
+    }
+    extension = next(n for n in namespaces() if n["metadata"]["name"] == "linkerd-multicluster")
+    apply(live, "source", [
+        namespace,
+        extension,
+        service("api-flat", "flat", [{"port": 80}], False, labels=remote_discovery),
+        service("cart-federated", "flat", [{"port": 80}], False, labels={"mirror.linkerd.io/mirrored-service": "true"}),
+        link,
+    ])  # fmt: skip
+    patch = json.dumps({"status": link_status})
+    kubectl(
+        live, "source", "patch", "link", "flat", "-n", "linkerd-multicluster", "--subresource=status", "--type=merge", "-p", patch
+    )
+
+    values = outputs()
+    values["target"] = {**values["target"], "exportedServices": ["flat/api", "flat/cart"],
+                        "exportedServiceModes": {"flat/api": "remote-discovery", "flat/cart": "federated"}}  # fmt: skip
+    values["source"] = {**values["source"], "linkedCluster": "flat"}
+    report = checks.collect(values, settings(live["kubectl"], live["kubeconfig"]), read.kubectl_runner, gateways=never_asked)
+    shown = {(c.stack, c.area, c.name): (c.state, c.detail) for c in report.checks if c.area in ("exports", "link")}
+    assert shown == {
+        ("target", "exports", "flat/api"): (
+            checks.OK, "mode remote-discovery: label mirror.linkerd.io/exported=remote-discovery set, 0 endpoint(s)"),
+        ("target", "exports", "flat/cart"): (
+            checks.OK, "mode federated: label mirror.linkerd.io/federated=member set, 0 endpoint(s)"),
+        ("source", "link", "Link flat"): (checks.OK, checks_detail_no_gateway()),
+        ("source", "link", "mirror flat/api-flat"): (
+            checks.OK, "remote-discovery: pod to pod, no Endpoints of its own; Link status Mirrored=True Mirrored"),
+        ("source", "link", "mirror flat/cart-federated"): (
+            checks.OK, "federated: pod to pod, no Endpoints of its own; Link status Mirrored=True Mirrored"),
+    }, views.text(report)  # fmt: skip
+
+
+def checks_detail_no_gateway() -> str:
+    return (
+        "no gateway (every export pod to pod): remote-discovery by mirror.linkerd.io/exported=remote-discovery, "
+        "federated by mirror.linkerd.io/federated=member"
+    )

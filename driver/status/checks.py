@@ -10,7 +10,7 @@ Endpoints, the Link's status) is read from the cluster.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -18,6 +18,7 @@ from driver import certs
 from driver.settings import StackSettings
 from driver.status.read import GATEWAYS, Gateways, Kubectl, KubectlError, Objects, linkerd_gateways, read_objects
 from support import upstream
+from support.config_model import ExportMode, needs_gateway
 
 OK, FAIL, UNKNOWN = "ok", "FAIL", "unknown"
 AREAS = ("control plane", "edge stack", "exports", "link", "certificates")
@@ -48,6 +49,9 @@ class ClusterStatus:
     checks: list[Check] = field(default_factory=list)
     gateway_ports: list[str] = field(default_factory=list)
     exported: list[str] = field(default_factory=list)
+    # "namespace/name" -> its multicluster mode: the target's exports, and the source's mirrors reached pod to pod.
+    export_modes: dict[str, str] = field(default_factory=dict)
+    mirror_modes: dict[str, str] = field(default_factory=dict)
     # name -> endpoints ("address:port"), of the Services mirrored from the linked cluster.
     mirrored: dict[str, list[str]] = field(default_factory=dict)
     linked_to: str | None = None
@@ -87,6 +91,7 @@ class Report:
                     "linkedTo": c.linked_to,
                     "gatewayPorts": c.gateway_ports,
                     "exportedServices": c.exported,
+                    "exportedServiceModes": c.export_modes,
                     "mirroredServices": c.mirrored,
                     "checks": [{k: v for k, v in asdict(check).items() if k != "stack"} for check in c.checks],
                 }
@@ -228,23 +233,37 @@ def _gateway_annotations(cluster: ClusterStatus, service: Mapping[str, Any], ide
 # --- exports and the link -----------------------------------------------------------------------
 
 
+def export_modes(target_outputs: Mapping[str, Any]) -> dict[str, str]:
+    """The target's exports ("namespace/name") and the mode of each; a target from before modes: the gateway."""
+    listed = target_outputs.get("exportedServiceModes")
+    modes = listed if isinstance(listed, Mapping) else {}
+    return {str(ref): str(modes.get(str(ref), ExportMode.GATEWAY)) for ref in target_outputs.get("exportedServices") or []}
+
+
 def exports(cluster: ClusterStatus, objects: Objects, settings: StackSettings, outputs: Mapping[str, Any]) -> None:
-    for entry in outputs.get("exportedServices") or []:
-        namespace, _, name = str(entry).partition("/")
+    for entry, mode in export_modes(outputs).items():
+        namespace, _, name = entry.partition("/")
         service = objects.get("Service", namespace, name)
         if service is None:
             cluster.add("exports", entry, False, "Service missing")
             continue
-        meta = service["metadata"]
-        if settings.line.export_by_label:
-            exported = (meta.get("labels") or {}).get(upstream.EXPORTED_LABEL) == "true"
-            how = f"label {upstream.EXPORTED_LABEL}"
-        else:
-            exported = upstream.EXPORT_GATEWAY_NAME_ANNOTATION in (meta.get("annotations") or {})
-            how = f"annotation {upstream.EXPORT_GATEWAY_NAME_ANNOTATION}"
-        cluster.exported.append(str(entry))
-        detail = f"{how} {'set' if exported else 'MISSING'}, {len(_endpoints(objects, namespace, name))} endpoint(s)"
-        cluster.add("exports", entry, exported, detail)
+        cluster.exported.append(entry)
+        cluster.export_modes[entry] = mode
+        if mode not in upstream.EXPORT_LABELS:
+            cluster.add("exports", entry, False, f"mode {mode!r} is none of {', '.join(upstream.EXPORT_LABELS)}")
+            continue
+        exported, how = _export_mark(settings.line, mode, service["metadata"])
+        served = len(_endpoints(objects, namespace, name))
+        cluster.add("exports", entry, exported, f"mode {mode}: {how} {'set' if exported else 'MISSING'}, {served} endpoint(s)")
+
+
+def _export_mark(line: upstream.VersionLine, mode: str, meta: Mapping[str, Any]) -> tuple[bool, str]:
+    """Whether the Service carries what exports it in its mode (a label, or 2.8's annotation), and what that is."""
+    if not line.export_by_label:
+        annotation = upstream.EXPORT_GATEWAY_NAME_ANNOTATION
+        return annotation in (meta.get("annotations") or {}), f"annotation {annotation}"
+    label, value = upstream.EXPORT_LABELS[mode]
+    return (meta.get("labels") or {}).get(label) == value, f"label {label}={value}"
 
 
 def gateway_probe(cluster: ClusterStatus, link_name: str, probe: Callable[[], list[dict[str, Any]]]) -> None:
@@ -267,30 +286,76 @@ def link(
     cluster: ClusterStatus,
     objects: Objects,
     link_name: str,
-    exported: Iterable[str],
+    modes: Mapping[str, str],
     ask_gateways: Callable[[], list[dict[str, Any]]],
 ) -> None:
-    """The Link, the gateway's probe mirror and the mirrored Services, as the service mirror leaves them."""
+    """The Link, the gateway's probe mirror (when it has a gateway) and the mirrored Services, as the service mirror
+    leaves them; `modes`: the target's exports and the mode of each."""
     cluster.linked_to = link_name
     found = objects.get("Link", upstream.MULTICLUSTER_NAMESPACE, link_name)
     if found is None:
         cluster.add("link", f"Link {link_name}", False, f"missing in {upstream.MULTICLUSTER_NAMESPACE}")
         return
-    _link_spec(cluster, found, link_name)
     services = [s for s in objects.all("Service") if _labels(s).get(CLUSTER_NAME_LABEL) == link_name]
-    _gateway_mirrors(cluster, objects, [s for s in services if MIRRORED_GATEWAY_LABEL in _labels(s)])
-    gateway_probe(cluster, link_name, ask_gateways)
-    mirrored = _mirrored_services(services)
-    expected = {f"{entry}-{link_name}": str(entry) for entry in exported}
-    conditions = _mirrored_conditions(found)
+    if _link_spec(cluster, found, link_name, modes):
+        _gateway_mirrors(cluster, objects, [s for s in services if MIRRORED_GATEWAY_LABEL in _labels(s)])
+        gateway_probe(cluster, link_name, ask_gateways)
+    _mirrors(cluster, objects, found, link_name, modes=modes, mirrored=_mirrored_services(services))
+
+
+def _mirrors(
+    cluster: ClusterStatus,
+    objects: Objects,
+    found: Mapping[str, Any],
+    link_name: str,
+    *,
+    modes: Mapping[str, str],
+    mirrored: set[str],
+) -> None:
+    """Each export's mirror where the service mirror puts it, and each other mirror of this link."""
+    expected = {_mirror_name(entry, mode, link_name): (entry, mode) for entry, mode in modes.items()}
+    conditions = {
+        ExportMode.GATEWAY.value: _mirrored_conditions(found, "mirrorServices"),
+        ExportMode.REMOTE_DISCOVERY.value: _mirrored_conditions(found, "mirrorServices"),
+        ExportMode.FEDERATED.value: _mirrored_conditions(found, "federatedServices"),
+    }
     for local in sorted(set(expected) | mirrored):
-        remote = expected.get(local)
-        _mirror(cluster, objects, local, remote=remote, is_mirrored=local in mirrored, condition=conditions.get(remote or ""))
+        remote, mode = expected.get(local, (None, ExportMode.GATEWAY.value))
+        is_mirrored = local in mirrored or (mode == ExportMode.FEDERATED and _is_mirror(objects, local))
+        condition = conditions.get(mode, {}).get(remote or "")
+        _mirror(cluster, objects, local, remote=remote, mode=mode, is_mirrored=is_mirrored, condition=condition)
 
 
-def _link_spec(cluster: ClusterStatus, found: Mapping[str, Any], link_name: str) -> None:
-    """The Link names the gateway's address and port (its identity and probe are shown)."""
+def _mirror_name(remote: str, mode: str, link_name: str) -> str:
+    """Where the service mirror puts an export on the source: `<name>-<link>`, or one `<name>-federated` for all links."""
+    namespace, _, name = remote.partition("/")
+    local = upstream.FEDERATED_SERVICE.format(service=name) if mode == ExportMode.FEDERATED else f"{name}-{link_name}"
+    return f"{namespace}/{local}"
+
+
+def _is_mirror(objects: Objects, local: str) -> bool:
+    namespace, _, name = local.partition("/")
+    found = objects.get("Service", namespace, name)
+    return found is not None and _labels(found).get(MIRRORED_LABEL) == "true"
+
+
+def _link_spec(cluster: ClusterStatus, found: Mapping[str, Any], link_name: str, modes: Mapping[str, str]) -> bool:
+    """The Link names the gateway's address and port (its identity and probe are shown), or has no gateway when every
+    export is pod to pod; returns whether it has one."""
     spec = found.get("spec") or {}
+    if not spec.get("gatewayAddress"):
+        # `linkerd multicluster link-gen --gateway=false`: no address, identity, probe or gateway selector.
+        through = sorted(entry for entry, mode in modes.items() if mode == ExportMode.GATEWAY)
+        selectors = ", ".join(
+            f"{mode} by {_selector(spec.get(key))}"
+            for mode, key in (("remote-discovery", "remoteDiscoverySelector"), ("federated", "federatedServiceSelector"))
+        )
+        if needs_gateway(modes.values()):
+            detail = f"no gateway, yet {', '.join(through) or 'nothing exported'} goes through one: `up` the source again"
+            cluster.add("link", f"Link {link_name}", False, detail)
+        else:
+            cluster.add("link", f"Link {link_name}", True, f"no gateway (every export pod to pod): {selectors}")
+        return False
     probe = spec.get("probeSpec") or {}
     cluster.add(
         "link",
@@ -299,6 +364,12 @@ def _link_spec(cluster: ClusterStatus, found: Mapping[str, Any], link_name: str)
         f"gateway {spec.get('gatewayAddress')}:{spec.get('gatewayPort')} as {spec.get('gatewayIdentity')}, "
         f"probe :{probe.get('port')}{probe.get('path')} every {probe.get('period')}",
     )
+    return True
+
+
+def _selector(selector: Any) -> str:
+    labels = (selector or {}).get("matchLabels") if isinstance(selector, Mapping) else None
+    return ",".join(f"{k}={v}" for k, v in sorted((labels or {}).items())) or "nothing"
 
 
 def _gateway_mirrors(cluster: ClusterStatus, objects: Objects, gateway_mirrors: list[Mapping[str, Any]]) -> None:
@@ -321,10 +392,11 @@ def _mirrored_services(services: list[Mapping[str, Any]]) -> set[str]:
     }
 
 
-def _mirrored_conditions(found: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
-    """The Link's status: each remote Service ("namespace/name") and its `Mirrored` condition."""
+def _mirrored_conditions(found: Mapping[str, Any], part: str) -> dict[str, Mapping[str, Any]]:
+    """The Link's status (`mirrorServices` or `federatedServices`): each remote Service ("namespace/name") and its
+    `Mirrored` condition."""
     conditions = {}
-    for entry in (found.get("status") or {}).get("mirrorServices") or []:
+    for entry in (found.get("status") or {}).get(part) or []:
         remote = entry.get("remoteRef") or {}
         for condition in entry.get("conditions") or []:
             if condition.get("type") == "Mirrored":
@@ -338,10 +410,12 @@ def _mirror(
     local: str,
     *,
     remote: str | None,
+    mode: str,
     is_mirrored: bool,
     condition: Mapping[str, Any] | None,
 ) -> None:
-    """One mirrored Service (`<name>-<link>`): there, with endpoints, and mirrored by the Link's status."""
+    """One mirrored Service (`<name>-<link>`, or `<name>-federated`): there, mirrored by the Link's status, and through
+    the gateway with Endpoints (pod to pod it has none: meshed clients resolve the target's pods themselves)."""
     namespace, _, name = local.partition("/")
     served = _endpoints(objects, namespace, name)
     said = f"; Link status Mirrored={condition.get('status')} {condition.get('reason') or ''}".rstrip() if condition else ""
@@ -349,8 +423,12 @@ def _mirror(
         cluster.add("link", f"mirror {local}", False, f"not mirrored (exported as {remote}){said}")
         return
     cluster.mirrored[local] = served
-    healthy = bool(served) and (condition is None or condition.get("status") == "True")
-    cluster.add("link", f"mirror {local}", healthy, f"endpoints {', '.join(served) or 'none'}{said}")
+    settled = condition is None or condition.get("status") == "True"
+    if mode == ExportMode.GATEWAY:
+        cluster.add("link", f"mirror {local}", bool(served) and settled, f"endpoints {', '.join(served) or 'none'}{said}")
+        return
+    cluster.mirror_modes[local] = mode
+    cluster.add("link", f"mirror {local}", settled, f"{mode}: pod to pod, no Endpoints of its own{said}")
 
 
 def certificates(clusters: Mapping[str, ClusterStatus], outputs: Mapping[str, Mapping[str, Any]], warn_days: int) -> None:
@@ -370,7 +448,7 @@ def collect(
     gateways: Gateways = linkerd_gateways,
 ) -> Report:
     """Every check of every stack in `outputs`; `kubectl_for(binary, context, kubeconfig)` reads a cluster."""
-    exported = [str(e) for e in (outputs.get("target") or {}).get("exportedServices") or []]
+    exported = export_modes(outputs.get("target") or {})
     clusters = {
         stack: _cluster(stack, values, settings[stack], kubectl_for, exported=exported, gateways=gateways)
         for stack, values in outputs.items()
@@ -385,7 +463,7 @@ def _cluster(
     settings: StackSettings,
     kubectl_for: Callable[[str, str, str | None], Kubectl],
     *,
-    exported: list[str],
+    exported: Mapping[str, str],
     gateways: Gateways,
 ) -> ClusterStatus:
     """One stack's cluster read and checked; what cannot be read is one failed line."""

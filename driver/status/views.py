@@ -137,7 +137,8 @@ def _sections(cluster: ClusterStatus) -> list[tuple[str, list[str]]]:
     """(area, lines) for each box inside the cluster's: exports on the target, the link where there is one."""
     inner = [("control plane", _control_plane_lines(cluster)), ("edge stack", _edge_stack_lines(cluster))]
     if cluster.stack == "target" or cluster.exported:
-        inner.append(("exports", [f"exported {name}" for name in cluster.exported] or ["nothing exported"]))
+        exported = [f"exported {name} ({cluster.export_modes.get(name, 'gateway')})" for name in cluster.exported]
+        inner.append(("exports", exported or ["nothing exported"]))
     if cluster.linked_to:
         inner.append(("link", _link_lines(cluster)))
     days = [c.detail.split(" days")[0] for c in cluster.checks if c.area == "certificates"]
@@ -167,8 +168,14 @@ def _link_lines(cluster: ClusterStatus) -> list[str]:
     for name in ("gateway mirror", "gateway alive, latency"):
         if name in checks:
             lines.append(f"{name}: {checks[name].state}")
-    mirrors = [f"{name} <- {', '.join(eps) or 'no endpoints'}" for name, eps in cluster.mirrored.items()]
+    mirrors = [_mirror_line(cluster, name, eps) for name, eps in cluster.mirrored.items()]
     return lines + (mirrors or ["no mirrored services"])
+
+
+def _mirror_line(cluster: ClusterStatus, name: str, endpoints: list[str]) -> str:
+    """A mirror and where its traffic goes: the gateway's endpoints, or its pod-to-pod mode (the target's pods)."""
+    mode = cluster.mirror_modes.get(name)
+    return f"{name} <- {mode}" if mode else f"{name} <- {', '.join(endpoints) or 'no endpoints'}"
 
 
 def _link_arrow(cluster: ClusterStatus, anchors: Anchors) -> list[str]:
