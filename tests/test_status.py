@@ -1039,3 +1039,31 @@ def checks_detail_no_gateway() -> str:
         "no gateway (every export pod to pod): remote-discovery by mirror.linkerd.io/exported=remote-discovery, "
         "federated by mirror.linkerd.io/federated=member"
     )
+
+
+def with_gateway_address(objects: dict[str, list[dict[str, Any]]], address: str) -> dict[str, list[dict[str, Any]]]:
+    """The target's gateway Service given a load balancer at `address`, as the cloud's controller sets it."""
+    for item in objects["target"]:
+        if item["kind"] == "Service" and item["metadata"].get("annotations", {}).get("mirror.linkerd.io/multicluster-gateway"):
+            item["status"] = {"loadBalancer": {"ingress": [{"ip": address}]}}
+    return objects
+
+
+def test_the_links_gateway_address_follows_the_target_gateway_services() -> None:
+    """linkerd2#10635: the load balancer's address changes, the Link dials the old one until the source's next `up`."""
+    same = by_name(
+        checks.collect(outputs(), settings(), fake_kubectl(with_gateway_address(healthy_objects(), "192.0.2.1")), gateways=silent)
+    )
+    assert same[("source", "gateway address")] == checks.Check(
+        "source", "link", "gateway address", checks.OK, "192.0.2.1, the target's gateway Service's"
+    )
+    moved = checks.collect(
+        outputs(), settings(), fake_kubectl(with_gateway_address(healthy_objects(), "192.0.2.9")), gateways=silent
+    )
+    assert not moved.healthy
+    assert by_name(moved)[("source", "gateway address")].detail == (
+        "the Link dials 192.0.2.1; the target's gateway Service is at 192.0.2.9 now: `up` the source to follow it"
+    )
+    # No load balancer (the Link's address came from gatewayAddresses): nothing live to follow, no line.
+    plain = by_name(checks.collect(outputs(), settings(), fake_kubectl(healthy_objects()), gateways=silent))
+    assert ("source", "gateway address") not in plain

@@ -55,6 +55,10 @@ class ClusterStatus:
     # name -> endpoints ("address:port"), of the Services mirrored from the linked cluster.
     mirrored: dict[str, list[str]] = field(default_factory=dict)
     linked_to: str | None = None
+    # The target's gateway Service's load-balancer addresses, as read (None: not read).
+    gateway_addresses: list[str] | None = None
+    # The source's Link: the gateway addresses it dials (None: no Link with a gateway).
+    link_gateway_addresses: list[str] | None = None
 
     def add(self, area: str, name: str, state: str | bool, detail: str) -> None:
         if isinstance(state, bool):
@@ -217,6 +221,8 @@ def _gateway_service(
     missing = sorted({upstream.GATEWAY_PORT_NAME, upstream.PROBE_PORT_NAME} - {p.get("name") for p in ports})
     said = f"; missing {', '.join(missing)}" if missing else ""
     cluster.add("edge stack", "gateway ports", not missing, ", ".join(cluster.gateway_ports) + said)
+    ingress = ((service.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
+    cluster.gateway_addresses = [str(i.get("ip") or i.get("hostname")) for i in ingress if i.get("ip") or i.get("hostname")]
     _gateway_annotations(cluster, service, outputs.get("gatewayIdentity"))
 
 
@@ -357,6 +363,7 @@ def _link_spec(cluster: ClusterStatus, found: Mapping[str, Any], link_name: str,
             cluster.add("link", f"Link {link_name}", True, f"no gateway (every export pod to pod): {selectors}")
         return False
     probe = spec.get("probeSpec") or {}
+    cluster.link_gateway_addresses = [a.strip() for a in str(spec["gatewayAddress"]).split(",") if a.strip()]
     cluster.add(
         "link",
         f"Link {link_name}",
@@ -454,7 +461,31 @@ def collect(
         for stack, values in outputs.items()
     }
     certificates(clusters, outputs, warn_days)
+    gateway_address(clusters)
     return Report(list(clusters.values()))
+
+
+def gateway_address(clusters: Mapping[str, ClusterStatus]) -> None:
+    """The address the source's Link dials against the target's live gateway Service.
+
+    A load balancer's address can change; the Link keeps the one `link-gen` read at the source's last
+    `up` (linkerd2#10635). Compared only where the Service has load-balancer addresses: without, the
+    Link's come from `gatewayAddresses` and there is nothing live to follow.
+    """
+    target, source = clusters.get("target"), clusters.get("source")
+    if target is None or source is None or not target.gateway_addresses or source.link_gateway_addresses is None:
+        return
+    linked, live = sorted(source.link_gateway_addresses), sorted(target.gateway_addresses)
+    if linked == live:
+        source.add("link", "gateway address", True, f"{', '.join(linked)}, the target's gateway Service's")
+        return
+    source.add(
+        "link",
+        "gateway address",
+        False,
+        f"the Link dials {', '.join(linked)}; the target's gateway Service is at {', '.join(live)} now: "
+        "`up` the source to follow it",
+    )
 
 
 def _cluster(
