@@ -281,6 +281,8 @@ def source_stack(cluster: Cluster, role: SourceRole) -> None:
     )
     export_cluster(cfg, mesh)
     pulumi.export("linkedCluster", role.target.name)
+    # The target's account whose token the Link carries: `status` compares it with the target's current one.
+    pulumi.export("linkServiceAccount", stack_checks.link_service_account(role, target))
 
 
 def main() -> None:

@@ -202,6 +202,8 @@ def test_the_link_carries_the_token_of_the_account_the_target_exports(preview: b
     assert run.depends(reload, on=secret) and run.depends(reload, on=run.one("Link"))
     assert run.depends(reload, on=run.one("Deployment", "controller-target", "linkerd-multicluster"))
     assert run.depends(run.one("Command", "multicluster-source-multicluster-check"), on=reload)
+    # What `status` compares with the target's current account.
+    assert run.outputs["linkServiceAccount"] == ROTATED
 
 
 def test_a_target_on_the_default_account_links_as_before_with_no_reload() -> None:
@@ -212,3 +214,4 @@ def test_a_target_on_the_default_account_links_as_before_with_no_reload() -> Non
         [link] = [c for c in run.mocks.commands if "link-gen" in c]
         assert "--service-account-name" not in link
         assert run.find("Command", "multicluster-source-reload-mirror") == []
+        assert run.outputs["linkServiceAccount"] == "linkerd-service-mirror-remote-access-default"
