@@ -114,6 +114,11 @@ def mesh_cluster(cluster: Cluster) -> Mesh:
             identity=identity,
             multicluster=True,
             links=(cfg.role.target.name,) if isinstance(cfg.role, SourceRole) and cfg.line.link_controllers_in_install else (),
+            remote_access_account=(
+                upstream.remote_access_account(cfg.role.link_credentials)
+                if isinstance(cfg.role, TargetRole) and cfg.role.link_credentials
+                else None
+            ),
             already_there=cluster.already_there,
         ),
         opts=on_cluster,
@@ -229,6 +234,9 @@ def target_stack(cluster: Cluster, role: TargetRole) -> None:
     pulumi.export("gatewayIdentity", multicluster.gateway_identity)
     pulumi.export("exportedServices", [service.ref for service in role.exported_services])
     pulumi.export("exportedServiceModes", export_modes(role.exported_services))
+    # The account whose token the source's Link carries, and its generation (`status` shows its age).
+    pulumi.export("linkServiceAccount", upstream.remote_access_account(role.link_credentials))
+    pulumi.export("linkCredentials", role.link_credentials)
 
 
 def source_stack(cluster: Cluster, role: SourceRole) -> None:
@@ -252,6 +260,8 @@ def source_stack(cluster: Cluster, role: SourceRole) -> None:
             gateway_namespace=str(target["gatewayNamespace"]),
             gateway_addresses=role.gateway_addresses,
             gateway=stack_checks.link_through_gateway(role, target),
+            service_account=stack_checks.link_service_account(role, target),
+            kubectl=cfg.kubectl,
             api_server_address=role.target_api_server_address,
             control_plane=mesh.linkerd.multicluster_ready,
             verify=role.verify,
@@ -271,6 +281,8 @@ def source_stack(cluster: Cluster, role: SourceRole) -> None:
     )
     export_cluster(cfg, mesh)
     pulumi.export("linkedCluster", role.target.name)
+    # The target's account whose token the Link carries: `status` compares it with the target's current one.
+    pulumi.export("linkServiceAccount", stack_checks.link_service_account(role, target))
 
 
 def main() -> None:
@@ -293,6 +305,7 @@ def main() -> None:
     # A rotation step that skips one, or goes back, is refused here, before the first registration.
     if isinstance(cfg.role, TargetRole):
         stack_checks.check_trust_domain_kept(cfg.linkerd.trust_domain, last.get("trustAnchorPem"))
+        stack_checks.check_link_credentials_forward(cfg.role.link_credentials, last.get("linkCredentials"))
     anchors = (
         anchor_plan(last.get("identityAnchors"), cfg.role.trust_anchor_rotation)
         if isinstance(cfg.role, TargetRole)

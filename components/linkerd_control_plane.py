@@ -43,6 +43,8 @@ class LinkerdControlPlaneArgs:
     multicluster: bool
     # Links whose service mirror the multicluster install declares (lines that need it).
     links: tuple[str, ...] = ()
+    # The target's remote-access account whose token Links carry (linkCredentials); None: upstream's default.
+    remote_access_account: str | None = None
     # What the cluster has outside this stack's state (support/retained.py): CRDs upstream keeps are used as they are.
     already_there: frozenset[str] = frozenset()
 
@@ -257,7 +259,9 @@ class LinkerdControlPlane(pulumi.ComponentResource):
             arg for index, link in enumerate(args.links) for arg in ("--set", f"controllers[{index}].link.ref.name={link}")
         ]
         offline_flag = ["--ignore-cluster"] if offline else []
-        return ("multicluster", "install", *offline_flag, *line.multicluster_install_args, *controllers)
+        # The chart renders this account, its token Secret, ClusterRole and binding in place of the default's.
+        account = ["--set", f"{upstream.REMOTE_ACCESS_VALUE}={args.remote_access_account}"] if args.remote_access_account else []
+        return ("multicluster", "install", *offline_flag, *line.multicluster_install_args, *controllers, *account)
 
     def _multicluster(
         self,

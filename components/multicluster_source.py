@@ -41,6 +41,9 @@ class MulticlusterSourceArgs:
     verify_after: Sequence[pulumi.Resource] = ()
     # Values whose change changes what the checks verify (releases, the trust anchor, the issuer).
     verify_inputs: Sequence[pulumi.Input[str]] = ()
+    # The target's remote-access account whose token the Link carries (the target's linkServiceAccount).
+    service_account: str = upstream.REMOTE_ACCESS_ACCOUNT
+    kubectl: str = "kubectl"
 
 
 def link_args(
@@ -52,8 +55,11 @@ def link_args(
     *,
     api_server_address: str | None = None,
     gateway: bool = True,
+    service_account: str = upstream.REMOTE_ACCESS_ACCOUNT,
 ) -> list[str]:
     args = [*line.link_command, "--cluster-name", cluster_name]
+    if service_account != upstream.REMOTE_ACCESS_ACCOUNT:
+        args += ["--service-account-name", service_account]
     if api_server_address:
         args += ["--api-server-address", api_server_address]
     if not gateway:
@@ -72,6 +78,7 @@ def _digest(text: str) -> str:
 
 class MulticlusterSource(pulumi.ComponentResource):
     link: list[pulumi.CustomResource]
+    reload: command.local.Command | None
     checks: list[command.local.Command]
 
     def __init__(self, name: str, args: MulticlusterSourceArgs, opts: pulumi.ResourceOptions | None = None) -> None:
@@ -85,10 +92,12 @@ class MulticlusterSource(pulumi.ComponentResource):
             args.gateway_addresses,
             api_server_address=args.api_server_address,
             gateway=args.gateway,
+            service_account=args.service_account,
         )
         # It holds the target's service-account token: the invoke's output is not kept, nor logged; only the Secret is.
         generated = args.target_cli.render(*generate)
         self.link = self._register_link(name, generated, args)
+        self.reload = self._reload_mirror(name, args)
 
         self.checks = []
         if args.verify:
@@ -112,10 +121,35 @@ class MulticlusterSource(pulumi.ComponentResource):
                     f"{name}-{step}",
                     create=args.cli.command_line(*cli_args),
                     triggers=triggers,
-                    opts=pulumi.ResourceOptions(parent=self, depends_on=[*after, *self.link, *self.checks]),
+                    opts=pulumi.ResourceOptions(
+                        parent=self, depends_on=[*after, *self.link, *([self.reload] if self.reload else []), *self.checks]
+                    ),
                 )
                 self.checks.append(check)
         self.register_outputs({"linkedCluster": args.target_cluster_name})
+
+    def _reload_mirror(self, name: str, args: MulticlusterSourceArgs) -> command.local.Command | None:
+        """After a rotation, the link's service mirror started anew: it reads the credentials Secret only when it starts.
+
+        Upstream's mirror reloads them on a change of the Link's spec, never of the Secret alone
+        (service-mirror/link_handlers.go), and the Link's spec holds no token. Deleting its pods (the
+        Deployment makes new ones) changes no object the program applies. Only for a rotated account:
+        a stack on the default account plans nothing new.
+        """
+        if args.service_account == upstream.REMOTE_ACCESS_ACCOUNT or not args.line.link_controllers_in_install:
+            return None
+        selector = upstream.LINK_CONTROLLER_SELECTOR.format(link=args.target_cluster_name)
+        delete = args.cli.cluster.kubectl_line(
+            args.kubectl, "--namespace", upstream.MULTICLUSTER_NAMESPACE, "delete", "pod", "--selector", selector, "--wait=false"
+        )
+        return command.local.Command(
+            f"{name}-reload-mirror",
+            create=delete,
+            # A new account is a new token: the mirror must read it. The same account again changes nothing.
+            triggers=[args.service_account],
+            logging=command.local.Logging.STDERR,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[*args.control_plane, *self.link]),
+        )
 
     def _register_link(self, name: str, text: str, args: MulticlusterSourceArgs) -> list[pulumi.CustomResource]:
         objects = manifests.parse(text)

@@ -249,7 +249,7 @@ _EDGE_STACK_PORTS = (
 _PROBE_TARGET_PORTS = (upstream.HTTP_LISTENER_PORT,)
 # Keys only one role reads: set on the other, they would be silently ignored.
 _ROLE_KEYS = {
-    Role.TARGET: ("gatewayHostname", "exportedServices"),
+    Role.TARGET: ("gatewayHostname", "exportedServices", "linkCredentials"),
     Role.SOURCE: (
         "targetStack",
         "targetContext",
@@ -261,7 +261,7 @@ _ROLE_KEYS = {
     ),
 }
 # What Pulumi.yaml's defaults hand a stack that did not set a role key: as good as unset.
-_UNSET = (None, "[]", "false")
+_UNSET = (None, "[]", "false", "0")
 
 
 def _renew_before(days: int) -> int:
@@ -607,7 +607,32 @@ def _target(
                 f"is in namespace {service.namespace!r}, not one of meshedNamespaces ({', '.join(meshed)})",
             )
         _check_export(ref, service, workloads, cluster_name)
-    return TargetRole(gateway_hostname=hostname, exported_services=exported, trust_anchor_rotation=rotation)
+    return TargetRole(
+        gateway_hostname=hostname,
+        exported_services=exported,
+        trust_anchor_rotation=rotation,
+        link_credentials=_link_credentials(read, line),
+    )
+
+
+# Generations far beyond any rotation schedule; the account's name stays short.
+_LINK_CREDENTIALS_LIMIT = 99999
+
+
+def _link_credentials(read: Reader, line: upstream.VersionLine) -> int:
+    """`linkCredentials`: which generation of remote-access account the Link's token comes from."""
+    generation = read.integer("linkCredentials", 0)
+    if not 0 <= generation <= _LINK_CREDENTIALS_LIMIT:
+        raise ConfigError(
+            "linkCredentials", generation, f"must be between 0 (upstream's default account) and {_LINK_CREDENTIALS_LIMIT}"
+        )
+    if generation and not line.link_controllers_in_install:
+        raise ConfigError(
+            "linkCredentials",
+            generation,
+            f"version line {line.name} links with upstream's default account only; rotating it needs the current line",
+        )
+    return generation
 
 
 _EXPORT_SHAPE = "<namespace>/<service>, or a one-entry mapping <namespace>/<service>: <mode>"

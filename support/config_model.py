@@ -135,6 +135,8 @@ class TargetRole:
     exported_services: tuple[ExportedService, ...]
     # The step of a trust anchor rotation this update does, if any.
     trust_anchor_rotation: RotationStep | None = None
+    # The generation of the Link's credentials: 0 is upstream's default remote-access account.
+    link_credentials: int = 0
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -6,6 +6,7 @@ anchor was made for, the Edge Stack product it ran), and the Edge Stack manifest
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -56,6 +57,7 @@ def check_target_outputs(cfg: StackConfig, source: SourceRole, outputs: Mapping[
     if context == cfg.cluster.context:
         raise ConfigError("context", cfg.cluster.context, f"the target stack {source.target_stack} uses the same context")
     _check_modes(cfg, source, export_modes(source, outputs))
+    link_service_account(source, outputs)  # it reaches link-gen's command line
     return outputs
 
 
@@ -104,6 +106,35 @@ def export_modes(source: SourceRole, outputs: Mapping[str, Any]) -> dict[str, Ex
 def link_through_gateway(source: SourceRole, outputs: Mapping[str, Any]) -> bool:
     """Whether the Link goes through the target's gateway (config_model.needs_gateway: unless every export is pod to pod)."""
     return needs_gateway(export_modes(source, outputs).values())
+
+
+# A Kubernetes object name (DNS-1123 subdomain): what reaches link-gen's command line from the target's outputs.
+_ACCOUNT_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
+
+
+def link_service_account(source: SourceRole, outputs: Mapping[str, Any]) -> str:
+    """The target's remote-access account the Link's token comes from; a target from before rotation: upstream's default."""
+    account = outputs.get("linkServiceAccount") or upstream.REMOTE_ACCESS_ACCOUNT
+    if not isinstance(account, str) or not _ACCOUNT_NAME.fullmatch(account):
+        raise ConfigError(
+            "targetStack", source.target_stack, f"the target stack's linkServiceAccount {account!r} is not an account name"
+        )
+    return account
+
+
+def check_link_credentials_forward(generation: int, last: object) -> None:
+    """Rotation goes forward only: each generation is a new account and token, and its number says which is live.
+
+    Going back would work (a recreated account gets a new token), but a lower number would say nothing of
+    which token is older; to rotate again, raise it.
+    """
+    if isinstance(last, int | float) and not isinstance(last, bool) and generation < last:
+        last = int(last)
+        raise ConfigError(
+            "linkCredentials",
+            generation,
+            f"the target's Link credentials are at generation {last}: rotation goes forward only; set {last + 1} to rotate",
+        )
 
 
 def check_trust_domain_kept(trust_domain: str, anchor_pem: object) -> None:

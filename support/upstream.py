@@ -43,6 +43,12 @@ CONTROL_PLANE_NAMESPACE = "linkerd"
 MULTICLUSTER_NAMESPACE = "linkerd-multicluster"
 # The service mirror a source's multicluster install declares per link (2.18+).
 LINK_CONTROLLER_DEPLOYMENT = "controller-{link}"
+# Its pods (the chart's controller template): deleted so a new one reads rotated credentials.
+LINK_CONTROLLER_SELECTOR = "component=controller,mirror.linkerd.io/cluster-name={link}"
+# The target's account whose token a Link carries: the multicluster chart's remoteMirrorServiceAccountName
+# (it renders the account, its token Secret `<name>-token`, a ClusterRole and its binding for each name).
+REMOTE_ACCESS_ACCOUNT = "linkerd-service-mirror-remote-access-default"
+REMOTE_ACCESS_VALUE = "remoteMirrorServiceAccountName"
 # Linkerd's docs: the anchor outlives the issuer; `linkerd check` warns under 60 days left.
 TRUST_ANCHOR_VALIDITY_HOURS = 87600
 ISSUER_VALIDITY_HOURS = 8760
@@ -55,6 +61,11 @@ ISSUER_STAGGER_DAYS = 90
 def gateway_identity(service_account: str, namespace: str, trust_domain: str) -> str:
     """The TLS identity Linkerd gives a meshed workload's service account."""
     return f"{service_account}.{namespace}.serviceaccount.identity.linkerd.{trust_domain}"
+
+
+def remote_access_account(generation: int) -> str:
+    """The target's remote-access account for a `linkCredentials` generation: 0 is upstream's default."""
+    return REMOTE_ACCESS_ACCOUNT if generation == 0 else REMOTE_ACCESS_ACCOUNT.replace("-default", f"-{generation}")
 
 
 def trust_anchor_common_name(trust_domain: str) -> str:

@@ -78,7 +78,10 @@ class FakeLinkerd:
     def _link(self, args: list[str]) -> str:
         name = _option(args, "--cluster-name")
         ns = "linkerd-multicluster"
-        kubeconfig = yaml.safe_dump({"users": [{"name": "mirror", "user": {"token": "target-service-account-token"}}]})
+        # Each remote-access account its own token, as each has its own token Secret on the target.
+        account = _option(args, "--service-account-name")
+        token = f"{account}-token" if account else "target-service-account-token"
+        kubeconfig = yaml.safe_dump({"users": [{"name": account or "mirror", "user": {"token": token}}]})
         objects: list[dict[str, Any]] = [
             {
                 "apiVersion": "v1",

@@ -9,6 +9,8 @@ from tests import certificate_audit
 from tests.conftest import TARGET_CONTEXT, kubernetes_resources, provider_urn, run_stack, source_config, target_outputs
 from tests.harness import Run
 
+OWN = "organization/aes-linkerd2/target"
+
 LINES = ["current", "linkerd-2.8"]
 
 
@@ -173,3 +175,43 @@ def test_pod_to_pod_exports_outside_the_meshed_namespaces_are_said(monkeypatch: 
         "shop/cart is exported federated: its mirror in namespace shop has no Endpoints, so only meshed pods reach it, "
         "and shop is not one of this stack's meshedNamespaces"
     ]
+
+
+ROTATED = "linkerd-service-mirror-remote-access-3"
+
+
+@pytest.mark.parametrize("preview", [False, True])
+def test_the_link_carries_the_token_of_the_account_the_target_exports(preview: bool) -> None:
+    outputs = {**target_outputs(), "linkServiceAccount": ROTATED, "linkCredentials": 3}
+    run = run_stack("source", source_config(), preview=preview, stack_references={OWN: outputs})
+    assert run.error is None, run.error
+    [link] = [c for c in run.mocks.commands if "link-gen" in c]
+    assert link.endswith(
+        f"multicluster link-gen --cluster-name target --service-account-name {ROTATED} "
+        "--gateway-name edge-stack --gateway-namespace ambassador"
+    )
+    secret = run.one("Secret", "cluster-credentials-target", "linkerd-multicluster")
+    assert secret.is_secret("data", "kubeconfig")
+    # The service mirror reads its credentials only when it starts: its pods go once the new Secret is applied.
+    reload = run.one("Command", "multicluster-source-reload-mirror")
+    assert reload.inputs["create"] == (
+        "kubectl --context source-ctx --namespace linkerd-multicluster delete pod "
+        "--selector component=controller,mirror.linkerd.io/cluster-name=target --wait=false"
+    )
+    assert "delete" not in reload.inputs and reload.inputs["triggers"] == [ROTATED]
+    assert run.depends(reload, on=secret) and run.depends(reload, on=run.one("Link"))
+    assert run.depends(reload, on=run.one("Deployment", "controller-target", "linkerd-multicluster"))
+    assert run.depends(run.one("Command", "multicluster-source-multicluster-check"), on=reload)
+    # What `status` compares with the target's current account.
+    assert run.outputs["linkServiceAccount"] == ROTATED
+
+
+def test_a_target_on_the_default_account_links_as_before_with_no_reload() -> None:
+    """A target from before rotation (no linkServiceAccount) and one at generation 0 plan the same as ever."""
+    for extra in ({}, {"linkServiceAccount": "linkerd-service-mirror-remote-access-default", "linkCredentials": 0}):
+        run = run_stack("source", source_config(), stack_references={OWN: {**target_outputs(), **extra}})
+        assert run.error is None, run.error
+        [link] = [c for c in run.mocks.commands if "link-gen" in c]
+        assert "--service-account-name" not in link
+        assert run.find("Command", "multicluster-source-reload-mirror") == []
+        assert run.outputs["linkServiceAccount"] == "linkerd-service-mirror-remote-access-default"

@@ -5,14 +5,16 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography import x509
 
 from support import upstream
+from support.errors import ConfigError
 from support.project import RUNS_OFFLINE_ENV
 from tests import certificate_audit
-from tests.conftest import kubernetes_resources, provider_urn, run_stack, target_config
+from tests.conftest import kubernetes_resources, provider_urn, run_refused, run_stack, target_config
 from tests.harness import Run
 from tests.schemas import validate_custom_resource
 
@@ -316,3 +318,61 @@ def test_an_edge_stack_product_switch_keeps_the_old_namespace_on_the_cluster() -
     # Not switched: the last outputs name this product's own namespace, and nothing else is declared.
     same = run_stack("target", target_config(), stack_references={own: {"edgeStackNamespace": "ambassador"}})
     assert same.error is None and [r.object_name for r in same.find("Namespace") if r.retain_on_delete] == []
+
+
+REMOTE_ACCESS = "linkerd-service-mirror-remote-access"
+OWN = "organization/aes-linkerd2/target"
+
+
+def remote_access(run: Run, account: str) -> dict[str, Any]:
+    """The account's objects as registered: what the multicluster chart renders for each remote-access name."""
+    ns = "linkerd-multicluster"
+    return {
+        "account": run.one("ServiceAccount", account, ns),
+        "token": run.one("Secret", f"{account}-token", ns),
+        "role": run.one("ClusterRole", account),
+        "binding": run.one("ClusterRoleBinding", account),
+    }
+
+
+def test_link_credentials_default_to_upstreams_account_with_nothing_new() -> None:
+    """Generation 0: the install renders exactly as before (no --set), the outputs name the default account."""
+    run = up()
+    assert not [c for c in run.mocks.commands if upstream.REMOTE_ACCESS_VALUE in c]
+    objects = remote_access(run, f"{REMOTE_ACCESS}-default")
+    assert objects["token"].inputs["type"] == "kubernetes.io/service-account-token"
+    assert not [r.name for r in run.registrations if REMOTE_ACCESS in r.name and "-default" not in r.name]
+    assert run.outputs["linkServiceAccount"] == f"{REMOTE_ACCESS}-default" and run.outputs["linkCredentials"] == 0
+
+
+@pytest.mark.parametrize("preview", [False, True])
+def test_a_new_generation_is_its_own_account_token_and_binding_with_the_default_accounts_rights(preview: bool) -> None:
+    default = remote_access(up(), f"{REMOTE_ACCESS}-default")
+    run = up(preview=preview, linkCredentials="2")
+    account = f"{REMOTE_ACCESS}-2"
+    objects = remote_access(run, account)
+    # The old generation's objects are no longer declared: the engine deletes them, which revokes its token.
+    assert not [r.name for r in run.registrations if REMOTE_ACCESS in r.name and account not in r.name]
+    token = objects["token"].inputs
+    assert token["type"] == "kubernetes.io/service-account-token"
+    assert token["metadata"]["annotations"]["kubernetes.io/service-account.name"] == account
+    assert "data" not in token and "stringData" not in token  # the token controller fills it, in the cluster only
+    assert run.depends(objects["token"], on=objects["account"])
+    # The same rules as upstream's default account, bound to this account alone.
+    assert objects["role"].inputs["rules"] == default["role"].inputs["rules"]
+    binding = objects["binding"].inputs
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": account}
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": account, "namespace": "linkerd-multicluster"}]
+    assert run.outputs["linkServiceAccount"] == account and run.outputs["linkCredentials"] == 2
+
+
+def test_link_credentials_go_forward_only() -> None:
+    """Going back is refused before anything is registered; the same generation again is no change at all."""
+    run = run_refused("target", target_config(linkCredentials="1"), stack_references={OWN: {"linkCredentials": 2}})
+    assert isinstance(run.error, ConfigError)
+    assert str(run.error) == (
+        "config aes-linkerd2:linkCredentials = 1: the target's Link credentials are at generation 2: "
+        "rotation goes forward only; set 3 to rotate"
+    )
+    again = run_stack("target", target_config(linkCredentials="2"), stack_references={OWN: {"linkCredentials": 2}})
+    assert again.error is None and again.outputs["linkCredentials"] == 2

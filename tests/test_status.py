@@ -1067,3 +1067,62 @@ def test_the_links_gateway_address_follows_the_target_gateway_services() -> None
     # No load balancer (the Link's address came from gatewayAddresses): nothing live to follow, no line.
     plain = by_name(checks.collect(outputs(), settings(), fake_kubectl(healthy_objects()), gateways=silent))
     assert ("source", "gateway address") not in plain
+
+
+# --- the Link's credentials -----------------------------------------------------------------------------
+
+ROTATED = "linkerd-service-mirror-remote-access-2"
+
+
+def remote_access_account(name: str, days_old: int) -> dict[str, Any]:
+    made = (NOW - datetime.timedelta(days=days_old, hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {**meta(name, "linkerd-multicluster"),
+            "creationTimestamp": made}}  # fmt: skip
+
+
+def rotated(source_account: str | None) -> tuple[dict[str, Any], dict[str, list[dict[str, Any]]]]:
+    """A target at generation 2 (its account 12 days old); the source's Link made from `source_account`."""
+    values = outputs()
+    values["target"].update(linkServiceAccount=ROTATED, linkCredentials=2)
+    if source_account:
+        values["source"]["linkServiceAccount"] = source_account
+    objects = healthy_objects()
+    objects["target"].append(remote_access_account(ROTATED, 12))
+    return values, objects
+
+
+def test_link_credentials_generation_age_and_a_source_that_caught_up() -> None:
+    values, objects = rotated(ROTATED)
+    report = checks.collect(values, settings(), fake_kubectl(objects), gateways=silent)
+    found = by_name(report)
+    made = objects["target"][-1]["metadata"]["creationTimestamp"]
+    target, source = found[("target", "link credentials")], found[("source", "link credentials")]
+    assert (target.state, target.detail) == (checks.OK, f"generation 2: account {ROTATED}, made {made} (12 days ago)")
+    assert (source.state, source.detail) == (checks.OK, f"from account {ROTATED} (generation 2, the target's)")
+    assert (target.area, source.area) == ("exports", "link") and report.healthy
+
+
+@pytest.mark.parametrize("source_account", ["linkerd-service-mirror-remote-access-1", None])
+def test_a_source_behind_the_targets_rotation_is_red_and_says_up_the_source(source_account: str | None) -> None:
+    """After the target's `up` and before the source's: the Link still carries the revoked token."""
+    values, objects = rotated(source_account)
+    report = checks.collect(values, settings(), fake_kubectl(objects), gateways=silent)
+    check = by_name(report)[("source", "link credentials")]
+    linked = source_account or "linkerd-service-mirror-remote-access-default"  # a source from before rotation
+    assert (check.state, check.detail) == (
+        checks.FAIL,
+        f"made from {linked}; the target exports {ROTATED} (generation 2): the old token is revoked, `up` the source",
+    )
+    assert not report.healthy and report.clusters[1].area_state("link") == checks.FAIL
+
+
+def test_the_targets_account_missing_live_is_red() -> None:
+    values, objects = rotated(ROTATED)
+    objects["target"].pop()
+    check = by_name(checks.collect(values, settings(), fake_kubectl(objects), gateways=silent))[("target", "link credentials")]
+    assert (check.state, check.detail) == (checks.FAIL, f"generation 2: account {ROTATED} missing: `up` the target")
+
+
+def test_stacks_from_before_rotation_show_no_credentials_line() -> None:
+    report = checks.collect(outputs(), settings(), fake_kubectl(healthy_objects()), gateways=silent)
+    assert [c for c in report.checks if c.name == "link credentials"] == []

@@ -17,7 +17,7 @@ from typing import Any
 from driver import certs
 from driver.settings import StackSettings
 from driver.status.read import GATEWAYS, Gateways, Kubectl, KubectlError, Objects, linkerd_gateways, read_objects
-from support import upstream
+from support import clock, upstream
 from support.config_model import ExportMode, needs_gateway
 
 OK, FAIL, UNKNOWN = "ok", "FAIL", "unknown"
@@ -438,6 +438,57 @@ def _mirror(
     cluster.add("link", f"mirror {local}", settled, f"{mode}: pod to pod, no Endpoints of its own{said}")
 
 
+# --- the Link's credentials: which remote-access account, how old, and whether the source has caught up --------
+
+
+def link_account(outputs: Mapping[str, Any]) -> str | None:
+    """The remote-access account a stack's last `up` linked with (None: a stack from before rotation)."""
+    account = outputs.get("linkServiceAccount")
+    return str(account) if account else None
+
+
+def target_credentials(cluster: ClusterStatus, objects: Objects, outputs: Mapping[str, Any]) -> None:
+    """The account the target exports, live, with its generation and age (the account's; its token Secret is
+    never read, and is made with it)."""
+    account = link_account(outputs)
+    if account is None:
+        return
+    generation = outputs.get("linkCredentials", 0)
+    found = objects.get("ServiceAccount", upstream.MULTICLUSTER_NAMESPACE, account)
+    if found is None:
+        cluster.add("exports", "link credentials", False, f"generation {generation}: account {account} missing: `up` the target")
+        return
+    made = str((found.get("metadata") or {}).get("creationTimestamp") or "")
+    cluster.add("exports", "link credentials", True, f"generation {generation}: account {account}, {_age(made)}")
+
+
+def _age(made: str) -> str:
+    try:
+        days = (clock.now() - clock.parse_time(made)).total_seconds() / 86400
+    except ValueError:
+        return "age unknown"
+    return f"made {made} ({days:.0f} days ago)" if days >= 1 else f"made {made} (today)"
+
+
+def source_credentials(cluster: ClusterStatus, outputs: Mapping[str, Any], target: Mapping[str, Any]) -> None:
+    """Whether the source's Link carries the token of the account the target exports now."""
+    wanted = link_account(target)
+    if wanted is None:
+        return
+    # A source from before rotation linked with upstream's default account, the only one there was.
+    linked = link_account(outputs) or upstream.REMOTE_ACCESS_ACCOUNT
+    generation = target.get("linkCredentials", 0)
+    if linked == wanted:
+        cluster.add("link", "link credentials", True, f"from account {wanted} (generation {generation}, the target's)")
+        return
+    cluster.add(
+        "link",
+        "link credentials",
+        False,
+        f"made from {linked}; the target exports {wanted} (generation {generation}): the old token is revoked, `up` the source",
+    )
+
+
 def certificates(clusters: Mapping[str, ClusterStatus], outputs: Mapping[str, Mapping[str, Any]], warn_days: int) -> None:
     for row in certs.rows(outputs, warn_days):
         detail = f"{row['daysLeft']} days left (not after {row['notAfter']}){', DUE' if row['due'] else ''}"
@@ -460,6 +511,8 @@ def collect(
         stack: _cluster(stack, values, settings[stack], kubectl_for, exported=exported, gateways=gateways)
         for stack, values in outputs.items()
     }
+    if "source" in clusters and outputs.get("source"):
+        source_credentials(clusters["source"], outputs["source"], outputs.get("target") or {})
     certificates(clusters, outputs, warn_days)
     gateway_address(clusters)
     return Report(list(clusters.values()))
@@ -511,6 +564,7 @@ def _cluster(
     edge_stack(cluster, objects, settings, values)
     if settings.get("role") == "target":
         exports(cluster, objects, settings, values)
+        target_credentials(cluster, objects, values)
     elif values.get("linkedCluster"):
         name = str(values["linkedCluster"])
         link(cluster, objects, name, exported, functools.partial(gateways, settings, context, name))

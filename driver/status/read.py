@@ -19,7 +19,7 @@ from support import tools
 from support.config_model import ClusterAccess
 
 # One call for what every check reads; the Link CRD may be missing, so Links come in a second.
-KINDS = "deployments,services,endpoints,namespaces,mutatingwebhookconfigurations,validatingwebhookconfigurations"
+KINDS = "deployments,services,endpoints,namespaces,mutatingwebhookconfigurations,validatingwebhookconfigurations,serviceaccounts"
 LINKS = "links.multicluster.linkerd.io"
 GATEWAYS = "`linkerd multicluster gateways`"
 
