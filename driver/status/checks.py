@@ -9,19 +9,33 @@ Endpoints, the Link's status) is read from the cluster.
 
 from __future__ import annotations
 
+import datetime
 import functools
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from driver import certs
 from driver.settings import StackSettings
-from driver.status.read import GATEWAYS, Gateways, Kubectl, KubectlError, Objects, linkerd_gateways, read_objects
-from support import upstream
+from driver.status.read import (
+    GATEWAYS,
+    Gateways,
+    Kubectl,
+    KubectlError,
+    Objects,
+    TrustObjects,
+    linkerd_gateways,
+    read_objects,
+    read_trust,
+)
+from support import clock, trust_gates, upstream
 from support.config_model import ExportMode, needs_gateway
 
 OK, FAIL, UNKNOWN = "ok", "FAIL", "unknown"
-AREAS = ("control plane", "edge stack", "exports", "link", "certificates")
+# A rotation's step that has not taken hold yet: not a failure, the next step waits for it.
+WAITING = "waiting"
+AREAS = ("control plane", "edge stack", "exports", "link", "certificates", "trust")
 # HA runs three replicas of each of these (`linkerd install --ha`).
 HA_DEPLOYMENTS = ("linkerd-identity", "linkerd-destination", "linkerd-proxy-injector")
 HA_REPLICAS = 3
@@ -69,7 +83,7 @@ class ClusterStatus:
         states = {c.state for c in self.checks if c.area == area}
         if not states:
             return None
-        return FAIL if FAIL in states else OK if OK in states else UNKNOWN
+        return FAIL if FAIL in states else WAITING if WAITING in states else OK if OK in states else UNKNOWN
 
 
 @dataclass
@@ -462,6 +476,7 @@ def collect(
     }
     certificates(clusters, outputs, warn_days)
     gateway_address(clusters)
+    trust(clusters, outputs, settings, kubectl_for)
     return Report(list(clusters.values()))
 
 
@@ -526,3 +541,83 @@ def _read(cluster: ClusterStatus, kubectl: Kubectl) -> Objects | None:
     except (ValueError, KeyError) as error:
         cluster.add("control plane", "API server", False, f"context {cluster.context}: unreadable answer ({error})")
     return None
+
+
+# --- trust: the rotation's gates (support/trust_gates) ----------------------------------------------
+
+GATE_STATES = {
+    trust_gates.Verdict.PASS: OK,
+    trust_gates.Verdict.WAIT: WAITING,
+    trust_gates.Verdict.FAIL: FAIL,
+    trust_gates.Verdict.UNKNOWN: UNKNOWN,
+}
+# Where each phase stands, and what the next step waits for.
+PHASES = {
+    "stable": "stable: one trust anchor",
+    "bundle": "bundle: the new anchor joined the roots; `issuers` waits until every meshed pod on both clusters holds them",
+    "issuers": "issuers: the new anchor signs the issuers; `drop-old` waits until every proxy certificate is from a new issuer",
+}
+
+
+def rotation_phase(target_outputs: Mapping[str, Any] | None) -> tuple[str, int] | None:
+    """The target's `identityAnchors` (phase, newest generation); None for a target from before rotations."""
+    anchors = (target_outputs or {}).get("identityAnchors")
+    if not isinstance(anchors, Mapping):
+        return None
+    return str(anchors.get("phase") or "stable"), int(anchors.get("generation") or 0)
+
+
+def trust(
+    clusters: Mapping[str, ClusterStatus],
+    outputs: Mapping[str, Mapping[str, Any]],
+    settings: Mapping[str, StackSettings],
+    kubectl_for: Callable[[str, str, str | None], Kubectl],
+) -> None:
+    """The rotation's phase (target), and on each cluster read live: the pods still holding other roots (while a
+    rotation is under way, or when some do), whether the identity controller loaded the applied issuer, and during
+    `issuers` whether `drop-old` may go. Only for stacks whose outputs say the program made their issuer."""
+    phase = rotation_phase(outputs.get("target"))
+    for stack, cluster in clusters.items():
+        values = outputs.get(stack) or {}
+        if not values.get("identityIssuers") or any(c.name in ("API server", "stack outputs") for c in cluster.checks):
+            continue
+        if stack == "target" and phase is not None:
+            cluster.add("trust", "rotation", OK, f"{PHASES.get(phase[0], phase[0])} (newest anchor: generation {phase[1]})")
+        access = settings[stack]
+        kubectl = kubectl_for(str(access.get("kubectl") or "kubectl"), cluster.context, access.get("kubeconfig"))
+        trust_lines(cluster, read_trust(kubectl), phase[0] if phase else "stable", kubectl)
+
+
+def trust_lines(cluster: ClusterStatus, found: TrustObjects, phase: str, kubectl: Kubectl) -> None:
+    """Gates (a), (b) and, during `issuers`, (c) for one cluster, as lines; what could not be read is unknown."""
+    now = clock.now()
+    if found.pods is None:
+        cluster.add("trust", "meshed pods", UNKNOWN, f"unknown: {found.errors.get('pods')}")
+    else:
+        held = trust_gates.restarted(found.pods, found.roots)
+        if phase != "stable" or held.verdict is not trust_gates.Verdict.PASS:
+            state = GATE_STATES[held.verdict]
+            # During `issuers` the anchor in the roots those pods hold no longer signs the issuers: they fail now.
+            state = FAIL if state == WAITING and phase == "issuers" else state
+            said = held.detail if found.roots is not None else f"{held.detail} ({found.errors.get('roots')})"
+            cluster.add("trust", "roots held", state, said)
+    if found.issuer is None and "issuer" in found.errors:
+        cluster.add("trust", "issuer loaded", UNKNOWN, f"unknown: {found.errors['issuer']}")
+        return
+    loaded = trust_gates.issuer_loaded(found.issuer, found.events or [], found.pods or [], now)
+    cluster.add("trust", "issuer loaded", GATE_STATES[loaded.verdict], loaded.detail)
+    if phase == "issuers":
+        lifetime, said = _lifetime(kubectl)
+        gate = trust_gates.drop_old_allowed(found.pods or [], loaded, lifetime, now)
+        cluster.add("trust", "drop-old", GATE_STATES[gate.verdict], f"{gate.detail}; certificate lifetime {said}")
+
+
+def _lifetime(kubectl: Kubectl) -> tuple[datetime.timedelta, str]:
+    """A proxy certificate's lifetime, from the identity Deployment's flags (its defaults when unreadable)."""
+    try:
+        identity = json.loads(
+            kubectl(["get", "deployment", trust_gates.IDENTITY_DEPLOYMENT, "-n", trust_gates.NAMESPACE, "-o", "json"])
+        )
+    except (KubectlError, ValueError):
+        identity = None
+    return trust_gates.certificate_lifetime(identity)
