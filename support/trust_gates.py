@@ -183,9 +183,8 @@ def restarted(pods: Iterable[Obj], roots: Obj | None) -> Restarted:
         detail = f"{len(why)} of {len(meshed)} meshed pod(s) to restart (roots written {stamp(written)}): {named(grouped)}"
         return Restarted(Verdict.WAIT, detail, written, len(meshed), grouped, why)
     if unknown:
-        detail = (
-            f"{len(unknown)} meshed pod(s) carry no {TRUST_ROOT_ANNOTATION} and the roots no write time: {', '.join(unknown[:8])}"
-        )
+        shown = ", ".join(unknown[:8])
+        detail = f"{len(unknown)} meshed pod(s) without {TRUST_ROOT_ANNOTATION}, and the roots without a write time: {shown}"
         return Restarted(Verdict.UNKNOWN, detail, written, len(meshed))
     return Restarted(
         Verdict.PASS, f"all {len(meshed)} meshed pod(s) hold the live roots (written {stamp(written)})", written, len(meshed)
