@@ -10,6 +10,7 @@ gateway's liveness and latency stay "unknown", as `status` says.
 from __future__ import annotations
 
 import datetime
+import hashlib
 import json
 import os
 import shutil
@@ -1067,3 +1068,153 @@ def test_the_links_gateway_address_follows_the_target_gateway_services() -> None
     # No load balancer (the Link's address came from gatewayAddresses): nothing live to follow, no line.
     plain = by_name(checks.collect(outputs(), settings(), fake_kubectl(healthy_objects()), gateways=silent))
     assert ("source", "gateway address") not in plain
+
+
+# --- the trust rotation's gates (support/trust_gates; tests/test_trust_gates.py has every branch) ----------------
+
+ROOTS_PEM = (
+    "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n-----BEGIN CERTIFICATE-----\nBBBB\n-----END CERTIFICATE-----"
+)
+
+
+def stamped(moment: datetime.datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def trust_outputs(phase: str) -> dict[str, Any]:
+    """Outputs of stacks whose program made their issuers, the target mid-rotation at `phase`."""
+    values = outputs()
+    values["target"] = {**values["target"], "identityIssuers": {"target": {"generation": 0}}}
+    values["target"]["identityAnchors"] = {"generation": 1, "phase": phase}
+    values["source"] = {**values["source"], "identityIssuers": {"source": {"generation": 0}}}
+    return values
+
+
+def meshed_pod(namespace: str, name: str, started: datetime.datetime, roots: str | None, **labels: str) -> dict[str, Any]:
+    notes = {"linkerd.io/trust-root-sha256": hashlib.sha256(roots.encode()).hexdigest()} if roots else {}
+    containers = [{"name": "identity" if labels else "main"}, {"name": "linkerd-proxy"}]
+    running = [{"name": c["name"], "state": {"running": {"startedAt": stamped(started)}}} for c in containers]
+    return {
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": namespace, "labels": {"linkerd.io/control-plane-ns": "linkerd", **labels},
+                     "annotations": notes, "creationTimestamp": stamped(started)},
+        "spec": {"containers": containers},
+        "status": {"phase": "Running", "startTime": stamped(started), "containerStatuses": running},
+    }  # fmt: skip
+
+
+def trust_answers(written: datetime.datetime, *, loaded: bool) -> dict[str, Any]:
+    """What the four trust `get`s answer: roots and issuer written at `written`, one meshed pod from before."""
+    fields = [{"manager": "aes-linkerd2", "operation": "Apply", "time": stamped(written)}]
+    roots = {"kind": "ConfigMap", "metadata": {"name": "linkerd-identity-trust-roots", "namespace": "linkerd",
+             "managedFields": fields}, "data": {"ca-bundle.crt": ROOTS_PEM}}  # fmt: skip
+    before, after = written - datetime.timedelta(minutes=30), written + datetime.timedelta(minutes=1)
+    pods = [
+        meshed_pod("default", "qotm-1", before, "old roots"),
+        meshed_pod("default", "qotm-2", after, ROOTS_PEM),
+        meshed_pod("linkerd", "linkerd-identity-1", before, None, **{"linkerd.io/control-plane-component": "identity"}),
+    ]
+    updated = {
+        "kind": "Event",
+        "metadata": {"name": "linkerd-identity.1", "namespace": "linkerd"},
+        "involvedObject": {"kind": "Deployment", "namespace": "linkerd", "name": "linkerd-identity"},
+        "reason": "IssuerUpdated",
+        "message": "Updated identity issuer",
+        "lastTimestamp": stamped(after),
+    }
+    return {
+        stamped_key(read.MESHED_PODS): {"items": pods},
+        stamped_key(read.ROOTS): roots,
+        stamped_key(read.ISSUER): {"name": "linkerd-identity-issuer", "namespace": "linkerd", "managedFields": fields},
+        stamped_key(read.IDENTITY_EVENTS): {"items": [updated] if loaded else []},
+    }
+
+
+def stamped_key(args: list[str]) -> str:
+    return " ".join(args)
+
+
+def trust_kubectl(objects: dict[str, list[dict[str, Any]]], answers: dict[str, dict[str, Any]]) -> Any:
+    """fake_kubectl, and the trust gates' `get`s answered from `answers` by context (a missing one: NotFound)."""
+    plain = fake_kubectl(objects)
+
+    def kubectl_for(binary: str, context: str, kubeconfig: str | None) -> read.Kubectl:
+        def run(args: list[str]) -> str:
+            if args[1] in (read.KINDS, read.LINKS):
+                return plain(binary, context, kubeconfig)(args)
+            if stamped_key(args) not in answers[context]:
+                raise read.KubectlError(f"Error from server (NotFound): {args[1]} not found")
+            return json.dumps(answers[context][stamped_key(args)])
+
+        return run
+
+    return kubectl_for
+
+
+def trust_lines(report: checks.Report) -> dict[tuple[str, str], tuple[str, str]]:
+    return {(c.stack, c.name): (c.state, c.detail) for c in report.checks if c.area == "trust"}
+
+
+def test_status_shows_the_rotation_its_pods_to_restart_and_the_issuer_loaded(monkeypatch: pytest.MonkeyPatch) -> None:
+    written = datetime.datetime(2026, 12, 7, 10, 0, tzinfo=datetime.UTC)
+    monkeypatch.setenv("AES_LINKERD2_NOW", "2026-12-07T10:03:00Z")
+    answers = {"target": trust_answers(written, loaded=True), "source": trust_answers(written, loaded=False)}
+    report = checks.collect(trust_outputs("bundle"), settings(), trust_kubectl(healthy_objects(), answers), gateways=silent)
+    assert trust_lines(report) == {
+        ("target", "rotation"): (checks.OK, f"{checks.PHASES['bundle']} (newest anchor: generation 1)"),
+        ("target", "roots held"): (
+            checks.WAITING,
+            "2 of 3 meshed pod(s) to restart (roots written 2026-12-07T10:00:00Z): default: qotm-1; linkerd: linkerd-identity-1",
+        ),
+        ("target", "issuer loaded"): (checks.OK, "loaded: written 2026-12-07T10:00:00Z; 1 IssuerUpdated event(s)"),
+        ("source", "roots held"): (
+            checks.WAITING,
+            "2 of 3 meshed pod(s) to restart (roots written 2026-12-07T10:00:00Z): default: qotm-1; linkerd: linkerd-identity-1",
+        ),
+        ("source", "issuer loaded"): (
+            checks.WAITING,
+            "not yet: written 2026-12-07T10:00:00Z (180s ago); 1 of 1 identity pod(s) started before it without IssuerUpdated",
+        ),
+    }
+    assert report.healthy  # waiting is no failure
+    assert "trust rotation" in views.svg(report) and f'stroke="{views.COLOURS[checks.WAITING]}"' in views.svg(report)
+    assert any(
+        line.split()[:4] == ["target", "trust", "roots", "held"] and " waiting " in line
+        for line in views.text(report).splitlines()
+    )
+
+    # During `issuers`, a pod holding roots without the anchor that now signs is a failure; so is an issuer not loaded
+    # ten minutes on. drop-old waits on both, naming why; where the Deployment cannot be read, the lifetime's defaults.
+    monkeypatch.setenv("AES_LINKERD2_NOW", "2026-12-07T10:10:00Z")
+    report = checks.collect(trust_outputs("issuers"), settings(), trust_kubectl(healthy_objects(), answers), gateways=silent)
+    lines = trust_lines(report)
+    assert lines[("target", "roots held")][0] == checks.FAIL
+    assert lines[("source", "issuer loaded")] == (
+        checks.FAIL,
+        "not loaded: written 2026-12-07T10:00:00Z, 10 min ago; 1 of 1 identity pod(s) started before it without IssuerUpdated "
+        "(linkerd2#15109): `kubectl rollout restart deploy/linkerd-identity -n linkerd`",
+    )
+    assert lines[("target", "drop-old")] == (
+        checks.WAITING,
+        "2 meshed proxy(ies) started before the new issuer was loaded (2026-12-07T10:01:00Z), restart them or wait until "
+        "2026-12-08T10:01:10Z: default: qotm-1; linkerd: linkerd-identity-1; certificate lifetime 1 day, 0:00:00 + 0:00:10 "
+        "clock skew (defaults, no flag on linkerd/linkerd-identity)",
+    )
+    assert lines[("source", "drop-old")][0] == checks.FAIL
+    assert not report.healthy
+
+
+def test_status_trust_lines_stable_and_unreadable(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stable with every pod on the live roots: no pods line; a Secret kubectl may not read: unknown, saying why."""
+    written = datetime.datetime(2026, 12, 7, 10, 0, tzinfo=datetime.UTC)
+    monkeypatch.setenv("AES_LINKERD2_NOW", "2026-12-07T10:03:00Z")
+    answers = {"target": trust_answers(written, loaded=True), "source": trust_answers(written, loaded=True)}
+    for context in answers:
+        answers[context][stamped_key(read.MESHED_PODS)]["items"] = answers[context][stamped_key(read.MESHED_PODS)]["items"][1:2]
+    del answers["source"][stamped_key(read.ISSUER)]
+    report = checks.collect(trust_outputs("stable"), settings(), trust_kubectl(healthy_objects(), answers), gateways=silent)
+    assert trust_lines(report) == {
+        ("target", "rotation"): (checks.OK, "stable: one trust anchor (newest anchor: generation 1)"),
+        ("target", "issuer loaded"): (checks.UNKNOWN, "no linkerd-identity pod has started"),
+        ("source", "issuer loaded"): (checks.UNKNOWN, "unknown: Error from server (NotFound): secret not found"),
+    }
