@@ -1141,7 +1141,7 @@ def trust_kubectl(objects: dict[str, list[dict[str, Any]]], answers: dict[str, d
     def kubectl_for(binary: str, context: str, kubeconfig: str | None) -> read.Kubectl:
         def run(args: list[str]) -> str:
             if args[1] in (read.KINDS, read.LINKS):
-                return plain(binary, context, kubeconfig)(args)
+                return str(plain(binary, context, kubeconfig)(args))
             if stamped_key(args) not in answers[context]:
                 raise read.KubectlError(f"Error from server (NotFound): {args[1]} not found")
             return json.dumps(answers[context][stamped_key(args)])
@@ -1218,3 +1218,127 @@ def test_status_trust_lines_stable_and_unreadable(monkeypatch: pytest.MonkeyPatc
         ("target", "issuer loaded"): (checks.UNKNOWN, "no linkerd-identity pod has started"),
         ("source", "issuer loaded"): (checks.UNKNOWN, "unknown: Error from server (NotFound): secret not found"),
     }
+
+
+def running_pods(live: dict[str, str], context: str, namespace: str, names: list[str], seconds: float = 90) -> dict[str, Any]:
+    """The pods once kwok has started each container (it stamps startedAt as it does), by name."""
+    deadline = time.monotonic() + seconds
+    while True:
+        items = json.loads(kubectl(live, context, "get", "pods", "-n", namespace, "-o", "json"))["items"]
+        found = {p["metadata"]["name"]: p for p in items if p["metadata"]["name"] in names}
+        started = [
+            n
+            for n, p in found.items()
+            if all("running" in (s.get("state") or {}) for s in p["status"].get("containerStatuses") or [{}])
+        ]
+        if sorted(started) == sorted(names):
+            return found
+        assert time.monotonic() < deadline, f"pods not running after {seconds}s: {sorted(set(names) - set(started))}"
+        time.sleep(0.5)
+
+
+def live_pod(name: str, namespace: str, roots: str | None = None, **labels: str) -> dict[str, Any]:
+    """A pod as Linkerd's injector leaves one (its label, its proxy container, the roots' hash when given)."""
+    notes = {"linkerd.io/trust-root-sha256": hashlib.sha256(roots.encode()).hexdigest()} if roots else {}
+    first = "identity" if labels else "main"
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": namespace, "labels": {"linkerd.io/control-plane-ns": "linkerd", **labels},
+                     "annotations": notes},
+        "spec": {"containers": [{"name": first, "image": "example.invalid/none:1"},
+                                {"name": "linkerd-proxy", "image": "example.invalid/proxy:1"}]},
+    }  # fmt: skip
+
+
+def later_second() -> None:
+    """Past the next whole second: managedFields and kwok's startedAt keep seconds."""
+    time.sleep(1.1 - (time.time() % 1) + 0.05)
+
+
+def test_live_trust_gates(live: dict[str, str]) -> None:
+    """The gates over objects of a live API server read back through the real kubectl: pods scheduled and started by
+    kwok before and after the roots' write, the roots ConfigMap, an issuer Secret (a STAND-IN: no key in it) and an
+    `IssuerUpdated` Event written as the identity controller records it (STAND-IN: no identity controller runs here)."""
+    from support import trust_gates as gates
+
+    namespaces_ = [{"apiVersion": "v1", "kind": "Namespace", "metadata": meta(n)} for n in ("linkerd", "gates")]
+    apply(live, "target", namespaces_)
+    identity = {"linkerd.io/control-plane-component": "identity"}
+    before = ["old-roots", "unannotated", "current"]
+    apply(live, "target", [
+        live_pod("old-roots", "gates", roots="old roots"), live_pod("unannotated", "gates"),
+        live_pod("current", "gates", roots=ROOTS_PEM), live_pod("linkerd-identity-a", "linkerd", **identity),
+    ])  # fmt: skip
+    first = running_pods(live, "target", "gates", before)
+    running_pods(live, "target", "linkerd", ["linkerd-identity-a"])
+    later_second()
+    roots = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta("linkerd-identity-trust-roots", "linkerd"),
+             "data": {"ca-bundle.crt": ROOTS_PEM}}  # fmt: skip
+    issuer = {"apiVersion": "v1", "kind": "Secret", "metadata": meta("linkerd-identity-issuer", "linkerd"), "type": "Opaque",
+              "stringData": {"note": "stand-in: no key"}}  # fmt: skip
+    apply(live, "target", [roots, issuer])
+    later_second()
+    apply(live, "target", [live_pod("after", "gates")])
+    after = running_pods(live, "target", "gates", ["after"])["after"]
+    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    event = {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": meta("linkerd-identity.gates", "linkerd"),
+        "involvedObject": {"apiVersion": "apps/v1", "kind": "Deployment", "namespace": "linkerd", "name": "linkerd-identity"},
+        "reason": "IssuerUpdated",
+        "message": "Updated identity issuer",
+        "source": {"component": "linkerd-identity"},
+        "type": "Normal",
+        "firstTimestamp": now,
+        "lastTimestamp": now,
+        "count": 1,
+    }
+    kubectl(live, "target", "create", "-f", "-", stdin=json.dumps(event))
+
+    found = read.read_trust(read.kubectl_runner(live["kubectl"], "target", live["kubeconfig"]))
+    assert found.errors == {}
+    # Of the Secret, its metadata alone reached this process (its field names, in managedFields; not its value).
+    assert found.issuer is not None and list(found.issuer) == ["metadata"] and "c3RhbmQtaW4" not in json.dumps(found.issuer)
+    stored = json.loads(kubectl(live, "target", "get", "cm", "linkerd-identity-trust-roots", "-n", "linkerd",
+                                "--show-managed-fields", "-o", "json"))  # fmt: skip
+    written = gates.last_written(stored)
+    assert written is not None and gates.last_written(found.roots) == written
+    assert gates.container_started(first["unannotated"], "linkerd-proxy") < written  # type: ignore[operator]
+    assert gates.container_started(after, "linkerd-proxy") >= written  # type: ignore[operator]
+    assert found.pods is not None and {p["metadata"]["name"] for p in found.pods} >= {*before, "after", "linkerd-identity-a"}
+    assert found.events is not None and [e["reason"] for e in found.events] == ["IssuerUpdated"]
+
+    held = gates.restarted(found.pods, found.roots)
+    # The identity pod is meshed too (its proxy), and started before the roots: to restart as well.
+    expected = {"gates": ["old-roots", "unannotated"], "linkerd": ["linkerd-identity-a"]}
+    assert (held.verdict, held.to_restart) == (gates.Verdict.WAIT, expected)
+    assert {k: v for k, v in held.why.items() if k.startswith("gates/")} == {
+        "gates/old-roots": f"holds roots {hashlib.sha256(b'old roots').hexdigest()[:12]}, not the live roots'",
+        "gates/unannotated": f"proxy started {gates.stamp(gates.container_started(first['unannotated'], 'linkerd-proxy'))}, "
+        "before the roots' write",
+    }
+    issuer_written = gates.last_written(found.issuer)
+    assert issuer_written is not None
+    loaded = gates.issuer_loaded(found.issuer, found.events, found.pods, datetime.datetime.now(datetime.UTC))
+    assert loaded == gates.IssuerLoaded(
+        gates.Verdict.PASS,
+        f"loaded: written {gates.stamp(issuer_written)}; 1 IssuerUpdated event(s)",
+        issuer_written,
+        gates.parse_time(now),
+    )
+    # Before the Event is read (as the write is new): not yet.
+    waiting = gates.issuer_loaded(found.issuer, [], found.pods, issuer_written + datetime.timedelta(seconds=30))
+    assert waiting.verdict is gates.Verdict.WAIT and waiting.detail.endswith(
+        "(30s ago); 1 of 1 identity pod(s) started before it without IssuerUpdated"
+    )
+    # The same through `status`, mid-rotation: the target's trust lines as read live.
+    report = checks.collect(
+        trust_outputs("bundle"), settings(live["kubectl"], live["kubeconfig"]), read.kubectl_runner, gateways=silent
+    )
+    lines = trust_lines(report)
+    assert lines[("target", "roots held")] == (checks.WAITING, held.detail)
+    assert lines[("target", "issuer loaded")] == (checks.OK, loaded.detail)
+    assert held.detail.startswith(f"3 of {held.meshed} meshed pod(s) to restart (roots written {gates.stamp(written)}): ")
+    kubectl(live, "target", "delete", "namespace", "gates", "--wait=false")
