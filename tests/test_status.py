@@ -1342,3 +1342,43 @@ def test_live_trust_gates(live: dict[str, str]) -> None:
     assert lines[("target", "issuer loaded")] == (checks.OK, loaded.detail)
     assert held.detail.startswith(f"3 of {held.meshed} meshed pod(s) to restart (roots written {gates.stamp(written)}): ")
     kubectl(live, "target", "delete", "namespace", "gates", "--wait=false")
+
+
+def test_certs_shows_each_ones_headroom_and_the_gates(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """`./aes-linkerd2 certs` mid-rotation (a fake engine's outputs, constructed answers): the table, the days before
+    each certificate is due, the trust lines as `status` reads them; the exit code still says only what is due."""
+    from driver.__main__ import main
+    from tests.test_driver import FakeEngine, deployment
+
+    class Deployed(FakeEngine):
+        def outputs(self, stack: str) -> dict[str, Any]:
+            return dict(trust_outputs("bundle")[stack])
+
+    written = datetime.datetime(2026, 12, 7, 10, 0, tzinfo=datetime.UTC)
+    monkeypatch.setenv("AES_LINKERD2_NOW", "2026-12-07T10:03:00Z")
+    answers = {"target": trust_answers(written, loaded=True), "source": trust_answers(written, loaded=True)}
+    monkeypatch.setattr("driver.__main__.Deployment", lambda *a, **k: deployment(Deployed(), kubeconfig=tmp_path / "kubeconfig"))
+    monkeypatch.setattr("driver.status.read.kubectl_runner", trust_kubectl(healthy_objects(), answers))
+
+    assert main(["certs"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    pods = "2 of 3 meshed pod(s) to restart (roots written 2026-12-07T10:00:00Z): default: qotm-1; linkerd: linkerd-identity-1"
+    loaded = "loaded: written 2026-12-07T10:00:00Z; 1 IssuerUpdated event(s)"
+    headroom = [line for line in out if ": days before due: " in line]
+    assert len(headroom) == 2 and headroom[0].startswith("target: days before due: trust-anchor ")
+    assert out[out.index(headroom[0]) + 1 :] == [
+        f"target: rotation: ok: {checks.PHASES['bundle']} (newest anchor: generation 1)",
+        f"target: roots held: waiting: {pods}",
+        f"target: issuer loaded: ok: {loaded}",
+        headroom[1],
+        f"source: roots held: waiting: {pods}",
+        f"source: issuer loaded: ok: {loaded}",
+    ]
+    assert main(["certs", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert [(r["name"], r["headroomDays"] == r["daysLeft"] - 60) for r in data["certificates"]] == [
+        ("trust-anchor", True), ("target-issuer", True), ("source-issuer", True)
+    ]  # fmt: skip
+    assert {"stack": "source", "name": "roots held", "state": "waiting", "detail": pods} in data["trust"]

@@ -121,6 +121,10 @@ def read_trust(kubectl: Kubectl) -> TrustObjects:
             answer = json.loads(kubectl(args) or "null")
         except KubectlError as error:
             found.errors[key] = str(error)
+            if key == "pods" and "forbidden" not in str(error).lower():
+                # The API server did not answer: the other three would wait as long for nothing.
+                found.errors.update({other: str(error) for other in ("roots", "issuer", "events")})
+                return found
             continue
         except ValueError:
             found.errors[key] = "kubectl printed no JSON"
