@@ -168,17 +168,8 @@ def restarted(pods: Iterable[Obj], roots: Obj | None) -> Restarted:
     pem = str((roots.get("data") or {}).get(ROOTS_KEY) or "")
     digests, written = roots_digests(pem) if pem else frozenset(), last_written(roots)
     meshed = [pod for pod in pods if is_meshed(pod)]
-    why: dict[str, str] = {}
-    stale: list[tuple[str, str]] = []
-    unknown: list[str] = []
-    for pod in meshed:
-        reason = _stale(pod, digests, written)
-        if reason is None:
-            unknown.append("/".join(_name(pod)))
-        elif reason:
-            stale.append(_name(pod))
-            why["/".join(_name(pod))] = reason
-    grouped = _by_namespace(stale)
+    why, unknown = _sort_pods(meshed, digests, written)
+    grouped = _by_namespace((ref.partition("/")[0], ref.partition("/")[2]) for ref in why)
     if why:
         detail = f"{len(why)} of {len(meshed)} meshed pod(s) to restart (roots written {stamp(written)}): {named(grouped)}"
         return Restarted(Verdict.WAIT, detail, written, len(meshed), grouped, why)
@@ -191,11 +182,29 @@ def restarted(pods: Iterable[Obj], roots: Obj | None) -> Restarted:
     )
 
 
+def _sort_pods(meshed: list[Obj], digests: frozenset[str], written: datetime.datetime | None) -> tuple[dict[str, str], list[str]]:
+    """The pods holding other roots ("namespace/name" -> why), and those that cannot be told."""
+    why: dict[str, str] = {}
+    unknown: list[str] = []
+    for pod in meshed:
+        reason = _stale(pod, digests, written)
+        if reason is None:
+            unknown.append("/".join(_name(pod)))
+        elif reason:
+            why["/".join(_name(pod))] = reason
+    return why, unknown
+
+
 def _stale(pod: Obj, digests: frozenset[str], written: datetime.datetime | None) -> str | None:
     """Why the pod holds other roots; "" when it holds these; None when it cannot be told."""
     held = ((pod.get("metadata") or {}).get("annotations") or {}).get(TRUST_ROOT_ANNOTATION)
     if held and digests:
         return "" if held in digests else f"holds roots {held[:12]}, not the live roots'"
+    return _stale_by_time(pod, written)
+
+
+def _stale_by_time(pod: Obj, written: datetime.datetime | None) -> str | None:
+    """Without the annotation: the proxy's start against the roots' write."""
     started = container_started(pod, PROXY_CONTAINER)
     if started is None:
         return "" if written is not None and _created(pod, written) else "proxy not started"
@@ -274,24 +283,36 @@ def issuer_loaded(
     written = last_written(issuer)
     if written is None:
         return IssuerLoaded(Verdict.UNKNOWN, f"Secret {NAMESPACE}/{ISSUER_SECRET} carries no write time (managedFields)")
-    started = [(container_started(pod, IDENTITY_CONTAINER), "/".join(_name(pod))) for pod in identity_pods(pods)]
-    running = [(moment, ref) for moment, ref in started if moment is not None]
-    if not running:
+    stale, fresh = _identity_starts(pods, written)
+    if not stale and not fresh:
         return IssuerLoaded(Verdict.UNKNOWN, f"no {IDENTITY_DEPLOYMENT} pod has started", written)
-    stale = [ref for moment, ref in running if moment < written]
     found = _identity_events(events, written)
+    refused = _refused(found, written)
+    if refused is not None:
+        return refused
     updated = [moment for moment, event in found if event.get("reason") == ISSUER_UPDATED]
-    last = found[-1] if found else None
-    if last is not None and last[1].get("reason") != ISSUER_UPDATED:
-        message = str(last[1].get("message") or "")[:200]
-        return IssuerLoaded(Verdict.FAIL, f"{last[1].get('reason')} at {stamp(last[0])}: {message}", written)
-    fresh = [moment for moment, _ in running if moment >= written]
     if len(updated) >= len(stale):
         loaded_at = max([*updated, *fresh], default=written)
         how = f"{len(updated)} {ISSUER_UPDATED} event(s)" if stale else "every identity pod started after it"
         return IssuerLoaded(Verdict.PASS, f"loaded: written {stamp(written)}; {how}", written, loaded_at)
     missing = f"{len(stale) - len(updated)} of {len(stale)} identity pod(s) started before it without {ISSUER_UPDATED}"
     return _not_loaded(written, now - written, missing, grace)
+
+
+def _identity_starts(pods: Iterable[Obj], written: datetime.datetime) -> tuple[list[datetime.datetime], list[datetime.datetime]]:
+    """When each started identity pod's controller started: before the write, and at or after it."""
+    running = [moment for moment in (container_started(pod, IDENTITY_CONTAINER) for pod in identity_pods(pods)) if moment]
+    return [m for m in running if m < written], [m for m in running if m >= written]
+
+
+def _refused(found: list[tuple[datetime.datetime, Obj]], written: datetime.datetime) -> IssuerLoaded | None:
+    """A failure when the newest issuer Event since the write is a Warning (skipped, or failed validation)."""
+    if not found or found[-1][1].get("reason") == ISSUER_UPDATED:
+        return None
+    moment, event = found[-1]
+    return IssuerLoaded(
+        Verdict.FAIL, f"{event.get('reason')} at {stamp(moment)}: {str(event.get('message') or '')[:200]}", written
+    )
 
 
 def _not_loaded(written: datetime.datetime, age: datetime.timedelta, missing: str, grace: datetime.timedelta) -> IssuerLoaded:
@@ -335,15 +356,34 @@ def go_duration(text: str) -> datetime.timedelta | None:
 
 def certificate_lifetime(identity: Obj | None) -> tuple[datetime.timedelta, str]:
     """How long a proxy certificate lives, from the identity controller's flags (what it parses), and where from."""
-    args: list[str] = []
-    for container in (((identity or {}).get("spec") or {}).get("template") or {}).get("spec", {}).get("containers") or []:
-        if container.get("name") == IDENTITY_CONTAINER:
-            args = [str(a) for a in container.get("args") or []]
-    flags = dict(arg.lstrip("-").partition("=")[::2] for arg in args if arg.startswith("-"))
+    flags = _identity_flags(identity)
     lifetime = go_duration(flags.get("identity-issuance-lifetime", "")) or DEFAULT_LIFETIME
     skew = go_duration(flags.get("identity-clock-skew-allowance", "")) or DEFAULT_SKEW
     said = "flags of" if "identity-issuance-lifetime" in flags else "defaults, no flag on"
     return lifetime + skew, f"{lifetime} + {skew} clock skew ({said} {NAMESPACE}/{IDENTITY_DEPLOYMENT})"
+
+
+def _identity_flags(identity: Obj | None) -> dict[str, str]:
+    """The identity container's `-name=value` flags."""
+    containers = _dig(identity, "spec", "template", "spec", "containers") or []
+    args = [str(a) for c in containers if c.get("name") == IDENTITY_CONTAINER for a in c.get("args") or []]
+    return dict(arg.lstrip("-").partition("=")[::2] for arg in args if arg.startswith("-"))
+
+
+def _dig(obj: Any, *keys: str) -> Any:
+    for key in keys:
+        obj = obj.get(key) if isinstance(obj, Mapping) else None
+    return obj
+
+
+def _started_before(pods: Iterable[Obj], since: datetime.datetime) -> dict[str, list[str]]:
+    """The meshed pods whose proxy started before `since`, by namespace."""
+    refs = []
+    for pod in pods:
+        started = container_started(pod, PROXY_CONTAINER) if is_meshed(pod) else None
+        if started is not None and started < since:
+            refs.append(_name(pod))
+    return _by_namespace(refs)
 
 
 def drop_old_allowed(pods: Iterable[Obj], loaded: IssuerLoaded, lifetime: datetime.timedelta, now: datetime.datetime) -> DropOld:
@@ -353,14 +393,7 @@ def drop_old_allowed(pods: Iterable[Obj], loaded: IssuerLoaded, lifetime: dateti
     if loaded.verdict is not Verdict.PASS or loaded.loaded_at is None:
         return DropOld(Verdict.WAIT if loaded.verdict is not Verdict.FAIL else Verdict.FAIL, f"the new issuer: {loaded.detail}")
     since = loaded.loaded_at
-    refs = []
-    for pod in pods:
-        if not is_meshed(pod):
-            continue
-        started = container_started(pod, PROXY_CONTAINER)
-        if started is not None and started < since:
-            refs.append(_name(pod))
-    pending, ready_at = _by_namespace(refs), since + lifetime
+    pending, ready_at = _started_before(pods, since), since + lifetime
     if not pending:
         return DropOld(Verdict.PASS, f"every meshed proxy started after the new issuer was loaded ({stamp(since)})", {}, ready_at)
     if now >= ready_at:

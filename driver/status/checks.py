@@ -591,16 +591,7 @@ def trust(
 def trust_lines(cluster: ClusterStatus, found: TrustObjects, phase: str, kubectl: Kubectl) -> None:
     """Gates (a), (b) and, during `issuers`, (c) for one cluster, as lines; what could not be read is unknown."""
     now = clock.now()
-    if found.pods is None:
-        cluster.add("trust", "meshed pods", UNKNOWN, f"unknown: {found.errors.get('pods')}")
-    else:
-        held = trust_gates.restarted(found.pods, found.roots)
-        if phase != "stable" or held.verdict is not trust_gates.Verdict.PASS:
-            state = GATE_STATES[held.verdict]
-            # During `issuers` the anchor in the roots those pods hold no longer signs the issuers: they fail now.
-            state = FAIL if state == WAITING and phase == "issuers" else state
-            said = held.detail if found.roots is not None else f"{held.detail} ({found.errors.get('roots')})"
-            cluster.add("trust", "roots held", state, said)
+    _roots_line(cluster, found, phase)
     if found.issuer is None and "issuer" in found.errors:
         cluster.add("trust", "issuer loaded", UNKNOWN, f"unknown: {found.errors['issuer']}")
         return
@@ -610,6 +601,22 @@ def trust_lines(cluster: ClusterStatus, found: TrustObjects, phase: str, kubectl
         lifetime, said = _lifetime(kubectl)
         gate = trust_gates.drop_old_allowed(found.pods or [], loaded, lifetime, now)
         cluster.add("trust", "drop-old", GATE_STATES[gate.verdict], f"{gate.detail}; certificate lifetime {said}")
+
+
+def _roots_line(cluster: ClusterStatus, found: TrustObjects, phase: str) -> None:
+    """Gate (a): shown while a rotation is under way, or while some pod holds other roots."""
+    if found.pods is None:
+        cluster.add("trust", "meshed pods", UNKNOWN, f"unknown: {found.errors.get('pods')}")
+        return
+    held = trust_gates.restarted(found.pods, found.roots)
+    if phase == "stable" and held.verdict is trust_gates.Verdict.PASS:
+        return
+    state = GATE_STATES[held.verdict]
+    # During `issuers` the anchor in the roots those pods hold no longer signs the issuers: they fail now.
+    state = FAIL if state == WAITING and phase == "issuers" else state
+    cluster.add(
+        "trust", "roots held", state, held.detail if found.roots is not None else f"{held.detail} ({found.errors.get('roots')})"
+    )
 
 
 def _lifetime(kubectl: Kubectl) -> tuple[datetime.timedelta, str]:

@@ -118,7 +118,7 @@ def read_trust(kubectl: Kubectl) -> TrustObjects:
     found = TrustObjects()
     for key, args in (("pods", MESHED_PODS), ("roots", ROOTS), ("issuer", ISSUER), ("events", IDENTITY_EVENTS)):
         try:
-            answer = json.loads(kubectl(args) or "null")
+            answer = _json(kubectl(args))
         except KubectlError as error:
             found.errors[key] = str(error)
             if key == "pods" and "forbidden" not in str(error).lower():
@@ -126,16 +126,27 @@ def read_trust(kubectl: Kubectl) -> TrustObjects:
                 found.errors.update({other: str(error) for other in ("roots", "issuer", "events")})
                 return found
             continue
-        except ValueError:
-            found.errors[key] = "kubectl printed no JSON"
-            continue
-        if key == "issuer":
-            found.issuer = {"metadata": answer} if isinstance(answer, dict) else None
-        elif key == "roots":
-            found.roots = answer if isinstance(answer, dict) else None
-        else:
-            setattr(found, key, list(answer["items"]))
+        _keep(found, key, answer)
     return found
+
+
+def _json(text: str) -> Any:
+    try:
+        return json.loads(text or "null")
+    except ValueError:
+        raise KubectlError("kubectl printed no JSON") from None
+
+
+def _keep(found: TrustObjects, key: str, answer: Any) -> None:
+    """One answer where the gates look for it: a list's items, the ConfigMap, the Secret's metadata."""
+    if not isinstance(answer, dict):
+        return
+    if key == "issuer":
+        found.issuer = {"metadata": answer}
+    elif key == "roots":
+        found.roots = answer
+    else:
+        setattr(found, key, list(answer.get("items") or []))
 
 
 def linkerd_gateways(settings: StackSettings, context: str, link_name: str) -> list[dict[str, Any]]:
