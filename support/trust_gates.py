@@ -116,8 +116,13 @@ def container_started(pod: Obj, container: str) -> datetime.datetime | None:
 
 
 def is_meshed(pod: Obj) -> bool:
-    """A pod with Linkerd's proxy: a container or native-sidecar init container named `linkerd-proxy`."""
+    """A live pod with Linkerd's proxy: a container or native-sidecar init container named `linkerd-proxy`.
+
+    A pod that has finished (a Job's, `Succeeded` or `Failed`) runs no proxy any more: it holds nothing.
+    """
     spec = pod.get("spec") or {}
+    if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+        return False
     return any(c.get("name") == PROXY_CONTAINER for c in [*(spec.get("containers") or []), *(spec.get("initContainers") or [])])
 
 

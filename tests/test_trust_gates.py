@@ -115,6 +115,9 @@ def test_times_read_off_objects() -> None:
     assert gates.container_started(pod("default", "c", 4, native_sidecar=True), gates.PROXY_CONTAINER) == at(4)
     assert gates.is_meshed(pod("default", "c", 4, native_sidecar=True))
     assert not gates.is_meshed({"spec": {"containers": [{"name": "main"}]}})
+    finished = pod("default", "job-1", 3)
+    finished["status"]["phase"] = "Succeeded"
+    assert not gates.is_meshed(finished)
     later = {**event("IssuerUpdated", 1), "lastTimestamp": z(9), "count": 3}
     assert gates.event_time(later) == at(9)
     assert gates.event_time({"eventTime": "2026-12-07T10:02:00.123456Z"}) == at(2) + datetime.timedelta(microseconds=123456)
