@@ -193,12 +193,30 @@ def show_outputs(deployment: Deployment, args: argparse.Namespace) -> int:
 
 
 def show_certs(deployment: Deployment, args: argparse.Namespace) -> int:
-    found = certs.rows(stack_outputs(deployment), args.warn_days)
+    """`certs`: the table, each stack's headroom and the rotation's gates read live; the exit code says only what is due."""
+    outputs = stack_outputs(deployment)
+    found = certs.rows(outputs, args.warn_days)
+    gates = trust_gates(deployment, outputs)
     if args.json:
-        print(json.dumps({"warnDays": args.warn_days, "certificates": found}, indent=2))
+        lines = [{"stack": s, "name": n, "state": state, "detail": d} for s, n, state, d in gates]
+        print(json.dumps({"warnDays": args.warn_days, "certificates": found, "trust": lines}, indent=2))
     else:
         print(certs.table(found, args.warn_days))
+        print(certs.trust_text(found, gates))
     return 1 if any(row["due"] for row in found) else 0
+
+
+def trust_gates(deployment: Deployment, outputs: dict[str, dict[str, Any]]) -> list[tuple[str, str, str, str]]:
+    """The trust lines `status` shows ((stack, name, state, detail)), read live for the stacks that made their issuers."""
+    settings = {stack: read_settings(deployment.project_dir, stack) for stack in outputs}
+    clusters = {
+        stack: checks.ClusterStatus(
+            stack, str(values.get("clusterName") or stack), str(values.get("context") or settings[stack].get("context") or "")
+        )
+        for stack, values in outputs.items()
+    }
+    checks.trust(clusters, outputs, settings, read.kubectl_runner)
+    return [(c.stack, c.name, c.state, c.detail) for cluster in clusters.values() for c in cluster.checks]
 
 
 # The verbs that change nothing: each prints its result and returns the exit code.

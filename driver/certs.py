@@ -1,4 +1,5 @@
-"""`certs`: both stacks' identity certificates from their outputs, with what is due marked."""
+"""`certs`: both stacks' identity certificates from their outputs, with what is due marked, each one's headroom (days
+before it is due), and the trust rotation's gates as `status` reads them live (driver/status/checks.trust)."""
 
 from __future__ import annotations
 
@@ -22,8 +23,25 @@ def rows(outputs: Mapping[str, Mapping[str, Any]], warn_days: int = WARN_DAYS) -
         for row in values.get("identityCertificates") or []:
             not_after = clock.parse_time(str(row["notAfter"]))
             days_left = (not_after - now).days
-            found.append({"stack": stack, **row, "daysLeft": days_left, "due": days_left < warn_days})
+            due = {"daysLeft": days_left, "due": days_left < warn_days, "headroomDays": days_left - warn_days}
+            found.append({"stack": stack, **row, **due})
     return found
+
+
+def headroom(found: list[dict[str, Any]], stack: str) -> str:
+    """A stack's anchors and issuer with the days each has before it is due (the rows' own numbers)."""
+    parts = [f"{r['name']} {r['headroomDays']}" for r in found if r["stack"] == stack]
+    return "days before due: " + (", ".join(parts) or "none reported")
+
+
+def trust_text(found: list[dict[str, Any]], lines: list[tuple[str, str, str, str]]) -> str:
+    """Below the table: each stack's headroom, then the rotation's gates as read live ((stack, name, state, detail))."""
+    stacks = list(dict.fromkeys([*(r["stack"] for r in found), *(line[0] for line in lines)]))
+    out = []
+    for stack in stacks:
+        out.append(f"{stack}: {headroom(found, stack)}")
+        out += [f"{stack}: {name}: {state}: {detail}" for line_stack, name, state, detail in lines if line_stack == stack]
+    return "\n".join(out)
 
 
 def table(found: list[dict[str, Any]], warn_days: int = WARN_DAYS) -> str:

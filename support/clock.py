@@ -1,7 +1,8 @@
 """The program's idea of now: the real clock, or the one a test or a rehearsal sets.
 
 `AES_LINKERD2_NOW` (ISO 8601, e.g. 2027-10-01T00:00:00Z) moves the clock that decides how many days
-a certificate has left and whether an issuer is due; nothing else reads it.
+a certificate has left and whether an issuer is due, and the trust gates' "now" in `status` and `certs`
+(so a rehearsal sees them as it would on that day); nothing else reads it.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ gateway's liveness and latency stay "unknown", as `status` says.
 from __future__ import annotations
 
 import datetime
+import hashlib
 import json
 import os
 import shutil
@@ -1126,3 +1127,321 @@ def test_the_targets_account_missing_live_is_red() -> None:
 def test_stacks_from_before_rotation_show_no_credentials_line() -> None:
     report = checks.collect(outputs(), settings(), fake_kubectl(healthy_objects()), gateways=silent)
     assert [c for c in report.checks if c.name == "link credentials"] == []
+
+
+# --- the trust rotation's gates (support/trust_gates; tests/test_trust_gates.py has every branch) ----------------
+
+ROOTS_PEM = (
+    "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n-----BEGIN CERTIFICATE-----\nBBBB\n-----END CERTIFICATE-----"
+)
+
+
+def stamped(moment: datetime.datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def trust_outputs(phase: str) -> dict[str, Any]:
+    """Outputs of stacks whose program made their issuers, the target mid-rotation at `phase`."""
+    values = outputs()
+    values["target"] = {**values["target"], "identityIssuers": {"target": {"generation": 0}}}
+    values["target"]["identityAnchors"] = {"generation": 1, "phase": phase}
+    values["source"] = {**values["source"], "identityIssuers": {"source": {"generation": 0}}}
+    return values
+
+
+def meshed_pod(namespace: str, name: str, started: datetime.datetime, roots: str | None, **labels: str) -> dict[str, Any]:
+    notes = {"linkerd.io/trust-root-sha256": hashlib.sha256(roots.encode()).hexdigest()} if roots else {}
+    containers = [{"name": "identity" if labels else "main"}, {"name": "linkerd-proxy"}]
+    running = [{"name": c["name"], "state": {"running": {"startedAt": stamped(started)}}} for c in containers]
+    return {
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": namespace, "labels": {"linkerd.io/control-plane-ns": "linkerd", **labels},
+                     "annotations": notes, "creationTimestamp": stamped(started)},
+        "spec": {"containers": containers},
+        "status": {"phase": "Running", "startTime": stamped(started), "containerStatuses": running},
+    }  # fmt: skip
+
+
+def trust_answers(written: datetime.datetime, *, loaded: bool) -> dict[str, Any]:
+    """What the four trust `get`s answer: roots and issuer written at `written`, one meshed pod from before."""
+    fields = [{"manager": "aes-linkerd2", "operation": "Apply", "time": stamped(written)}]
+    roots = {"kind": "ConfigMap", "metadata": {"name": "linkerd-identity-trust-roots", "namespace": "linkerd",
+             "managedFields": fields}, "data": {"ca-bundle.crt": ROOTS_PEM}}  # fmt: skip
+    before, after = written - datetime.timedelta(minutes=30), written + datetime.timedelta(minutes=1)
+    pods = [
+        meshed_pod("default", "qotm-1", before, "old roots"),
+        meshed_pod("default", "qotm-2", after, ROOTS_PEM),
+        meshed_pod("linkerd", "linkerd-identity-1", before, None, **{"linkerd.io/control-plane-component": "identity"}),
+    ]
+    updated = {
+        "kind": "Event",
+        "metadata": {"name": "linkerd-identity.1", "namespace": "linkerd"},
+        "involvedObject": {"kind": "Deployment", "namespace": "linkerd", "name": "linkerd-identity"},
+        "reason": "IssuerUpdated",
+        "message": "Updated identity issuer",
+        "lastTimestamp": stamped(after),
+    }
+    return {
+        stamped_key(read.MESHED_PODS): {"items": pods},
+        stamped_key(read.ROOTS): roots,
+        stamped_key(read.ISSUER): {"name": "linkerd-identity-issuer", "namespace": "linkerd", "managedFields": fields},
+        stamped_key(read.IDENTITY_EVENTS): {"items": [updated] if loaded else []},
+    }
+
+
+def stamped_key(args: list[str]) -> str:
+    return " ".join(args)
+
+
+def trust_kubectl(objects: dict[str, list[dict[str, Any]]], answers: dict[str, dict[str, Any]]) -> Any:
+    """fake_kubectl, and the trust gates' `get`s answered from `answers` by context (a missing one: NotFound)."""
+    plain = fake_kubectl(objects)
+
+    def kubectl_for(binary: str, context: str, kubeconfig: str | None) -> read.Kubectl:
+        def run(args: list[str]) -> str:
+            if args[1] in (read.KINDS, read.LINKS):
+                return str(plain(binary, context, kubeconfig)(args))
+            if stamped_key(args) not in answers[context]:
+                raise read.KubectlError(f"Error from server (NotFound): {args[1]} not found")
+            return json.dumps(answers[context][stamped_key(args)])
+
+        return run
+
+    return kubectl_for
+
+
+def trust_lines(report: checks.Report) -> dict[tuple[str, str], tuple[str, str]]:
+    return {(c.stack, c.name): (c.state, c.detail) for c in report.checks if c.area == "trust"}
+
+
+def test_status_shows_the_rotation_its_pods_to_restart_and_the_issuer_loaded(monkeypatch: pytest.MonkeyPatch) -> None:
+    written = datetime.datetime(2026, 12, 7, 10, 0, tzinfo=datetime.UTC)
+    monkeypatch.setenv("AES_LINKERD2_NOW", "2026-12-07T10:03:00Z")
+    answers = {"target": trust_answers(written, loaded=True), "source": trust_answers(written, loaded=False)}
+    report = checks.collect(trust_outputs("bundle"), settings(), trust_kubectl(healthy_objects(), answers), gateways=silent)
+    assert trust_lines(report) == {
+        ("target", "rotation"): (checks.OK, f"{checks.PHASES['bundle']} (newest anchor: generation 1)"),
+        ("target", "roots held"): (
+            checks.WAITING,
+            "2 of 3 meshed pod(s) to restart (roots written 2026-12-07T10:00:00Z): default: qotm-1; linkerd: linkerd-identity-1",
+        ),
+        ("target", "issuer loaded"): (checks.OK, "loaded: written 2026-12-07T10:00:00Z; 1 IssuerUpdated event(s)"),
+        ("source", "roots held"): (
+            checks.WAITING,
+            "2 of 3 meshed pod(s) to restart (roots written 2026-12-07T10:00:00Z): default: qotm-1; linkerd: linkerd-identity-1",
+        ),
+        ("source", "issuer loaded"): (
+            checks.WAITING,
+            "not yet: written 2026-12-07T10:00:00Z (180s ago); 1 of 1 identity pod(s) started before it without IssuerUpdated",
+        ),
+    }
+    assert report.healthy  # waiting is no failure
+    assert "trust rotation" in views.svg(report) and f'stroke="{views.COLOURS[checks.WAITING]}"' in views.svg(report)
+    assert any(
+        line.split()[:4] == ["target", "trust", "roots", "held"] and " waiting " in line
+        for line in views.text(report).splitlines()
+    )
+
+    # During `issuers`, a pod holding roots without the anchor that now signs is a failure; so is an issuer not loaded
+    # ten minutes on. drop-old waits on both, naming why; where the Deployment cannot be read, the lifetime's defaults.
+    monkeypatch.setenv("AES_LINKERD2_NOW", "2026-12-07T10:10:00Z")
+    report = checks.collect(trust_outputs("issuers"), settings(), trust_kubectl(healthy_objects(), answers), gateways=silent)
+    lines = trust_lines(report)
+    assert lines[("target", "roots held")][0] == checks.FAIL
+    assert lines[("source", "issuer loaded")] == (
+        checks.FAIL,
+        "not loaded: written 2026-12-07T10:00:00Z, 10 min ago; 1 of 1 identity pod(s) started before it without IssuerUpdated "
+        "(linkerd2#15109): `kubectl rollout restart deploy/linkerd-identity -n linkerd`",
+    )
+    assert lines[("target", "drop-old")] == (
+        checks.WAITING,
+        "2 meshed proxy(ies) started before the new issuer was loaded (2026-12-07T10:01:00Z), restart them or wait until "
+        "2026-12-08T10:01:10Z: default: qotm-1; linkerd: linkerd-identity-1; certificate lifetime 1 day, 0:00:00 + 0:00:10 "
+        "clock skew (defaults, no flag on linkerd/linkerd-identity)",
+    )
+    assert lines[("source", "drop-old")][0] == checks.FAIL
+    assert not report.healthy
+
+
+def test_status_trust_lines_stable_and_unreadable(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stable with every pod on the live roots: no pods line; a Secret kubectl may not read: unknown, saying why."""
+    written = datetime.datetime(2026, 12, 7, 10, 0, tzinfo=datetime.UTC)
+    monkeypatch.setenv("AES_LINKERD2_NOW", "2026-12-07T10:03:00Z")
+    answers = {"target": trust_answers(written, loaded=True), "source": trust_answers(written, loaded=True)}
+    for context in answers:
+        answers[context][stamped_key(read.MESHED_PODS)]["items"] = answers[context][stamped_key(read.MESHED_PODS)]["items"][1:2]
+    del answers["source"][stamped_key(read.ISSUER)]
+    report = checks.collect(trust_outputs("stable"), settings(), trust_kubectl(healthy_objects(), answers), gateways=silent)
+    assert trust_lines(report) == {
+        ("target", "rotation"): (checks.OK, "stable: one trust anchor (newest anchor: generation 1)"),
+        ("target", "issuer loaded"): (checks.UNKNOWN, "no linkerd-identity pod has started"),
+        ("source", "issuer loaded"): (checks.UNKNOWN, "unknown: Error from server (NotFound): secret not found"),
+    }
+
+
+def running_pods(live: dict[str, str], context: str, namespace: str, names: list[str], seconds: float = 90) -> dict[str, Any]:
+    """The pods once kwok has started each container (it stamps startedAt as it does), by name."""
+    deadline = time.monotonic() + seconds
+    while True:
+        items = json.loads(kubectl(live, context, "get", "pods", "-n", namespace, "-o", "json"))["items"]
+        found = {p["metadata"]["name"]: p for p in items if p["metadata"]["name"] in names}
+        started = [
+            n
+            for n, p in found.items()
+            if all("running" in (s.get("state") or {}) for s in p["status"].get("containerStatuses") or [{}])
+        ]
+        if sorted(started) == sorted(names):
+            return found
+        assert time.monotonic() < deadline, f"pods not running after {seconds}s: {sorted(set(names) - set(started))}"
+        time.sleep(0.5)
+
+
+def live_pod(name: str, namespace: str, roots: str | None = None, **labels: str) -> dict[str, Any]:
+    """A pod as Linkerd's injector leaves one (its label, its proxy container, the roots' hash when given)."""
+    notes = {"linkerd.io/trust-root-sha256": hashlib.sha256(roots.encode()).hexdigest()} if roots else {}
+    first = "identity" if labels else "main"
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": namespace, "labels": {"linkerd.io/control-plane-ns": "linkerd", **labels},
+                     "annotations": notes},
+        "spec": {"containers": [{"name": first, "image": "example.invalid/none:1"},
+                                {"name": "linkerd-proxy", "image": "example.invalid/proxy:1"}]},
+    }  # fmt: skip
+
+
+def later_second() -> None:
+    """Past the next whole second: managedFields and kwok's startedAt keep seconds."""
+    time.sleep(1.1 - (time.time() % 1) + 0.05)
+
+
+def test_live_trust_gates(live: dict[str, str]) -> None:
+    """The gates over objects of a live API server read back through the real kubectl: pods scheduled and started by
+    kwok before and after the roots' write, the roots ConfigMap, an issuer Secret (a STAND-IN: no key in it) and an
+    `IssuerUpdated` Event written as the identity controller records it (STAND-IN: no identity controller runs here)."""
+    from support import trust_gates as gates
+
+    namespaces_ = [{"apiVersion": "v1", "kind": "Namespace", "metadata": meta(n)} for n in ("linkerd", "gates")]
+    apply(live, "target", namespaces_)
+    identity = {"linkerd.io/control-plane-component": "identity"}
+    before = ["old-roots", "unannotated", "current"]
+    apply(live, "target", [
+        live_pod("old-roots", "gates", roots="old roots"), live_pod("unannotated", "gates"),
+        live_pod("current", "gates", roots=ROOTS_PEM), live_pod("linkerd-identity-a", "linkerd", **identity),
+    ])  # fmt: skip
+    first = running_pods(live, "target", "gates", before)
+    running_pods(live, "target", "linkerd", ["linkerd-identity-a"])
+    later_second()
+    roots = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta("linkerd-identity-trust-roots", "linkerd"),
+             "data": {"ca-bundle.crt": ROOTS_PEM}}  # fmt: skip
+    issuer = {"apiVersion": "v1", "kind": "Secret", "metadata": meta("linkerd-identity-issuer", "linkerd"), "type": "Opaque",
+              "stringData": {"note": "stand-in: no key"}}  # fmt: skip
+    apply(live, "target", [roots, issuer])
+    later_second()
+    apply(live, "target", [live_pod("after", "gates")])
+    after = running_pods(live, "target", "gates", ["after"])["after"]
+    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    event = {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": meta("linkerd-identity.gates", "linkerd"),
+        "involvedObject": {"apiVersion": "apps/v1", "kind": "Deployment", "namespace": "linkerd", "name": "linkerd-identity"},
+        "reason": "IssuerUpdated",
+        "message": "Updated identity issuer",
+        "source": {"component": "linkerd-identity"},
+        "type": "Normal",
+        "firstTimestamp": now,
+        "lastTimestamp": now,
+        "count": 1,
+    }
+    kubectl(live, "target", "create", "-f", "-", stdin=json.dumps(event))
+
+    found = read.read_trust(read.kubectl_runner(live["kubectl"], "target", live["kubeconfig"]))
+    assert found.errors == {}
+    # Of the Secret, its metadata alone reached this process (its field names, in managedFields; not its value).
+    assert found.issuer is not None and list(found.issuer) == ["metadata"] and "c3RhbmQtaW4" not in json.dumps(found.issuer)
+    stored = json.loads(kubectl(live, "target", "get", "cm", "linkerd-identity-trust-roots", "-n", "linkerd",
+                                "--show-managed-fields", "-o", "json"))  # fmt: skip
+    written = gates.last_written(stored)
+    assert written is not None and gates.last_written(found.roots) == written
+    assert gates.container_started(first["unannotated"], "linkerd-proxy") < written  # type: ignore[operator]
+    assert gates.container_started(after, "linkerd-proxy") >= written  # type: ignore[operator]
+    assert found.pods is not None and {p["metadata"]["name"] for p in found.pods} >= {*before, "after", "linkerd-identity-a"}
+    # Beside ours, what the real deployment controller records about a Deployment of that name (test_live_clusters
+    # made one): the gate counts the identity controller's reasons only.
+    assert found.events is not None and [e["reason"] for e in found.events if e["reason"] != "ScalingReplicaSet"] == [
+        "IssuerUpdated"
+    ]
+
+    held = gates.restarted(found.pods, found.roots)
+    # The identity pod is meshed too (its proxy), and started before the roots: to restart as well.
+    expected = {"gates": ["old-roots", "unannotated"], "linkerd": ["linkerd-identity-a"]}
+    assert (held.verdict, held.to_restart) == (gates.Verdict.WAIT, expected)
+    assert {k: v for k, v in held.why.items() if k.startswith("gates/")} == {
+        "gates/old-roots": f"holds roots {hashlib.sha256(b'old roots').hexdigest()[:12]}, not the live roots'",
+        "gates/unannotated": f"proxy started {gates.stamp(gates.container_started(first['unannotated'], 'linkerd-proxy'))}, "
+        "before the roots' write",
+    }
+    issuer_written = gates.last_written(found.issuer)
+    assert issuer_written is not None
+    loaded = gates.issuer_loaded(found.issuer, found.events, found.pods, datetime.datetime.now(datetime.UTC))
+    assert loaded == gates.IssuerLoaded(
+        gates.Verdict.PASS,
+        f"loaded: written {gates.stamp(issuer_written)}; 1 IssuerUpdated event(s)",
+        issuer_written,
+        gates.parse_time(now),
+    )
+    # Before the Event is read (as the write is new): not yet.
+    waiting = gates.issuer_loaded(found.issuer, [], found.pods, issuer_written + datetime.timedelta(seconds=30))
+    assert waiting.verdict is gates.Verdict.WAIT and waiting.detail.endswith(
+        "(30s ago); 1 of 1 identity pod(s) started before it without IssuerUpdated"
+    )
+    # The same through `status`, mid-rotation: the target's trust lines as read live.
+    report = checks.collect(
+        trust_outputs("bundle"), settings(live["kubectl"], live["kubeconfig"]), read.kubectl_runner, gateways=silent
+    )
+    lines = trust_lines(report)
+    assert lines[("target", "roots held")] == (checks.WAITING, held.detail)
+    assert lines[("target", "issuer loaded")] == (checks.OK, loaded.detail)
+    assert held.detail.startswith(f"3 of {held.meshed} meshed pod(s) to restart (roots written {gates.stamp(written)}): ")
+    kubectl(live, "target", "delete", "namespace", "gates", "--wait=false")
+
+
+def test_certs_shows_each_ones_headroom_and_the_gates(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """`./aes-linkerd2 certs` mid-rotation (a fake engine's outputs, constructed answers): the table, the days before
+    each certificate is due, the trust lines as `status` reads them; the exit code still says only what is due."""
+    from driver.__main__ import main
+    from tests.test_driver import FakeEngine, deployment
+
+    class Deployed(FakeEngine):
+        def outputs(self, stack: str) -> dict[str, Any]:
+            return dict(trust_outputs("bundle")[stack])
+
+    written = datetime.datetime(2026, 12, 7, 10, 0, tzinfo=datetime.UTC)
+    monkeypatch.setenv("AES_LINKERD2_NOW", "2026-12-07T10:03:00Z")
+    answers = {"target": trust_answers(written, loaded=True), "source": trust_answers(written, loaded=True)}
+    monkeypatch.setattr("driver.__main__.Deployment", lambda *a, **k: deployment(Deployed(), kubeconfig=tmp_path / "kubeconfig"))
+    monkeypatch.setattr("driver.status.read.kubectl_runner", trust_kubectl(healthy_objects(), answers))
+
+    assert main(["certs"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    pods = "2 of 3 meshed pod(s) to restart (roots written 2026-12-07T10:00:00Z): default: qotm-1; linkerd: linkerd-identity-1"
+    loaded = "loaded: written 2026-12-07T10:00:00Z; 1 IssuerUpdated event(s)"
+    headroom = [line for line in out if ": days before due: " in line]
+    assert len(headroom) == 2 and headroom[0].startswith("target: days before due: trust-anchor ")
+    assert out[out.index(headroom[0]) + 1 :] == [
+        f"target: rotation: ok: {checks.PHASES['bundle']} (newest anchor: generation 1)",
+        f"target: roots held: waiting: {pods}",
+        f"target: issuer loaded: ok: {loaded}",
+        headroom[1],
+        f"source: roots held: waiting: {pods}",
+        f"source: issuer loaded: ok: {loaded}",
+    ]
+    assert main(["certs", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert [(r["name"], r["headroomDays"] == r["daysLeft"] - 60) for r in data["certificates"]] == [
+        ("trust-anchor", True), ("target-issuer", True), ("source-issuer", True)
+    ]  # fmt: skip
+    assert {"stack": "source", "name": "roots held", "state": "waiting", "detail": pods} in data["trust"]

@@ -9,19 +9,33 @@ Endpoints, the Link's status) is read from the cluster.
 
 from __future__ import annotations
 
+import datetime
 import functools
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from driver import certs
 from driver.settings import StackSettings
-from driver.status.read import GATEWAYS, Gateways, Kubectl, KubectlError, Objects, linkerd_gateways, read_objects
-from support import clock, upstream
+from driver.status.read import (
+    GATEWAYS,
+    Gateways,
+    Kubectl,
+    KubectlError,
+    Objects,
+    TrustObjects,
+    linkerd_gateways,
+    read_objects,
+    read_trust,
+)
+from support import clock, trust_gates, upstream
 from support.config_model import ExportMode, needs_gateway
 
 OK, FAIL, UNKNOWN = "ok", "FAIL", "unknown"
-AREAS = ("control plane", "edge stack", "exports", "link", "certificates")
+# A rotation's step that has not taken hold yet: not a failure, the next step waits for it.
+WAITING = "waiting"
+AREAS = ("control plane", "edge stack", "exports", "link", "certificates", "trust")
 # HA runs three replicas of each of these (`linkerd install --ha`).
 HA_DEPLOYMENTS = ("linkerd-identity", "linkerd-destination", "linkerd-proxy-injector")
 HA_REPLICAS = 3
@@ -69,7 +83,7 @@ class ClusterStatus:
         states = {c.state for c in self.checks if c.area == area}
         if not states:
             return None
-        return FAIL if FAIL in states else OK if OK in states else UNKNOWN
+        return FAIL if FAIL in states else WAITING if WAITING in states else OK if OK in states else UNKNOWN
 
 
 @dataclass
@@ -221,9 +235,14 @@ def _gateway_service(
     missing = sorted({upstream.GATEWAY_PORT_NAME, upstream.PROBE_PORT_NAME} - {p.get("name") for p in ports})
     said = f"; missing {', '.join(missing)}" if missing else ""
     cluster.add("edge stack", "gateway ports", not missing, ", ".join(cluster.gateway_ports) + said)
-    ingress = ((service.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
-    cluster.gateway_addresses = [str(i.get("ip") or i.get("hostname")) for i in ingress if i.get("ip") or i.get("hostname")]
+    cluster.gateway_addresses = load_balancer_addresses(service)
     _gateway_annotations(cluster, service, outputs.get("gatewayIdentity"))
+
+
+def load_balancer_addresses(service: Mapping[str, Any]) -> list[str]:
+    """The IPs (or host names) a cloud's controller gave the Service's load balancer."""
+    ingress = ((service.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
+    return [str(entry.get("ip") or entry.get("hostname")) for entry in ingress if entry.get("ip") or entry.get("hostname")]
 
 
 def _gateway_annotations(cluster: ClusterStatus, service: Mapping[str, Any], identity: Any) -> None:
@@ -350,17 +369,7 @@ def _link_spec(cluster: ClusterStatus, found: Mapping[str, Any], link_name: str,
     export is pod to pod; returns whether it has one."""
     spec = found.get("spec") or {}
     if not spec.get("gatewayAddress"):
-        # `linkerd multicluster link-gen --gateway=false`: no address, identity, probe or gateway selector.
-        through = sorted(entry for entry, mode in modes.items() if mode == ExportMode.GATEWAY)
-        selectors = ", ".join(
-            f"{mode} by {_selector(spec.get(key))}"
-            for mode, key in (("remote-discovery", "remoteDiscoverySelector"), ("federated", "federatedServiceSelector"))
-        )
-        if needs_gateway(modes.values()):
-            detail = f"no gateway, yet {', '.join(through) or 'nothing exported'} goes through one: `up` the source again"
-            cluster.add("link", f"Link {link_name}", False, detail)
-        else:
-            cluster.add("link", f"Link {link_name}", True, f"no gateway (every export pod to pod): {selectors}")
+        _gateway_less_link(cluster, spec, link_name, modes)
         return False
     probe = spec.get("probeSpec") or {}
     cluster.link_gateway_addresses = [a.strip() for a in str(spec["gatewayAddress"]).split(",") if a.strip()]
@@ -372,6 +381,20 @@ def _link_spec(cluster: ClusterStatus, found: Mapping[str, Any], link_name: str,
         f"probe :{probe.get('port')}{probe.get('path')} every {probe.get('period')}",
     )
     return True
+
+
+def _gateway_less_link(cluster: ClusterStatus, spec: Mapping[str, Any], link_name: str, modes: Mapping[str, str]) -> None:
+    """`linkerd multicluster link-gen --gateway=false`: no address, identity, probe or gateway selector."""
+    through = sorted(entry for entry, mode in modes.items() if mode == ExportMode.GATEWAY)
+    selectors = ", ".join(
+        f"{mode} by {_selector(spec.get(key))}"
+        for mode, key in (("remote-discovery", "remoteDiscoverySelector"), ("federated", "federatedServiceSelector"))
+    )
+    if needs_gateway(modes.values()):
+        detail = f"no gateway, yet {', '.join(through) or 'nothing exported'} goes through one: `up` the source again"
+        cluster.add("link", f"Link {link_name}", False, detail)
+    else:
+        cluster.add("link", f"Link {link_name}", True, f"no gateway (every export pod to pod): {selectors}")
 
 
 def _selector(selector: Any) -> str:
@@ -515,6 +538,7 @@ def collect(
         source_credentials(clusters["source"], outputs["source"], outputs.get("target") or {})
     certificates(clusters, outputs, warn_days)
     gateway_address(clusters)
+    trust(clusters, outputs, settings, kubectl_for)
     return Report(list(clusters.values()))
 
 
@@ -580,3 +604,90 @@ def _read(cluster: ClusterStatus, kubectl: Kubectl) -> Objects | None:
     except (ValueError, KeyError) as error:
         cluster.add("control plane", "API server", False, f"context {cluster.context}: unreadable answer ({error})")
     return None
+
+
+# --- trust: the rotation's gates (support/trust_gates) ----------------------------------------------
+
+GATE_STATES = {
+    trust_gates.Verdict.PASS: OK,
+    trust_gates.Verdict.WAIT: WAITING,
+    trust_gates.Verdict.FAIL: FAIL,
+    trust_gates.Verdict.UNKNOWN: UNKNOWN,
+}
+# Where each phase stands, and what the next step waits for.
+PHASES = {
+    "stable": "stable: one trust anchor",
+    "bundle": "bundle: the new anchor joined the roots; `issuers` waits until every meshed pod on both clusters holds them",
+    "issuers": "issuers: the new anchor signs the issuers; `drop-old` waits until every proxy certificate is from a new issuer",
+}
+
+
+def rotation_phase(target_outputs: Mapping[str, Any] | None) -> tuple[str, int] | None:
+    """The target's `identityAnchors` (phase, newest generation); None for a target from before rotations."""
+    anchors = (target_outputs or {}).get("identityAnchors")
+    if not isinstance(anchors, Mapping):
+        return None
+    return str(anchors.get("phase") or "stable"), int(anchors.get("generation") or 0)
+
+
+def trust(
+    clusters: Mapping[str, ClusterStatus],
+    outputs: Mapping[str, Mapping[str, Any]],
+    settings: Mapping[str, StackSettings],
+    kubectl_for: Callable[[str, str, str | None], Kubectl],
+) -> None:
+    """The rotation's phase (target), and on each cluster read live: the pods still holding other roots (while a
+    rotation is under way, or when some do), whether the identity controller loaded the applied issuer, and during
+    `issuers` whether `drop-old` may go. Only for stacks whose outputs say the program made their issuer."""
+    phase = rotation_phase(outputs.get("target"))
+    for stack, cluster in clusters.items():
+        values = outputs.get(stack) or {}
+        if not values.get("identityIssuers") or any(c.name in ("API server", "stack outputs") for c in cluster.checks):
+            continue
+        if stack == "target" and phase is not None:
+            cluster.add("trust", "rotation", OK, f"{PHASES.get(phase[0], phase[0])} (newest anchor: generation {phase[1]})")
+        access = settings[stack]
+        kubectl = kubectl_for(str(access.get("kubectl") or "kubectl"), cluster.context, access.get("kubeconfig"))
+        trust_lines(cluster, read_trust(kubectl), phase[0] if phase else "stable", kubectl)
+
+
+def trust_lines(cluster: ClusterStatus, found: TrustObjects, phase: str, kubectl: Kubectl) -> None:
+    """Gates (a), (b) and, during `issuers`, (c) for one cluster, as lines; what could not be read is unknown."""
+    now = clock.now()
+    _roots_line(cluster, found, phase)
+    if found.issuer is None and "issuer" in found.errors:
+        cluster.add("trust", "issuer loaded", UNKNOWN, f"unknown: {found.errors['issuer']}")
+        return
+    loaded = trust_gates.issuer_loaded(found.issuer, found.events or [], found.pods or [], now)
+    cluster.add("trust", "issuer loaded", GATE_STATES[loaded.verdict], loaded.detail)
+    if phase == "issuers":
+        lifetime, said = _lifetime(kubectl)
+        gate = trust_gates.drop_old_allowed(found.pods or [], loaded, lifetime, now)
+        cluster.add("trust", "drop-old", GATE_STATES[gate.verdict], f"{gate.detail}; certificate lifetime {said}")
+
+
+def _roots_line(cluster: ClusterStatus, found: TrustObjects, phase: str) -> None:
+    """Gate (a): shown while a rotation is under way, or while some pod holds other roots."""
+    if found.pods is None:
+        cluster.add("trust", "meshed pods", UNKNOWN, f"unknown: {found.errors.get('pods')}")
+        return
+    held = trust_gates.restarted(found.pods, found.roots)
+    if phase == "stable" and held.verdict is trust_gates.Verdict.PASS:
+        return
+    state = GATE_STATES[held.verdict]
+    # During `issuers` the anchor in the roots those pods hold no longer signs the issuers: they fail now.
+    state = FAIL if state == WAITING and phase == "issuers" else state
+    cluster.add(
+        "trust", "roots held", state, held.detail if found.roots is not None else f"{held.detail} ({found.errors.get('roots')})"
+    )
+
+
+def _lifetime(kubectl: Kubectl) -> tuple[datetime.timedelta, str]:
+    """A proxy certificate's lifetime, from the identity Deployment's flags (its defaults when unreadable)."""
+    try:
+        identity = json.loads(
+            kubectl(["get", "deployment", trust_gates.IDENTITY_DEPLOYMENT, "-n", trust_gates.NAMESPACE, "-o", "json"])
+        )
+    except (KubectlError, ValueError):
+        identity = None
+    return trust_gates.certificate_lifetime(identity)

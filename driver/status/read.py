@@ -1,8 +1,9 @@
-"""Reading a cluster for `status`: kubectl's two `get`s, and the linkerd CLI's view of the gateway.
+"""Reading a cluster for `status`: kubectl's two `get`s, the trust gates' four, and the linkerd CLI's view of the gateway.
 
 kubectl, not the `kubernetes` Python client: the program already needs kubectl (`kubectl` config
 key), it reads the stacks' kubeconfig and context exactly as the providers do (exec plugins, tokens,
-insecure test servers), and it adds no dependency. Secrets are never read.
+insecure test servers), and it adds no dependency. No Secret's data is read: of the issuer Secret,
+kubectl prints only the metadata (its write times) to this process.
 """
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ import json
 import shutil
 import subprocess
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from driver.settings import StackSettings
-from support import tools
+from support import tools, trust_gates
 from support.config_model import ClusterAccess
 
 # One call for what every check reads; the Link CRD may be missing, so Links come in a second.
@@ -71,6 +73,80 @@ def read_objects(kubectl: Kubectl) -> Objects:
     with contextlib.suppress(KubectlError):
         items += json.loads(kubectl(["get", LINKS, "--all-namespaces", "-o", "json"]))["items"]
     return Objects(items)
+
+
+@dataclass
+class TrustObjects:
+    """What the trust gates read of a cluster (support/trust_gates), each None with why where it could not be read."""
+
+    pods: list[Mapping[str, Any]] | None = None
+    roots: Mapping[str, Any] | None = None
+    issuer: Mapping[str, Any] | None = None
+    events: list[Mapping[str, Any]] | None = None
+    errors: dict[str, str] = field(default_factory=dict)
+
+
+# Meshed pods only: the injector's label, selected by the API server (kubectl pages the list, 500 a time).
+MESHED_PODS = ["get", "pods", "--all-namespaces", "-l", trust_gates.MESHED_LABEL, "-o", "json"]
+ROOTS = ["get", "configmap", trust_gates.ROOTS_CONFIGMAP, "-n", trust_gates.NAMESPACE, "--show-managed-fields", "-o", "json"]
+# The issuer Secret's metadata alone: kubectl receives the Secret, prints only its metadata; no key reaches this process.
+ISSUER = [
+    "get",
+    "secret",
+    trust_gates.ISSUER_SECRET,
+    "-n",
+    trust_gates.NAMESPACE,
+    "--show-managed-fields",
+    "-o",
+    "jsonpath={.metadata}",
+]
+IDENTITY_EVENTS = [
+    "get",
+    "events",
+    "-n",
+    trust_gates.NAMESPACE,
+    "--field-selector",
+    f"involvedObject.kind=Deployment,involvedObject.name={trust_gates.IDENTITY_DEPLOYMENT}",
+    "-o",
+    "json",
+]
+
+
+def read_trust(kubectl: Kubectl) -> TrustObjects:
+    """The meshed pods, the trust roots ConfigMap, the issuer Secret's metadata and the identity controller's Events:
+    four `get`s; each that fails is named in `errors` and left None."""
+    found = TrustObjects()
+    for key, args in (("pods", MESHED_PODS), ("roots", ROOTS), ("issuer", ISSUER), ("events", IDENTITY_EVENTS)):
+        try:
+            answer = _json(kubectl(args))
+        except KubectlError as error:
+            found.errors[key] = str(error)
+            if key == "pods" and "forbidden" not in str(error).lower():
+                # The API server did not answer: the other three would wait as long for nothing.
+                found.errors.update({other: str(error) for other in ("roots", "issuer", "events")})
+                return found
+            continue
+        _keep(found, key, answer)
+    return found
+
+
+def _json(text: str) -> Any:
+    try:
+        return json.loads(text or "null")
+    except ValueError:
+        raise KubectlError("kubectl printed no JSON") from None
+
+
+def _keep(found: TrustObjects, key: str, answer: Any) -> None:
+    """One answer where the gates look for it: a list's items, the ConfigMap, the Secret's metadata."""
+    if not isinstance(answer, dict):
+        return
+    if key == "issuer":
+        found.issuer = {"metadata": answer}
+    elif key == "roots":
+        found.roots = answer
+    else:
+        setattr(found, key, list(answer.get("items") or []))
 
 
 def linkerd_gateways(settings: StackSettings, context: str, link_name: str) -> list[dict[str, Any]]:

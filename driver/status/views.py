@@ -10,7 +10,7 @@ from html import escape
 from rich.table import Table
 from rich.text import Text
 
-from driver.status.checks import AREAS, FAIL, OK, UNKNOWN, ClusterStatus, Report
+from driver.status.checks import AREAS, FAIL, OK, UNKNOWN, WAITING, ClusterStatus, Report
 
 
 def lines(report: Report) -> list[tuple[str, str, str, str, str]]:
@@ -43,7 +43,7 @@ def text(report: Report) -> str:
 
 def table(report: Report) -> Table:
     """The same as a rich Table, coloured by state, for a terminal."""
-    styles = {OK: "green", FAIL: "bold red", UNKNOWN: "dim"}
+    styles = {OK: "green", FAIL: "bold red", UNKNOWN: "dim", WAITING: "yellow"}
     shown = Table(title="aes-linkerd2 status", caption=Text(summary(report)), expand=False)
     for column in ("cluster", "area", "check", "state", "detail"):
         shown.add_column(column, overflow="fold")
@@ -57,8 +57,8 @@ def table(report: Report) -> Table:
 
 # --- the picture --------------------------------------------------------------------------------
 
-COLOURS = {OK: "#2e7d32", FAIL: "#c62828", UNKNOWN: "#9e9e9e", None: "#9e9e9e"}
-FILLS = {OK: "#e8f5e9", FAIL: "#ffebee", UNKNOWN: "#f5f5f5", None: "#f5f5f5"}
+COLOURS = {OK: "#2e7d32", FAIL: "#c62828", UNKNOWN: "#9e9e9e", WAITING: "#f9a825", None: "#9e9e9e"}
+FILLS = {OK: "#e8f5e9", FAIL: "#ffebee", UNKNOWN: "#f5f5f5", WAITING: "#fff8e1", None: "#f5f5f5"}
 WIDTH, BOX_WIDTH, MARGIN, TOP = 960, 400, 30, 60
 # A cluster's box holds one box per area, titled.
 TITLES = {
@@ -67,6 +67,7 @@ TITLES = {
     "exports": "exported services",
     "link": "link and mirrored services",
     "certificates": "identity certificates",
+    "trust": "trust rotation",
 }
 # Where each area's box sits, left and right edges at mid-height: the link's arrow joins two of them.
 Anchors = dict[str, tuple[float, float]]
@@ -141,9 +142,16 @@ def _sections(cluster: ClusterStatus) -> list[tuple[str, list[str]]]:
         inner.append(("exports", exported or ["nothing exported"]))
     if cluster.linked_to:
         inner.append(("link", _link_lines(cluster)))
-    days = [c.detail.split(" days")[0] for c in cluster.checks if c.area == "certificates"]
-    inner.append(("certificates", [f"fewest days left: {min(int(d) for d in days)}" if days else "none reported"]))
+    inner.append(("certificates", _certificate_lines(cluster)))
+    gates = [f"{c.name}: {c.state}" for c in cluster.checks if c.area == "trust"]
+    if gates:
+        inner.append(("trust", gates))
     return inner
+
+
+def _certificate_lines(cluster: ClusterStatus) -> list[str]:
+    days = [c.detail.split(" days")[0] for c in cluster.checks if c.area == "certificates"]
+    return [f"fewest days left: {min(int(d) for d in days)}" if days else "none reported"]
 
 
 def _control_plane_lines(cluster: ClusterStatus) -> list[str]:
