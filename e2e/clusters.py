@@ -1,8 +1,9 @@
-"""The live cluster of the e2e pytest tier, and how a test drives the program and reads the cluster back.
+"""The live clusters of the e2e pytest tiers, and how a test drives the program and reads the clusters back.
 
 `LiveCluster.start` runs e2e/clusters.sh (e2e/tier.sh's functions: the API server with kwok nodes on
-loopback, the webhook watcher, a copy of the project, the real engine's environment) and stops it by
-its process group when the session ends. Tests then drive `./aes-linkerd2` in the copy, as a user
+loopback, the webhook watcher, a copy of the project, the real engine's environment; with `mirror`, two
+clusters, `target` and `source`, and the service mirror's watcher, e2e/mirror.sh) and stops it by its
+process group when the tier ends. Tests then drive `./aes-linkerd2` in the copy, as a user
 does, and read what is on the cluster with kubectl, never from what Pulumi reports.
 """
 
@@ -26,9 +27,14 @@ CONTEXT = "target"
 START_SECONDS = 300
 
 
-def missing_tools() -> list[str]:
-    """The tools e2e/tier.sh's find_tools looks for that are not in the cache (its list, not a copy)."""
-    done = subprocess.run([str(LAUNCHER), "--check"], capture_output=True, text=True, check=False, timeout=60)
+def _mode(mirror: bool) -> list[str]:
+    return ["--mirror"] if mirror else []
+
+
+def missing_tools(*, mirror: bool = False) -> list[str]:
+    """The tools e2e/tier.sh's find_tools (and, with `mirror`, e2e/mirror.sh's mirror_check) looks for that are
+    not in the cache (their list, not a copy)."""
+    done = subprocess.run([str(LAUNCHER), *_mode(mirror), "--check"], capture_output=True, text=True, check=False, timeout=60)
     if done.returncode != 0:
         return [f"{LAUNCHER} --check failed: {done.stderr.strip()}"]
     return done.stdout.splitlines()
@@ -57,13 +63,20 @@ class LiveCluster:
         self.kubectl_binary = env["KUBECTL"]
         self.linkerd = env["LINKERD"]
         self.apiext_served = bool(env["APIEXT"])
+        # The mirror tier's: the controller binary that runs `service-mirror`, and its admin port on 127.0.0.1.
+        self.mirror_binary = env.get("MIRROR", "")
+        self.mirror_port = int(env.get("MIRROR_PORT") or 0)
 
     @classmethod
-    def start(cls, scratch: Path) -> LiveCluster:
+    def start(cls, scratch: Path, *, mirror: bool = False) -> LiveCluster:
         ready, log = scratch / "ready.env", scratch / "clusters.log"
         with log.open("wb") as out:
             process = subprocess.Popen(
-                [str(LAUNCHER), str(ready)], stdout=out, stderr=subprocess.STDOUT, start_new_session=True, cwd=E2E.parent
+                [str(LAUNCHER), *_mode(mirror), str(ready)],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                cwd=E2E.parent,
             )
         deadline = time.monotonic() + START_SECONDS
         while not ready.exists():
@@ -97,24 +110,24 @@ class LiveCluster:
         path.write_text(yaml.safe_dump(document, sort_keys=False))
 
     # --- the cluster, read back with kubectl ------------------------------------------------------
-    def kubectl(self, *args: str, stdin: str | None = None, check: bool = True) -> Run:
-        run = self.run([self.kubectl_binary, "--context", CONTEXT, *args], stdin=stdin, timeout=120)
+    def kubectl(self, *args: str, stdin: str | None = None, check: bool = True, context: str = CONTEXT) -> Run:
+        run = self.run([self.kubectl_binary, "--context", context, *args], stdin=stdin, timeout=120)
         if check and run.returncode != 0:
             raise AssertionError(run.said())
         return run
 
-    def get(self, *args: str) -> Any:
-        """`kubectl get ARGS -o json`, parsed; None when the object is not there."""
-        run = self.kubectl("get", *args, "-o", "json", check=False)
+    def get(self, *args: str, context: str = CONTEXT) -> Any:
+        """`kubectl get ARGS -o json` on cluster CONTEXT, parsed; None when the object is not there."""
+        run = self.kubectl("get", *args, "-o", "json", check=False, context=context)
         if run.returncode != 0:
             if "NotFound" in run.stderr:
                 return None
             raise AssertionError(run.said())
         return json.loads(run.stdout)
 
-    def apply(self, *objects: dict[str, Any]) -> None:
+    def apply(self, *objects: dict[str, Any], context: str = CONTEXT) -> None:
         """Objects of someone else's: created with kubectl (its own field manager), not by the program."""
-        self.kubectl("create", "-f", "-", stdin=yaml.safe_dump_all(objects))
+        self.kubectl("create", "-f", "-", stdin=yaml.safe_dump_all(objects), context=context)
 
     def run(self, argv: list[str], *, cwd: Path | None = None, stdin: str | None = None, timeout: float) -> Run:
         began = time.monotonic()

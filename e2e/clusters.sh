@@ -2,27 +2,37 @@
 # e2e/clusters.sh - the processes behind e2e/clusters.py's pytest fixtures (not run by hand): e2e/tier.sh's
 # functions, nothing of its own.
 #
-#   e2e/clusters.sh --check     prints each missing tool (and Emissary's release files, when missing), one a
-#                               line; nothing when all are there
-#   e2e/clusters.sh READY       cluster `target` (etcd, kube-apiserver, controllers, kwok; services on
-#                               127.0.112.0/24), the webhook watcher (Emissary's apiext where built, and
+#   e2e/clusters.sh [--mirror] --check   prints each missing tool (and Emissary's release files, when missing),
+#                               one a line; nothing when all are there
+#   e2e/clusters.sh READY       the safety tier: cluster `target` (etcd, kube-apiserver, controllers, kwok; services
+#                               on 127.0.112.0/24), the webhook watcher (Emissary's apiext where built, and
 #                               the empty-Endpoints stand-in; Linkerd's servers are left off: nothing here
 #                               needs a meshed pod, and Linkerd runs without HA), a copy of the project
 #                               (copy_project) and the engine's environment (use_engine); then writes
 #                               READY (NAME=VALUE lines) and waits until it is sent SIGTERM, when it stops
 #                               everything it started and removes its scratch folder.
+#   e2e/clusters.sh --mirror READY   the mirror tier: clusters `target` and `source` (services on 127.0.113.0/24
+#                               and 127.0.114.0/24), the same webhook watcher on each, and the service mirror's
+#                               watcher on the source for Link `target` (e2e/mirror.sh: it starts Linkerd's
+#                               service mirror once `up` has made the Link), kwok forwarding its admin port
 set -euo pipefail
 # shellcheck source=e2e/tier.sh
 . "$(dirname "$0")/tier.sh"
-tier_init safety
+mirror=false
+[ "${1:-}" = --mirror ] && { mirror=true; shift; }
+if $mirror; then tier_init mirror; else tier_init safety; fi
 find_tools "$B/linkerd-edge-26.8.3"
+if $mirror; then
+  mirror_check 2>/dev/null
+  [ -n "$MIRROR_BINARY" ] || MISSING+=("$B/linkerd-controller-edge-26.8.3 (its service-mirror; and unshare --mount, as root)")
+fi
 if [ "${1:-}" = --check ]; then
-  reference=$( (emissary_files) 2>&1 ) || MISSING+=("${reference#\[safety\] }")
+  reference=$( (emissary_files) 2>&1 ) || MISSING+=("${reference#\[*\] }")
   [ ${#MISSING[@]} -eq 0 ] || printf '%s\n' "${MISSING[@]}"
   exit 0
 fi
 ready=$1
-stop_if_missing "SAFETY TIER NOT RUN (e2e/clusters.sh): these tools are missing:"
+stop_if_missing "${TIER^^} TIER NOT RUN (e2e/clusters.sh): these tools are missing:"
 emissary_files
 start_work
 # Each process stopped before the one it talks to (etcd last): all at once, the API server's shutdown
@@ -33,17 +43,29 @@ stop_in_order() {
   PIDS=()
 }
 trap 'stop_in_order; exit 143' TERM INT
-start_cluster target 127.0.112.0/24 127.12.0.0/16
-check_loopback target
 webhooks_check 2>/dev/null
 WEBHOOK_INJECTOR="" WEBHOOK_SP_VALIDATOR="" WEBHOOK_POLICY="" WEBHOOK_LINKERD_HA=false
-serve_webhooks target
+if $mirror; then
+  mirror_port=$(free_port)
+  mirror_forward "$mirror_port"
+  start_cluster target 127.0.113.0/24 127.13.0.0/16
+  start_cluster source 127.0.114.0/24 127.14.0.0/16
+  check_loopback target; check_loopback source
+  kubelet_endpoints source
+  serve_webhooks target; serve_webhooks source
+  serve_mirror source target "$mirror_port"
+else
+  start_cluster target 127.0.112.0/24 127.12.0.0/16
+  check_loopback target
+  serve_webhooks target
+fi
 copy_project
 use_engine
 LINKERD=$B/linkerd-edge-26.8.3
 {
   printf 'WORK=%s\nPROJECT=%s\nKUBECONFIG=%s\nKUBECTL=%s\nLINKERD=%s\nAPIEXT=%s\n' \
     "$WORK" "$PROJECT" "$KUBECONFIG" "$B/kubectl" "$LINKERD" "${WEBHOOK_APIEXT:-}"
+  $mirror && printf 'MIRROR=%s\nMIRROR_PORT=%s\n' "$MIRROR_BINARY" "$mirror_port"
   env | grep -E '^(PATH|PULUMI_[A-Z_]+)='
 } > "$ready.tmp"
 mv "$ready.tmp" "$ready"

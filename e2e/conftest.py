@@ -1,4 +1,7 @@
-"""The e2e pytest tier's fixtures: the live cluster for the session, and a loud word when it cannot start.
+"""The e2e pytest tiers' fixtures: the live clusters of each tier, and a loud word when they cannot start.
+
+`cluster` (e2e/test_safety.py): cluster `target`, for the session. `clusters` (e2e/test_mirror.py): clusters
+`target` and `source` with Linkerd's service mirror, for its module.
 
 Collected only when asked (`venv/bin/python -m pytest e2e`): pyproject's testpaths is `tests`, so
 `scripts/test` never starts a cluster. Without the tool cache the run stops with exit 2 naming what is
@@ -26,23 +29,37 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
-@pytest.fixture(scope="session")
-def cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveCluster]:
-    """Cluster `target` on loopback with a copy of the project and the real engine; stopped at the end."""
-    missing = missing_tools()
+def _live(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, tier: str, *, mirror: bool
+) -> Iterator[LiveCluster]:
+    """The tier's clusters, or exit 2 (a skip of every test, said loudly, with --skip-if-missing) naming what is missing."""
+    missing = missing_tools(mirror=mirror)
     if missing:
-        reason = "SAFETY TIER NOT RUN: the tool cache is incomplete (CONTRIBUTING.md, 'The tool cache'); missing:"
+        reason = f"{tier.upper()} TIER NOT RUN: the tool cache is incomplete (CONTRIBUTING.md, 'The tool cache'); missing:"
         if not request.config.getoption("--skip-if-missing"):
             pytest.exit("\n  ".join([reason, *missing]), returncode=2)
         SKIPPED.extend([reason, *missing])
-        pytest.skip(f"SAFETY TIER NOT RUN: {len(missing)} tools or files missing (listed at the end)")
+        pytest.skip(f"{tier.upper()} TIER NOT RUN: {len(missing)} tools or files missing (listed at the end)")
     began = time.monotonic()
-    live = LiveCluster.start(tmp_path_factory.mktemp("safety"))
-    print(f"\n[safety] cluster up in {time.monotonic() - began:.0f}s; apiext served: {live.apiext_served}")
+    live = LiveCluster.start(tmp_path_factory.mktemp(tier), mirror=mirror)
+    print(f"\n[{tier}] clusters up in {time.monotonic() - began:.0f}s; apiext served: {live.apiext_served}")
     try:
         yield live
     finally:
         live.stop()
+
+
+@pytest.fixture(scope="session")
+def cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveCluster]:
+    """Cluster `target` on loopback with a copy of the project and the real engine; stopped at the end."""
+    yield from _live(request, tmp_path_factory, "safety", mirror=False)
+
+
+@pytest.fixture(scope="module")
+def clusters(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveCluster]:
+    """Clusters `target` and `source` with the service mirror's watcher (e2e/mirror.sh); stopped after the module,
+    so a run of every tier never has two tiers' clusters up at once."""
+    yield from _live(request, tmp_path_factory, "mirror", mirror=True)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -64,11 +81,9 @@ def earlier_steps(request: pytest.FixtureRequest) -> None:
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if SKIPPED:
-        reason, *missing = SKIPPED
         terminalreporter.write_line(BANNER, red=True, bold=True)
-        terminalreporter.write_line(reason, red=True, bold=True)
-        for item in missing:
-            terminalreporter.write_line(f"  {item}", red=True)
+        for line in SKIPPED:
+            terminalreporter.write_line(line if "TIER NOT RUN" in line else f"  {line}", red=True, bold="TIER NOT RUN" in line)
         terminalreporter.write_line("so these did NOT run:", red=True, bold=True)
         for report in terminalreporter.stats.get("skipped", []):
             terminalreporter.write_line(f"  SKIPPED {report.nodeid}", red=True)

@@ -1,5 +1,6 @@
 # e2e/tier.sh - sourced first by the end-to-end scripts (full.sh, perf.sh, page-line.sh): what they
-# share, from the tool check to the PERFORMANCE line. It sources e2e/cluster.sh and e2e/webhooks.sh.
+# share, from the tool check to the PERFORMANCE line. It sources e2e/cluster.sh, e2e/webhooks.sh and
+# e2e/mirror.sh (Linkerd's service mirror as a local process).
 #
 #   tier_init NAME [--skip-if-missing]  from the repository's root: ROOT, CACHE ($E2E_CACHE or the tool
 #                                      cache), B (its bin); `say` prints "[NAME] ..." on stderr
@@ -39,6 +40,8 @@
 . "$(dirname "${BASH_SOURCE[0]}")/cluster.sh"
 # shellcheck source=e2e/webhooks.sh
 . "$(dirname "${BASH_SOURCE[0]}")/webhooks.sh"
+# shellcheck source=e2e/mirror.sh
+. "$(dirname "${BASH_SOURCE[0]}")/mirror.sh"
 
 tier_init() {
   TIER=$1
@@ -65,7 +68,7 @@ find_tools() {
   # The provider must be the release the lock's SDK asks for: its creates and awaits are what users get.
   local wanted have
   wanted=$(sed -n 's/^pulumi-kubernetes==\([0-9.]*\).*/\1/p' "$ROOT/requirements.lock")
-  have=$(sed -n 's/^PULUMI_KUBERNETES_VERSION=//p' "$CACHE/versions.env" 2>/dev/null)
+  have=$(sed -n 's/^PULUMI_KUBERNETES_VERSION=//p' "$CACHE/versions.env" 2>/dev/null || true)  # no cache yet: found missing below, not a silent exit
   if [ -x "$B/pulumi-resource-kubernetes" ] && [ "$have" != "$wanted" ]; then
     MISSING+=("$B/pulumi-resource-kubernetes $wanted (the cache has ${have:-an unknown release}; the Go module proxy serves only 4.25.0's commit: build $wanted by hand, CONTRIBUTING.md 'The kubernetes provider')")
   fi
