@@ -93,6 +93,12 @@ def make_identity(cluster: Cluster, namespace: pulumi.Resource | None) -> Linker
     )
 
 
+def link_probe_port(cluster: Cluster) -> int | None:
+    """On the source, the port the Link's probe dials: the target's `probePort` (a target from before the output: None)."""
+    port = cluster.target_outputs.get("probePort")
+    return int(port) if isinstance(cluster.cfg.role, SourceRole) and port is not None else None
+
+
 def mesh_cluster(cluster: Cluster) -> Mesh:
     """Linkerd (HA) with its identity, Edge Stack meshed with the add_linkerd_headers Module, meshed namespaces, QOTM."""
     cfg, cli, on_cluster = cluster.cfg, cluster.cli, cluster.on_cluster
@@ -114,6 +120,7 @@ def mesh_cluster(cluster: Cluster) -> Mesh:
             identity=identity,
             multicluster=True,
             links=(cfg.role.target.name,) if isinstance(cfg.role, SourceRole) and cfg.line.link_controllers_in_install else (),
+            link_probe_port=link_probe_port(cluster),
             remote_access_account=(
                 upstream.remote_access_account(cfg.role.link_credentials)
                 if isinstance(cfg.role, TargetRole) and cfg.role.link_credentials
@@ -232,6 +239,8 @@ def target_stack(cluster: Cluster, role: TargetRole) -> None:
     pulumi.export("gatewayName", product.deployment)
     pulumi.export("gatewayNamespace", product.namespace)
     pulumi.export("gatewayIdentity", multicluster.gateway_identity)
+    # The source's probe Service for the Link listens on this port: the Link's probe dials it.
+    pulumi.export("probePort", cfg.gateway.probe_port)
     pulumi.export("exportedServices", [service.ref for service in role.exported_services])
     pulumi.export("exportedServiceModes", export_modes(role.exported_services))
     # The account whose token the source's Link carries, and its generation (`status` shows its age).

@@ -43,6 +43,9 @@ class LinkerdControlPlaneArgs:
     multicluster: bool
     # Links whose service mirror the multicluster install declares (lines that need it).
     links: tuple[str, ...] = ()
+    # The target gateway's probe port (its `probePort`), which each Link's probe dials: the probe Service
+    # the install renders for a link must listen there, not on the chart's 4191 (None: the chart's).
+    link_probe_port: int | None = None
     # The target's remote-access account whose token Links carry (linkCredentials); None: upstream's default.
     remote_access_account: str | None = None
     # What the cluster has outside this stack's state (support/retained.py): CRDs upstream keeps are used as they are.
@@ -258,6 +261,12 @@ class LinkerdControlPlane(pulumi.ComponentResource):
         controllers = [
             arg for index, link in enumerate(args.links) for arg in ("--set", f"controllers[{index}].link.ref.name={link}")
         ]
+        if args.link_probe_port is not None:
+            controllers += [
+                arg
+                for index in range(len(args.links))
+                for arg in ("--set", f"controllers[{index}].gateway.probe.port={args.link_probe_port}")
+            ]
         offline_flag = ["--ignore-cluster"] if offline else []
         # The chart renders this account, its token Secret, ClusterRole and binding in place of the default's.
         account = ["--set", f"{upstream.REMOTE_ACCESS_VALUE}={args.remote_access_account}"] if args.remote_access_account else []

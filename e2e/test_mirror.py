@@ -16,7 +16,8 @@ order (a failed step skips the ones after it):
 5. the Link's status: each export `Mirrored` by this controller;
 6. `linkerd multicluster gateways`: the real CLI scrapes the real mirror's metrics (through the API server's
    port-forward and kwok, to the admin port on 127.0.0.1): the gateway is listed, NOT alive;
-7. (xfail, strict) the probe Service's port is the Link's probe port: it is not (the reason says what was seen);
+7. the probe Service's port is the Link's probe port (the target's `probePort`; this tier found it on the chart's
+   4191 while the Link dialled 80, fixed since);
 8. `./aes-linkerd2 status --json`: every line the service mirror answers is its answer, not "has it run?".
 
 What cannot be shown here (kwok's pods run no container, there is no proxy and no kube-proxy): traffic, and a
@@ -268,13 +269,6 @@ def test_multicluster_gateways(clusters: LiveCluster) -> None:
     ], listed.said()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="observed: the source's multicluster install renders the probe Service `probe-target` with the chart's "
-    "default port 4191 (controllerDefaults.gateway.probe.port), while link-gen copies the target gateway's mc-probe "
-    "port (Edge Stack's 80, `probePort`) into the Link's probeSpec.port, which the mirror dials: on a real cluster "
-    "no Service port answers, the probe never succeeds, and the mirror marks the gateway's endpoints not ready",
-)
 def test_probe_service_port_is_the_links(clusters: LiveCluster, link: dict[str, Any]) -> None:
     service = clusters.get("service", f"probe-{LINK}", "-n", MULTICLUSTER, context=SOURCE)
     ports = {p["name"]: p["port"] for p in service["spec"]["ports"]}

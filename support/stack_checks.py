@@ -58,7 +58,16 @@ def check_target_outputs(cfg: StackConfig, source: SourceRole, outputs: Mapping[
         raise ConfigError("context", cfg.cluster.context, f"the target stack {source.target_stack} uses the same context")
     _check_modes(cfg, source, export_modes(source, outputs))
     link_service_account(source, outputs)  # it reaches link-gen's command line
+    _check_probe_port(source, outputs.get("probePort"))
     return outputs
+
+
+def _check_probe_port(source: SourceRole, port: Any) -> None:
+    """The target's `probePort` reaches the multicluster install's command line: a port, or absent (an older target)."""
+    if port is None:
+        return
+    if not (type(port) in (int, float) and port == int(port) and 0 < port < 65536):
+        raise ConfigError("targetStack", source.target_stack, f"the target stack's probePort {port!r} is not a port")
 
 
 def _check_modes(cfg: StackConfig, source: SourceRole, modes: Mapping[str, ExportMode]) -> None:

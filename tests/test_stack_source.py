@@ -5,8 +5,17 @@ from __future__ import annotations
 import pytest
 
 from driver.offline import offline_cluster
+from support.errors import ConfigError
 from tests import certificate_audit
-from tests.conftest import TARGET_CONTEXT, kubernetes_resources, provider_urn, run_stack, source_config, target_outputs
+from tests.conftest import (
+    TARGET_CONTEXT,
+    kubernetes_resources,
+    provider_urn,
+    run_refused,
+    run_stack,
+    source_config,
+    target_outputs,
+)
 from tests.harness import Run
 
 OWN = "organization/aes-linkerd2/target"
@@ -215,3 +224,26 @@ def test_a_target_on_the_default_account_links_as_before_with_no_reload() -> Non
         assert "--service-account-name" not in link
         assert run.find("Command", "multicluster-source-reload-mirror") == []
         assert run.outputs["linkServiceAccount"] == "linkerd-service-mirror-remote-access-default"
+
+
+def test_the_links_probe_service_listens_on_the_targets_probe_port() -> None:
+    """Found by the real service mirror (e2e/test_mirror.py): the probe Service must listen where the Link's probe dials."""
+    refs = {"organization/aes-linkerd2/target": {**target_outputs(), "probePort": 8080}}
+    run = run_stack("source", source_config(), stack_references=refs)
+    assert run.error is None, run.error
+    probe = run.one("Service", "probe-target", "linkerd-multicluster")
+    assert [(p["name"], p["port"]) for p in probe.inputs["spec"]["ports"]] == [("mc-probe", 8080)]
+    [install] = [c for c in run.mocks.commands if "multicluster install" in c]
+    assert "--set 'controllers[0].gateway.probe.port=8080'" in install
+    # A target from before the output: the chart's port, as before.
+    older = up()
+    assert [
+        (p["name"], p["port"]) for p in older.one("Service", "probe-target", "linkerd-multicluster").inputs["spec"]["ports"]
+    ] == [("mc-probe", 4191)]
+
+
+@pytest.mark.parametrize("port", ["80", 0, 70000, 80.5, True])
+def test_a_target_probe_port_that_is_no_port_is_refused(port: object) -> None:
+    refs = {"organization/aes-linkerd2/target": {**target_outputs(), "probePort": port}}
+    run = run_refused("source", source_config(), stack_references=refs)
+    assert isinstance(run.error, ConfigError) and run.error.key == "targetStack" and "probePort" in str(run.error), run.error
