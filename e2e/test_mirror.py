@@ -19,6 +19,8 @@ order (a failed step skips the ones after it):
 7. the probe Service's port is the Link's probe port (the target's `probePort`; this tier found it on the chart's
    4191 while the Link dialled 80, fixed since);
 8. `./aes-linkerd2 status --json`: every line the service mirror answers is its answer, not "has it run?".
+9. a rotation of the Link's token (`linkCredentials: 1` on the target, one `./aes-linkerd2 up`): the source's
+   credentials now authenticate as the new account; the old token is refused by the target's API server.
 
 What cannot be shown here (kwok's pods run no container, there is no proxy and no kube-proxy): traffic, and a
 gateway the probe finds alive. The probe dials the probe Service by name, which the mirror's /etc/hosts gives
@@ -27,7 +29,9 @@ as its ClusterIP (as cluster DNS would); nothing listens there, so every probe f
 
 from __future__ import annotations
 
+import base64
 import json
+import tempfile
 import time
 import urllib.request
 from collections.abc import Callable
@@ -306,3 +310,45 @@ def test_status_reads_what_the_mirror_wrote(clusters: LiveCluster) -> None:
     }
     assert others == {}, shown
     assert done.returncode == 1 and report["healthy"] is False
+
+
+def link_kubeconfig(clusters: LiveCluster) -> str:
+    """The kubeconfig the source's Link carries (the target's API server and the remote-access token)."""
+    secrets = clusters.get("secrets", "-n", MULTICLUSTER, context=SOURCE)["items"]
+    [secret] = [s for s in secrets if "kubeconfig" in (s.get("data") or {}) and s["metadata"]["name"].endswith(LINK)]
+    return base64.b64decode(secret["data"]["kubeconfig"]).decode()
+
+
+def as_link(clusters: LiveCluster, kubeconfig: str, *args: str) -> Any:
+    """kubectl ARGS against the target, with the Link's own credentials (loopback: the Link's server is the target's)."""
+    with tempfile.NamedTemporaryFile("w", suffix=".kubeconfig", dir=clusters.work) as handle:
+        handle.write(kubeconfig)
+        handle.flush()
+        return clusters.run([clusters.kubectl_binary, "--kubeconfig", handle.name, *args], timeout=60)
+
+
+def test_a_token_rotation_moves_the_link_to_the_new_account_and_revokes_the_old(clusters: LiveCluster) -> None:
+    """Issue 19 item 3, live: one config change on the target, one `up` of both stacks."""
+    old = link_kubeconfig(clusters)
+    whoami = ("auth", "whoami", "-o", "jsonpath={.status.userInfo.username}")
+    before = as_link(clusters, old, *whoami)
+    assert before.returncode == 0 and before.stdout.endswith(":linkerd-service-mirror-remote-access-default"), before.said()
+    clusters.set_config("target", linkCredentials=1)
+    up = clusters.driver("up", timeout=900)
+    print(f"\n[mirror] rotation up (target, then source): {up.seconds:.0f}s")
+    assert up.returncode == 0, up.said()
+    new = link_kubeconfig(clusters)
+    assert new != old
+    after = as_link(clusters, new, *whoami)
+    assert after.returncode == 0 and after.stdout.endswith(":linkerd-service-mirror-remote-access-1"), after.said()
+    default = "linkerd-service-mirror-remote-access-default"
+    assert clusters.get("serviceaccount", default, "-n", MULTICLUSTER, context=TARGET) is None
+
+    def refused() -> Any:
+        done = as_link(clusters, old, "get", "services", "-n", "default")
+        return done if done.returncode != 0 and "Unauthorized" in done.stderr else None
+
+    said = wait_for("the old token refused as Unauthorized", refused, timeout=60)
+    print(f"[mirror] the old token now: {said.stderr.strip()[:200]}")
+    listed = as_link(clusters, new, "get", "services", "-n", "default", "-o", "name")
+    assert listed.returncode == 0 and "service/qotm-linkerd2" in listed.stdout.split(), listed.said()
