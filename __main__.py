@@ -95,8 +95,8 @@ def make_identity(cluster: Cluster, namespace: pulumi.Resource | None) -> Linker
 
 def link_probe_port(cluster: Cluster) -> int | None:
     """On the source, the port the Link's probe dials: the target's `probePort` (a target from before the output: None)."""
-    port = cluster.target_outputs.get("probePort")
-    return int(port) if isinstance(cluster.cfg.role, SourceRole) and port is not None else None
+    port = cluster.target_outputs.get("probePort")  # the target has no target outputs
+    return None if port is None else int(port)
 
 
 def mesh_cluster(cluster: Cluster) -> Mesh:
@@ -256,6 +256,8 @@ def source_stack(cluster: Cluster, role: SourceRole) -> None:
     """
     cfg = cluster.cfg
     target = cluster.target_outputs
+    # The target's account whose token the Link carries: `status` compares it with the target's current one.
+    account = stack_checks.link_service_account(role, target)
     mesh = mesh_cluster(cluster)
     target_cli = LinkerdCli(binary=cfg.linkerd.cli, cluster=role.target)
     MulticlusterSource(
@@ -269,7 +271,7 @@ def source_stack(cluster: Cluster, role: SourceRole) -> None:
             gateway_namespace=str(target["gatewayNamespace"]),
             gateway_addresses=role.gateway_addresses,
             gateway=stack_checks.link_through_gateway(role, target),
-            service_account=stack_checks.link_service_account(role, target),
+            service_account=account,
             kubectl=cfg.kubectl,
             api_server_address=role.target_api_server_address,
             control_plane=mesh.linkerd.multicluster_ready,
@@ -290,8 +292,7 @@ def source_stack(cluster: Cluster, role: SourceRole) -> None:
     )
     export_cluster(cfg, mesh)
     pulumi.export("linkedCluster", role.target.name)
-    # The target's account whose token the Link carries: `status` compares it with the target's current one.
-    pulumi.export("linkServiceAccount", stack_checks.link_service_account(role, target))
+    pulumi.export("linkServiceAccount", account)
 
 
 def main() -> None:

@@ -1,8 +1,8 @@
 """What this stack creates and never deletes, and which of that the cluster already has outside its state.
 
 Two kinds of object outlive the program (`retain_on_delete`): the namespaces it makes for workloads
-(users put theirs there) and the CRDs upstream marks `keep` (Gateway API's, Emissary's: other teams'
-objects are of those kinds). After `destroy`, or where another team installed those CRDs first, they
+(users put theirs there) and the CRDs upstream marks `keep` (Gateway API's in Linkerd's render: other
+teams' objects are of those kinds). After `destroy`, or where another team installed those CRDs first, they
 exist with no record in this stack's state. pulumi-kubernetes (4.29 on) then refuses to create them
 again (AlreadyExists, half way through an `up`); older providers took them over. So the program uses
 them as they are: an object of those kinds that is live and not in this stack's state is not
