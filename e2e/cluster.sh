@@ -12,7 +12,10 @@
 # ends at once on this machine); kwok gives nodes a loopback IP and pods a loopback range, and
 # nothing here dials a pod.
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# Ports below the kernel's ephemeral range: one from there can be taken by an outgoing connection
+# between its choice and the bind (tests/ports.py says more). `free_port N` prints N distinct ones.
+PORTS_PY="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/tests/ports.py"
+free_port() { python3 "$PORTS_PY" "${1:-1}"; }
 
 # kwok's fast stages make a pod Ready the instant it is bound; pulumi-kubernetes then sometimes
 # never sees a Deployment become available (seen here: one of ~40 awaited for 10 minutes though
@@ -31,7 +34,7 @@ EOF
 start_cluster() {
   local name=$1 service_cidr=$2 pod_cidr=$3 dir="$WORK/$1" etcd_port peer_port api_port n
   mkdir -p "$dir"
-  etcd_port=$(free_port); peer_port=$(free_port); api_port=$(free_port)
+  read -r etcd_port peer_port api_port <<< "$(free_port 3 | tr '\n' ' ')"
   openssl genrsa -out "$dir/sa.key" 2048 2>/dev/null
   openssl rsa -in "$dir/sa.key" -pubout -out "$dir/sa.pub" 2>/dev/null
   echo "$name-token,admin,admin,system:masters" > "$dir/tokens.csv"
