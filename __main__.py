@@ -272,6 +272,9 @@ def source_stack(cluster: Cluster, role: SourceRole) -> None:
             gateway_addresses=role.gateway_addresses,
             gateway=stack_checks.link_through_gateway(role, target),
             service_account=account,
+            credentials_generation=stack_checks.link_credentials_generation(role, target),
+            # Pod-to-pod exports are looked up by the destination controller with the Link's credentials.
+            destination=mesh.linkerd.destination if stack_checks.link_has_pod_to_pod(role, target) else None,
             kubectl=cfg.kubectl,
             api_server_address=role.target_api_server_address,
             control_plane=mesh.linkerd.multicluster_ready,

@@ -61,6 +61,7 @@ class ControlPlaneIdentity:
 
 
 _IDENTITY_DEPLOYMENT = f"Deployment/{upstream.CONTROL_PLANE_NAMESPACE}/linkerd-identity"
+_DESTINATION_DEPLOYMENT = f"Deployment/{upstream.CONTROL_PLANE_NAMESPACE}/{upstream.DESTINATION_DEPLOYMENT}"
 _CONFIG = f"ConfigMap/{upstream.CONTROL_PLANE_NAMESPACE}/linkerd-config"
 _NAMESPACE = f"Namespace/{upstream.CONTROL_PLANE_NAMESPACE}"
 _ISSUER_SECRET_KEY = f"Secret/{upstream.CONTROL_PLANE_NAMESPACE}/{ISSUER_SECRET}"
@@ -176,6 +177,8 @@ class LinkerdControlPlane(pulumi.ComponentResource):
     ready: list[pulumi.Resource]
     # What the gateway and the Link wait for: the extension too (each of its objects waits for `ready`).
     multicluster_ready: list[pulumi.Resource]
+    # The destination controller's Deployment (None when nothing was rendered): a rotated Link rolls it.
+    destination: pulumi.Resource | None
 
     def __init__(self, name: str, args: LinkerdControlPlaneArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("aes-linkerd2:index:LinkerdControlPlane", name, None, opts)
@@ -218,6 +221,7 @@ class LinkerdControlPlane(pulumi.ComponentResource):
         )
         self.control_plane = list(registered.values())
         self.ready = _readiness(registered)
+        self.destination = registered.get(_DESTINATION_DEPLOYMENT)
 
         self.multicluster = []
         self.multicluster_ready = self.ready

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import pulumi
 import pulumi_command as command
+import pulumi_kubernetes as k8s
 
 from support import manifests, upstream
 from support.linkerd_cli import LinkerdCli
@@ -43,6 +44,11 @@ class MulticlusterSourceArgs:
     verify_inputs: Sequence[pulumi.Input[str]] = ()
     # The target's remote-access account whose token the Link carries (the target's linkServiceAccount).
     service_account: str = upstream.REMOTE_ACCESS_ACCOUNT
+    # That account's generation (the target's linkCredentials).
+    credentials_generation: int = 0
+    # The source's destination controller, given when an export is reached pod to pod (it then reads the Link's
+    # credentials): rolled after a rotation. None: left alone.
+    destination: pulumi.Resource | None = None
     kubectl: str = "kubectl"
 
 
@@ -79,6 +85,7 @@ def _digest(text: str) -> str:
 class MulticlusterSource(pulumi.ComponentResource):
     link: list[pulumi.CustomResource]
     reload: command.local.Command | None
+    reload_destination: k8s.apps.v1.DeploymentPatch | None
     checks: list[command.local.Command]
 
     def __init__(self, name: str, args: MulticlusterSourceArgs, opts: pulumi.ResourceOptions | None = None) -> None:
@@ -98,6 +105,8 @@ class MulticlusterSource(pulumi.ComponentResource):
         generated = args.target_cli.render(*generate)
         self.link = self._register_link(name, generated, args)
         self.reload = self._reload_mirror(name, args)
+        self.reload_destination = self._reload_destination(name, args)
+        reloads = [reload for reload in (self.reload, self.reload_destination) if reload is not None]
 
         self.checks = []
         if args.verify:
@@ -121,9 +130,7 @@ class MulticlusterSource(pulumi.ComponentResource):
                     f"{name}-{step}",
                     create=args.cli.command_line(*cli_args),
                     triggers=triggers,
-                    opts=pulumi.ResourceOptions(
-                        parent=self, depends_on=[*after, *self.link, *([self.reload] if self.reload else []), *self.checks]
-                    ),
+                    opts=pulumi.ResourceOptions(parent=self, depends_on=[*after, *self.link, *reloads, *self.checks]),
                 )
                 self.checks.append(check)
         self.register_outputs({"linkedCluster": args.target_cluster_name})
@@ -149,6 +156,33 @@ class MulticlusterSource(pulumi.ComponentResource):
             triggers=[args.service_account],
             logging=command.local.Logging.STDERR,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[*args.control_plane, *self.link]),
+        )
+
+    def _reload_destination(self, name: str, args: MulticlusterSourceArgs) -> k8s.apps.v1.DeploymentPatch | None:
+        """After a rotation, the destination controller rolled once the new credentials are applied.
+
+        For pod-to-pod exports it watches the target through the Link's credentials Secret in `linkerd`, but
+        handles only that Secret's creation and deletion, never its update (controller/api/destination/
+        watcher/cluster_store.go): it keeps the revoked token until it restarts. An annotation on its pod
+        template, the generation and the account (no token), applied after the Secret, rolls it then. A
+        patch of its own, not a field of the control plane's Deployment: that is applied before the Link,
+        and new pods would still read the old Secret. Only for a rotated account, as the mirror's reload.
+        """
+        if args.destination is None or args.service_account == upstream.REMOTE_ACCESS_ACCOUNT:
+            return None
+        generation = f"{args.target_cluster_name}: generation {args.credentials_generation}, {args.service_account}"
+        return k8s.apps.v1.DeploymentPatch(
+            f"{name}-reload-destination",
+            metadata=k8s.meta.v1.ObjectMetaPatchArgs(
+                name=upstream.DESTINATION_DEPLOYMENT, namespace=upstream.CONTROL_PLANE_NAMESPACE
+            ),
+            spec=k8s.apps.v1.DeploymentSpecPatchArgs(
+                template=k8s.core.v1.PodTemplateSpecPatchArgs(
+                    metadata=k8s.meta.v1.ObjectMetaPatchArgs(annotations={upstream.LINK_CREDENTIALS_ANNOTATION: generation})
+                )
+            ),
+            # Gone with the control plane (`destroy`): its removal would only roll a Deployment being deleted.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[args.destination, *self.link], deleted_with=args.destination),
         )
 
     def _register_link(self, name: str, text: str, args: MulticlusterSourceArgs) -> list[pulumi.CustomResource]:

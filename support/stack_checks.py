@@ -58,6 +58,7 @@ def check_target_outputs(cfg: StackConfig, source: SourceRole, outputs: Mapping[
         raise ConfigError("context", cfg.cluster.context, f"the target stack {source.target_stack} uses the same context")
     _check_modes(cfg, source, export_modes(source, outputs))
     link_service_account(source, outputs)  # it reaches link-gen's command line
+    link_credentials_generation(source, outputs)  # it reaches the destination controller's pod template
     _check_probe_port(source, outputs.get("probePort"))
     return outputs
 
@@ -117,6 +118,11 @@ def link_through_gateway(source: SourceRole, outputs: Mapping[str, Any]) -> bool
     return needs_gateway(export_modes(source, outputs).values())
 
 
+def link_has_pod_to_pod(source: SourceRole, outputs: Mapping[str, Any]) -> bool:
+    """Whether any export is reached pod to pod: the source's destination controller then reads the Link's credentials."""
+    return any(mode.needs_flat_network for mode in export_modes(source, outputs).values())
+
+
 # A Kubernetes object name (DNS-1123 subdomain): what reaches link-gen's command line from the target's outputs.
 _ACCOUNT_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
 
@@ -129,6 +135,16 @@ def link_service_account(source: SourceRole, outputs: Mapping[str, Any]) -> str:
             "targetStack", source.target_stack, f"the target stack's linkServiceAccount {account!r} is not an account name"
         )
     return account
+
+
+def link_credentials_generation(source: SourceRole, outputs: Mapping[str, Any]) -> int:
+    """The target's `linkCredentials` generation, the account's number; a target from before rotation: 0."""
+    generation = outputs.get("linkCredentials", 0)
+    if not (type(generation) in (int, float) and generation == int(generation) and generation >= 0):
+        raise ConfigError(
+            "targetStack", source.target_stack, f"the target stack's linkCredentials {generation!r} is not a generation"
+        )
+    return int(generation)
 
 
 def check_link_credentials_forward(generation: int, last: object) -> None:

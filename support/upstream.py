@@ -49,6 +49,8 @@ LINK_CONTROLLER_SELECTOR = "component=controller,mirror.linkerd.io/cluster-name=
 # (it renders the account, its token Secret `<name>-token`, a ClusterRole and its binding for each name).
 REMOTE_ACCESS_ACCOUNT = "linkerd-service-mirror-remote-access-default"
 REMOTE_ACCESS_VALUE = "remoteMirrorServiceAccountName"
+# The control plane's destination controller: it reads a Link's credentials for pod-to-pod exports.
+DESTINATION_DEPLOYMENT = "linkerd-destination"
 # Linkerd's docs: the anchor outlives the issuer; `linkerd check` warns under 60 days left.
 TRUST_ANCHOR_VALIDITY_HOURS = 87600
 ISSUER_VALIDITY_HOURS = 8760
@@ -106,6 +108,8 @@ QOTM_PREFIX = "/qotm-linkerd2/"
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY = "aes-linkerd2"
 OWNER_STACK_ANNOTATION = "aes-linkerd2.io/stack"
+# On the source's destination pod template: the Link credentials' generation it must read (a new one rolls it).
+LINK_CREDENTIALS_ANNOTATION = "aes-linkerd2.io/link-credentials"
 
 # --- Pulumi (pulumi-kubernetes annotations) ----------------------------------------------------
 SKIP_AWAIT_ANNOTATION = "pulumi.com/skipAwait"
@@ -317,7 +321,7 @@ CURRENT = VersionLine(
         ),
         **{
             f"Deployment/{CONTROL_PLANE_NAMESPACE}/{name}": ('spec.template.metadata.annotations["checksum/config"]',)
-            for name in ("linkerd-proxy-injector", "linkerd-destination")
+            for name in ("linkerd-proxy-injector", DESTINATION_DEPLOYMENT)
         },
     },
     multicluster_offline=True,

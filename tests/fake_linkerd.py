@@ -82,16 +82,30 @@ class FakeLinkerd:
         account = _option(args, "--service-account-name")
         token = f"{account}-token" if account else "target-service-account-token"
         kubeconfig = yaml.safe_dump({"users": [{"name": account or "mirror", "user": {"token": token}}]})
-        objects: list[dict[str, Any]] = [
-            {
-                "apiVersion": "v1",
-                "kind": "Secret",
-                "type": "mirror.linkerd.io/remote-kubeconfig",
-                "metadata": {"name": f"cluster-credentials-{name}", "namespace": ns},
-                "data": {"kubeconfig": _b64(kubeconfig)},
-            }
-        ]
+        credentials = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "type": "mirror.linkerd.io/remote-kubeconfig",
+            "metadata": {"name": f"cluster-credentials-{name}", "namespace": ns},
+            "data": {"kubeconfig": _b64(kubeconfig)},
+        }
+        objects: list[dict[str, Any]] = [credentials]
         if args[1] == "link-gen":
+            # The same credentials for the destination controller, in the control plane's namespace (the real link-gen's).
+            objects.append(
+                {
+                    **credentials,
+                    "metadata": {
+                        "name": f"cluster-credentials-{name}",
+                        "namespace": "linkerd",
+                        "labels": {"multicluster.linkerd.io/cluster-name": name},
+                        "annotations": {
+                            "multicluster.linkerd.io/cluster-domain": "cluster.local",
+                            "multicluster.linkerd.io/trust-domain": "cluster.local",
+                        },
+                    },
+                }
+            )
             objects.append(
                 {
                     "apiVersion": "multicluster.linkerd.io/v1alpha3",

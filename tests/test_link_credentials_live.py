@@ -103,15 +103,20 @@ def filled_token(server: ApiServer, account: str) -> str:
     raise AssertionError(f"the token controller did not fill {account}-token")
 
 
-def credentials(server: ApiServer, account: str) -> str:
-    """The Link's credentials kubeconfig as the real link-gen writes it for the program's arguments."""
+def link_gen(server: ApiServer, account: str) -> list[dict[str, Any]]:
+    """The objects the real link-gen writes for the program's arguments."""
     args = link_args(LINE, "target", "", "", (), gateway=False, service_account=account)
     done = subprocess.run(
         [real_linkerd(), "--kubeconfig", server.kubeconfig, "--context", "admin", *args],
         capture_output=True, text=True, check=False, timeout=60,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    secret = next(o for o in yaml.safe_load_all(done.stdout) if o and o["kind"] == "Secret")
+    return [o for o in yaml.safe_load_all(done.stdout) if o]
+
+
+def credentials(server: ApiServer, account: str) -> str:
+    """The Link's credentials kubeconfig as the real link-gen writes it for the program's arguments."""
+    secret = next(o for o in link_gen(server, account) if o["kind"] == "Secret")
     return base64.b64decode(secret["data"]["kubeconfig"]).decode()
 
 
@@ -139,6 +144,22 @@ def test_link_gen_finds_the_rotated_accounts_token_and_it_works(target: ApiServe
     assert as_link(target, kubeconfig, "auth", "whoami", "-o", "jsonpath={.status.userInfo.username}").stdout == (
         f"system:serviceaccount:{NAMESPACE}:{ROTATED}"
     )
+
+
+def test_the_destination_controllers_copy_carries_the_rotated_token_too(target: ApiServer) -> None:
+    """link-gen writes the credentials twice: the service mirror's, and the one the destination controller's cluster
+    store watches for pod-to-pod exports (a `mirror.linkerd.io/remote-kubeconfig` Secret in `linkerd`, labelled with
+    the cluster; watcher/cluster_store.go). Both change with a rotation; the store handles no update of its copy,
+    which is why the source rolls the destination controller after it (multicluster_source.py, reload-destination)."""
+    secrets = {o["metadata"]["namespace"]: o for o in link_gen(target, ROTATED) if o["kind"] == "Secret"}
+    assert sorted(secrets) == ["linkerd", NAMESPACE]
+    destination = secrets["linkerd"]
+    assert destination["type"] == "mirror.linkerd.io/remote-kubeconfig"
+    assert destination["metadata"]["name"] == "cluster-credentials-target"
+    assert destination["metadata"]["labels"] == {"multicluster.linkerd.io/cluster-name": "target"}
+    assert destination["data"] == secrets[NAMESPACE]["data"]
+    kubeconfig = yaml.safe_load(base64.b64decode(destination["data"]["kubeconfig"]))
+    assert kubeconfig["users"] == [{"name": ROTATED, "user": {"token": filled_token(target, ROTATED)}}]
 
 
 def test_the_rotated_account_has_exactly_the_default_accounts_rights(target: ApiServer) -> None:

@@ -91,7 +91,9 @@ def test_checks_run_last_in_order_on_the_source_and_fail_the_update_when_they_fa
     assert gateways.inputs["create"] == "linkerd --context source-ctx multicluster gateways"
     for command in (check, gateways):
         assert "delete" not in command.inputs
-        for after in (run.one("Secret"), run.one("Link"), run.one("Namespace"), run.one("DeploymentPatch")):
+        # Both credentials Secrets link-gen writes: the service mirror's and the destination controller's.
+        secrets = [run.one("Secret", "cluster-credentials-target", ns) for ns in ("linkerd-multicluster", "linkerd")]
+        for after in (*secrets, run.one("Link"), run.one("Namespace"), run.one("DeploymentPatch")):
             assert run.depends(command, on=after), (command.name, after.name)
     assert run.depends(gateways, on=check)
     triggers = check.inputs["triggers"]
@@ -118,9 +120,10 @@ def test_preview_lists_the_link_and_its_credentials_as_planned_resources(preview
     """Registered at the component's top level, not inside an apply: a preview shows them like every other object."""
     run = build(preview=preview)
     component = run.one("MulticlusterSource").urn
-    link, credentials = run.one("Link"), run.one("Secret")
+    link, credentials = run.one("Link"), run.one("Secret", "cluster-credentials-target", "linkerd-multicluster")
     assert link.parent == component and credentials.parent == component
-    assert credentials.is_secret("data") or credentials.is_secret("stringData")
+    for secret in run.find("Secret"):  # the destination controller's copy too
+        assert secret.parent == component and (secret.is_secret("data") or secret.is_secret("stringData"))
     assert [r.kind for r in run.registrations if r.parent == component and r.type.startswith("kubernetes:")] != []
     # The checks wait for the Link itself, known when they are registered.
     check = run.one("Command", "multicluster-source-multicluster-check")
@@ -139,7 +142,8 @@ def test_a_link_without_a_gateway_when_every_export_is_pod_to_pod(preview: bool)
     # `linkerd multicluster check` skips the gateway's probe for a Link without one (its own rule).
     assert check.inputs["create"] == "linkerd --context source-ctx multicluster check"
     assert check.inputs["triggers"][:5] == ["target", "", "", "", ""]
-    assert run.depends(check, on=run.one("Link")) and run.depends(check, on=run.one("Secret"))
+    assert run.depends(check, on=run.one("Link"))
+    assert all(run.depends(check, on=secret) for secret in run.find("Secret")) and len(run.find("Secret")) == 2
     # The triggers differ from the gateway's Link's: switching asks the checks again.
     with_gateway = build(addresses=("203.0.113.10",)).one("Command", "multicluster-source-multicluster-check")
     assert with_gateway.inputs["triggers"][:5] == ["target", "edge-stack", "ambassador", "203.0.113.10", ""]

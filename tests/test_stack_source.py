@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
 import pytest
 
 from driver.offline import offline_cluster
@@ -247,3 +250,94 @@ def test_a_target_probe_port_that_is_no_port_is_refused(port: object) -> None:
     refs = {"organization/aes-linkerd2/target": {**target_outputs(), "probePort": port}}
     run = run_refused("source", source_config(), stack_references=refs)
     assert isinstance(run.error, ConfigError) and run.error.key == "targetStack" and "probePort" in str(run.error), run.error
+
+
+def rotated_target(generation: int, modes: dict[str, str]) -> dict[str, dict[str, object]]:
+    outputs = {
+        **pod_to_pod_target(modes)[OWN],
+        "linkServiceAccount": f"linkerd-service-mirror-remote-access-{generation}",
+        "linkCredentials": generation,
+    }
+    return {OWN: outputs}
+
+
+@pytest.mark.parametrize("preview", [False, True])
+@pytest.mark.parametrize("mode", ["remote-discovery", "federated"])
+def test_a_rotation_rolls_the_destination_controller_once_its_credentials_are_applied(preview: bool, mode: str) -> None:
+    """It reads the Link's credentials Secret for pod-to-pod exports only when it starts (cluster_store.go handles no update)."""
+    modes = {"default/qotm-linkerd2": "gateway", "shop/cart": mode}
+    run = run_stack("source", source_config(flatNetwork="true"), preview=preview, stack_references=rotated_target(3, modes))
+    assert run.error is None, run.error
+    patch = run.one("DeploymentPatch", "multicluster-source-reload-destination")
+    assert patch.inputs == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "linkerd-destination", "namespace": "linkerd"},
+        "spec": {
+            "template": {
+                "metadata": {
+                    "annotations": {"aes-linkerd2.io/link-credentials": f"target: generation 3, {ROTATED}"},
+                }
+            }
+        },
+    }
+    assert not patch.is_secret("spec")
+    destination = run.one("Deployment", "linkerd-destination", "linkerd")
+    assert patch.parent == run.one("MulticlusterSource").urn and patch.provider == provider_urn(run, "cluster")
+    assert patch.deleted_with == destination.urn
+    # After the Secret it must read (the control plane's own Deployment is applied before the Link).
+    for after in (destination, run.one("Secret", "cluster-credentials-target", "linkerd"), run.one("Link")):
+        assert run.depends(patch, on=after), after.name
+    assert not run.depends(destination, on=patch)
+    assert run.depends(run.one("Command", "multicluster-source-multicluster-check"), on=patch)
+    assert "linkerd.io/link-credentials" not in str(destination.inputs), "the control plane's Deployment is unchanged"
+
+
+def test_the_next_generation_changes_one_field_of_the_destination_and_nothing_of_its_deployment() -> None:
+    """What the preview of the next rotation shows on the source's control plane: the patch's annotation alone."""
+    same = rotated_target(3, {"shop/cart": "remote-discovery"})[OWN]  # one trust anchor for both previews
+
+    def planned(generation: int) -> tuple[dict[str, Any], dict[str, Any]]:
+        account = f"linkerd-service-mirror-remote-access-{generation}"
+        refs = {OWN: {**same, "linkServiceAccount": account, "linkCredentials": generation}}
+        run = run_stack("source", source_config(flatNetwork="true"), preview=True, stack_references=refs)
+        assert run.error is None, run.error
+        destination = run.one("Deployment", "linkerd-destination", "linkerd")
+        # The one field the chart fills anew at every render, kept as first applied (ignore_changes).
+        assert destination.ignore_changes == ['spec.template.metadata.annotations["checksum/config"]']
+        destination.inputs["spec"]["template"]["metadata"]["annotations"].pop("checksum/config")
+        return destination.inputs, run.one("DeploymentPatch", "multicluster-source-reload-destination").inputs
+
+    (deployment_3, patch_3), (deployment_4, patch_4) = planned(3), planned(4)
+    assert deployment_3 == deployment_4
+    annotation = "aes-linkerd2.io/link-credentials"
+    assert patch_3["spec"]["template"]["metadata"]["annotations"] == {annotation: f"target: generation 3, {ROTATED}"}
+    patch_3["spec"]["template"]["metadata"]["annotations"][annotation] = (
+        "target: generation 4, linkerd-service-mirror-remote-access-4"
+    )
+    assert patch_3 == patch_4
+
+
+@pytest.mark.parametrize(
+    ("generation", "modes"),
+    [
+        (3, {"default/qotm-linkerd2": "gateway"}),  # through the gateway: the destination reads no Link credentials
+        (0, {"shop/cart": "remote-discovery"}),  # never rotated: nothing to roll
+    ],
+)
+def test_the_destination_is_left_alone_without_a_rotated_pod_to_pod_link(generation: int, modes: dict[str, str]) -> None:
+    refs = rotated_target(generation, modes)
+    if generation == 0:
+        refs[OWN]["linkServiceAccount"] = "linkerd-service-mirror-remote-access-default"
+    run = run_stack("source", source_config(flatNetwork="true"), stack_references=refs)
+    assert run.error is None, run.error
+    assert run.find("DeploymentPatch", "multicluster-source-reload-destination") == []
+
+
+@pytest.mark.parametrize("generation", ["1", -1, 1.5, True])
+def test_a_target_link_credentials_that_is_no_generation_is_refused(generation: object) -> None:
+    refs = {OWN: {**target_outputs(), "linkCredentials": generation}}
+    run = run_refused("source", source_config(), stack_references=refs)
+    assert isinstance(run.error, ConfigError) and run.error.key == "targetStack", run.error
+    # Numbers reach the program as floats, as from the engine: -1 is said -1.0.
+    assert re.search(r"the target stack's linkCredentials \S+ is not a generation$", str(run.error)), run.error
