@@ -20,11 +20,18 @@ order (a failed step skips the ones after it):
    4191 while the Link dialled 80, fixed since);
 8. `./aes-linkerd2 status --json`: every line the service mirror answers is its answer, not "has it run?".
 9. a rotation of the Link's token (`linkCredentials: 1` on the target, one `./aes-linkerd2 up`): the source's
-   credentials now authenticate as the new account; the old token is refused by the target's API server.
+   credentials now authenticate as the new account; the old token is refused by the target's API server; the
+   source's destination controller (which reads the credentials for the pod-to-pod exports, and only when it
+   starts) has a pod template carrying the new generation and a new pod, made after its credentials Secret;
+10. the next rotation (`linkCredentials: 2`), the target's `up` alone, then plain `pulumi preview` of the source:
+   on the destination controller it plans one change, the reload patch's annotation, and none to the control
+   plane's Deployment; the source's `up` then rolls it again.
 
-What cannot be shown here (kwok's pods run no container, there is no proxy and no kube-proxy): traffic, and a
-gateway the probe finds alive. The probe dials the probe Service by name, which the mirror's /etc/hosts gives
-as its ClusterIP (as cluster DNS would); nothing listens there, so every probe fails.
+What cannot be shown here (kwok's pods run no container, there is no proxy and no kube-proxy): traffic, a
+gateway the probe finds alive, and the destination controller's own lookups (its new pod runs no process: that it
+reads the Secret on start and ignores its update is upstream's code, cited in components/multicluster_source.py).
+The probe dials the probe Service by name, which the mirror's /etc/hosts gives as its ClusterIP (as cluster DNS
+would); nothing listens there, so every probe fails.
 """
 
 from __future__ import annotations
@@ -42,6 +49,10 @@ from clusters import LiveCluster
 
 TARGET, SOURCE, LINK = "target", "source", "target"
 MULTICLUSTER = "linkerd-multicluster"
+CONTROL_PLANE = "linkerd"
+DESTINATION, DESTINATION_PODS = "linkerd-destination", "linkerd.io/control-plane-component=destination"
+# The program's mark on the destination controller's pod template: the Link credentials' generation it reads.
+CREDENTIALS_ANNOTATION = "aes-linkerd2.io/link-credentials"
 SHOP = "shop"
 GATEWAY = ("default", "qotm-linkerd2")
 REMOTE_DISCOVERY = (SHOP, "cart")
@@ -327,16 +338,64 @@ def as_link(clusters: LiveCluster, kubeconfig: str, *args: str) -> Any:
         return clusters.run([clusters.kubectl_binary, "--kubeconfig", handle.name, *args], timeout=60)
 
 
+def destination_pods(clusters: LiveCluster) -> dict[str, dict[str, Any]]:
+    """The source's destination controller pods (kwok runs them), by name."""
+    pods = clusters.get("pods", "-n", CONTROL_PLANE, "-l", DESTINATION_PODS, context=SOURCE)["items"]
+    return {pod["metadata"]["name"]: pod for pod in pods}
+
+
+def destination_template(clusters: LiveCluster) -> dict[str, str]:
+    deployment = clusters.get("deployment", DESTINATION, "-n", CONTROL_PLANE, context=SOURCE)
+    return dict(deployment["spec"]["template"]["metadata"].get("annotations") or {})
+
+
+def generation_of(account: str, generation: int) -> str:
+    return f"{LINK}: generation {generation}, {account}"
+
+
+def assert_destination_rolled(clusters: LiveCluster, before: dict[str, dict[str, Any]], generation: str) -> None:
+    """A new destination pod with GENERATION on its template, Running, made after the credentials Secret it reads."""
+    assert destination_template(clusters).get(CREDENTIALS_ANNOTATION) == generation, destination_template(clusters)
+
+    def rolled() -> list[dict[str, Any]]:
+        pods = destination_pods(clusters)
+        new = [
+            pod
+            for name, pod in pods.items()
+            if name not in before
+            and notes(pod).get(CREDENTIALS_ANNOTATION) == generation
+            and pod["status"].get("phase") == "Running"
+        ]
+        return new if new and not set(before) & set(pods) else []
+
+    new = wait_for(f"a new {DESTINATION} pod carrying {generation!r}, the old ones gone", rolled, timeout=120)
+    secret = clusters.get("secret", f"cluster-credentials-{LINK}", "-n", CONTROL_PLANE, context=SOURCE)
+    written = max(entry["time"] for entry in secret["metadata"]["managedFields"])
+    made = [pod["metadata"]["creationTimestamp"] for pod in new]
+    print(f"[mirror] {DESTINATION}: pods {sorted(before)} -> {[p['metadata']['name'] for p in new]} made {made}; "
+          f"its credentials Secret last written {written}")  # fmt: skip
+    # RFC 3339 UTC timestamps of one clock, to the second: they order as text.
+    assert all(time_made >= written for time_made in made), (made, written)
+
+
 def test_a_token_rotation_moves_the_link_to_the_new_account_and_revokes_the_old(clusters: LiveCluster) -> None:
     """Issue 19 item 3, live: one config change on the target, one `up` of both stacks."""
     old = link_kubeconfig(clusters)
     whoami = ("auth", "whoami", "-o", "jsonpath={.status.userInfo.username}")
     before = as_link(clusters, old, *whoami)
     assert before.returncode == 0 and before.stdout.endswith(":linkerd-service-mirror-remote-access-default"), before.said()
+    # Never rotated: the destination controller is the control plane's, untouched.
+    assert CREDENTIALS_ANNOTATION not in destination_template(clusters)
+    pods = destination_pods(clusters)
+    assert pods, "no destination pod on the source"
     clusters.set_config("target", linkCredentials=1)
     up = clusters.driver("up", timeout=900)
     print(f"\n[mirror] rotation up (target, then source): {up.seconds:.0f}s")
     assert up.returncode == 0, up.said()
+    assert_destination_rolled(clusters, pods, generation_of("linkerd-service-mirror-remote-access-1", 1))
+    # The copy the destination controller reads is the new account's too.
+    destination_copy = clusters.get("secret", f"cluster-credentials-{LINK}", "-n", CONTROL_PLANE, context=SOURCE)
+    assert base64.b64decode(destination_copy["data"]["kubeconfig"]).decode() == link_kubeconfig(clusters)
     new = link_kubeconfig(clusters)
     assert new != old
     after = as_link(clusters, new, *whoami)
@@ -352,3 +411,42 @@ def test_a_token_rotation_moves_the_link_to_the_new_account_and_revokes_the_old(
     print(f"[mirror] the old token now: {said.stderr.strip()[:200]}")
     listed = as_link(clusters, new, "get", "services", "-n", "default", "-o", "name")
     assert listed.returncode == 0 and "service/qotm-linkerd2" in listed.stdout.split(), listed.said()
+
+
+def test_the_next_rotations_preview_changes_one_field_of_the_destination_controller(clusters: LiveCluster) -> None:
+    """The target's `up` alone, then plain `pulumi preview` of the source: the reload patch's annotation, nothing else
+    of the destination controller; the source's `up` then rolls it."""
+    clusters.set_config("target", linkCredentials=2)
+    target_up = clusters.driver("up", "--stack", "target", timeout=900)
+    assert target_up.returncode == 0, target_up.said()
+    preview = ["pulumi", "preview", "--stack", "source", "--json", "--non-interactive"]
+    run = clusters.run(preview, cwd=clusters.project, timeout=600)
+    assert run.returncode == 0, run.said()
+    steps = {step["urn"].rsplit("::", 1)[-1]: step for step in json.loads(run.stdout)["steps"]}
+    changed = sorted(name for name, step in steps.items() if step["op"] != "same")
+    print(f"\n[mirror] the source's preview after the target's rotation to generation 2: {changed}")
+    assert steps[f"linkerd:{CONTROL_PLANE}/{DESTINATION}"]["op"] == "same"
+    patch = steps["multicluster-source-reload-destination"]
+    assert patch["op"] == "update", patch["op"]
+    old, new = patch["oldState"]["inputs"], patch["newState"]["inputs"]
+    account = "linkerd-service-mirror-remote-access-{}"
+    assert old["spec"] == {
+        "template": {"metadata": {"annotations": {CREDENTIALS_ANNOTATION: generation_of(account.format(1), 1)}}}
+    }
+    assert new["spec"] == {
+        "template": {"metadata": {"annotations": {CREDENTIALS_ANNOTATION: generation_of(account.format(2), 2)}}}
+    }
+    assert {k: v for k, v in old.items() if k != "spec"} == {k: v for k, v in new.items() if k != "spec"}
+    # The rest a rotation changes: the Link's credentials and what restarts or re-checks with them.
+    assert set(changed) <= {
+        "multicluster-source-link:linkerd-multicluster/cluster-credentials-target",
+        "multicluster-source-link:linkerd/cluster-credentials-target",
+        "multicluster-source-reload-mirror",
+        "multicluster-source-reload-destination",
+        "multicluster-source-multicluster-check",
+    }, changed
+    pods = destination_pods(clusters)
+    up = clusters.driver("up", "--stack", "source", timeout=900)
+    print(f"[mirror] target up {target_up.seconds:.0f}s, source preview {run.seconds:.0f}s, source up {up.seconds:.0f}s")
+    assert up.returncode == 0, up.said()
+    assert_destination_rolled(clusters, pods, generation_of(account.format(2), 2))
