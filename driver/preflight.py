@@ -11,7 +11,6 @@ rules (`support.config.load` on the file's values), the clusters are asked with 
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ from support import tools, upstream
 from support.clusters import check_cluster, check_line_fits
 from support.config_model import ClusterAccess, StackConfig
 from support.errors import ConfigError
-from support.live_cluster import by_name
+from support.live_cluster import ListError, by_name, list_items
 from support.namespaces import problems as namespace_problems
 from support.project import PROJECT
 
@@ -126,8 +125,8 @@ def namespaces(stack: str, cfg: StackConfig, run: RunTool) -> list[Finding]:
     """
     what = f"meshedNamespaces on {cfg.cluster.context}"
     try:
-        items = _kubectl_list(run, cfg.kubectl, cfg.cluster, "namespaces")
-    except DriverError as error:
+        items = list_items(run, cfg.kubectl, cfg.cluster, "namespaces")
+    except (DriverError, ListError) as error:
         return [stack_finding(stack, what, False, f"cannot list the cluster's namespaces: {error}")]
     found = [stack_finding(stack, f"{what}: {name}", False, why) for name, why in namespace_problems(cfg, stack, by_name(items))]
     return found or [stack_finding(stack, what, True, ", ".join(cfg.workloads.meshed_namespaces) or "none")]
@@ -171,8 +170,8 @@ def ha_nodes(stack: str, settings: StackSettings, context: str, kubeconfig: str 
     what = f"linkerdHa on {context}"
     kubectl = str(settings.get("kubectl") or "kubectl")
     try:
-        nodes = _kubectl_list(run, kubectl, ClusterAccess(context=context, kubeconfig=kubeconfig), "nodes")
-    except DriverError as error:
+        nodes = list_items(run, kubectl, ClusterAccess(context=context, kubeconfig=kubeconfig), "nodes")
+    except (DriverError, ListError) as error:
         return stack_finding(stack, what, False, f"cannot count the cluster's nodes: {error}")
     usable = [node for node in nodes if _schedulable(node)]
     if len(usable) >= HA_NODES:
@@ -273,15 +272,6 @@ def report(findings: Sequence[Finding], operation: str) -> str:
     ]
     head = f"{len(lines)} problem{'s' if len(lines) != 1 else ''} found before {operation}; nothing was applied:"
     return "\n".join([head, *lines])
-
-
-def _kubectl_list(run: RunTool, kubectl: str, access: ClusterAccess, kind: str) -> list[dict[str, Any]]:
-    """`kubectl get KIND -o json`'s items, read from the live cluster."""
-    try:
-        listed = json.loads(run([kubectl, *access.flags(), "get", kind, "--request-timeout=10s", "-o", "json"]))
-    except ValueError:
-        raise DriverError(f"`kubectl get {kind}` did not print JSON") from None
-    return list(listed.get("items") or [])
 
 
 def _schedulable(node: Mapping[str, Any]) -> bool:

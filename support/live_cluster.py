@@ -4,6 +4,10 @@ Two questions need it: whether a meshed namespace is someone else's (support/nam
 objects this stack creates and retains are already there outside its state (support/retained.py).
 Read with kubectl, as the provider reaches the cluster (same kubeconfig and context). Not read offline
 (`render`), nor where no kubeconfig names the context: the provider then says so itself.
+
+`list_items` is the one reading of a kind's objects, shared with the driver's pre-flight (namespaces,
+nodes); each caller says a failure its own way (the program: ConfigError naming `kubectl`; the
+pre-flight: a failed check).
 """
 
 from __future__ import annotations
@@ -16,11 +20,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from support import clusters
-from support.config_model import StackConfig
+from support.config_model import ClusterAccess, StackConfig
 from support.errors import ConfigError
 
-# Runs a kubectl argv and returns its stdout (raises ConfigError naming `kubectl` when it cannot).
-RunKubectl = Callable[[Sequence[str]], str]
+# Runs a kubectl argv and returns its stdout (raising the caller's own error when it cannot).
+RunKubectl = Callable[[list[str]], str]
+
+
+class ListError(Exception):
+    """kubectl's answer is not a list of objects; each caller maps it to its own error."""
 
 
 @dataclass(frozen=True)
@@ -47,14 +55,15 @@ def by_name(items: Sequence[Mapping[str, Any]]) -> dict[str, Mapping[str, Any]]:
     return {str((item.get("metadata") or {}).get("name")): item.get("metadata") or {} for item in items}
 
 
-def _items(cfg: StackConfig, kind: str, run: RunKubectl) -> list[Mapping[str, Any]]:
-    argv = [cfg.kubectl, *cfg.cluster.flags(), "get", kind, "--request-timeout=10s", "-o", "json"]
+def list_items(run: RunKubectl, kubectl: str, access: ClusterAccess, kind: str) -> list[Mapping[str, Any]]:
+    """`kubectl get KIND -o json`'s items, read from the live cluster; ListError when it printed no list."""
+    argv = [kubectl, *access.flags(), "get", kind, "--request-timeout=10s", "-o", "json"]
     try:
         items = json.loads(run(argv)).get("items")
     except (ValueError, AttributeError):
         items = None
     if not isinstance(items, list):
-        raise ConfigError("kubectl", cfg.kubectl, f"`kubectl get {kind} -o json` did not print a list")
+        raise ListError(f"`kubectl get {kind} -o json` did not print a list")
     return items
 
 
@@ -73,4 +82,8 @@ def read(cfg: StackConfig, run: RunKubectl = run_kubectl) -> LiveCluster | None:
     """The cluster's namespaces and CRDs; None where the program does not read the cluster (`readable`)."""
     if not readable(cfg):
         return None
-    return LiveCluster(namespaces=by_name(_items(cfg, "namespaces", run)), crds=_crd_names(cfg, run))
+    try:
+        namespaces = list_items(run, cfg.kubectl, cfg.cluster, "namespaces")
+    except ListError as error:
+        raise ConfigError("kubectl", cfg.kubectl, str(error)) from None
+    return LiveCluster(namespaces=by_name(namespaces), crds=_crd_names(cfg, run))

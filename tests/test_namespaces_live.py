@@ -153,3 +153,29 @@ spec:
     }
     assert {key.partition("/")[2] for key in found if key.startswith("Namespace/")} == marked
     assert {"default", "kube-system"}.isdisjoint(marked) and "left-by-destroy" in marked
+
+
+def test_the_program_and_the_pre_flight_read_the_namespaces_alike(server: ApiServer, tmp_path: Path) -> None:
+    """One reader (live_cluster.list_items) for both: the same answer, each failure said at its own edge."""
+    from driver import api, preflight
+
+    make_namespace(server, "team-d")
+    cfg = stack_config(server, ["default", "team-d"], ["default"])
+    listed = live_cluster.list_items(api._run_tool, cfg.kubectl, cfg.cluster, "namespaces")
+    live = READ_LIVE(cfg)
+    assert live is not None and live_cluster.by_name(listed) == live.namespaces and "team-d" in live.namespaces
+    [finding] = preflight.namespaces("target", cfg, api._run_tool)
+    assert (finding.ok, finding.subject) == (False, f"target: meshedNamespaces on {cfg.cluster.context}: team-d")
+    with pytest.raises(ConfigError) as refused:
+        check(cfg, "target")
+    assert refused.value.value == "team-d" and str(refused.value).endswith(finding.message)
+    # A kubectl that answers something else than a list: ConfigError naming it; a failed check in the pre-flight.
+    odd = tmp_path / "kubectl"
+    odd.write_text('#!/bin/sh\necho \'{"kind": "Status"}\'\n')
+    odd.chmod(0o755)
+    with pytest.raises(ConfigError) as unread:
+        READ_LIVE(dataclasses.replace(cfg, kubectl=str(odd)))
+    said = "`kubectl get namespaces -o json` did not print a list"
+    assert (unread.value.key, unread.value.value) == ("kubectl", str(odd)) and str(unread.value).endswith(said)
+    [failed] = preflight.namespaces("target", dataclasses.replace(cfg, kubectl=str(odd)), api._run_tool)
+    assert not failed.ok and failed.message == f"cannot list the cluster's namespaces: {said}"
