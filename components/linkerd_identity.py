@@ -28,8 +28,8 @@ import pulumi_command as command
 
 from support import clock, upstream
 from support.certificates import RotationStep, anchor_secret_name, bundle, expiry
-from support.config import TRUST_ANCHOR_ROTATION as ROTATION_KEY
 from support.config_model import ClusterAccess
+from support.config_target import TRUST_ANCHOR_ROTATION as ROTATION_KEY
 from support.errors import ConfigError
 from support.project import PROJECT_ROOT, RUNS_OFFLINE_ENV
 

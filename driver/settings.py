@@ -12,6 +12,7 @@ import yaml
 from support import config, tools, upstream
 from support.config_model import StackConfig
 from support.config_sources import SettingsSource
+from support.config_values import Reader
 from support.yaml_events import SAFE_LOADER, shape_problem
 
 # The stacks, in the order `up` runs them (the target owns what the source reads).
@@ -44,8 +45,8 @@ class StackSettings:
         value = self.values.get(key)
         return None if value in ("", None) else value
 
-    def _reader(self) -> config.Reader:
-        return config.Reader(SettingsSource(self.values, self.secret_keys, self.stack))
+    def _reader(self) -> Reader:
+        return Reader(SettingsSource(self.values, self.secret_keys, self.stack))
 
     def config(self) -> StackConfig:
         """The whole stack config, as the program parses it (no cluster asked); raises ConfigError."""

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from support import clusters, config, config_model, config_sources, errors, upstream
+from support import clusters, config, config_model, config_source, config_sources, errors, upstream
 from tests.conftest import ROOT, TARGET_CONTEXT, run_refused, run_stack, source_config, target_config
 from tests.fake_linkerd import CURRENT_VERSION, FakeLinkerd
 
@@ -274,7 +274,8 @@ def test_pulumi_yaml_declares_the_programs_defaults() -> None:
     assert {key: project[key]["default"] for key in expected} == expected
     assert "default" not in project["role"] and "default" not in project["context"]
     # Every key the program reads is declared or documented as a secret / role-dependent one.
-    source = (ROOT / "support" / "config.py").read_text()
+    # The parser: the keys both roles read, and each role's own.
+    source = "".join((ROOT / "support" / f"{name}.py").read_text() for name in ("config", "config_target", "config_source"))
     undeclared = {"edgeStackLicenseKey", "tlsCertificate", "tlsPrivateKey", "qotm"}
     for key in project:
         assert f'"{key}"' in source, f"Pulumi.yaml declares {key}, which the program never reads"
@@ -366,8 +367,8 @@ def test_a_kind_target_is_reached_at_its_control_plane_container() -> None:
     assert isinstance(role, config_model.SourceRole) and role.target_api_server_address == "https://172.18.0.3:6443"
     role = parse({**values, "targetContext": "prod-eu"}).role
     assert isinstance(role, config_model.SourceRole) and role.target_api_server_address is None
-    assert config.kind_internal_address("kind-a-b") == "https://a-b-control-plane:6443"
-    assert config.kind_internal_address("kind-") is None and config.kind_internal_address("kind-Upper") is None
+    assert config_source.kind_internal_address("kind-a-b") == "https://a-b-control-plane:6443"
+    assert config_source.kind_internal_address("kind-") is None and config_source.kind_internal_address("kind-Upper") is None
 
 
 @pytest.mark.parametrize("key", ["edgeStackLicenseKey", "tlsPrivateKey", "tlsCertificate"])
