@@ -1,10 +1,11 @@
 """The live clusters of the e2e pytest tiers, and how a test drives the program and reads the clusters back.
 
 `LiveCluster.start` runs e2e/clusters.sh (e2e/tier.sh's functions: the API server with kwok nodes on
-loopback, the webhook watcher, a copy of the project, the real engine's environment; with `mirror`, two
-clusters, `target` and `source`, and the service mirror's watcher, e2e/mirror.sh) and stops it by its
-process group when the tier ends. Tests then drive `./aes-linkerd2` in the copy, as a user
-does, and read what is on the cluster with kubectl, never from what Pulumi reports.
+loopback, the webhook watcher, a copy of the project, the real engine's environment; for the `mirror` tier, two
+clusters, `target` and `source`, and the service mirror's watcher, e2e/mirror.sh; for the `full` tier, two
+clusters with every real webhook server that is built) and stops it by its process group when the tier ends.
+Tests then drive `./aes-linkerd2` in the copy, as a user does, and read what is on the cluster with kubectl,
+never from what Pulumi reports.
 """
 
 from __future__ import annotations
@@ -27,14 +28,15 @@ CONTEXT = "target"
 START_SECONDS = 300
 
 
-def _mode(mirror: bool) -> list[str]:
-    return ["--mirror"] if mirror else []
+def _mode(tier: str) -> list[str]:
+    """e2e/clusters.sh's option for TIER (safety, mirror or full)."""
+    return [] if tier == "safety" else [f"--{tier}"]
 
 
-def missing_tools(*, mirror: bool = False) -> list[str]:
-    """The tools e2e/tier.sh's find_tools (and, with `mirror`, e2e/mirror.sh's mirror_check) looks for that are
-    not in the cache (their list, not a copy)."""
-    done = subprocess.run([str(LAUNCHER), *_mode(mirror), "--check"], capture_output=True, text=True, check=False, timeout=60)
+def missing_tools(tier: str) -> list[str]:
+    """The tools e2e/tier.sh's find_tools (and, for the mirror tier, e2e/mirror.sh's mirror_check) looks for that
+    are not in the cache (their list, not a copy)."""
+    done = subprocess.run([str(LAUNCHER), *_mode(tier), "--check"], capture_output=True, text=True, check=False, timeout=60)
     if done.returncode != 0:
         return [f"{LAUNCHER} --check failed: {done.stderr.strip()}"]
     return done.stdout.splitlines()
@@ -50,6 +52,11 @@ class Run:
     stderr: str
     seconds: float
 
+    @property
+    def output(self) -> str:
+        """stdout, then stderr (the driver's progress and messages are on stderr)."""
+        return f"{self.stdout}\n{self.stderr}"
+
     def said(self) -> str:
         return f"$ {' '.join(self.argv)}  (exit {self.returncode}, {self.seconds:.0f}s)\n{self.stdout}\n{self.stderr}"
 
@@ -63,16 +70,24 @@ class LiveCluster:
         self.kubectl_binary = env["KUBECTL"]
         self.linkerd = env["LINKERD"]
         self.apiext_served = bool(env["APIEXT"])
+        # The full tier's real webhook servers (e2e/webhooks.sh; empty: not built, so not served), and what follows.
+        self.injector, self.sp_validator, self.policy = (
+            env.get("INJECTOR", ""),
+            env.get("SP_VALIDATOR", ""),
+            env.get("POLICY", ""),
+        )
+        self.linkerd_ha = env.get("LINKERD_HA") == "true"
+        self.emissary_version = env.get("EMISSARY_VERSION", "")
         # The mirror tier's: the controller binary that runs `service-mirror`, and its admin port on 127.0.0.1.
         self.mirror_binary = env.get("MIRROR", "")
         self.mirror_port = int(env.get("MIRROR_PORT") or 0)
 
     @classmethod
-    def start(cls, scratch: Path, *, mirror: bool = False) -> LiveCluster:
+    def start(cls, scratch: Path, tier: str) -> LiveCluster:
         ready, log = scratch / "ready.env", scratch / "clusters.log"
         with log.open("wb") as out:
             process = subprocess.Popen(
-                [str(LAUNCHER), *_mode(mirror), str(ready)],
+                [str(LAUNCHER), *_mode(tier), str(ready)],
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
@@ -91,9 +106,14 @@ class LiveCluster:
         _stop(self.process)
 
     # --- the program, as a user runs it ---------------------------------------------------------
-    def driver(self, *words: str, timeout: float = 600) -> Run:
-        """`./aes-linkerd2 WORDS...` in the project's copy (the target stack unless WORDS name another)."""
-        return self.run(["./aes-linkerd2", *words], cwd=self.project, timeout=timeout)
+    def driver(self, *words: str, timeout: float = 600, env: dict[str, str] | None = None) -> Run:
+        """`./aes-linkerd2 WORDS...` in the project's copy (both stacks unless WORDS name one), ENV added."""
+        return self.run(["./aes-linkerd2", *words], cwd=self.project, timeout=timeout, env=env)
+
+    def performance(self, up_seconds: str, preview_seconds: str) -> Run:
+        """e2e/clusters.sh --performance: the target's objects with kubectl on fresh API servers against `up` and the
+        no-change preview (tier.sh's PERFORMANCE line, on stderr); its clusters are stopped when it returns."""
+        return self.run([str(LAUNCHER), "--performance", up_seconds, preview_seconds], cwd=E2E.parent, timeout=1800)
 
     def stack_config(self, stack: str = "target") -> dict[str, Any]:
         document: dict[str, Any] = yaml.safe_load((self.project / f"Pulumi.{stack}.yaml").read_text())
@@ -129,10 +149,25 @@ class LiveCluster:
         """Objects of someone else's: created with kubectl (its own field manager), not by the program."""
         self.kubectl("create", "-f", "-", stdin=yaml.safe_dump_all(objects), context=context)
 
-    def run(self, argv: list[str], *, cwd: Path | None = None, stdin: str | None = None, timeout: float) -> Run:
+    def run(
+        self,
+        argv: list[str],
+        *,
+        cwd: Path | None = None,
+        stdin: str | None = None,
+        timeout: float,
+        env: dict[str, str] | None = None,
+    ) -> Run:
         began = time.monotonic()
         done = subprocess.run(
-            argv, cwd=cwd, env=self.env, input=stdin, capture_output=True, text=True, check=False, timeout=timeout
+            argv,
+            cwd=cwd,
+            env={**self.env, **(env or {})},
+            input=stdin,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=timeout,
         )
         return Run(argv, done.returncode, done.stdout, done.stderr, time.monotonic() - began)
 

@@ -1,7 +1,8 @@
 """The e2e pytest tiers' fixtures: the live clusters of each tier, and a loud word when they cannot start.
 
 `cluster` (e2e/test_safety.py): cluster `target`, for the session. `clusters` (e2e/test_mirror.py): clusters
-`target` and `source` with Linkerd's service mirror, for its module.
+`target` and `source` with Linkerd's service mirror, for its module. `full` (e2e/test_full.py): clusters `target`
+and `source` with every real webhook server that is built, for its module.
 
 Collected only when asked (`venv/bin/python -m pytest e2e`): pyproject's testpaths is `tests`, so
 `scripts/test` never starts a cluster. Without the tool cache the run stops with exit 2 naming what is
@@ -17,6 +18,9 @@ from collections.abc import Generator, Iterator
 import pytest
 from clusters import LiveCluster, missing_tools
 
+# e2e/live.py's checks are plain asserts: pytest explains them as it does a test's own.
+pytest.register_assert_rewrite("live")
+
 SKIPPED: list[str] = []
 BANNER = "=" * 90
 # The first failed step of each module: the steps after it build on it, so they are skipped, naming it.
@@ -29,11 +33,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
-def _live(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, tier: str, *, mirror: bool
-) -> Iterator[LiveCluster]:
+def _live(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, tier: str) -> Iterator[LiveCluster]:
     """The tier's clusters, or exit 2 (a skip of every test, said loudly, with --skip-if-missing) naming what is missing."""
-    missing = missing_tools(mirror=mirror)
+    missing = missing_tools(tier)
     if missing:
         reason = f"{tier.upper()} TIER NOT RUN: the tool cache is incomplete (CONTRIBUTING.md, 'The tool cache'); missing:"
         if not request.config.getoption("--skip-if-missing"):
@@ -41,8 +43,10 @@ def _live(
         SKIPPED.extend([reason, *missing])
         pytest.skip(f"{tier.upper()} TIER NOT RUN: {len(missing)} tools or files missing (listed at the end)")
     began = time.monotonic()
-    live = LiveCluster.start(tmp_path_factory.mktemp(tier), mirror=mirror)
+    live = LiveCluster.start(tmp_path_factory.mktemp(tier), tier)
     print(f"\n[{tier}] clusters up in {time.monotonic() - began:.0f}s; apiext served: {live.apiext_served}")
+    if tier == "full":  # which servers run and which do not (said LOUDLY), the engine and the tools
+        print("\n".join(line for line in live.log.read_text().splitlines() if line.startswith(("[full]", "[webhooks]"))))
     try:
         yield live
     finally:
@@ -52,14 +56,20 @@ def _live(
 @pytest.fixture(scope="session")
 def cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveCluster]:
     """Cluster `target` on loopback with a copy of the project and the real engine; stopped at the end."""
-    yield from _live(request, tmp_path_factory, "safety", mirror=False)
+    yield from _live(request, tmp_path_factory, "safety")
 
 
 @pytest.fixture(scope="module")
 def clusters(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveCluster]:
     """Clusters `target` and `source` with the service mirror's watcher (e2e/mirror.sh); stopped after the module,
     so a run of every tier never has two tiers' clusters up at once."""
-    yield from _live(request, tmp_path_factory, "mirror", mirror=True)
+    yield from _live(request, tmp_path_factory, "mirror")
+
+
+@pytest.fixture(scope="module")
+def full(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveCluster]:
+    """Clusters `target` and `source` with the real webhook servers (e2e/webhooks.sh), for e2e/test_full.py's module."""
+    yield from _live(request, tmp_path_factory, "full")
 
 
 @pytest.hookimpl(wrapper=True)

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# The performance half of e2e/full.sh alone, on one cluster: `up` of the target stack on the real engine
+# The performance half of e2e/test_full.py alone, on one cluster: `up` of the target stack on the real engine
 # (driver, Pulumi CLI, providers, language host, linkerd CLI) against the same objects applied with
 # `kubectl apply --server-side` + wait on a fresh API server, and a no-change `preview` against
 # `kubectl diff`, in the same run. Prints each resource step's start and end (from the driver's progress)
 # so the slow chain can be read off. The tools, webhook servers, forced config and kubectl comparison
-# are full.sh's (e2e/tier.sh).
+# are the full tier's (e2e/tier.sh).
 #
 #   e2e/perf.sh                          about 3 minutes on 2 cores
 #   e2e/perf.sh --skip-if-missing        exits 0 instead of 2 when a tool is missing, after saying so loudly

@@ -1,4 +1,4 @@
-# e2e/tier.sh - sourced first by the end-to-end scripts (full.sh, perf.sh, page-line.sh): what they
+# e2e/tier.sh - sourced first by the end-to-end launcher and scripts (clusters.sh, perf.sh, page-line.sh): what they
 # share, from the tool check to the PERFORMANCE line. It sources e2e/cluster.sh, e2e/webhooks.sh and
 # e2e/mirror.sh (Linkerd's service mirror as a local process).
 #
@@ -18,7 +18,7 @@
 #                                      then WORK removed unless KEEP_WORK is set), KUBECONFIG
 #   webhook_servers NAME...            e2e/webhooks.sh's servers for the clusters NAME, where they are built
 #   copy_project                       PROJECT: a copy of the repository whose committed stacks are changed
-#                                      only where the local servers force it (full.sh's header says each);
+#                                      only where the local servers force it (each is listed at copy_project);
 #                                      Emissary's own CRDs where webhook_servers found apiext, else a stand-in
 #   use_engine                         PATH and PULUMI_*: the cache's engine, providers and language host, a
 #                                      file backend in WORK
@@ -121,7 +121,6 @@ emissary_files() {
       done ;;
     *) say "E2E_EMISSARY must be 4.1.0 or 3.9.1, not $EMISSARY_VERSION"; exit 2 ;;
   esac
-  export E2E_EMISSARY_VERSION=$EMISSARY_VERSION  # e2e/live.py checks the CRDs each release installs
 }
 
 # --- the scratch folder, and what is killed when the script ends --------------------------------
@@ -243,48 +242,15 @@ driver() {
 }
 stack_seconds() { awk -v stack="$1" '$1 == stack && $2 == "ok" {print $NF}' "$2" | tail -1; }
 
-# --- where up's time went, from the driver's progress lines ("[STACK] up: N done, MM:SS  OP NAME":
-# a line whose count went up ends NAME's step, any other starts it) --------------------------------
+# --- where up's time went, from the driver's progress (e2e/timings.py) -------------------------------
 slowest_steps() {
   say "the slowest steps of up (seconds from the stack's start; objects of one name, of any kind, are one line; components last as long as their children):"
-  _up_steps slowest "$@"
+  "$ROOT/venv/bin/python" "$ROOT/e2e/timings.py" slowest "$@"
 }
 deployment_times() {
   say "each Deployment: seconds from its creation until the API server had it Available (and its last rollout done), against how long up awaited it:"
   "$B/kubectl" --context "$1" get deploy -A -o json > "$WORK/deployments.json"
-  _up_steps deployments "$@" "$WORK/deployments.json"
-}
-_up_steps() {  # _up_steps slowest|deployments STACK LOG [DEPLOYMENTS.json]
-  python3 - "$@" <<'EOF' >&2
-import datetime, json, re, sys
-mode, stack, log = sys.argv[1:4]
-start, end, done_before = {}, {}, 0
-for line in open(log):
-    m = re.match(r"\[" + re.escape(stack) + r"\] up: (\d+) done, (\d+):(\d+)  \w+ (.*)", line.strip())
-    if m:
-        done, at, name = int(m[1]), int(m[2]) * 60 + int(m[3]), m[4]
-        if done > done_before:
-            end[name] = at
-        else:
-            start.setdefault(name, at)
-        done_before = done
-if mode == "slowest":
-    for took, began, name in sorted(((end.get(n, began) - began, began, n) for n, began in start.items()), reverse=True)[:15]:
-        print(f"    {took:4d}s  {began:4d} -> {began + took:4d}  {name}")
-    sys.exit()
-def seconds(stamp):
-    return datetime.datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
-for item in json.load(open(sys.argv[4]))["items"]:
-    meta = item["metadata"]
-    created = seconds(meta["creationTimestamp"])
-    conditions = {c["type"]: c for c in item.get("status", {}).get("conditions", [])}
-    available = seconds(conditions["Available"]["lastTransitionTime"]) - created if "Available" in conditions else -1
-    rollout = seconds(conditions["Progressing"]["lastUpdateTime"]) - created if "Progressing" in conditions else -1
-    names = [n for n in start if n.endswith(":" + meta["namespace"] + "/" + meta["name"])]
-    awaited = max((end.get(n, start[n]) - start[n] for n in names), default=-1)
-    where = meta["namespace"] + "/" + meta["name"]
-    print(f"    {where}: Available after {available:.0f}s, last rollout done after {rollout:.0f}s; up awaited {awaited}s")
-EOF
+  "$ROOT/venv/bin/python" "$ROOT/e2e/timings.py" deployments "$@" "$WORK/deployments.json"
 }
 
 # --- the same objects with kubectl, on a fresh API server -------------------------------------------

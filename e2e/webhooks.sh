@@ -5,7 +5,7 @@
 #
 #   e2e/webhooks.sh --check      says which hand-built servers are in the tool cache; exits 1 if any is missing
 #
-# Sourced by e2e/full.sh (needs $B, $WORK, $CACHE and the PIDS array the caller kills on exit):
+# Sourced by e2e/tier.sh (needs $B, $WORK, $CACHE and the PIDS array the caller kills on exit):
 #   webhooks_check               sets WEBHOOK_INJECTOR / WEBHOOK_SP_VALIDATOR / WEBHOOK_POLICY / WEBHOOK_APIEXT
 #                                to the binaries found (empty when missing), says LOUDLY what is not served,
 #                                and sets WEBHOOK_LINKERD_HA=true only when all three of Linkerd's are served
@@ -13,7 +13,7 @@
 #                                would mount or read) exist, it starts that server bound to exactly the
 #                                ClusterIP; refuses anything off loopback
 #   webhooks_ready NAME          waits until NAME's servers run and apiext's CA is in the CRDs
-#   webhooks_served NAME         fails unless every server started for NAME runs and answered the API server
+# e2e/test_full.py checks that each server started answered the API server ($WORK/NAME/webhooks: state, pids, logs).
 #
 # The servers (hand-built into the cache, never committed; CONTRIBUTING.md says how):
 #   linkerd-controller-edge-26.8.3 proxy-injector | sp-validator   Linkerd's controller binary. Both read
@@ -346,69 +346,6 @@ webhooks_ready() {
   printf '[webhooks] FAILED: %s: the webhook servers are not ready (%s)\n' "$name" \
     "$(cat "$WORK/$name/webhooks/state" 2>/dev/null)" >&2
   return 1
-}
-
-# _denied NAME WHAT EXPECTED: a server-side dry run of an object the validator must refuse (read on
-# stdin) is refused with EXPECTED, upstream's own message: the API server called the real server.
-_denied() {
-  local name=$1 what=$2 expected=$3 out
-  if out=$("$B/kubectl" --kubeconfig "$WORK/$name/kubeconfig" create --dry-run=server -f - 2>&1); then
-    printf '[webhooks] FAILED: %s: the %s admitted an invalid object: %s\n' "$name" "$what" "$out" >&2; return 1
-  fi
-  case $out in
-    *"$expected"*) printf '[webhooks] %s: the %s refused an invalid object: %s\n' "$name" "$what" "${out##*: }" >&2 ;;
-    *) printf '[webhooks] FAILED: %s: the %s did not refuse with %s: %s\n' "$name" "$what" "$expected" "$out" >&2; return 1 ;;
-  esac
-}
-
-_alive() {  # _alive NAME SERVER: its process still runs
-  local pid
-  pid=$(cat "$WORK/$1/webhooks/$2.pid" 2>/dev/null) && kill -0 "$pid" 2>/dev/null && return 0
-  tail -20 "$WORK/$1/webhooks/$2.log" >&2
-  printf '[webhooks] FAILED: %s: the %s exited\n' "$1" "$2" >&2
-  return 1
-}
-
-# Every server started answered: the injector logged an admission request it handled, the two
-# validators refuse an invalid object in a dry run (with their own messages), apiext's conversion
-# endpoint is what the CRDs call (caBundle patched in, checked on the live CRDs by live.py).
-webhooks_served() {
-  local name=$1 dir=$WORK/$1/webhooks injector=none apiext=none spv=none policy=none
-  read -r injector apiext spv policy < "$dir/state" 2>/dev/null || true
-  if [ -n "$WEBHOOK_INJECTOR" ]; then
-    [ "$injector" = started ] || { printf '[webhooks] FAILED: %s: the proxy injector never started (%s)\n' "$name" "$injector" >&2; return 1; }
-    _alive "$name" proxy-injector || return 1
-    grep -q "received " "$dir/proxy-injector.log" \
-      || { tail -20 "$dir/proxy-injector.log" >&2; printf '[webhooks] FAILED: %s: the proxy injector handled no request\n' "$name" >&2; return 1; }
-  fi
-  if [ -n "$WEBHOOK_SP_VALIDATOR" ]; then
-    [ "$spv" = started ] || { printf '[webhooks] FAILED: %s: the ServiceProfile validator never started (%s)\n' "$name" "$spv" >&2; return 1; }
-    _alive "$name" sp-validator || return 1
-    _denied "$name" "ServiceProfile validator" "has a route with an invalid timeout" <<'EOF' || return 1
-apiVersion: linkerd.io/v1alpha2
-kind: ServiceProfile
-metadata: {name: e2e-probe.default.svc.cluster.local, namespace: default}
-spec:
-  routes:
-  - {name: probe, condition: {method: GET, pathRegex: /probe}, timeout: soon}
-EOF
-  fi
-  if [ -n "$WEBHOOK_POLICY" ]; then
-    [ "$policy" = started ] || { printf '[webhooks] FAILED: %s: the policy controller never started (%s)\n' "$name" "$policy" >&2; return 1; }
-    _alive "$name" policy || return 1
-    _denied "$name" "policy validator" "cannot target another namespace" <<'EOF' || return 1
-apiVersion: policy.linkerd.io/v1alpha1
-kind: AuthorizationPolicy
-metadata: {name: e2e-probe, namespace: default}
-spec:
-  targetRef: {kind: Namespace, name: elsewhere}
-  requiredAuthenticationRefs: []
-EOF
-  fi
-  if [ -n "$WEBHOOK_APIEXT" ]; then
-    [ "$apiext" = started ] || { printf '[webhooks] FAILED: %s: apiext never started (%s)\n' "$name" "$apiext" >&2; return 1; }
-  fi
-  return 0
 }
 
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then

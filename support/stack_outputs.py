@@ -15,7 +15,7 @@ import pulumi
 from support.sdk_internals import READ_STACK_OUTPUTS
 
 # The engine rewrites a running stack's checkpoint as it goes; on the real engine one read met it half
-# written ("failed to load checkpoint: EOF", e2e/full.sh): such a read is tried again, a few times.
+# written ("failed to load checkpoint: EOF", e2e/test_full.py): such a read is tried again, a few times.
 HALF_WRITTEN = "failed to load checkpoint"
 ATTEMPTS = 4
 

@@ -4,7 +4,7 @@ Each step runs the real program under mocks with the real linkerd CLI rendering 
 the stack's last `identityAnchors` output is what the step before it exported. The certificate
 Commands run for real on folders standing in for the clusters' `linkerd` namespaces, so an anchor's
 Secret made by one step is the one the next step finds and reuses, as in a cluster; that the engine
-keeps each Command across steps (and deletes the old anchor's Secret) is shown by e2e/full.sh.
+keeps each Command across steps (and deletes the old anchor's Secret) is shown by e2e/test_full.py.
 """
 
 from __future__ import annotations

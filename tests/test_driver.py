@@ -375,7 +375,7 @@ def test_outputs_turns_an_engine_error_into_one_line(
 def test_certs_lists_both_stacks_and_fails_when_one_is_due(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], kube: Path
 ) -> None:
-    """From the stacks' own `identityCertificates` outputs (what a real `up` exported: see e2e/full.sh)."""
+    """From the stacks' own `identityCertificates` outputs (what a real `up` exported: see e2e/test_full.py)."""
 
     monkeypatch.setenv("AES_LINKERD2_NOW", "2030-01-01T00:00:00Z")
 

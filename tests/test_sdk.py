@@ -4,7 +4,7 @@ When an SDK upgrade moves them, these tests fail first and say where to look, na
 version, instead of every mock-evaluated test failing with an AttributeError deep inside the offline
 monitor. Every private name the project uses is listed here; test_nothing_else_reaches_into_the_sdk
 keeps it that way. The engine's `readStackOutputs` token (support/stack_outputs.py) is no SDK name: the
-real engine answers it in e2e/full.sh, where the source reads the target's outputs through it.
+real engine answers it in e2e/test_full.py, where the source reads the target's outputs through it.
 """
 
 from __future__ import annotations
