@@ -15,9 +15,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from support import clusters
+from support import clusters, upstream
 from support.config_model import StackConfig
 from support.errors import ConfigError
+from support.restarts import KINDS, Workload
 
 # Runs a kubectl argv and returns its stdout (raises ConfigError naming `kubectl` when it cannot).
 RunKubectl = Callable[[Sequence[str]], str]
@@ -74,3 +75,30 @@ def read(cfg: StackConfig, run: RunKubectl = run_kubectl) -> LiveCluster | None:
     if not readable(cfg):
         return None
     return LiveCluster(namespaces=by_name(_items(cfg, "namespaces", run)), crds=_crd_names(cfg, run))
+
+
+def workloads(cfg: StackConfig, run: RunKubectl = run_kubectl) -> tuple[Workload, ...]:
+    """The Deployments, StatefulSets and DaemonSets of the meshed namespaces whose pods are meshed (not opted out with
+    `linkerd.io/inject: disabled`); none where the program does not read the cluster."""
+    if not readable(cfg):
+        return ()
+    found = []
+    for namespace in cfg.workloads.meshed_namespaces:
+        argv = [cfg.kubectl, *cfg.cluster.flags(), "get", ",".join(KINDS).lower(), "-n", namespace, "--request-timeout=10s"]
+        for item in _listed(run([*argv, "-o", "json"]), argv):
+            template = ((item.get("spec") or {}).get("template") or {}).get("metadata") or {}
+            if (template.get("annotations") or {}).get(upstream.INJECT_ANNOTATION) == "disabled":
+                continue
+            if item.get("kind") in KINDS:
+                found.append(Workload(str(item["kind"]), namespace, str((item.get("metadata") or {}).get("name"))))
+    return tuple(sorted(found))
+
+
+def _listed(text: str, argv: Sequence[str]) -> list[Mapping[str, Any]]:
+    try:
+        items = json.loads(text).get("items")
+    except (ValueError, AttributeError):
+        items = None
+    if not isinstance(items, list):
+        raise ConfigError("kubectl", argv[0], f"`kubectl {' '.join(argv[-5:])} -o json` did not print a list")
+    return items
