@@ -44,7 +44,9 @@ def live(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     return reads
 
 
-def target_step(step: str | None, previous: dict[str, Any] | None, last: dict[str, Any] | None = None, preview: bool = False) -> Run:
+def target_step(
+    step: str | None, previous: dict[str, Any] | None, last: dict[str, Any] | None = None, preview: bool = False
+) -> Run:
     config = target_config(**({"trustAnchorRotation": step} if step else {}))
     outputs = {**({"identityAnchors": previous} if previous else {}), **(last or {})}
     run = run_stack("target", config, preview=preview, stack_references={TARGET: outputs} if outputs else None)
@@ -72,7 +74,11 @@ def restart_patches(run: Run) -> list[Any]:
 
 # The program's own templates that carry the mark on the target: Edge Stack's inject patch, QOTM, and the multicluster
 # extension's workloads the injector meshes. Linkerd's control plane rolls by its own `linkerd.io/trust-root-sha256`.
-OWN_TARGET = {"edge-stack-linkerd-inject", "qotm-deployment", "linkerd-multicluster:linkerd-multicluster/linkerd-local-service-mirror"}
+OWN_TARGET = {
+    "edge-stack-linkerd-inject",
+    "qotm-deployment",
+    "linkerd-multicluster:linkerd-multicluster/linkerd-local-service-mirror",
+}
 USERS = {"restart-deployment-default-web", "restart-statefulset-default-db", "restart-daemonset-default-agent"}
 
 
