@@ -337,6 +337,15 @@ def source_stack(cluster: Cluster, role: SourceRole) -> None:
     pulumi.export("linkServiceAccount", account)
 
 
+def restart_inputs(
+    cfg: StackConfig, anchors: AnchorPlan, target: Mapping[str, Any]
+) -> tuple[str | None, tuple[restarts.Workload, ...]]:
+    """The rotation's mark (the source follows the roots of the target's last update) and, once there is one, the
+    meshed namespaces' live workloads."""
+    mark = (anchors if isinstance(cfg.role, TargetRole) else current_anchors(target.get("identityAnchors"))).restart_mark
+    return mark, (live_cluster.workloads(cfg) if mark is not None else ())
+
+
 def main() -> None:
     cfg = config.load()
     clusters.check_stack(cfg)
@@ -363,9 +372,7 @@ def main() -> None:
         if isinstance(cfg.role, TargetRole)
         else AnchorPlan()
     )
-    # The source follows the roots of the target's last update.
-    mark = (anchors if isinstance(cfg.role, TargetRole) else current_anchors(target.get("identityAnchors"))).restart_mark
-    workloads = live_cluster.workloads(cfg) if mark is not None else ()
+    mark, workloads = restart_inputs(cfg, anchors, target)
     cli = LinkerdCli(binary=cfg.linkerd.cli, cluster=cfg.cluster)
     edge = cfg.edge_stack
     if edge.version in edge.product.charts:

@@ -230,11 +230,11 @@ def trust_gates(deployment: Deployment, outputs: dict[str, dict[str, Any]]) -> l
     return [(c.stack, c.name, c.state, c.detail) for cluster in clusters.values() for c in cluster.checks]
 
 
-def rotate_trust(args: argparse.Namespace) -> int:
-    """`rotate-trust`: both stacks, step by step, each after its gates; progress on stderr."""
+def rotate_trust(given: Deployment, args: argparse.Namespace) -> int:
+    """`rotate-trust`: both stacks, step by step, each after its gates; progress on stderr, line by line."""
     if args.stack:
         raise DriverError("rotate-trust rotates the anchor both clusters trust: it takes both stacks, not --stack")
-    deployment = Deployment(args.project_dir)
+    deployment = Deployment(given.project_dir)  # without the live progress display: its own lines instead
     rotate.Rotate(
         deployment,
         rotate.live_gates(deployment),
@@ -254,6 +254,8 @@ READ_ONLY_VERBS = {
     "outputs": show_outputs,
     "certs": show_certs,
 }
+# The verbs that print their own progress and result: the read-only ones, and the rotation (which runs `up`s itself).
+OWN_VERBS = {**READ_ONLY_VERBS, "rotate-trust": rotate_trust}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -265,10 +267,8 @@ def main(argv: list[str] | None = None) -> int:
     display = Display(sys.stderr)
     try:
         deployment = Deployment(args.project_dir, stacks=args.stack or STACKS, on_progress=None if args.json else display.update)
-        if args.verb in READ_ONLY_VERBS:
-            return READ_ONLY_VERBS[args.verb](deployment, args)
-        if args.verb == "rotate-trust":
-            return rotate_trust(args)
+        if args.verb in OWN_VERBS:
+            return OWN_VERBS[args.verb](deployment, args)
         with display:
             result = _operate(deployment, args)
     except (DriverError, ConfigError) as error:

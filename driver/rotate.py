@@ -60,17 +60,22 @@ def live_gates(deployment: Deployment) -> GatesFor:
     return gates
 
 
+def configured_step(deployment: Deployment) -> str | None:
+    """The target's trustAnchorRotation (None: unset or empty); refused when it is no step."""
+    step = deployment.get_config("target", rotation.KEY) or None
+    steps = [s.value for s in RotationStep]
+    if step is not None and step not in steps:
+        raise DriverError(f"config {rotation.KEY} = {step[:100]!r} on the target: must be unset or one of {', '.join(steps)}")
+    return step
+
+
 def observe(deployment: Deployment, gates_for: GatesFor) -> Observed:
     """Where the rotation stands: the step set, what each stack applied, both clusters' gates."""
     outputs = deployment.outputs()
     for stack in STACKS:
         if not outputs.get(stack):
             raise DriverError(f"stack {stack} has no outputs: `./aes-linkerd2 up` both stacks before rotating their trust")
-    step = deployment.get_config("target", rotation.KEY) or None
-    if step is not None and step not in [s.value for s in RotationStep]:
-        raise DriverError(
-            f"config {rotation.KEY} = {step[:100]!r} on the target: must be unset or one of bundle, issuers, drop-old"
-        )
+    step = configured_step(deployment)
     target, source = outputs["target"], outputs["source"]
     anchors = target.get("identityAnchors") or {}
     follows = all(source.get(key) == target.get(key) for key in ("trustRootsPem", "trustAnchorPem"))

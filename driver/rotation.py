@@ -99,15 +99,23 @@ def decide(seen: Observed, *, new_anchor: bool = False) -> Next:
     if entry is None:
         return _refusal(seen)
     gate, then = entry
-    if seen.step is not None and _APPLIED[seen.step] == seen.phase and not seen.source_follows:
-        return Next(Act.UP, seen.step, (f"the source does not follow the target's step {seen.step} yet",))
-    if seen.step == "drop-old" and seen.phase == "stable" and seen.generation == 0:
-        # drop-old set with nothing ever rotated: the program does nothing with it; nothing to finish.
-        return _START
+    early = _before_the_gate(seen)
+    if early is not None:
+        return early
     held = _gate(seen, gate) if gate else None
     if held is None and then.act is Act.DONE and new_anchor:
         return _START
     return held or then
+
+
+def _before_the_gate(seen: Observed) -> Next | None:
+    """An `up` when the source does not follow the target's applied step yet; a start when drop-old is set on a
+    stack that never rotated (the program does nothing with it: there is nothing to finish)."""
+    if seen.step is not None and _APPLIED[seen.step] == seen.phase and not seen.source_follows:
+        return Next(Act.UP, seen.step, (f"the source does not follow the target's step {seen.step} yet",))
+    if seen.step == "drop-old" and seen.phase == "stable" and seen.generation == 0:
+        return _START
+    return None
 
 
 def _gate(seen: Observed, gate: Gate) -> Next | None:

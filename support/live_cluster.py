@@ -85,13 +85,16 @@ def workloads(cfg: StackConfig, run: RunKubectl = run_kubectl) -> tuple[Workload
     found = []
     for namespace in cfg.workloads.meshed_namespaces:
         argv = [cfg.kubectl, *cfg.cluster.flags(), "get", ",".join(KINDS).lower(), "-n", namespace, "--request-timeout=10s"]
-        for item in _listed(run([*argv, "-o", "json"]), argv):
-            template = ((item.get("spec") or {}).get("template") or {}).get("metadata") or {}
-            if (template.get("annotations") or {}).get(upstream.INJECT_ANNOTATION) == "disabled":
-                continue
-            if item.get("kind") in KINDS:
-                found.append(Workload(str(item["kind"]), namespace, str((item.get("metadata") or {}).get("name"))))
+        found += [w for w in (_meshed(item, namespace) for item in _listed(run([*argv, "-o", "json"]), argv)) if w]
     return tuple(sorted(found))
+
+
+def _meshed(item: Mapping[str, Any], namespace: str) -> Workload | None:
+    """A workload of these kinds whose pods the injector meshes (not opted out), else None."""
+    template = ((item.get("spec") or {}).get("template") or {}).get("metadata") or {}
+    if item.get("kind") not in KINDS or (template.get("annotations") or {}).get(upstream.INJECT_ANNOTATION) == "disabled":
+        return None
+    return Workload(str(item["kind"]), namespace, str((item.get("metadata") or {}).get("name")))
 
 
 def _listed(text: str, argv: Sequence[str]) -> list[Mapping[str, Any]]:
