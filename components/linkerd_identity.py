@@ -132,8 +132,8 @@ def _step_warning(phase: Phase, generation: int) -> str:
     if phase is Phase.BUNDLE:
         return (
             f"trust anchor rotation, step bundle: makes trust anchor {generation}; the trust roots carry "
-            f"anchors {generation - 1} and {generation}; anchor {generation - 1} still signs the issuers. "
-            f"Once every meshed pod has restarted, set {ROTATION_KEY}=issuers"
+            f"anchors {generation - 1} and {generation}; anchor {generation - 1} still signs the issuers; the workloads "
+            f"the program meshes restart. Once every meshed pod holds both (`./aes-linkerd2 certs`), set {ROTATION_KEY}=issuers"
         )
     if phase is Phase.ISSUERS:
         return (
@@ -143,7 +143,7 @@ def _step_warning(phase: Phase, generation: int) -> str:
         )
     return (
         f"trust anchor rotation, step drop-old: the trust roots carry only trust anchor {generation}; "
-        f"anchor {generation - 1} is deleted. The rotation is done"
+        f"anchor {generation - 1} is deleted; the workloads the program meshes restart. The rotation is done"
     )
 
 
