@@ -98,7 +98,7 @@ def test_rotate_trust_killed_at_its_first_wait(clusters: LiveCluster, tmp_path_f
     assert template_annotations(clusters, "default", "qotm")[MARK] == "0 1"
     assert template_annotations(clusters, "emissary", "emissary-ingress")[MARK] == "0 1"
     assert template_annotations(clusters, "emissary", "emissary-ingress", context=SOURCE)[MARK] == "0 1"
-    web = clusters.get("deployment", "web", "-n", "default", context=TARGET)
+    web = clusters.get("deployment", "web", "-n", "default", "--show-managed-fields", context=TARGET)
     mine = [entry for entry in web["metadata"]["managedFields"] if entry["manager"] == "aes-linkerd2-restart"]
     assert len(mine) == 1 and mine[0]["operation"] == "Apply"
     assert mine[0]["fieldsV1"] == {
