@@ -7,7 +7,8 @@ Each step is a test, in order (a failed step skips the ones after it):
 2. `rotate-trust` started, and killed (SIGTERM) at its first wait: it did `bundle` and `issuers` (gate (a) passes
    here, see below), and waits at gate (c). The target's stack file says `issuers`, both clusters' roots carry both
    anchors, and `web`, Edge Stack (both clusters) and QOTM carry the mark `aes-linkerd2.io/trust-anchors: 0 1` on
-   their pod templates, `web`'s owned by the field manager `aes-linkerd2-restart` alone, nothing else of it touched;
+   their pod templates, `web`'s owned by the field manager `aes-linkerd2-restart` (with the provider's own
+   `pulumi.com/patchFieldManager` annotation on `web`'s metadata: nothing else of it touched);
 3. `rotate-trust` run again: it goes on from there (no step set or applied again) and waits at gate (c).
 
 GATE (b) CANNOT PASS HERE: no Linkerd identity controller runs in these clusters yet (the identity-process branch
@@ -101,7 +102,10 @@ def test_rotate_trust_killed_at_its_first_wait(clusters: LiveCluster, tmp_path_f
     web = clusters.get("deployment", "web", "-n", "default", "--show-managed-fields", context=TARGET)
     mine = [entry for entry in web["metadata"]["managedFields"] if entry["manager"] == "aes-linkerd2-restart"]
     assert len(mine) == 1 and mine[0]["operation"] == "Apply"
+    # Exactly two fields: the mark on the pod template, and the field-manager annotation pulumi-kubernetes writes on
+    # the workload's own metadata (found by this tier; it rolls nothing). Nothing of `web`'s own is taken over.
     assert mine[0]["fieldsV1"] == {
+        "f:metadata": {"f:annotations": {"f:pulumi.com/patchFieldManager": {}}},
         "f:spec": {"f:template": {"f:metadata": {"f:annotations": {f"f:{MARK}": {}}}}},
     }, mine[0]["fieldsV1"]
     assert web["spec"]["template"]["spec"]["containers"][0]["image"] == "example.invalid/web:1"
