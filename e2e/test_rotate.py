@@ -118,8 +118,8 @@ def test_rotate_trust_resumed_stops_at_the_issuer_gate(clusters: LiveCluster) ->
     assert "step " not in run.stderr, run.said()
     assert run.returncode == 1, run.said()
     lines = run.stderr.strip().splitlines()
-    end = lines[lines.index(next(line for line in lines if line.startswith("timed out after"))) :]
-    assert end[0].startswith("timed out after 1") and end[0].endswith("s waiting for drop-old allowed:"), end
+    end = lines[lines.index(next(line for line in lines if line.startswith("error: timed out after"))) :]
+    assert end[0].startswith("error: timed out after 1") and end[0].endswith("s waiting for drop-old allowed:"), end
     for stack, line in zip((TARGET, SOURCE), end[1:3], strict=True):
         assert line.startswith(f"{stack}: drop-old allowed: the new issuer: not yet: written "), line
         assert "identity pod(s) started before it without IssuerUpdated" in line, line
