@@ -16,12 +16,20 @@ import pulumi_kubernetes as k8s
 
 from components.edge_stack import EdgeStack, EdgeStackArgs
 from components.linkerd_control_plane import ControlPlaneIdentity, LinkerdControlPlane, LinkerdControlPlaneArgs
-from components.linkerd_identity import AnchorPlan, LinkerdIdentity, LinkerdIdentityArgs, SharedAnchor, anchor_plan
+from components.linkerd_identity import (
+    AnchorPlan,
+    LinkerdIdentity,
+    LinkerdIdentityArgs,
+    SharedAnchor,
+    anchor_plan,
+    current_anchors,
+)
 from components.meshed_namespace import MeshedNamespace, MeshedNamespaceArgs
 from components.multicluster_source import MulticlusterSource, MulticlusterSourceArgs
 from components.multicluster_target import MulticlusterTarget, MulticlusterTargetArgs, export_modes
 from components.qotm_demo import QotmDemo, QotmDemoArgs
-from support import charts, clock, clusters, config, live_cluster, retained, stack_checks, stack_outputs, upstream
+from components.workload_restart import WorkloadRestart, WorkloadRestartArgs
+from support import charts, clock, clusters, config, live_cluster, restarts, retained, stack_checks, stack_outputs, upstream
 from support.certificates import anchor_rows, describe
 from support.config_model import SourceRole, StackConfig, TargetRole
 from support.linkerd_cli import LinkerdCli
@@ -48,6 +56,10 @@ class Cluster:
     target_outputs: Mapping[str, Any]
     # What it creates and retains that the cluster already has outside this stack's state: used as it is.
     already_there: frozenset[str] = frozenset()
+    # The anchors in the roots, on the meshed pod templates the program restarts (None: never rotated).
+    restart_mark: str | None = None
+    # The meshed namespaces' workloads, as live now (read once a rotation has marked anything).
+    live_workloads: tuple[restarts.Workload, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -57,6 +69,8 @@ class Mesh:
     edge_stack: EdgeStack
     namespaces: dict[str, MeshedNamespace]
     qotm: QotmDemo | None
+    restart_mark: str | None = None
+    restarted: tuple[restarts.Workload, ...] = ()
 
 
 def make_identity(cluster: Cluster, namespace: pulumi.Resource | None) -> LinkerdIdentity:
@@ -121,6 +135,7 @@ def mesh_cluster(cluster: Cluster) -> Mesh:
             multicluster=True,
             links=(cfg.role.target.name,) if isinstance(cfg.role, SourceRole) and cfg.line.link_controllers_in_install else (),
             link_probe_port=link_probe_port(cluster),
+            restart_mark=cluster.restart_mark,
             remote_access_account=(
                 upstream.remote_access_account(cfg.role.link_credentials)
                 if isinstance(cfg.role, TargetRole) and cfg.role.link_credentials
@@ -146,6 +161,7 @@ def mesh_cluster(cluster: Cluster) -> Mesh:
             # The target's gateway renames Edge Stack's HTTP port mc-probe (the page's Service patch).
             service_port_names={gateway.probe_port: upstream.PROBE_PORT_NAME} if cfg.is_target else {},
             retired_namespace=stack_checks.retired_edge_stack_namespace(cfg, cluster.last_outputs),
+            restart_mark=cluster.restart_mark,
         ),
         opts=on_cluster,
     )
@@ -172,10 +188,34 @@ def mesh_cluster(cluster: Cluster) -> Mesh:
                 namespace=namespaces[workloads.qotm_namespace].name,
                 depends_on=[namespaces[workloads.qotm_namespace], *edge_stack.crds, edge_stack.mesh],
                 smoke_test_url=workloads.smoke_test_url,
+                restart_mark=cluster.restart_mark,
             ),
             opts=on_cluster,
         )
-    return Mesh(identity=made[0], linkerd=linkerd, edge_stack=edge_stack, namespaces=namespaces, qotm=qotm)
+    restarted = restart_workloads(cluster, linkerd.ready)
+    return Mesh(made[0], linkerd, edge_stack, namespaces, qotm, cluster.restart_mark, restarted)
+
+
+def own_workloads(cfg: StackConfig) -> list[str]:
+    """The workloads whose pod templates the program owns: they carry the mark themselves."""
+    product, workloads = cfg.edge_stack.product, cfg.workloads
+    own = [f"Deployment/{product.namespace}/{product.deployment}"]
+    return own + ([f"Deployment/{workloads.qotm_namespace}/{upstream.QOTM_NAME}"] if workloads.qotm else [])
+
+
+def restart_workloads(cluster: Cluster, control_plane: list[pulumi.Resource]) -> tuple[restarts.Workload, ...]:
+    """During a trust rotation, the meshed namespaces' other workloads, restarted by a patch of the mark alone."""
+    mark = cluster.restart_mark
+    chosen = restarts.to_restart(
+        cluster.live_workloads, mark, own_workloads(cluster.cfg), cluster.last_outputs.get(restarts.OUTPUT)
+    )
+    if mark is not None and chosen:
+        WorkloadRestart(
+            "restart",
+            WorkloadRestartArgs(workloads=chosen, mark=mark, control_plane=control_plane),
+            opts=cluster.on_cluster,
+        )
+    return chosen
 
 
 def export_cluster(cfg: StackConfig, mesh: Mesh) -> None:
@@ -190,6 +230,8 @@ def export_cluster(cfg: StackConfig, mesh: Mesh) -> None:
     pulumi.export("trustAnchorPem", identity.trust_anchor_pem)
     pulumi.export("trustRootsPem", identity.trust_roots_pem)
     pulumi.export("identityIssuers", identity.issuer_state)
+    if mesh.restart_mark is not None:
+        pulumi.export(restarts.OUTPUT, restarts.output(mesh.restart_mark, mesh.restarted))
     # What this stack holds that outlives it: the next update tells its own from what is already there.
     pulumi.export(
         retained.OUTPUT,
@@ -298,6 +340,15 @@ def source_stack(cluster: Cluster, role: SourceRole) -> None:
     pulumi.export("linkServiceAccount", account)
 
 
+def restart_inputs(
+    cfg: StackConfig, anchors: AnchorPlan, target: Mapping[str, Any]
+) -> tuple[str | None, tuple[restarts.Workload, ...]]:
+    """The rotation's mark (the source follows the roots of the target's last update) and, once there is one, the
+    meshed namespaces' live workloads."""
+    mark = (anchors if isinstance(cfg.role, TargetRole) else current_anchors(target.get("identityAnchors"))).restart_mark
+    return mark, (live_cluster.workloads(cfg) if mark is not None else ())
+
+
 def main() -> None:
     cfg = config.load()
     clusters.check_stack(cfg)
@@ -324,6 +375,7 @@ def main() -> None:
         if isinstance(cfg.role, TargetRole)
         else AnchorPlan()
     )
+    mark, workloads = restart_inputs(cfg, anchors, target)
     cli = LinkerdCli(binary=cfg.linkerd.cli, cluster=cfg.cluster)
     edge = cfg.edge_stack
     if edge.version in edge.product.charts:
@@ -353,7 +405,7 @@ def main() -> None:
         cluster_identifier=cfg.cluster.name,
     )
     on_cluster = pulumi.ResourceOptions(providers={"kubernetes": provider})
-    cluster = Cluster(cfg, cli, crds, manifest, on_cluster, last, anchors, target, already_there)
+    cluster = Cluster(cfg, cli, crds, manifest, on_cluster, last, anchors, target, already_there, mark, workloads)
     match cfg.role:
         case TargetRole():
             target_stack(cluster, cfg.role)

@@ -46,6 +46,8 @@ class EdgeStackArgs:
     service_port_names: Mapping[int, str] = field(default_factory=dict)
     # The namespace of the product this stack ran until `edgeStackProduct` switched: retained, never deleted.
     retired_namespace: str | None = None
+    # A trust rotation's mark (the anchors in the roots) on the pod template: a new one restarts Edge Stack.
+    restart_mark: str | None = None
 
 
 def inject_flags(gateway_port: int) -> list[str]:
@@ -122,6 +124,16 @@ def _set_module_option(objects: list[dict[str, Any]], line: upstream.VersionLine
         objects.append(ambassador.module_object(line, namespace, value))
 
 
+def _with_mark(added: dict[str, str] | pulumi.Output[dict[str, str]], mark: str | None) -> pulumi.Input[dict[str, str]]:
+    """The inject patch's annotations and, during and after a trust rotation, its mark (the patch's own field)."""
+    if mark is None:
+        return added
+    extra = {upstream.TRUST_ANCHORS_ANNOTATION: mark}
+    if isinstance(added, dict):
+        return {**added, **extra}
+    return added.apply(lambda found: {**found, **extra})
+
+
 class EdgeStack(pulumi.ComponentResource):
     # The Service's ports as the manifest declares them, in order.
     service_ports: tuple[dict[str, Any], ...]
@@ -162,7 +174,7 @@ class EdgeStack(pulumi.ComponentResource):
         self.deployment = self.resources[f"Deployment/{namespace}/{product.deployment}"]
         self.service = self.resources[f"Service/{namespace}/{product.service}"]
         self.service_ports = tuple(_named(objects, "Service", product.service)["spec"]["ports"])
-        added = self._inject(name, args, deployment_body, inject_input, inject_render)
+        added = _with_mark(self._inject(name, args, deployment_body, inject_input, inject_render), args.restart_mark)
         self.mesh = k8s.apps.v1.DeploymentPatch(
             f"{name}-linkerd-inject",
             metadata=k8s.meta.v1.ObjectMetaPatchArgs(name=product.deployment, namespace=namespace),
@@ -198,7 +210,7 @@ class EdgeStack(pulumi.ComponentResource):
 
     def _inject(
         self, name: str, args: EdgeStackArgs, deployment: dict[str, Any], manifest: str, render: PendingRender | None
-    ) -> pulumi.Input[dict[str, str]]:
+    ) -> dict[str, str] | pulumi.Output[dict[str, str]]:
         """The annotations the pinned `linkerd inject` gives Edge Stack's pod template, with the page's flags."""
         if render is not None:
             return added_annotations(deployment, render.stdout())

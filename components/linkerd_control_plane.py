@@ -50,6 +50,9 @@ class LinkerdControlPlaneArgs:
     remote_access_account: str | None = None
     # What the cluster has outside this stack's state (support/retained.py): CRDs upstream keeps are used as they are.
     already_there: frozenset[str] = frozenset()
+    # A trust rotation's mark for the workloads the injector meshes (the extension's): a new one restarts them. The
+    # control plane's own pods roll by themselves (their template carries the roots' hash).
+    restart_mark: str | None = None
 
 
 @dataclass(frozen=True)
@@ -249,6 +252,9 @@ class LinkerdControlPlane(pulumi.ComponentResource):
     def _objects(self, args: LinkerdControlPlaneArgs, name: str, render: PendingRender) -> list[manifests.ManifestObject]:
         """The objects a render printed, refused where the stand-in anchor would survive."""
         objects = [obj for obj in manifests.parse(render.stdout()) if obj.key not in args.line.dropped_objects]
+        if args.restart_mark is not None:
+            mark = {upstream.TRUST_ANCHORS_ANNOTATION: args.restart_mark}
+            objects = [manifests.with_pod_annotations(o, mark) if manifests.injected_at_admission(o) else o for o in objects]
         stuck = stand_ins.leftovers(
             {obj.key: obj.body for obj in objects if obj.key != _ISSUER_SECRET_KEY}, {self._stand_in: self._decoy}
         )

@@ -65,6 +65,18 @@ class AnchorPlan:
         """What the stack exports (`identityAnchors`) for the next update's plan."""
         return {"generation": self.generation, "phase": self.phase.value}
 
+    @property
+    def restart_mark(self) -> str | None:
+        """The value of the meshed pod templates' `aes-linkerd2.io/trust-anchors`: the anchors in the roots.
+
+        It changes exactly when the roots do (`bundle`, `drop-old`), so those updates roll the meshed workloads
+        the program restarts, and their proxies read the new roots. None before any rotation: the templates
+        of a stack that never rotated stay as they were.
+        """
+        if self.generation == 0 and self.phase is Phase.STABLE:
+            return None
+        return " ".join(str(generation) for generation in self.trusted)
+
 
 # (phase the last update left, step asked) -> phase of this update; a step that repeats the last
 # one changes nothing, so keeping the value after each `up` is safe.
@@ -98,6 +110,12 @@ def anchor_plan(previous: Mapping[str, Any] | None, step: RotationStep | None) -
     return AnchorPlan(generation, phase, _step_warning(phase, generation))
 
 
+def current_anchors(previous: Mapping[str, Any] | None) -> AnchorPlan:
+    """The anchors as the target's last update left them (its `identityAnchors`), as the source follows them."""
+    generation, phase = _last_anchors(previous, None)
+    return AnchorPlan(generation, phase)
+
+
 def _last_anchors(previous: Mapping[str, Any] | None, step: RotationStep | None) -> tuple[int, Phase]:
     """The newest generation and the phase the last update left (none: the first anchor, stable)."""
     last = previous or {}
@@ -114,8 +132,8 @@ def _step_warning(phase: Phase, generation: int) -> str:
     if phase is Phase.BUNDLE:
         return (
             f"trust anchor rotation, step bundle: makes trust anchor {generation}; the trust roots carry "
-            f"anchors {generation - 1} and {generation}; anchor {generation - 1} still signs the issuers. "
-            f"Once every meshed pod has restarted, set {ROTATION_KEY}=issuers"
+            f"anchors {generation - 1} and {generation}; anchor {generation - 1} still signs the issuers; the workloads "
+            f"the program meshes restart. Once every meshed pod holds both (`./aes-linkerd2 certs`), set {ROTATION_KEY}=issuers"
         )
     if phase is Phase.ISSUERS:
         return (
@@ -125,7 +143,7 @@ def _step_warning(phase: Phase, generation: int) -> str:
         )
     return (
         f"trust anchor rotation, step drop-old: the trust roots carry only trust anchor {generation}; "
-        f"anchor {generation - 1} is deleted. The rotation is done"
+        f"anchor {generation - 1} is deleted; the workloads the program meshes restart. The rotation is done"
     )
 
 

@@ -31,6 +31,8 @@ class QotmDemoArgs:
     # Edge Stack's CRDs and Module, and the meshed namespace.
     depends_on: Sequence[pulumi.Resource] = ()
     smoke_test_url: str | None = None
+    # A trust rotation's mark (the anchors in the roots) on the pod template: a new one restarts QOTM.
+    restart_mark: str | None = None
 
 
 def smoke_command(base_url: str, attempts: int = SMOKE_ATTEMPTS, interval_seconds: int = SMOKE_INTERVAL_SECONDS) -> str:
@@ -61,7 +63,10 @@ class QotmDemo(pulumi.ComponentResource):
                 replicas=1,
                 selector=k8s.meta.v1.LabelSelectorArgs(match_labels=labels),
                 template=k8s.core.v1.PodTemplateSpecArgs(
-                    metadata=k8s.meta.v1.ObjectMetaArgs(labels=labels),
+                    metadata=k8s.meta.v1.ObjectMetaArgs(
+                        labels=labels,
+                        annotations={upstream.TRUST_ANCHORS_ANNOTATION: args.restart_mark} if args.restart_mark else None,
+                    ),
                     spec=k8s.core.v1.PodSpecArgs(
                         containers=[
                             k8s.core.v1.ContainerArgs(

@@ -12,7 +12,7 @@ from typing import Any
 from rich.console import Console
 from rich.live import Live
 
-from driver import certs, setup
+from driver import certs, rotate, setup
 from driver.api import Deployment, OperationResult
 from driver.progress import Display
 from driver.render import RENDERED_INCOMPLETELY, incomplete
@@ -37,6 +37,9 @@ VERBS = {
     "render": "write every Kubernetes object each stack would apply as YAML, one folder per stack, "
     "offline: no cluster, no Pulumi CLI; secrets are not written; the same inputs give the same bytes. "
     f"Exit {RENDERED_INCOMPLETELY} when the linkerd CLI was missing (what it renders is listed in NOT-RENDERED.md)",
+    "rotate-trust": "rotate the trust anchor across both clusters, unattended: bundle, issuers, drop-old, each `up` "
+    "restarting what the program meshes, each next step only once the live gates pass (roots held, issuer loaded, "
+    "drop-old allowed); stopped at any point, run it again to go on",
     "setup": "fetch what the stacks need (the pinned linkerd CLI, Edge Stack's release manifests) into the cache, "
     "verified; --check only reports, --all fetches every pinned release (`setup --help`)",
 }
@@ -80,6 +83,14 @@ def parser() -> argparse.ArgumentParser:
                 "--delete-trust-anchor",
                 action="store_true",
                 help="destroying the target deletes the trust anchor both meshes trust (protected): say so to go on",
+            )
+        if verb == "rotate-trust":
+            sub.add_argument(
+                "--timeout", type=float, default=rotate.DEFAULT_TIMEOUT, help="seconds to wait for each gate (then exit 1)"
+            )
+            sub.add_argument("--interval", type=float, default=rotate.DEFAULT_INTERVAL, help="seconds between reads of the gates")
+            sub.add_argument(
+                "--new-anchor", action="store_true", help="start a new rotation although the last one is complete (drop-old set)"
             )
         if verb in ("up", "preview", "refresh"):
             sub.add_argument("--expect-no-changes", action="store_true", help="fail a stack whose plan changes anything")
@@ -219,6 +230,22 @@ def trust_gates(deployment: Deployment, outputs: dict[str, dict[str, Any]]) -> l
     return [(c.stack, c.name, c.state, c.detail) for cluster in clusters.values() for c in cluster.checks]
 
 
+def rotate_trust(given: Deployment, args: argparse.Namespace) -> int:
+    """`rotate-trust`: both stacks, step by step, each after its gates; progress on stderr, line by line."""
+    if args.stack:
+        raise DriverError("rotate-trust rotates the anchor both clusters trust: it takes both stacks, not --stack")
+    deployment = Deployment(given.project_dir)  # without the live progress display: its own lines instead
+    rotate.Rotate(
+        deployment,
+        rotate.live_gates(deployment),
+        lambda line: print(line, file=sys.stderr, flush=True),
+        timeout=args.timeout,
+        interval=args.interval,
+        new_anchor=args.new_anchor,
+    ).run()
+    return 0
+
+
 # The verbs that change nothing: each prints its result and returns the exit code.
 READ_ONLY_VERBS = {
     "status": show_status,
@@ -227,6 +254,8 @@ READ_ONLY_VERBS = {
     "outputs": show_outputs,
     "certs": show_certs,
 }
+# The verbs that print their own progress and result: the read-only ones, and the rotation (which runs `up`s itself).
+OWN_VERBS = {**READ_ONLY_VERBS, "rotate-trust": rotate_trust}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -238,8 +267,8 @@ def main(argv: list[str] | None = None) -> int:
     display = Display(sys.stderr)
     try:
         deployment = Deployment(args.project_dir, stacks=args.stack or STACKS, on_progress=None if args.json else display.update)
-        if args.verb in READ_ONLY_VERBS:
-            return READ_ONLY_VERBS[args.verb](deployment, args)
+        if args.verb in OWN_VERBS:
+            return OWN_VERBS[args.verb](deployment, args)
         with display:
             result = _operate(deployment, args)
     except (DriverError, ConfigError) as error:

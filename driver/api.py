@@ -89,6 +89,14 @@ class Engine(Protocol):
         """Let go of every protected resource of `stack` (the trust anchor) so its destroy can delete it."""
         ...
 
+    def get_config(self, stack: str, key: str) -> str | None:
+        """The stack's value of the project's `key` (None: unset)."""
+        ...
+
+    def set_config(self, stack: str, key: str, value: str) -> None:
+        """Set the project's `key` on the stack (its settings file, as `pulumi config set` does)."""
+        ...
+
 
 class Deployment:
     """The whole page on two clusters. Each instance holds its own settings; none is process-wide."""
@@ -174,6 +182,12 @@ class Deployment:
     def outputs(self) -> dict[str, dict[str, Any]]:
         engine = self._prepare("outputs")
         return {stack: engine.outputs(stack) for stack in self.stacks}
+
+    def get_config(self, stack: str, key: str) -> str | None:
+        return self._prepare("outputs").get_config(stack, key)
+
+    def set_config(self, stack: str, key: str, value: str) -> None:
+        self._prepare("outputs").set_config(stack, key, value)
 
     def render(self, out_dir: str | os.PathLike[str], overrides: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, Any]:
         """Every object each stack would apply, as YAML, without a cluster or the Pulumi CLI."""

@@ -10,7 +10,7 @@ from typing import Any
 
 from pulumi import automation as auto
 
-from support.project import SECRET_SHOWN
+from support.project import PROJECT, SECRET_SHOWN
 
 # Steps the engine runs at once (its default is 8): most of a step is waiting for the API server or
 # a rollout, and the widest wave here (the CRDs of Linkerd and Edge Stack) is about 35 objects.
@@ -90,3 +90,10 @@ class AutomationEngine:
             text=True,
             timeout=300,
         )
+
+    def get_config(self, stack: str, key: str) -> str | None:
+        found = self._stack(stack).get_all_config().get(f"{PROJECT}:{key}")
+        return None if found is None or found.secret else found.value
+
+    def set_config(self, stack: str, key: str, value: str) -> None:
+        self._stack(stack).set_config(f"{PROJECT}:{key}", auto.ConfigValue(value))

@@ -19,9 +19,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from support import clusters
+from support import clusters, upstream
 from support.config_model import ClusterAccess, StackConfig
 from support.errors import ConfigError
+from support.restarts import KINDS, Workload
 
 # Runs a kubectl argv and returns its stdout (raising the caller's own error when it cannot).
 RunKubectl = Callable[[list[str]], str]
@@ -55,9 +56,13 @@ def by_name(items: Sequence[Mapping[str, Any]]) -> dict[str, Mapping[str, Any]]:
     return {str((item.get("metadata") or {}).get("name")): item.get("metadata") or {} for item in items}
 
 
-def list_items(run: RunKubectl, kubectl: str, access: ClusterAccess, kind: str) -> list[Mapping[str, Any]]:
-    """`kubectl get KIND -o json`'s items, read from the live cluster; ListError when it printed no list."""
-    argv = [kubectl, *access.flags(), "get", kind, "--request-timeout=10s", "-o", "json"]
+def list_items(
+    run: RunKubectl, kubectl: str, access: ClusterAccess, kind: str, namespace: str | None = None
+) -> list[Mapping[str, Any]]:
+    """`kubectl get KIND -o json`'s items (in NAMESPACE, if given), read from the live cluster; ListError when it
+    printed no list."""
+    scope = ["-n", namespace] if namespace else []
+    argv = [kubectl, *access.flags(), "get", kind, *scope, "--request-timeout=10s", "-o", "json"]
     try:
         items = json.loads(run(argv)).get("items")
     except (ValueError, AttributeError):
@@ -87,3 +92,27 @@ def read(cfg: StackConfig, run: RunKubectl = run_kubectl) -> LiveCluster | None:
     except ListError as error:
         raise ConfigError("kubectl", cfg.kubectl, str(error)) from None
     return LiveCluster(namespaces=by_name(namespaces), crds=_crd_names(cfg, run))
+
+
+def workloads(cfg: StackConfig, run: RunKubectl = run_kubectl) -> tuple[Workload, ...]:
+    """The Deployments, StatefulSets and DaemonSets of the meshed namespaces whose pods are meshed (not opted out with
+    `linkerd.io/inject: disabled`); none where the program does not read the cluster."""
+    if not readable(cfg):
+        return ()
+    kinds = ",".join(KINDS).lower()
+    found = []
+    for namespace in cfg.workloads.meshed_namespaces:
+        try:
+            items = list_items(run, cfg.kubectl, cfg.cluster, kinds, namespace)
+        except ListError as error:
+            raise ConfigError("kubectl", cfg.kubectl, str(error)) from None
+        found += [workload for workload in (_meshed(item, namespace) for item in items) if workload]
+    return tuple(sorted(found))
+
+
+def _meshed(item: Mapping[str, Any], namespace: str) -> Workload | None:
+    """A workload of these kinds whose pods the injector meshes (not opted out), else None."""
+    template = ((item.get("spec") or {}).get("template") or {}).get("metadata") or {}
+    if item.get("kind") not in KINDS or (template.get("annotations") or {}).get(upstream.INJECT_ANNOTATION) == "disabled":
+        return None
+    return Workload(str(item["kind"]), namespace, str((item.get("metadata") or {}).get("name")))

@@ -21,7 +21,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import yaml
 
-from support import stand_ins
+from support import stand_ins, upstream
 from support.project import PROJECT_ROOT
 
 _BUILTIN_GROUPS = {"", "apps", "batch", "policy", "autoscaling"}
@@ -102,6 +102,27 @@ def with_annotations(obj: ManifestObject, annotations: Mapping[str, str]) -> Man
     body = copy.deepcopy(obj.body)
     body["metadata"]["annotations"] = {**(body["metadata"].get("annotations") or {}), **annotations}
     return ManifestObject(body)
+
+
+# The workload kinds whose pod template rolls its pods when it changes.
+POD_TEMPLATE_KINDS = ("Deployment", "StatefulSet", "DaemonSet")
+
+
+def with_pod_annotations(obj: ManifestObject, annotations: Mapping[str, str]) -> ManifestObject:
+    """A copy of the workload `obj` with `annotations` added to its pod template's metadata."""
+    body = copy.deepcopy(obj.body)
+    template = body["spec"]["template"].setdefault("metadata", {})
+    template["annotations"] = {**(template.get("annotations") or {}), **annotations}
+    return ManifestObject(body)
+
+
+def injected_at_admission(obj: ManifestObject) -> bool:
+    """A workload whose pods Linkerd's injector meshes when they are admitted (`linkerd.io/inject: enabled` on its
+    template): their proxies hold the roots of that moment, and only a new pod gets new ones."""
+    if obj.kind not in POD_TEMPLATE_KINDS:
+        return False
+    annotations = ((obj.body.get("spec") or {}).get("template") or {}).get("metadata", {}).get("annotations") or {}
+    return annotations.get(upstream.INJECT_ANNOTATION) == upstream.INJECT_ENABLED
 
 
 class _KubernetesLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]

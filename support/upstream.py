@@ -110,9 +110,15 @@ MANAGED_BY = "aes-linkerd2"
 OWNER_STACK_ANNOTATION = "aes-linkerd2.io/stack"
 # On the source's destination pod template: the Link credentials' generation it must read (a new one rolls it).
 LINK_CREDENTIALS_ANNOTATION = "aes-linkerd2.io/link-credentials"
+# On the pod templates of the meshed workloads the program restarts when a trust rotation changes the roots:
+# the anchors the roots carry ("0 1"). A new value rolls the pods, whose proxies then read the new roots.
+TRUST_ANCHORS_ANNOTATION = "aes-linkerd2.io/trust-anchors"
+# The field manager of that annotation on workloads the program does not own (it owns nothing else there).
+RESTART_FIELD_MANAGER = "aes-linkerd2-restart"
 
 # --- Pulumi (pulumi-kubernetes annotations) ----------------------------------------------------
 SKIP_AWAIT_ANNOTATION = "pulumi.com/skipAwait"
+PATCH_FIELD_MANAGER_ANNOTATION = "pulumi.com/patchFieldManager"
 
 
 @dataclass(frozen=True, kw_only=True)

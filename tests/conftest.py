@@ -306,6 +306,8 @@ def kubeconfig(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, api_server_port:
             else None
         ),
     )
+    # Nor its workloads: none, unless a test says which (tests/test_rotation_restart.py).
+    monkeypatch.setattr(live_cluster, "workloads", lambda cfg, run=None: ())
     return path
 
 

@@ -69,6 +69,12 @@ class FakeEngine:
     def unprotect(self, stack: str) -> None:
         self.unprotected.append((stack, len(self.calls)))
 
+    def get_config(self, stack: str, key: str) -> str | None:
+        return None
+
+    def set_config(self, stack: str, key: str, value: str) -> None:
+        raise AssertionError(f"no verb here sets config ({stack} {key}={value})")
+
 
 def deployment(engine: FakeEngine, *, kubeconfig: Path, linkerd_version: str = "edge-26.8.3", **kwargs: Any) -> Deployment:
     tools = {"pulumi": "/usr/bin/pulumi", "linkerd": "/usr/bin/linkerd"}

@@ -661,7 +661,7 @@ def trust_lines(cluster: ClusterStatus, found: TrustObjects, phase: str, kubectl
     loaded = trust_gates.issuer_loaded(found.issuer, found.events or [], found.pods or [], now)
     cluster.add("trust", "issuer loaded", GATE_STATES[loaded.verdict], loaded.detail)
     if phase == "issuers":
-        lifetime, said = _lifetime(kubectl)
+        lifetime, said = certificate_lifetime(kubectl)
         gate = trust_gates.drop_old_allowed(found.pods or [], loaded, lifetime, now)
         cluster.add("trust", "drop-old", GATE_STATES[gate.verdict], f"{gate.detail}; certificate lifetime {said}")
 
@@ -682,7 +682,7 @@ def _roots_line(cluster: ClusterStatus, found: TrustObjects, phase: str) -> None
     )
 
 
-def _lifetime(kubectl: Kubectl) -> tuple[datetime.timedelta, str]:
+def certificate_lifetime(kubectl: Kubectl) -> tuple[datetime.timedelta, str]:
     """A proxy certificate's lifetime, from the identity Deployment's flags (its defaults when unreadable)."""
     try:
         identity = json.loads(
