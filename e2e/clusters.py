@@ -27,14 +27,16 @@ CONTEXT = "target"
 START_SECONDS = 300
 
 
-def _mode(mirror: bool) -> list[str]:
-    return ["--mirror"] if mirror else []
+def _mode(mirror: bool, trust: bool = False) -> list[str]:
+    return ["--mirror"] if mirror else ["--trust"] if trust else []
 
 
-def missing_tools(*, mirror: bool = False) -> list[str]:
-    """The tools e2e/tier.sh's find_tools (and, with `mirror`, e2e/mirror.sh's mirror_check) looks for that are
-    not in the cache (their list, not a copy)."""
-    done = subprocess.run([str(LAUNCHER), *_mode(mirror), "--check"], capture_output=True, text=True, check=False, timeout=60)
+def missing_tools(*, mirror: bool = False, trust: bool = False) -> list[str]:
+    """The tools e2e/tier.sh's find_tools (with `mirror`, e2e/mirror.sh's mirror_check; with `trust`,
+    e2e/identity.sh's identity_check) looks for that are not in the cache (their list, not a copy)."""
+    done = subprocess.run(
+        [str(LAUNCHER), *_mode(mirror, trust), "--check"], capture_output=True, text=True, check=False, timeout=60
+    )
     if done.returncode != 0:
         return [f"{LAUNCHER} --check failed: {done.stderr.strip()}"]
     return done.stdout.splitlines()
@@ -66,13 +68,15 @@ class LiveCluster:
         # The mirror tier's: the controller binary that runs `service-mirror`, and its admin port on 127.0.0.1.
         self.mirror_binary = env.get("MIRROR", "")
         self.mirror_port = int(env.get("MIRROR_PORT") or 0)
+        # The trust tier's: the controller binary that runs `identity` (and the proxy injector).
+        self.identity_binary = env.get("IDENTITY", "")
 
     @classmethod
-    def start(cls, scratch: Path, *, mirror: bool = False) -> LiveCluster:
+    def start(cls, scratch: Path, *, mirror: bool = False, trust: bool = False) -> LiveCluster:
         ready, log = scratch / "ready.env", scratch / "clusters.log"
         with log.open("wb") as out:
             process = subprocess.Popen(
-                [str(LAUNCHER), *_mode(mirror), str(ready)],
+                [str(LAUNCHER), *_mode(mirror, trust), str(ready)],
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,

@@ -15,16 +15,25 @@
 #                               and 127.0.114.0/24), the same webhook watcher on each, and the service mirror's
 #                               watcher on the source for Link `target` (e2e/mirror.sh: it starts Linkerd's
 #                               service mirror once `up` has made the Link), kwok forwarding its admin port
+#   e2e/clusters.sh --trust READY    the trust tier: clusters `target` and `source` (services on 127.0.115.0/24 and
+#                               127.0.116.0/24), the webhook watcher on each with Linkerd's proxy injector (the meshed
+#                               pods carry a real proxy and its roots' hash; Linkerd without HA) and Linkerd's identity
+#                               controller, one process per identity pod (e2e/identity.sh)
 set -euo pipefail
 # shellcheck source=e2e/tier.sh
 . "$(dirname "$0")/tier.sh"
-mirror=false
+mirror=false trust=false
 [ "${1:-}" = --mirror ] && { mirror=true; shift; }
-if $mirror; then tier_init mirror; else tier_init safety; fi
+[ "${1:-}" = --trust ] && { trust=true; shift; }
+if $mirror; then tier_init mirror; elif $trust; then tier_init trust; else tier_init safety; fi
 find_tools "$B/linkerd-edge-26.8.3"
 if $mirror; then
   mirror_check 2>/dev/null
   [ -n "$MIRROR_BINARY" ] || MISSING+=("$B/linkerd-controller-edge-26.8.3 (its service-mirror; and unshare --mount, as root)")
+fi
+if $trust; then
+  identity_check 2>/dev/null
+  [ -n "$WEBHOOK_IDENTITY" ] || MISSING+=("$B/linkerd-controller-edge-26.8.3 (its identity and proxy-injector; and unshare --mount, as root)")
 fi
 if [ "${1:-}" = --check ]; then
   reference=$( (emissary_files) 2>&1 ) || MISSING+=("${reference#\[*\] }")
@@ -44,8 +53,16 @@ stop_in_order() {
 }
 trap 'stop_in_order; exit 143' TERM INT
 webhooks_check 2>/dev/null
+injector=$WEBHOOK_INJECTOR
 WEBHOOK_INJECTOR="" WEBHOOK_SP_VALIDATOR="" WEBHOOK_POLICY="" WEBHOOK_LINKERD_HA=false
-if $mirror; then
+if $trust; then
+  WEBHOOK_INJECTOR=$injector
+  identity_check
+  start_cluster target 127.0.115.0/24 127.15.0.0/16
+  start_cluster source 127.0.116.0/24 127.16.0.0/16
+  check_loopback target; check_loopback source
+  serve_webhooks target; serve_webhooks source
+elif $mirror; then
   mirror_port=$(free_port)
   mirror_forward "$mirror_port"
   start_cluster target 127.0.113.0/24 127.13.0.0/16
@@ -66,6 +83,7 @@ LINKERD=$B/linkerd-edge-26.8.3
   printf 'WORK=%s\nPROJECT=%s\nKUBECONFIG=%s\nKUBECTL=%s\nLINKERD=%s\nAPIEXT=%s\n' \
     "$WORK" "$PROJECT" "$KUBECONFIG" "$B/kubectl" "$LINKERD" "${WEBHOOK_APIEXT:-}"
   $mirror && printf 'MIRROR=%s\nMIRROR_PORT=%s\n' "$MIRROR_BINARY" "$mirror_port"
+  $trust && printf 'IDENTITY=%s\nINJECTOR=%s\n' "$WEBHOOK_IDENTITY" "$WEBHOOK_INJECTOR"
   env | grep -E '^(PATH|PULUMI_[A-Z_]+)='
 } > "$ready.tmp"
 mv "$ready.tmp" "$ready"

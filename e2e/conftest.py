@@ -1,7 +1,8 @@
 """The e2e pytest tiers' fixtures: the live clusters of each tier, and a loud word when they cannot start.
 
 `cluster` (e2e/test_safety.py): cluster `target`, for the session. `clusters` (e2e/test_mirror.py): clusters
-`target` and `source` with Linkerd's service mirror, for its module.
+`target` and `source` with Linkerd's service mirror, for its module. `trust_clusters` (e2e/test_trust.py): clusters
+`target` and `source` with Linkerd's identity controller and proxy injector, for its module.
 
 Collected only when asked (`venv/bin/python -m pytest e2e`): pyproject's testpaths is `tests`, so
 `scripts/test` never starts a cluster. Without the tool cache the run stops with exit 2 naming what is
@@ -30,10 +31,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def _live(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, tier: str, *, mirror: bool
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, tier: str, *, mirror: bool, trust: bool = False
 ) -> Iterator[LiveCluster]:
     """The tier's clusters, or exit 2 (a skip of every test, said loudly, with --skip-if-missing) naming what is missing."""
-    missing = missing_tools(mirror=mirror)
+    missing = missing_tools(mirror=mirror, trust=trust)
     if missing:
         reason = f"{tier.upper()} TIER NOT RUN: the tool cache is incomplete (CONTRIBUTING.md, 'The tool cache'); missing:"
         if not request.config.getoption("--skip-if-missing"):
@@ -41,7 +42,7 @@ def _live(
         SKIPPED.extend([reason, *missing])
         pytest.skip(f"{tier.upper()} TIER NOT RUN: {len(missing)} tools or files missing (listed at the end)")
     began = time.monotonic()
-    live = LiveCluster.start(tmp_path_factory.mktemp(tier), mirror=mirror)
+    live = LiveCluster.start(tmp_path_factory.mktemp(tier), mirror=mirror, trust=trust)
     print(f"\n[{tier}] clusters up in {time.monotonic() - began:.0f}s; apiext served: {live.apiext_served}")
     try:
         yield live
@@ -60,6 +61,13 @@ def clusters(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
     """Clusters `target` and `source` with the service mirror's watcher (e2e/mirror.sh); stopped after the module,
     so a run of every tier never has two tiers' clusters up at once."""
     yield from _live(request, tmp_path_factory, "mirror", mirror=True)
+
+
+@pytest.fixture(scope="module")
+def trust_clusters(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveCluster]:
+    """Clusters `target` and `source` with Linkerd's proxy injector and identity controller (e2e/identity.sh);
+    stopped after the module."""
+    yield from _live(request, tmp_path_factory, "trust", mirror=False, trust=True)
 
 
 @pytest.hookimpl(wrapper=True)
