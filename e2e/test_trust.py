@@ -177,7 +177,10 @@ def updated_since(clusters: LiveCluster, context: str, since: datetime.datetime)
     ]
 
 
-def trust_lines(clusters: LiveCluster, verb: str = "status") -> dict[tuple[str, str], tuple[str, str]]:
+Lines = dict[tuple[str, str], tuple[str, str]]
+
+
+def trust_lines(clusters: LiveCluster, verb: str = "status", *, show: bool = True) -> Lines:
     """The `trust` lines of `./aes-linkerd2 VERB --json` (status or certs): (stack, name) -> (state, detail)."""
     done = clusters.driver(verb, "--json", timeout=300)
     report = json.loads(done.stdout)
@@ -190,26 +193,31 @@ def trust_lines(clusters: LiveCluster, verb: str = "status") -> dict[tuple[str, 
             for check in c["checks"]
             if check.get("area") == "trust"
         }
-    print(f"\n[trust] ./aes-linkerd2 {verb} --json, trust lines (exit {done.returncode}):")
-    for (stack, name), (state, detail) in sorted(lines.items()):
-        print(f"    {stack:6} {name:14} {state:8} {detail[:400]}")
+    if show:
+        print(f"\n[trust] ./aes-linkerd2 {verb} --json, trust lines (exit {done.returncode}):")
+        for (stack, name), (state, detail) in sorted(lines.items()):
+            print(f"    {stack:6} {name:14} {state:8} {detail[:400]}")
     return lines
 
 
-def without_roots_line(clusters: LiveCluster) -> dict[tuple[str, str], tuple[str, str]] | None:
-    lines = trust_lines(clusters)
+def without_roots_line(clusters: LiveCluster) -> Lines | None:
+    lines = trust_lines(clusters, show=False)
     return None if any(name == "roots held" for _, name in lines) else lines
 
 
-def gate(clusters: LiveCluster, stack: str, name: str, state: str, timeout: float = 90) -> str:
-    """Waits until `status` shows STACK's trust line NAME in STATE; its detail."""
+def showing(clusters: LiveCluster, expected: dict[tuple[str, str], str]) -> Lines | None:
+    lines = trust_lines(clusters, show=False)
+    return lines if all(lines.get(key, ("absent",))[0] == state for key, state in expected.items()) else None
 
-    def shown() -> str | None:
-        line = trust_lines(clusters).get((stack, name))
-        return line[1] if line and line[0] == state else None
 
-    detail: str = wait_for(f"{stack}: trust line {name!r} {state}", shown, timeout=timeout)
-    return detail
+def gates(clusters: LiveCluster, expected: dict[tuple[str, str], str], timeout: float = 90) -> Lines:
+    """Waits until `status` shows each (stack, trust line) of EXPECTED in its state; every trust line, printed."""
+    wanted = ", ".join(f"{stack} {name} {state}" for (stack, name), state in expected.items())
+    lines: Lines = wait_for(f"status: {wanted}", partial(showing, clusters, expected), timeout=timeout)
+    print(f"\n[trust] ./aes-linkerd2 status --json: {wanted}; its trust lines:")
+    for (stack, name), (state, detail) in sorted(lines.items()):
+        print(f"    {stack:6} {name:14} {state:8} {detail[:400]}")
+    return lines
 
 
 def linkerd_check(clusters: LiveCluster) -> None:
@@ -237,6 +245,11 @@ def linkerd_check(clusters: LiveCluster) -> None:
         assert identity, done.said()
         assert [c["result"] for c in identity] == ["success"] * len(identity), identity
         assert "issuer cert is issued by the trust anchor" in [c["description"] for c in identity]
+    print(
+        "[trust] asserted: linkerd-identity alone. Shown, not asserted: `cluster networks` (kwok's pod and service IPs are "
+        "loopback, outside Linkerd's clusterNetworks), the version checks (no network here). Not run: `linkerd check --proxy` "
+        "(it reads each proxy's admin port through a port-forward: kwok runs no proxy to answer)"
+    )
 
 
 def root_digests(roots: dict[str, Any]) -> set[str]:
@@ -376,7 +389,7 @@ def test_issuer_renewal_is_loaded_by_the_controller(trust_clusters: LiveCluster)
     assert "Updated identity issuer" in process(clusters, SOURCE, pod["metadata"]["name"])[1]
     serves(clusters, SOURCE, new)
     assert len(issuer_events(clusters, TARGET)) == target_events, "the target's issuer was not renewed: no Event there"
-    detail = gate(clusters, SOURCE, "issuer loaded", "ok")
+    detail = gates(clusters, {(SOURCE, "issuer loaded"): "ok"})[(SOURCE, "issuer loaded")][1]
     assert "1 IssuerUpdated event(s)" in detail, detail
     certs_lines = trust_lines(clusters, "certs")
     assert certs_lines[(SOURCE, "issuer loaded")] == ("ok", detail), certs_lines
@@ -388,6 +401,7 @@ def test_rotation_bundle(trust_clusters: LiveCluster) -> None:
     clusters = trust_clusters
     before = {c: {p["metadata"]["name"] for p in identity_pods(clusters, c)} for c in CLUSTERS}
     bundle(clusters)
+    stale = {}
     for context in CLUSTERS:
         roots = live(clusters, context, "configmap", ROOTS)
         assert roots["data"]["ca-bundle.crt"].count("BEGIN CERTIFICATE") == 2
@@ -401,15 +415,16 @@ def test_rotation_bundle(trust_clusters: LiveCluster) -> None:
         process(clusters, context, pod["metadata"]["name"])
         held = (folder / "run" / "linkerd" / "identity" / "trust-roots" / "ca-bundle.crt").read_text()
         assert held == roots["data"]["ca-bundle.crt"]
-        stale = stale_pods(clusters, context)
-        assert stale, f"{context}: no meshed pod kwok started before the roots' write"
-        detail = gate(clusters, context, "roots held", "waiting")
-        assert all(name in detail for name in stale), (stale, detail)
+        stale[context] = stale_pods(clusters, context)
+        assert stale[context], f"{context}: no meshed pod kwok started before the roots' write"
+    lines = gates(clusters, {(c, "roots held"): "waiting" for c in CLUSTERS})
+    for context in CLUSTERS:
+        detail = lines[(context, "roots held")][1]
+        assert all(name in detail for name in stale[context]), (stale[context], detail)
     restart_meshed(clusters)
     for context in CLUSTERS:
         assert stale_pods(clusters, context) == set()
-        gate(clusters, context, "roots held", "ok")
-        gate(clusters, context, "issuer loaded", "ok")
+    gates(clusters, {(c, line): "ok" for c in CLUSTERS for line in ("roots held", "issuer loaded")})
     linkerd_check(clusters)
 
 
@@ -426,14 +441,15 @@ def test_rotation_issuers(trust_clusters: LiveCluster) -> None:
         warnings = [e for e in issuer_events(clusters, context) if e["reason"] != "IssuerUpdated"]
         assert warnings == [], warnings
         serves(clusters, context, issuer_certificate(clusters, context))
-        detail = gate(clusters, context, "issuer loaded", "ok")
-        assert "1 IssuerUpdated event(s)" in detail, detail
-        waiting = gate(clusters, context, "drop-old", "waiting")
-        assert "restart them or wait until" in waiting, waiting
+    lines = gates(
+        clusters, {(c, line): state for c in CLUSTERS for line, state in (("issuer loaded", "ok"), ("drop-old", "waiting"))}
+    )
+    for context in CLUSTERS:
+        assert "1 IssuerUpdated event(s)" in lines[(context, "issuer loaded")][1], lines
+        assert "restart them or wait until" in lines[(context, "drop-old")][1], lines
     linkerd_check(clusters)
     restart_meshed(clusters, control_plane=True)
-    for context in CLUSTERS:
-        gate(clusters, context, "drop-old", "ok")
+    gates(clusters, {(c, "drop-old"): "ok" for c in CLUSTERS})
 
 
 def test_rotation_drop_old(trust_clusters: LiveCluster) -> None:
@@ -451,7 +467,7 @@ def test_rotation_drop_old(trust_clusters: LiveCluster) -> None:
             partial(logged, clusters, context, pod["metadata"]["name"], "Issuer cert loaded"),
         )
         serves(clusters, context, issuer_certificate(clusters, context))
-        gate(clusters, context, "roots held", "waiting")
+    gates(clusters, {(c, "roots held"): "waiting" for c in CLUSTERS})
     restart_meshed(clusters)
     for context in CLUSTERS:
         assert stale_pods(clusters, context) == set()
@@ -460,6 +476,9 @@ def test_rotation_drop_old(trust_clusters: LiveCluster) -> None:
         "no roots line, every pod holding the new roots",
         partial(without_roots_line, clusters),
     )
+    print("\n[trust] ./aes-linkerd2 status --json after drop-old and the last restart, trust lines:")
+    for (stack, name), (state, detail) in sorted(lines.items()):
+        print(f"    {stack:6} {name:14} {state:8} {detail[:400]}")
     assert lines[(TARGET, "rotation")][1].startswith("stable"), lines
     assert {stack for stack, name in lines if name == "issuer loaded"} == set(CLUSTERS), lines
     assert not [k for k, (state, _) in lines.items() if state != "ok"], lines
