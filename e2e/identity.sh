@@ -11,7 +11,8 @@
 #   identity_tick NAME           called by e2e/webhooks.sh's watcher: the kubelet stand-in (e2e/identity_volumes.py)
 #                                projects the issuer Secret and the trust roots ConfigMap for each running identity
 #                                pod, then a process is started for each pod that has none, and stopped for each pod
-#                                that is gone. Log, pid and volumes in $WORK/NAME/identity/POD
+#                                that is gone. Log, pid, volumes and the roots it read at its start (roots-at-start.crt)
+#                                in $WORK/NAME/identity/POD
 #   identity_stop_all NAME       stops every process started for NAME (the watcher's exit)
 #
 # What each process is given, and why:
@@ -55,6 +56,9 @@ _identity_start() {  # _identity_start NAME POD IP
     fi
   done
   mapfile -d '' args < "$dir/args"
+  # What it reads at its start, and only then (the tests compare it with the live roots): nothing projects in between,
+  # this watcher does both, one after the other.
+  cp "$dir/run/linkerd/identity/trust-roots/ca-bundle.crt" "$dir/roots-at-start.crt"
   unshare --mount --propagation private -- /bin/sh -c 'mount --bind "$1" /run && shift && exec "$@"' sh \
     "$dir/run" "$WEBHOOK_IDENTITY" "${args[@]}" -addr "$ip:8080" -admin-addr "$ip:9990" \
     -kubeconfig "$WORK/$name/kubeconfig" >> "$dir/identity.log" 2>&1 &
