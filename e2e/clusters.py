@@ -29,13 +29,13 @@ START_SECONDS = 300
 
 
 def _mode(tier: str) -> list[str]:
-    """e2e/clusters.sh's option for TIER (safety, mirror or full)."""
+    """e2e/clusters.sh's option for TIER (safety, mirror, full or trust)."""
     return [] if tier == "safety" else [f"--{tier}"]
 
 
 def missing_tools(tier: str) -> list[str]:
-    """The tools e2e/tier.sh's find_tools (and, for the mirror tier, e2e/mirror.sh's mirror_check) looks for that
-    are not in the cache (their list, not a copy)."""
+    """The tools e2e/tier.sh's find_tools (and, for the mirror tier, e2e/mirror.sh's mirror_check; for the trust
+    tier, e2e/identity.sh's identity_check) looks for that are not in the cache (their list, not a copy)."""
     done = subprocess.run([str(LAUNCHER), *_mode(tier), "--check"], capture_output=True, text=True, check=False, timeout=60)
     if done.returncode != 0:
         return [f"{LAUNCHER} --check failed: {done.stderr.strip()}"]
@@ -81,6 +81,8 @@ class LiveCluster:
         # The mirror tier's: the controller binary that runs `service-mirror`, and its admin port on 127.0.0.1.
         self.mirror_binary = env.get("MIRROR", "")
         self.mirror_port = int(env.get("MIRROR_PORT") or 0)
+        # The trust tier's: the controller binary that runs `identity` (and the proxy injector).
+        self.identity_binary = env.get("IDENTITY", "")
 
     @classmethod
     def start(cls, scratch: Path, tier: str) -> LiveCluster:

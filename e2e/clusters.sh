@@ -22,17 +22,25 @@
 #   e2e/clusters.sh --performance UP_S PREVIEW_S   in a running full tier's environment (WORK, PROJECT, KUBECONFIG,
 #                               PATH and PULUMI_* from its READY): tier.sh's `performance`, the PERFORMANCE line on
 #                               its own fresh API servers, stopped when it returns; exit 1: not measured
+#   e2e/clusters.sh --trust READY    the trust tier: clusters `target` and `source` (services on 127.0.115.0/24 and
+#                               127.0.116.0/24), the webhook watcher on each with Linkerd's proxy injector (the meshed
+#                               pods carry a real proxy and its roots' hash; Linkerd without HA) and Linkerd's identity
+#                               controller, one process per identity pod (e2e/identity.sh)
 set -euo pipefail
 # shellcheck source=e2e/tier.sh
 . "$(dirname "$0")/tier.sh"
 mode=safety
-case "${1:-}" in --mirror | --full | --performance) mode=${1#--}; shift ;; esac
+case "${1:-}" in --mirror | --full | --trust | --performance) mode=${1#--}; shift ;; esac
 tier_init "${mode/performance/full}"
 LINKERD=$B/linkerd-edge-26.8.3
 find_tools "$LINKERD"
 if [ "$mode" = mirror ]; then
   mirror_check 2>/dev/null
   [ -n "$MIRROR_BINARY" ] || MISSING+=("$B/linkerd-controller-edge-26.8.3 (its service-mirror; and unshare --mount, as root)")
+fi
+if [ "$mode" = trust ]; then
+  identity_check 2>/dev/null
+  [ -n "$WEBHOOK_IDENTITY" ] || MISSING+=("$B/linkerd-controller-edge-26.8.3 (its identity and proxy-injector; and unshare --mount, as root)")
 fi
 if [ "${1:-}" = --check ]; then
   reference=$( (emissary_files) 2>&1 ) || MISSING+=("${reference#\[*\] }")
@@ -70,6 +78,15 @@ case $mode in
     kubelet_endpoints source
     serve_webhooks target; serve_webhooks source
     serve_mirror source target "$mirror_port" ;;
+  trust)
+    webhooks_check 2>/dev/null
+    # The proxy injector alone of Linkerd's webhook servers (Linkerd without HA), and the identity controller.
+    WEBHOOK_SP_VALIDATOR="" WEBHOOK_POLICY="" WEBHOOK_LINKERD_HA=false
+    identity_check
+    start_cluster target 127.0.115.0/24 127.15.0.0/16
+    start_cluster source 127.0.116.0/24 127.16.0.0/16
+    check_loopback target; check_loopback source
+    serve_webhooks target; serve_webhooks source ;;
   full)
     start_cluster target 127.0.100.0/24 127.1.0.0/16
     start_cluster source 127.0.101.0/24 127.2.0.0/16
@@ -92,6 +109,7 @@ use_engine
   printf 'INJECTOR=%s\nSP_VALIDATOR=%s\nPOLICY=%s\nLINKERD_HA=%s\nEMISSARY_VERSION=%s\n' "${WEBHOOK_INJECTOR:-}" \
     "${WEBHOOK_SP_VALIDATOR:-}" "${WEBHOOK_POLICY:-}" "${WEBHOOK_LINKERD_HA:-false}" "$EMISSARY_VERSION"
   [ "$mode" = mirror ] && printf 'MIRROR=%s\nMIRROR_PORT=%s\n' "$MIRROR_BINARY" "$mirror_port"
+  [ "$mode" = trust ] && printf 'IDENTITY=%s\n' "$WEBHOOK_IDENTITY"
   env | grep -E '^(PATH|PULUMI_[A-Z_]+)='
 } > "$ready.tmp"
 mv "$ready.tmp" "$ready"

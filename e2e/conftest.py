@@ -2,7 +2,8 @@
 
 `cluster` (e2e/test_safety.py): cluster `target`, for the session. `clusters` (e2e/test_mirror.py): clusters
 `target` and `source` with Linkerd's service mirror, for its module. `full` (e2e/test_full.py): clusters `target`
-and `source` with every real webhook server that is built, for its module.
+and `source` with every real webhook server that is built, for its module. `trust_clusters`
+(e2e/test_trust.py): clusters `target` and `source` with Linkerd's identity controller and proxy injector, for its module.
 
 Collected only when asked (`venv/bin/python -m pytest e2e`): pyproject's testpaths is `tests`, so
 `scripts/test` never starts a cluster. Without the tool cache the run stops with exit 2 naming what is
@@ -70,6 +71,13 @@ def clusters(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
 def full(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveCluster]:
     """Clusters `target` and `source` with the real webhook servers (e2e/webhooks.sh), for e2e/test_full.py's module."""
     yield from _live(request, tmp_path_factory, "full")
+
+
+@pytest.fixture(scope="module")
+def trust_clusters(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveCluster]:
+    """Clusters `target` and `source` with Linkerd's proxy injector and identity controller (e2e/identity.sh);
+    stopped after the module."""
+    yield from _live(request, tmp_path_factory, "trust")
 
 
 @pytest.hookimpl(wrapper=True)

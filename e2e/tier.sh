@@ -1,5 +1,6 @@
 # e2e/tier.sh - sourced first by the end-to-end launcher and scripts (clusters.sh, perf.sh, page-line.sh): what they
-# share, from the tool check to the PERFORMANCE line. It sources e2e/cluster.sh, e2e/webhooks.sh and
+# share, from the tool check to the PERFORMANCE line. It sources e2e/cluster.sh, e2e/webhooks.sh (and through it
+# e2e/identity.sh) and
 # e2e/mirror.sh (Linkerd's service mirror as a local process).
 #
 #   tier_init NAME [--skip-if-missing]  from the repository's root: ROOT, CACHE ($E2E_CACHE or the tool

@@ -29,6 +29,10 @@
 #   emissary-apiext-loopback-3.9.1   Emissary's apiext (its CA Secret, the CRDs' caBundle patching and
 #       the conversion handler, all upstream code) with a main that serves on one address instead of
 #       :8443 and :8080 on every interface.
+#   linkerd-controller-edge-26.8.3 identity   not a webhook: Linkerd's identity controller, one process per
+#       running identity pod, when the tier asked for it (identity_check sets WEBHOOK_IDENTITY; e2e/identity.sh).
+# shellcheck source=e2e/identity.sh
+. "$(dirname "${BASH_SOURCE[0]}")/identity.sh"
 INJECTOR_NAMESPACE=linkerd
 INJECTOR_SERVICE=linkerd-proxy-injector
 INJECTOR_SECRET=linkerd-proxy-injector-k8s-tls
@@ -262,7 +266,7 @@ _watch_webhooks() {
   injector=${injector:-off} apiext=${apiext:-off} spv=${spv:-off} policy=${policy:-off}
   set +e  # a failed poll (the API server busy or gone) must not end the watcher and orphan its servers
   # shellcheck disable=SC2046  # one pid a line
-  trap '[ -f "$dir/pids" ] && kill $(cat "$dir/pids") 2>/dev/null; exit 0' TERM INT
+  trap '[ -f "$dir/pids" ] && kill $(cat "$dir/pids") 2>/dev/null; identity_stop_all "$name"; exit 0' TERM INT
   while :; do
     if [ "$injector" = wanted ]; then
       ip=$(_cluster_ip "$name" "$INJECTOR_NAMESPACE" "$INJECTOR_SERVICE")
@@ -308,6 +312,7 @@ _watch_webhooks() {
       fi
     fi
     _endpoints_stand_in "$name"
+    [ -z "${WEBHOOK_IDENTITY:-}" ] || [ $((tick % 2)) != 0 ] || identity_tick "$name"
     echo "$injector $apiext $spv $policy" > "$dir/state"
     tick=$((tick + 1))
     sleep 1 & wait $!
@@ -322,7 +327,7 @@ serve_webhooks() {
     https://127.0.0.1:*) ;;
     *) printf '[webhooks] REFUSING: %s'"'"'s API server is %s, not on loopback\n' "$name" "$server" >&2; return 1 ;;
   esac
-  [ -n "${WEBHOOK_INJECTOR}${WEBHOOK_POLICY}${WEBHOOK_APIEXT}" ] || return 0
+  [ -n "${WEBHOOK_INJECTOR}${WEBHOOK_POLICY}${WEBHOOK_APIEXT}${WEBHOOK_IDENTITY:-}" ] || return 0
   _watch_webhooks "$name" &
   PIDS+=($!)
 }
