@@ -66,6 +66,7 @@ class ControlPlaneIdentity:
 _IDENTITY_DEPLOYMENT = f"Deployment/{upstream.CONTROL_PLANE_NAMESPACE}/linkerd-identity"
 _DESTINATION_DEPLOYMENT = f"Deployment/{upstream.CONTROL_PLANE_NAMESPACE}/{upstream.DESTINATION_DEPLOYMENT}"
 _CONFIG = f"ConfigMap/{upstream.CONTROL_PLANE_NAMESPACE}/linkerd-config"
+_TRUST_ROOTS = f"ConfigMap/{upstream.CONTROL_PLANE_NAMESPACE}/linkerd-identity-trust-roots"
 _NAMESPACE = f"Namespace/{upstream.CONTROL_PLANE_NAMESPACE}"
 _ISSUER_SECRET_KEY = f"Secret/{upstream.CONTROL_PLANE_NAMESPACE}/{ISSUER_SECRET}"
 # In linkerd-config's values: the issuer's scheme, and its certificate as a block scalar.
@@ -212,15 +213,25 @@ class LinkerdControlPlane(pulumi.ComponentResource):
         # None where nothing was rendered (`render` without the CLI).
         identity = args.identity(namespace.get(_NAMESPACE))
         replacements: dict[str, pulumi.Input[str]] = {anchor.cert_pem: identity.trust_roots_pem}
-        registered = manifests.register(
-            [obj for obj in install if obj.key != _NAMESPACE],
+        # The roots before every Deployment: the identity controller reads them once, at its start (a pod
+        # started before a rotation's write keeps the old roots and refuses the new-chain issuer).
+        roots = manifests.register(
+            [obj for obj in install if obj.key == _TRUST_ROOTS],
+            prefix=name,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=self.crds),
+            replacements=replacements,
+            before=namespace,
+        )
+        after_roots = {obj.key: list(roots.values()) for obj in install if obj.kind == "Deployment"}
+        registered = roots | manifests.register(
+            [obj for obj in install if obj.key not in (_NAMESPACE, _TRUST_ROOTS)],
             prefix=name,
             opts=pulumi.ResourceOptions(parent=self, depends_on=self.crds),
             replacements=replacements,
             ignore_changes=line.generated_fields,
             before=namespace,
             # The identity controller never starts without its issuer's Secret.
-            depends={_IDENTITY_DEPLOYMENT: [identity.issuer]},
+            depends=after_roots | {_IDENTITY_DEPLOYMENT: [*after_roots.get(_IDENTITY_DEPLOYMENT, []), identity.issuer]},
         )
         self.control_plane = list(registered.values())
         self.ready = _readiness(registered)
