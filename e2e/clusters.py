@@ -112,6 +112,19 @@ class LiveCluster:
         """`./aes-linkerd2 WORDS...` in the project's copy (both stacks unless WORDS name one), ENV added."""
         return self.run(["./aes-linkerd2", *words], cwd=self.project, timeout=timeout, env=env)
 
+    def driver_in_background(self, log: Path, *words: str) -> subprocess.Popen[bytes]:
+        """`./aes-linkerd2 WORDS...` started in the project's copy, its output to LOG, in its own process group
+        (`interrupt` sends it SIGTERM, as a killed CI job would)."""
+        with log.open("wb") as out:
+            return subprocess.Popen(
+                ["./aes-linkerd2", *words],
+                cwd=self.project,
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
     def performance(self, up_seconds: str, preview_seconds: str) -> Run:
         """e2e/clusters.sh --performance: the target's objects with kubectl on fresh API servers against `up` and the
         no-change preview (tier.sh's PERFORMANCE line, on stderr); its clusters are stopped when it returns."""
@@ -183,3 +196,23 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=30)
+
+
+def wait_for_line(log: Path, process: subprocess.Popen[bytes], needle: str, timeout: float) -> str:
+    """LOG's text once it holds NEEDLE; an AssertionError when the process ends first or TIMEOUT passes."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        text = log.read_text(errors="replace")
+        if needle in text:
+            return text
+        if process.poll() is not None:
+            raise AssertionError(f"{process.args!r} ended (exit {process.returncode}) before {needle!r}:\n{text}")
+        time.sleep(2)
+    raise AssertionError(f"no {needle!r} within {timeout:.0f}s:\n{log.read_text(errors='replace')}")
+
+
+def interrupt(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to a background driver's whole group (the driver and the Pulumi CLI it runs), waited for."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=60)

@@ -25,15 +25,8 @@ manager, and the refusal at the gate that cannot pass.
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import time
-from pathlib import Path
-from typing import Any
-
 import pytest
-from clusters import LiveCluster
+from clusters import LiveCluster, interrupt, wait_for_line
 
 TARGET, SOURCE = "target", "source"
 MARK = "aes-linkerd2.io/trust-anchors"
@@ -73,21 +66,11 @@ def test_up_both_stacks_and_a_workload_of_someone_elses(clusters: LiveCluster) -
 
 def test_rotate_trust_killed_at_its_first_wait(clusters: LiveCluster, tmp_path_factory: pytest.TempPathFactory) -> None:
     log = tmp_path_factory.mktemp("rotate") / "first.log"
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            ["./aes-linkerd2", "rotate-trust", "--interval", "5", "--timeout", "600"],
-            cwd=clusters.project,
-            env=clusters.env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    process = clusters.driver_in_background(log, "rotate-trust", "--interval", "5", "--timeout", "600")
     try:
         said = wait_for_line(log, process, "waiting for", timeout=1200)
     finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            process.wait(timeout=60)
+        interrupt(process)
     print(f"\n[rotate] first run, killed while waiting:\n{said}")
     assert "step bundle: a new trust anchor joins the roots of both clusters: set trustAnchorRotation=bundle" in said
     assert "step issuers: every meshed pod holds both anchors: set trustAnchorRotation=issuers" in said
@@ -125,15 +108,3 @@ def test_rotate_trust_resumed_stops_at_the_issuer_gate(clusters: LiveCluster) ->
         assert "identity pod(s) started before it without IssuerUpdated" in line, line
     assert end[-1] == "run `./aes-linkerd2 rotate-trust` again to go on from here (nothing is undone)"
     assert clusters.stack_config(TARGET)["config"]["aes-linkerd2:trustAnchorRotation"] == "issuers"
-
-
-def wait_for_line(log: Path, process: subprocess.Popen[Any], needle: str, timeout: float) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        text = log.read_text(errors="replace")
-        if needle in text:
-            return text
-        if process.poll() is not None:
-            raise AssertionError(f"rotate-trust ended (exit {process.returncode}) before {needle!r}:\n{text}")
-        time.sleep(2)
-    raise AssertionError(f"no {needle!r} within {timeout:.0f}s:\n{log.read_text(errors='replace')}")

@@ -41,7 +41,7 @@ from functools import partial
 from typing import Any
 
 import pytest
-from clusters import LiveCluster, Run
+from clusters import LiveCluster, Run, interrupt, wait_for_line
 from cryptography import x509
 
 TARGET, SOURCE = "target", "source"
@@ -493,3 +493,42 @@ def test_rotation_drop_old(trust_clusters: LiveCluster) -> None:
     assert {stack for stack, name in lines if name == "issuer loaded"} == set(CLUSTERS), lines
     assert not [k for k, (state, _) in lines.items() if state != "ok"], lines
     linkerd_check(clusters)
+
+
+def test_rotate_trust_walks_a_second_rotation_killed_once_and_resumed(
+    trust_clusters: LiveCluster, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Issue 20's one command over the real identity controller: `rotate-trust --new-anchor` does `bundle` (its own
+    restarts: gate (a) passes on the injector's live hashes), `issuers` (gate (b) from the controllers' real
+    `IssuerUpdated` Events), and is killed at gate (c). Gate (c) then needs every proxy restarted after the new issuer
+    loaded: the command restarts nothing after `issuers` (its marks change with the roots only), so the restart is done
+    here by hand, as its wait line asks. Run again, it goes on without repeating a step: `drop-old`, its restarts,
+    gate (a), done."""
+    clusters = trust_clusters
+    log = tmp_path_factory.mktemp("rotate-trust") / "first.log"
+    process = clusters.driver_in_background(log, "rotate-trust", "--new-anchor", "--interval", "5", "--timeout", "900")
+    try:
+        said = wait_for_line(log, process, "waiting for drop-old allowed", timeout=1500)
+    finally:
+        interrupt(process)
+    print(f"\n[trust] rotate-trust, killed at gate (c):\n{said}")
+    assert "step bundle: a new trust anchor joins the roots of both clusters: set trustAnchorRotation=bundle" in said
+    assert "step issuers: every meshed pod holds both anchors: set trustAnchorRotation=issuers" in said
+    assert clusters.stack_config("target")["config"]["aes-linkerd2:trustAnchorRotation"] == "issuers"
+    for context in CLUSTERS:
+        assert live(clusters, context, "configmap", ROOTS)["data"]["ca-bundle.crt"].count("BEGIN CERTIFICATE") == 2
+        # Gate (b) passed on the real controller: its Event for the issuer from the new anchor.
+        assert updated_since(clusters, context, written(live(clusters, context, "secret", ISSUER))), context
+    print("\n[trust] THE RESTART AFTER `issuers` IS DONE BY HAND HERE (rotate-trust does not restart after issuers)")
+    restart_meshed(clusters, control_plane=True)
+    resumed = clusters.driver("rotate-trust", "--interval", "5", "--timeout", "600", timeout=2400)
+    print(f"\n[trust] rotate-trust resumed (exit {resumed.returncode}, {resumed.seconds:.0f}s):\n{resumed.stderr}")
+    assert resumed.returncode == 0, resumed.said()
+    assert "step bundle" not in resumed.stderr and "step issuers" not in resumed.stderr, resumed.said()
+    assert "step drop-old: every proxy certificate is from a new issuer: set trustAnchorRotation=drop-old" in resumed.stderr
+    assert "done: trust anchor 2 alone in the roots of both clusters" in resumed.stderr, resumed.said()
+    for context in CLUSTERS:
+        assert live(clusters, context, "configmap", ROOTS)["data"]["ca-bundle.crt"].count("BEGIN CERTIFICATE") == 1
+        assert stale_pods(clusters, context) == set(), context
+    again = clusters.driver("rotate-trust", "--interval", "5", "--timeout", "60", timeout=600)
+    assert again.returncode == 0 and "step " not in again.stderr, again.said()
