@@ -213,25 +213,8 @@ class LinkerdControlPlane(pulumi.ComponentResource):
         # None where nothing was rendered (`render` without the CLI).
         identity = args.identity(namespace.get(_NAMESPACE))
         replacements: dict[str, pulumi.Input[str]] = {anchor.cert_pem: identity.trust_roots_pem}
-        # The roots before every Deployment: the identity controller reads them once, at its start (a pod
-        # started before a rotation's write keeps the old roots and refuses the new-chain issuer).
-        roots = manifests.register(
-            [obj for obj in install if obj.key == _TRUST_ROOTS],
-            prefix=name,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=self.crds),
-            replacements=replacements,
-            before=namespace,
-        )
-        after_roots = {obj.key: list(roots.values()) for obj in install if obj.kind == "Deployment"}
-        registered = roots | manifests.register(
-            [obj for obj in install if obj.key not in (_NAMESPACE, _TRUST_ROOTS)],
-            prefix=name,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=self.crds),
-            replacements=replacements,
-            ignore_changes=line.generated_fields,
-            before=namespace,
-            # The identity controller never starts without its issuer's Secret.
-            depends=after_roots | {_IDENTITY_DEPLOYMENT: [*after_roots.get(_IDENTITY_DEPLOYMENT, []), identity.issuer]},
+        registered = self._register_install(
+            name, args, install, namespace=namespace, issuer=identity.issuer, replacements=replacements
         )
         self.control_plane = list(registered.values())
         self.ready = _readiness(registered)
@@ -247,6 +230,34 @@ class LinkerdControlPlane(pulumi.ComponentResource):
             self.multicluster_ready = _readiness(extension) or self.ready
 
         self.register_outputs({})
+
+    def _register_install(
+        self,
+        name: str,
+        args: LinkerdControlPlaneArgs,
+        install: list[manifests.ManifestObject],
+        *,
+        namespace: Mapping[str, pulumi.CustomResource],
+        issuer: pulumi.Resource,
+        replacements: Mapping[str, pulumi.Input[str]],
+    ) -> dict[str, pulumi.CustomResource]:
+        """The install's objects but its namespace: the trust roots first, then the rest, every Deployment after the
+        roots (the identity controller reads them once, at its start: a pod started before a rotation's write keeps
+        the old roots and refuses the new-chain issuer), the identity controller also after its issuer's Secret."""
+        opts = pulumi.ResourceOptions(parent=self, depends_on=self.crds)
+        roots_objects = [obj for obj in install if obj.key == _TRUST_ROOTS]
+        roots = manifests.register(roots_objects, prefix=name, opts=opts, replacements=replacements, before=namespace)
+        after: dict[str, list[pulumi.Resource]] = {obj.key: list(roots.values()) for obj in install if obj.kind == "Deployment"}
+        after[_IDENTITY_DEPLOYMENT] = [*after.get(_IDENTITY_DEPLOYMENT, []), issuer]
+        return roots | manifests.register(
+            [obj for obj in install if obj.key not in (_NAMESPACE, _TRUST_ROOTS)],
+            prefix=name,
+            opts=opts,
+            replacements=replacements,
+            ignore_changes=args.line.generated_fields,
+            before=namespace,
+            depends=after,
+        )
 
     def _register_crds(
         self, name: str, args: LinkerdControlPlaneArgs, render: PendingRender | None
