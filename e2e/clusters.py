@@ -15,6 +15,7 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -216,3 +217,14 @@ def interrupt(process: subprocess.Popen[bytes]) -> None:
     if process.poll() is None:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=60)
+
+
+def wait_for(what: str, probe: Callable[[], Any], timeout: float = 120) -> Any:
+    """PROBE's first truthy answer, polled each second; fails naming WHAT and the last answer."""
+    deadline, found = time.monotonic() + timeout, None
+    while time.monotonic() < deadline:
+        found = probe()
+        if found:
+            return found
+        time.sleep(1)
+    raise AssertionError(f"{what}: not within {timeout:.0f}s; last seen: {found!r}")

@@ -39,13 +39,11 @@ from __future__ import annotations
 import base64
 import json
 import tempfile
-import time
 import urllib.request
-from collections.abc import Callable
 from typing import Any
 
 import pytest
-from clusters import LiveCluster
+from clusters import LiveCluster, wait_for
 
 TARGET, SOURCE, LINK = "target", "source", "target"
 MULTICLUSTER = "linkerd-multicluster"
@@ -65,17 +63,6 @@ CLUSTER_NAME = "mirror.linkerd.io/cluster-name"
 # empty export. The probe Service's Endpoints, which the mirror always writes with the gateway's address
 # (`gatewayAddresses: ["127.0.0.1"]` here), are refused by the API server for the same rule: the mirror logs it.
 LOOPBACK_REFUSED = "may not be in the loopback range"
-
-
-def wait_for(what: str, probe: Callable[[], Any], timeout: float = 120) -> Any:
-    """PROBE's first truthy answer, polled each second; fails naming WHAT and the last answer."""
-    deadline, found = time.monotonic() + timeout, None
-    while time.monotonic() < deadline:
-        found = probe()
-        if found:
-            return found
-        time.sleep(1)
-    raise AssertionError(f"{what}: not within {timeout:.0f}s; last seen: {found!r}")
 
 
 def labels(obj: dict[str, Any]) -> dict[str, str]:

@@ -34,14 +34,12 @@ import datetime
 import hashlib
 import json
 import re
-import time
 import urllib.request
-from collections.abc import Callable
 from functools import partial
 from typing import Any
 
 import pytest
-from clusters import LiveCluster, Run, interrupt, wait_for_line
+from clusters import LiveCluster, Run, interrupt, wait_for, wait_for_line
 from cryptography import x509
 
 TARGET, SOURCE = "target", "source"
@@ -58,17 +56,6 @@ ROOTS_HASH = "linkerd.io/trust-root-sha256"
 WORKLOADS = ("default", "emissary", "linkerd-multicluster")
 # linkerd check's version check goes to versioncheck.linkerd.io: sent to a dead loopback proxy, it leaves nothing.
 NO_NETWORK = {"HTTPS_PROXY": "http://127.0.0.1:9", "NO_PROXY": "127.0.0.0/8"}
-
-
-def wait_for(what: str, probe: Callable[[], Any], timeout: float = 120) -> Any:
-    """PROBE's first truthy answer, polled each second; fails naming WHAT and the last answer."""
-    deadline, found = time.monotonic() + timeout, None
-    while time.monotonic() < deadline:
-        found = probe()
-        if found:
-            return found
-        time.sleep(1)
-    raise AssertionError(f"{what}: not within {timeout:.0f}s; last seen: {found!r}")
 
 
 def moment(raw: str) -> datetime.datetime:
