@@ -175,7 +175,8 @@ def test_the_real_roots_replace_the_stand_in_and_the_render_is_an_external_issue
     # Every Deployment starts after the roots: the identity controller reads them once, at its start.
     roots_map = run.one("ConfigMap", "linkerd-identity-trust-roots")
     deployments = [r for r in kubernetes_resources(run) if r.type == "kubernetes:apps/v1:Deployment"]
-    assert {d.name.rpartition("/")[2] for d in deployments} >= {"linkerd-identity", "linkerd-destination", "linkerd-proxy-injector"}
+    names = {d.name.rpartition("/")[2] for d in deployments}
+    assert names >= {"linkerd-identity", "linkerd-destination", "linkerd-proxy-injector"}
     assert all(run.depends(deployment, on=roots_map) for deployment in deployments)
     anchor_hash = hashlib.sha256(ANCHOR.cert_pem.encode()).hexdigest()
     annotations = run.one("Deployment", "linkerd-destination").inputs["spec"]["template"]["metadata"]["annotations"]
