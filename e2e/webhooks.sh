@@ -276,7 +276,10 @@ _watch_webhooks() {
       elif [ -n "$ip" ] && _injector_files "$name"; then
         _start_injector "$name" "$ip"; injector=started
       fi
-    elif [ "$injector" = started ] && [ $((tick % 10)) = 0 ]; then
+    # The injector reads the roots at each admission: refreshed every other tick, so a pod an update restarts
+    # right after a rotation's write is not given the old bundle (a cluster's kubelet is slower, but there the
+    # injector's own pods roll first).
+    elif [ "$injector" = started ] && [ $((tick % 2)) = 0 ]; then
       _injector_files "$name" || true
     fi
     if [ "$spv" = wanted ]; then
