@@ -9,10 +9,9 @@ import pytest
 import yaml
 
 from support import clusters, live_cluster
-from support.config import load
-from support.config_sources import SettingsSource
 from support.restarts import Workload
 from tests.api_server import ApiServer, api_server
+from tests.test_namespaces_live import stack_config
 
 # The real reading (tests/conftest.py stands it in for the unit tests' stub server).
 READ_LIVE = live_cluster.workloads
@@ -52,22 +51,8 @@ def test_the_meshed_namespaces_workloads_are_read_live_without_the_opted_out(
         workload("Deployment", "elsewhere", "other"),
     ]
     server.run("admin", "apply", "-f", "-", stdin="---\n".join(objects))
-    values = {
-        "role": "target",
-        "context": "admin",
-        "kubeconfig": server.kubeconfig,
-        "kubectl": server.kubectl,
-        "gatewayHostname": "gateway.example.com",
-        "edgeStackProduct": "emissary",
-        "edgeStackVersion": "3.9.1",
-        "edgeStackCrds": "emissary-crds.yaml",
-        "edgeStackManifest": "emissary.yaml",
-        # `fresh` does not exist yet (the program creates it): nothing there.
-        "meshedNamespaces": ["apps", "fresh"],
-        "existingNamespaces": ["apps"],
-        "qotm": False,
-    }
-    cfg = load(SettingsSource(values, frozenset(), "target"))
+    # `fresh` does not exist yet (the program creates it): nothing there.
+    cfg = stack_config(server, meshed=["apps", "fresh"], existing=["apps"])
     assert READ_LIVE(cfg) == (
         Workload("DaemonSet", "apps", "agent"),
         Workload("Deployment", "apps", "web"),
