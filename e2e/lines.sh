@@ -17,7 +17,7 @@ tier_init lines "$@"
 LINKERD=$B/linkerd-edge-26.8.3
 find_tools "$LINKERD"
 for version in 4.1.0 3.9.1; do
-  (E2E_EMISSARY=$version emissary_files) 2>/dev/null || MISSING+=("Emissary $version's release files (E2E_REFERENCE; the 4.1.0 charts need $B/helm-4.3.2)")
+  (E2E_EMISSARY=$version emissary_files) 2>/dev/null || MISSING+=("Emissary $version's release files in E2E_REFERENCE$([ "$version" = 4.1.0 ] && echo ", and $B/helm-4.3.2 to render its charts")")
 done
 stop_if_missing "EMISSARY LINES NOT TIMED (e2e/lines.sh): these are missing:"
 rounds=${LINES_ROUNDS:-1}
