@@ -17,7 +17,9 @@ tier_init lines "$@"
 LINKERD=$B/linkerd-edge-26.8.3
 find_tools "$LINKERD"
 for version in 4.1.0 3.9.1; do
-  (E2E_EMISSARY=$version emissary_files) 2>/dev/null || MISSING+=("Emissary $version's release files in E2E_REFERENCE$([ "$version" = 4.1.0 ] && echo ", and $B/helm-4.3.2 to render its charts")")
+  needs="Emissary $version's release files in E2E_REFERENCE"
+  [ "$version" = 3.9.1 ] || needs+=", and $B/helm-4.3.2 to render its charts"
+  (E2E_EMISSARY=$version emissary_files) 2>/dev/null || MISSING+=("$needs")
 done
 stop_if_missing "EMISSARY LINES NOT TIMED (e2e/lines.sh): these are missing:"
 rounds=${LINES_ROUNDS:-1}
