@@ -79,8 +79,6 @@ class PendingRender:
         self.cli, self.args, self.command_line = cli, args, cli.command_line(*args)
         self._cache_key = render_cache.key(cli.argv(*args), stdin)
         self._kept = render_cache.read(self._cache_key) if self._cache_key else None
-        # Whether the output is the render cache's, the CLI not run.
-        self.from_cache = self._kept is not None
         self._task: asyncio.Future[Any] | None = None
         if self._kept is not None:
             return
