@@ -16,6 +16,7 @@ import re
 import stat
 import tempfile
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -281,14 +282,19 @@ def render_release(
     cache = cache or ChartCache(binary)
     crd_input, app_input = release_inputs(product, version, crds, manifest)
     paths = {item.key: chart_path(item, cache) for item in (crd_input, app_input)}
-    for item in (crd_input, app_input):
-        check_chart(item, binary, paths[item.key])
-    crds_yaml = template(crd_input, binary, paths[crd_input.key], crd_values(product.namespace))
-    check_crds(crd_input, crds_yaml)
-    if app_input.chart.namespace != product.namespace:
-        raise ValueError(f"{product.name}'s chart installs into {app_input.chart.namespace}, not {product.namespace}")
-    manifest_yaml = template(app_input, binary, paths[app_input.key], app_values(add_linkerd_headers))
-    return crds_yaml, manifest_yaml
+    # The four helm runs only read the charts: they run at once (the program waits for them before its first
+    # registration), and their results are taken in this order, so the first problem is the one reported.
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        checks = [pool.submit(check_chart, item, binary, paths[item.key]) for item in (crd_input, app_input)]
+        crds_job = pool.submit(template, crd_input, binary, paths[crd_input.key], crd_values(product.namespace))
+        app_job = pool.submit(template, app_input, binary, paths[app_input.key], app_values(add_linkerd_headers))
+        for check in checks:
+            check.result()
+        crds_yaml = crds_job.result()
+        check_crds(crd_input, crds_yaml)
+        if app_input.chart.namespace != product.namespace:
+            raise ValueError(f"{product.name}'s chart installs into {app_input.chart.namespace}, not {product.namespace}")
+        return crds_yaml, app_job.result()
 
 
 # --- What `./aes-linkerd2 setup` (and the pre-flight) has or fetches for a release from charts -----------
