@@ -23,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from support import helm, tools, upstream
+from support import helm, render_cache, tools, upstream
 from support.downloads import DownloadError, UnreachableError, file_sha256, host
 from support.errors import ConfigError
 from support.lockfile import LOCK_NAME, LockError, LockFile
@@ -180,10 +180,22 @@ def _local_chart(item: ChartInput) -> Path:
     return path
 
 
+def _helm_reading(chart: Path, binary: str, *args: str, stdin: str | None = None) -> str:
+    """helm's stdout for a command that reads the local `chart` and no cluster: from the render cache when kept."""
+    name = render_cache.helm_key([binary, *args], stdin, chart)
+    kept = render_cache.read(name) if name else None
+    if kept is not None:
+        return kept
+    output = helm.run(binary, *args, stdin=stdin)
+    if name:
+        render_cache.write(name, output)
+    return output
+
+
 def check_chart(item: ChartInput, binary: str, path: Path) -> None:
     """The chart is the one the release publishes: its Chart.yaml's name and version, as helm reads them."""
     try:
-        described = yaml.safe_load(helm.run(binary, "show", "chart", str(path)))
+        described = yaml.safe_load(_helm_reading(path, binary, "show", "chart", str(path)))
     except helm.HelmError as error:
         raise ConfigError(item.key, item.location, f"helm cannot read it as a chart ({error})") from None
     except yaml.YAMLError:
@@ -226,7 +238,8 @@ def app_values(add_linkerd_headers: bool) -> dict[str, Any]:
 def template(item: ChartInput, binary: str, path: Path, values: Mapping[str, Any]) -> str:
     """`helm template` of the chart with `values`, checked to be a plain manifest with no hooks."""
     try:
-        text = helm.run(
+        text = _helm_reading(
+            path,
             binary,
             "template",
             item.chart.release,

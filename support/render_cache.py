@@ -1,4 +1,5 @@
-"""The linkerd CLI's offline renders, kept in the project's cache and reused while nothing that shapes them changed.
+"""The linkerd CLI's offline renders (and helm's of a local chart), kept in the project's cache and reused while
+nothing that shapes them changed.
 
 A render is reused only when its output is a function of what the key holds: the binary (its real
 path, device, inode, size, modification and change times: a new or rewritten binary is another
@@ -6,7 +7,9 @@ key), the exact arguments, the standard input and every `LINKERD*` environment v
 renders that read no cluster (`--ignore-cluster`) and no file (no argument names one; the kubeconfig
 flag aside, which such a render never opens) are kept, and only when their output holds no key
 material: `install`'s does (the webhooks' serving keys it makes up at every run, and the stand-in
-issuer's key), so `install` always runs the CLI and nothing of it is written here.
+issuer's key), so `install` always runs the CLI and nothing of it is written here. helm's renders of a
+release's chart (`show chart`, `template`: no cluster) are kept the same way, the chart's content in the key
+and `HELM*` variables in place of `LINKERD*` ones.
 
 Entries live in `renders/` of the project's cache, the folder and files readable by their owner alone,
 each written whole under a temporary name and then renamed. A partial, corrupt or foreign entry is
@@ -73,17 +76,52 @@ def _reads_a_file(args: Sequence[str]) -> bool:
 
 
 def key(argv: Sequence[str], stdin: str | None) -> str | None:
-    """The entry's name for this command, or None when its output may depend on more than the key holds."""
+    """The entry's name for this linkerd command, or None when its output may depend on more than the key holds."""
     if folder() is None or _OFFLINE_FLAG not in argv[1:] or _reads_a_file(argv[1:]):
         return None
+    return _name(argv, stdin, "LINKERD", [])
+
+
+def helm_key(argv: Sequence[str], stdin: str | None, chart: Path) -> str | None:
+    """The entry's name for a helm command that reads a local chart (`show chart`, `template`) and no cluster: its
+    key also holds the chart's content (each file's path and sha256; an archive's own sha256). None when a chart
+    directory holds anything but plain files and folders (a link could point anywhere)."""
+    if folder() is None:
+        return None
+    try:
+        content = _chart_content(chart)
+    except OSError:
+        return None
+    return None if content is None else _name(argv, stdin, "HELM", content)
+
+
+def _chart_content(chart: Path) -> list[str] | None:
+    if chart.is_file() and not chart.is_symlink():
+        return [_sha256_file(chart)]
+    if not chart.is_dir() or chart.is_symlink():
+        return None
+    content = []
+    for path in sorted(chart.rglob("*")):
+        if path.is_symlink() or not (path.is_dir() or path.is_file()):
+            return None
+        if path.is_file():
+            content.append(f"{path.relative_to(chart).as_posix()} {_sha256_file(path)}")
+    return content
+
+
+def _sha256_file(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _name(argv: Sequence[str], stdin: str | None, env_prefix: str, content: list[str]) -> str | None:
     try:
         binary = os.path.realpath(argv[0])
         found = os.stat(binary)
     except OSError:
         return None
     identity = [binary, found.st_dev, found.st_ino, found.st_size, found.st_mtime_ns, found.st_ctime_ns]
-    environment = sorted((name, value) for name, value in os.environ.items() if name.upper().startswith("LINKERD"))
-    material = json.dumps([_FORMAT, identity, list(argv), stdin, environment], separators=(",", ":"))
+    environment = sorted((name, value) for name, value in os.environ.items() if name.upper().startswith(env_prefix))
+    material = json.dumps([_FORMAT, identity, list(argv), stdin, environment, content], separators=(",", ":"))
     return hashlib.sha256(material.encode()).hexdigest()
 
 

@@ -11,12 +11,13 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from driver.offline import run_like_the_command_provider
-from support import certificates, render_cache, upstream
+from support import certificates, charts, helm, render_cache, upstream
 from support.config_model import ClusterAccess
 from support.linkerd_cli import LinkerdCli
-from tests.conftest import real_linkerd, run_stack, target_config
+from tests.conftest import emissary_charts, real_helm, real_linkerd, run_stack, target_config
 from tests.harness import Registration, Run
 
 CRDS = ("install", "--crds", "--ignore-cluster", "--set", "installGatewayAPI=true")
@@ -237,3 +238,53 @@ def test_off_keeps_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     assert render_cache.folder() is None
     assert render_cache.key(_argv(binary, *CRDS), None) is None
     assert not render_cache.write("3" * 64, "kind: ConfigMap\n")
+
+
+def test_a_release_from_charts_is_rendered_by_helm_once(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    binary = real_helm()
+    crds, app = emissary_charts()
+    product = upstream.CURRENT.edge_stack["emissary"]
+    runs: list[tuple[str, ...]] = []
+    real_run = helm.run
+
+    def counted(tool: str, *args: str, stdin: str | None = None) -> str:
+        runs.append(args[:2])
+        return real_run(tool, *args, stdin=stdin)
+
+    monkeypatch.setattr(helm, "run", counted)
+
+    def render() -> tuple[str, str]:
+        return charts.render_release(
+            product, "4.1.0", crds=str(crds), manifest=str(app), helm_binary=binary, add_linkerd_headers=True
+        )
+
+    first = render()
+    assert sorted(runs) == sorted(
+        [("show", "chart"), ("show", "chart"), ("template", "emissary-crds"), ("template", "emissary-ingress")]
+    )
+    assert len(_entries(cache)) == 4
+    runs.clear()
+    assert render() == first
+    assert runs == []  # every helm run read from the cache
+    # A hit is what helm prints now, byte for byte.
+    values = yaml.safe_dump(charts.app_values(True))
+    args = ("template", "emissary-ingress", str(app), "--namespace", "emissary", "--skip-tests", "--values", "-")
+    name = render_cache.helm_key([binary, *args], values, app)
+    assert name is not None and render_cache.read(name) == real_run(binary, *args, stdin=values) == first[1]
+
+
+def test_a_changed_chart_or_values_is_another_helm_key(cache: Path, tmp_path: Path) -> None:
+    binary = real_helm()
+    _, app = emissary_charts()
+    chart = tmp_path / "emissary-ingress"
+    shutil.copytree(app, chart, symlinks=True)
+    args = [binary, "template", "emissary-ingress", str(chart), "--values", "-"]
+    base = render_cache.helm_key(args, "a: 1\n", chart)
+    assert base is not None and base == render_cache.helm_key(args, "a: 1\n", chart)
+    assert render_cache.helm_key(args, "a: 2\n", chart) != base
+    template = next(p for p in sorted((chart / "templates").iterdir()) if p.suffix == ".yaml")
+    template.write_text(template.read_text(encoding="utf-8") + "\n# changed\n", encoding="utf-8")
+    changed = render_cache.helm_key(args, "a: 1\n", chart)
+    assert changed not in (None, base)
+    (chart / "templates" / "link.yaml").symlink_to("/etc/hostname")  # a link could read anything: never kept
+    assert render_cache.helm_key(args, "a: 1\n", chart) is None
