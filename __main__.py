@@ -32,6 +32,7 @@ from components.workload_restart import WorkloadRestart, WorkloadRestartArgs
 from support import charts, clock, clusters, config, live_cluster, restarts, retained, stack_checks, stack_outputs, upstream
 from support.certificates import anchor_rows, describe
 from support.config_model import SourceRole, StackConfig, TargetRole
+from support.gc_tuning import tune as tune_garbage_collector
 from support.linkerd_cli import LinkerdCli
 from support.manifest_input import read_manifest
 from support.manifests import read_location
@@ -350,6 +351,7 @@ def restart_inputs(
 
 
 def main() -> None:
+    tune_garbage_collector()
     cfg = config.load()
     clusters.check_stack(cfg)
     live = live_cluster.read(cfg)

@@ -16,7 +16,14 @@ source stack's stack reference, as `render` does.
 Without the pinned linkerd CLI it refuses (exit 2) unless --without-cli is given; then Linkerd's
 roughly one hundred objects are missing from every program measurement, and it says so.
 
+The CLI's offline renders go through a render cache of the benchmark's own (support/render_cache.py),
+filled by one unmeasured evaluation before each row's measurements, as a user's second evaluation
+finds it (`--render-cache off`: every render runs the CLI, as at a first evaluation). The program
+sets the garbage collector's pace (support/gc_tuning.py); `--tuned-floor` gives the floor the same,
+so the ratio is then what the program adds on top of an equally tuned SDK program.
+
     venv/bin/python scripts/benchmark.py [--sizes 0 100 500] [--repeat 3] [--stacks target source]
+        [--render-cache warm|off] [--tuned-floor]
 """
 
 from __future__ import annotations
@@ -40,6 +47,7 @@ sys.path.insert(0, str(ROOT))  # a script in scripts/, importing the project's p
 from driver import offline  # noqa: E402
 from driver.offline import OFFLINE_CLUSTERS_ENV  # noqa: E402
 from driver.render import RenderMocks  # noqa: E402
+from support import gc_tuning, render_cache  # noqa: E402
 from support.clusters import OFFLINE_ENV  # noqa: E402
 from support.linkerd_cli import PendingRender  # noqa: E402
 from support.tools import find_linkerd, linkerd_client_version, where_to_look  # noqa: E402
@@ -133,11 +141,15 @@ def measure_program(stack: str, size: int, cli: str, references: dict[str, Any])
     }
 
 
-def measure_floor(count: int, cli: str) -> dict[str, Any]:
-    """`count` plain ConfigMaps, registered through the same SDK, mocks and `evaluate` as the program."""
+def measure_floor(count: int, cli: str, tuned: bool = False) -> dict[str, Any]:
+    """`count` plain ConfigMaps, registered through the same SDK, mocks and `evaluate` as the program
+    (`tuned`: with the program's garbage-collector pace)."""
 
     def program() -> None:
         import pulumi_kubernetes as k8s  # noqa: PLC0415 (imported inside the measurement, as the program does)
+
+        if tuned:
+            gc_tuning.tune()
 
         for i in range(count):
             k8s.core.v1.ConfigMap(
@@ -165,7 +177,7 @@ def _measure_one(what: list[str]) -> None:
     """A measurement's own process (`--one`): prints its result as JSON for `_one`."""
     kind, *rest = what
     if kind == "floor":
-        print(json.dumps(measure_floor(int(rest[0]), rest[1])))
+        print(json.dumps(measure_floor(int(rest[0]), rest[1], tuned=rest[2:] == ["tuned"])))
         return
     references = json.loads(Path(rest[3]).read_text(encoding="utf-8")) if len(rest) > 3 else {}
     print(json.dumps(measure_program(rest[0], int(rest[1]), rest[2], references)))
@@ -189,22 +201,31 @@ def _linkerd_cli(without_cli: bool) -> str | None:
     return cli
 
 
+def _loadavg() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text(encoding="utf-8").split()[:3])
+    except OSError:
+        return "unknown"
+
+
 def _keep_target_outputs(path: Path, measured: dict[str, Any]) -> None:
     """The target's outputs, for the source's stack reference (as `render` passes them)."""
     path.write_text(json.dumps({TARGET_STACK: measured["outputs"]}), encoding="utf-8")
 
 
 def _measure(
-    stack: str, size: int, *, cli: str, repeat: int, target_outputs: Path, env: dict[str, str]
+    stack: str, size: int, *, cli: str, repeat: int, target_outputs: Path, env: dict[str, str], warm: bool, tuned: bool
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """`repeat` measurements of the program and of the floor at one size, each in a fresh process."""
     if stack == "source" and not target_outputs.exists():
         _keep_target_outputs(target_outputs, _one(["program", "target", "0", cli], env))
     extra = [str(target_outputs)] if stack == "source" else []
+    if warm:  # the render cache as a second evaluation finds it
+        _one(["program", stack, str(size), cli, *extra], env)
     runs, floors = [], []
     for _ in range(repeat):  # interleaved, so a busy moment weighs on both alike
         runs.append(_one(["program", stack, str(size), cli, *extra], env))
-        floors.append(_one(["floor", str(runs[0]["resources"]), cli], env))
+        floors.append(_one(["floor", str(runs[0]["resources"]), cli, *(["tuned"] if tuned else [])], env))
     if stack == "target" and not target_outputs.exists():
         _keep_target_outputs(target_outputs, runs[0])
     return runs, floors
@@ -232,6 +253,13 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--stacks", nargs="+", choices=["target", "source"], default=["target", "source"])
     parser.add_argument("--without-cli", action="store_true", help="measure without the linkerd CLI (Linkerd's objects missing)")
+    parser.add_argument(
+        "--render-cache",
+        choices=["warm", "off"],
+        default="warm",
+        help="warm: the CLI's offline renders read from a filled render cache; off: every render runs the CLI",
+    )
+    parser.add_argument("--tuned-floor", action="store_true", help="give the floor the program's garbage-collector pace")
     parser.add_argument("--one", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
@@ -243,6 +271,10 @@ def main() -> int:
         return 2
     print(f"python: {sys.executable}; {os.cpu_count()} cores; median of {args.repeat} runs, one process each")
     print(
+        f"render cache: {args.render_cache}; floor: {'tuned like the program' if args.tuned_floor else 'plain SDK program'}; "
+        f"load average before: {_loadavg()}"
+    )
+    print(
         f"{'stack':<7} {'size':>5} {'resources':>9} {'deps':>6} {'cli runs':>8} {'cli s':>6} {'waited':>6} "
         f"{'program s':>9} {'floor s':>7} {'ratio':>6}   {'program cpu':>11} {'floor cpu':>9} {'ratio':>6}"
     )
@@ -251,10 +283,22 @@ def main() -> int:
         # One set of offline clusters for every process, as `render` shares them: the target's anchor
         # Secret, made by its first measurement, is where the source's issuer Command reads it.
         env = {**os.environ, OFFLINE_ENV: "1", OFFLINE_CLUSTERS_ENV: str(Path(folder) / "clusters"), "PYTHONPATH": str(ROOT)}
+        cache = str(Path(folder) / "renders") if args.render_cache == "warm" else render_cache.OFF
+        env[render_cache.RENDER_CACHE_ENV] = cache
         for stack in args.stacks:
             for size in args.sizes:
-                runs, floors = _measure(stack, size, cli=cli, repeat=args.repeat, target_outputs=target_outputs, env=env)
+                runs, floors = _measure(
+                    stack,
+                    size,
+                    cli=cli,
+                    repeat=args.repeat,
+                    target_outputs=target_outputs,
+                    env=env,
+                    warm=args.render_cache == "warm",
+                    tuned=args.tuned_floor,
+                )
                 print(_row(stack, size, runs, floors), flush=True)
+    print(f"load average after: {_loadavg()}")
     print(
         "size: meshed namespaces, one exported service each (target); resources: registrations (the floor "
         "registers as many ConfigMaps); deps: dependency edges the program declares; cli s: time inside the "

@@ -16,13 +16,14 @@ import re
 import stat
 import tempfile
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from support import helm, tools, upstream
+from support import helm, render_cache, tools, upstream
 from support.downloads import DownloadError, UnreachableError, file_sha256, host
 from support.errors import ConfigError
 from support.lockfile import LOCK_NAME, LockError, LockFile
@@ -179,10 +180,22 @@ def _local_chart(item: ChartInput) -> Path:
     return path
 
 
+def _helm_reading(chart: Path, binary: str, *args: str, stdin: str | None = None) -> str:
+    """helm's stdout for a command that reads the local `chart` and no cluster: from the render cache when kept."""
+    name = render_cache.helm_key([binary, *args], stdin, chart)
+    kept = render_cache.read(name) if name else None
+    if kept is not None:
+        return kept
+    output = helm.run(binary, *args, stdin=stdin)
+    if name:
+        render_cache.write(name, output)
+    return output
+
+
 def check_chart(item: ChartInput, binary: str, path: Path) -> None:
     """The chart is the one the release publishes: its Chart.yaml's name and version, as helm reads them."""
     try:
-        described = yaml.safe_load(helm.run(binary, "show", "chart", str(path)))
+        described = yaml.safe_load(_helm_reading(path, binary, "show", "chart", str(path)))
     except helm.HelmError as error:
         raise ConfigError(item.key, item.location, f"helm cannot read it as a chart ({error})") from None
     except yaml.YAMLError:
@@ -225,7 +238,8 @@ def app_values(add_linkerd_headers: bool) -> dict[str, Any]:
 def template(item: ChartInput, binary: str, path: Path, values: Mapping[str, Any]) -> str:
     """`helm template` of the chart with `values`, checked to be a plain manifest with no hooks."""
     try:
-        text = helm.run(
+        text = _helm_reading(
+            path,
             binary,
             "template",
             item.chart.release,
@@ -281,14 +295,19 @@ def render_release(
     cache = cache or ChartCache(binary)
     crd_input, app_input = release_inputs(product, version, crds, manifest)
     paths = {item.key: chart_path(item, cache) for item in (crd_input, app_input)}
-    for item in (crd_input, app_input):
-        check_chart(item, binary, paths[item.key])
-    crds_yaml = template(crd_input, binary, paths[crd_input.key], crd_values(product.namespace))
-    check_crds(crd_input, crds_yaml)
-    if app_input.chart.namespace != product.namespace:
-        raise ValueError(f"{product.name}'s chart installs into {app_input.chart.namespace}, not {product.namespace}")
-    manifest_yaml = template(app_input, binary, paths[app_input.key], app_values(add_linkerd_headers))
-    return crds_yaml, manifest_yaml
+    # The four helm runs only read the charts: they run at once (the program waits for them before its first
+    # registration), and their results are taken in this order, so the first problem is the one reported.
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        checks = [pool.submit(check_chart, item, binary, paths[item.key]) for item in (crd_input, app_input)]
+        crds_job = pool.submit(template, crd_input, binary, paths[crd_input.key], crd_values(product.namespace))
+        app_job = pool.submit(template, app_input, binary, paths[app_input.key], app_values(add_linkerd_headers))
+        for check in checks:
+            check.result()
+        crds_yaml = crds_job.result()
+        check_crds(crd_input, crds_yaml)
+        if app_input.chart.namespace != product.namespace:
+            raise ValueError(f"{product.name}'s chart installs into {app_input.chart.namespace}, not {product.namespace}")
+        return crds_yaml, app_job.result()
 
 
 # --- What `./aes-linkerd2 setup` (and the pre-flight) has or fetches for a release from charts -----------

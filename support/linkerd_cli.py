@@ -6,11 +6,12 @@ import asyncio
 import re
 import shlex
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_command as command
 
-from support import sdk_internals, tools
+from support import render_cache, sdk_internals, tools
 from support.config_model import ClusterAccess
 
 
@@ -70,26 +71,40 @@ class PendingRender:
     """A CLI render under way: pulumi-command's `local.run` invoke, started as a task of the SDK's loop.
 
     Not its output form: an Output whose invoke failed fails the whole program with the bare invoke
-    error when the program ends, in place of the ToolError that `stdout` raises.
+    error when the program ends, in place of the ToolError that `stdout` raises. An offline render
+    whose inputs have not changed is read from the render cache instead (support/render_cache.py).
     """
 
     def __init__(self, cli: LinkerdCli, args: tuple[str, ...], stdin: str | None) -> None:
         self.cli, self.args, self.command_line = cli, args, cli.command_line(*args)
+        self._cache_key = render_cache.key(cli.argv(*args), stdin)
+        self._kept = render_cache.read(self._cache_key) if self._cache_key else None
+        self._task: asyncio.Future[Any] | None = None
+        if self._kept is not None:
+            return
         # The arguments and options the provider's own `local.run` sends (its pinned version included).
         inputs = {"command": self.command_line, "stdin": stdin, "logging": command.local.Logging.NONE}
-        self._task = asyncio.ensure_future(
+        task = asyncio.ensure_future(
             pulumi.runtime.invoke_async("command:local:run", inputs, sdk_internals.command_invoke_options())
         )
         # A render the program never reads (it stopped on another error first) fails quietly.
-        self._task.add_done_callback(lambda task: task.cancelled() or task.exception())
+        task.add_done_callback(lambda done: done.cancelled() or done.exception())
+        self._task = task
 
     def stdout(self) -> str:
         """Wait for the render (pumping the event loop, as the SDK's own blocking invokes do)."""
+        if self._kept is not None:
+            return self._kept
+        task = self._task
+        assert task is not None  # started whenever nothing was kept
         try:
-            result = sdk_internals.wait_for(self._task)
+            result = sdk_internals.wait_for(task)
         except Exception as error:  # the invoke reports a failed command as a generic error
             raise ToolError(
                 f"`{self.command_line}` failed: {error}. Is the linkerd CLI ({self.cli.binary}) installed, "
                 "on PATH and of the version this stack pins?"
             ) from None
-        return str(result["stdout"])
+        self._kept = str(result["stdout"])
+        if self._cache_key:
+            render_cache.write(self._cache_key, self._kept)
+        return self._kept

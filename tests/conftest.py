@@ -16,11 +16,13 @@ import pytest
 import yaml
 
 from driver.offline import Registration
-from support import clusters, live_cluster, tools, upstream
+from support import clusters, live_cluster, render_cache, tools, upstream
 from tests.fake_linkerd import CURRENT_VERSION, PAGE_VERSION, FakeLinkerd
 from tests.harness import Run, run_program
 
 ROOT = Path(__file__).resolve().parent.parent
+# Every test sees the linkerd CLI run (what it asserts of the commands); tests/test_render_cache.py turns it on.
+os.environ[render_cache.RENDER_CACHE_ENV] = render_cache.OFF
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 # The getambassador.io CRDs the program's own objects need (Module, Mapping, Host, Listener), written
 # for this project: the stacks' config points at them, so no test needs upstream's files for that.
