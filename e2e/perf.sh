@@ -14,9 +14,9 @@
 #   e2e/perf.sh                          about 8 minutes on 2 cores
 #   e2e/perf.sh --skip-if-missing        exits 0 instead of 2 when a tool is missing, after saying so loudly
 #   PERF_LOG=up.log e2e/perf.sh          keeps the driver's progress of the first `up` there
-#   PERF_UPGRADE_FROM=REV e2e/perf.sh    then: the target made again by the program at git REV, previewed and updated
-#                                        by this one: the plan's replacements and deletions, and whether the
-#                                        update rolled Edge Stack (its Deployment's generation)
+#   PERF_UPGRADE_FROM=REV e2e/perf.sh    then, on a fresh target cluster: the target made by the program at git REV,
+#                                        previewed and updated by this one: the plan's replacements and deletions,
+#                                        and whether the update rolled Edge Stack (its Deployment's generation)
 set -euo pipefail
 # shellcheck source=e2e/tier.sh
 . "$(dirname "$0")/tier.sh"
@@ -28,12 +28,17 @@ emissary_files
 start_work
 
 started=$SECONDS
+first=${#PIDS[@]}
 start_cluster target 127.0.100.0/24 127.1.0.0/16
+TARGET_PIDS=("${PIDS[@]:first}")  # upgrade_check replaces the target cluster with a fresh one
 start_cluster source 127.0.101.0/24 127.2.0.0/16
 check_loopback target
 check_loopback source
 say "clusters up in $((SECONDS - started))s: $("$B/kube-apiserver" --version), 3 kwok nodes each, services on 127.0.100.0/24 and 127.0.101.0/24"
-webhook_servers target source
+first=${#PIDS[@]}
+webhook_servers target
+TARGET_PIDS+=("${PIDS[@]:first}")
+webhook_servers source
 copy_project
 use_engine
 say_engine
@@ -79,8 +84,6 @@ done
 figure "both stacks destroy" "$both_destroy"
 say "(both stacks preview: ${both_preview}s)"
 
-[ -z "${PERF_UPGRADE_FROM:-}" ] || upgrade_check "$PERF_UPGRADE_FROM"
-
 declare -A BENCH
 for stack in target source; do
   if kubectl_bench "$stack"; then
@@ -122,3 +125,6 @@ rows.append(
 )
 print("\n".join(rows))
 EOF
+
+# Last: it replaces the target cluster, and its figures are not the performance's.
+[ -z "${PERF_UPGRADE_FROM:-}" ] || upgrade_check "$PERF_UPGRADE_FROM"

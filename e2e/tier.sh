@@ -33,7 +33,8 @@
 #                                      Available (and its last rollout done), beside how long up awaited it
 #   critical_path STACK LOG           the dependency graph's critical path of STACK's up (its state's dependencies,
 #                                      timed by LOG)
-#   upgrade_check REV                  the target made by git REV's program, then previewed and updated by this one
+#   upgrade_check REV                  on a fresh target cluster (TARGET_PIDS stopped): the target made by git REV's
+#                                      program, then previewed and updated by this one
 #   load_now                           the load average (1, 5, 15 minutes), printed beside each figure
 #   kubectl_bench STACK                STACK's objects with kubectl on fresh API servers (stopped once measured): all
 #                                      at once, until every rollout is done, `kubectl diff`, in the page's order
@@ -273,10 +274,17 @@ critical_path() {
   "$ROOT/venv/bin/python" "$ROOT/e2e/timings.py" critical "$1" "$2" "$WORK/state-$1.json"
 }
 
-# upgrade_check REV: the target made again by the program at git REV (after `destroy`), then previewed and updated
-# by this one. Says which steps the plan replaces or deletes, and whether the update rolled Edge Stack.
+# upgrade_check REV: the target made again by the program at git REV, then previewed and updated by this one, on a
+# fresh target cluster (the webhook servers follow their first Services only: TARGET_PIDS, the cluster's processes and
+# its webhook watcher, are stopped first). Says which steps the plan replaces or deletes, and whether the update
+# rolled Edge Stack.
 upgrade_check() {
-  local old=$WORK/project-old k=("$B/kubectl" --context target -n emissary) before after
+  local old=$WORK/project-old k=("$B/kubectl" --context target -n emissary) before after i
+  for ((i = ${#TARGET_PIDS[@]} - 1; i >= 0; i--)); do
+    kill "${TARGET_PIDS[i]}" 2>/dev/null && wait "${TARGET_PIDS[i]}" 2>/dev/null || true
+  done
+  rm -rf "$WORK/target"
+  start_cluster target 127.0.100.0/24 127.1.0.0/16 && check_loopback target && serve_webhooks target || return 1
   mkdir -p "$old"
   git -C "$ROOT" archive "$1" | tar -x -C "$old"
   force_config "$old"
