@@ -31,7 +31,7 @@ class MulticlusterTargetArgs:
     trust_domain: str
     exported_services: Sequence[ExportedService]
     # The Edge Stack Service the gateway patch changes: created first, and when it goes the patch needs no undoing.
-    service_resource: pulumi.Resource
+    service_resource: pulumi.Resource | None = None
     # What the Host and the health Mapping wait for: Edge Stack's CRDs (and on 3.9.1 the conversion webhook).
     custom_after: Sequence[pulumi.Resource] = ()
     # What the exports wait for besides the gateway's Service patch: the services they label.
@@ -156,7 +156,11 @@ class MulticlusterTarget(pulumi.ComponentResource):
             ),
             spec=k8s.core.v1.ServiceSpecPatchArgs(ports=gateway_ports(args)),
             # The Service itself is all it needs: the Link that reads it is made later, by the source's `up`.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[args.service_resource], deleted_with=args.service_resource),
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=[args.service_resource] if args.service_resource else [],
+                deleted_with=args.service_resource,
+            ),
         )
         self.exports = [
             k8s.core.v1.ServicePatch(

@@ -11,7 +11,7 @@
 # chain can be read off. The tools, webhook servers, forced config and kubectl comparison are the full tier's
 # (e2e/tier.sh).
 #
-#   e2e/perf.sh                          about 8 minutes on 2 cores
+#   e2e/perf.sh                          about 10 minutes on 2 cores
 #   e2e/perf.sh --skip-if-missing        exits 0 instead of 2 when a tool is missing, after saying so loudly
 #   PERF_LOG=up.log e2e/perf.sh          keeps the driver's progress of the first `up` there
 #   PERF_UPGRADE_FROM=REV e2e/perf.sh    then, on a fresh target cluster: the target made by the program at git REV,

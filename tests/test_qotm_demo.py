@@ -32,7 +32,7 @@ def build(line: upstream.VersionLine = upstream.CURRENT, *, preview: bool = Fals
                 mapping_after=[crds],
                 gateway=[gateway],
                 **kwargs,  # type: ignore[arg-type]
-            ),  # type: ignore[arg-type]
+            ),
             opts=pulumi.ResourceOptions(providers={"kubernetes": provider}),
         )
 
