@@ -279,11 +279,12 @@ critical_path() {
 # its webhook watcher, are stopped first). Says which steps the plan replaces or deletes, and whether the update
 # rolled Edge Stack.
 upgrade_check() {
-  local old=$WORK/project-old k=("$B/kubectl" --context target -n emissary) before after i
+  local old=$WORK/project-old k=("$B/kubectl" --context target -n emissary) before after i first
   for ((i = ${#TARGET_PIDS[@]} - 1; i >= 0; i--)); do
     kill "${TARGET_PIDS[i]}" 2>/dev/null && wait "${TARGET_PIDS[i]}" 2>/dev/null || true
   done
   rm -rf "$WORK/target"
+  first=${#PIDS[@]}
   start_cluster target 127.0.100.0/24 127.1.0.0/16 && check_loopback target && serve_webhooks target || return 1
   mkdir -p "$old"
   git -C "$ROOT" archive "$1" | tar -x -C "$old"
@@ -291,15 +292,16 @@ upgrade_check() {
   PROJECT=$old driver up --stack target > /dev/null
   before=$("${k[@]}" get deploy emissary-ingress -o jsonpath='{.metadata.generation}')
   driver preview --stack target > /dev/null
-  say "UPGRADE from $1: the preview's replacements and deletions (none when empty):"
-  grep -E '^\[target\] preview: [0-9]+ done, [0-9:]+  (replace|create-replacement|delete-replaced|delete) ' "$WORK/preview.log" \
-    | awk '{print "    " $5 " " $6}' | sort -u >&2 || true
+  say "UPGRADE from $1: what the preview updates, replaces or deletes (none when empty):"
+  grep -E '^\[target\] preview: [0-9]+ done, [0-9:]+  (update|replace|create-replacement|delete-replaced|delete) ' "$WORK/preview.log" \
+    | awk '{print "    " $6 " " $7}' | sort -u >&2 || true
   tail -4 "$WORK/preview.log" >&2
   driver up --stack target > /dev/null
   after=$("${k[@]}" get deploy emissary-ingress -o jsonpath='{.metadata.generation}')
   say "UPGRADE from $1: Edge Stack's Deployment generation $before before the update, $after after; its pod template's annotations:"
   "${k[@]}" get deploy emissary-ingress -o jsonpath='{.spec.template.metadata.annotations}' >&2
   echo >&2
+  _stop_from "$first"  # the API server before its etcd: stopped the other way round, it hung in its shutdown
 }
 
 # --- the same objects with kubectl, on a fresh API server -------------------------------------------
