@@ -26,7 +26,7 @@ from components.linkerd_identity import (
 )
 from components.meshed_namespace import MeshedNamespace, MeshedNamespaceArgs
 from components.multicluster_source import MulticlusterSource, MulticlusterSourceArgs
-from components.multicluster_target import MulticlusterTarget, MulticlusterTargetArgs, export_modes
+from components.multicluster_target import GATEWAY_POD_ANNOTATIONS, MulticlusterTarget, MulticlusterTargetArgs, export_modes
 from components.qotm_demo import QotmDemo, QotmDemoArgs
 from components.workload_restart import WorkloadRestart, WorkloadRestartArgs
 from support import charts, clock, clusters, config, live_cluster, restarts, retained, stack_checks, stack_outputs, upstream
@@ -158,6 +158,8 @@ def mesh_cluster(cluster: Cluster) -> Mesh:
             cli=cli,
             gateway_port=gateway.port,
             control_plane=linkerd.ready,
+            # The target's Edge Stack is Linkerd's gateway from its first pod.
+            pod_annotations=GATEWAY_POD_ANNOTATIONS if cfg.is_target else {},
             tls=cfg.edge_stack.tls,
             # The target's gateway renames Edge Stack's HTTP port mc-probe (the page's Service patch).
             service_port_names={gateway.probe_port: upstream.PROBE_PORT_NAME} if cfg.is_target else {},
@@ -187,7 +189,9 @@ def mesh_cluster(cluster: Cluster) -> Mesh:
             QotmDemoArgs(
                 line=cfg.line,
                 namespace=namespaces[workloads.qotm_namespace].name,
-                depends_on=[namespaces[workloads.qotm_namespace], *edge_stack.crds, edge_stack.mesh],
+                depends_on=[namespaces[workloads.qotm_namespace]],
+                mapping_after=edge_stack.crds,
+                gateway=[edge_stack.deployment],
                 smoke_test_url=workloads.smoke_test_url,
                 restart_mark=cluster.restart_mark,
             ),
@@ -269,9 +273,9 @@ def target_stack(cluster: Cluster, role: TargetRole) -> None:
             ports=cfg.gateway,
             trust_domain=cfg.linkerd.trust_domain,
             exported_services=role.exported_services,
-            depends_on=[mesh.edge_stack.mesh, *mesh.linkerd.multicluster_ready],
-            exports_after=[mesh.qotm.service] if mesh.qotm else [],
             service_resource=mesh.edge_stack.service,
+            custom_after=mesh.edge_stack.crds,
+            exports_after=[mesh.qotm.service] if mesh.qotm else [],
         ),
         opts=cluster.on_cluster,
     )
@@ -323,7 +327,7 @@ def source_stack(cluster: Cluster, role: SourceRole) -> None:
             control_plane=mesh.linkerd.multicluster_ready,
             verify=role.verify,
             verify_after=[
-                mesh.edge_stack.mesh,
+                mesh.edge_stack.deployment,
                 *(ns.meshed for ns in mesh.namespaces.values()),
                 *([mesh.qotm] if mesh.qotm else []),
             ],

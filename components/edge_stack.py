@@ -1,9 +1,10 @@
 """Edge Stack (or Emissary): CRDs first, then the deployment, the `ambassador` Module, and the mesh.
 
-Edge Stack is meshed the page's way: the pinned `linkerd inject --skip-inbound-ports 80,443
---require-identity-on-inbound-ports <gateway port>` decides the pod-template annotations, and a
-server-side DeploymentPatch applies exactly those. A second `up` re-applies the same fields, other
-owners of the Deployment keep theirs, and `destroy` takes back only what the patch added.
+Edge Stack is meshed with the page's command: the pinned `linkerd inject --skip-inbound-ports 80,443
+--require-identity-on-inbound-ports <gateway port>` decides the pod-template annotations. Its
+Deployment is written once with its final pod template (those annotations, the gateway's
+`enable-gateway` on the target, a trust rotation's mark), after the proxy injector serves: one
+rollout, where the page's kubectl patches roll it three times.
 
 I/O while it is built: on the current line the offline inject runs then (started before the
 manifests are registered), so the preview shows the annotations; the page's release cannot inject
@@ -38,7 +39,10 @@ class EdgeStackArgs:
     add_linkerd_headers: bool
     cli: LinkerdCli
     gateway_port: int
+    # What says the proxy injector serves: Edge Stack's meshed pods are created only after it.
     control_plane: Sequence[pulumi.Resource]
+    # More pod-template annotations for the same single write (the target's `enable-gateway`).
+    pod_annotations: Mapping[str, str] = field(default_factory=dict)
     tls: Tls | None = None
     # Names this stack gives ports of Edge Stack's Service, by port number (the multicluster
     # gateway's mc-probe): the Service declares them itself, so the gateway patch that sets the
@@ -124,14 +128,21 @@ def _set_module_option(objects: list[dict[str, Any]], line: upstream.VersionLine
         objects.append(ambassador.module_object(line, namespace, value))
 
 
-def _with_mark(added: dict[str, str] | pulumi.Output[dict[str, str]], mark: str | None) -> pulumi.Input[dict[str, str]]:
-    """The inject patch's annotations and, during and after a trust rotation, its mark (the patch's own field)."""
-    if mark is None:
-        return added
-    extra = {upstream.TRUST_ANCHORS_ANNOTATION: mark}
+def final_annotations(
+    own: Mapping[str, str], added: dict[str, str] | pulumi.Output[dict[str, str]], extra: Mapping[str, str], mark: str | None
+) -> pulumi.Input[dict[str, str]]:
+    """The pod template's annotations as first written: the manifest's own, what `linkerd inject` added, the
+    stack's extra ones and, during and after a trust rotation, its mark."""
+    more = {**extra, **({upstream.TRUST_ANCHORS_ANNOTATION: mark} if mark is not None else {})}
     if isinstance(added, dict):
-        return {**added, **extra}
-    return added.apply(lambda found: {**found, **extra})
+        return {**own, **added, **more}
+    return added.apply(lambda found: {**own, **found, **more})
+
+
+def _with_template_annotations(body: dict[str, Any], annotations: pulumi.Input[dict[str, str]]) -> dict[str, Any]:
+    body = copy.deepcopy(body)
+    body["spec"]["template"].setdefault("metadata", {})["annotations"] = annotations
+    return body
 
 
 class EdgeStack(pulumi.ComponentResource):
@@ -139,9 +150,9 @@ class EdgeStack(pulumi.ComponentResource):
     service_ports: tuple[dict[str, Any], ...]
     crds: list[pulumi.Resource]
     resources: dict[str, pulumi.CustomResource]
+    # Edge Stack's Deployment, meshed as first written.
     deployment: pulumi.CustomResource
     service: pulumi.CustomResource
-    mesh: k8s.apps.v1.DeploymentPatch
     # The previous product's namespace after an `edgeStackProduct` switch, retained (None otherwise).
     retained: k8s.core.v1.Namespace | None
 
@@ -166,24 +177,28 @@ class EdgeStack(pulumi.ComponentResource):
             ).values()
         )
         objects = self._with_own_objects(objects, args)
-        self.resources = manifests.register(
-            [manifests.ManifestObject(o) for o in objects],
+        deployment_key = f"Deployment/{namespace}/{product.deployment}"
+        rest = manifests.register(
+            [manifests.ManifestObject(o) for o in objects if manifests.ManifestObject(o).key != deployment_key],
             prefix=name,
             opts=pulumi.ResourceOptions(parent=self, depends_on=self.crds),
         )
-        self.deployment = self.resources[f"Deployment/{namespace}/{product.deployment}"]
+        # Read once the rest is registered: the CLI ran meanwhile.
+        added = self._inject(name, args, inject_input, inject_render)
+        annotations = final_annotations(_pod_annotations(deployment_body), added, args.pod_annotations, args.restart_mark)
+        # Its pods are meshed at their creation: the injector must serve first (a pod admitted before would run
+        # without a proxy, or be refused by HA's failing-closed webhook).
+        deployment = manifests.register(
+            [manifests.ManifestObject(_with_template_annotations(deployment_body, annotations))],
+            prefix=name,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=self.crds),
+            before=rest,
+            depends={deployment_key: list(args.control_plane)},
+        )
+        self.resources = rest | deployment
+        self.deployment = deployment[deployment_key]
         self.service = self.resources[f"Service/{namespace}/{product.service}"]
         self.service_ports = tuple(_named(objects, "Service", product.service)["spec"]["ports"])
-        added = _with_mark(self._inject(name, args, deployment_body, inject_input, inject_render), args.restart_mark)
-        self.mesh = k8s.apps.v1.DeploymentPatch(
-            f"{name}-linkerd-inject",
-            metadata=k8s.meta.v1.ObjectMetaPatchArgs(name=product.deployment, namespace=namespace),
-            spec=k8s.apps.v1.DeploymentSpecPatchArgs(
-                template=k8s.core.v1.PodTemplateSpecPatchArgs(metadata=k8s.meta.v1.ObjectMetaPatchArgs(annotations=added))
-            ),
-            # Injection needs the proxy injector and identity running.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.deployment, *args.control_plane]),
-        )
         self.retained = self._retain(name, args.retired_namespace)
         self.register_outputs({})
 
@@ -209,9 +224,10 @@ class EdgeStack(pulumi.ComponentResource):
         )
 
     def _inject(
-        self, name: str, args: EdgeStackArgs, deployment: dict[str, Any], manifest: str, render: PendingRender | None
+        self, name: str, args: EdgeStackArgs, manifest: str, render: PendingRender | None
     ) -> dict[str, str] | pulumi.Output[dict[str, str]]:
         """The annotations the pinned `linkerd inject` gives Edge Stack's pod template, with the page's flags."""
+        deployment = json.loads(manifest)
         if render is not None:
             return added_annotations(deployment, render.stdout())
         # This release injects only against the live control plane (as the page pipes it): asked at `up`,
@@ -221,7 +237,8 @@ class EdgeStack(pulumi.ComponentResource):
             create=args.cli.command_line("inject", *inject_flags(args.gateway_port), "-"),
             stdin=manifest,
             logging=command.local.Logging.STDERR,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.deployment, *args.control_plane]),
+            # It reads the live control plane; the Deployment it decides for is written after it.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.control_plane)),
         )
         return injected.stdout.apply(lambda text: added_annotations(deployment, text))
 

@@ -204,11 +204,11 @@ class LinkerdControlPlane(pulumi.ComponentResource):
             self.crds, self.retained = self._register_crds(name, args, crds_render)
             # Read before the stand-in files go.
             install = external_issuer(self._objects(args, name, install_render), line.issuer_scheme)
-        # The namespace first: the identity's Commands write their Secrets into it.
+        # The namespace first: the identity's Commands write their Secrets into it. It needs no CRD: made beside them.
         namespace = manifests.register(
             [obj for obj in install if obj.key == _NAMESPACE],
             prefix=name,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=self.crds),
+            opts=pulumi.ResourceOptions(parent=self),
         )
         # None where nothing was rendered (`render` without the CLI).
         identity = args.identity(namespace.get(_NAMESPACE))
@@ -314,7 +314,10 @@ class LinkerdControlPlane(pulumi.ComponentResource):
         line = args.line
         after = pulumi.ResourceOptions(parent=self, depends_on=[*self.crds, *self.ready])
         if render is not None:
+            # Only the extension's pods are meshed by the proxy injector: its workloads wait for it to serve, the rest
+            # (accounts, the remote-access token, roles, the Link CRD, policy) for Linkerd's CRDs alone.
             extension = self._objects(args, name, render)
+            workloads = {obj.key: list(self.ready) for obj in extension if obj.kind in manifests.POD_TEMPLATE_KINDS}
             link_controllers = {
                 f"Deployment/{upstream.MULTICLUSTER_NAMESPACE}/{upstream.LINK_CONTROLLER_DEPLOYMENT.format(link=link)}"
                 for link in args.links
@@ -329,9 +332,10 @@ class LinkerdControlPlane(pulumi.ComponentResource):
                 manifests.register(
                     extension,
                     prefix=f"{name}-multicluster",
-                    opts=after,
+                    opts=pulumi.ResourceOptions(parent=self, depends_on=self.crds),
                     replacements=replacements,
                     ignore_changes=line.generated_fields,
+                    depends=workloads,
                 )
             )
         # This release renders the extension only from a live control plane: apply it at `up` time.

@@ -1,7 +1,9 @@
 """The target cluster's Edge Stack as Linkerd's multicluster gateway, and the services it exports.
 
-Everything the page patches by hand with kubectl is a server-side patch here: it owns only the
-fields it sets, a second `up` sets them again, and `destroy` takes back only those fields.
+What the page patches by hand on the gateway Service and the exported services is a server-side patch
+here: it owns only the fields it sets, a second `up` sets them again, and `destroy` takes back only
+those fields. The page's `enable-gateway` patch of Edge Stack's pod template is written with the
+Deployment itself (`GATEWAY_POD_ANNOTATIONS`, components/edge_stack.py): one rollout, not two.
 """
 
 from __future__ import annotations
@@ -28,12 +30,16 @@ class MulticlusterTargetArgs:
     ports: GatewaySettings
     trust_domain: str
     exported_services: Sequence[ExportedService]
-    # Edge Stack's objects and mesh patch, and Linkerd's control plane and multicluster extension.
-    depends_on: Sequence[pulumi.Resource] = ()
-    # What the exports wait for besides: the services they label (the gateway does not wait for them).
-    exports_after: Sequence[pulumi.Resource] = ()
-    # The Edge Stack Service: when it goes, the patch on it needs no undoing.
+    # The Edge Stack Service the gateway patch changes: created first, and when it goes the patch needs no undoing.
     service_resource: pulumi.Resource | None = None
+    # What the Host and the health Mapping wait for: Edge Stack's CRDs (and on 3.9.1 the conversion webhook).
+    custom_after: Sequence[pulumi.Resource] = ()
+    # What the exports wait for besides the gateway's Service patch: the services they label.
+    exports_after: Sequence[pulumi.Resource] = ()
+
+
+# Edge Stack's pod template as Linkerd's gateway: what the page's `enable-gateway` patch sets.
+GATEWAY_POD_ANNOTATIONS = {upstream.ENABLE_GATEWAY_ANNOTATION: "true"}
 
 
 def gateway_service_annotations(args: MulticlusterTargetArgs) -> dict[str, str]:
@@ -102,14 +108,13 @@ class MulticlusterTarget(pulumi.ComponentResource):
     gateway_identity: pulumi.Output[str]
     host: k8s.apiextensions.CustomResource
     health_mapping: k8s.apiextensions.CustomResource
-    deployment_patch: k8s.apps.v1.DeploymentPatch
     service_patch: k8s.core.v1.ServicePatch
     exports: list[k8s.core.v1.ServicePatch]
 
     def __init__(self, name: str, args: MulticlusterTargetArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("aes-linkerd2:index:MulticlusterTarget", name, None, opts)
         line, gateway = args.line, args.product
-        after = pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on))
+        after = pulumi.ResourceOptions(parent=self, depends_on=list(args.custom_after))
 
         # Linkerd secures the hop between clusters, so requests reach Edge Stack as plain HTTP.
         self.host = ambassador.custom_resource(
@@ -141,16 +146,6 @@ class MulticlusterTarget(pulumi.ComponentResource):
             ),
             opts=after,
         )
-        self.deployment_patch = k8s.apps.v1.DeploymentPatch(
-            f"{name}-enable-gateway",
-            metadata=k8s.meta.v1.ObjectMetaPatchArgs(name=gateway.deployment, namespace=gateway.namespace),
-            spec=k8s.apps.v1.DeploymentSpecPatchArgs(
-                template=k8s.core.v1.PodTemplateSpecPatchArgs(
-                    metadata=k8s.meta.v1.ObjectMetaPatchArgs(annotations={upstream.ENABLE_GATEWAY_ANNOTATION: "true"})
-                )
-            ),
-            opts=after,
-        )
         self.service_patch = k8s.core.v1.ServicePatch(
             f"{name}-gateway-service",
             metadata=k8s.meta.v1.ObjectMetaPatchArgs(
@@ -160,14 +155,18 @@ class MulticlusterTarget(pulumi.ComponentResource):
                 annotations={**gateway_service_annotations(args), upstream.SKIP_AWAIT_ANNOTATION: "true"},
             ),
             spec=k8s.core.v1.ServiceSpecPatchArgs(ports=gateway_ports(args)),
-            opts=pulumi.ResourceOptions.merge(after, pulumi.ResourceOptions(deleted_with=args.service_resource)),
+            # The Service itself is all it needs: the Link that reads it is made later, by the source's `up`.
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=[args.service_resource] if args.service_resource else [],
+                deleted_with=args.service_resource,
+            ),
         )
         self.exports = [
             k8s.core.v1.ServicePatch(
                 f"{name}-export-{service.namespace}-{service.name}",
                 metadata=export_metadata(line, gateway, service),
-                # The gateway's Service patch waits for everything `after` names: one edge per export, not
-                # a dozen (the SDK walks the graph behind each edge).
+                # The gateway's annotations and ports first, then the label that routes the service through it.
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[self.service_patch, *args.exports_after]),
             )
             for service in args.exported_services

@@ -28,8 +28,12 @@ class QotmDemoArgs:
     namespace: pulumi.Input[str]
     # The Mapping's own add_linkerd_headers; None inherits the Module's.
     add_linkerd_headers: bool | None = None
-    # Edge Stack's CRDs and Module, and the meshed namespace.
+    # The meshed namespace (its inject annotation waits for the proxy injector): the Deployment's pods are meshed.
     depends_on: Sequence[pulumi.Resource] = ()
+    # What the Mapping waits for besides: Edge Stack's CRDs (and on 3.9.1 the conversion webhook).
+    mapping_after: Sequence[pulumi.Resource] = ()
+    # What the smoke test routes through: Edge Stack's Deployment, meshed.
+    gateway: Sequence[pulumi.Resource] = ()
     smoke_test_url: str | None = None
     # A trust rotation's mark (the anchors in the roots) on the pod template: a new one restarts QOTM.
     restart_mark: str | None = None
@@ -100,7 +104,11 @@ class QotmDemo(pulumi.ComponentResource):
         )
         self.service = k8s.core.v1.Service(
             f"{name}-service",
-            metadata=k8s.meta.v1.ObjectMetaArgs(name=upstream.QOTM_SERVICE, namespace=args.namespace),
+            # Not awaited: the provider would hold it until its endpoints settle for 10 seconds, and the Deployment
+            # behind it is awaited itself (the exports only label it).
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=upstream.QOTM_SERVICE, namespace=args.namespace, annotations={upstream.SKIP_AWAIT_ANNOTATION: "true"}
+            ),
             spec=k8s.core.v1.ServiceSpecArgs(
                 ports=[
                     k8s.core.v1.ServicePortArgs(
@@ -124,7 +132,7 @@ class QotmDemo(pulumi.ComponentResource):
             name=upstream.QOTM_MAPPING,
             namespace=args.namespace,
             spec=mapping_spec,
-            opts=after,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[*args.depends_on, *args.mapping_after]),
         )
         self.smoke_test = None
         if args.smoke_test_url is not None:
@@ -133,7 +141,7 @@ class QotmDemo(pulumi.ComponentResource):
                 create=smoke_command(args.smoke_test_url),
                 # Asked again whenever what it tests changes.
                 triggers=[self.deployment.metadata.generation, json.dumps(mapping_spec, sort_keys=True)],
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.deployment, self.service, self.mapping]),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.deployment, self.service, self.mapping, *args.gateway]),
             )
         self.service_name = self.service.id.apply(lambda _: upstream.QOTM_SERVICE)
         self.register_outputs({"serviceName": self.service_name})

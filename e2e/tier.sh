@@ -18,6 +18,7 @@
 #   start_work                         scripts/setup; WORK (a scratch folder), the PIDS array (killed on exit,
 #                                      then WORK removed unless KEEP_WORK is set), KUBECONFIG
 #   webhook_servers NAME...            e2e/webhooks.sh's servers for the clusters NAME, where they are built
+#   force_config DIR                   a copy of the project in DIR gets the local servers' values (copy_project's)
 #   copy_project                       PROJECT: a copy of the repository whose committed stacks are changed
 #                                      only where the local servers force it (each is listed at copy_project);
 #                                      Emissary's own CRDs where webhook_servers found apiext, else a stand-in
@@ -30,6 +31,13 @@
 #   slowest_steps STACK LOG            the 15 slowest steps of STACK's up, from the driver's progress in LOG
 #   deployment_times STACK LOG         each Deployment on cluster STACK: seconds until the API server had it
 #                                      Available (and its last rollout done), beside how long up awaited it
+#   critical_path STACK LOG           the dependency graph's critical path of STACK's up (its state's dependencies,
+#                                      timed by LOG)
+#   upgrade_check REV                  on a fresh target cluster (TARGET_PIDS stopped): the target made by git REV's
+#                                      program, then previewed and updated by this one
+#   load_now                           the load average (1, 5, 15 minutes), printed beside each figure
+#   kubectl_bench STACK                STACK's objects with kubectl on fresh API servers (stopped once measured): all
+#                                      at once, until every rollout is done, `kubectl diff`, in the page's order
 #   performance UP_S PREVIEW_S         the target's objects with kubectl on fresh API servers (all at once, and
 #                                      in the page's order with its waits) against up's UP_S and the no-change
 #                                      preview's PREVIEW_S: the PERFORMANCE line; says
@@ -173,11 +181,15 @@ webhook_servers() {
 # STAND-IN: an empty Endpoints object for a Service the endpoints controller gave none (kwok's loopback pod
 # IPs are refused in Endpoints; pulumi-kubernetes would await such a Service for 10 minutes; e2e/webhooks.sh).
 copy_project() {
-  local crds=$EMISSARY_CRDS
   PROJECT=$WORK/project
   mkdir -p "$PROJECT"
   git ls-files -co --exclude-standard -z -- . ":(exclude)venv" | tar --null -T - -cf - | tar -xf - -C "$PROJECT"
-  ln -s "$ROOT/venv" "$PROJECT/venv"
+  force_config "$PROJECT"
+}
+# force_config DIR: a project's copy (DIR) with the local servers' values in its stack files, and the venv linked.
+force_config() {
+  local crds=$EMISSARY_CRDS
+  ln -sfn "$ROOT/venv" "$1/venv"
   if [ -z "$WEBHOOK_APIEXT" ] && [ "$EMISSARY_VERSION" = 3.9.1 ]; then
     crds=$WORK/emissary-crds.no-webhook.yaml
     python3 - "$EMISSARY_CRDS" "$crds" <<'EOF'
@@ -192,7 +204,7 @@ for document in documents:
 yaml.safe_dump_all(documents, open(sys.argv[2], "w"), sort_keys=False)
 EOF
   fi
-  "$ROOT/venv/bin/python" - "$PROJECT" "$crds" "$EMISSARY_MANIFEST" "$WORK" "${WEBHOOK_LINKERD_HA:-false}" \
+  "$ROOT/venv/bin/python" - "$1" "$crds" "$EMISSARY_MANIFEST" "$WORK" "${WEBHOOK_LINKERD_HA:-false}" \
     "$EMISSARY_VERSION" "$HELM" <<'EOF'
 import sys, yaml
 project, crds, manifest = sys.argv[1:4]
@@ -254,6 +266,44 @@ deployment_times() {
   "$ROOT/venv/bin/python" "$ROOT/e2e/timings.py" deployments "$@" "$WORK/deployments.json"
 }
 
+# The dependency graph's critical path of STACK's up: its registered dependencies (`pulumi stack export`) timed by
+# the driver's progress in LOG.
+critical_path() {
+  say "the critical path of $1's up (seconds from the stack's start: each step waited on the one before it, the dependency that finished last):"
+  (cd "$PROJECT" && pulumi stack export --stack "$1") > "$WORK/state-$1.json"
+  "$ROOT/venv/bin/python" "$ROOT/e2e/timings.py" critical "$1" "$2" "$WORK/state-$1.json"
+}
+
+# upgrade_check REV: the target made again by the program at git REV, then previewed and updated by this one, on a
+# fresh target cluster (the webhook servers follow their first Services only: TARGET_PIDS, the cluster's processes and
+# its webhook watcher, are stopped first). Says which steps the plan replaces or deletes, and whether the update
+# rolled Edge Stack.
+upgrade_check() {
+  local old=$WORK/project-old k=("$B/kubectl" --context target -n emissary) before after i first
+  for ((i = ${#TARGET_PIDS[@]} - 1; i >= 0; i--)); do
+    kill "${TARGET_PIDS[i]}" 2>/dev/null && wait "${TARGET_PIDS[i]}" 2>/dev/null || true
+  done
+  rm -rf "$WORK/target"
+  first=${#PIDS[@]}
+  start_cluster target 127.0.100.0/24 127.1.0.0/16 && check_loopback target && serve_webhooks target || return 1
+  mkdir -p "$old"
+  git -C "$ROOT" archive "$1" | tar -x -C "$old"
+  force_config "$old"
+  PROJECT=$old driver up --stack target > /dev/null
+  before=$("${k[@]}" get deploy emissary-ingress -o jsonpath='{.metadata.generation}')
+  driver preview --stack target > /dev/null
+  say "UPGRADE from $1: what the preview updates, replaces or deletes (none when empty):"
+  grep -E '^\[target\] preview: [0-9]+ done, [0-9:]+  (update|replace|create-replacement|delete-replaced|delete) ' "$WORK/preview.log" \
+    | awk '{print "    " $6 " " $7}' | sort -u >&2 || true
+  tail -4 "$WORK/preview.log" >&2
+  driver up --stack target > /dev/null
+  after=$("${k[@]}" get deploy emissary-ingress -o jsonpath='{.metadata.generation}')
+  say "UPGRADE from $1: Edge Stack's Deployment generation $before before the update, $after after; its pod template's annotations:"
+  "${k[@]}" get deploy emissary-ingress -o jsonpath='{.spec.template.metadata.annotations}' >&2
+  echo >&2
+  _stop_from "$first"  # the API server before its etcd: stopped the other way round, it hung in its shutdown
+}
+
 # --- the same objects with kubectl, on a fresh API server -------------------------------------------
 # `up` of the target against `kubectl apply --server-side` of what it applies (render's YAML, in the
 # page's order: namespaces and CRDs, then the rest, then the custom resources, then waiting for every
@@ -269,13 +319,23 @@ _every_rollout_done() {  # what `up` awaits of each Deployment: its rollout comp
       done
 }
 
+# The machine's load average (1, 5, 15 minutes), printed beside each figure: the machine is shared.
+load_now() { cut -d' ' -f1-3 /proc/loadavg; }
+# Stops what was started after PIDS held N entries (a bench cluster, its webhooks): no idle cluster shares
+# the machine with the next figure.
+_stop_from() {
+  local i
+  for ((i = ${#PIDS[@]} - 1; i >= $1; i--)); do kill "${PIDS[i]}" 2>/dev/null && wait "${PIDS[i]}" 2>/dev/null || true; done
+  PIDS=("${PIDS[@]:0:$1}")
+}
+
 # The same objects in the page's order, each step applied when the page applies it and waited for
 # where the page waits (`linkerd check` after each install, the CRDs established and emissary-apiext
 # available before Edge Stack, Edge Stack available, the QOTM pods watched), on a cluster of its own;
-# then every rollout done, as `up` ends.
+# then every rollout done, as `up` ends. NAME SERVICE_CIDR POD_CIDR: the cluster; DIR the page's steps.
 kubectl_page_bench() {
-  local k=("$B/kubectl" --context page) began dir="$WORK/bench-objects/page" file
-  start_cluster page 127.0.106.0/24 127.6.0.0/16 && check_loopback page && serve_webhooks page || return 1
+  local k=("$B/kubectl" --context "$1") began dir=$4 file cluster=$1
+  start_cluster "$1" "$2" "$3" && check_loopback "$1" && serve_webhooks "$1" || return 1
   apply_step() {  # apply_step STEP: its objects, then its patches under their own field manager
     for file in "$dir/$1.yaml" "$dir/$1-patches.yaml"; do
       [ -f "$file" ] || continue
@@ -287,19 +347,19 @@ kubectl_page_bench() {
   apply_step 1-linkerd-crds && _crds_established "${k[@]}" || return 1
   apply_step 2-linkerd && available || return 1
   apply_step 3-edge-stack-crds && _crds_established "${k[@]}" \
-    && available && webhooks_ready page || return 1
+    && available && webhooks_ready "$cluster" || return 1
   apply_step 4-edge-stack && available || return 1
   apply_step 5-namespaces && apply_step 5-qotm && available || return 1
   apply_step 6-inject || return 1
   apply_step 7-multicluster && available || return 1
   apply_step 8-gateway || return 1
   _every_rollout_done "${k[@]}" || return 1
-  kubectl_page_s=$(_seconds_since "$began")
+  kubectl_page_s=$(_seconds_since "$began") kubectl_page_load=$(load_now)
 }
 
 performance() {
   local up_s=$1 preview_s=$2 up_ratio rollout_ratio page_ratio preview_ratio
-  if kubectl_bench; then
+  if kubectl_bench target; then
     read -r up_ratio rollout_ratio page_ratio preview_ratio < <(python3 -c "
 print(f'{$up_s / $kubectl_apply_s:.2f}x', f'{$up_s / $kubectl_rollout_s:.2f}x', f'{$up_s / $kubectl_page_s:.2f}x', f'{$preview_s / $kubectl_diff_s:.2f}x')")
     say "PERFORMANCE: target up ${up_s}s vs kubectl apply --server-side + wait ${kubectl_apply_s}s (${up_ratio});" \
@@ -310,11 +370,19 @@ print(f'{$up_s / $kubectl_apply_s:.2f}x', f'{$up_s / $kubectl_rollout_s:.2f}x', 
     return 1
   fi
 }
+
+# kubectl_bench STACK: the stack's objects (render's YAML) with kubectl on fresh API servers, each stopped once
+# measured: all at once until Available (kubectl_apply_s) and until every rollout is done (kubectl_rollout_s), the
+# no-change diff (kubectl_diff_s), then in the page's order (kubectl_page_s); each *_load the load average then.
+# The source's Link and its credentials are made at `up` from the live target (render lists them in
+# NOT-RENDERED.md): its baselines lack them.
 kubectl_bench() {
-  local k=("$B/kubectl" --context bench) began group status=0
-  start_cluster bench 127.0.105.0/24 127.5.0.0/16 && check_loopback bench && serve_webhooks bench || return 1
-  (cd "$PROJECT" && ./aes-linkerd2 render --stack target --out "$WORK/rendered") > "$WORK/render.log" 2>&1 || return 1
-  "$ROOT/venv/bin/python" - "$WORK/rendered/target" "$WORK/bench-objects" <<'EOF' || return 1
+  local stack=${1:-target} bench=bench page=page range=5 began group status=0 first=${#PIDS[@]}
+  [ "$stack" = target ] || { bench=bench-$stack page=page-$stack range=7; }
+  local k=("$B/kubectl" --context "$bench") objects="$WORK/bench-objects-$stack"
+  start_cluster "$bench" "127.0.10$range.0/24" "127.$range.0.0/16" && check_loopback "$bench" && serve_webhooks "$bench" || return 1
+  (cd "$PROJECT" && ./aes-linkerd2 render --stack "$stack" --out "$WORK/rendered-$stack") > "$WORK/render-$stack.log" 2>&1 || return 1
+  "$ROOT/venv/bin/python" - "$WORK/rendered-$stack/$stack" "$objects" <<'EOF' || return 1
 import pathlib, sys, yaml
 source, out = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
 out.mkdir()
@@ -323,8 +391,13 @@ groups = {"1-namespaces": [], "2-crds": [], "3-objects": [], "4-custom": [], "5-
 PAGE_STEPS = [
     ("linkerd-crds:", "1-linkerd-crds"), ("linkerd-multicluster:", "7-multicluster"), ("linkerd:", "2-linkerd"),
     ("edge-stack-crds:", "3-edge-stack-crds"), ("edge-stack-linkerd-inject", "6-inject"), ("edge-stack:", "4-edge-stack"),
-    ("ns-", "5-namespaces"), ("qotm", "5-qotm"), ("multicluster-target", "8-gateway"),
+    ("ns-", "5-namespaces"), ("qotm", "5-qotm"), ("multicluster-target", "8-gateway"), ("multicluster-source", "8-gateway"),
 ]
+# What the page's `linkerd inject` (step 6) and `enable-gateway` patch (step 8) add to Edge Stack's pod template,
+# where the program writes them with the Deployment itself: the page's person patches them in, each a rollout.
+GATEWAY = "config.linkerd.io/enable-gateway"
+def page_annotations(key):
+    return key == GATEWAY or key.startswith(("linkerd.io/", "config.linkerd.io/"))
 page = {}
 for path in sorted(source.glob("*.yaml")):
     if path.name == "steps.yaml":
@@ -361,6 +434,18 @@ for path in sorted(source.glob("*.yaml")):
     step = next((s for prefix, s in PAGE_STEPS if resource.startswith(prefix)), None)
     if step is None:
         sys.exit(f"kubectl_bench: no page step for {resource} ({path.name})")
+    if step == "4-edge-stack" and body["kind"] == "Deployment":
+        template = body["spec"]["template"].setdefault("metadata", {})
+        annotations = template.get("annotations") or {}
+        moved = {k: v for k, v in annotations.items() if page_annotations(k)}
+        template["annotations"] = {k: v for k, v in annotations.items() if k not in moved} or None
+        meta = {"name": body["metadata"]["name"], "namespace": body["metadata"]["namespace"]}
+        for later, keys in (("6-inject", {k for k in moved if k != GATEWAY}), ("8-gateway", {k for k in moved if k == GATEWAY})):
+            if keys:
+                page.setdefault(later + "-patches", []).append({
+                    "apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta,
+                    "spec": {"template": {"metadata": {"annotations": {k: moved[k] for k in sorted(keys)}}}},
+                })
     page.setdefault(step + ("-patches" if patch else ""), []).append(body)
 for name, bodies in groups.items():
     (out / f"{name}.yaml").write_text(yaml.safe_dump_all(bodies))
@@ -371,30 +456,32 @@ for name, bodies in page.items():  # kubectl applies in file order: namespaces a
 EOF
   began=$(date +%s.%N)
   for group in 1-namespaces 2-crds; do
-    "${k[@]}" apply --server-side --force-conflicts -f "$WORK/bench-objects/$group.yaml" >/dev/null || return 1
+    "${k[@]}" apply --server-side --force-conflicts -f "$objects/$group.yaml" >/dev/null || return 1
   done
   _crds_established "${k[@]}" || return 1
   for group in 3-objects 4-custom; do
-    [ "$group" = 3-objects ] || webhooks_ready bench || return 1
-    "${k[@]}" apply --server-side --force-conflicts -f "$WORK/bench-objects/$group.yaml" >/dev/null || return 1
+    [ "$group" = 3-objects ] || webhooks_ready "$bench" || return 1
+    "${k[@]}" apply --server-side --force-conflicts -f "$objects/$group.yaml" >/dev/null || return 1
   done
-  "${k[@]}" apply --server-side --force-conflicts --field-manager page-patches -f "$WORK/bench-objects/5-patches.yaml" \
+  "${k[@]}" apply --server-side --force-conflicts --field-manager page-patches -f "$objects/5-patches.yaml" \
     >/dev/null || return 1
   "${k[@]}" wait --for=condition=Available deploy --all -A --timeout=600s >/dev/null || return 1
-  kubectl_apply_s=$(_seconds_since "$began")
+  kubectl_apply_s=$(_seconds_since "$began") kubectl_apply_load=$(load_now)
   # What `up` awaits of each Deployment, its rollout complete (the patched template's too), where
   # Available above is already true while the old pods still serve: the same objects, kubectl's way.
   _every_rollout_done "${k[@]}" || return 1
-  kubectl_rollout_s=$(_seconds_since "$began")
+  kubectl_rollout_s=$(_seconds_since "$began") kubectl_rollout_load=$(load_now)
   began=$(date +%s.%N)
   for group in 1-namespaces 2-crds 3-objects 4-custom; do
-    "${k[@]}" diff --server-side --force-conflicts -f "$WORK/bench-objects/$group.yaml" >/dev/null 2>&1 || status=$?
+    "${k[@]}" diff --server-side --force-conflicts -f "$objects/$group.yaml" >/dev/null 2>&1 || status=$?
     [ "$status" -le 1 ] || return 1
   done
-  "${k[@]}" diff --server-side --force-conflicts --field-manager page-patches -f "$WORK/bench-objects/5-patches.yaml" \
+  "${k[@]}" diff --server-side --force-conflicts --field-manager page-patches -f "$objects/5-patches.yaml" \
     >/dev/null 2>&1 || status=$?
   [ "$status" -le 1 ] || return 1
-  kubectl_diff_s=$(_seconds_since "$began")
+  kubectl_diff_s=$(_seconds_since "$began") kubectl_diff_load=$(load_now)
+  _stop_from "$first"
   # Last: its cluster's controllers would share the machine with the timings above.
-  kubectl_page_bench
+  kubectl_page_bench "$page" "127.0.10$((range + 1)).0/24" "127.$((range + 1)).0.0/16" "$objects/page" || return 1
+  _stop_from "$first"
 }

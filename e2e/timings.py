@@ -1,6 +1,6 @@
 """Where `up`'s time went, from the driver's progress lines: the slowest steps, and each Deployment's time on the
 API server beside how long `up` awaited it. Shown, never asserted (e2e/test_full.py; e2e/tier.sh for perf.sh:
-`python e2e/timings.py slowest|deployments STACK LOG [DEPLOYMENTS.json]`).
+`python e2e/timings.py slowest|deployments|critical STACK LOG [DEPLOYMENTS.json|STATE.json]`).
 
 A progress line is "[STACK] up: N done, MM:SS  OP NAME": a line whose count went up ends NAME's step, any other
 starts it.
@@ -69,8 +69,46 @@ def deployments(stack: str, log: str, listed: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _name(urn: str) -> str:
+    return urn.rsplit("::", maxsplit=1)[-1]
+
+
+def critical_path(stack: str, log: str, state: dict[str, Any]) -> list[str]:
+    """The chain of registered dependencies that `up` waited on last, from the stack's state (`pulumi stack export`)
+    and each step's start and end in LOG: from the object that finished last, back through the dependency (or
+    provider) that finished last before it started."""
+    start, end = steps(stack, log)
+    waits: dict[str, set[str]] = {}
+    for resource in state["deployment"]["resources"]:
+        if resource["type"].startswith(("pulumi:", "aes-linkerd2:")):
+            continue  # the stack and the components: they last as long as their children
+        found = {_name(urn) for urn in resource.get("dependencies", [])}
+        if resource.get("provider"):
+            found.add(_name(resource["provider"].split("::", 1)[1].rsplit("::", 1)[0]))
+        waits[_name(resource["urn"])] = found
+    timed = [name for name in waits if name in end]
+    if not timed:
+        return ["    (no step of this stack's up found in the log)"]
+    chain = [max(timed, key=lambda n: (end[n], end[n] - start.get(n, end[n])))]
+    while True:
+        before = [n for n in waits.get(chain[-1], ()) if n in end and n not in chain]
+        if not before:
+            break
+        chain.append(max(before, key=lambda n: end[n]))
+    lines = []
+    for name in reversed(chain):
+        began, ended = start.get(name, end[name]), end[name]
+        lines.append(f"    {began:4d} -> {ended:4d}  ({ended - began:3d}s)  {name}")
+    return [f"    {len(chain)} steps, the last done at {end[chain[0]]}s:", *lines]
+
+
 if __name__ == "__main__":
     mode, stack, log = sys.argv[1:4]
     text = Path(log).read_text()
-    found = slowest(stack, text) if mode == "slowest" else deployments(stack, text, json.loads(Path(sys.argv[4]).read_text()))
+    if mode == "slowest":
+        found = slowest(stack, text)
+    elif mode == "critical":
+        found = critical_path(stack, text, json.loads(Path(sys.argv[4]).read_text()))
+    else:
+        found = deployments(stack, text, json.loads(Path(sys.argv[4]).read_text()))
     print("\n".join(found), file=sys.stderr)

@@ -229,7 +229,11 @@ def _in_order(objects: Iterable[ManifestObject], already_there: frozenset[str]) 
 
 
 def _options_for(
-    obj: ManifestObject, opts: pulumi.ResourceOptions, after: list[pulumi.Resource], ignored: Sequence[str]
+    obj: ManifestObject,
+    opts: pulumi.ResourceOptions,
+    after: list[pulumi.Resource],
+    ignored: Sequence[str],
+    namespace: pulumi.Resource | None,
 ) -> pulumi.ResourceOptions:
     return pulumi.ResourceOptions.merge(
         opts,
@@ -238,6 +242,9 @@ def _options_for(
             ignore_changes=list(ignored),
             # What upstream keeps on uninstall (shared CRDs such as Gateway API's) outlives `destroy`.
             retain_on_delete=True if obj.kept_by_upstream else None,
+            # When the manifest's namespace goes, the API server deletes what is in it: `destroy` deletes the
+            # namespace once, rather than each object and then the namespace, one wait after another.
+            deleted_with=namespace,
         ),
     )
 
@@ -259,7 +266,7 @@ def register(
 ) -> dict[str, pulumi.CustomResource]:
     """Register every object, keyed by `ManifestObject.key`, but what upstream keeps that is `already_there`.
 
-    Namespaces and CRDs come first; namespaced objects wait for their namespace, custom resources
+    Namespaces and CRDs come first; namespaced objects wait for their namespace (and are deleted with it), custom resources
     for the CRDs, service-account tokens for their account, webhooks and API services for the
     Deployments that serve them. `before`: objects of the same manifest registered before (their
     namespace, say), which these wait for as if registered here; `depends`: more to wait for, by key;
@@ -267,6 +274,7 @@ def register(
     """
     registered: dict[str, pulumi.CustomResource] = {}
     known = dict(before)  # what an object may wait for by key: registered before, or here
+    kept: set[str] = set()  # what outlives `destroy`
     # What custom resources and webhooks wait for, kept as they are registered (in that order).
     waited_for: dict[str, list[pulumi.Resource]] = {kind: [] for kind in ("CustomResourceDefinition", "Deployment")}
     for obj in _in_order(objects, already_there):
@@ -275,8 +283,13 @@ def register(
             raise ManifestError(f"{prefix}: {key} appears twice in the manifest")
         after = _waits_for(obj, known, waited_for) + list(depends.get(key, ()))
         body = stand_ins.substitute(obj.body, replacements)
-        resource_opts = _options_for(obj, opts, after, ignore_changes.get(key, ()))
+        # Deleted with its namespace, unless either outlives `destroy`.
+        deleted_with = f"Namespace/{obj.namespace}" if obj.namespace and not obj.kept_by_upstream else ""
+        namespace = known.get(deleted_with) if deleted_with not in kept else None
+        resource_opts = _options_for(obj, opts, after, ignore_changes.get(key, ()), namespace)
         registered[key] = known[key] = _register_one(obj, _resource_name(prefix, obj), body, resource_opts)
+        if obj.kept_by_upstream:
+            kept.add(key)
         if obj.kind in waited_for:
             waited_for[obj.kind].append(registered[key])
     return registered

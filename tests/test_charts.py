@@ -165,8 +165,15 @@ def gateway_objects(run: Run) -> dict[str, Any]:
     return {
         "service ports": service.inputs["spec"]["ports"],
         "service patch": run.one("ServicePatch", "multicluster-target-gateway-service").inputs,
-        "gateway patch": run.one("DeploymentPatch", "multicluster-target-enable-gateway").inputs,
-        "inject patch": run.one("DeploymentPatch", "edge-stack-linkerd-inject").inputs,
+        # Written with the Deployment: what `linkerd inject` added, and the gateway's enable-gateway (the chart's own
+        # `checksum/config` aside).
+        "pod annotations": {
+            key: value
+            for key, value in run.one("Deployment", "emissary-ingress", "emissary")
+            .inputs["spec"]["template"]["metadata"]["annotations"]
+            .items()
+            if "linkerd.io/" in key
+        },
     }
 
 
@@ -186,9 +193,13 @@ def test_the_gateway_patches_are_those_of_3_9_1(target: Run) -> None:
         "emissary-ingress.emissary.serviceaccount.identity.linkerd.cluster.local"
     )
     assert new["service ports"][0]["name"] == "mc-probe"
-    deployment = target.one("Deployment", "emissary-ingress", "emissary")
-    for patch in ("multicluster-target-enable-gateway", "edge-stack-linkerd-inject"):
-        assert target.depends(target.one("DeploymentPatch", patch), on=deployment)
+    assert new["pod annotations"] == {
+        "config.linkerd.io/enable-gateway": "true",
+        "config.linkerd.io/proxy-require-identity-inbound-ports": "4143",
+        "config.linkerd.io/skip-inbound-ports": "80,443",
+        "linkerd.io/inject": "enabled",
+    }
+    assert target.find("DeploymentPatch") == []
 
 
 def test_a_packaged_chart_and_a_cached_pull_pinned_by_the_lock(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

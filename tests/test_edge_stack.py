@@ -1,4 +1,4 @@
-"""EdgeStack: CRDs first, then the deployment, the Module with add_linkerd_headers, and the mesh patch."""
+"""EdgeStack: CRDs first, then the Module with add_linkerd_headers and the rest, the Deployment meshed as first written."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import pulumi_kubernetes as k8s
 import pytest
 
 from components.edge_stack import EdgeStack, EdgeStackArgs, prepare_object
+from driver.offline import Registration
 from support import manifests, upstream
 from support.config_model import ClusterAccess, Tls
 from support.linkerd_cli import LinkerdCli
@@ -33,6 +34,8 @@ def build(
     gateway_port: int = 4143,
     preview: bool = False,
     crds_file: Path | None = None,
+    pod_annotations: dict[str, str] | None = None,
+    restart_mark: str | None = None,
 ) -> Run:
     if line is upstream.PAGE:
         files = (upstream_file(PAGE_FILES[0]), upstream_file(PAGE_FILES[1]))
@@ -60,7 +63,9 @@ def build(
                 cli=LinkerdCli(binary=binary, cluster=ClusterAccess(context="ctx")),
                 gateway_port=gateway_port,
                 control_plane=[control_plane],
+                pod_annotations=pod_annotations or {},
                 tls=tls,
+                restart_mark=restart_mark,
             ),
             opts=pulumi.ResourceOptions(providers={"kubernetes": provider}),
         )
@@ -177,7 +182,21 @@ def test_load_balancer_service_is_not_awaited() -> None:
     assert service.inputs["spec"]["ports"][0] == {"name": "http", "port": 80, "targetPort": 8080}
 
 
-def test_mesh_is_the_real_inject_with_the_pages_flags_applied_as_a_patch() -> None:
+def direct(run: Run, resource: Registration) -> set[str]:
+    """The names of what `resource` waits for itself (not through others)."""
+    by_urn = {r.urn: r.name for r in run.registrations}
+    return {by_urn[urn] for urn in resource.dependencies}
+
+
+# What `linkerd inject` with the page's flags adds to Edge Stack 3's pod template (the real CLI's output).
+INJECTED = {
+    "config.linkerd.io/proxy-require-identity-inbound-ports": "4143",
+    "config.linkerd.io/skip-inbound-ports": "80,443",
+    "linkerd.io/inject": "enabled",
+}
+
+
+def test_mesh_is_the_real_inject_with_the_pages_flags_written_with_the_deployment() -> None:
     run = build(gateway_port=4143)
     [call] = [c for c in run.mocks.calls if c[0] == "inject"]
     assert call == [
@@ -189,35 +208,51 @@ def test_mesh_is_the_real_inject_with_the_pages_flags_applied_as_a_patch() -> No
         "4143",
         "-",
     ]
-    patch = run.one("DeploymentPatch")
-    assert patch.inputs["metadata"] == {"name": "edge-stack", "namespace": "ambassador"}
-    # Only what inject added: the manifest's own annotations stay with their owner.
-    assert patch.inputs["spec"] == {
-        "template": {
-            "metadata": {
-                "annotations": {
-                    "config.linkerd.io/proxy-require-identity-inbound-ports": "4143",
-                    "config.linkerd.io/skip-inbound-ports": "80,443",
-                    "linkerd.io/inject": "enabled",
-                }
-            }
-        }
+    assert run.find("DeploymentPatch") == [], "no patch: the Deployment is written meshed, one rollout"
+    deployment = run.one("Deployment", "edge-stack")
+    manifest = next(d for d in manifests.parse(CURRENT_FILES[1].read_text()) if d.kind == "Deployment" and d.name == "edge-stack")
+    own = manifest.body["spec"]["template"]["metadata"].get("annotations") or {}
+    # The manifest's own annotations and exactly what inject added.
+    assert deployment.inputs["spec"]["template"]["metadata"]["annotations"] == {**own, **INJECTED}
+    # The rest of the template is the manifest's.
+    template = {k: v for k, v in deployment.inputs["spec"]["template"].items() if k != "metadata"}
+    assert template == {k: v for k, v in manifest.body["spec"]["template"].items() if k != "metadata"}
+    # Its pods are meshed when created: after the proxy injector serves (here the control plane's stand-in), its
+    # namespace and the CRDs; nothing else.
+    crds = {r.name for r in run.registrations if r.name.startswith("edge-stack-crds:")}
+    assert direct(run, deployment) == {"linkerd-ns", "edge-stack:ambassador"} | crds
+
+
+def test_only_the_deployment_waits_for_the_control_plane() -> None:
+    run = build()
+    control_plane = run.one("Namespace", "linkerd")
+    waiting = {r.name for r in run.registrations if control_plane.urn in r.dependencies}
+    assert waiting == {"edge-stack:ambassador/edge-stack"}
+
+
+def test_gateway_annotations_and_the_rotation_mark_are_in_the_same_write() -> None:
+    run = build(pod_annotations={"config.linkerd.io/enable-gateway": "true"}, restart_mark="roots-1")
+    assert run.find("DeploymentPatch") == []
+    annotations = run.one("Deployment", "edge-stack").inputs["spec"]["template"]["metadata"]["annotations"]
+    assert {k: v for k, v in annotations.items() if "linkerd.io/" in k} == {
+        **INJECTED,
+        "config.linkerd.io/enable-gateway": "true",
     }
-    assert run.depends(patch, on=run.one("Deployment", "edge-stack"))
-    assert run.depends(patch, on=run.one("Namespace", "linkerd"))
+    assert annotations[upstream.TRUST_ANCHORS_ANNOTATION] == "roots-1"
 
 
 def test_identity_port_follows_the_gateway_port() -> None:
-    patch = build(gateway_port=4999).one("DeploymentPatch")
+    deployment = build(gateway_port=4999).one("Deployment", "edge-stack")
     assert (
-        patch.inputs["spec"]["template"]["metadata"]["annotations"]["config.linkerd.io/proxy-require-identity-inbound-ports"]
+        deployment.inputs["spec"]["template"]["metadata"]["annotations"]["config.linkerd.io/proxy-require-identity-inbound-ports"]
         == "4999"
     )
 
 
 @pytest.mark.parametrize("preview", [False, True])
 def test_page_line_injects_against_the_live_control_plane_at_up(preview: bool) -> None:
-    """2.8's inject reads the control plane's config: the page's flags, asked of the cluster by a Command."""
+    """2.8's inject reads the control plane's config: the page's flags, asked of the cluster by a Command, whose
+    output the Deployment is then written with."""
     run = build(upstream.PAGE, license_key=None, preview=preview)
     assert [c for c in run.mocks.calls if c[:1] == ["inject"]] == [], "nothing injects while the program runs"
     inject = run.one("Command", "edge-stack-linkerd-inject-render")
@@ -225,12 +260,14 @@ def test_page_line_injects_against_the_live_control_plane_at_up(preview: bool) -
         "linkerd --context ctx inject --skip-inbound-ports 80,443 --require-identity-on-inbound-ports 4143 -"
     )
     deployment = run.one("Deployment", "ambassador", "ambassador")
-    assert json.loads(inject.inputs["stdin"]) == deployment.inputs | {"apiVersion": "apps/v1", "kind": "Deployment"}
+    manifest = next(
+        d for d in manifests.parse(upstream_file(PAGE_FILES[1]).read_text()) if d.kind == "Deployment" and d.name == "ambassador"
+    )
+    assert json.loads(inject.inputs["stdin"]) == manifest.body
     assert inject.inputs["logging"] == "stderr"
-    assert run.depends(inject, on=deployment) and run.depends(inject, on=run.one("Namespace", "linkerd"))
-    patch = run.one("DeploymentPatch")
-    assert patch.inputs["metadata"] == {"name": "ambassador", "namespace": "ambassador"}
-    assert run.depends(patch, on=inject)
+    assert direct(run, inject) == {"linkerd-ns"}
+    assert run.find("DeploymentPatch") == []
+    assert direct(run, deployment) >= {"linkerd-ns", "edge-stack-linkerd-inject-render"}
 
 
 def test_tls_with_a_certificate_from_config() -> None:

@@ -209,12 +209,33 @@ def test_crds_come_first_and_webhooks_wait_for_their_deployments() -> None:
     run = build()
     crds = [r for r in run.find("CustomResourceDefinition") if "linkerd-crds" in r.name]
     injector, webhook = run.one("Deployment", "linkerd-proxy-injector"), run.one("MutatingWebhookConfiguration")
-    for resource in (injector, webhook, run.one("Namespace", "linkerd")):
+    for resource in (injector, webhook):
         assert all(run.depends(resource, on=crd) for crd in crds), resource.name
+    # The namespace needs no CRD: made beside them, so the identity's Commands start sooner.
+    namespace = run.one("Namespace", "linkerd")
+    assert namespace.dependencies == []
     assert run.depends(webhook, on=injector)
-    assert run.depends(injector, on=run.one("Namespace", "linkerd"))
+    assert run.depends(injector, on=namespace)
     controller = run.one("Deployment", "controller-target")
     assert run.depends(controller, on=webhook) and run.depends(controller, on=run.one("Deployment", "linkerd-identity"))
+
+
+def test_only_the_extensions_workloads_wait_for_the_proxy_injector() -> None:
+    """Its pods are meshed at admission; its accounts, token, roles, policy and the Link CRD need Linkerd's CRDs alone."""
+    run = build()
+    control_plane = {r.urn for r in run.registrations if r.name.startswith("linkerd:")}
+    crds = {r.urn for r in run.registrations if r.name.startswith("linkerd-crds:")}
+    extension = [r for r in run.registrations if r.name.startswith("linkerd-multicluster:")]
+    assert extension
+    for resource in extension:
+        waits = set(resource.dependencies)
+        assert crds <= waits, resource.name
+        if resource.kind in ("Deployment", "StatefulSet", "DaemonSet"):
+            assert waits & control_plane, resource.name
+        else:
+            assert not waits & control_plane, resource.name
+    token = run.one("Secret", "linkerd-service-mirror-remote-access-default-token")
+    assert not run.depends(token, on=run.one("MutatingWebhookConfiguration"))
 
 
 def test_randomly_generated_webhook_material_is_kept_as_first_applied() -> None:

@@ -75,6 +75,33 @@ def test_register_orders_namespaces_and_crds_first_and_webhooks_after_deployment
     assert by_kind["Deployment"].name == "t:mesh/injector" and by_kind["Namespace"].name == "t:mesh"
 
 
+def test_what_is_in_a_namespace_of_the_manifest_is_deleted_with_it() -> None:
+    """`destroy` deletes the namespace, and the API server what is in it: no wait per object before the namespace's."""
+    kept = (
+        "---\napiVersion: v1\nkind: ConfigMap\n"
+        "metadata: {name: kept, namespace: mesh, annotations: {helm.sh/resource-policy: keep}}\n"
+        "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: elsewhere, namespace: other}\n"
+    )
+
+    def program() -> None:
+        manifests.register(manifests.parse(MANIFEST + kept), prefix="t", opts=pulumi.ResourceOptions())
+
+    run = run_program(program)
+    assert run.error is None, run.error
+    namespace = run.one("Namespace", "mesh")
+    deleted_with = {r.name: r.deleted_with for r in run.registrations if r.type != "pulumi:providers:kubernetes"}
+    assert deleted_with == {
+        "t:mesh": "",
+        "t:widgets.example.io": "",
+        "t:injector-webhook": "",
+        "t:mesh/injector": namespace.urn,
+        "t:mesh/w": namespace.urn,
+        # What outlives `destroy`, and what is in a namespace the manifest does not make, are deleted as themselves.
+        "t:mesh/kept": "",
+        "t:other/elsewhere": "",
+    }
+
+
 def test_register_applies_ignore_changes_by_key_and_refuses_duplicates() -> None:
     text = "apiVersion: v1\nkind: Secret\nmetadata: {name: s, namespace: n}\ndata: {a: YQ==}\n"
 

@@ -1,4 +1,4 @@
-"""MulticlusterTarget: Edge Stack as the Linkerd gateway, every kubectl patch of the page as a server-side patch."""
+"""MulticlusterTarget: Edge Stack as the Linkerd gateway, the page's Service patches as server-side patches."""
 
 from __future__ import annotations
 
@@ -31,7 +31,8 @@ def build(
         provider = k8s.Provider("cluster", context="target-ctx")
         on = pulumi.ResourceOptions(provider=provider)
         service = k8s.core.v1.Service("edge-stack-service", metadata={"name": "svc"}, opts=on)
-        mesh = k8s.apps.v1.DeploymentPatch("mesh", metadata={"name": "edge"}, opts=on)
+        crd = k8s.core.v1.ConfigMap("edge-stack-crd", metadata={"name": "stands-for-the-crds"}, opts=on)
+        qotm = k8s.core.v1.Service("qotm-service", metadata={"name": "qotm-linkerd2"}, opts=on)
         MulticlusterTarget(
             "multicluster-target",
             MulticlusterTargetArgs(
@@ -44,8 +45,9 @@ def build(
                 ),
                 trust_domain="cluster.local",
                 exported_services=exports,
-                depends_on=[mesh],
                 service_resource=service,
+                custom_after=[crd],
+                exports_after=[qotm],
             ),
             opts=pulumi.ResourceOptions(providers={"kubernetes": provider}),
         )
@@ -85,16 +87,27 @@ def test_health_check_mapping_is_the_pages(line: upstream.VersionLine) -> None:
     )
 
 
-def test_deployment_patch_enables_the_gateway() -> None:
-    run = build()
-    patch = run.one("DeploymentPatch", "multicluster-target-enable-gateway")
-    assert patch.inputs == {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": "edge-stack", "namespace": "ambassador"},
-        "spec": {"template": {"metadata": {"annotations": {"config.linkerd.io/enable-gateway": "true"}}}},
+def direct(run: Run, name: str) -> set[str]:
+    """The names of what the resource `name` waits for itself (not through others)."""
+    by_urn = {r.urn: r.name for r in run.registrations}
+    [resource] = [r for r in run.registrations if r.name == name]
+    return {by_urn[urn] for urn in resource.dependencies}
+
+
+def test_each_object_waits_only_for_what_it_needs() -> None:
+    """The custom resources for their CRDs, the gateway patch for its Service, each export for the gateway patch and
+    the service it labels; nothing waits for the multicluster extension (the Link, on the source, reads the gateway
+    later) nor for Edge Stack's rollout."""
+    run = build(exports=(ExportedService("default", "qotm-linkerd2"),))
+    assert direct(run, "multicluster-target-host") == {"edge-stack-crd"}
+    assert direct(run, "multicluster-target-health-mapping") == {"edge-stack-crd"}
+    assert direct(run, "multicluster-target-gateway-service") == {"edge-stack-service"}
+    assert direct(run, "multicluster-target-export-default-qotm-linkerd2") == {
+        "multicluster-target-gateway-service",
+        "qotm-service",
     }
-    assert run.depends(patch, on=run.one("DeploymentPatch", "mesh"))
+    # The page's enable-gateway patch is written with Edge Stack's Deployment (components/edge_stack.py).
+    assert run.find("DeploymentPatch") == []
 
 
 @pytest.mark.parametrize("preview", [False, True])

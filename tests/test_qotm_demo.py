@@ -10,6 +10,7 @@ import pulumi_kubernetes as k8s
 import pytest
 
 from components.qotm_demo import QotmDemo, QotmDemoArgs, smoke_command
+from driver.offline import Registration
 from support import upstream
 from tests.harness import Run, run_program
 from tests.schemas import validate_builtin, validate_custom_resource
@@ -18,10 +19,20 @@ from tests.schemas import validate_builtin, validate_custom_resource
 def build(line: upstream.VersionLine = upstream.CURRENT, *, preview: bool = False, **kwargs: object) -> Run:
     def program() -> None:
         provider = k8s.Provider("cluster", context="ctx")
-        namespace = k8s.core.v1.NamespacePatch("ns", metadata={"name": "default"}, opts=pulumi.ResourceOptions(provider=provider))
+        on = pulumi.ResourceOptions(provider=provider)
+        namespace = k8s.core.v1.NamespacePatch("ns", metadata={"name": "default"}, opts=on)
+        crds = k8s.core.v1.ConfigMap("edge-stack-crds", metadata={"name": "stands-for-the-crds"}, opts=on)
+        gateway = k8s.core.v1.ConfigMap("edge-stack", metadata={"name": "stands-for-the-deployment"}, opts=on)
         QotmDemo(
             "qotm",
-            QotmDemoArgs(line=line, namespace="default", depends_on=[namespace], **kwargs),  # type: ignore[arg-type]
+            QotmDemoArgs(
+                line=line,
+                namespace="default",
+                depends_on=[namespace],
+                mapping_after=[crds],
+                gateway=[gateway],
+                **kwargs,  # type: ignore[arg-type]
+            ),
             opts=pulumi.ResourceOptions(providers={"kubernetes": provider}),
         )
 
@@ -62,9 +73,28 @@ def test_deployment_is_exactly_the_pages(preview: bool) -> None:
     assert run.depends(deployment, on=run.one("NamespacePatch"))
 
 
-def test_service_is_exactly_the_pages() -> None:
+def direct(run: Run, resource: Registration) -> set[str]:
+    by_urn = {r.urn: r.name for r in run.registrations}
+    return {by_urn[urn] for urn in resource.dependencies}
+
+
+def test_each_object_waits_only_for_what_it_needs() -> None:
+    """The Deployment and Service for the meshed namespace (whose annotation waits for the proxy injector), the
+    Mapping for Edge Stack's CRDs too; none for Edge Stack's Deployment (only the smoke test routes through it)."""
+    run = build()
+    assert direct(run, run.one("Deployment")) == {"ns"}
+    assert direct(run, run.one("Service")) == {"ns"}
+    assert direct(run, run.one("Mapping")) == {"ns", "edge-stack-crds"}
+
+
+def test_service_is_the_pages_not_awaited() -> None:
+    """The page's Service; the provider's 10-second endpoints settle guards nothing: its Deployment is awaited."""
     service = build().one("Service", "qotm-linkerd2")
-    assert service.inputs["metadata"] == {"name": "qotm-linkerd2", "namespace": "default"}
+    assert service.inputs["metadata"] == {
+        "name": "qotm-linkerd2",
+        "namespace": "default",
+        "annotations": {"pulumi.com/skipAwait": "true"},
+    }
     assert service.inputs["spec"] == {"ports": [{"name": "http", "port": 80, "targetPort": 5000}], "selector": {"app": "qotm"}}
     validate_builtin("v1", "Service", {k: service.inputs[k] for k in ("metadata", "spec")}, "1.34")
 
@@ -96,8 +126,7 @@ def test_smoke_step_asks_edge_stack_for_a_quote_after_the_demo_is_up() -> None:
     assert smoke.inputs["create"] == smoke_command("http://203.0.113.7")
     assert "curl -fsSL --max-time 10 http://203.0.113.7/qotm-linkerd2/ | grep -q '\"quote\"'" in smoke.inputs["create"]
     assert smoke.inputs["create"].endswith("exit 1")
-    for dependency in ("Deployment", "Service", "Mapping"):
-        assert run.depends(smoke, on=run.one(dependency))
+    assert direct(run, smoke) == {"qotm-deployment", "qotm-service", "qotm-mapping", "edge-stack"}
     assert build().find("Command") == []
 
 

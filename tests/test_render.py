@@ -82,8 +82,6 @@ def test_one_folder_per_stack_with_every_object(current: tuple[dict[str, Any], P
     for name in (
         "deployment-ambassador-edge-stack.yaml",
         "module-ambassador-ambassador.yaml",
-        "deploymentpatch-ambassador-edge-stack-linkerd-inject.yaml",
-        "deploymentpatch-ambassador-multicluster-target-enable-gateway.yaml",
         "servicepatch-ambassador-multicluster-target-gateway-service.yaml",
         "host-ambassador-linkerd-host.yaml",
         "mapping-ambassador-public-health-check.yaml",
@@ -94,6 +92,8 @@ def test_one_folder_per_stack_with_every_object(current: tuple[dict[str, Any], P
         "servicepatch-default-multicluster-target-export-default-qotm-linkerd2.yaml",
     ):
         assert name in target, name
+    # Edge Stack's pod template is written meshed, as the gateway, with its Deployment: no patch of it.
+    assert not [name for name in target if name.startswith("deploymentpatch-")]
     assert target["mapping-default-linkerd2-qotm.yaml"] == {
         "apiVersion": "getambassador.io/v3alpha1",
         "kind": "Mapping",
@@ -173,9 +173,11 @@ def test_with_the_real_cli_only_the_link_is_left_out(current: tuple[dict[str, An
     )
     assert summary["source"]["notRendered"] == [f"`<linkerd> --context kind-target {link}` (needs the target cluster)"]
     target = objects(out / "target")
-    assert len([n for n in target if "linkerd" in n]) > 70, "every object of Linkerd's install"
-    patch = target["deploymentpatch-ambassador-edge-stack-linkerd-inject.yaml"]
-    assert patch["spec"]["template"]["metadata"]["annotations"] == {
+    assert len([n for n in target if "linkerd" in n]) >= 70, "every object of Linkerd's install"
+    deployment = target["deployment-ambassador-edge-stack.yaml"]
+    annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+    assert {k: v for k, v in annotations.items() if "linkerd.io/" in k} == {
+        "config.linkerd.io/enable-gateway": "true",
         "config.linkerd.io/proxy-require-identity-inbound-ports": "4143",
         "config.linkerd.io/skip-inbound-ports": "80,443",
         "linkerd.io/inject": "enabled",
@@ -194,13 +196,13 @@ def test_without_the_cli_what_it_renders_is_listed_not_guessed(tmp_path: Path) -
     assert summary["target"]["missingCli"] == summary["source"]["missingCli"] == "edge-26.8.3"
     # Every object Linkerd's CLI renders carries its created-by annotation.
     assert not [n for n, body in objects(out / "target").items() if "linkerd.io/created-by" in json.dumps(body)]
-    # No inject patch: one built from a stand-in would read as a real, empty one.
-    assert not [name for name in objects(out / "target") if "inject" in name]
+    # No Edge Stack Deployment: one built from a stand-in inject would read as a real, unmeshed one.
+    assert not [name for name in objects(out / "target") if name == "deployment-emissary-emissary-ingress.yaml"]
     notes = (out / "target" / "NOT-RENDERED.md").read_text().splitlines()
     assert notes[:3] == [
         "# Not rendered for stack target",
         "",
-        "- DeploymentPatch emissary/emissary-ingress (resource `edge-stack-linkerd-inject`): "
+        "- Deployment emissary/emissary-ingress (resource `edge-stack:emissary/emissary-ingress`): "
         "built from a step that needs the linkerd CLI edge-26.8.3",
     ]
     assert notes[3:] == sorted(notes[3:]) and len(notes) == 7
@@ -312,7 +314,7 @@ def test_it_renders_with_no_network_at_all(tmp_path: Path) -> None:
     online = run_cli(tmp_path, "--out", "online", *cli_settings())
     assert online.returncode == 0, online.stderr
     assert files(tmp_path / "offline") == files(tmp_path / "online")
-    assert len([n for n in files(tmp_path / "offline") if n.startswith("target/") and "linkerd" in n]) > 70
+    assert len([n for n in files(tmp_path / "offline") if n.startswith("target/") and "linkerd" in n]) >= 70
 
 
 def test_a_manifest_url_out_of_reach_is_one_error_naming_the_stack_and_key(tmp_path: Path) -> None:

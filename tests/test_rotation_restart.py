@@ -72,10 +72,10 @@ def restart_patches(run: Run) -> list[Any]:
     return [r for r in run.registrations if r.kind in PATCH_KINDS and r.name.startswith("restart-")]
 
 
-# The program's own templates that carry the mark on the target: Edge Stack's inject patch, QOTM, and the multicluster
+# The program's own templates that carry the mark on the target: Edge Stack's Deployment, QOTM, and the multicluster
 # extension's workloads the injector meshes. Linkerd's control plane rolls by its own `linkerd.io/trust-root-sha256`.
 OWN_TARGET = {
-    "edge-stack-linkerd-inject",
+    "edge-stack:ambassador/edge-stack",
     "qotm-deployment",
     "linkerd-multicluster:linkerd-multicluster/linkerd-local-service-mirror",
 }
@@ -88,7 +88,7 @@ def test_bundle_marks_exactly_the_meshed_templates_the_program_meshes(live: list
     assert marked(run) == dict.fromkeys(OWN_TARGET | USERS, "0 1")
     assert live == [("default",)]
     # Edge Stack: the mark rides on the inject patch, beside what `linkerd inject` added.
-    inject = template_annotations(run)["edge-stack-linkerd-inject"]
+    inject = template_annotations(run)["edge-stack:ambassador/edge-stack"]
     assert inject[upstream.INJECT_ANNOTATION] == upstream.INJECT_ENABLED and inject[MARK] == "0 1"
     # QOTM: its own Deployment's template, nothing else there.
     assert template_annotations(run)["qotm-deployment"] == {MARK: "0 1"}
@@ -159,7 +159,7 @@ def test_the_source_follows_the_targets_anchors(live: list[Any]) -> None:
     target = {**target_outputs(), "identityAnchors": {"generation": 1, "phase": "bundle"}}
     run = run_stack("source", source_config(), stack_references={TARGET: target})
     assert run.error is None, run.error
-    own = {"edge-stack-linkerd-inject"} | {name for name in marked(run) if name.startswith("linkerd-multicluster")}
+    own = {"edge-stack:ambassador/edge-stack"} | {name for name in marked(run) if name.startswith("linkerd-multicluster")}
     assert marked(run) == dict.fromkeys(own | (USERS | {"restart-deployment-default-qotm"}), "0 1")
     # On the source QOTM is off by default: its `qotm` Deployment is a user's workload there, patched like any other.
     assert any(name.startswith("linkerd-multicluster") for name in own)

@@ -87,7 +87,7 @@ def test_checks_depend_on_everything_they_verify() -> None:
     check = run.one("Command", "multicluster-source-multicluster-check")
     for resource in (
         run.one("Link"),
-        run.one("DeploymentPatch", "edge-stack-linkerd-inject"),
+        run.one("Deployment", "edge-stack", "ambassador"),
         run.one("NamespacePatch"),
         run.one("Deployment", "linkerd-identity"),
     ):

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from cryptography import x509
 
+from driver.offline import Registration
 from support import upstream
 from support.errors import ConfigError
 from support.project import RUNS_OFFLINE_ENV
@@ -72,10 +73,14 @@ def test_every_step_of_the_page_is_registered(line: str) -> None:
     assert run.one("Deployment", edge[0], edge[1])
     assert run.one("Module", "ambassador", edge[1]).inputs["spec"]["config"]["add_linkerd_headers"] is True
     page_flags = "inject --skip-inbound-ports 80,443 --require-identity-on-inbound-ports 4143 -"
+    # Written once, meshed and as the gateway: no patch of its pod template (one rollout).
+    assert run.find("DeploymentPatch") == []
     if line == "current":
-        mesh = run.one("DeploymentPatch", "edge-stack-linkerd-inject").inputs["spec"]["template"]["metadata"]["annotations"]
+        mesh = run.one("Deployment", edge[0], edge[1]).inputs["spec"]["template"]["metadata"]["annotations"]
         assert mesh["config.linkerd.io/skip-inbound-ports"] == "80,443"
         assert mesh["config.linkerd.io/proxy-require-identity-inbound-ports"] == "4143"
+        assert mesh["linkerd.io/inject"] == "enabled"
+        assert mesh["config.linkerd.io/enable-gateway"] == "true"
     else:  # 2.8 injects against the live control plane, at `up` (the end-to-end tier shows what it adds)
         assert run.one("Command", "edge-stack-linkerd-inject-render").inputs["create"].endswith(page_flags)
     # The meshed namespace and QOTM.
@@ -84,7 +89,6 @@ def test_every_step_of_the_page_is_registered(line: str) -> None:
     assert run.one("Mapping", "linkerd2-qotm", "default").inputs["spec"]["prefix"] == "/qotm-linkerd2/"
     # The gateway.
     assert run.one("Host", "linkerd-host") and run.one("Mapping", "public-health-check")
-    assert run.one("DeploymentPatch", "multicluster-target-enable-gateway")
     gateway = run.one("ServicePatch", "multicluster-target-gateway-service").inputs
     assert [(p["name"], p["port"]) for p in gateway["spec"]["ports"]] == [("mc-probe", 80), ("https", 443), ("mc-gateway", 4143)]
     assert (
@@ -109,29 +113,48 @@ def test_every_getambassador_object_is_valid_for_its_line(line: str) -> None:
         )
 
 
-def test_order_of_the_page_and_a_removal_linkerd_accepts() -> None:
-    """Pulumi deletes in reverse dependency order: patches and the demo go before the control plane."""
+def direct(run: Run, resource: Registration) -> set[str]:
+    """The names of what `resource` waits for itself (not through others)."""
+    by_urn = {r.urn: r.name for r in run.registrations}
+    return {by_urn[urn] for urn in resource.dependencies}
+
+
+def test_only_the_real_dependencies_and_a_removal_linkerd_accepts() -> None:
+    """CRDs before their objects; the proxy injector serving before a meshed pod; the gateway Service before its patch
+    and the exports; nothing else. Pulumi deletes in reverse: the meshed workloads go before the control plane."""
     run = up()
     control_plane = run.one("Deployment", "linkerd-proxy-injector", "linkerd")
     webhook = run.one("MutatingWebhookConfiguration")
-    inject = run.one("DeploymentPatch", "edge-stack-linkerd-inject")
+    # What says the injector serves: the control plane's webhooks and API services (each waits for its Deployments).
+    serving = {
+        r.name
+        for r in run.registrations
+        if r.name.startswith("linkerd:")
+        and r.kind in ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration", "APIService")
+    }
+    assert webhook.name in serving and run.depends(webhook, on=control_plane)
+    edge_stack = run.one("Deployment", "edge-stack", "ambassador")
+    edge_stack_crds = {r.name for r in run.registrations if r.name.startswith("edge-stack-crds:")}
+    assert direct(run, edge_stack) == {"edge-stack:ambassador"} | edge_stack_crds | serving
     namespace = run.one("NamespacePatch", "ns-default")
-    for dependent in (inject, namespace):
-        assert run.depends(dependent, on=control_plane) and run.depends(dependent, on=webhook)
-    assert run.depends(run.one("Deployment", "qotm"), on=namespace)
-    assert run.depends(run.one("Mapping", "linkerd2-qotm"), on=run.one("CustomResourceDefinition", "mappings.getambassador.io"))
+    assert direct(run, namespace) == serving
+    assert direct(run, run.one("Deployment", "qotm")) == {"ns-default"}
+    assert direct(run, run.one("Service", "qotm-linkerd2")) == {"ns-default"}
+    assert direct(run, run.one("Mapping", "linkerd2-qotm")) == {"ns-default"} | edge_stack_crds
     module = run.one("Module")
     assert run.depends(module, on=run.one("CustomResourceDefinition", "modules.getambassador.io"))
+    # The gateway: its Service first, nothing else; the Host and the health Mapping after Edge Stack's CRDs.
     gateway_patch = run.one("ServicePatch", "multicluster-target-gateway-service")
-    assert run.depends(gateway_patch, on=inject) and run.depends(gateway_patch, on=control_plane)
-    # The gateway waits for the multicluster extension; only the exports wait for the services they label.
-    service_mirror = run.one("Deployment", "linkerd-local-service-mirror", "linkerd-multicluster")
-    links = run.one("CustomResourceDefinition", "links.multicluster.linkerd.io")
-    assert run.depends(gateway_patch, on=service_mirror) and run.depends(gateway_patch, on=links)
-    qotm_service = run.one("Service", "qotm-linkerd2")
+    edge_stack_service = run.one("Service", "edge-stack", "ambassador")
+    assert gateway_patch.dependencies == [edge_stack_service.urn]
+    assert gateway_patch.deleted_with == edge_stack_service.urn
+    assert direct(run, run.one("Host", "linkerd-host")) == edge_stack_crds
+    assert direct(run, run.one("Mapping", "public-health-check")) == edge_stack_crds
     export = run.one("ServicePatch", "multicluster-target-export-default-qotm-linkerd2")
-    assert run.depends(export, on=qotm_service) and run.depends(export, on=gateway_patch)
-    assert not run.depends(gateway_patch, on=qotm_service)
+    assert direct(run, export) == {"multicluster-target-gateway-service", "qotm-service"}
+    # Nothing of the target waits for the multicluster extension but its own objects.
+    extension = {r.urn for r in run.registrations if r.name.startswith("linkerd-multicluster:")}
+    assert [r.name for r in run.registrations if set(r.dependencies) & extension and r.urn not in extension] == []
     # The link's token is filled only once its account exists (the real CLI renders both).
     token = run.one("Secret", "linkerd-service-mirror-remote-access-default-token", "linkerd-multicluster")
     assert token.inputs["type"] == "kubernetes.io/service-account-token"
