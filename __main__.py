@@ -410,6 +410,9 @@ def main() -> None:
         kubeconfig=clusters.provider_kubeconfig(pulumi.get_stack(), cfg.cluster.context, cfg.cluster.kubeconfig),
         context=cfg.cluster.context,
         cluster_identifier=cfg.cluster.name,
+        # A ConfigMap whose data changes (Linkerd's trust roots and linkerd-config at a rotation's bundle and drop-old)
+        # is updated in place, as kubectl would; the provider's default replaces it, deleting it first (it is named).
+        enable_config_map_mutable=True,
     )
     on_cluster = pulumi.ResourceOptions(providers={"kubernetes": provider})
     cluster = Cluster(

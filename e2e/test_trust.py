@@ -353,6 +353,15 @@ def hold_issuer(clusters: LiveCluster, context: str, held: bool) -> None:
     hold.touch() if held else hold.unlink(missing_ok=True)
 
 
+def config_map_uids(clusters: LiveCluster) -> dict[tuple[str, str], str]:
+    """The uid of the roots ConfigMap and of linkerd-config on each cluster: a replaced object has a new one."""
+    return {
+        (context, name): live(clusters, context, "configmap", name)["metadata"]["uid"]
+        for context in CLUSTERS
+        for name in (ROOTS, "linkerd-config")
+    }
+
+
 def up(clusters: LiveCluster, what: str) -> Run:
     done = clusters.driver("up", timeout=900)
     print(f"\n[trust] {what}: up (target, then source) {done.seconds:.0f}s")
@@ -451,7 +460,10 @@ def test_issuer_renewal_is_loaded_by_the_controller(trust_clusters: LiveCluster)
 def test_rotation_bundle(trust_clusters: LiveCluster) -> None:
     clusters = trust_clusters
     before = {c: {p["metadata"]["name"] for p in identity_pods(clusters, c)} for c in CLUSTERS}
+    uids = config_map_uids(clusters)
     bundle(clusters)
+    # The roots change in place: the ConfigMaps are updated, never deleted and made again (the provider's default).
+    assert config_map_uids(clusters) == uids
     stale = {}
     for context in CLUSTERS:
         roots = live(clusters, context, "configmap", ROOTS)
@@ -532,7 +544,9 @@ def test_rotation_restart(trust_clusters: LiveCluster) -> None:
 def test_rotation_drop_old(trust_clusters: LiveCluster) -> None:
     clusters = trust_clusters
     before = {c: {p["metadata"]["name"] for p in identity_pods(clusters, c)} for c in CLUSTERS}
+    uids = config_map_uids(clusters)
     drop_old(clusters)
+    assert config_map_uids(clusters) == uids
     for context in CLUSTERS:
         roots = live(clusters, context, "configmap", ROOTS)
         assert roots["data"]["ca-bundle.crt"].count("BEGIN CERTIFICATE") == 1
