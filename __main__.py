@@ -61,6 +61,8 @@ class Cluster:
     restart_mark: str | None = None
     # The meshed namespaces' workloads, as live now (read once a rotation has marked anything).
     live_workloads: tuple[restarts.Workload, ...] = ()
+    # The mark on Linkerd's own Deployments: only at a rotation's `restart` step (their roots hash rolls them otherwise).
+    control_plane_mark: str | None = None
 
 
 @dataclass(frozen=True)
@@ -137,6 +139,7 @@ def mesh_cluster(cluster: Cluster) -> Mesh:
             links=(cfg.role.target.name,) if isinstance(cfg.role, SourceRole) and cfg.line.link_controllers_in_install else (),
             link_probe_port=link_probe_port(cluster),
             restart_mark=cluster.restart_mark,
+            control_plane_mark=cluster.control_plane_mark,
             remote_access_account=(
                 upstream.remote_access_account(cfg.role.link_credentials)
                 if isinstance(cfg.role, TargetRole) and cfg.role.link_credentials
@@ -345,12 +348,16 @@ def source_stack(cluster: Cluster, role: SourceRole) -> None:
     pulumi.export("linkServiceAccount", account)
 
 
+def followed_anchors(cfg: StackConfig, anchors: AnchorPlan, target: Mapping[str, Any]) -> AnchorPlan:
+    """The rotation this stack's restarts follow: the target's own plan; the source, the target's last update."""
+    return anchors if isinstance(cfg.role, TargetRole) else current_anchors(target.get("identityAnchors"))
+
+
 def restart_inputs(
     cfg: StackConfig, anchors: AnchorPlan, target: Mapping[str, Any]
 ) -> tuple[str | None, tuple[restarts.Workload, ...]]:
-    """The rotation's mark (the source follows the roots of the target's last update) and, once there is one, the
-    meshed namespaces' live workloads."""
-    mark = (anchors if isinstance(cfg.role, TargetRole) else current_anchors(target.get("identityAnchors"))).restart_mark
+    """The rotation's mark and, once there is one, the meshed namespaces' live workloads."""
+    mark = followed_anchors(cfg, anchors, target).restart_mark
     return mark, (live_cluster.workloads(cfg) if mark is not None else ())
 
 
@@ -409,9 +416,25 @@ def main() -> None:
         kubeconfig=clusters.provider_kubeconfig(pulumi.get_stack(), cfg.cluster.context, cfg.cluster.kubeconfig),
         context=cfg.cluster.context,
         cluster_identifier=cfg.cluster.name,
+        # A ConfigMap whose data changes (Linkerd's trust roots and linkerd-config at a rotation's bundle and drop-old)
+        # is updated in place, as kubectl would; the provider's default replaces it, deleting it first (it is named).
+        enable_config_map_mutable=True,
     )
     on_cluster = pulumi.ResourceOptions(providers={"kubernetes": provider})
-    cluster = Cluster(cfg, cli, crds, manifest, on_cluster, last, anchors, target, already_there, mark, workloads)
+    cluster = Cluster(
+        cfg,
+        cli,
+        crds,
+        manifest,
+        on_cluster,
+        last,
+        anchors,
+        target,
+        already_there,
+        mark,
+        workloads,
+        control_plane_mark=followed_anchors(cfg, anchors, target).control_plane_mark,
+    )
     match cfg.role:
         case TargetRole():
             target_stack(cluster, cfg.role)

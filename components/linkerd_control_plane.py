@@ -53,6 +53,9 @@ class LinkerdControlPlaneArgs:
     # A trust rotation's mark for the workloads the injector meshes (the extension's): a new one restarts them. The
     # control plane's own pods roll by themselves (their template carries the roots' hash).
     restart_mark: str | None = None
+    # The same mark on the control plane's own Deployments, set only at the rotation's `restart` step (the roots do
+    # not change then); the identity controller's then rolls first, the others after it.
+    control_plane_mark: str | None = None
 
 
 @dataclass(frozen=True)
@@ -204,6 +207,9 @@ class LinkerdControlPlane(pulumi.ComponentResource):
             self.crds, self.retained = self._register_crds(name, args, crds_render)
             # Read before the stand-in files go.
             install = external_issuer(self._objects(args, name, install_render), line.issuer_scheme)
+        if args.control_plane_mark is not None:
+            mark = {upstream.TRUST_ANCHORS_ANNOTATION: args.control_plane_mark}
+            install = [manifests.with_pod_annotations(o, mark) if o.kind in manifests.POD_TEMPLATE_KINDS else o for o in install]
         # The namespace first: the identity's Commands write their Secrets into it. It needs no CRD: made beside them.
         namespace = manifests.register(
             [obj for obj in install if obj.key == _NAMESPACE],
@@ -243,20 +249,40 @@ class LinkerdControlPlane(pulumi.ComponentResource):
     ) -> dict[str, pulumi.CustomResource]:
         """The install's objects but its namespace: the trust roots first, then the rest, every Deployment after the
         roots (the identity controller reads them once, at its start: a pod started before a rotation's write keeps
-        the old roots and refuses the new-chain issuer), the identity controller also after its issuer's Secret."""
+        the old roots and refuses the new-chain issuer), the identity controller also after its issuer's Secret.
+        At a rotation's `restart` step the identity controller's rollout comes first, the other Deployments after it:
+        gate (c) counts from the identity controller's start, so every other proxy must start later."""
         opts = pulumi.ResourceOptions(parent=self, depends_on=self.crds)
         roots_objects = [obj for obj in install if obj.key == _TRUST_ROOTS]
         roots = manifests.register(roots_objects, prefix=name, opts=opts, replacements=replacements, before=namespace)
         after: dict[str, list[pulumi.Resource]] = {obj.key: list(roots.values()) for obj in install if obj.kind == "Deployment"}
         after[_IDENTITY_DEPLOYMENT] = [*after.get(_IDENTITY_DEPLOYMENT, []), issuer]
-        return roots | manifests.register(
-            [obj for obj in install if obj.key not in (_NAMESPACE, _TRUST_ROOTS)],
-            prefix=name,
-            opts=opts,
-            replacements=replacements,
-            ignore_changes=args.line.generated_fields,
-            before=namespace,
-            depends=after,
+        rest = [obj for obj in install if obj.key not in (_NAMESPACE, _TRUST_ROOTS)]
+        first: dict[str, pulumi.CustomResource] = {}
+        if args.control_plane_mark is not None:
+            first = manifests.register(
+                [obj for obj in rest if obj.key == _IDENTITY_DEPLOYMENT],
+                prefix=name,
+                opts=opts,
+                replacements=replacements,
+                ignore_changes=args.line.generated_fields,
+                before=namespace,
+                depends=after,
+            )
+            rest = [obj for obj in rest if obj.key not in first]
+            after = {key: [*waits, *first.values()] for key, waits in after.items() if key not in first}
+        return (
+            roots
+            | first
+            | manifests.register(
+                rest,
+                prefix=name,
+                opts=opts,
+                replacements=replacements,
+                ignore_changes=args.line.generated_fields,
+                before=namespace,
+                depends=after,
+            )
         )
 
     def _register_crds(

@@ -10,7 +10,9 @@ Pulumi's state, config, outputs or logs, nor the linkerd CLI.
 Rotating it takes three `up`s (`trustAnchorRotation`: bundle, issuers, drop-old), as Linkerd's guide
 does by hand: a new anchor (a new Command, by its generation's name) joins the trust roots; then
 the issuers are re-issued by it; then the old one leaves the roots. Each proxy trusts both anchors
-while either signs an issuer, so none is rejected at any step.
+while either signs an issuer, so none is rejected at any step. A fourth, optional, between issuers and
+drop-old (`restart`) only changes the restart mark: every meshed proxy restarts and gets a certificate
+from the new issuer at once, instead of within a certificate's lifetime.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ class Phase(StrEnum):
     STABLE = "stable"  # one anchor, in the roots and signing the issuers
     BUNDLE = "bundle"  # the roots carry the old and the new anchor; the old one signs the issuers
     ISSUERS = "issuers"  # the roots carry both; the new one signs the issuers
+    RESTART = "restart"  # as ISSUERS, and the meshed workloads restarted since (the restart mark says so)
 
 
 @dataclass(frozen=True)
@@ -67,15 +70,23 @@ class AnchorPlan:
 
     @property
     def restart_mark(self) -> str | None:
-        """The value of the meshed pod templates' `aes-linkerd2.io/trust-anchors`: the anchors in the roots.
+        """The value of the meshed pod templates' `aes-linkerd2.io/trust-anchors`: the anchors in the roots, and
+        `after issuers` once the `restart` step asked for new proxies.
 
-        It changes exactly when the roots do (`bundle`, `drop-old`), so those updates roll the meshed workloads
-        the program restarts, and their proxies read the new roots. None before any rotation: the templates
-        of a stack that never rotated stay as they were.
+        It changes exactly when the roots do (`bundle`, `drop-old`) and at `restart`, so those updates roll the
+        meshed workloads the program restarts: their proxies read the new roots, or get a certificate from the new
+        issuer. None before any rotation: the templates of a stack that never rotated stay as they were.
         """
         if self.generation == 0 and self.phase is Phase.STABLE:
             return None
-        return " ".join(str(generation) for generation in self.trusted)
+        anchors = " ".join(str(generation) for generation in self.trusted)
+        return f"{anchors} after issuers" if self.phase is Phase.RESTART else anchors
+
+    @property
+    def control_plane_mark(self) -> str | None:
+        """The mark for Linkerd's own Deployments: only at `restart`, where the roots (whose hash their templates
+        carry, which rolls them in the other steps) do not change. None elsewhere: no roll of theirs is added."""
+        return self.restart_mark if self.phase is Phase.RESTART else None
 
 
 # (phase the last update left, step asked) -> phase of this update; a step that repeats the last
@@ -88,8 +99,16 @@ _STEPS = {
     (Phase.BUNDLE, RotationStep.ISSUERS): Phase.ISSUERS,
     (Phase.ISSUERS, RotationStep.ISSUERS): Phase.ISSUERS,
     (Phase.ISSUERS, RotationStep.DROP_OLD): Phase.STABLE,
+    (Phase.ISSUERS, RotationStep.RESTART): Phase.RESTART,
+    (Phase.RESTART, RotationStep.RESTART): Phase.RESTART,
+    (Phase.RESTART, RotationStep.DROP_OLD): Phase.STABLE,
 }
-_NEXT = {Phase.STABLE: RotationStep.BUNDLE, Phase.BUNDLE: RotationStep.ISSUERS, Phase.ISSUERS: RotationStep.DROP_OLD}
+_NEXT = {
+    Phase.STABLE: "bundle",
+    Phase.BUNDLE: "issuers",
+    Phase.ISSUERS: "restart (or drop-old, a certificate lifetime after issuers)",
+    Phase.RESTART: "drop-old",
+}
 
 
 def anchor_plan(previous: Mapping[str, Any] | None, step: RotationStep | None) -> AnchorPlan:
@@ -102,7 +121,7 @@ def anchor_plan(previous: Mapping[str, Any] | None, step: RotationStep | None) -
     if phase is None:
         where = "no rotation is under way" if last is Phase.STABLE else f"the last update did step {last.value}"
         reason = "removed while a rotation is under way" if step is None else "skips a step or goes back"
-        raise ConfigError(ROTATION_KEY, step and step.value, f"{reason}: {where}; the next step is {_NEXT[last].value}")
+        raise ConfigError(ROTATION_KEY, step and step.value, f"{reason}: {where}; the next step is {_NEXT[last]}")
     if phase is last:
         return AnchorPlan(generation, phase)
     if phase is Phase.BUNDLE:
@@ -139,7 +158,14 @@ def _step_warning(phase: Phase, generation: int) -> str:
         return (
             f"trust anchor rotation, step issuers: every issuer is re-issued by trust anchor {generation}; "
             f"the trust roots still carry anchors {generation - 1} and {generation}. "
-            f"Once every proxy has a certificate from a new issuer (24h), set {ROTATION_KEY}=drop-old"
+            f"Once both identity controllers loaded it (`./aes-linkerd2 certs`: issuer loaded), set {ROTATION_KEY}=restart; "
+            f"or, once every proxy has a certificate from a new issuer (24h), {ROTATION_KEY}=drop-old"
+        )
+    if phase is Phase.RESTART:
+        return (
+            f"trust anchor rotation, step restart: the workloads the program meshes restart, Linkerd's own with the "
+            f"identity controller first, so that every proxy gets a certificate from the issuer trust anchor {generation} "
+            f"signed. Once none is left from an old one (`./aes-linkerd2 certs`: drop-old), set {ROTATION_KEY}=drop-old"
         )
     return (
         f"trust anchor rotation, step drop-old: the trust roots carry only trust anchor {generation}; "

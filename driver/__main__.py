@@ -37,9 +37,9 @@ VERBS = {
     "render": "write every Kubernetes object each stack would apply as YAML, one folder per stack, "
     "offline: no cluster, no Pulumi CLI; secrets are not written; the same inputs give the same bytes. "
     f"Exit {RENDERED_INCOMPLETELY} when the linkerd CLI was missing (what it renders is listed in NOT-RENDERED.md)",
-    "rotate-trust": "rotate the trust anchor across both clusters, unattended: bundle, issuers, drop-old, each `up` "
-    "restarting what the program meshes, each next step only once the live gates pass (roots held, issuer loaded, "
-    "drop-old allowed); stopped at any point, run it again to go on",
+    "rotate-trust": "rotate the trust anchor across both clusters, unattended: bundle, issuers, restart, drop-old, "
+    "each `up` but issuers restarting what the program meshes, each next step only once the live gates pass (roots "
+    "held, issuer loaded, drop-old allowed); stopped at any point, run it again to go on",
     "setup": "fetch what the stacks need (the pinned linkerd CLI, Edge Stack's release manifests) into the cache, "
     "verified; --check only reports, --all fetches every pinned release (`setup --help`)",
 }

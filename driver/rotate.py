@@ -19,7 +19,7 @@ from driver.api import Deployment
 from driver.rotation import Act, Gate, Observed, Reading
 from driver.settings import STACKS, DriverError, read_settings
 from driver.status import checks, read
-from support import clock, trust_gates
+from support import clock, restarts, trust_gates
 from support.certificates import RotationStep
 
 # stack, its outputs -> its gates, read from its cluster now.
@@ -78,7 +78,10 @@ def observe(deployment: Deployment, gates_for: GatesFor) -> Observed:
     step = configured_step(deployment)
     target, source = outputs["target"], outputs["source"]
     anchors = target.get("identityAnchors") or {}
-    follows = all(source.get(key) == target.get(key) for key in ("trustRootsPem", "trustAnchorPem"))
+    # The source applied the target's roots and signing anchor, and the same restart mark (the `restart` step's).
+    follows = all(source.get(key) == target.get(key) for key in ("trustRootsPem", "trustAnchorPem")) and (
+        _mark(source) == _mark(target)
+    )
     return Observed(
         step=step,
         phase=str(anchors.get("phase") or "stable"),
@@ -86,6 +89,12 @@ def observe(deployment: Deployment, gates_for: GatesFor) -> Observed:
         source_follows=follows,
         gates={stack: gates_for(stack, outputs[stack]) for stack in STACKS},
     )
+
+
+def _mark(outputs: Mapping[str, Any]) -> Any:
+    """The restart mark a stack's last update applied (support/restarts.output; None: no rotation yet)."""
+    restarted = outputs.get(restarts.OUTPUT)
+    return restarted.get("mark") if isinstance(restarted, Mapping) else None
 
 
 @dataclass

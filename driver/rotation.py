@@ -9,10 +9,17 @@ killed at any point and started again picks up where it stopped: each answer dep
     (bundle, stable)     -> up                               bundle is set, not applied
     (bundle, bundle)     -> wait (a) on both -> set issuers  every meshed pod holds both anchors
     (issuers, bundle)    -> wait (a) on both -> up
-    (issuers, issuers)   -> wait (c) on both -> set drop-old  every proxy certificate is from a new-chain issuer
-    (drop-old, issuers)  -> wait (c) on both -> up
+    (issuers, issuers)   -> wait (b) on both -> set restart   both identity controllers loaded the new issuer
+    (restart, issuers)   -> wait (b) on both -> up
+    (restart, restart)   -> wait (c) on both -> set drop-old  every proxy certificate is from a new-chain issuer
+    (drop-old, restart)  -> wait (c) on both -> up
+    (drop-old, issuers)  -> wait (c) on both -> up            drop-old set by hand after issuers, no restart
     (drop-old, stable)   -> wait (a) on both -> done          every meshed pod holds the new anchor alone
     anything else        -> refuse, naming the key and the next step
+
+`restart` changes nothing but the restart mark, so its `up` rolls every meshed workload the program restarts
+(Linkerd's own too, the identity controller first): their new proxies ask the identity controller, which gate (b)
+says holds the new issuer, for their certificates. Before (b) a restarted proxy could still get an old-chain one.
 
 `done` leaves `drop-old` set (the program does nothing with it), so running the command again after a
 rotation completed, or after being stopped at its very end, never starts a second one by itself: it
@@ -20,7 +27,8 @@ says the rotation is complete. `--new-anchor` starts the next rotation from ther
 (never rotated, or the key removed after a rotation) a run starts one without it.
 
 An `up` is also asked for while the source does not yet follow the target's step (a run stopped between the
-two stacks). The restarts are part of the `bundle` and `drop-old` updates themselves (support/restarts.py).
+two stacks: its roots, signing anchor or restart mark differ). The restarts are part of the `bundle`, `restart` and
+`drop-old` updates themselves (support/restarts.py).
 """
 
 from __future__ import annotations
@@ -84,13 +92,16 @@ _TABLE: dict[tuple[str | None, str], tuple[Gate | None, Next]] = {
     ("bundle", "stable"): (None, Next(Act.UP, "bundle", ("bundle is set, not yet applied",))),
     ("bundle", "bundle"): (Gate.ROOTS, Next(Act.SET, "issuers", ("every meshed pod holds both anchors",))),
     ("issuers", "bundle"): (Gate.ROOTS, Next(Act.UP, "issuers", ("issuers is set, not yet applied",))),
-    ("issuers", "issuers"): (Gate.DROP_OLD, Next(Act.SET, "drop-old", ("every proxy certificate is from a new issuer",))),
+    ("issuers", "issuers"): (Gate.ISSUER, Next(Act.SET, "restart", ("both identity controllers loaded the new issuer",))),
+    ("restart", "issuers"): (Gate.ISSUER, Next(Act.UP, "restart", ("restart is set, not yet applied",))),
+    ("restart", "restart"): (Gate.DROP_OLD, Next(Act.SET, "drop-old", ("every proxy certificate is from a new issuer",))),
+    ("drop-old", "restart"): (Gate.DROP_OLD, Next(Act.UP, "drop-old", ("drop-old is set, not yet applied",))),
     ("drop-old", "issuers"): (Gate.DROP_OLD, Next(Act.UP, "drop-old", ("drop-old is set, not yet applied",))),
     ("drop-old", "stable"): (Gate.ROOTS, Next(Act.DONE, None, ("every meshed pod holds the new anchor alone",))),
 }
 # What the step set says the target's last update should have done.
-_APPLIED = {"bundle": "bundle", "issuers": "issuers", "drop-old": "stable"}
-_NEXT_STEP = {"stable": "bundle", "bundle": "issuers", "issuers": "drop-old"}
+_APPLIED = {"bundle": "bundle", "issuers": "issuers", "restart": "restart", "drop-old": "stable"}
+_NEXT_STEP = {"stable": "bundle", "bundle": "issuers", "issuers": "restart", "restart": "drop-old"}
 
 
 def decide(seen: Observed, *, new_anchor: bool = False) -> Next:

@@ -15,6 +15,10 @@ the symlink `..data` swapped to it by a rename. The controller's fsnotify watche
 create of `..data` in its folder (pkg/tls/creds_watcher.go); a rename onto it is one. A volume is written
 only when its content changed, so the controller sees a renewal and nothing else.
 
+A kubelet projects a changed Secret at its next sync of the pod (a minute or more on a real node; this stand-in, every
+other second). While `<base>/hold-issuer` exists, a running controller's issuer volume is left as it is, as a slow
+sync would leave it: a tier shows with it what waits for gate (b). A pod that starts gets its volumes at once.
+
 Exit 1 while the objects are not all there (the caller polls again); 2 when something is refused (said on
 stderr): an argument of the identity container it does not know (anything new could name something to dial),
 or a pod IP off 127.0.0.0/8 (the process listens on its pod's IP).
@@ -51,6 +55,7 @@ KNOWN = {
     "-kube-apiclient-burst",
 }
 LOOPBACK = ipaddress.ip_network("127.0.0.0/8")
+HOLD = "hold-issuer"
 
 
 def refuse(message: str) -> None:
@@ -147,9 +152,11 @@ def main(base: Path) -> int:
             refuse(f"pod {name} has IP {ip}, off loopback")
         folder = base / name
         volumes = folder / "run" / "linkerd" / "identity"
-        project(volumes / "issuer", issuer_files)
+        running_already = alive(folder / "pid")
+        if not (running_already and (base / HOLD).exists()):
+            project(volumes / "issuer", issuer_files)
         project(volumes / "trust-roots", roots_files)
-        if not alive(folder / "pid"):
+        if not running_already:
             (folder / "args").write_text("\0".join(args) + "\0")
             print(f"start {name} {ip}")
     return 0

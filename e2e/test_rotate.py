@@ -5,17 +5,19 @@ Each step is a test, in order (a failed step skips the ones after it):
 
 1. `up` of both stacks, then a Deployment of someone else's (`web`, made with kubectl) in the meshed `default`;
 2. `rotate-trust` started, and killed (SIGTERM) at its first wait: it did `bundle` and `issuers` (gate (a) passes
-   here, see below), and waits at gate (c). The target's stack file says `issuers`, both clusters' roots carry both
-   anchors, and `web`, Edge Stack (both clusters) and QOTM carry the mark `aes-linkerd2.io/trust-anchors: 0 1` on
-   their pod templates, `web`'s owned by the field manager `aes-linkerd2-restart` (with the provider's own
-   `pulumi.com/patchFieldManager` annotation on `web`'s metadata: nothing else of it touched);
-3. `rotate-trust` run again: it goes on from there (no step set or applied again) and waits at gate (c).
+   here, see below), and waits at gate (b) before its `restart`. The target's stack file says `issuers`, both
+   clusters' roots carry both anchors, and `web`, Edge Stack (both clusters) and QOTM carry the mark
+   `aes-linkerd2.io/trust-anchors: 0 1` on their pod templates, `web`'s owned by the field manager
+   `aes-linkerd2-restart` (with the provider's own `pulumi.com/patchFieldManager` annotation on `web`'s metadata:
+   nothing else of it touched);
+3. `rotate-trust` run again: it goes on from there (no step set or applied again) and waits at gate (b).
 
-GATE (b) CANNOT PASS HERE: no Linkerd identity controller runs in these clusters yet (the identity-process branch
-adds one), so no `IssuerUpdated` Event is ever recorded and the identity pods (kwok's) started before the issuer
-was written. The resumed run therefore stops where it must, at gate (c) after `issuers` (which needs (b)), and
-this test asserts that exact refusal: the timeout naming, per cluster, the identity pods that have not reported
-loading the new issuer. `drop-old` and the last restart are not reached here.
+GATE (b) CANNOT PASS HERE: no Linkerd identity controller runs in these clusters (e2e/test_trust.py runs one), so no
+`IssuerUpdated` Event is ever recorded and the identity pods (kwok's) started before the issuer was written. The
+resumed run therefore stops where it must, at gate (b) after `issuers`, before the `restart` that would hand out
+certificates from an issuer no controller holds; this test asserts that exact refusal (the timeout naming, per
+cluster, the identity pods that have not reported loading the new issuer) and that nothing was restarted: the
+templates keep the bundle's mark. `restart`, `drop-old` and the last restart are not reached here.
 
 GATE (a) IS VACUOUS HERE: this tier serves no proxy injector (e2e/clusters.sh, as the safety and mirror tiers; Linkerd
 without HA, its webhook failing open), so no pod carries a proxy and "every meshed pod holds both anchors" holds of
@@ -74,7 +76,7 @@ def test_rotate_trust_killed_at_its_first_wait(clusters: LiveCluster, tmp_path_f
     print(f"\n[rotate] first run, killed while waiting:\n{said}")
     assert "step bundle: a new trust anchor joins the roots of both clusters: set trustAnchorRotation=bundle" in said
     assert "step issuers: every meshed pod holds both anchors: set trustAnchorRotation=issuers" in said
-    assert "waiting for drop-old allowed:" in said
+    assert "waiting for issuer loaded:" in said and "step restart" not in said
     assert clusters.stack_config(TARGET)["config"]["aes-linkerd2:trustAnchorRotation"] == "issuers"
     assert (roots(clusters, TARGET), roots(clusters, SOURCE)) == (2, 2)
     # The program's own templates and someone else's `web` carry the mark; `web`'s by its own field manager only.
@@ -94,7 +96,7 @@ def test_rotate_trust_killed_at_its_first_wait(clusters: LiveCluster, tmp_path_f
     assert web["spec"]["template"]["spec"]["containers"][0]["image"] == "example.invalid/web:1"
 
 
-def test_rotate_trust_resumed_stops_at_the_issuer_gate(clusters: LiveCluster) -> None:
+def test_rotate_trust_resumed_stops_at_the_issuer_gate_restarting_nothing(clusters: LiveCluster) -> None:
     run = clusters.driver("rotate-trust", "--interval", "5", "--timeout", "120", timeout=2400)
     print(f"\n[rotate] resumed run (exit {run.returncode}, {run.seconds:.0f}s):\n{run.stderr}")
     # It went on from where it was killed: no step set or applied again.
@@ -102,9 +104,13 @@ def test_rotate_trust_resumed_stops_at_the_issuer_gate(clusters: LiveCluster) ->
     assert run.returncode == 1, run.said()
     lines = run.stderr.strip().splitlines()
     end = lines[lines.index(next(line for line in lines if line.startswith("error: timed out after"))) :]
-    assert end[0].startswith("error: timed out after 1") and end[0].endswith("s waiting for drop-old allowed:"), end
+    assert end[0].startswith("error: timed out after 1") and end[0].endswith("s waiting for issuer loaded:"), end
     for stack, line in zip((TARGET, SOURCE), end[1:3], strict=True):
-        assert line.startswith(f"{stack}: drop-old allowed: the new issuer: not yet: written "), line
+        assert line.startswith(f"{stack}: issuer loaded: not yet: written "), line
         assert "identity pod(s) started before it without IssuerUpdated" in line, line
     assert end[-1] == "run `./aes-linkerd2 rotate-trust` again to go on from here (nothing is undone)"
     assert clusters.stack_config(TARGET)["config"]["aes-linkerd2:trustAnchorRotation"] == "issuers"
+    # Nothing restarted before the identity controllers loaded the new issuer: the bundle's mark, Linkerd's own unmarked.
+    assert template_annotations(clusters, "default", "web")[MARK] == "0 1"
+    assert template_annotations(clusters, "emissary", "emissary-ingress", context=SOURCE)[MARK] == "0 1"
+    assert MARK not in template_annotations(clusters, "linkerd", "linkerd-identity")

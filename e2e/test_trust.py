@@ -17,14 +17,22 @@ without HA (one identity pod per cluster). Each step is a test, in order (a fail
 5. the rotation's `bundle` step: gate (a) waits on the meshed pods kwok started before the roots' write, named;
    after the restarts the README asks for, every meshed pod holds the new roots (hash and start time, read live);
 6. `issuers`: both controllers record `IssuerUpdated` for the new-chain issuer (which the roots they read at their
-   start, after `bundle`, verify); gate (c) waits on every proxy started before that, then passes once they restart;
-7. `drop-old`: the identity pods roll with the new roots alone, their new processes load the new issuer at start;
-   after the last restart, gate (a) passes again.
+   start, after `bundle`, verify); gate (c) waits on every proxy started before that, and nothing restarts them;
+7. `restart` (the program's own restart after issuers, nothing by hand): the identity pod rolls first and its new
+   process loads the new issuer at its start, every other meshed workload (Linkerd's own too) after it, each template
+   marked `0 1 after issuers`; gate (c) then passes on both clusters;
+8. `drop-old`: the identity pods roll with the new roots alone, their new processes load the new issuer at start;
+   after the last restart, gate (a) passes again;
+9. a second rotation through `./aes-linkerd2 rotate-trust --new-anchor`, unattended: the kubelet stand-in holds back
+   the source's new issuer (e2e/identity_volumes.py's `hold-issuer`, as a kubelet's slower sync would), so the command
+   waits at gate (b) after `issuers`, restarting nothing; it is killed there, the hold released, and the run started
+   again goes on: `restart` once both controllers report the new issuer, gate (c) from the program's own restart,
+   `drop-old`, done.
 After every step, `linkerd check`'s identity section passes on both clusters. What needs a running proxy (which
 certificate a proxy holds, mTLS between old and new chains) cannot be shown here: kwok runs no container.
 
-Each step of the walk is one function (`bundle`, `issuers`, `drop_old`): issue 20's unattended command will replace
-their bodies, and the gates checked after each stay.
+Each step of the walk is one function (`bundle`, `issuers`, `restart`, `drop_old`), as an operator does it with
+`trustAnchorRotation`; the gates checked after each are the ones rotate-trust waits for.
 """
 
 from __future__ import annotations
@@ -51,10 +59,17 @@ ISSUER = "linkerd-identity-issuer"
 ROOTS = "linkerd-identity-trust-roots"
 MESHED = "linkerd.io/control-plane-ns"
 ROOTS_HASH = "linkerd.io/trust-root-sha256"
-# The namespaces whose Deployments the program meshes here: Linkerd's own, its multicluster extension's, Edge Stack's
-# and QOTM's. README: "restart every other meshed workload on both clusters" (Linkerd's own restart when their
-# template's roots hash changes, but not when the issuer does: gate (c) asks for them too).
+# The namespaces whose Deployments the program meshes here: Linkerd's multicluster extension's, Edge Stack's and QOTM's
+# (Linkerd's own roll with their template's roots hash): restarted by hand only where this tier's injector lagged.
 WORKLOADS = ("default", "emissary", "linkerd-multicluster")
+MARK = "aes-linkerd2.io/trust-anchors"
+# The Deployments the program restarts at `restart` on both clusters (and QOTM's on the target).
+RESTARTED = (
+    "linkerd/linkerd-identity",
+    "linkerd/linkerd-destination",
+    "linkerd/linkerd-proxy-injector",
+    "emissary/emissary-ingress",
+)
 # linkerd check's version check goes to versioncheck.linkerd.io: sent to a dead loopback proxy, it leaves nothing.
 NO_NETWORK = {"HTTPS_PROXY": "http://127.0.0.1:9", "NO_PROXY": "127.0.0.0/8"}
 
@@ -273,6 +288,14 @@ def meshed_pods(clusters: LiveCluster, context: str) -> list[dict[str, Any]]:
     return [p for p in pods if "deletionTimestamp" not in p["metadata"] and proxy_started(p)]
 
 
+def all_after(clusters: LiveCluster, context: str, since: datetime.datetime) -> bool:
+    """Every meshed pod's proxy started at or after SINCE (said when not)."""
+    earlier = sorted(p["metadata"]["name"] for p in meshed_pods(clusters, context) if (proxy_started(p) or since) < since)
+    if earlier:
+        print(f"[trust] {context}: meshed proxies started before {since}: {earlier}")
+    return not earlier
+
+
 def stale_pods(clusters: LiveCluster, context: str) -> set[str]:
     """Read live, independently of the gates' code: the meshed pods whose roots hash is not the live roots', or whose
     proxy started before the roots' write (kwok's start times)."""
@@ -307,18 +330,36 @@ def restart(clusters: LiveCluster, context: str, *namespaces: str) -> None:
         clusters.kubectl("rollout", "status", "deployment", "-n", namespace, "--timeout=180s", context=context)
 
 
-def restart_meshed(clusters: LiveCluster, *, control_plane: bool = False) -> None:
-    """Every meshed workload on both clusters; with CONTROL_PLANE, Linkerd's own first (the identity controller before
-    the rest, so that every other proxy starts after it)."""
+def restart_meshed(clusters: LiveCluster) -> None:
+    """Every meshed workload of WORKLOADS on both clusters, by hand (only where this tier's injector lagged the roots)."""
     for context in CLUSTERS:
-        if control_plane:
-            clusters.kubectl("rollout", "restart", "deployment", IDENTITY, "-n", LINKERD, context=context)
-            clusters.kubectl("rollout", "status", "deployment", IDENTITY, "-n", LINKERD, "--timeout=180s", context=context)
-            others = clusters.get("deployments", "-n", LINKERD, context=context)["items"]
-            for name in sorted(d["metadata"]["name"] for d in others if d["metadata"]["name"] != IDENTITY):
-                clusters.kubectl("rollout", "restart", "deployment", name, "-n", LINKERD, context=context)
-            clusters.kubectl("rollout", "status", "deployment", "-n", LINKERD, "--timeout=180s", context=context)
         restart(clusters, context, *WORKLOADS)
+
+
+def marks(clusters: LiveCluster, context: str) -> dict[str, str | None]:
+    """The restart mark on the pod template of each Deployment the program restarts (`namespace/name`)."""
+    names = RESTARTED + (("default/qotm",) if context == TARGET else ())
+    found = {}
+    for ref in names:
+        namespace, name = ref.split("/")
+        deployment = clusters.get("deployment", name, "-n", namespace, context=context)
+        found[ref] = (deployment["spec"]["template"]["metadata"].get("annotations") or {}).get(MARK)
+    return found
+
+
+def hold_issuer(clusters: LiveCluster, context: str, held: bool) -> None:
+    """The kubelet stand-in of CONTEXT holds back (or projects again) a changed issuer Secret for running controllers."""
+    hold = clusters.work / context / "identity" / "hold-issuer"
+    hold.touch() if held else hold.unlink(missing_ok=True)
+
+
+def config_map_uids(clusters: LiveCluster) -> dict[tuple[str, str], str]:
+    """The uid of the roots ConfigMap and of linkerd-config on each cluster: a replaced object has a new one."""
+    return {
+        (context, name): live(clusters, context, "configmap", name)["metadata"]["uid"]
+        for context in CLUSTERS
+        for name in (ROOTS, "linkerd-config")
+    }
 
 
 def up(clusters: LiveCluster, what: str) -> Run:
@@ -339,6 +380,11 @@ def bundle(clusters: LiveCluster) -> Run:
 def issuers(clusters: LiveCluster) -> Run:
     clusters.set_config("target", trustAnchorRotation="issuers")
     return up(clusters, "trustAnchorRotation issuers")
+
+
+def restart_step(clusters: LiveCluster) -> Run:
+    clusters.set_config("target", trustAnchorRotation="restart")
+    return up(clusters, "trustAnchorRotation restart")
 
 
 def drop_old(clusters: LiveCluster) -> Run:
@@ -414,7 +460,10 @@ def test_issuer_renewal_is_loaded_by_the_controller(trust_clusters: LiveCluster)
 def test_rotation_bundle(trust_clusters: LiveCluster) -> None:
     clusters = trust_clusters
     before = {c: {p["metadata"]["name"] for p in identity_pods(clusters, c)} for c in CLUSTERS}
+    uids = config_map_uids(clusters)
     bundle(clusters)
+    # The roots change in place: the ConfigMaps are updated, never deleted and made again (the provider's default).
+    assert config_map_uids(clusters) == uids
     stale = {}
     for context in CLUSTERS:
         roots = live(clusters, context, "configmap", ROOTS)
@@ -458,15 +507,46 @@ def test_rotation_issuers(trust_clusters: LiveCluster) -> None:
     for context in CLUSTERS:
         assert "1 IssuerUpdated event(s)" in lines[(context, "issuer loaded")][1], lines
         assert "restart them or wait until" in lines[(context, "drop-old")][1], lines
+        # The issuers update restarted nothing: the templates keep the bundle's mark.
+        assert set(marks(clusters, context).values()) <= {"0 1", None}, marks(clusters, context)
     linkerd_check(clusters)
-    restart_meshed(clusters, control_plane=True)
-    gates(clusters, {(c, "drop-old"): "ok" for c in CLUSTERS})
+
+
+def test_rotation_restart(trust_clusters: LiveCluster) -> None:
+    """`trustAnchorRotation restart`, once both controllers loaded the new issuer (gate (b), above): the program's own
+    restart, nothing by hand. The identity pod rolls first, the rest after it, and gate (c) passes."""
+    clusters = trust_clusters
+    before = {c: {p["metadata"]["name"] for p in identity_pods(clusters, c)} for c in CLUSTERS}
+    restart_step(clusters)
+    for context in CLUSTERS:
+        found = marks(clusters, context)
+        print(f"\n[trust] {context}: restart marks after the restart up: {found}")
+        assert set(found.values()) == {"0 1 after issuers"}, found
+        [pod] = wait_for(f"{context}: a new identity pod", partial(new_identity_pods, clusters, context, before[context]))
+        wait_for(
+            f"{context}: its controller loaded the new issuer at start",
+            partial(logged, clusters, context, pod["metadata"]["name"], "Issuer cert loaded"),
+        )
+        serves(clusters, context, issuer_certificate(clusters, context))
+        # Read independently of the gates' code: once the rollouts settle, every meshed proxy started at or after the
+        # new identity pod (the program rolled it first, the rest after its rollout).
+        since = moment(pod["status"]["startTime"])
+        wait_for(
+            f"{context}: no meshed proxy started before identity pod {pod['metadata']['name']} ({since})",
+            partial(all_after, clusters, context, since),
+        )
+    lines = gates(clusters, {(c, line): "ok" for c in CLUSTERS for line in ("issuer loaded", "drop-old")})
+    for context in CLUSTERS:
+        assert lines[(context, "drop-old")][1].startswith("every meshed proxy started after the new issuer was loaded"), lines
+    linkerd_check(clusters)
 
 
 def test_rotation_drop_old(trust_clusters: LiveCluster) -> None:
     clusters = trust_clusters
     before = {c: {p["metadata"]["name"] for p in identity_pods(clusters, c)} for c in CLUSTERS}
+    uids = config_map_uids(clusters)
     drop_old(clusters)
+    assert config_map_uids(clusters) == uids
     for context in CLUSTERS:
         roots = live(clusters, context, "configmap", ROOTS)
         assert roots["data"]["ca-bundle.crt"].count("BEGIN CERTIFICATE") == 1
@@ -505,32 +585,50 @@ def test_rotation_drop_old(trust_clusters: LiveCluster) -> None:
 def test_rotate_trust_walks_a_second_rotation_killed_once_and_resumed(
     trust_clusters: LiveCluster, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    """Issue 20's one command over the real identity controller: `rotate-trust --new-anchor` does `bundle` (its own
-    restarts: gate (a) passes on the injector's live hashes), `issuers` (gate (b) from the controllers' real
-    `IssuerUpdated` Events), and is killed at gate (c). Gate (c) then needs every proxy restarted after the new issuer
-    loaded: the command restarts nothing after `issuers` (its marks change with the roots only), so the restart is done
-    here by hand, as its wait line asks. Run again, it goes on without repeating a step: `drop-old`, its restarts,
-    gate (a), done."""
+    """Issue 20's one command over the real identity controller, unattended: `rotate-trust --new-anchor` does `bundle`
+    (its own restarts: gate (a) passes on the injector's live hashes) and `issuers`, then waits for gate (b): the
+    source's kubelet stand-in holds back the new issuer, so its controller has not loaded it, and the command restarts
+    nothing. Killed there, the hold released (the controller records `IssuerUpdated`), and run again, it goes on
+    without repeating a step: `restart` (the program's own, the identity controller first), gate (c) from it,
+    `drop-old`, its restarts, gate (a), done."""
     clusters = trust_clusters
     log = tmp_path_factory.mktemp("rotate-trust") / "first.log"
-    process = clusters.driver_in_background(log, "rotate-trust", "--new-anchor", "--interval", "5", "--timeout", "900")
+    hold_issuer(clusters, SOURCE, held=True)
     try:
-        said = wait_for_line(log, process, "waiting for drop-old allowed", timeout=1500)
+        process = clusters.driver_in_background(log, "rotate-trust", "--new-anchor", "--interval", "5", "--timeout", "900")
+        try:
+            said = wait_for_line(log, process, "waiting for issuer loaded", timeout=1500)
+            time.sleep(12)  # two more reads: still waiting, nothing restarted meanwhile
+            said = log.read_text(errors="replace")
+        finally:
+            interrupt(process)
+        print(f"\n[trust] rotate-trust, killed at gate (b) (the source's new issuer held back by its kubelet stand-in):\n{said}")
+        assert "step bundle: a new trust anchor joins the roots of both clusters: set trustAnchorRotation=bundle" in said
+        assert "step issuers: every meshed pod holds both anchors: set trustAnchorRotation=issuers" in said
+        assert "source: issuer loaded: not yet: written " in said and "step restart" not in said, said
+        assert clusters.stack_config("target")["config"]["aes-linkerd2:trustAnchorRotation"] == "issuers"
+        for context in CLUSTERS:
+            assert live(clusters, context, "configmap", ROOTS)["data"]["ca-bundle.crt"].count("BEGIN CERTIFICATE") == 2
+            # No restart before the identity controller loaded the new issuer: the templates keep the bundle's mark.
+            found = marks(clusters, context)
+            assert {ref: mark for ref, mark in found.items() if ref.startswith("linkerd/")} == dict.fromkeys(
+                ("linkerd/linkerd-identity", "linkerd/linkerd-destination", "linkerd/linkerd-proxy-injector")
+            ), found
+            assert {mark for ref, mark in found.items() if not ref.startswith("linkerd/")} == {"1 2"}, found
+        assert not updated_since(clusters, SOURCE, written(live(clusters, SOURCE, "secret", ISSUER)))
     finally:
-        interrupt(process)
-    print(f"\n[trust] rotate-trust, killed at gate (c):\n{said}")
-    assert "step bundle: a new trust anchor joins the roots of both clusters: set trustAnchorRotation=bundle" in said
-    assert "step issuers: every meshed pod holds both anchors: set trustAnchorRotation=issuers" in said
-    assert clusters.stack_config("target")["config"]["aes-linkerd2:trustAnchorRotation"] == "issuers"
-    for context in CLUSTERS:
-        assert live(clusters, context, "configmap", ROOTS)["data"]["ca-bundle.crt"].count("BEGIN CERTIFICATE") == 2
-        # Gate (b) passed on the real controller: its Event for the issuer from the new anchor.
-        assert updated_since(clusters, context, written(live(clusters, context, "secret", ISSUER))), context
-    print("\n[trust] THE RESTART AFTER `issuers` IS DONE BY HAND HERE (rotate-trust does not restart after issuers)")
-    restart_meshed(clusters, control_plane=True)
+        hold_issuer(clusters, SOURCE, held=False)
+    wait_for(
+        "the source's IssuerUpdated once the hold is released",
+        lambda: updated_since(clusters, SOURCE, written(live(clusters, SOURCE, "secret", ISSUER))),
+    )
     resumed = clusters.driver("rotate-trust", "--interval", "5", "--timeout", "180", timeout=2400)
     print(f"\n[trust] rotate-trust resumed (exit {resumed.returncode}, {resumed.seconds:.0f}s):\n{resumed.stderr}")
     assert "step bundle" not in resumed.stderr and "step issuers" not in resumed.stderr, resumed.said()
+    assert "step restart: both identity controllers loaded the new issuer: set trustAnchorRotation=restart" in resumed.stderr, (
+        resumed.said()
+    )
+    assert "step restart: up, target then source" in resumed.stderr, resumed.said()
     assert "step drop-old: every proxy certificate is from a new issuer: set trustAnchorRotation=drop-old" in resumed.stderr
     if resumed.returncode != 0:
         # This tier's proxy injector is one local process per cluster whose copy of the roots is refreshed every

@@ -36,6 +36,9 @@ class RotationStep(StrEnum):
 
     BUNDLE = "bundle"  # a new anchor; the trust roots carry the old and the new one
     ISSUERS = "issuers"  # every issuer re-issued by the new anchor; the roots still carry both
+    # The meshed workloads restart (once the identity controllers loaded the new issuer), so every proxy gets a
+    # certificate from it now rather than within a certificate's lifetime. Optional: drop-old may follow issuers.
+    RESTART = "restart"
     DROP_OLD = "drop-old"  # the roots carry only the new anchor
 
 

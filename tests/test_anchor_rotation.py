@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from cryptography import x509
 
-from components.linkerd_identity import AnchorPlan, Phase, anchor_plan
+from components.linkerd_identity import AnchorPlan, Phase, anchor_plan, current_anchors
 from driver.offline import offline_cluster
 from support.certificates import RotationStep, anchor_secret, bundle, new_trust_anchor, split_bundle
 from support.errors import ConfigError
@@ -43,6 +43,10 @@ def anchors(generation: int, phase: str) -> dict[str, Any]:
         (anchors(1, "bundle"), RotationStep.ISSUERS, (1, Phase.ISSUERS, (0, 1), 1, True)),
         (anchors(1, "issuers"), RotationStep.ISSUERS, (1, Phase.ISSUERS, (0, 1), 1, False)),
         (anchors(1, "issuers"), RotationStep.DROP_OLD, (1, Phase.STABLE, (1,), 1, True)),
+        # restart: the anchors of issuers, kept; only the restart mark differs (below).
+        (anchors(1, "issuers"), RotationStep.RESTART, (1, Phase.RESTART, (0, 1), 1, True)),
+        (anchors(1, "restart"), RotationStep.RESTART, (1, Phase.RESTART, (0, 1), 1, False)),
+        (anchors(1, "restart"), RotationStep.DROP_OLD, (1, Phase.STABLE, (1,), 1, True)),
         (anchors(1, "stable"), RotationStep.DROP_OLD, (1, Phase.STABLE, (1,), 1, False)),
         (anchors(1, "stable"), None, (1, Phase.STABLE, (1,), 1, False)),
         # The real engine gives numbers back as floats.
@@ -73,8 +77,25 @@ def test_each_step_keeps_the_anchors_it_needs(
         (
             anchors(1, "issuers"),
             RotationStep.BUNDLE,
-            "skips a step or goes back: the last update did step issuers; the next step is drop-old",
+            "skips a step or goes back: the last update did step issuers; the next step is restart (or drop-old, a "
+            "certificate lifetime after issuers)",
         ),
+        (
+            anchors(1, "restart"),
+            RotationStep.ISSUERS,
+            "skips a step or goes back: the last update did step restart; the next step is drop-old",
+        ),
+        (
+            anchors(1, "bundle"),
+            RotationStep.RESTART,
+            "skips a step or goes back: the last update did step bundle; the next step is issuers",
+        ),
+        (
+            anchors(0, "stable"),
+            RotationStep.RESTART,
+            "skips a step or goes back: no rotation is under way; the next step is bundle",
+        ),
+        (anchors(1, "restart"), None, "removed while a rotation is under way: the last update did step restart"),
         (
             anchors(1, "bundle"),
             None,
@@ -89,6 +110,25 @@ def test_a_skipped_step_a_step_back_or_a_removed_value_is_refused(
     with pytest.raises(ConfigError, match="trustAnchorRotation") as raised:
         anchor_plan(previous, step)
     assert message in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("phase", "mark", "control_plane"),
+    [
+        ("stable", None, None),  # never rotated: no mark anywhere
+        ("bundle", "0 1", None),
+        ("issuers", "0 1", None),  # the issuers step restarts nothing: the identity controllers reload the issuer
+        ("restart", "0 1 after issuers", "0 1 after issuers"),  # every meshed workload, Linkerd's own too
+    ],
+)
+def test_the_restart_mark_changes_with_the_roots_and_at_the_restart_step(
+    phase: str, mark: str | None, control_plane: str | None
+) -> None:
+    plan = current_anchors(anchors(1 if phase != "stable" else 0, phase))
+    assert (plan.restart_mark, plan.control_plane_mark) == (mark, control_plane)
+    # After the rotation: the new anchor alone, and Linkerd's own Deployments without a mark (their roots hash rolls them).
+    done = anchor_plan(anchors(1, "restart"), RotationStep.DROP_OLD)
+    assert (done.restart_mark, done.control_plane_mark) == ("1", None)
 
 
 def step(value: str | None, previous: dict[str, Any] | None, *, preview: bool = False) -> Run:
@@ -242,8 +282,8 @@ def test_a_skipped_step_is_refused_before_anything_is_registered(preview: bool) 
 @pytest.mark.parametrize(
     ("stack", "value", "reason"),
     [
-        ("target", "rotate", "must be one of bundle, issuers, drop-old"),
-        ("target", "Bundle", "must be one of bundle, issuers, drop-old"),
+        ("target", "rotate", "must be one of bundle, issuers, restart, drop-old"),
+        ("target", "Bundle", "must be one of bundle, issuers, restart, drop-old"),
         ("source", "bundle", "is read by the target stack only"),
     ],
 )

@@ -2,7 +2,8 @@
 clusters behind the Automation API boundary, stopped at every point and run again.
 
 The simulated world applies each `up` with the program's own rotation plan (components.linkerd_identity.anchor_plan,
-which refuses what the program refuses) and rolls the meshed pods a few reads after the roots change; the gates it
+which refuses what the program refuses, and its restart mark) and rolls the meshed pods a few reads after the roots or
+the mark change; a proxy certificate from the new issuer otherwise takes a certificate's lifetime; the gates it
 reports are the trust gates' verdicts, as driver/status reads them live (tests/test_trust_gates.py and
 tests/test_status.py take those on constructed and live objects). What this file proves is the order: no step is
 applied before its gate passes on both clusters, none is skipped or repeated, and a run stopped anywhere and started
@@ -18,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from components.linkerd_identity import anchor_plan
+from components.linkerd_identity import anchor_plan, current_anchors
 from driver import DriverError
 from driver.__main__ import main
 from driver.rotate import Rotate
@@ -59,6 +60,7 @@ def seen(step: str | None, phase: str, generation: int = 1, follows: bool = True
         # Applied on the target only (stopped between the two stacks): up again, whatever the gates say.
         (seen("bundle", "bundle", follows=False, source=gates(roots=WAIT)), (Act.UP, "bundle")),
         (seen("issuers", "issuers", follows=False), (Act.UP, "issuers")),
+        (seen("restart", "restart", follows=False), (Act.UP, "restart")),
         (seen("drop-old", "stable", follows=False), (Act.UP, "drop-old")),
         # bundle applied: issuers only once every meshed pod on both clusters holds both anchors.
         (seen("bundle", "bundle", source=gates(roots=WAIT)), (Act.WAIT, "bundle")),
@@ -67,9 +69,21 @@ def seen(step: str | None, phase: str, generation: int = 1, follows: bool = True
         # issuers set by hand before the pods restarted: the `up` waits for them too.
         (seen("issuers", "bundle", target=gates(roots=WAIT)), (Act.WAIT, "issuers")),
         (seen("issuers", "bundle"), (Act.UP, "issuers")),
-        # issuers applied: drop-old only once gate (c) passes on both.
-        (seen("issuers", "issuers", target=gates(drop_old=WAIT)), (Act.WAIT, "issuers")),
-        (seen("issuers", "issuers"), (Act.SET, "drop-old")),
+        # issuers applied: the restart only once gate (b) passes on both (a proxy restarted before gets an old-chain
+        # certificate); gate (c) is not asked for yet (the restart is what makes it pass).
+        (seen("issuers", "issuers", target=gates(issuer=WAIT, drop_old=WAIT)), (Act.WAIT, "issuers")),
+        (seen("issuers", "issuers", source=gates(issuer=UNKNOWN, drop_old=WAIT)), (Act.WAIT, "issuers")),
+        (seen("issuers", "issuers", target=gates(drop_old=WAIT)), (Act.SET, "restart")),
+        (seen("issuers", "issuers"), (Act.SET, "restart")),
+        # restart set (by hand, or a run stopped right after setting it): the `up` waits for gate (b) too.
+        (seen("restart", "issuers", source=gates(issuer=WAIT, drop_old=WAIT)), (Act.WAIT, "restart")),
+        (seen("restart", "issuers", target=gates(drop_old=WAIT)), (Act.UP, "restart")),
+        # restart applied: drop-old only once gate (c) passes on both.
+        (seen("restart", "restart", target=gates(drop_old=WAIT)), (Act.WAIT, "restart")),
+        (seen("restart", "restart"), (Act.SET, "drop-old")),
+        (seen("drop-old", "restart", source=gates(drop_old=WAIT)), (Act.WAIT, "drop-old")),
+        (seen("drop-old", "restart"), (Act.UP, "drop-old")),
+        # drop-old set by hand right after issuers (no restart: a certificate lifetime instead): gate (c), then up.
         (seen("drop-old", "issuers", source=gates(drop_old=WAIT)), (Act.WAIT, "drop-old")),
         (seen("drop-old", "issuers"), (Act.UP, "drop-old")),
         # drop-old applied: done once every meshed pod holds the new anchor alone.
@@ -77,6 +91,7 @@ def seen(step: str | None, phase: str, generation: int = 1, follows: bool = True
         (seen("drop-old", "stable"), (Act.DONE, None)),
         # A gate that fails will not take hold by itself.
         (seen("issuers", "issuers", source=gates(issuer=FAIL, drop_old=FAIL)), (Act.REFUSE, "issuers")),
+        (seen("restart", "restart", source=gates(drop_old=FAIL)), (Act.REFUSE, "restart")),
         (seen("bundle", "bundle", target=gates(roots=FAIL)), (Act.REFUSE, "bundle")),
     ],
 )
@@ -90,11 +105,21 @@ def test_a_wait_names_what_is_missing_on_each_cluster() -> None:
     assert decided == Next(
         Act.WAIT, "bundle", ("waiting for roots held:", "target: roots held: roots wait", "source: roots held: roots unknown")
     )
-    refused = decide(seen("issuers", "issuers", target=gates(drop_old=FAIL), source=gates(drop_old=WAIT)))
+    refused = decide(seen("restart", "restart", target=gates(drop_old=FAIL), source=gates(drop_old=WAIT)))
     assert refused.said == (
         "drop-old allowed will not take hold by itself:",
         "target: drop-old allowed: drop-old fail",
         "source: drop-old allowed: drop-old wait",
+    )
+    # After issuers it is gate (b) that is waited for, named per cluster, before the restart.
+    assert decide(seen("issuers", "issuers", target=gates(issuer=WAIT), source=gates(issuer=WAIT))) == Next(
+        Act.WAIT,
+        "issuers",
+        ("waiting for issuer loaded:", "target: issuer loaded: issuer wait", "source: issuer loaded: issuer wait"),
+    )
+    assert decide(seen("issuers", "issuers", source=gates(issuer=FAIL))).said == (
+        "issuer loaded will not take hold by itself:",
+        "source: issuer loaded: issuer fail",
     )
 
 
@@ -124,8 +149,29 @@ def test_a_complete_rotation_starts_again_only_when_asked() -> None:
             "bundle",
             "issuers",
             "trustAnchorRotation = 'bundle' skips a step or goes back (the target's last update did step issuers; the next "
-            "step is drop-old): set it to 'issuers' (`pulumi config set trustAnchorRotation issuers --stack target`), then "
+            "step is restart): set it to 'issuers' (`pulumi config set trustAnchorRotation issuers --stack target`), then "
             "run rotate-trust again",
+        ),
+        (
+            "issuers",
+            "restart",
+            "trustAnchorRotation = 'issuers' skips a step or goes back (the target's last update did step restart; the next "
+            "step is drop-old): set it to 'restart' (`pulumi config set trustAnchorRotation restart --stack target`), then "
+            "run rotate-trust again",
+        ),
+        (
+            "restart",
+            "bundle",
+            "trustAnchorRotation = 'restart' skips a step or goes back (the target's last update did step bundle; the next "
+            "step is issuers): set it to 'bundle' (`pulumi config set trustAnchorRotation bundle --stack target`), then "
+            "run rotate-trust again",
+        ),
+        (
+            None,
+            "restart",
+            "trustAnchorRotation is unset while a rotation is under way (the target's last update did step restart, trust "
+            "anchor 1): set it back with `pulumi config set trustAnchorRotation restart --stack target`, then run "
+            "rotate-trust again",
         ),
     ],
 )
@@ -148,13 +194,14 @@ class Killed(BaseException):
 class World:
     """Two clusters and the stacks' state, as the Automation API and kubectl would show them.
 
-    Pods roll `rollout` reads after an `up` changes the roots; an issuer is loaded `load` reads after it is written;
-    a proxy certificate from the new issuer `renew` reads after it is loaded.
+    Pods roll `rollout` reads after an `up` changes the roots or the restart mark; an issuer is loaded `load` reads
+    after it is written; a proxy certificate from the new issuer comes `renew` reads after it is loaded (a day: only a
+    restart, `rollout` reads, brings it sooner).
     """
 
     rollout: int = 2
     load: int = 1
-    renew: int = 2
+    renew: int = 10_000
     config: dict[str, str] = field(default_factory=dict)
     outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
     # Per cluster: the roots its pods hold, reads left until they hold the applied ones; same for issuer and (c).
@@ -191,24 +238,32 @@ class World:
         else:
             target = self.outputs["target"]
             roots, signer = target["trustRootsPem"], target["trustAnchorPem"]
-        self._apply(stack, roots, signer)
+            plan = current_anchors(target.get("identityAnchors"))
+        self._apply(stack, roots, signer, plan.restart_mark)
         return {"update": 1}, dict(self.outputs[stack])
 
-    def _apply(self, stack: str, roots: str, signer: str) -> None:
-        outputs = self.outputs[stack]
+    def _apply(self, stack: str, roots: str, signer: str, mark: str | None) -> None:
+        outputs, pending = self.outputs[stack], self.pending[stack]
         if outputs["trustRootsPem"] != roots:
-            self.pending[stack]["roots"] = self.rollout
+            pending["roots"] = self.rollout
         if outputs["trustAnchorPem"] != signer:
-            self.pending[stack]["issuer"], self.pending[stack]["certs"] = self.load, self.load + self.renew
-        self.applied.append((stack, f"{roots}/{signer}"))
-        outputs.update(trustRootsPem=roots, trustAnchorPem=signer)
+            pending["issuer"], pending["certs"] = self.load, self.load + self.renew
+        elif outputs.get("restartedWorkloads", {}).get("mark") != mark and pending["certs"]:
+            # The restart: new proxies ask for certificates now, from the issuer the controller holds.
+            pending["certs"] = self.rollout
+        self.applied.append((stack, f"{roots}/{signer}/{mark}"))
+        outputs.update(trustRootsPem=roots, trustAnchorPem=signer, restartedWorkloads={"mark": mark} if mark else {})
 
     def _check_gate(self, phase: str) -> None:
         """A step applied before its gate passed on both clusters is a violation."""
         last = self.outputs["target"]["identityAnchors"]["phase"]
         if (last, phase) == ("bundle", "issuers") and any(self.pending[s]["roots"] for s in self.pending):
             self.violations.append("issuers applied while a pod lacked the new anchor")
-        if (last, phase) == ("issuers", "stable") and any(self.pending[s]["certs"] for s in self.pending):
+        if (last, phase) == ("issuers", "restart") and any(self.pending[s]["issuer"] for s in self.pending):
+            self.violations.append("restart applied before an identity controller loaded the new issuer")
+        if (last, phase) in {("issuers", "stable"), ("restart", "stable")} and any(
+            self.pending[s]["certs"] for s in self.pending
+        ):
             self.violations.append("drop-old applied while a proxy certificate came from an old issuer")
 
     def outputs_of(self, stack: str) -> dict[str, Any]:
@@ -269,11 +324,12 @@ def rotate(world: World, kubeconfig: Path, *, timeout: float = 600, new_anchor: 
     return job, said
 
 
-# One uninterrupted run: each stack applies bundle, issuers, drop-old once, in order.
+# One uninterrupted run: each stack applies bundle, issuers, restart, drop-old once, in order (roots/signer/mark).
 STEPS = [
-    ("target", "0 1/0"), ("source", "0 1/0"),  # bundle: both anchors trusted, the old one signs
-    ("target", "0 1/1"), ("source", "0 1/1"),  # issuers: the new one signs
-    ("target", "1/1"), ("source", "1/1"),  # drop-old: the new one alone
+    ("target", "0 1/0/0 1"), ("source", "0 1/0/0 1"),  # bundle: both anchors trusted, the old one signs
+    ("target", "0 1/1/0 1"), ("source", "0 1/1/0 1"),  # issuers: the new one signs; nothing restarts
+    ("target", "0 1/1/0 1 after issuers"), ("source", "0 1/1/0 1 after issuers"),  # restart: the mark alone changes
+    ("target", "1/1/1"), ("source", "1/1/1"),  # drop-old: the new one alone
 ]  # fmt: skip
 
 
@@ -286,6 +342,8 @@ def test_one_run_rotates_both_clusters_in_order_after_each_gate(kube: Path) -> N
         ("up", "bundle"),
         ("set", "issuers"),
         ("up", "issuers"),
+        ("set", "restart"),
+        ("up", "restart"),
         ("set", "drop-old"),
         ("up", "drop-old"),
     ]
@@ -293,6 +351,19 @@ def test_one_run_rotates_both_clusters_in_order_after_each_gate(kube: Path) -> N
     assert world.outputs["target"]["identityAnchors"] == {"generation": 1, "phase": "stable"}
     # Progress names what it waits for, per cluster.
     assert "[0s] waiting for roots held:\n  target: roots held: roots wait\n  source: roots held: roots wait" in said
+    # After issuers it waits for gate (b), sets restart, and after the restart's `up` waits for gate (c).
+    assert "[0s] waiting for issuer loaded:\n  target: issuer loaded: issuer wait\n  source: issuer loaded: issuer wait" in said
+    assert "step restart: both identity controllers loaded the new issuer: set trustAnchorRotation=restart on the target" in said
+    assert (
+        "[0s] waiting for drop-old allowed:\n  target: drop-old allowed: drop-old wait\n  source: drop-old allowed: drop-old wait"
+        in said
+    )
+    order = [line.split(":")[0] if line.startswith("step") else line.split("\n")[0] for line in said]
+    assert (
+        order.index("[0s] waiting for issuer loaded:")
+        < order.index("step restart")
+        < order.index("[0s] waiting for drop-old allowed:")
+    )
     assert said[-1] == "done: trust anchor 1 alone in the roots of both clusters; every meshed pod holds the new anchor alone"
     # Run again: complete, nothing done; asked for a new anchor, the next rotation.
     again, _ = rotate(world, kube)
@@ -370,7 +441,43 @@ def test_a_failing_gate_stops_the_run_naming_it(kube: Path) -> None:  # noqa: F8
         rotate(world, kube)
     assert raised.value.exit_code == 1
     assert "source: drop-old allowed: the new issuer: IssuerUpdateSkipped at 2026-12-07T10:00:00Z" in str(raised.value)
+    assert world.config == {"trustAnchorRotation": "restart"} and world.applied == STEPS[:6]
+
+
+def test_an_issuer_never_loaded_stops_the_run_before_the_restart(kube: Path) -> None:  # noqa: F811
+    world = World()
+    real = world.gates
+
+    def failing(stack: str, outputs: Mapping[str, Any]) -> dict[Gate, Reading]:
+        readings = real(stack, outputs)
+        if stack == "target" and world.outputs["target"]["identityAnchors"]["phase"] == "issuers":
+            readings[Gate.ISSUER] = Reading(FAIL, "not loaded: written 2026-12-07T10:00:00Z, 6 min ago")
+        return readings
+
+    world.gates = failing  # type: ignore[method-assign]
+    with pytest.raises(DriverError) as raised:
+        rotate(world, kube)
+    assert str(raised.value) == (
+        "issuer loaded will not take hold by itself:\n"
+        "target: issuer loaded: not loaded: written 2026-12-07T10:00:00Z, 6 min ago\n"
+        "source: issuer loaded: issuer wait"
+    )
+    # Nothing restarted: the restart is neither set nor applied while an identity controller holds the old issuer.
     assert world.config == {"trustAnchorRotation": "issuers"} and world.applied == STEPS[:4]
+
+
+def test_without_the_restart_drop_old_would_wait_a_certificate_lifetime(kube: Path) -> None:  # noqa: F811
+    """The simulated world's day is real: with the restart step removed from the table, the run times out at (c)."""
+    world = World()
+    world.config["trustAnchorRotation"] = "bundle"
+    for step in ("bundle", "issuers"):
+        world.config["trustAnchorRotation"] = step
+        world.run("target", "up", lambda *_: None)
+        world.run("source", "up", lambda *_: None)
+    world.config["trustAnchorRotation"] = "drop-old"  # by hand, straight after issuers
+    with pytest.raises(DriverError, match=r"^timed out after 600s waiting for drop-old allowed:"):
+        rotate(world, kube)
+    assert world.applied == STEPS[:4]
 
 
 def test_a_stack_without_outputs_is_refused_before_anything(kube: Path) -> None:  # noqa: F811
@@ -411,7 +518,7 @@ def test_the_command_takes_both_stacks() -> None:
 
 def test_an_up_that_changes_nothing_visible_is_not_run_again_and_again(kube: Path) -> None:  # noqa: F811
     world = World()
-    world._apply = lambda stack, roots, signer: None  # type: ignore[method-assign]  # the outputs never show the step
+    world._apply = lambda stack, roots, signer, mark: None  # type: ignore[method-assign]  # the outputs never show the step
     real = world.run
 
     def run(stack: str, *args: Any, **kwargs: Any) -> Any:

@@ -2,9 +2,10 @@
 the real linkerd CLI rendering Linkerd, the live workloads of the meshed namespaces given by the test.
 
 The mark (`aes-linkerd2.io/trust-anchors`, the anchors in the roots) changes when the roots do, at `bundle`
-and `drop-old`; a new value rolls the pods. The program's own templates carry it (Edge Stack's inject patch,
-QOTM, the multicluster extension's injected workloads); each other workload of a meshed namespace gets it
-by a patch of its own field manager, retained on delete.
+and `drop-old`, and at the optional `restart` step between `issuers` and `drop-old` (`0 1 after issuers`); a new
+value rolls the pods. The program's own templates carry it (Edge Stack's inject patch, QOTM, the multicluster
+extension's injected workloads, and at `restart` alone Linkerd's own Deployments, the identity controller's first);
+each other workload of a meshed namespace gets it by a patch of its own field manager, retained on delete.
 """
 
 from __future__ import annotations
@@ -163,3 +164,73 @@ def test_the_source_follows_the_targets_anchors(live: list[Any]) -> None:
     assert marked(run) == dict.fromkeys(own | (USERS | {"restart-deployment-default-qotm"}), "0 1")
     # On the source QOTM is off by default: its `qotm` Deployment is a user's workload there, patched like any other.
     assert any(name.startswith("linkerd-multicluster") for name in own)
+
+
+# Linkerd's own Deployments (their proxies are rendered in by `linkerd install`): marked at `restart` alone.
+CONTROL_PLANE = {
+    "linkerd:linkerd/linkerd-identity",
+    "linkerd:linkerd/linkerd-destination",
+    "linkerd:linkerd/linkerd-proxy-injector",
+}
+RESTARTED = "0 1 after issuers"
+
+
+@pytest.mark.parametrize("preview", [False, True])
+def test_restart_marks_every_meshed_template_linkerds_own_too(live: list[Any], preview: bool) -> None:
+    last = {"restartedWorkloads": {"mark": "0 1", "workloads": ["Deployment/default/web", "StatefulSet/default/db"]}}
+    run = target_step("restart", {"generation": 1, "phase": "issuers"}, last, preview=preview)
+    assert {d.name for d in run.find("Deployment", namespace="linkerd")} == CONTROL_PLANE
+    # A new mark: every live workload of the meshed namespaces again (agent appeared since `bundle`: it too).
+    assert marked(run) == dict.fromkeys(OWN_TARGET | USERS | CONTROL_PLANE, RESTARTED)
+    assert run.outputs["restartedWorkloads"] == {
+        "mark": RESTARTED,
+        "workloads": ["DaemonSet/default/agent", "Deployment/default/web", "StatefulSet/default/db"],
+    }
+    # Nothing of the identity changes: the roots and the signing anchor are those of `issuers`.
+    assert run.outputs["identityAnchors"] == {"generation": 1, "phase": "restart"}
+    web = {p.name: p for p in restart_patches(run)}["restart-deployment-default-web"]
+    assert web.inputs["spec"] == {"template": {"metadata": {"annotations": {MARK: RESTARTED}}}}
+    assert web.inputs["metadata"]["annotations"] == {"pulumi.com/patchFieldManager": "aes-linkerd2-restart"}
+
+
+def test_restart_rolls_the_identity_controller_before_every_other_proxy(live: list[Any]) -> None:
+    """Gate (c) counts from the identity controller's start: every other meshed pod must start after it."""
+    run = target_step("restart", {"generation": 1, "phase": "issuers"})
+    identity = run.one("Deployment", "linkerd-identity", "linkerd")
+    others = [d for d in run.find("Deployment", namespace="linkerd") if d is not identity]
+    assert len(others) == 2 and all(identity.urn in d.dependencies for d in others)
+    meshed = [
+        run.one("DeploymentPatch", "edge-stack-linkerd-inject"),
+        run.one("Deployment", "qotm-deployment"),
+        *run.find("Deployment", namespace="linkerd-multicluster"),
+        *restart_patches(run),
+    ]
+    assert len(meshed) == 6 and all(run.depends(r, on=identity) for r in meshed)
+    assert not run.depends(identity, on=others[0]) and not run.depends(identity, on=others[1])
+    # Elsewhere the identity controller is no one's prerequisite among Linkerd's Deployments: its rollout is not
+    # waited for by the others outside `restart`.
+    bundle = target_step("bundle", {"generation": 0, "phase": "stable"})
+    identity = bundle.one("Deployment", "linkerd-identity", "linkerd")
+    assert not any(identity.urn in d.dependencies for d in bundle.find("Deployment", namespace="linkerd"))
+
+
+def test_drop_old_after_restart_takes_linkerds_own_mark_off_with_the_roots(live: list[Any]) -> None:
+    last = {"restartedWorkloads": {"mark": RESTARTED, "workloads": ["Deployment/default/web"]}}
+    run = target_step("drop-old", {"generation": 1, "phase": "restart"}, last)
+    assert marked(run) == dict.fromkeys(OWN_TARGET | USERS, "1")
+    # Their roots hash changes in this update anyway: dropping the annotation adds no roll of its own.
+    for deployment in run.find("Deployment", namespace="linkerd"):
+        assert MARK not in template_annotations(run)[deployment.name]
+        assert "linkerd.io/trust-root-sha256" in template_annotations(run)[deployment.name]
+
+
+def test_the_source_follows_the_restart(live: list[Any]) -> None:
+    target = {**target_outputs(), "identityAnchors": {"generation": 1, "phase": "restart"}}
+    run = run_stack("source", source_config(), stack_references={TARGET: target})
+    assert run.error is None, run.error
+    marks = marked(run)
+    assert set(marks.values()) == {RESTARTED}
+    assert set(marks) >= CONTROL_PLANE and "edge-stack-linkerd-inject" in marks and "restart-deployment-default-qotm" in marks
+    identity = run.one("Deployment", "linkerd-identity", "linkerd")
+    assert all(identity.urn in d.dependencies for d in run.find("Deployment", namespace="linkerd") if d is not identity)
+    assert run.outputs["restartedWorkloads"]["mark"] == RESTARTED

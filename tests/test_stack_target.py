@@ -48,6 +48,8 @@ def test_every_kubernetes_resource_uses_the_stacks_provider(line: str, preview: 
     assert provider_inputs["context"] == "target-ctx" and provider_inputs["kubeconfig"] == ".kubeconfig/target"
     # Its identity is the cluster's name: another kubeconfig path for the same cluster updates it, replaces nothing.
     assert provider_inputs["clusterIdentifier"] == "target"
+    # A changed ConfigMap (the trust roots at a rotation) is updated in place, never deleted and made again.
+    assert provider_inputs["enableConfigMapMutable"] == "true"
     for resource in kubernetes_resources(run):
         assert resource.provider == provider, resource.name
 

@@ -1261,6 +1261,17 @@ def test_status_shows_the_rotation_its_pods_to_restart_and_the_issuer_loaded(mon
     )
     assert lines[("source", "drop-old")][0] == checks.FAIL
     assert not report.healthy
+    # During `restart` (the anchors of `issuers`, the meshed workloads restarted since) the same gates, read the same way.
+    restart = trust_lines(
+        checks.collect(trust_outputs("restart"), settings(), trust_kubectl(healthy_objects(), answers), gateways=silent)
+    )
+    assert restart.pop(("target", "rotation")) == (
+        checks.OK,
+        "restart: the meshed workloads restarted for new-chain certificates; `drop-old` waits until every proxy certificate "
+        "is from a new issuer (newest anchor: generation 1)",
+    )
+    lines.pop(("target", "rotation"))
+    assert restart == lines
 
 
 def test_status_trust_lines_stable_and_unreadable(monkeypatch: pytest.MonkeyPatch) -> None:

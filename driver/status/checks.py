@@ -618,8 +618,12 @@ GATE_STATES = {
 PHASES = {
     "stable": "stable: one trust anchor",
     "bundle": "bundle: the new anchor joined the roots; `issuers` waits until every meshed pod on both clusters holds them",
-    "issuers": "issuers: the new anchor signs the issuers; `drop-old` waits until every proxy certificate is from a new issuer",
+    "issuers": "issuers: the new anchor signs the issuers; `restart` waits until both identity controllers loaded them",
+    "restart": "restart: the meshed workloads restarted for new-chain certificates; `drop-old` waits until every proxy "
+    "certificate is from a new issuer",
 }
+# The phases in which the new anchor signs the issuers while the roots still carry the old one.
+NEW_ISSUERS = ("issuers", "restart")
 
 
 def rotation_phase(target_outputs: Mapping[str, Any] | None) -> tuple[str, int] | None:
@@ -638,7 +642,7 @@ def trust(
 ) -> None:
     """The rotation's phase (target), and on each cluster read live: the pods still holding other roots (while a
     rotation is under way, or when some do), whether the identity controller loaded the applied issuer, and during
-    `issuers` whether `drop-old` may go. Only for stacks whose outputs say the program made their issuer."""
+    `issuers` and `restart` whether `drop-old` may go. Only for stacks whose outputs say the program made their issuer."""
     phase = rotation_phase(outputs.get("target"))
     for stack, cluster in clusters.items():
         values = outputs.get(stack) or {}
@@ -652,7 +656,7 @@ def trust(
 
 
 def trust_lines(cluster: ClusterStatus, found: TrustObjects, phase: str, kubectl: Kubectl) -> None:
-    """Gates (a), (b) and, during `issuers`, (c) for one cluster, as lines; what could not be read is unknown."""
+    """Gates (a), (b) and, during `issuers` and `restart`, (c) for one cluster, as lines; what could not be read is unknown."""
     now = clock.now()
     _roots_line(cluster, found, phase)
     if found.issuer is None and "issuer" in found.errors:
@@ -660,7 +664,7 @@ def trust_lines(cluster: ClusterStatus, found: TrustObjects, phase: str, kubectl
         return
     loaded = trust_gates.issuer_loaded(found.issuer, found.events or [], found.pods or [], now)
     cluster.add("trust", "issuer loaded", GATE_STATES[loaded.verdict], loaded.detail)
-    if phase == "issuers":
+    if phase in NEW_ISSUERS:
         lifetime, said = certificate_lifetime(kubectl)
         gate = trust_gates.drop_old_allowed(found.pods or [], loaded, lifetime, now)
         cluster.add("trust", "drop-old", GATE_STATES[gate.verdict], f"{gate.detail}; certificate lifetime {said}")
@@ -676,7 +680,7 @@ def _roots_line(cluster: ClusterStatus, found: TrustObjects, phase: str) -> None
         return
     state = GATE_STATES[held.verdict]
     # During `issuers` the anchor in the roots those pods hold no longer signs the issuers: they fail now.
-    state = FAIL if state == WAITING and phase == "issuers" else state
+    state = FAIL if state == WAITING and phase in NEW_ISSUERS else state
     cluster.add(
         "trust", "roots held", state, held.detail if found.roots is not None else f"{held.detail} ({found.errors.get('roots')})"
     )
