@@ -200,7 +200,7 @@ def test_restart_rolls_the_identity_controller_before_every_other_proxy(live: li
     others = [d for d in run.find("Deployment", namespace="linkerd") if d is not identity]
     assert len(others) == 2 and all(identity.urn in d.dependencies for d in others)
     meshed = [
-        run.one("DeploymentPatch", "edge-stack-linkerd-inject"),
+        run.one("Deployment", "edge-stack:ambassador/edge-stack"),
         run.one("Deployment", "qotm-deployment"),
         *run.find("Deployment", namespace="linkerd-multicluster"),
         *restart_patches(run),
@@ -230,7 +230,7 @@ def test_the_source_follows_the_restart(live: list[Any]) -> None:
     assert run.error is None, run.error
     marks = marked(run)
     assert set(marks.values()) == {RESTARTED}
-    assert set(marks) >= CONTROL_PLANE and "edge-stack-linkerd-inject" in marks and "restart-deployment-default-qotm" in marks
+    assert set(marks) >= CONTROL_PLANE and "edge-stack:ambassador/edge-stack" in marks and "restart-deployment-default-qotm" in marks
     identity = run.one("Deployment", "linkerd-identity", "linkerd")
     assert all(identity.urn in d.dependencies for d in run.find("Deployment", namespace="linkerd") if d is not identity)
     assert run.outputs["restartedWorkloads"]["mark"] == RESTARTED
