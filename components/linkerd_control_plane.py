@@ -258,32 +258,26 @@ class LinkerdControlPlane(pulumi.ComponentResource):
         after: dict[str, list[pulumi.Resource]] = {obj.key: list(roots.values()) for obj in install if obj.kind == "Deployment"}
         after[_IDENTITY_DEPLOYMENT] = [*after.get(_IDENTITY_DEPLOYMENT, []), issuer]
         rest = [obj for obj in install if obj.key not in (_NAMESPACE, _TRUST_ROOTS)]
+
+        def register(
+            objects: list[manifests.ManifestObject], depends: Mapping[str, list[pulumi.Resource]]
+        ) -> dict[str, pulumi.CustomResource]:
+            return manifests.register(
+                objects,
+                prefix=name,
+                opts=opts,
+                replacements=replacements,
+                ignore_changes=args.line.generated_fields,
+                before=namespace,
+                depends=depends,
+            )
+
         first: dict[str, pulumi.CustomResource] = {}
         if args.control_plane_mark is not None:
-            first = manifests.register(
-                [obj for obj in rest if obj.key == _IDENTITY_DEPLOYMENT],
-                prefix=name,
-                opts=opts,
-                replacements=replacements,
-                ignore_changes=args.line.generated_fields,
-                before=namespace,
-                depends=after,
-            )
+            first = register([obj for obj in rest if obj.key == _IDENTITY_DEPLOYMENT], after)
             rest = [obj for obj in rest if obj.key not in first]
             after = {key: [*waits, *first.values()] for key, waits in after.items() if key not in first}
-        return (
-            roots
-            | first
-            | manifests.register(
-                rest,
-                prefix=name,
-                opts=opts,
-                replacements=replacements,
-                ignore_changes=args.line.generated_fields,
-                before=namespace,
-                depends=after,
-            )
-        )
+        return roots | first | register(rest, after)
 
     def _register_crds(
         self, name: str, args: LinkerdControlPlaneArgs, render: PendingRender | None

@@ -230,7 +230,7 @@ def test_the_source_follows_the_restart(live: list[Any]) -> None:
     assert run.error is None, run.error
     marks = marked(run)
     assert set(marks.values()) == {RESTARTED}
-    assert set(marks) >= CONTROL_PLANE and "edge-stack:ambassador/edge-stack" in marks and "restart-deployment-default-qotm" in marks
+    assert set(marks) >= CONTROL_PLANE | {"edge-stack:ambassador/edge-stack", "restart-deployment-default-qotm"}
     identity = run.one("Deployment", "linkerd-identity", "linkerd")
     assert all(identity.urn in d.dependencies for d in run.find("Deployment", namespace="linkerd") if d is not identity)
     assert run.outputs["restartedWorkloads"]["mark"] == RESTARTED
