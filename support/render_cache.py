@@ -30,6 +30,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from support import tools
+from support.downloads import file_sha256
 
 RENDER_CACHE_ENV = "AES_LINKERD2_RENDER_CACHE"
 OFF = "off"
@@ -97,7 +98,7 @@ def helm_key(argv: Sequence[str], stdin: str | None, chart: Path) -> str | None:
 
 def _chart_content(chart: Path) -> list[str] | None:
     if chart.is_file() and not chart.is_symlink():
-        return [_sha256_file(chart)]
+        return [file_sha256(chart)]
     if not chart.is_dir() or chart.is_symlink():
         return None
     content = []
@@ -105,12 +106,8 @@ def _chart_content(chart: Path) -> list[str] | None:
         if path.is_symlink() or not (path.is_dir() or path.is_file()):
             return None
         if path.is_file():
-            content.append(f"{path.relative_to(chart).as_posix()} {_sha256_file(path)}")
+            content.append(f"{path.relative_to(chart).as_posix()} {file_sha256(path)}")
     return content
-
-
-def _sha256_file(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _name(argv: Sequence[str], stdin: str | None, env_prefix: str, content: list[str]) -> str | None:
