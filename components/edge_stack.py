@@ -179,12 +179,12 @@ class EdgeStack(pulumi.ComponentResource):
         objects = self._with_own_objects(objects, args)
         deployment_key = f"Deployment/{namespace}/{product.deployment}"
         rest = manifests.register(
-            [manifests.ManifestObject(o) for o in objects if manifests.ManifestObject(o).key != deployment_key],
+            [obj for obj in map(manifests.ManifestObject, objects) if obj.key != deployment_key],
             prefix=name,
             opts=pulumi.ResourceOptions(parent=self, depends_on=self.crds),
         )
         # Read once the rest is registered: the CLI ran meanwhile.
-        added = self._inject(name, args, inject_input, inject_render)
+        added = self._inject(name, args, deployment_body, inject_input, inject_render)
         annotations = final_annotations(_pod_annotations(deployment_body), added, args.pod_annotations, args.restart_mark)
         # Its pods are meshed at their creation: the injector must serve first (a pod admitted before would run
         # without a proxy, or be refused by HA's failing-closed webhook).
@@ -224,10 +224,9 @@ class EdgeStack(pulumi.ComponentResource):
         )
 
     def _inject(
-        self, name: str, args: EdgeStackArgs, manifest: str, render: PendingRender | None
+        self, name: str, args: EdgeStackArgs, deployment: dict[str, Any], manifest: str, render: PendingRender | None
     ) -> dict[str, str] | pulumi.Output[dict[str, str]]:
         """The annotations the pinned `linkerd inject` gives Edge Stack's pod template, with the page's flags."""
-        deployment = json.loads(manifest)
         if render is not None:
             return added_annotations(deployment, render.stdout())
         # This release injects only against the live control plane (as the page pipes it): asked at `up`,
