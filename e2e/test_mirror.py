@@ -19,13 +19,16 @@ order (a failed step skips the ones after it):
 7. the probe Service's port is the Link's probe port (the target's `probePort`; this tier found it on the chart's
    4191 while the Link dialled 80, fixed since);
 8. `./aes-linkerd2 status --json`: every line the service mirror answers is its answer, not "has it run?".
-9. a rotation of the Link's token (`linkCredentials: 1` on the target, one `./aes-linkerd2 up`): the source's
+9. the PR preview's identity (deploy/preview-rbac.yaml on both clusters, docs/pull-requests.md) is refused the
+   identity Secrets of both clusters (the anchor's, each issuer's), and plain `pulumi preview` of the source with it
+   (link-gen against the target included) plans what admin's plans: no change;
+10. a rotation of the Link's token (`linkCredentials: 1` on the target, one `./aes-linkerd2 up`): the source's
    credentials now authenticate as the new account; the old token is refused by the target's API server; the
    source's destination controller (which reads the credentials for the pod-to-pod exports, and only when it
    starts) has a pod template carrying the new generation and a new pod, made after its credentials Secret;
-10. the next rotation (`linkCredentials: 2`), the target's `up` alone, then plain `pulumi preview` of the source:
+11. the next rotation (`linkCredentials: 2`), the target's `up` alone, then plain `pulumi preview` of the source:
    on the destination controller it plans one change, the reload patch's annotation, and none to the control
-   plane's Deployment; the source's `up` then rolls it again.
+   plane's Deployment; the PR preview's identity plans the same diff; the source's `up` then rolls it again.
 
 What cannot be shown here (kwok's pods run no container, there is no proxy and no kube-proxy): traffic, a
 gateway the probe finds alive, and the destination controller's own lookups (its new pod runs no process: that it
@@ -38,8 +41,10 @@ from __future__ import annotations
 
 import base64
 import json
+import shutil
 import tempfile
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -63,6 +68,10 @@ CLUSTER_NAME = "mirror.linkerd.io/cluster-name"
 # empty export. The probe Service's Endpoints, which the mirror always writes with the gateway's address
 # (`gatewayAddresses: ["127.0.0.1"]` here), are refused by the API server for the same rule: the mirror logs it.
 LOOPBACK_REFUSED = "may not be in the loopback range"
+# The PR preview's kube identity (docs/pull-requests.md): deploy/preview-rbac.yaml binds it, e2e/cluster.sh gives
+# each cluster a token for it.
+PREVIEW_RBAC = Path(__file__).resolve().parent.parent / "deploy" / "preview-rbac.yaml"
+SOURCE_PREVIEW = ["pulumi", "preview", "--stack", "source", "--json", "--non-interactive"]
 
 
 def labels(obj: dict[str, Any]) -> dict[str, str]:
@@ -310,6 +319,76 @@ def test_status_reads_what_the_mirror_wrote(clusters: LiveCluster) -> None:
     assert done.returncode == 1 and report["healthy"] is False
 
 
+@pytest.fixture(scope="module")
+def reviewer(clusters: LiveCluster) -> dict[str, str]:
+    """What a PR preview of the source is given: deploy/preview-rbac.yaml bound on both clusters, and copies of the
+    source's two kubeconfigs whose users are the preview's identity. The source stack keys they go under."""
+    config = clusters.stack_config("source")["config"]
+    kubeconfigs = {}
+    for key, cluster in (("kubeconfig", SOURCE), ("targetKubeconfig", TARGET)):
+        clusters.kubectl("apply", "-f", str(PREVIEW_RBAC), context=cluster)
+        copy = clusters.work / f"preview-{cluster}.kubeconfig"
+        shutil.copy(config[f"aes-linkerd2:{key}"], copy)
+        as_preview = ["config", "set-credentials", cluster, "--token", f"{cluster}-preview-token"]
+        done = clusters.run([clusters.kubectl_binary, "--kubeconfig", str(copy), *as_preview], timeout=30)
+        assert done.returncode == 0, done.said()
+        kubeconfigs[key] = str(copy)
+    return kubeconfigs
+
+
+def preview_source(clusters: LiveCluster, kubeconfigs: dict[str, str] | None = None) -> dict[str, Any]:
+    """Plain `pulumi preview --json` of the source (what the PR workflow runs), as KUBECONFIGS' identity when given."""
+    admin = {key: clusters.stack_config("source")["config"][f"aes-linkerd2:{key}"] for key in kubeconfigs or {}}
+    clusters.set_config("source", **(kubeconfigs or {}))
+    try:
+        run = clusters.run(SOURCE_PREVIEW, cwd=clusters.project, timeout=600)
+    finally:
+        clusters.set_config("source", **admin)
+    assert run.returncode == 0, run.said()[-4000:]
+    plan: dict[str, Any] = json.loads(run.stdout)
+    return plan
+
+
+def changes(plan: dict[str, Any]) -> list[tuple[str, str]]:
+    return sorted((step["op"], step["urn"]) for step in plan["steps"] if step["op"] != "same")
+
+
+def test_the_sources_pr_preview_reads_no_identity_key_on_either_cluster_and_still_previews(
+    clusters: LiveCluster, reviewer: dict[str, str]
+) -> None:
+    """Issue 18 item 4 for the source, whose preview runs link-gen against the target: the preview's identity is
+    refused every Secret that holds an identity key, on both clusters, and plans the source as admin does."""
+    for key, cluster in (("kubeconfig", SOURCE), ("targetKubeconfig", TARGET)):
+        kubectl = [clusters.kubectl_binary, "--kubeconfig", reviewer[key], "--context", cluster]
+        for denied in (["get", "secrets", "-n", CONTROL_PLANE], ["list", "secrets", "-A"], ["create", "configmaps"]):
+            answer = clusters.run([*kubectl, "auth", "can-i", *denied], timeout=30)
+            assert answer.stdout.strip() == "no", (cluster, denied, answer.said())
+        keys = ["linkerd-identity-issuer", *(["linkerd-trust-anchor"] if cluster == TARGET else [])]
+        for secret in keys:
+            read = clusters.run([*kubectl, "get", "secret", "-n", CONTROL_PLANE, secret, "-o", "json"], timeout=30)
+            assert read.returncode != 0 and "forbidden" in read.stderr.lower(), (cluster, read.said())
+            # The Secret is there: the refusal is RBAC's, not a missing object.
+            assert clusters.get("secret", secret, "-n", CONTROL_PLANE, context=cluster) is not None, (cluster, secret)
+    as_admin = preview_source(clusters)
+    as_preview = preview_source(clusters, reviewer)
+    # The control: the same files with a token the target does not know, and the same preview fails, so the plan
+    # above was made with the preview's credentials.
+    unknown = clusters.work / "preview-unknown.kubeconfig"
+    shutil.copy(reviewer["targetKubeconfig"], unknown)
+    as_unknown = ["config", "set-credentials", TARGET, "--token", "nobody-knows-this-token"]
+    assert clusters.run([clusters.kubectl_binary, "--kubeconfig", str(unknown), *as_unknown], timeout=30).returncode == 0
+    admin = clusters.stack_config("source")["config"]["aes-linkerd2:targetKubeconfig"]
+    clusters.set_config("source", targetKubeconfig=str(unknown))
+    try:
+        refused = clusters.run(SOURCE_PREVIEW, cwd=clusters.project, timeout=600)
+    finally:
+        clusters.set_config("source", targetKubeconfig=admin)
+    assert refused.returncode != 0 and "Unauthorized" in refused.stdout + refused.stderr, refused.said()[-3000:]
+    print(f"\n[mirror] the source's preview as the PR preview's identity: {as_preview['changeSummary']}")
+    assert set(as_admin["changeSummary"]) == {"same"}, changes(as_admin)
+    assert as_preview["changeSummary"] == as_admin["changeSummary"], (changes(as_preview), changes(as_admin))
+
+
 def link_kubeconfig(clusters: LiveCluster) -> str:
     """The kubeconfig the source's Link carries (the target's API server and the remote-access token)."""
     secrets = clusters.get("secrets", "-n", MULTICLUSTER, context=SOURCE)["items"]
@@ -400,18 +479,23 @@ def test_a_token_rotation_moves_the_link_to_the_new_account_and_revokes_the_old(
     assert listed.returncode == 0 and "service/qotm-linkerd2" in listed.stdout.split(), listed.said()
 
 
-def test_the_next_rotations_preview_changes_one_field_of_the_destination_controller(clusters: LiveCluster) -> None:
+def test_the_next_rotations_preview_changes_one_field_of_the_destination_controller(
+    clusters: LiveCluster, reviewer: dict[str, str]
+) -> None:
     """The target's `up` alone, then plain `pulumi preview` of the source: the reload patch's annotation, nothing else
     of the destination controller; the source's `up` then rolls it."""
     clusters.set_config("target", linkCredentials=2)
     target_up = clusters.driver("up", "--stack", "target", timeout=900)
     assert target_up.returncode == 0, target_up.said()
-    preview = ["pulumi", "preview", "--stack", "source", "--json", "--non-interactive"]
-    run = clusters.run(preview, cwd=clusters.project, timeout=600)
-    assert run.returncode == 0, run.said()
-    steps = {step["urn"].rsplit("::", 1)[-1]: step for step in json.loads(run.stdout)["steps"]}
+    plan = preview_source(clusters)
+    steps = {step["urn"].rsplit("::", 1)[-1]: step for step in plan["steps"]}
     changed = sorted(name for name, step in steps.items() if step["op"] != "same")
     print(f"\n[mirror] the source's preview after the target's rotation to generation 2: {changed}")
+    # The PR preview's identity (no Secret but link-gen's) plans the same diff, the new credentials included.
+    as_preview = preview_source(clusters, reviewer)
+    assert changes(as_preview) == changes(plan), (changes(as_preview), changes(plan))
+    reload = [s for s in as_preview["steps"] if s["urn"].endswith("::multicluster-source-reload-destination")]
+    assert [s["newState"]["inputs"] for s in reload] == [steps["multicluster-source-reload-destination"]["newState"]["inputs"]]
     # `--json` lists the steps that change something: the control plane's Deployment, in the state, is not among them.
     deployment = f"linkerd:{CONTROL_PLANE}/{DESTINATION}"
     state = clusters.run(["pulumi", "stack", "export", "--stack", "source"], cwd=clusters.project, timeout=120)
@@ -422,7 +506,7 @@ def test_the_next_rotations_preview_changes_one_field_of_the_destination_control
         if r["urn"].endswith(f"$kubernetes:apps/v1:Deployment::{deployment}")
     ]
     assert len(held) == 1, held
-    planned = [step["op"] for step in json.loads(run.stdout)["steps"] if step["urn"] == held[0] and step["op"] != "same"]
+    planned = [step["op"] for step in plan["steps"] if step["urn"] == held[0] and step["op"] != "same"]
     assert planned == [], planned
     patch = steps["multicluster-source-reload-destination"]
     assert patch["op"] == "update", patch["op"]
@@ -444,6 +528,6 @@ def test_the_next_rotations_preview_changes_one_field_of_the_destination_control
     assert must <= set(changed) <= {*must, "multicluster-source-multicluster-check"}, changed
     pods = destination_pods(clusters)
     up = clusters.driver("up", "--stack", "source", timeout=900)
-    print(f"[mirror] target up {target_up.seconds:.0f}s, source preview {run.seconds:.0f}s, source up {up.seconds:.0f}s")
+    print(f"[mirror] target up {target_up.seconds:.0f}s, source up {up.seconds:.0f}s")
     assert up.returncode == 0, up.said()
     assert_destination_rolled(clusters, pods, generation_of(account.format(2), 2))
