@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Two revisions of the program timed against each other: the target's `up` and then its `destroy
+# --delete-trust-anchor`, each round on a fresh local API server with e2e/test_full.py's webhook servers and forced
+# config, the project taken from git at the revision (`git archive`: committed files only). One cluster at a
+# time, so the two never share the machine; the order swaps each round (A B, B A, ...), so a drift in the
+# machine's load falls on both; the load is printed with each figure. For "measure before and after each change"
+# (issue 22) without the 10 minutes of e2e/perf.sh.
+#
+#   e2e/ab.sh REV_A REV_B                     about 3 minutes a round on 2 cores
+#   AB_ROUNDS=2 e2e/ab.sh main my-branch      twice each, ABBA
+#   e2e/ab.sh REV_A REV_B --skip-if-missing   exits 0 instead of 2 when a tool is missing, after saying so
+set -euo pipefail
+# shellcheck source=e2e/tier.sh
+. "$(dirname "$0")/tier.sh"
+tier_init ab "${3:-}"
+if [ $# -lt 2 ]; then
+  say "usage: e2e/ab.sh REV_A REV_B [--skip-if-missing]"
+  exit 2
+fi
+declare -A SHA
+for rev in "$1" "$2"; do
+  SHA[$rev]=$(git rev-parse --verify --quiet "$rev^{commit}") || { say "not a git revision here: $rev"; exit 2; }
+done
+LINKERD=$B/linkerd-edge-26.8.3
+find_tools "$LINKERD"
+(emissary_files) 2>/dev/null || MISSING+=("Emissary ${E2E_EMISSARY:-4.1.0}'s release files in E2E_REFERENCE")
+stop_if_missing "TWO REVISIONS NOT TIMED (e2e/ab.sh): these are missing:"
+emissary_files
+rounds=${AB_ROUNDS:-1}
+[[ $rounds =~ ^[1-9][0-9]*$ ]] || { say "AB_ROUNDS must be a positive whole number, not '$rounds'"; exit 2; }
+start_work
+BASE=$WORK
+trap 'WORK=$BASE; cleanup' EXIT
+results=()
+
+# up_and_destroy REV: a fresh target cluster, the project at REV, `up`, then `destroy --delete-trust-anchor`.
+up_and_destroy() {
+  local rev=$1 up_s destroy_s up_load destroy_load
+  WORK=$BASE/${SHA[$rev]:0:12}-$round
+  mkdir -p "$WORK"
+  export KUBECONFIG=$WORK/kubeconfig
+  start_cluster target 127.0.100.0/24 127.1.0.0/16
+  check_loopback target
+  webhook_servers target
+  PROJECT=$WORK/project
+  mkdir -p "$PROJECT"
+  git archive "${SHA[$rev]}" | tar -xf - -C "$PROJECT"
+  force_config "$PROJECT"
+  use_engine
+  up_load=$(load_now)
+  driver up --stack target >/dev/null
+  up_s=$(stack_seconds target "$WORK/up.log")
+  destroy_load=$(load_now)
+  driver destroy --stack target --delete-trust-anchor >/dev/null
+  destroy_s=$(stack_seconds target "$WORK/destroy.log")
+  results+=("$rev (${SHA[$rev]:0:12}), round $round: up ${up_s}s (load $up_load), destroy ${destroy_s}s (load $destroy_load)")
+  # The next cluster starts alone on the machine.
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  PIDS=()
+}
+
+for ((round = 1; round <= rounds; round++)); do
+  if ((round % 2)); then order=("$1" "$2"); else order=("$2" "$1"); fi
+  for rev in "${order[@]}"; do up_and_destroy "$rev"; done
+done
+say "TWO REVISIONS, the target's up and destroy, one cluster at a time ($(nproc) cores, Emissary $EMISSARY_VERSION):"
+for line in "${results[@]}"; do say "  $line"; done
