@@ -30,6 +30,9 @@ _FOUNDATION_KINDS = {"Namespace", "CustomResourceDefinition"}
 # Admission webhooks and aggregated APIs answer through Deployments of the same manifest:
 # registering them before those are Ready would block every later pod (failurePolicy: Fail in HA).
 SERVED_BY_DEPLOYMENTS = {"MutatingWebhookConfiguration", "ValidatingWebhookConfiguration", "APIService"}
+# What owns pods: deleted as itself, so its pods are gone (foreground) before the namespace goes. A namespace still
+# holding pods is finished by the namespace controller only after their grace period (30 s by default).
+_POD_OWNERS = {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob", "Pod", "ReplicationController"}
 # The token controller fills a token Secret only for an account that exists, and deletes it otherwise;
 # created first, it stays empty (and pulumi-kubernetes before 4.32 panics awaiting it).
 SERVICE_ACCOUNT_TOKEN = "kubernetes.io/service-account-token"
@@ -243,7 +246,8 @@ def _options_for(
             # What upstream keeps on uninstall (shared CRDs such as Gateway API's) outlives `destroy`.
             retain_on_delete=True if obj.kept_by_upstream else None,
             # When the manifest's namespace goes, the API server deletes what is in it: `destroy` deletes the
-            # namespace once, rather than each object and then the namespace, one wait after another.
+            # namespace once, rather than each object and then the namespace, one wait after another; only what
+            # owns pods goes first, all at once (_POD_OWNERS).
             deleted_with=namespace,
         ),
     )
@@ -283,8 +287,9 @@ def register(
             raise ManifestError(f"{prefix}: {key} appears twice in the manifest")
         after = _waits_for(obj, known, waited_for) + list(depends.get(key, ()))
         body = stand_ins.substitute(obj.body, replacements)
-        # Deleted with its namespace, unless either outlives `destroy`.
-        deleted_with = f"Namespace/{obj.namespace}" if obj.namespace and not obj.kept_by_upstream else ""
+        # Deleted with its namespace, unless either outlives `destroy` or it owns pods.
+        with_namespace = obj.namespace and not obj.kept_by_upstream and obj.kind not in _POD_OWNERS
+        deleted_with = f"Namespace/{obj.namespace}" if with_namespace else ""
         namespace = known.get(deleted_with) if deleted_with not in kept else None
         resource_opts = _options_for(obj, opts, after, ignore_changes.get(key, ()), namespace)
         registered[key] = known[key] = _register_one(obj, _resource_name(prefix, obj), body, resource_opts)
