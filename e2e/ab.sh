@@ -26,12 +26,7 @@ find_tools "$LINKERD"
 (emissary_files) 2>/dev/null || MISSING+=("Emissary ${E2E_EMISSARY:-4.1.0}'s release files in E2E_REFERENCE")
 stop_if_missing "TWO REVISIONS NOT TIMED (e2e/ab.sh): these are missing:"
 emissary_files
-rounds=${AB_ROUNDS:-1}
-[[ $rounds =~ ^[1-9][0-9]*$ ]] || { say "AB_ROUNDS must be a positive whole number, not '$rounds'"; exit 2; }
-start_work
-BASE=$WORK
-trap 'WORK=$BASE; cleanup' EXIT
-results=()
+start_rounds "${AB_ROUNDS:-}" AB_ROUNDS
 
 # up_and_destroy REV: a fresh target cluster, the project at REV, `up`, then `destroy --delete-trust-anchor`.
 up_and_destroy() {
@@ -53,16 +48,13 @@ up_and_destroy() {
   destroy_load=$(load_now)
   driver destroy --stack target --delete-trust-anchor >/dev/null
   destroy_s=$(stack_seconds target "$WORK/destroy.log")
-  results+=("$rev (${SHA[$rev]:0:12}), round $round: up ${up_s}s (load $up_load), destroy ${destroy_s}s (load $destroy_load)")
-  # The next cluster starts alone on the machine.
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  PIDS=()
+  RESULTS+=("$rev (${SHA[$rev]:0:12}), round $round: up ${up_s}s (load $up_load), destroy ${destroy_s}s (load $destroy_load)")
+  end_round  # the next cluster starts alone on the machine
 }
 
-for ((round = 1; round <= rounds; round++)); do
+for ((round = 1; round <= ROUNDS; round++)); do
   if ((round % 2)); then order=("$1" "$2"); else order=("$2" "$1"); fi
   for rev in "${order[@]}"; do up_and_destroy "$rev"; done
 done
 say "TWO REVISIONS, the target's up and destroy, one cluster at a time ($(nproc) cores, Emissary $EMISSARY_VERSION):"
-for line in "${results[@]}"; do say "  $line"; done
+for line in "${RESULTS[@]}"; do say "  $line"; done

@@ -22,12 +22,7 @@ for version in 4.1.0 3.9.1; do
   (E2E_EMISSARY=$version emissary_files) 2>/dev/null || MISSING+=("$needs")
 done
 stop_if_missing "EMISSARY LINES NOT TIMED (e2e/lines.sh): these are missing:"
-rounds=${LINES_ROUNDS:-1}
-[[ $rounds =~ ^[1-9][0-9]*$ ]] || { say "LINES_ROUNDS must be a positive whole number, not '$rounds'"; exit 2; }
-start_work
-BASE=$WORK
-trap 'WORK=$BASE; cleanup' EXIT
-results=()
+start_rounds "${LINES_ROUNDS:-}" LINES_ROUNDS
 
 # up_on_line VERSION: a fresh target cluster, the project on Emissary VERSION, `up`, the live objects read back.
 up_on_line() {
@@ -50,16 +45,13 @@ up_on_line() {
     4.1.0) [[ " $deployments " != *"/emissary-apiext "* ]] || { say "FAILED: 4.1.0 made an emissary-apiext"; exit 1; } ;;
     3.9.1) [[ " $deployments " == *"/emissary-apiext "* ]] || { say "FAILED: 3.9.1 made no emissary-apiext"; exit 1; } ;;
   esac
-  results+=("Emissary $version (round $round): target up ${seconds}s, load before $load")
-  # The next cluster starts alone on the machine.
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  PIDS=()
+  RESULTS+=("Emissary $version (round $round): target up ${seconds}s, load before $load")
+  end_round  # the next cluster starts alone on the machine
 }
 
-for ((round = 1; round <= rounds; round++)); do
+for ((round = 1; round <= ROUNDS; round++)); do
   if ((round % 2)); then order=(4.1.0 3.9.1); else order=(3.9.1 4.1.0); fi
   for version in "${order[@]}"; do up_on_line "$version"; done
 done
 say "EMISSARY LINES, one run, one cluster at a time ($(nproc) cores; linkerd $("$LINKERD" version --client --short)):"
-for line in "${results[@]}"; do say "  $line"; done
+for line in "${RESULTS[@]}"; do say "  $line"; done

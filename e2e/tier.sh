@@ -36,6 +36,10 @@
 #   upgrade_check REV                  on a fresh target cluster (TARGET_PIDS stopped): the target made by git REV's
 #                                      program, then previewed and updated by this one
 #   load_now                           the load average (1, 5, 15 minutes), printed beside each figure
+#   start_rounds COUNT NAME            ROUNDS (COUNT, default 1; NAME is its variable, named when refused), start_work,
+#                                      BASE: the run's folder (each round sets WORK below it), RESULTS=(); the whole
+#                                      folder removed at the end
+#   end_round                          stops every process of the round, so the next cluster runs alone
 #   kubectl_bench STACK                STACK's objects with kubectl on fresh API servers (stopped once measured): all
 #                                      at once, until every rollout is done, `kubectl diff`, in the page's order
 #   performance UP_S PREVIEW_S         the target's objects with kubectl on fresh API servers (all at once, and
@@ -321,6 +325,19 @@ _every_rollout_done() {  # what `up` awaits of each Deployment: its rollout comp
 
 # The machine's load average (1, 5, 15 minutes), printed beside each figure: the machine is shared.
 load_now() { cut -d' ' -f1-3 /proc/loadavg; }
+start_rounds() {
+  ROUNDS=${1:-1}
+  [[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || { say "$2 must be a positive whole number, not '$ROUNDS'"; exit 2; }
+  start_work
+  BASE=$WORK
+  trap 'WORK=$BASE; cleanup' EXIT
+  RESULTS=()
+}
+end_round() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  PIDS=()
+}
 # Stops what was started after PIDS held N entries (a bench cluster, its webhooks): no idle cluster shares
 # the machine with the next figure.
 _stop_from() {
