@@ -27,12 +27,15 @@ def _step(event: auto.EngineEvent) -> tuple[str, bool] | None:
     if diagnostic is not None and diagnostic.severity == "warning" and not diagnostic.ephemeral:
         return f"warning: {diagnostic.message.strip()}", False
     if event.resource_pre_event is not None:
-        metadata = event.resource_pre_event.metadata
-        return f"{metadata.op.value} {metadata.urn.split('::')[-1]}", False
+        return _what(event.resource_pre_event.metadata), False
     if event.res_outputs_event is not None:
-        metadata = event.res_outputs_event.metadata
-        return f"{metadata.op.value} {metadata.urn.split('::')[-1]}", True
+        return _what(event.res_outputs_event.metadata), True
     return None
+
+
+def _what(metadata: auto.events.StepEventMetadata) -> str:
+    """`create Deployment linkerd:linkerd/linkerd-identity`: the kind tells a Service and a Deployment of one name apart."""
+    return f"{metadata.op.value} {metadata.type.rsplit(':', 1)[-1]} {metadata.urn.split('::')[-1]}"
 
 
 def _changes(summary: Mapping[Any, int] | None) -> dict[str, int]:

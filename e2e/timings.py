@@ -2,8 +2,8 @@
 API server beside how long `up` awaited it. Shown, never asserted (e2e/test_full.py; e2e/tier.sh for perf.sh:
 `python e2e/timings.py slowest|deployments|critical STACK LOG [DEPLOYMENTS.json|STATE.json]`).
 
-A progress line is "[STACK] up: N done, MM:SS  OP NAME": a line whose count went up ends NAME's step, any other
-starts it.
+A progress line is "[STACK] up: N done, MM:SS  OP KIND NAME": a line whose count went up ends the step of "KIND
+NAME", any other starts it (the kind tells a Service and a Deployment of one name apart).
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ def deployments(stack: str, log: str, listed: dict[str, Any]) -> list[str]:
         conditions = {c["type"]: c for c in item.get("status", {}).get("conditions", [])}
         available = _seconds(conditions["Available"]["lastTransitionTime"]) - created if "Available" in conditions else -1
         rollout = _seconds(conditions["Progressing"]["lastUpdateTime"]) - created if "Progressing" in conditions else -1
-        names = [n for n in start if n.endswith(":" + meta["namespace"] + "/" + meta["name"])]
+        names = [n for n in start if n.startswith("Deployment ") and n.endswith(f":{meta['namespace']}/{meta['name']}")]
         awaited = max((end.get(n, start[n]) - start[n] for n in names), default=-1)
         where = meta["namespace"] + "/" + meta["name"]
         lines.append(
@@ -70,7 +70,9 @@ def deployments(stack: str, log: str, listed: dict[str, Any]) -> list[str]:
 
 
 def _name(urn: str) -> str:
-    return urn.rsplit("::", maxsplit=1)[-1]
+    """A step's name in the progress, "KIND NAME", from its URN (`...::parent$pkg:module:KIND::NAME`)."""
+    qualified, name = urn.rsplit("::", maxsplit=1)
+    return f"{qualified.rsplit('$', 1)[-1].rsplit(':', 1)[-1]} {name}"
 
 
 def critical_path(stack: str, log: str, state: dict[str, Any]) -> list[str]:
@@ -84,7 +86,7 @@ def critical_path(stack: str, log: str, state: dict[str, Any]) -> list[str]:
             continue  # the stack and the components: they last as long as their children
         found = {_name(urn) for urn in resource.get("dependencies", [])}
         if resource.get("provider"):
-            found.add(_name(resource["provider"].split("::", 1)[1].rsplit("::", 1)[0]))
+            found.add(_name(resource["provider"].rsplit("::", 1)[0]))  # "URN::ID"
         waits[_name(resource["urn"])] = found
     timed = [name for name in waits if name in end]
     if not timed:

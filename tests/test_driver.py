@@ -436,6 +436,31 @@ def test_the_programs_warnings_show_in_the_progress() -> None:
     assert _step(events.EngineEvent(sequence=2, timestamp=0, diagnostic_event=info)) is None
 
 
+def test_a_step_names_the_kind_so_objects_of_one_name_are_told_apart() -> None:
+    from pulumi.automation import events
+
+    from driver.automation import _step
+
+    urn = "urn:pulumi:target::aes-linkerd2::aes-linkerd2:index:LinkerdControlPlane${kind}::linkerd:linkerd/linkerd-identity"
+
+    def metadata(kind: str) -> events.StepEventMetadata:
+        return events.StepEventMetadata(
+            op=events.OpType.CREATE, urn=urn.format(kind=kind), type=kind, provider="", old=None, new=None
+        )
+
+    deployment, service = "kubernetes:apps/v1:Deployment", "kubernetes:core/v1:Service"
+    started = events.ResourcePreEvent(metadata=metadata(deployment))
+    finished = events.ResOutputsEvent(metadata=metadata(service))
+    assert _step(events.EngineEvent(sequence=1, timestamp=0, resource_pre_event=started)) == (
+        "create Deployment linkerd:linkerd/linkerd-identity",
+        False,
+    )
+    assert _step(events.EngineEvent(sequence=2, timestamp=0, res_outputs_event=finished)) == (
+        "create Service linkerd:linkerd/linkerd-identity",
+        True,
+    )
+
+
 def test_destroying_the_target_alone_is_refused_while_the_source_links_to_it(kube: Path) -> None:
     engine = FakeEngine()  # its source stack reports outputs: it exists and links
     engine.outputs = lambda stack: {"linkedCluster": "target"} if stack == "source" else {}  # type: ignore[method-assign]
