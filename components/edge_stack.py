@@ -90,11 +90,11 @@ def prepare_object(body: dict[str, Any], product: upstream.EdgeStackProduct, por
         body.pop("rules", None)
     if body["kind"] != "Service":
         return body
-    if body.get("spec", {}).get("type") == "LoadBalancer":
-        # The Deployment's readiness tells whether Edge Stack runs; a cluster without a
-        # load balancer would otherwise hold every `up` until the timeout.
-        annotations = body["metadata"].setdefault("annotations", {})
-        annotations[upstream.SKIP_AWAIT_ANNOTATION] = "true"
+    # The Deployments' readiness tells whether Edge Stack runs, and they are awaited. A Service's await guards
+    # nothing: the provider holds a ClusterIP Service until its endpoints have not changed for 10 seconds (the
+    # admin Service ended the target's `up`), a LoadBalancer one until the cluster gives it an address, which
+    # a cluster without a load balancer never does.
+    body["metadata"].setdefault("annotations", {})[upstream.SKIP_AWAIT_ANNOTATION] = "true"
     if body["metadata"]["name"] == product.service:
         for port in body["spec"]["ports"]:
             port["name"] = port_names.get(port["port"], port.get("name"))

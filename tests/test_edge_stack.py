@@ -34,6 +34,7 @@ def build(
     gateway_port: int = 4143,
     preview: bool = False,
     crds_file: Path | None = None,
+    manifest_file: Path | None = None,
     pod_annotations: dict[str, str] | None = None,
     restart_mark: str | None = None,
 ) -> Run:
@@ -43,6 +44,8 @@ def build(
         files = CURRENT_FILES if product == "edge-stack" else EMISSARY_FILES
     if crds_file is not None:
         files = (crds_file, files[1])
+    if manifest_file is not None:
+        files = (files[0], manifest_file)
     # The page line's inject runs at `up` against the cluster: nothing runs the CLI while the program runs.
     binary = real_linkerd(line) if line.inject_offline else "linkerd"
 
@@ -180,6 +183,29 @@ def test_load_balancer_service_is_not_awaited() -> None:
     service = build().one("Service", "edge-stack", "ambassador")
     assert service.inputs["metadata"]["annotations"] == {"pulumi.com/skipAwait": "true"}
     assert service.inputs["spec"]["ports"][0] == {"name": "http", "port": 80, "targetPort": 8080}
+
+
+@pytest.mark.parametrize(
+    ("line", "product", "files"),
+    [
+        (upstream.CURRENT, "emissary", ("emissary/emissary-crds.v3.9.1.yaml", "emissary/emissary-emissaryns.v3.9.1.yaml")),
+        (upstream.PAGE, "edge-stack", PAGE_FILES),
+    ],
+)
+def test_no_service_of_edge_stacks_manifest_is_awaited_its_deployments_are(
+    line: upstream.VersionLine, product: str, files: tuple[str, str]
+) -> None:
+    """Issue 22: a wait that guards nothing goes (Emissary's admin Service was the last step of the target's `up`).
+    Upstream's own release files: their admin Services (3.9.1's apiext one too) beside the public one."""
+    crds, manifest = (upstream_file(name) for name in files)
+    run = build(line, product, license_key=None, crds_file=crds, manifest_file=manifest)
+    services = [r for r in run.registrations if r.type == "kubernetes:core/v1:Service"]
+    deployments = [r for r in run.registrations if r.type == "kubernetes:apps/v1:Deployment"]
+    assert len(services) >= 3 and deployments, [r.name for r in services]
+    not_awaited = {r.name: (r.inputs["metadata"].get("annotations") or {}).get("pulumi.com/skipAwait") for r in services}
+    assert set(not_awaited.values()) == {"true"}, not_awaited
+    for deployment in deployments:
+        assert "pulumi.com/skipAwait" not in (deployment.inputs["metadata"].get("annotations") or {}), deployment.name
 
 
 def direct(run: Run, resource: Registration) -> set[str]:
