@@ -90,27 +90,13 @@ def prepare_object(body: dict[str, Any], product: upstream.EdgeStackProduct, por
         body.pop("rules", None)
     if body["kind"] != "Service":
         return body
-    # The Deployments' readiness tells whether Edge Stack runs, and they are awaited. A Service's await guards
-    # nothing: the provider holds a ClusterIP Service until its endpoints have not changed for 10 seconds (the
-    # admin Service ended the target's `up`), a LoadBalancer one until the cluster gives it an address, which
-    # a cluster without a load balancer never does.
+    # Not awaited (manifests.not_awaited_if_service): the admin Service's 10 s ended the target's `up`, and a
+    # LoadBalancer one would wait for an address a cluster without a load balancer never gives.
     body["metadata"].setdefault("annotations", {})[upstream.SKIP_AWAIT_ANNOTATION] = "true"
     if body["metadata"]["name"] == product.service:
         for port in body["spec"]["ports"]:
             port["name"] = port_names.get(port["port"], port.get("name"))
     return body
-
-
-def not_awaited_if_service(obj: manifests.ManifestObject) -> manifests.ManifestObject:
-    """The CRD manifest's Services (emissary-apiext's) count as ready once created.
-
-    Everything else waits for the whole CRD manifest, and the provider holds a Service until its
-    endpoints have not changed for 10 seconds; the Deployment behind it is awaited itself, as the page
-    waits for it (`kubectl wait --for=condition=available deployment emissary-apiext`).
-    """
-    if obj.kind != "Service":
-        return obj
-    return manifests.with_annotations(obj, {upstream.SKIP_AWAIT_ANNOTATION: "true"})
 
 
 def _named(objects: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
@@ -171,7 +157,7 @@ class EdgeStack(pulumi.ComponentResource):
         )
         self.crds = list(
             manifests.register(
-                [not_awaited_if_service(obj) for obj in manifests.parse(args.crds_yaml)],
+                [manifests.not_awaited_if_service(obj) for obj in manifests.parse(args.crds_yaml)],
                 prefix=f"{name}-crds",
                 opts=pulumi.ResourceOptions(parent=self),
             ).values()

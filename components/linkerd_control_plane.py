@@ -292,8 +292,13 @@ class LinkerdControlPlane(pulumi.ComponentResource):
         return list(registered.values()), manifests.retained(crds, registered)
 
     def _objects(self, args: LinkerdControlPlaneArgs, name: str, render: PendingRender) -> list[manifests.ManifestObject]:
-        """The objects a render printed, refused where the stand-in anchor would survive."""
-        objects = [obj for obj in manifests.parse(render.stdout()) if obj.key not in args.line.dropped_objects]
+        """The objects a render printed, refused where the stand-in anchor would survive; its Services not awaited
+        (their Deployments are, and what needs the control plane waits for those and the webhooks)."""
+        objects = [
+            manifests.not_awaited_if_service(obj)
+            for obj in manifests.parse(render.stdout())
+            if obj.key not in args.line.dropped_objects
+        ]
         if args.restart_mark is not None:
             mark = {upstream.TRUST_ANCHORS_ANNOTATION: args.restart_mark}
             objects = [manifests.with_pod_annotations(o, mark) if manifests.injected_at_admission(o) else o for o in objects]

@@ -119,6 +119,14 @@ def with_pod_annotations(obj: ManifestObject, annotations: Mapping[str, str]) ->
     return ManifestObject(body)
 
 
+def not_awaited_if_service(obj: ManifestObject) -> ManifestObject:
+    """A Service counts as ready once created: what serves it is a Deployment, awaited itself. The provider would
+    hold a Service until its endpoints have not changed for 10 seconds, a wait that guards nothing here."""
+    if obj.kind != "Service":
+        return obj
+    return with_annotations(obj, {upstream.SKIP_AWAIT_ANNOTATION: "true"})
+
+
 def injected_at_admission(obj: ManifestObject) -> bool:
     """A workload whose pods Linkerd's injector meshes when they are admitted (`linkerd.io/inject: enabled` on its
     template): their proxies hold the roots of that moment, and only a new pod gets new ones."""

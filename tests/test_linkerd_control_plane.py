@@ -342,3 +342,18 @@ def test_the_links_service_mirror_is_not_awaited_before_its_link_exists() -> Non
     assert controller.inputs["metadata"]["annotations"] == {"pulumi.com/skipAwait": "true"}
     identity = build().one("Deployment", "linkerd-identity").inputs["metadata"]["annotations"]
     assert "pulumi.com/skipAwait" not in identity
+
+
+@pytest.mark.parametrize("line", [upstream.CURRENT, upstream.PAGE], ids=["current", "page"])
+def test_no_service_of_linkerds_renders_is_awaited_its_deployments_are(line: upstream.VersionLine) -> None:
+    """Issue 22: the provider holds a Service until its endpoints have not changed for 10 s (the proxy injector's
+    ended the target's `up`); its Deployment is awaited, and what needs Linkerd waits for those and the webhooks."""
+    run = build(line)
+    services = run.find("Service")
+    assert {"linkerd-identity", "linkerd-proxy-injector", "linkerd-dst"} <= {s.inputs["metadata"]["name"] for s in services}
+    not_awaited = {s.name: (s.inputs["metadata"].get("annotations") or {}).get("pulumi.com/skipAwait") for s in services}
+    assert set(not_awaited.values()) == {"true"}, not_awaited
+    awaited = [
+        d.name for d in run.find("Deployment") if "pulumi.com/skipAwait" not in (d.inputs["metadata"].get("annotations") or {})
+    ]
+    assert "linkerd:linkerd/linkerd-proxy-injector" in awaited and "linkerd:linkerd/linkerd-identity" in awaited, awaited
