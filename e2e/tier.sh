@@ -333,11 +333,7 @@ start_rounds() {
   trap 'WORK=$BASE; cleanup' EXIT
   RESULTS=()
 }
-end_round() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  PIDS=()
-}
+end_round() { _stop_from 0; }
 # Stops what was started after PIDS held N entries (a bench cluster, its webhooks): no idle cluster shares
 # the machine with the next figure.
 _stop_from() {
