@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Two revisions of the program timed against each other: the target's `up` and then its `destroy
-# --delete-trust-anchor`, each round on a fresh local API server with e2e/test_full.py's webhook servers and forced
+# Two revisions of the program timed against each other: the target's fresh `up`, a no-change `preview`, a second
+# `up` and then `destroy --delete-trust-anchor`, each round on a fresh local API server with e2e/test_full.py's webhook servers and forced
 # config, the project taken from git at the revision (`git archive`: committed files only). One cluster at a
 # time, so the two never share the machine; the order swaps each round (A B, B A, ...), so a drift in the
 # machine's load falls on both; the load is printed with each figure. For "measure before and after each change"
@@ -28,9 +28,10 @@ stop_if_missing "TWO REVISIONS NOT TIMED (e2e/ab.sh): these are missing:"
 emissary_files
 start_rounds "${AB_ROUNDS:-}" AB_ROUNDS
 
-# up_and_destroy REV: a fresh target cluster, the project at REV, `up`, then `destroy --delete-trust-anchor`.
+# up_and_destroy REV: a fresh target cluster, the project at REV, `up`, a no-change `preview`, a second `up`, then
+# `destroy --delete-trust-anchor`.
 up_and_destroy() {
-  local rev=$1 up_s destroy_s up_load destroy_load
+  local rev=$1 up_s preview_s up2_s destroy_s up_load preview_load up2_load destroy_load
   WORK=$BASE/${SHA[$rev]:0:12}-$round
   mkdir -p "$WORK"
   export KUBECONFIG=$WORK/kubeconfig
@@ -45,10 +46,17 @@ up_and_destroy() {
   up_load=$(load_now)
   driver up --stack target >/dev/null
   up_s=$(stack_seconds target "$WORK/up.log")
+  mv "$WORK/up.log" "$WORK/first-up.log"
+  preview_load=$(load_now)
+  driver preview --stack target --expect-no-changes >/dev/null
+  preview_s=$(stack_seconds target "$WORK/preview.log")
+  up2_load=$(load_now)
+  driver up --stack target >/dev/null
+  up2_s=$(stack_seconds target "$WORK/up.log")
   destroy_load=$(load_now)
   driver destroy --stack target --delete-trust-anchor >/dev/null
   destroy_s=$(stack_seconds target "$WORK/destroy.log")
-  RESULTS+=("$rev (${SHA[$rev]:0:12}), round $round: up ${up_s}s (load $up_load), destroy ${destroy_s}s (load $destroy_load)")
+  RESULTS+=("$rev (${SHA[$rev]:0:12}), round $round: up ${up_s}s (load $up_load), no-change preview ${preview_s}s (load $preview_load), second up ${up2_s}s (load $up2_load), destroy ${destroy_s}s (load $destroy_load)")
   end_round  # the next cluster starts alone on the machine
 }
 
@@ -56,5 +64,5 @@ for ((round = 1; round <= ROUNDS; round++)); do
   if ((round % 2)); then order=("$1" "$2"); else order=("$2" "$1"); fi
   for rev in "${order[@]}"; do up_and_destroy "$rev"; done
 done
-say "TWO REVISIONS, the target's up and destroy, one cluster at a time ($(nproc) cores, Emissary $EMISSARY_VERSION):"
+say "TWO REVISIONS, the target's up, preview, second up and destroy, one cluster at a time ($(nproc) cores, Emissary $EMISSARY_VERSION):"
 for line in "${RESULTS[@]}"; do say "  $line"; done
