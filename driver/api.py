@@ -8,7 +8,10 @@ before anything runs and the results can be exercised without the Pulumi CLI.
 
 from __future__ import annotations
 
+import datetime
+import json
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -26,6 +29,8 @@ from support.clusters import PREFLIGHT_ENV
 from support.upstream_cache import UpstreamCache
 
 CHANGE_KINDS = ("create", "update", "replace", "delete", "same")
+# Where an `up --skip-checkpoints` marks its stack while it runs (beside a file backend's state, else in the project).
+UNFINISHED_DIR = ".aes-linkerd2-unfinished"
 
 
 @dataclass(frozen=True)
@@ -75,11 +80,17 @@ class Engine(Protocol):
     """The Automation API boundary: run one operation on one stack."""
 
     def run(
-        self, stack: str, operation: str, on_step: Callable[[str, bool], None], expect_no_changes: bool = False
+        self,
+        stack: str,
+        operation: str,
+        on_step: Callable[[str, bool], None],
+        expect_no_changes: bool = False,
+        skip_checkpoints: bool = False,
     ) -> tuple[dict[str, int], dict[str, Any]]:
         """Run `operation`; call `on_step(description, finished)` per resource step; return (changes, outputs).
 
-        With `expect_no_changes`, a plan that changes anything fails the stack.
+        With `expect_no_changes`, a plan that changes anything fails the stack. With `skip_checkpoints`, the
+        engine writes the stack's state once, when the operation ends, not after every step.
         """
         ...
 
@@ -142,8 +153,13 @@ class Deployment:
 
     # --- operations ---------------------------------------------------------------------------
 
-    def up(self, *, expect_no_changes: bool = False) -> OperationResult:
-        return self._run("up", self.stacks, expect_no_changes)
+    def up(self, *, expect_no_changes: bool = False, skip_checkpoints: bool = False) -> OperationResult:
+        """`skip_checkpoints`: the engine writes each stack's state once, when its `up` ends, rather than the whole
+        state after every step (3 MB on a fresh target, mostly CRD schemas, some 250 times). If the run is killed
+        before that, the state does not know what the run made: the stack stays marked unfinished
+        (`unfinished_marker`) and the next run refuses to start until someone has looked.
+        """
+        return self._run("up", self.stacks, expect_no_changes, skip_checkpoints)
 
     def preview(self, *, expect_no_changes: bool = False) -> OperationResult:
         return self._run("preview", self.stacks, expect_no_changes)
@@ -195,6 +211,11 @@ class Deployment:
 
     # --- checks before anything runs ----------------------------------------------------------
 
+    def unfinished_findings(self) -> list[preflight.Finding]:
+        """One failed check per stack whose last `up --skip-checkpoints` did not end."""
+        markers = {stack: self.unfinished_marker(stack) for stack in self.stacks}
+        return [preflight.unfinished(stack, marker) for stack, marker in markers.items() if marker.exists()]
+
     def check(self, operation: str = "check") -> list[preflight.Finding]:
         """Every check `operation` needs, each reported, none stopping the others (`./aes-linkerd2 check`).
 
@@ -206,9 +227,11 @@ class Deployment:
         tools_ = preflight.Tools(
             which=self._which, run=self._run_tool, find_linkerd=self._find_linkerd, release_files=self._release_files
         )
-        return preflight.run_checks(
+        findings = preflight.run_checks(
             self.project_dir, stacks, operation, backend_url=self.backend_url, environ=self.environ, tools_=tools_
         )
+        # `preview` and `refresh` still run: they are how to see what the state lacks.
+        return findings + (self.unfinished_findings() if operation in ("up", "destroy", "check") else [])
 
     def preflight(self, operation: str) -> None:
         """Stop before anything runs, with every problem listed, when any check fails."""
@@ -235,7 +258,14 @@ class Deployment:
             PREFLIGHT_ENV: "1",
         }
 
-    def _run(self, operation: str, order: list[str], expect_no_changes: bool = False) -> OperationResult:
+    def unfinished_marker(self, stack: str) -> Path:
+        """The file that says `stack`'s last `up --skip-checkpoints` has not ended (its state may lack what it made)."""
+        base = Path(self.backend_url.removeprefix("file://")) if self.backend_url.startswith("file://") else self.project_dir
+        return base / UNFINISHED_DIR / f"{stack}.json"
+
+    def _run(
+        self, operation: str, order: list[str], expect_no_changes: bool = False, skip_checkpoints: bool = False
+    ) -> OperationResult:
         engine = self._prepare(operation)
         results: list[StackResult] = []
         for index, stack in enumerate(order):
@@ -248,15 +278,34 @@ class Deployment:
                 if self.on_progress is not None:
                     self.on_progress(Progress(stack, operation, done, time.monotonic() - started, step))
 
+            marker = self._mark_unfinished(stack, operation) if skip_checkpoints else None
             try:
                 if operation == "destroy" and stack == "target":
                     engine.unprotect(stack)  # destroy() was told to delete the trust anchor too
-                changes, outputs = engine.run(stack, operation, on_step, expect_no_changes)
+                changes, outputs = engine.run(stack, operation, on_step, expect_no_changes, skip_checkpoints)
             except Exception as error:
+                if marker is not None and _engine_exited(error):
+                    marker.unlink()  # the engine ended by itself, failing: it wrote the state on its way out
                 results.append(StackResult(stack, operation, False, {}, time.monotonic() - started, error=str(error)))
                 return OperationResult(operation, tuple(results), skipped=tuple(order[index + 1 :]))
+            # Anything else (Ctrl-C in the driver, a kill) leaves the marker: whether the state was written is not known.
+            if marker is not None:
+                marker.unlink()
             results.append(StackResult(stack, operation, True, changes, time.monotonic() - started, outputs))
         return OperationResult(operation, tuple(results))
+
+    def _mark_unfinished(self, stack: str, operation: str) -> Path:
+        marker = self.unfinished_marker(stack)
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        started = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+        marker.write_text(json.dumps({"stack": stack, "operation": operation, "started": started, "backend": self.backend_url}))
+        return marker
+
+
+def _engine_exited(error: Exception) -> bool:
+    """Whether the Pulumi CLI behind `error` exited with a code of its own (the Automation API's error says
+    `code: N`; a process killed by a signal has a negative one)."""
+    return re.search(r"\bcode: \d+\b", str(error)) is not None
 
 
 def _run_tool(argv: list[str]) -> str:

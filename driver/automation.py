@@ -15,6 +15,9 @@ from support.project import PROJECT, SECRET_SHOWN
 # Steps the engine runs at once (its default is 8): most of a step is waiting for the API server or
 # a rollout, and the widest wave here (the CRDs of Linkerd and Edge Stack) is about 35 objects.
 PARALLEL = 64
+# The engine otherwise writes the whole state after every step: on a fresh target 3 MB (three copies of each CRD's
+# schema: inputs, outputs and the provider's copy of the inputs), some 250 times, one write after another.
+SKIP_CHECKPOINTS = "PULUMI_SKIP_CHECKPOINTS"
 
 
 def _step(event: auto.EngineEvent) -> tuple[str, bool] | None:
@@ -51,14 +54,21 @@ class AutomationEngine:
         self.project_dir = project_dir
         self.environment = dict(environment)
 
-    def _stack(self, name: str) -> auto.Stack:
-        workspace = auto.LocalWorkspaceOptions(work_dir=str(self.project_dir), env_vars=self.environment)
+    def _stack(self, name: str, skip_checkpoints: bool = False) -> auto.Stack:
+        # The engine's own switch (pulumi's env.SkipCheckpoints): the state is written when the operation ends.
+        environment = {**self.environment, SKIP_CHECKPOINTS: "true"} if skip_checkpoints else self.environment
+        workspace = auto.LocalWorkspaceOptions(work_dir=str(self.project_dir), env_vars=environment)
         return auto.create_or_select_stack(stack_name=name, work_dir=str(self.project_dir), opts=workspace)
 
     def run(
-        self, stack: str, operation: str, on_step: Callable[[str, bool], None], expect_no_changes: bool = False
+        self,
+        stack: str,
+        operation: str,
+        on_step: Callable[[str, bool], None],
+        expect_no_changes: bool = False,
+        skip_checkpoints: bool = False,
     ) -> tuple[dict[str, int], dict[str, Any]]:
-        handle = self._stack(stack)
+        handle = self._stack(stack, skip_checkpoints)
 
         def on_event(event: auto.EngineEvent) -> None:
             step = _step(event)

@@ -11,6 +11,7 @@ rules (`support.config.load` on the file's values), the clusters are asked with 
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -57,6 +58,22 @@ class Finding:
 
 def stack_finding(stack: str, what: str, ok: bool, message: str) -> Finding:
     return Finding(f"{stack}: {what}", ok, message, stack)
+
+
+def unfinished(stack: str, marker: Path) -> Finding:
+    """A stack whose last `up --skip-checkpoints` did not end: its state may not list what that run made."""
+    try:
+        started = json.loads(marker.read_text(encoding="utf-8")).get("started", "at an unknown time")
+    except (OSError, ValueError, AttributeError):
+        started = "at an unknown time"
+    return stack_finding(
+        stack,
+        "last up",
+        False,
+        f"`up --skip-checkpoints`, started {started}, did not end, so the stack's state may not list what it made. "
+        f"`./aes-linkerd2 preview --stack {stack}` shows what the state lacks: each object it plans to create that "
+        f"already exists must be imported (`pulumi import`) or deleted first. Then remove {marker} and run again.",
+    )
 
 
 @dataclass(frozen=True)

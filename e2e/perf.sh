@@ -14,6 +14,8 @@
 #   e2e/perf.sh                          about 10 minutes on 2 cores
 #   e2e/perf.sh --skip-if-missing        exits 0 instead of 2 when a tool is missing, after saying so loudly
 #   PERF_LOG=up.log e2e/perf.sh          keeps the driver's progress of the first `up` there
+#   PERF_UP_FLAGS=--skip-checkpoints e2e/perf.sh
+#                                        the fresh `up` with these flags of `./aes-linkerd2 up`
 #   PERF_UPGRADE_FROM=REV e2e/perf.sh    then, on a fresh target cluster: the target made by the program at git REV,
 #                                        previewed and updated by this one: the plan's replacements and deletions,
 #                                        and whether the update rolled Edge Stack (its Deployment's generation)
@@ -48,7 +50,9 @@ figure() {  # figure NAME SECONDS: one line, with the load average now
   say "FIGURE $1: ${2}s (load $(load_now))"
 }
 
-both_up=$(driver up)
+# shellcheck disable=SC2086 # the flags are words
+both_up=$(driver up ${PERF_UP_FLAGS:-})
+[ -z "${PERF_UP_FLAGS:-}" ] || say "the fresh up ran with: $PERF_UP_FLAGS"
 both_up_load=$(load_now)
 cp "$WORK/up.log" "$WORK/up-fresh.log"
 [ -z "${PERF_LOG:-}" ] || cp "$WORK/up.log" "$PERF_LOG"  # the driver's progress, one line per step

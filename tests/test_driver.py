@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +12,7 @@ import pytest
 
 from driver import Deployment, DriverError
 from driver.__main__ import main
-from driver.api import Progress
+from driver.api import OperationResult, Progress
 from tests.conftest import ROOT
 
 ENV = {"PULUMI_CONFIG_PASSPHRASE": "test", "KUBECONFIG": ""}
@@ -48,14 +48,23 @@ class FakeEngine:
 
     def __init__(self, fail: dict[str, str] | None = None) -> None:
         self.calls: list[tuple[str, str, bool]] = []
+        # The stacks run with the state written once, at the end.
+        self.without_checkpoints: list[str] = []
         self.fail = fail or {}
         # The stacks let go of their protected resources, each with the calls made before it.
         self.unprotected: list[tuple[str, int]] = []
 
     def run(
-        self, stack: str, operation: str, on_step: Callable[[str, bool], None], expect_no_changes: bool = False
+        self,
+        stack: str,
+        operation: str,
+        on_step: Callable[[str, bool], None],
+        expect_no_changes: bool = False,
+        skip_checkpoints: bool = False,
     ) -> tuple[dict[str, int], dict[str, Any]]:
         self.calls.append((stack, operation, expect_no_changes))
+        if skip_checkpoints:
+            self.without_checkpoints.append(stack)
         on_step(f"create urn:{stack}:a", False)
         on_step(f"create urn:{stack}:a", True)
         on_step(f"create urn:{stack}:b", True)
@@ -125,6 +134,102 @@ def test_destroy_runs_source_first(kube: Path) -> None:
     engine = FakeEngine()
     deployment(engine, kubeconfig=kube).destroy(delete_trust_anchor=True)
     assert engine.calls == [("source", "destroy", False), ("target", "destroy", False)]
+
+
+class MarkerWatcher(FakeEngine):
+    """Notes, for each stack it runs, whether the stack's unfinished marker was there while it ran."""
+
+    def __init__(self, markers: Callable[[str], Path], interrupt: BaseException | None = None) -> None:
+        super().__init__()
+        self.markers = markers
+        self.marked_while_running: list[tuple[str, bool]] = []
+        self.interrupt = interrupt
+
+    def run(self, stack: str, operation: str, *args: Any, **kwargs: Any) -> tuple[dict[str, int], dict[str, Any]]:
+        self.marked_while_running.append((stack, self.markers(stack).exists()))
+        if self.interrupt is not None:
+            raise self.interrupt
+        return super().run(stack, operation, *args, **kwargs)
+
+
+def test_up_without_checkpoints_marks_each_stack_only_while_it_runs(kube: Path, tmp_path: Path) -> None:
+    backend = f"file://{tmp_path}/state"
+    engine = MarkerWatcher(deployment(FakeEngine(), kubeconfig=kube, backend_url=backend).unfinished_marker)
+    up = deployment(engine, kubeconfig=kube, backend_url=backend)
+    assert up.unfinished_marker("target") == tmp_path / "state" / ".aes-linkerd2-unfinished" / "target.json"
+    assert up.up(skip_checkpoints=True).succeeded
+    assert engine.without_checkpoints == ["target", "source"]
+    assert engine.marked_while_running == [("target", True), ("source", True)]
+    assert not (tmp_path / "state" / ".aes-linkerd2-unfinished" / "target.json").exists()
+    assert not (tmp_path / "state" / ".aes-linkerd2-unfinished" / "source.json").exists()
+    # A plain up writes the state after every step, as the engine does by default, and marks nothing.
+    assert up.up().succeeded
+    assert engine.without_checkpoints == ["target", "source"]
+    assert engine.marked_while_running[2:] == [("target", False), ("source", False)]
+
+
+def test_a_killed_up_without_checkpoints_stops_the_next_up_and_destroy_not_preview(kube: Path, tmp_path: Path) -> None:
+    markers = deployment(FakeEngine(), kubeconfig=kube, backend_url=f"file://{tmp_path}").unfinished_marker
+    engine = MarkerWatcher(markers, interrupt=KeyboardInterrupt())
+    first = deployment(engine, kubeconfig=kube, backend_url=f"file://{tmp_path}")
+    with pytest.raises(KeyboardInterrupt):
+        first.up(skip_checkpoints=True)
+    marker = first.unfinished_marker("target")
+    assert json.loads(marker.read_text())["operation"] == "up"
+    assert not first.unfinished_marker("source").exists()  # never reached
+
+    after = FakeEngine()
+    again = deployment(after, kubeconfig=kube, backend_url=f"file://{tmp_path}")
+    attempts: list[Callable[[], OperationResult]] = [again.up, lambda: again.destroy(delete_trust_anchor=True)]
+    for attempt in attempts:
+        with pytest.raises(DriverError) as refused:
+            attempt()
+        text = str(refused.value)
+        assert "target: last up" in text and "did not end" in text and str(marker) in text
+        assert "source: last up" not in text
+    assert after.calls == []  # nothing ran
+    # preview is how to see what the state lacks: it runs.
+    assert again.preview().succeeded and after.calls == [("target", "preview", False), ("source", "preview", False)]
+    marker.unlink()  # looked at, as the message asks
+    assert again.up().succeeded
+
+
+@pytest.mark.parametrize(
+    ("error", "marker_kept"),
+    [
+        # The CLI exited by itself (a failed step): the engine wrote the state on its way out.
+        ("\n code: 255\n stdout: Updating (target)\n stderr: error: update failed", False),
+        # Killed by a signal, as the Automation API reports it: whether the state was written is not known.
+        ("\n code: -9\n stdout: Updating (target)\n stderr: ", True),
+        # Not the CLI's error at all: not known either.
+        ("the Automation API could not start", True),
+    ],
+)
+def test_a_failed_up_without_checkpoints_keeps_its_marker_only_when_the_engine_did_not_end(
+    kube: Path, tmp_path: Path, error: str, marker_kept: bool
+) -> None:
+    engine = FakeEngine(fail={"target": error})
+    run = deployment(engine, kubeconfig=kube, backend_url=f"file://{tmp_path}")
+    result = run.up(skip_checkpoints=True)
+    assert not result.succeeded and result.skipped == ("source",)
+    assert run.unfinished_marker("target").exists() is marker_kept
+
+
+def test_cli_skip_checkpoints_says_where_the_marker_is(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], kube: Path, tmp_path: Path
+) -> None:
+    engine = FakeEngine()
+    monkeypatch.setattr(
+        "driver.__main__.Deployment",
+        lambda *a, **k: deployment(engine, kubeconfig=kube, backend_url=f"file://{tmp_path}", stacks=k.get("stacks")),
+    )
+    assert main(["up", "--skip-checkpoints", "--stack", "target"]) == 0
+    assert engine.without_checkpoints == ["target"]
+    assert f"until then a file in {tmp_path / '.aes-linkerd2-unfinished'} marks the stack unfinished" in capsys.readouterr().err
+    assert main(["up", "--stack", "target"]) == 0
+    assert engine.without_checkpoints == ["target"]
+    with pytest.raises(SystemExit):
+        main(["preview", "--skip-checkpoints"])  # up alone writes state
 
 
 def test_first_failing_stack_stops_the_run_and_says_what_was_applied(kube: Path) -> None:
@@ -555,3 +660,25 @@ def test_the_trust_anchor_goes_only_when_asked_for_by_name(kube: Path) -> None:
     # Let go of right before the target's destroy, after the source's.
     assert engine.calls == [("source", "destroy", False), ("target", "destroy", False)]
     assert engine.unprotected == [("target", 1)]
+
+
+def test_the_engine_skips_checkpoints_only_when_asked(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from pulumi import automation as auto
+
+    from driver.automation import AutomationEngine
+
+    environments: list[Mapping[str, str] | None] = []
+
+    def select(stack_name: str, work_dir: str, opts: auto.LocalWorkspaceOptions) -> str:
+        environments.append(opts.env_vars)
+        return stack_name
+
+    monkeypatch.setattr(auto, "create_or_select_stack", select)
+    engine = AutomationEngine(tmp_path, {"PULUMI_BACKEND_URL": "file:///state"})
+    engine._stack("target")
+    engine._stack("target", skip_checkpoints=True)
+    assert environments == [
+        {"PULUMI_BACKEND_URL": "file:///state"},
+        {"PULUMI_BACKEND_URL": "file:///state", "PULUMI_SKIP_CHECKPOINTS": "true"},
+    ]
+    assert engine.environment == {"PULUMI_BACKEND_URL": "file:///state"}  # the next stack's run is its own

@@ -226,7 +226,14 @@ class World:
             raise Killed(what)
 
     # The engine's side (driver.api.Engine).
-    def run(self, stack: str, operation: str, on_step: Callable[[str, bool], None], expect_no_changes: bool = False) -> Any:
+    def run(
+        self,
+        stack: str,
+        operation: str,
+        on_step: Callable[[str, bool], None],
+        expect_no_changes: bool = False,
+        skip_checkpoints: bool = False,
+    ) -> Any:
         assert operation == "up"
         self.tick(f"up {stack}")
         step = self.config.get("trustAnchorRotation")
