@@ -94,13 +94,13 @@ def parser() -> argparse.ArgumentParser:
             )
         if verb in ("up", "preview", "refresh"):
             sub.add_argument("--expect-no-changes", action="store_true", help="fail a stack whose plan changes anything")
-        if verb == "up":
+        if verb in ("up", "destroy"):
             sub.add_argument(
                 "--skip-checkpoints",
                 action="store_true",
-                help="write each stack's state once, when its up ends, not after every step (faster, most on a fresh "
-                "cluster); a run killed before that leaves the stack marked unfinished, and the next up or destroy "
-                "refuses to start until the state is checked",
+                help=f"write each stack's state once, when its {verb} ends, not after every step (faster, most on a "
+                "fresh cluster); a run killed before that leaves the stack marked unfinished, and the next up or "
+                "destroy refuses to start until the state is checked",
             )
         if verb == "render":
             sub.add_argument("--out", default="rendered", help="output folder, from the current directory (default: rendered/)")
@@ -291,15 +291,19 @@ def main(argv: list[str] | None = None) -> int:
 
 def _operate(deployment: Deployment, args: argparse.Namespace) -> OperationResult:
     operation = getattr(deployment, args.verb)
-    if args.verb == "destroy":
-        return operation(force=args.force, delete_trust_anchor=args.delete_trust_anchor)  # type: ignore[no-any-return]
-    if args.verb == "up" and args.skip_checkpoints:
+    skip_checkpoints = getattr(args, "skip_checkpoints", False)
+    if skip_checkpoints:
         print(
-            "--skip-checkpoints: each stack's state is written when its up ends; until then a file in "
+            f"--skip-checkpoints: each stack's state is written when its {args.verb} ends; until then a file in "
             f"{deployment.unfinished_marker(deployment.stacks[0]).parent} marks the stack unfinished",
             file=sys.stderr,
         )
-        return deployment.up(expect_no_changes=args.expect_no_changes, skip_checkpoints=True)
+    if args.verb == "destroy":
+        return deployment.destroy(
+            force=args.force, delete_trust_anchor=args.delete_trust_anchor, skip_checkpoints=skip_checkpoints
+        )
+    if args.verb == "up":
+        return deployment.up(expect_no_changes=args.expect_no_changes, skip_checkpoints=skip_checkpoints)
     return operation(expect_no_changes=args.expect_no_changes)  # type: ignore[no-any-return]
 
 

@@ -29,7 +29,8 @@ from support.clusters import PREFLIGHT_ENV
 from support.upstream_cache import UpstreamCache
 
 CHANGE_KINDS = ("create", "update", "replace", "delete", "same")
-# Where an `up --skip-checkpoints` marks its stack while it runs (beside a file backend's state, else in the project).
+# Where `up` or `destroy` with `--skip-checkpoints` marks its stack while it runs (beside a file backend's state, else
+# in the project).
 UNFINISHED_DIR = ".aes-linkerd2-unfinished"
 
 
@@ -167,11 +168,15 @@ class Deployment:
     def refresh(self, *, expect_no_changes: bool = False) -> OperationResult:
         return self._run("refresh", self.stacks, expect_no_changes)
 
-    def destroy(self, *, force: bool = False, delete_trust_anchor: bool = False) -> OperationResult:
+    def destroy(
+        self, *, force: bool = False, delete_trust_anchor: bool = False, skip_checkpoints: bool = False
+    ) -> OperationResult:
         """The source first (its Link and checks point at the target), then the target.
 
         The target's trust anchor is protected in state (both meshes trust it): it goes only when asked
         for by name, `delete_trust_anchor`, and is then let go of just before the target's destroy.
+        `skip_checkpoints` as for `up`: a destroy killed before its end leaves a state that may still list
+        what it deleted, so the stack stays marked until someone has looked (`refresh` drops what is gone).
         """
         if "target" in self.stacks and not delete_trust_anchor:
             raise DriverError(
@@ -180,7 +185,7 @@ class Deployment:
             )
         if self.stacks == ["target"] and not force:
             self._refuse_while_linked()
-        return self._run("destroy", list(reversed(self.stacks)))
+        return self._run("destroy", list(reversed(self.stacks)), skip_checkpoints=skip_checkpoints)
 
     def _refuse_while_linked(self) -> None:
         """Destroying the target alone would cut a live source's Link without a word."""
@@ -212,7 +217,7 @@ class Deployment:
     # --- checks before anything runs ----------------------------------------------------------
 
     def unfinished_findings(self) -> list[preflight.Finding]:
-        """One failed check per stack whose last `up --skip-checkpoints` did not end."""
+        """One failed check per stack whose last `up` or `destroy` with `--skip-checkpoints` did not end."""
         markers = {stack: self.unfinished_marker(stack) for stack in self.stacks}
         return [preflight.unfinished(stack, marker) for stack, marker in markers.items() if marker.exists()]
 
@@ -259,7 +264,7 @@ class Deployment:
         }
 
     def unfinished_marker(self, stack: str) -> Path:
-        """The file that says `stack`'s last `up --skip-checkpoints` has not ended (its state may lack what it made)."""
+        """The file that says `stack`'s last `up` or `destroy` with `--skip-checkpoints` has not ended."""
         base = Path(self.backend_url.removeprefix("file://")) if self.backend_url.startswith("file://") else self.project_dir
         return base / UNFINISHED_DIR / f"{stack}.json"
 

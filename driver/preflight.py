@@ -61,18 +61,28 @@ def stack_finding(stack: str, what: str, ok: bool, message: str) -> Finding:
 
 
 def unfinished(stack: str, marker: Path) -> Finding:
-    """A stack whose last `up --skip-checkpoints` did not end: its state may not list what that run made."""
+    """A stack whose last `up` or `destroy --skip-checkpoints` did not end: its state may not be what is live."""
     try:
-        started = json.loads(marker.read_text(encoding="utf-8")).get("started", "at an unknown time")
-    except (OSError, ValueError, AttributeError):
-        started = "at an unknown time"
+        found = json.loads(marker.read_text(encoding="utf-8"))
+        operation, started = str(found["operation"]), str(found["started"])
+    except (OSError, ValueError, KeyError, TypeError):
+        operation, started = "up", "at an unknown time"
+    if operation == "destroy":
+        lacks = "may still list what it deleted"
+        repair = f"`./aes-linkerd2 refresh --stack {stack}` drops from the state what is gone."
+    else:
+        lacks = "may not list what it made"
+        repair = (
+            f"`./aes-linkerd2 preview --stack {stack}` shows what the state lacks: each object it plans to create that "
+            "already exists must be imported (`pulumi import`) or deleted first."
+        )
     return stack_finding(
         stack,
-        "last up",
+        f"last {operation}",
         False,
-        f"`up --skip-checkpoints`, started {started}, did not end, so the stack's state may not list what it made. "
-        f"`./aes-linkerd2 preview --stack {stack}` shows what the state lacks: each object it plans to create that "
-        f"already exists must be imported (`pulumi import`) or deleted first. Then remove {marker} and run again.",
+        f"`{operation} --skip-checkpoints`, started {started}, did not end, so the stack's state {lacks}. {repair} "
+        f"Then remove {marker} and run again (a killed run also leaves the stack locked: "
+        f"`pulumi cancel --stack {stack} --yes` lets it go).",
     )
 
 

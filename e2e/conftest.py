@@ -1,6 +1,7 @@
 """The e2e pytest tiers' fixtures: the live clusters of each tier, and a loud word when they cannot start.
 
-`cluster` (e2e/test_safety.py): cluster `target`, for the session. `clusters` (e2e/test_mirror.py): clusters
+`cluster` (e2e/test_safety.py): cluster `target`, for the session; `interrupted_cluster` (e2e/test_interrupted.py)
+the same, for its module. `clusters` (e2e/test_mirror.py): clusters
 `target` and `source` with Linkerd's service mirror, for its module. `full` (e2e/test_full.py): clusters `target`
 and `source` with every real webhook server that is built, for its module. `trust_clusters`
 (e2e/test_trust.py): clusters `target` and `source` with Linkerd's identity controller and proxy injector, for its module.
@@ -57,6 +58,12 @@ def _live(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
 @pytest.fixture(scope="session")
 def cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveCluster]:
     """Cluster `target` on loopback with a copy of the project and the real engine; stopped at the end."""
+    yield from _live(request, tmp_path_factory, "safety")
+
+
+@pytest.fixture(scope="module")
+def interrupted_cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveCluster]:
+    """Cluster `target` as the safety tier makes it, for e2e/test_interrupted.py's module (it leaves the cluster dirty)."""
     yield from _live(request, tmp_path_factory, "safety")
 
 

@@ -194,6 +194,30 @@ def test_a_killed_up_without_checkpoints_stops_the_next_up_and_destroy_not_previ
     assert again.up().succeeded
 
 
+def test_a_killed_destroy_without_checkpoints_says_refresh_drops_what_is_gone(kube: Path, tmp_path: Path) -> None:
+    markers = deployment(FakeEngine(), kubeconfig=kube, backend_url=f"file://{tmp_path}").unfinished_marker
+    engine = MarkerWatcher(markers, interrupt=KeyboardInterrupt())
+    with pytest.raises(KeyboardInterrupt):
+        deployment(engine, kubeconfig=kube, backend_url=f"file://{tmp_path}").destroy(
+            delete_trust_anchor=True, skip_checkpoints=True
+        )
+    assert engine.marked_while_running == [("source", True)]  # the source goes first
+    assert engine.without_checkpoints == []  # interrupted before the engine was asked
+    after = FakeEngine()
+    again = deployment(after, kubeconfig=kube, backend_url=f"file://{tmp_path}")
+    with pytest.raises(DriverError) as refused:
+        again.up()
+    text = " ".join(str(refused.value).split())
+    assert "source: last destroy" in text and "`destroy --skip-checkpoints`, started" in text
+    assert "may still list what it deleted" in text and "`./aes-linkerd2 refresh --stack source`" in text
+    assert after.calls == []
+    assert again.refresh().succeeded  # how to mend it: it runs
+    markers("source").unlink()
+    assert again.destroy(delete_trust_anchor=True, skip_checkpoints=True).succeeded
+    assert after.without_checkpoints == ["source", "target"]
+    assert not markers("source").exists() and not markers("target").exists()
+
+
 @pytest.mark.parametrize(
     ("error", "marker_kept"),
     [
@@ -228,8 +252,11 @@ def test_cli_skip_checkpoints_says_where_the_marker_is(
     assert f"until then a file in {tmp_path / '.aes-linkerd2-unfinished'} marks the stack unfinished" in capsys.readouterr().err
     assert main(["up", "--stack", "target"]) == 0
     assert engine.without_checkpoints == ["target"]
+    assert main(["destroy", "--skip-checkpoints", "--stack", "source"]) == 0
+    assert engine.without_checkpoints == ["target", "source"]
+    assert "each stack's state is written when its destroy ends" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        main(["preview", "--skip-checkpoints"])  # up alone writes state
+        main(["preview", "--skip-checkpoints"])  # a preview writes no state
 
 
 def test_first_failing_stack_stops_the_run_and_says_what_was_applied(kube: Path) -> None:
