@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from driver import preflight, setup
-from driver.automation import AutomationEngine
+from driver.automation import SKIP_CHECKPOINTS, AutomationEngine
 from driver.render import render_stacks
 from driver.settings import STACKS, DriverError, StackSettings
 from support import tools
@@ -272,6 +272,10 @@ class Deployment:
         self, operation: str, order: list[str], expect_no_changes: bool = False, skip_checkpoints: bool = False
     ) -> OperationResult:
         engine = self._prepare(operation)
+        # The engine reads the variable from the environment too: set there, it is the flag, and marked as such.
+        skip_checkpoints = skip_checkpoints or (
+            operation in ("up", "destroy") and self.environ.get(SKIP_CHECKPOINTS, "").lower() in ("1", "t", "true")
+        )
         results: list[StackResult] = []
         for index, stack in enumerate(order):
             started = time.monotonic()

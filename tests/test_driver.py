@@ -168,6 +168,29 @@ def test_up_without_checkpoints_marks_each_stack_only_while_it_runs(kube: Path, 
     assert engine.marked_while_running[2:] == [("target", False), ("source", False)]
 
 
+@pytest.mark.parametrize("value", ["true", "1", "TRUE"])
+def test_the_engines_variable_in_the_environment_counts_as_the_flag(kube: Path, tmp_path: Path, value: str) -> None:
+    """`PULUMI_SKIP_CHECKPOINTS` reaches the engine through the environment too: the stack is marked all the same."""
+    backend = f"file://{tmp_path}"
+    markers = deployment(FakeEngine(), kubeconfig=kube, backend_url=backend).unfinished_marker
+    engine = MarkerWatcher(markers)
+    run = Deployment(
+        ROOT,
+        backend_url=backend,
+        environ={**ENV, "KUBECONFIG": str(kube), "PULUMI_SKIP_CHECKPOINTS": value},
+        engine=engine,
+        which={"pulumi": "/usr/bin/pulumi", "linkerd": "/usr/bin/linkerd"}.get,
+        run_tool=tool_answers(),
+        find_linkerd=lambda version: None,
+        release_files=lambda stack, settings, fetch: [],
+    )
+    assert run.up().succeeded and run.destroy(delete_trust_anchor=True).succeeded
+    assert engine.marked_while_running == [("target", True), ("source", True), ("source", True), ("target", True)]
+    assert run.preview().succeeded  # a preview writes no state: nothing to mark
+    assert engine.marked_while_running[4:] == [("target", False), ("source", False)]
+    assert engine.without_checkpoints == ["target", "source", "source", "target"]
+
+
 def test_a_killed_up_without_checkpoints_stops_the_next_up_and_destroy_not_preview(kube: Path, tmp_path: Path) -> None:
     markers = deployment(FakeEngine(), kubeconfig=kube, backend_url=f"file://{tmp_path}").unfinished_marker
     engine = MarkerWatcher(markers, interrupt=KeyboardInterrupt())
