@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Two revisions of the program timed against each other: the target's fresh `up`, a no-change `preview`, a second
-# `up` and then `destroy --delete-trust-anchor`, each round on a fresh local API server with e2e/test_full.py's webhook servers and forced
-# config, the project taken from git at the revision (`git archive`: committed files only). One cluster at a
-# time, so the two never share the machine; the order swaps each round (A B, B A, ...), so a drift in the
-# machine's load falls on both; the load is printed with each figure. For "measure before and after each change"
-# (issue 22) without the 10 minutes of e2e/perf.sh.
+# `up` and then `destroy --delete-trust-anchor`, each round on a fresh local API server with e2e/test_full.py's webhook
+# servers and forced config, the project taken from git at the revision (`git archive`: committed files only). One
+# cluster at a time, so the two never share the machine; the order swaps each round (A B, B A, ...), so a drift in the
+# machine's load falls on both; the load is printed with each figure, and where the CPU went through each fresh `up`
+# (e2e/cpu.py: the busiest processes by name). For "measure before and after each change" (issue 22) without the
+# 10 minutes of e2e/perf.sh.
 #
 #   e2e/ab.sh REV_A REV_B                     about 3 minutes a round on 2 cores
 #   AB_ROUNDS=2 e2e/ab.sh main my-branch      twice each, ABBA
@@ -31,7 +32,7 @@ start_rounds "${AB_ROUNDS:-}" AB_ROUNDS
 # up_and_destroy REV: a fresh target cluster, the project at REV, `up`, a no-change `preview`, a second `up`, then
 # `destroy --delete-trust-anchor`.
 up_and_destroy() {
-  local rev=$1 up_s preview_s up2_s destroy_s up_load preview_load up2_load destroy_load
+  local rev=$1 up_s preview_s up2_s destroy_s up_load preview_load up2_load destroy_load up_began up_ended
   WORK=$BASE/${SHA[$rev]:0:12}-$round
   mkdir -p "$WORK"
   export KUBECONFIG=$WORK/kubeconfig
@@ -43,8 +44,12 @@ up_and_destroy() {
   git archive "${SHA[$rev]}" | tar -xf - -C "$PROJECT"
   force_config "$PROJECT"
   use_engine
+  "$ROOT/venv/bin/python" "$ROOT/e2e/cpu.py" sample "$WORK/cpu.jsonl" &  # stopped with the round's cluster
+  PIDS+=($!)
   up_load=$(load_now)
+  up_began=$(date +%s.%N)
   driver up --stack target >/dev/null
+  up_ended=$(date +%s.%N)
   up_s=$(stack_seconds target "$WORK/up.log")
   mv "$WORK/up.log" "$WORK/first-up.log"
   preview_load=$(load_now)
@@ -57,6 +62,7 @@ up_and_destroy() {
   driver destroy --stack target --delete-trust-anchor >/dev/null
   destroy_s=$(stack_seconds target "$WORK/destroy.log")
   RESULTS+=("$rev (${SHA[$rev]:0:12}), round $round: up ${up_s}s (load $up_load), no-change preview ${preview_s}s (load $preview_load), second up ${up2_s}s (load $up2_load), destroy ${destroy_s}s (load $destroy_load)")
+  RESULTS+=("  through ./aes-linkerd2 up, $("$ROOT/venv/bin/python" "$ROOT/e2e/cpu.py" window "$WORK/cpu.jsonl" "$up_began" "$up_ended")")
   end_round  # the next cluster starts alone on the machine
 }
 

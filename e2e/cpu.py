@@ -1,0 +1,79 @@
+"""Where the machine's CPU went: every process's CPU time, sampled once a second, summed by name over a window.
+
+    python e2e/cpu.py sample FILE            appends one JSON line a second to FILE until killed
+    python e2e/cpu.py window FILE T0 T1      CPU seconds by process name between epoch times T0 and T1
+
+A process's CPU time is `utime + stime` of /proc/PID/stat. Over the window each process counts from its first sample
+in it (0 if it started inside it) to its last; one that ended between two samples loses at most its last second.
+This is how the Pulumi CLI's 15-19 s of CPU through a fresh `up` (its state, written after every step) was found:
+CONTRIBUTING.md, "The state written after every step".
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def snapshot(proc: Path = Path("/proc")) -> dict[str, float]:
+    """Every live process's CPU seconds so far, by `PID:NAME`."""
+    found: dict[str, float] = {}
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:  # ended while being read
+            continue
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2 :].split()
+        found[f"{entry.name}:{name}"] = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    return found
+
+
+def window(lines: Iterable[str], start: float, end: float) -> dict[str, float]:
+    """CPU seconds by process name between START and END, from `sample`'s lines."""
+    first: dict[str, float] = {}
+    last: dict[str, float] = {}
+    for line in lines:
+        record = json.loads(line)
+        at = record["t"]
+        if at < start - 0.5 or at > end + 1.0:
+            continue
+        for process, seconds in record["cpu"].items():
+            # A process already there at the window's start counts from there; one started later, from zero.
+            first.setdefault(process, seconds if at <= start + 1.0 else 0.0)
+            last[process] = seconds
+    used: dict[str, float] = {}
+    for process, seconds in last.items():
+        name = process.split(":", 1)[1]
+        used[name] = used.get(name, 0.0) + seconds - first[process]
+    return used
+
+
+def main(argv: list[str]) -> int:
+    if argv[:1] == ["sample"] and len(argv) == 2:
+        with Path(argv[1]).open("a", encoding="utf-8") as out:
+            while True:
+                out.write(json.dumps({"t": time.time(), "cpu": snapshot()}) + "\n")
+                out.flush()
+                time.sleep(1)
+    if argv[:1] == ["window"] and len(argv) == 4:
+        start, end = float(argv[2]), float(argv[3])
+        used = window(Path(argv[1]).read_text(encoding="utf-8").splitlines(), start, end)
+        total = sum(used.values())
+        busiest = ", ".join(f"{name} {seconds:.1f}s" for name, seconds in sorted(used.items(), key=lambda kv: -kv[1])[:6])
+        print(f"CPU {total:.1f}s over {end - start:.1f}s ({total / max(end - start, 1e-9):.2f} cores): {busiest}")
+        return 0
+    print(__doc__, file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
