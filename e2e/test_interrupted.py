@@ -16,6 +16,7 @@ Every check of the cluster reads the live objects with kubectl, never what Pulum
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -40,6 +41,26 @@ def names_in_state(cluster: LiveCluster) -> list[str]:
     return [r["urn"].rsplit("::", 1)[1] for r in resources]
 
 
+def descendants(pid: int) -> list[int]:
+    """Every process started under PID, now (from each process's parent in /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:  # ended while being read
+            continue
+        parent = int(stat[stat.rindex(")") + 2 :].split()[1])
+        children.setdefault(parent, []).append(int(entry.name))
+    found, queue = [], [pid]
+    while queue:
+        for child in children.get(queue.pop(), []):
+            found.append(child)
+            queue.append(child)
+    return found
+
+
 def namespaces(cluster: LiveCluster) -> dict[str, str]:
     """Every namespace, by name: its uid."""
     return {n["metadata"]["name"]: n["metadata"]["uid"] for n in cluster.get("namespaces")["items"]}
@@ -55,8 +76,13 @@ def killed(interrupted_cluster: LiveCluster) -> dict[str, str]:
     try:
         wait_for("the linkerd namespace, made by the up", lambda: "linkerd" in namespaces(cluster), timeout=300)
     finally:
+        everyone = descendants(process.pid)
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
+        # The Pulumi CLI starts some plugins in process groups of their own: killed one by one, none left behind.
+        for pid in everyone:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         process.wait(timeout=60)
     print(f"\n[interrupted] up --skip-checkpoints killed (exit {process.returncode}); its last lines:")
     print("\n".join(log.read_text(errors="replace").splitlines()[-5:]))
