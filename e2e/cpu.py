@@ -15,15 +15,14 @@ import json
 import os
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def snapshot(proc: Path = Path("/proc")) -> dict[str, float]:
-    """Every live process's CPU seconds so far, by `PID:NAME`."""
-    found: dict[str, float] = {}
+def processes(proc: Path = Path("/proc")) -> Iterator[tuple[int, str, list[str]]]:
+    """Each live process: its PID, its name, and the fields of /proc/PID/stat after the name (state, ppid, ...)."""
     for entry in proc.iterdir():
         if not entry.name.isdigit():
             continue
@@ -31,10 +30,12 @@ def snapshot(proc: Path = Path("/proc")) -> dict[str, float]:
             stat = (entry / "stat").read_text()
         except OSError:  # ended while being read
             continue
-        name = stat[stat.index("(") + 1 : stat.rindex(")")]
-        fields = stat[stat.rindex(")") + 2 :].split()
-        found[f"{entry.name}:{name}"] = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-    return found
+        yield int(entry.name), stat[stat.index("(") + 1 : stat.rindex(")")], stat[stat.rindex(")") + 2 :].split()
+
+
+def snapshot(proc: Path = Path("/proc")) -> dict[str, float]:
+    """Every live process's CPU seconds so far (utime + stime), by `PID:NAME`."""
+    return {f"{pid}:{name}": (int(fields[11]) + int(fields[12])) / CLOCK_TICKS for pid, name, fields in processes(proc)}
 
 
 def window(lines: Iterable[str], start: float, end: float) -> dict[str, float]:

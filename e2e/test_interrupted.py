@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 from clusters import LiveCluster, wait_for
+from cpu import processes
 
 
 def marker(cluster: LiveCluster) -> Path:
@@ -44,15 +45,8 @@ def names_in_state(cluster: LiveCluster) -> list[str]:
 def descendants(pid: int) -> list[int]:
     """Every process started under PID, now (from each process's parent in /proc)."""
     children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:  # ended while being read
-            continue
-        parent = int(stat[stat.rindex(")") + 2 :].split()[1])
-        children.setdefault(parent, []).append(int(entry.name))
+    for child, _name, fields in processes():
+        children.setdefault(int(fields[1]), []).append(child)
     found, queue = [], [pid]
     while queue:
         for child in children.get(queue.pop(), []):

@@ -3,13 +3,17 @@ the real linkerd CLI, an isolated kubeconfig, and the closing list of every test
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import os
 import runpy
 import socket
+import sys
 import threading
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -179,6 +183,17 @@ def target_outputs(line: str = "current", product: str = "edge-stack") -> dict[s
         "context": TARGET_CONTEXT,
         "versionLine": line,
     }
+
+
+@functools.cache
+def e2e_module(name: str) -> ModuleType:
+    """e2e/NAME.py as a module, loaded once (e2e/ holds scripts, not a package)."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "e2e" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault(name, module)  # what its dataclasses look their module up by
+    spec.loader.exec_module(module)
+    return module
 
 
 def real_linkerd(line: str | upstream.VersionLine = "current") -> str:

@@ -3,30 +3,20 @@ counted over a window from where it stood at the window's start (or from zero, s
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
-E2E_CPU = Path(__file__).resolve().parent.parent / "e2e" / "cpu.py"
+from tests.conftest import e2e_module
 
-
-def cpu() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("e2e_cpu", E2E_CPU)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("e2e_cpu", module)
-    spec.loader.exec_module(module)
-    return module
+cpu = e2e_module("cpu")
 
 
 def test_this_process_is_in_the_snapshot_with_its_own_cpu_time() -> None:
     before = os.times()
-    found = cpu().snapshot()
+    found = cpu.snapshot()
     mine = found[f"{os.getpid()}:{Path('/proc/self/comm').read_text().strip()}"]
     # /proc's figure for this process is the kernel's: within a few ticks of what os.times() says of it.
     assert abs(mine - (before.user + before.system)) < 0.5, (mine, before)
@@ -40,7 +30,7 @@ def test_window_counts_each_process_from_the_windows_start_or_from_zero() -> Non
         json.dumps({"t": 105.0, "cpu": {"1:pulumi": 9.0, "2:kube-apiserver": 43.0, "3:python": 2.4, "4:python": 1.0}}),
         json.dumps({"t": 200.0, "cpu": {"1:pulumi": 50.0}}),  # after the window: not counted
     ]
-    used = cpu().window(lines, 100.0, 105.0)
+    used = cpu.window(lines, 100.0, 105.0)
     # pulumi 9.0 - 5.0; the API server 43 - 40; python 3, first seen within the first second, from there (2.4 - 0.4);
     # python 4, started later in the window, from zero (1.0).
     assert dict(used) == pytest.approx({"pulumi": 4.0, "kube-apiserver": 3.0, "python": 3.0})

@@ -3,26 +3,13 @@ critical path and a Deployment's await are its own, not the earlier Service's (t
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-from types import ModuleType
-
 from driver.api import Progress
 from driver.progress import plain_line
+from tests.conftest import e2e_module
 
-E2E_TIMINGS = Path(__file__).resolve().parent.parent / "e2e" / "timings.py"
 STACK = "urn:pulumi:target::aes-linkerd2::"
 PARENT = "aes-linkerd2:index:LinkerdControlPlane$"
-
-
-def timings() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("timings", E2E_TIMINGS)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("timings", module)
-    spec.loader.exec_module(module)
-    return module
+timings = e2e_module("timings")
 
 
 def progress_log(*steps: tuple[float, str, bool]) -> str:
@@ -49,7 +36,7 @@ def resource(kind: str, name: str, *needs: str) -> dict[str, object]:
 
 
 def test_a_service_and_a_deployment_of_one_name_are_two_steps() -> None:
-    start, end = timings().steps("target", LOG)
+    start, end = timings.steps("target", LOG)
     assert start == {
         "Command identity-trust-anchor": 2,
         "Service linkerd:linkerd/linkerd-identity": 4,
@@ -73,7 +60,7 @@ def test_the_critical_path_follows_the_deployments_own_dependency() -> None:
             ]
         }
     }
-    assert timings().critical_path("target", LOG, state) == [
+    assert timings.critical_path("target", LOG, state) == [
         "    2 steps, the last done at 28s:",
         "       2 ->    6  (  4s)  Command identity-trust-anchor",
         "      20 ->   28  (  8s)  Deployment linkerd:linkerd/linkerd-identity",
@@ -94,6 +81,6 @@ def test_a_deployments_await_is_its_own_step_not_the_services() -> None:
             }
         ]
     }
-    assert timings().deployments("target", LOG, listed) == [
+    assert timings.deployments("target", LOG, listed) == [
         "    linkerd/linkerd-identity: Available after 3s, last rollout done after 6s; up awaited 8s"
     ]
