@@ -40,21 +40,22 @@ def snapshot(proc: Path = Path("/proc")) -> dict[str, float]:
 
 def window(lines: Iterable[str], start: float, end: float) -> dict[str, float]:
     """CPU seconds by process name between START and END, from `sample`'s lines."""
+    # By PID: a kernel worker's name changes with the work it does, and it is still the same process.
     first: dict[str, float] = {}
-    last: dict[str, float] = {}
+    last: dict[str, tuple[str, float]] = {}
     for line in lines:
         record = json.loads(line)
         at = record["t"]
         if at < start - 0.5 or at > end + 1.0:
             continue
         for process, seconds in record["cpu"].items():
+            pid, name = process.split(":", 1)
             # A process already there at the window's start counts from there; one started later, from zero.
-            first.setdefault(process, seconds if at <= start + 1.0 else 0.0)
-            last[process] = seconds
+            first.setdefault(pid, seconds if at <= start + 1.0 else 0.0)
+            last[pid] = (name, seconds)
     used: dict[str, float] = {}
-    for process, seconds in last.items():
-        name = process.split(":", 1)[1]
-        used[name] = used.get(name, 0.0) + seconds - first[process]
+    for pid, (name, seconds) in last.items():
+        used[name] = used.get(name, 0.0) + seconds - first[pid]
     return used
 
 

@@ -34,3 +34,12 @@ def test_window_counts_each_process_from_the_windows_start_or_from_zero() -> Non
     # pulumi 9.0 - 5.0; the API server 43 - 40; python 3, first seen within the first second, from there (2.4 - 0.4);
     # python 4, started later in the window, from zero (1.0).
     assert dict(used) == pytest.approx({"pulumi": 4.0, "kube-apiserver": 3.0, "python": 3.0})
+
+
+def test_a_process_whose_name_changes_is_still_counted_from_where_it_stood() -> None:
+    lines = [
+        json.dumps({"t": 100.0, "cpu": {"7:kworker/u8:1-writeback": 60.0}}),
+        json.dumps({"t": 103.0, "cpu": {"7:kworker/u8:1+ext4-rsv-conversion": 60.5}}),
+    ]
+    # Its 0.5 s in the window, under its last name; not its 60.5 s since boot.
+    assert cpu.window(lines, 100.0, 103.0) == pytest.approx({"kworker/u8:1+ext4-rsv-conversion": 0.5})
