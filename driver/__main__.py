@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.live import Live
 
 from driver import certs, rotate, setup
-from driver.api import Deployment, OperationResult
+from driver.api import MARKED_OPERATIONS, Deployment, OperationResult
 from driver.progress import Display
 from driver.render import RENDERED_INCOMPLETELY, incomplete
 from driver.settings import STACKS, DriverError, read_settings
@@ -94,7 +94,7 @@ def parser() -> argparse.ArgumentParser:
             )
         if verb in ("up", "preview", "refresh"):
             sub.add_argument("--expect-no-changes", action="store_true", help="fail a stack whose plan changes anything")
-        if verb in ("up", "destroy"):
+        if verb in MARKED_OPERATIONS:
             sub.add_argument(
                 "--skip-checkpoints",
                 action="store_true",

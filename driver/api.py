@@ -32,6 +32,8 @@ CHANGE_KINDS = ("create", "update", "replace", "delete", "same")
 # Where `up` or `destroy` with `--skip-checkpoints` marks its stack while it runs (beside a file backend's state, else
 # in the project).
 UNFINISHED_DIR = ".aes-linkerd2-unfinished"
+# The operations that take --skip-checkpoints, are marked while they run, and stop on a mark left over.
+MARKED_OPERATIONS = ("up", "destroy")
 
 
 @dataclass(frozen=True)
@@ -236,7 +238,7 @@ class Deployment:
             self.project_dir, stacks, operation, backend_url=self.backend_url, environ=self.environ, tools_=tools_
         )
         # `preview` and `refresh` still run: they are how to see what the state lacks.
-        return findings + (self.unfinished_findings() if operation in ("up", "destroy", "check") else [])
+        return findings + (self.unfinished_findings() if operation in (*MARKED_OPERATIONS, "check") else [])
 
     def preflight(self, operation: str) -> None:
         """Stop before anything runs, with every problem listed, when any check fails."""
@@ -274,7 +276,7 @@ class Deployment:
         engine = self._prepare(operation)
         # The engine reads the variable from the environment too: set there, it is the flag, and marked as such.
         skip_checkpoints = skip_checkpoints or (
-            operation in ("up", "destroy") and self.environ.get(SKIP_CHECKPOINTS, "").lower() in ("1", "t", "true")
+            operation in MARKED_OPERATIONS and self.environ.get(SKIP_CHECKPOINTS, "").lower() in ("1", "t", "true")
         )
         results: list[StackResult] = []
         for index, stack in enumerate(order):
