@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from driver import preflight, setup
-from driver.automation import SKIP_CHECKPOINTS, AutomationEngine
+from driver.automation import GO_GC_PACE, SKIP_CHECKPOINTS, AutomationEngine, without_blob_sidecars
 from driver.render import render_stacks
 from driver.settings import STACKS, DriverError, StackSettings
 from support import tools
@@ -254,21 +254,28 @@ class Deployment:
             self._engine = AutomationEngine(self.project_dir, self._engine_environment())
         return self._engine
 
+    def _state_dir(self) -> Path | None:
+        """A `file://` backend's folder (its query, if any, left out); None for other backends."""
+        if not self.backend_url.startswith("file://"):
+            return None
+        return Path(self.backend_url.removeprefix("file://").split("?", 1)[0])
+
     def _engine_environment(self) -> dict[str, str]:
-        if self.backend_url.startswith("file://"):
-            Path(self.backend_url.removeprefix("file://")).mkdir(parents=True, exist_ok=True)
+        state_dir = self._state_dir()
+        if state_dir is not None:
+            state_dir.mkdir(parents=True, exist_ok=True)
         # The stacks run after the pre-flight passed: the program does not ask the clusters and the CLI again.
         return {
+            **GO_GC_PACE,
             **self.environ,
-            "PULUMI_BACKEND_URL": self.backend_url,
+            "PULUMI_BACKEND_URL": without_blob_sidecars(self.backend_url),
             "PULUMI_SKIP_UPDATE_CHECK": "true",
             PREFLIGHT_ENV: "1",
         }
 
     def unfinished_marker(self, stack: str) -> Path:
         """The file that says `stack`'s last `up` or `destroy` with `--skip-checkpoints` has not ended."""
-        base = Path(self.backend_url.removeprefix("file://")) if self.backend_url.startswith("file://") else self.project_dir
-        return base / UNFINISHED_DIR / f"{stack}.json"
+        return (self._state_dir() or self.project_dir) / UNFINISHED_DIR / f"{stack}.json"
 
     def _run(
         self, operation: str, order: list[str], expect_no_changes: bool = False, skip_checkpoints: bool = False

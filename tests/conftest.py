@@ -7,6 +7,7 @@ import functools
 import importlib.util
 import os
 import runpy
+import shutil
 import socket
 import sys
 import threading
@@ -105,6 +106,16 @@ def real_helm() -> str:
     found = helm.find_helm()
     if found is None:
         pytest.skip(f"REAL helm v{helm.HELM_VERSION} NOT FOUND ({helm.where_to_look()}): test NOT RUN")
+    return found
+
+
+def real_pulumi() -> str:
+    """The Pulumi CLI: on PATH, else the tool cache's (CONTRIBUTING.md); the test is skipped, loudly, without it."""
+    found = shutil.which("pulumi") or next(
+        (str(path) for path in [tools.cache_root() / "bin" / "pulumi"] if os.access(path, os.X_OK)), None
+    )
+    if found is None:
+        pytest.skip(f"REAL Pulumi CLI NOT FOUND (PATH, {tools.cache_root() / 'bin'}): test NOT RUN; e2e/build-tools.sh pulumi")
     return found
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ import pytest
 from driver import Deployment, DriverError
 from driver.__main__ import main
 from driver.api import OperationResult, Progress
-from tests.conftest import ROOT
+from tests.conftest import ROOT, real_pulumi
 
 ENV = {"PULUMI_CONFIG_PASSPHRASE": "test", "KUBECONFIG": ""}
 PULUMI_VERSION = "v" + (ROOT / ".pulumi-version").read_text().strip()
@@ -449,6 +450,61 @@ def test_two_deployments_in_one_process_keep_their_own_settings(kube: Path, tmp_
     assert (a.backend_url, b.backend_url) == (f"file://{tmp_path}/a", f"file://{tmp_path}/b")
     assert second.calls == [("target", "up", False)]
     assert a._engine_environment()["PULUMI_BACKEND_URL"] != b._engine_environment()["PULUMI_BACKEND_URL"]
+
+
+def test_the_engine_runs_with_a_slower_go_gc_and_no_blob_sidecars(tmp_path: Path) -> None:
+    def environment(backend_url: str, **environ: str) -> dict[str, str]:
+        return Deployment(ROOT, backend_url=backend_url, environ=environ)._engine_environment()
+
+    tuned = environment(f"file://{tmp_path}/state")
+    assert (tuned["PULUMI_BACKEND_URL"], tuned["GOGC"]) == (f"file://{tmp_path}/state?metadata=skip", "400")
+    assert (tmp_path / "state").is_dir()
+    # The user's own GOGC, and a URL that names `metadata` itself, are theirs.
+    kept = environment(f"file://{tmp_path}/kept?metadata=", GOGC="150")
+    assert (kept["PULUMI_BACKEND_URL"], kept["GOGC"]) == (f"file://{tmp_path}/kept?metadata=", "150")
+    assert (tmp_path / "kept").is_dir() and not (tmp_path / "kept?metadata=").exists()
+    other = f"file://{tmp_path}/other?no_tmp_dir=false"
+    assert environment(other)["PULUMI_BACKEND_URL"] == f"{other}&metadata=skip"
+    marker = Deployment(ROOT, backend_url=other, environ={}).unfinished_marker("target")
+    assert marker == tmp_path / "other" / ".aes-linkerd2-unfinished" / "target.json"
+    assert environment("s3://bucket/state")["PULUMI_BACKEND_URL"] == "s3://bucket/state"
+
+
+def test_the_real_pulumi_cli_writes_no_blob_sidecar_and_reads_the_same_state(tmp_path: Path) -> None:
+    """The URL's `metadata=skip` reaches gocloud's fileblob through the real CLI, and the plain URL finds the same stack."""
+    import subprocess
+
+    from driver.automation import without_blob_sidecars
+
+    pulumi = real_pulumi()
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "Pulumi.yaml").write_text("name: aes-linkerd2\nruntime: python\n")
+    (tmp_path / "state").mkdir()  # the driver makes it, as the CLI needs
+    plain = f"file://{tmp_path}/state"
+    base = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path), "PULUMI_HOME": str(tmp_path / "home")}
+    base |= {"PULUMI_CONFIG_PASSPHRASE": "test", "PULUMI_SKIP_UPDATE_CHECK": "true"}
+
+    def cli(backend: str, *args: str) -> str:
+        done = subprocess.run(
+            [pulumi, *args, "--non-interactive"],
+            cwd=project,
+            env={**base, "PULUMI_BACKEND_URL": backend},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    cli(without_blob_sidecars(plain), "stack", "init", "target")
+    written = sorted(p.relative_to(tmp_path / "state").as_posix() for p in (tmp_path / "state").rglob("*") if p.is_file())
+    assert ".pulumi/stacks/aes-linkerd2/target.json" in written
+    assert [name for name in written if name.endswith(".attrs")] == []
+    assert [stack["name"] for stack in json.loads(cli(plain, "stack", "ls", "--json"))] == ["target"]
+    exported = json.loads(cli(plain, "stack", "export", "--stack", "target"))
+    assert exported["version"] == 3 and exported["deployment"]["manifest"]["version"]
 
 
 def test_unknown_stack_is_refused() -> None:
