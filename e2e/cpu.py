@@ -1,7 +1,9 @@
-"""Where the machine's CPU went: every process's CPU time, sampled once a second, summed by name over a window.
+"""Where the machine's CPU went: every process's CPU time, sampled once a second, summed by name over a window; and
+the most memory each process name held at once.
 
     python e2e/cpu.py sample FILE            appends one JSON line a second to FILE until killed
-    python e2e/cpu.py window FILE T0 T1      CPU seconds by process name between epoch times T0 and T1
+    python e2e/cpu.py window FILE T0 T1      CPU seconds by process name between epoch times T0 and T1, and the peak
+                                             resident memory of the busiest names
 
 A process's CPU time is `utime + stime` of /proc/PID/stat. Over the window each process counts from its first sample
 in it (0 if it started inside it) to its last; one that ended between two samples loses at most its last second.
@@ -19,6 +21,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
 
 
 def processes(proc: Path = Path("/proc")) -> Iterator[tuple[int, str, list[str]]]:
@@ -36,6 +39,23 @@ def processes(proc: Path = Path("/proc")) -> Iterator[tuple[int, str, list[str]]
 def snapshot(proc: Path = Path("/proc")) -> dict[str, float]:
     """Every live process's CPU seconds so far (utime + stime), by `PID:NAME`."""
     return {f"{pid}:{name}": (int(fields[11]) + int(fields[12])) / CLOCK_TICKS for pid, name, fields in processes(proc)}
+
+
+def resident(proc: Path = Path("/proc")) -> dict[str, int]:
+    """Every live process's resident memory in bytes (rss of /proc/PID/stat), by `PID:NAME`."""
+    return {f"{pid}:{name}": int(fields[21]) * PAGE_BYTES for pid, name, fields in processes(proc)}
+
+
+def peak_resident(lines: Iterable[str], start: float, end: float) -> dict[str, int]:
+    """The most resident memory one process of each name held in a sample between START and END (bytes)."""
+    peaks: dict[str, int] = {}
+    for line in lines:
+        record = json.loads(line)
+        if start - 0.5 <= record["t"] <= end + 1.0:
+            for process, size in record.get("rss", {}).items():
+                name = process.split(":", 1)[1]
+                peaks[name] = max(peaks.get(name, 0), size)
+    return peaks
 
 
 def window(lines: Iterable[str], start: float, end: float) -> dict[str, float]:
@@ -63,15 +83,21 @@ def main(argv: list[str]) -> int:
     if argv[:1] == ["sample"] and len(argv) == 2:
         with Path(argv[1]).open("a", encoding="utf-8") as out:
             while True:
-                out.write(json.dumps({"t": time.time(), "cpu": snapshot()}) + "\n")
+                out.write(json.dumps({"t": time.time(), "cpu": snapshot(), "rss": resident()}) + "\n")
                 out.flush()
                 time.sleep(1)
     if argv[:1] == ["window"] and len(argv) == 4:
         start, end = float(argv[2]), float(argv[3])
-        used = window(Path(argv[1]).read_text(encoding="utf-8").splitlines(), start, end)
+        lines = Path(argv[1]).read_text(encoding="utf-8").splitlines()
+        used = window(lines, start, end)
         total = sum(used.values())
-        busiest = ", ".join(f"{name} {seconds:.1f}s" for name, seconds in sorted(used.items(), key=lambda kv: -kv[1])[:6])
+        names = [name for name, _ in sorted(used.items(), key=lambda kv: -kv[1])[:6]]
+        busiest = ", ".join(f"{name} {used[name]:.1f}s" for name in names)
         print(f"CPU {total:.1f}s over {end - start:.1f}s ({total / max(end - start, 1e-9):.2f} cores): {busiest}")
+        peaks = peak_resident(lines, start, end)
+        held = ", ".join(f"{name} {peaks[name] / 2**20:.0f} MB" for name in names if name in peaks)
+        if held:
+            print(f"  peak resident memory, one process of each: {held}")
         return 0
     print(__doc__, file=sys.stderr)
     return 2

@@ -43,3 +43,21 @@ def test_a_process_whose_name_changes_is_still_counted_from_where_it_stood() -> 
     ]
     # Its 0.5 s in the window, under its last name; not its 60.5 s since boot.
     assert cpu.window(lines, 100.0, 103.0) == pytest.approx({"kworker/u8:1+ext4-rsv-conversion": 0.5})
+
+
+def test_this_process_resident_memory_is_what_proc_status_says() -> None:
+    found = cpu.resident()[f"{os.getpid()}:{Path('/proc/self/comm').read_text().strip()}"]
+    status = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines())
+    stated = int(status["VmRSS"].split()[0]) * 1024
+    # Two reads of a live process: within a few MB of each other.
+    assert abs(found - stated) < 8 * 2**20, (found, stated)
+
+
+def test_peak_resident_is_the_largest_one_process_of_a_name_held_in_the_window() -> None:
+    lines = [
+        json.dumps({"t": 99.0, "cpu": {}, "rss": {"1:pulumi": 900}}),  # before the window: not counted
+        json.dumps({"t": 100.0, "cpu": {}, "rss": {"1:pulumi": 100, "2:pulumi": 50}}),
+        json.dumps({"t": 101.0, "cpu": {}, "rss": {"1:pulumi": 300, "3:python": 20}}),
+        json.dumps({"t": 102.0, "cpu": {}}),  # a line of the earlier format: no memory
+    ]
+    assert cpu.peak_resident(lines, 100.0, 102.0) == {"pulumi": 300, "python": 20}
