@@ -107,6 +107,10 @@ def test_up(full: LiveCluster, seen: dict[str, Any]) -> None:
     up = driver(full, "up")
     seen["up"] = timings.stack_seconds("target", up.output)
     assert seen["up"], "the driver's summary has no line for the target"
+    # The driver's backend URL carries `metadata=skip`: the engine wrote no `.attrs` sidecar (an MD5 of the whole state).
+    written = sorted(path.name for path in (full.work / "state").rglob("*") if path.is_file())
+    assert {"target.json", "source.json"} <= set(written), written
+    assert [name for name in written if name.endswith(".attrs")] == [], written
     print("[full] each Deployment: seconds from its creation until the API server had it Available (and its last")
     print("[full] rollout done), against how long up awaited it:")
     print("\n".join(timings.deployments("target", up.output, full.get("deploy", "-A", context="target"))))
