@@ -111,9 +111,8 @@ def real_helm() -> str:
 
 def real_pulumi() -> str:
     """The Pulumi CLI: on PATH, else the tool cache's (CONTRIBUTING.md); the test is skipped, loudly, without it."""
-    found = shutil.which("pulumi") or next(
-        (str(path) for path in [tools.cache_root() / "bin" / "pulumi"] if os.access(path, os.X_OK)), None
-    )
+    cached = tools.cache_root() / "bin" / "pulumi"
+    found = shutil.which("pulumi") or (str(cached) if os.access(cached, os.X_OK) else None)
     if found is None:
         pytest.skip(f"REAL Pulumi CLI NOT FOUND (PATH, {tools.cache_root() / 'bin'}): test NOT RUN; e2e/build-tools.sh pulumi")
     return found
