@@ -19,7 +19,7 @@
 #   linkerd-controller-edge-26.8.3 proxy-injector | sp-validator   Linkerd's controller binary. Both read
 #       their cert (and the injector linkerd-config's values and the trust roots) from fixed paths under
 #       /var/run/linkerd, so each runs in its own mount namespace with the cluster's copies bind-mounted
-#       on /run.
+#       on /run. The injector's trust roots follow the ConfigMap through a watch (_watch_roots).
 #   linkerd-policy-controller-edge-26.8.3   Linkerd's policy controller (Rust, policy-controller/ at the
 #       tag): the policy validator's admission server, with the container's own args read from the live
 #       linkerd-destination Deployment. Its cert paths are args. It dials only the API server (the
@@ -119,6 +119,47 @@ for path, body in files.items():
         out.write(body)
     os.replace(path + ".new", path)
 ' "$run" "$INJECTOR_SECRET"
+}
+
+# The trust roots the injector reads at each admission, written as soon as the API server's watch says they changed.
+# On a cluster the program restarts a workload only after the injector's own pods rolled with the new roots; here the
+# injector is one process that never rolls, and the poll of the watcher below (every other tick, seconds under load)
+# once let a restart right after a rotation's write be admitted with the old bundle. One process (python, its kubectl
+# watch its child), its pid with the servers': killed with them. A watch the server ends is opened again.
+_watch_roots() {  # _watch_roots NAME
+  python3 -u - "$B/kubectl" "$WORK/$1/kubeconfig" "$INJECTOR_NAMESPACE" \
+    "$WORK/$1/webhooks/run/linkerd/identity/trust-roots/ca-bundle.crt" <<'EOF_ROOTS' &
+import json, os, signal, subprocess, sys, time
+kubectl, kubeconfig, namespace, path = sys.argv[1:5]
+child = None
+def stop(*_):
+    if child is not None:
+        child.kill()
+    sys.exit(0)
+signal.signal(signal.SIGTERM, stop)
+signal.signal(signal.SIGINT, stop)
+decoder = json.JSONDecoder()
+while True:
+    child = subprocess.Popen([kubectl, "--kubeconfig", kubeconfig, "get", "-n", namespace,
+                              "configmap/linkerd-identity-trust-roots", "--watch", "-o", "json"],
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    buffer = ""
+    for line in child.stdout:
+        buffer += line
+        try:
+            found, end = decoder.raw_decode(buffer.lstrip())
+        except ValueError:
+            continue  # an object not yet whole
+        buffer = buffer.lstrip()[end:]
+        body = ((found.get("data") or {}).get("ca-bundle.crt") or "").encode()
+        if body and not (os.path.exists(path) and open(path, "rb").read() == body):
+            with open(path + ".new", "wb", opener=lambda p, f: os.open(p, f, 0o600)) as out:
+                out.write(body)
+            os.replace(path + ".new", path)
+    child.wait()
+    time.sleep(1)
+EOF_ROOTS
+  echo $! >> "$WORK/$1/webhooks/pids"
 }
 
 # A webhook's TLS Secret as tls.crt/tls.key in DIR, each replaced only when it changed.
@@ -274,7 +315,7 @@ _watch_webhooks() {
         printf '[webhooks] REFUSING: %s/%s has ClusterIP %s, off loopback\n' "$name" "$INJECTOR_SERVICE" "$ip" >&2
         injector=refused
       elif [ -n "$ip" ] && _injector_files "$name"; then
-        _start_injector "$name" "$ip"; injector=started
+        _start_injector "$name" "$ip"; _watch_roots "$name"; injector=started
       fi
     # The injector reads the roots at each admission: refreshed every other tick, so a pod an update restarts
     # right after a rotation's write is not given the old bundle (a cluster's kubelet is slower, but there the
