@@ -115,6 +115,8 @@ for path, body in files.items():
     os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
     if os.path.exists(path) and open(path, "rb").read() == body:
         continue
+    if path.endswith("ca-bundle.crt") and os.path.exists(path):
+        continue  # once written, _watch_roots keeps the roots: a slower poll must not put an older copy back
     with open(path + ".new", "wb", opener=lambda p, f: os.open(p, f, 0o600)) as out:
         out.write(body)
     os.replace(path + ".new", path)
@@ -317,9 +319,7 @@ _watch_webhooks() {
       elif [ -n "$ip" ] && _injector_files "$name"; then
         _start_injector "$name" "$ip"; _watch_roots "$name"; injector=started
       fi
-    # The injector reads the roots at each admission: refreshed every other tick, so a pod an update restarts
-    # right after a rotation's write is not given the old bundle (a cluster's kubelet is slower, but there the
-    # injector's own pods roll first).
+    # Its cert and linkerd-config's values, refreshed every other tick; its roots follow a watch (_watch_roots).
     elif [ "$injector" = started ] && [ $((tick % 2)) = 0 ]; then
       _injector_files "$name" || true
     fi
