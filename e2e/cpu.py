@@ -19,6 +19,7 @@ import sys
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
@@ -36,25 +37,41 @@ def processes(proc: Path = Path("/proc")) -> Iterator[tuple[int, str, list[str]]
         yield int(entry.name), stat[stat.index("(") + 1 : stat.rindex(")")], stat[stat.rindex(")") + 2 :].split()
 
 
+def readings(proc: Path = Path("/proc")) -> tuple[dict[str, float], dict[str, int]]:
+    """Every live process's CPU seconds so far (utime + stime) and resident bytes (rss), by `PID:NAME`: one read of /proc."""
+    cpu: dict[str, float] = {}
+    rss: dict[str, int] = {}
+    for pid, name, fields in processes(proc):
+        cpu[f"{pid}:{name}"] = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+        rss[f"{pid}:{name}"] = int(fields[21]) * PAGE_BYTES
+    return cpu, rss
+
+
 def snapshot(proc: Path = Path("/proc")) -> dict[str, float]:
-    """Every live process's CPU seconds so far (utime + stime), by `PID:NAME`."""
-    return {f"{pid}:{name}": (int(fields[11]) + int(fields[12])) / CLOCK_TICKS for pid, name, fields in processes(proc)}
+    """Every live process's CPU seconds so far, by `PID:NAME`."""
+    return readings(proc)[0]
 
 
 def resident(proc: Path = Path("/proc")) -> dict[str, int]:
-    """Every live process's resident memory in bytes (rss of /proc/PID/stat), by `PID:NAME`."""
-    return {f"{pid}:{name}": int(fields[21]) * PAGE_BYTES for pid, name, fields in processes(proc)}
+    """Every live process's resident memory in bytes, by `PID:NAME`."""
+    return readings(proc)[1]
+
+
+def _in_window(lines: Iterable[str], start: float, end: float) -> Iterator[dict[str, Any]]:
+    """`sample`'s records taken between START and END (half a second before, a second after: one sample apart)."""
+    for line in lines:
+        record = json.loads(line)
+        if start - 0.5 <= record["t"] <= end + 1.0:
+            yield record
 
 
 def peak_resident(lines: Iterable[str], start: float, end: float) -> dict[str, int]:
     """The most resident memory one process of each name held in a sample between START and END (bytes)."""
     peaks: dict[str, int] = {}
-    for line in lines:
-        record = json.loads(line)
-        if start - 0.5 <= record["t"] <= end + 1.0:
-            for process, size in record.get("rss", {}).items():
-                name = process.split(":", 1)[1]
-                peaks[name] = max(peaks.get(name, 0), size)
+    for record in _in_window(lines, start, end):
+        for process, size in record.get("rss", {}).items():
+            name = process.split(":", 1)[1]
+            peaks[name] = max(peaks.get(name, 0), size)
     return peaks
 
 
@@ -63,11 +80,8 @@ def window(lines: Iterable[str], start: float, end: float) -> dict[str, float]:
     # By PID: a kernel worker's name changes with the work it does, and it is still the same process.
     first: dict[str, float] = {}
     last: dict[str, tuple[str, float]] = {}
-    for line in lines:
-        record = json.loads(line)
+    for record in _in_window(lines, start, end):
         at = record["t"]
-        if at < start - 0.5 or at > end + 1.0:
-            continue
         for process, seconds in record["cpu"].items():
             pid, name = process.split(":", 1)
             # A process already there at the window's start counts from there; one started later, from zero.
@@ -83,7 +97,8 @@ def main(argv: list[str]) -> int:
     if argv[:1] == ["sample"] and len(argv) == 2:
         with Path(argv[1]).open("a", encoding="utf-8") as out:
             while True:
-                out.write(json.dumps({"t": time.time(), "cpu": snapshot(), "rss": resident()}) + "\n")
+                cpu, rss = readings()
+                out.write(json.dumps({"t": time.time(), "cpu": cpu, "rss": rss}) + "\n")
                 out.flush()
                 time.sleep(1)
     if argv[:1] == ["window"] and len(argv) == 4:
